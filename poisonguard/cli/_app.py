@@ -1,0 +1,75 @@
+"""The typer application and what every command shares: error handling, progress."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from poisonguard.errors import PoisonguardError
+from poisonguard.progress import NullProgress
+
+__all__ = ["app", "command", "err_console", "out_console", "progress_bar"]
+
+app = typer.Typer(
+    name="poisonguard",
+    help="Find, explain and remove poisoned rows in training data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out_console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
+    """Like ``app.command`` but a :class:`PoisonguardError` becomes one line and exit 2."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            try:
+                return fn(*a, **kw)
+            except PoisonguardError as exc:
+                err_console.print(f"poisonguard: error: {exc}", markup=False, soft_wrap=True)
+                raise typer.Exit(2) from None
+            except KeyboardInterrupt:
+                err_console.print("poisonguard: interrupted", markup=False)
+                raise typer.Exit(130) from None
+
+        app.command(*args, **kwargs)(wrapper)
+        return fn
+
+    return decorate
+
+
+class _RichProgress:
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: TaskID | None = None
+
+    def update(self, stage: str, *, done: int, total: int) -> None:
+        if self._task is None:
+            self._task = self._progress.add_task(stage, total=total)
+        self._progress.update(self._task, description=stage, completed=done, total=total)
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[Any]:
+    """A progress reporter drawn on stderr (nothing when disabled or not a terminal)."""
+    if not enabled or not sys.stderr.isatty():
+        yield NullProgress()
+        return
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=err_console, transient=True,
+    ) as progress:
+        yield _RichProgress(progress)

@@ -1,0 +1,1 @@
+"""CLI commands: attack (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""CLI commands: provenance (filled in by its issue)."""

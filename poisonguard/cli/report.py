@@ -1,0 +1,1 @@
+"""CLI commands: report (filled in by its issue)."""

@@ -1,0 +1,1 @@
+"""CLI commands: scan (filled in by its issue)."""

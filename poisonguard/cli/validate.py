@@ -1,0 +1,1 @@
+"""CLI commands: validate (filled in by its issue)."""

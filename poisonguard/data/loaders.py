@@ -1,0 +1,276 @@
+"""Strict loaders: every file type poisonguard reads becomes a valid :class:`Dataset`.
+
+Errors are :class:`~poisonguard.errors.DataError` naming the file and the row.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from poisonguard.data.dataset import Dataset
+from poisonguard.errors import DataError
+
+__all__ = ["IMAGE_SUFFIXES", "TABLE_SUFFIXES", "load_dataset", "load_table", "table_to_dataset"]
+
+TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+_RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def load_dataset(
+    path: str | Path,
+    *,
+    label: str = "label",
+    id_column: str | None = None,
+    text_column: str = "text",
+) -> Dataset:
+    """Load CSV, Parquet, NPZ, JSONL or an image folder ``root/<class>/<file>.png``."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError("no such file or directory", path=str(p))
+    if p.is_dir():
+        return _load_image_folder(p)
+    suffix = p.suffix.lower()
+    if suffix in TABLE_SUFFIXES:
+        table = load_table(p)
+        return table_to_dataset(
+            table, path=str(p), label=label, id_column=id_column, text_column=text_column
+        )
+    if suffix == ".npz":
+        return _load_npz(p)
+    if suffix in {".jsonl", ".ndjson"}:
+        return _load_jsonl(p, label=label, text_column=text_column)
+    raise DataError(
+        f"unknown file type '{p.suffix}' (expected .csv, .parquet, .npz, .jsonl or an image folder)",
+        path=str(p),
+    )
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file as it is, with strict parsing."""
+    p = Path(path)
+    if p.stat().st_size == 0:
+        raise DataError("file is empty", path=str(p))
+    if p.suffix.lower() == ".csv":
+        try:
+            table = pd.read_csv(p)
+        except pd.errors.EmptyDataError:
+            raise DataError("file is empty", path=str(p)) from None
+        except pd.errors.ParserError as exc:
+            m = _RAGGED.search(str(exc))
+            if m:
+                expected, line, saw = m.groups()
+                raise DataError(
+                    f"line {line}: expected {expected} fields, saw {saw}",
+                    path=str(p),
+                    row=int(line) - 2,
+                ) from None
+            raise DataError(f"cannot parse CSV: {exc}", path=str(p)) from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not UTF-8 text ({exc.reason})", path=str(p)) from None
+    else:
+        try:
+            table = pd.read_parquet(p)
+        except Exception as exc:  # pyarrow raises many types for corrupt files
+            raise DataError(f"cannot read Parquet: {exc}", path=str(p)) from None
+    if len(table) == 0:
+        raise DataError("file has no rows", path=str(p))
+    return table
+
+
+def _label_codes(values: pd.Series | np.ndarray, path: str) -> tuple[np.ndarray, tuple[str, ...], str]:
+    """Integer codes, class names, and the label kind ('int' or 'str')."""
+    series = pd.Series(values)
+    missing = np.flatnonzero(series.isna().to_numpy())
+    if len(missing):
+        raise DataError("label is missing (NaN)", path=path, row=int(missing[0]))
+    if pd.api.types.is_float_dtype(series):
+        arr = series.to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))
+        if len(bad):
+            raise DataError(f"label {arr[bad[0]]!r} is not a class", path=path, row=int(bad[0]))
+        series = series.astype(np.int64)
+    if pd.api.types.is_integer_dtype(series) or pd.api.types.is_bool_dtype(series):
+        ints = series.to_numpy(dtype=np.int64)
+        uniq = np.unique(ints)
+        codes = np.searchsorted(uniq, ints)
+        return codes, tuple(str(u) for u in uniq), "int"
+    strings = series.astype(str).to_numpy()
+    uniq_s = np.unique(strings)
+    return np.searchsorted(uniq_s, strings), tuple(uniq_s.tolist()), "str"
+
+
+def table_to_dataset(
+    table: pd.DataFrame,
+    *,
+    path: str,
+    label: str = "label",
+    id_column: str | None = None,
+    text_column: str = "text",
+) -> Dataset:
+    """Turn a table into a Dataset: a ``text`` column makes it text, else tabular.
+
+    Numeric and boolean columns are features; string columns are encoded as
+    ordinal codes (sorted categories), recorded in ``meta``.
+    """
+    if label not in table.columns:
+        raise DataError(
+            f"no label column '{label}' (columns: {', '.join(map(str, table.columns[:20]))})",
+            path=path,
+        )
+    if id_column is not None and id_column not in table.columns:
+        raise DataError(f"no id column '{id_column}'", path=path)
+    codes, classes, kind = _label_codes(table[label], path)
+    ids = None
+    if id_column is not None:
+        ids = table[id_column].astype(str).to_numpy(dtype=object)
+    meta = {"label_kind": kind, "format": Path(path).suffix.lower().lstrip(".")}
+    rest = [c for c in table.columns if c not in {label, id_column}]
+    if text_column in table.columns:
+        texts = table[text_column]
+        bad = np.flatnonzero(texts.isna().to_numpy())
+        if len(bad):
+            raise DataError(f"'{text_column}' is missing", path=path, row=int(bad[0]))
+        return Dataset(
+            labels=codes, classes=classes, texts=tuple(texts.astype(str)), ids=ids,
+            source=path, label_column=label, meta=meta,
+        )
+    if not rest:
+        raise DataError("no feature columns besides the label", path=path)
+    columns = []
+    for name in rest:
+        col = table[name]
+        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            missing = np.flatnonzero(col.isna().to_numpy())
+            if len(missing):
+                raise DataError(f"column '{name}' is missing", path=path, row=int(missing[0]))
+            cats = np.unique(col.astype(str).to_numpy())
+            values = np.searchsorted(cats, col.astype(str).to_numpy()).astype(np.float64)
+            meta[f"categories:{name}"] = json.dumps(cats.tolist())
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise DataError(
+                f"column '{name}' has {values[bad[0]]!r} (NaN and inf are not allowed)",
+                path=path, row=int(bad[0]),
+            )
+        columns.append(values)
+    features = np.column_stack(columns).astype(np.float32)
+    return Dataset(
+        labels=codes, classes=classes, features=features, ids=ids,
+        feature_names=tuple(str(c) for c in rest), source=path, label_column=label, meta=meta,
+    )
+
+
+def _load_npz(p: Path) -> Dataset:
+    path = str(p)
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except ValueError as exc:
+        raise DataError(f"cannot read NPZ without pickle: {exc}", path=path) from None
+    except Exception as exc:  # zipfile / OS errors for corrupt files
+        raise DataError(f"cannot read NPZ: {exc}", path=path) from None
+    for key in ("X", "y"):
+        if key not in arrays:
+            raise DataError(f"NPZ needs arrays 'X' and 'y' (has {sorted(arrays)})", path=path)
+    x, y = arrays["X"], arrays["y"]
+    if y.ndim != 1:
+        raise DataError(f"'y' must be 1-D, got shape {y.shape}", path=path)
+    if len(x) != len(y):
+        raise DataError(f"'X' has {len(x)} rows but 'y' has {len(y)}", path=path, row=min(len(x), len(y)))
+    if len(y) == 0:
+        raise DataError("file has no rows", path=path)
+    if not np.issubdtype(x.dtype, np.number) and x.dtype != bool:
+        raise DataError(f"'X' must be numeric, got {x.dtype}", path=path)
+    finite = np.isfinite(x.reshape(len(x), -1).astype(np.float64)).all(axis=1)
+    bad = np.flatnonzero(~finite)
+    if len(bad):
+        raise DataError("'X' has NaN or inf", path=path, row=int(bad[0]))
+    codes, classes, kind = _label_codes(y, path)
+    if "classes" in arrays and kind == "int":
+        names = [str(c) for c in arrays["classes"].tolist()]
+        uniq = [int(c) for c in classes]
+        if uniq and max(uniq) < len(names) and min(uniq) >= 0:
+            codes = np.asarray(uniq)[codes]
+            classes = tuple(names)
+    ids = arrays["ids"].astype(str).astype(object) if "ids" in arrays else None
+    meta = {"label_kind": kind, "format": "npz"}
+    if x.ndim == 2:
+        names_arr = arrays.get("feature_names")
+        names_t = tuple(str(n) for n in names_arr) if names_arr is not None else ()
+        return Dataset(labels=codes, classes=classes, features=x, ids=ids,
+                       feature_names=names_t, source=path, meta=meta)
+    if x.ndim in (3, 4):
+        return Dataset(labels=codes, classes=classes, images=x, ids=ids, source=path, meta=meta)
+    raise DataError(f"'X' must be N x D, N x H x W or N x H x W x C, got shape {x.shape}", path=path)
+
+
+def _load_jsonl(p: Path, *, label: str, text_column: str) -> Dataset:
+    path = str(p)
+    texts: list[str] = []
+    labels: list[object] = []
+    with p.open("r", encoding="utf-8") as fh:
+        for row, line in enumerate(fh):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"invalid JSON: {exc.msg}", path=path, row=row) from None
+            if not isinstance(obj, dict) or text_column not in obj or label not in obj:
+                raise DataError(f"each line needs '{text_column}' and '{label}'", path=path, row=row)
+            if not isinstance(obj[text_column], str):
+                raise DataError(f"'{text_column}' must be a string", path=path, row=row)
+            texts.append(obj[text_column])
+            labels.append(obj[label])
+    if not texts:
+        raise DataError("file has no rows", path=path)
+    codes, classes, kind = _label_codes(pd.Series(labels), path)
+    return Dataset(labels=codes, classes=classes, texts=tuple(texts), source=path,
+                   label_column=label, meta={"label_kind": kind, "format": "jsonl"})
+
+
+def _load_image_folder(root: Path) -> Dataset:
+    from PIL import Image, UnidentifiedImageError
+
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        raise DataError("image folder has no class sub-folders (expected root/<class>/<file>.png)",
+                        path=str(root))
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    files: list[str] = []
+    shape: tuple[int, ...] | None = None
+    for code, d in enumerate(class_dirs):
+        for f in sorted(d.iterdir()):
+            if f.name.startswith(".") or f.is_dir():
+                continue
+            row = len(images)
+            try:
+                with Image.open(f) as im:
+                    arr = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
+            except (UnidentifiedImageError, OSError):
+                raise DataError("not a readable image", path=str(f), row=row) from None
+            if arr.ndim == 2:
+                arr = arr[..., None]
+            if shape is None:
+                shape = arr.shape
+            elif arr.shape != shape:
+                raise DataError(f"image is {arr.shape}, others are {shape}", path=str(f), row=row)
+            images.append(arr)
+            labels.append(code)
+            files.append(str(f.relative_to(root)))
+    if not images:
+        raise DataError("image folder has no images", path=str(root))
+    return Dataset(
+        labels=np.asarray(labels), classes=tuple(d.name for d in class_dirs),
+        images=np.stack(images), source=str(root),
+        meta={"label_kind": "str", "format": "folder", "files": json.dumps(files)},
+    )

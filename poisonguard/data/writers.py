@@ -1,0 +1,77 @@
+"""Write datasets back to files, atomically, in the format the path asks for."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from poisonguard.data.dataset import Dataset
+from poisonguard.data.files import atomic_path
+from poisonguard.errors import UsageError
+
+__all__ = ["dataset_to_table", "label_values", "save_dataset", "save_table"]
+
+
+def label_values(dataset: Dataset) -> np.ndarray:
+    """Labels as the user wrote them: integers where the input had integers."""
+    names = np.asarray(dataset.classes, dtype=object)[dataset.labels]
+    if dataset.meta.get("label_kind") == "int":
+        return names.astype(np.int64)
+    return names
+
+
+def dataset_to_table(dataset: Dataset) -> pd.DataFrame:
+    """A tabular or text dataset as a DataFrame with its label column last."""
+    if dataset.features is not None:
+        table = pd.DataFrame(dataset.features, columns=list(dataset.feature_names))
+    elif dataset.texts is not None:
+        table = pd.DataFrame({"text": list(dataset.texts)})
+    else:
+        raise UsageError("images are written as .npz, not as a table")
+    table[dataset.label_column] = label_values(dataset)
+    return table
+
+
+def save_table(table: pd.DataFrame, path: str | Path) -> None:
+    """Write a DataFrame as CSV or Parquet (by suffix), atomically."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    with atomic_path(p, suffix=suffix) as tmp:
+        if suffix == ".csv":
+            table.to_csv(tmp, index=False)
+        elif suffix in {".parquet", ".pq"}:
+            table.to_parquet(tmp, index=False)
+        else:
+            raise UsageError(f"{p}: tables are written as .csv or .parquet")
+
+
+def save_dataset(dataset: Dataset, path: str | Path) -> None:
+    """Write ``dataset`` to ``path``: .csv/.parquet (tabular, text), .npz, .jsonl (text)."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in {".csv", ".parquet", ".pq"}:
+        save_table(dataset_to_table(dataset), p)
+    elif suffix == ".npz":
+        arrays: dict[str, np.ndarray] = {
+            "X": dataset.matrix() if dataset.images is None else dataset.images,
+            "y": label_values(dataset),
+        }
+        if dataset.features is not None:
+            arrays["feature_names"] = np.asarray(dataset.feature_names, dtype=str)
+        with atomic_path(p, suffix=".npz") as tmp, tmp.open("wb") as fh:
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+    elif suffix in {".jsonl", ".ndjson"}:
+        if dataset.texts is None:
+            raise UsageError(f"{p}: only text datasets are written as JSONL")
+        values = label_values(dataset)
+        lines = [
+            json.dumps({"text": t, dataset.label_column: v.item() if hasattr(v, "item") else v})
+            for t, v in zip(dataset.texts, values, strict=True)
+        ]
+        with atomic_path(p, suffix=suffix) as tmp:
+            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    else:
+        raise UsageError(f"{p}: cannot write '{p.suffix}' (use .csv, .parquet, .npz or .jsonl)")

@@ -1,0 +1,1 @@
+"""Detector: activation (being written)."""

@@ -1,0 +1,1 @@
+"""Detector: duplicate (being written)."""

@@ -1,0 +1,1 @@
+"""Detector: label (being written)."""

@@ -1,0 +1,1 @@
+"""Detector: outlier (being written)."""

@@ -1,0 +1,1 @@
+"""Detector: spectral (being written)."""

@@ -1,0 +1,1 @@
+"""Detector: trigger (being written)."""

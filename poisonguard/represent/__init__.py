@@ -1,0 +1,48 @@
+"""Features for detection, built once per scan and shared by every detector."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from poisonguard.data import Dataset
+from poisonguard.errors import DataError
+from poisonguard.progress import Progress
+from poisonguard.represent.base import Representation
+from poisonguard.represent.tabular import mlp_representation, scale_features
+
+__all__ = ["Representation", "build_representation", "mlp_representation", "scale_features"]
+
+
+def build_representation(
+    dataset: Dataset,
+    *,
+    embeddings: np.ndarray | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Representation:
+    """The representation for ``dataset``.
+
+    ``embeddings`` (N x K, user-supplied) replace the input features for any modality.
+    Tabular data and embeddings get an MLP; images get a small CNN when torch is
+    installed (an MLP on pixels otherwise).
+    """
+    if embeddings is not None:
+        emb = np.asarray(embeddings, dtype=np.float32)
+        if emb.ndim != 2 or len(emb) != len(dataset):
+            raise DataError(
+                f"embeddings must be {len(dataset)} x K, got shape {emb.shape}", path=dataset.source
+            )
+        if not np.isfinite(emb).all():
+            raise DataError("embeddings have NaN or inf", path=dataset.source)
+        return mlp_representation(emb, dataset.labels, dataset.n_classes, folds=folds, seed=seed,
+                                  progress=progress, model_name="mlp-on-embeddings")
+    if dataset.modality == "text":
+        raise DataError("text data needs --embeddings (text embedding lands with the text issue)",
+                        path=dataset.source)
+    if dataset.modality == "image":
+        from poisonguard.represent.image import image_representation
+
+        return image_representation(dataset, folds=folds, seed=seed, progress=progress)
+    return mlp_representation(dataset.matrix(), dataset.labels, dataset.n_classes, folds=folds,
+                              seed=seed, progress=progress)

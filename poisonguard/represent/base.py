@@ -1,0 +1,47 @@
+"""The representation every detector reads: built once per scan and shared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Representation"]
+
+
+@dataclass(frozen=True, eq=False)
+class Representation:
+    """What the detectors see of a dataset.
+
+    - ``features``: N x D standardised input-space features (tabular columns scaled
+      robustly; images flattened and scaled; texts as sentence embeddings).
+    - ``embedding``: N x K activations of a model trained on *all* rows (the layer is
+      a parameter, penultimate by default). A backdoored model separates poisoned
+      rows here, which is what spectral and clustering detectors need.
+    - ``proba``: N x C out-of-fold predicted probabilities: no row is scored by a
+      model that saw it (confident learning, label detectors).
+    - ``embedding_oof``: N x K activations of the held-out rows under their fold's
+      model (deep k-NN), or None when not computed.
+    """
+
+    features: np.ndarray
+    embedding: np.ndarray
+    proba: np.ndarray
+    embedding_oof: np.ndarray | None = None
+    model: str = ""
+    layer: str = ""
+    meta: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.features)
+        for name in ("embedding", "proba"):
+            arr = getattr(self, name)
+            if len(arr) != n:
+                raise ValueError(f"{name} has {len(arr)} rows, features has {n}")
+        if self.embedding_oof is not None and len(self.embedding_oof) != n:
+            raise ValueError("embedding_oof must have one row per row")
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """Out-of-fold predicted class per row."""
+        return np.asarray(self.proba.argmax(axis=1))

@@ -1,0 +1,89 @@
+"""Representations from a small MLP: out-of-fold probabilities and hidden activations.
+
+Works without the torch extra (scikit-learn's MLP). Used for tabular data, for
+images when torch is missing, and for text embeddings.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import StratifiedKFold
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import StandardScaler
+
+from poisonguard.progress import NullProgress, Progress
+from poisonguard.represent.base import Representation
+
+__all__ = ["mlp_representation", "scale_features"]
+
+
+def scale_features(x: np.ndarray) -> np.ndarray:
+    """Standardise columns (constant columns become 0)."""
+    scaled = StandardScaler().fit_transform(np.asarray(x, dtype=np.float64))
+    return np.asarray(scaled, dtype=np.float32)
+
+
+def _fit_mlp(x: np.ndarray, y: np.ndarray, *, hidden: int, seed: int, max_rows: int) -> MLPClassifier:
+    rng = np.random.default_rng(seed)
+    if len(x) > max_rows:
+        keep = rng.choice(len(x), size=max_rows, replace=False)
+        x, y = x[keep], y[keep]
+    model = MLPClassifier(
+        hidden_layer_sizes=(hidden,), alpha=1e-3, max_iter=300, random_state=seed,
+        early_stopping=len(x) > 20_000,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x, y)
+    return model
+
+
+def _hidden(model: MLPClassifier, x: np.ndarray) -> np.ndarray:
+    h = x @ model.coefs_[0] + model.intercepts_[0]
+    return np.asarray(np.maximum(h, 0.0), dtype=np.float32)
+
+
+def _proba(model: MLPClassifier, x: np.ndarray, n_classes: int) -> np.ndarray:
+    out = np.zeros((len(x), n_classes), dtype=np.float64)
+    out[:, model.classes_] = model.predict_proba(x)
+    return out
+
+
+def mlp_representation(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    *,
+    folds: int = 5,
+    hidden: int = 64,
+    seed: int = 0,
+    max_train_rows: int = 50_000,
+    progress: Progress | None = None,
+    model_name: str = "mlp",
+) -> Representation:
+    """Scale ``features``, train ``folds`` MLPs out-of-fold and one on all rows."""
+    progress = progress or NullProgress()
+    x = scale_features(features)
+    y = np.asarray(labels)
+    proba = np.zeros((len(x), n_classes), dtype=np.float64)
+    oof = np.zeros((len(x), hidden), dtype=np.float32)
+    n_splits = int(min(folds, np.bincount(y).min()))
+    n_splits = max(n_splits, 2)
+    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    total = n_splits + 1
+    for k, (train, held) in enumerate(splitter.split(x, y)):
+        progress.update(f"training fold {k + 1}/{n_splits}", done=k, total=total)
+        model = _fit_mlp(x[train], y[train], hidden=hidden, seed=seed + k, max_rows=max_train_rows)
+        proba[held] = _proba(model, x[held], n_classes)
+        oof[held] = _hidden(model, x[held])
+    progress.update("training on all rows", done=n_splits, total=total)
+    full = _fit_mlp(x, y, hidden=hidden, seed=seed, max_rows=max_train_rows)
+    progress.update("representation ready", done=total, total=total)
+    return Representation(
+        features=x, embedding=_hidden(full, x), proba=proba, embedding_oof=oof,
+        model=f"{model_name}({hidden})", layer="hidden",
+        meta={"folds": n_splits, "train_rows_cap": max_train_rows},
+    )

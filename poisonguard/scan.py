@@ -1,0 +1,134 @@
+"""The scan: load, represent once, run the detectors, fuse, return Findings."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from poisonguard.data import Dataset, load_dataset
+from poisonguard.detect import DEFAULT_DETECTORS, Detector, DetectorResult, get_detector
+from poisonguard.detect.fusion import fuse
+from poisonguard.errors import DataError, UsageError
+from poisonguard.findings import Findings, Reason, RowFinding
+from poisonguard.progress import NullProgress, Progress
+from poisonguard.represent import Representation, build_representation
+
+__all__ = ["dataset_digest", "resolve_detectors", "scan", "scan_dataset"]
+
+
+def dataset_digest(dataset: Dataset) -> str:
+    """SHA-256 over the row ids in order: the dataset's content fingerprint."""
+    assert dataset.ids is not None
+    h = hashlib.sha256()
+    for row_id in dataset.ids:
+        h.update(str(row_id).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def resolve_detectors(names: Sequence[str | Detector] | None, dataset: Dataset) -> list[Detector]:
+    """Detector instances for ``names`` (default: every default detector for the modality)."""
+    if names is None:
+        chosen = [get_detector(n) for n in DEFAULT_DETECTORS]
+        return [d for d in chosen if dataset.modality in d.modalities]
+    detectors: list[Detector] = []
+    for item in names:
+        det = get_detector(item) if isinstance(item, str) else item
+        if dataset.modality not in det.modalities:
+            raise UsageError(f"detector '{det.name}' does not support {dataset.modality} data")
+        detectors.append(det)
+    if not detectors:
+        raise UsageError("no detectors chosen")
+    return detectors
+
+
+def _check_scannable(dataset: Dataset) -> None:
+    counts = dataset.class_counts()
+    if dataset.n_classes < 2:
+        raise DataError("a scan needs at least two classes", path=dataset.source)
+    for code, count in enumerate(counts):
+        if count == 1:
+            row = int(np.flatnonzero(dataset.labels == code)[0])
+            raise DataError(
+                f"class '{dataset.classes[code]}' has a single row; cross-validation needs two",
+                path=dataset.source, row=row,
+            )
+
+
+def scan_dataset(
+    dataset: Dataset,
+    *,
+    detectors: Sequence[str | Detector] | None = None,
+    representation: Representation | None = None,
+    embeddings: np.ndarray | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> tuple[Findings, list[DetectorResult], Representation]:
+    """Scan and also return the raw detector results and the representation."""
+    progress = progress or NullProgress()
+    _check_scannable(dataset)
+    chosen = resolve_detectors(detectors, dataset)
+    if representation is None:
+        representation = build_representation(dataset, embeddings=embeddings, seed=seed,
+                                              progress=progress)
+    results: list[DetectorResult] = []
+    for k, det in enumerate(chosen):
+        progress.update(f"detector {det.name}", done=k, total=len(chosen))
+        results.append(det.score(dataset, representation))
+    progress.update("fusing", done=len(chosen), total=len(chosen))
+    return _findings(dataset, results, representation), results, representation
+
+
+def scan(
+    data: Dataset | str | Path,
+    *,
+    label: str = "label",
+    detectors: Sequence[str | Detector] | None = None,
+    embeddings: np.ndarray | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Findings:
+    """Scan a dataset (or a path to one) and return :class:`Findings` for every row."""
+    dataset = data if isinstance(data, Dataset) else load_dataset(data, label=label)
+    findings, _, _ = scan_dataset(dataset, detectors=detectors, embeddings=embeddings,
+                                  seed=seed, progress=progress)
+    return findings
+
+
+def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representation) -> Findings:
+    assert dataset.ids is not None
+    fused = fuse(results, len(dataset))
+    rows = tuple(
+        RowFinding(
+            index=i, id=str(dataset.ids[i]), score=round(float(fused.scores[i]), 6),
+            flagged=bool(fused.flags[i]), action=fused.actions[i],
+            suggested_label=fused.suggested[i],
+            reasons=tuple(Reason(d, round(s, 6), detail) for d, s, detail in fused.reasons[i]),
+        )
+        for i in range(len(dataset))
+    )
+    flagged_labels = dataset.labels[fused.flags]
+    by_class = {dataset.classes[c]: int(n) for c, n in
+                enumerate(np.bincount(flagged_labels, minlength=dataset.n_classes)) if n}
+    hypotheses = [h for r in results for h in r.hypotheses]
+    per_detector = {r.detector: int(r.n_flagged) for r in results}
+    summary = {
+        "rows": len(dataset),
+        "flagged": int(fused.flags.sum()),
+        "by_class": by_class,
+        "by_detector": per_detector,
+        "suspected_attacks": hypotheses,
+        "classes": list(dataset.classes),
+        "representation": {"model": rep.model, "layer": rep.layer},
+    }
+    return Findings(
+        dataset={"path": dataset.source, "rows": len(dataset), "modality": dataset.modality,
+                 "sha256": dataset_digest(dataset), "classes": list(dataset.classes)},
+        detectors=tuple(r.detector for r in results),
+        rows=rows,
+        summary=summary,
+        detector_results={r.detector: r.to_dict() for r in results},
+    )
