@@ -32,6 +32,7 @@ class RowFinding:
     action: str = "keep"
     suggested_label: int | None = None
     reasons: tuple[Reason, ...] = ()
+    detector_scores: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -78,6 +79,8 @@ class Findings:
                     else int(r["suggested_label"]),
                     reasons=tuple(Reason(str(x["detector"]), float(x["score"]), str(x["detail"]))
                                   for x in r.get("reasons", [])),
+                    detector_scores={str(k): float(v)
+                                     for k, v in (r.get("detector_scores") or {}).items()},
                 )
                 for r in d["rows"]
             )
@@ -105,9 +108,9 @@ def save_findings(findings: Findings, path: str | Path) -> None:
             "action": [r.action for r in findings.rows],
             "suggested_label": [r.suggested_label for r in findings.rows],
             "reasons": [json.dumps([asdict(x) for x in r.reasons]) for r in findings.rows],
+            "detector_scores": [json.dumps(r.detector_scores) for r in findings.rows],
         })
         header = {k: v for k, v in findings.to_dict().items() if k != "rows"}
-        table.attrs = {}
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -136,8 +139,9 @@ def load_findings(path: str | Path) -> Findings:
             raise DataError(f"not a poisonguard findings file ({exc})", path=str(p)) from None
         cols = arrow.to_pydict()
         rows: Sequence[dict[str, Any]] = [
-            {**{k: cols[k][i] for k in cols if k != "reasons"},
-             "reasons": json.loads(cols["reasons"][i])}
+            {**{k: cols[k][i] for k in cols if k not in ("reasons", "detector_scores")},
+             "reasons": json.loads(cols["reasons"][i]),
+             "detector_scores": json.loads(cols["detector_scores"][i])}
             for i in range(arrow.num_rows)
         ]
         return Findings.from_dict({**header, "rows": rows}, path=str(p))

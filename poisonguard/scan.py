@@ -107,6 +107,7 @@ def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representati
             flagged=bool(fused.flags[i]), action=fused.actions[i],
             suggested_label=fused.suggested[i],
             reasons=tuple(Reason(d, round(s, 6), detail) for d, s, detail in fused.reasons[i]),
+            detector_scores={r.detector: round(float(r.scores[i]), 6) for r in results},
         )
         for i in range(len(dataset))
     )
