@@ -13,7 +13,7 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_wine, make_cl
 from poisonguard.data import Dataset
 from poisonguard.errors import UsageError
 
-__all__ = ["BUILTIN", "builtin_dataset", "digits_images", "synthetic"]
+__all__ = ["BUILTIN", "BUILTIN_PREFIX", "builtin_dataset", "digits_images", "open_dataset", "synthetic"]
 
 
 def digits_images() -> Dataset:
@@ -63,3 +63,15 @@ def builtin_dataset(name: str) -> Dataset:
         return BUILTIN[name]()
     except KeyError:
         raise UsageError(f"unknown built-in dataset '{name}' (known: {', '.join(BUILTIN)})") from None
+
+
+BUILTIN_PREFIX = "builtin:"
+
+
+def open_dataset(spec: str, *, label: str = "label", id_column: str | None = None) -> Dataset:
+    """Load a file, or a built-in dataset named ``builtin:NAME``."""
+    from poisonguard.data import load_dataset
+
+    if spec.startswith(BUILTIN_PREFIX):
+        return builtin_dataset(spec[len(BUILTIN_PREFIX):])
+    return load_dataset(spec, label=label, id_column=id_column)

@@ -122,6 +122,7 @@ def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representati
         "by_class": by_class,
         "by_detector": per_detector,
         "suspected_attacks": hypotheses,
+        "clean_classes": [name for name in dataset.classes if name not in by_class],
         "classes": list(dataset.classes),
         "representation": {"model": rep.model, "layer": rep.layer},
     }

@@ -1,1 +1,138 @@
-"""CLI commands: scan (filled in by its issue)."""
+"""CLI commands: ``scan`` and ``clean``."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from poisonguard.clean import apply_findings
+from poisonguard.cli._app import command, out_console, progress_bar
+from poisonguard.data import load_embeddings
+from poisonguard.datasets import open_dataset
+from poisonguard.detect import available_detectors
+from poisonguard.errors import UsageError
+from poisonguard.findings import Findings, load_findings, save_findings
+from poisonguard.scan import scan_dataset
+
+__all__ = ["print_summary"]
+
+
+class OutputFormat(str, Enum):
+    json = "json"
+    parquet = "parquet"
+
+
+class CleanAction(str, Enum):
+    suggested = "suggested"
+    drop = "drop"
+    relabel = "relabel"
+    review = "review"
+
+
+DataArg = Annotated[str, typer.Argument(help="CSV, Parquet, NPZ, JSONL, image folder, or builtin:NAME.")]
+LabelOpt = Annotated[str, typer.Option("--label", help="Label column (tables, JSONL).")]
+IdOpt = Annotated[str | None, typer.Option("--id", help="Column holding stable row ids.")]
+
+
+def _parse_detectors(value: str | None) -> list[str] | None:
+    if value is None or value.strip() in {"", "default"}:
+        return None
+    if value.strip() == "all":
+        return list(available_detectors())
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def print_summary(findings: Findings, *, top: int = 10) -> None:
+    """Rows scanned, flags per class, suspected attacks and the top rows with reasons."""
+    s = findings.summary
+    rows = findings.dataset.get("rows", len(findings.rows))
+    flagged = s.get("flagged", 0)
+    out_console.print(
+        f"[bold]Scanned[/bold] {rows} rows ({findings.dataset.get('modality')}) with "
+        f"{', '.join(findings.detectors) or 'no detectors'}: "
+        f"[bold]{flagged}[/bold] flagged ({100 * flagged / max(rows, 1):.1f}%)"
+    )
+    if s.get("by_class"):
+        counts = ", ".join(f"{k}: {v}" for k, v in s["by_class"].items())
+        out_console.print(f"Flagged per class: {counts}")
+    for hypothesis in s.get("suspected_attacks", []):
+        out_console.print(f"[red]Suspected[/red] {hypothesis}", markup=True)
+    if s.get("clean_classes"):
+        out_console.print(f"Classes found clean by every detector: {', '.join(s['clean_classes'])}")
+    ranked = sorted(findings.flagged, key=lambda r: -r.score)[:top]
+    if not ranked:
+        return
+    table = Table(title=f"Top {len(ranked)} flagged rows")
+    for col in ("index", "score", "action", "reasons"):
+        table.add_column(col)
+    for r in ranked:
+        detail = "; ".join(f"{x.detector}: {x.detail}" for x in r.reasons)
+        table.add_row(str(r.index), f"{r.score:.3f}", r.action, detail)
+    out_console.print(table)
+
+
+@command("scan")
+def scan_command(
+    data: DataArg,
+    label: LabelOpt = "label",
+    id_column: IdOpt = None,
+    out: Annotated[Path, typer.Option(help="Folder for findings.json (or .parquet).")] = Path("scan"),
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Findings file format.")] = OutputFormat.json,
+    detectors: Annotated[str | None, typer.Option(
+        help="Comma-separated detector names, 'all', or 'default'.")] = None,
+    embeddings: Annotated[Path | None, typer.Option(
+        help="N x K embeddings (.npy/.npz) to use as the representation.")] = None,
+    fail_on: Annotated[float | None, typer.Option(
+        help="Exit 1 when any row is flagged with a score at or above this (0-1).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for model training.")] = 0,
+    quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Find poisoned rows: rank every row, flag the suspicious ones, say why."""
+    if fail_on is not None and not 0.0 <= fail_on <= 1.0:
+        raise UsageError("--fail-on must be between 0 and 1")
+    dataset = open_dataset(data, label=label, id_column=id_column)
+    emb = load_embeddings(embeddings, len(dataset)) if embeddings is not None else None
+    with progress_bar(not quiet and not as_json) as progress:
+        findings, _, _ = scan_dataset(dataset, detectors=_parse_detectors(detectors),
+                                      embeddings=emb, seed=seed, progress=progress)
+    target = out / f"findings.{fmt.value}"
+    save_findings(findings, target)
+    if as_json:
+        print(json.dumps({"findings": str(target), **findings.summary}))
+    elif not quiet:
+        print_summary(findings)
+        out_console.print(f"Findings written to {target}")
+    if fail_on is not None and any(r.flagged and r.score >= fail_on for r in findings.rows):
+        raise typer.Exit(1)
+
+
+@command("clean")
+def clean_command(
+    data: DataArg,
+    findings: Annotated[Path, typer.Option(help="Findings written by scan.")],
+    out: Annotated[Path, typer.Option(help="Where to write the clean data.")],
+    quarantine: Annotated[Path | None, typer.Option(help="Where to write removed rows.")] = None,
+    action: Annotated[CleanAction, typer.Option(
+        help="suggested: follow each row's action; drop, relabel or review every flagged row."
+    )] = CleanAction.suggested,
+    label: LabelOpt = "label",
+    id_column: IdOpt = None,
+    quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
+) -> None:
+    """Drop, relabel or quarantine the rows a scan flagged; never overwrites the input."""
+    dataset = open_dataset(data, label=label, id_column=id_column)
+    result = apply_findings(dataset, load_findings(findings), out, quarantine=quarantine,
+                            action=action.value)  # type: ignore[arg-type]
+    if not quiet:
+        plan = result.plan
+        out_console.print(
+            f"Kept {len(plan.keep)} of {len(dataset)} rows ({len(plan.relabel)} relabelled), "
+            f"quarantined {len(plan.drop)}; clean data in {result.out}"
+            + (f", quarantine in {result.quarantine}" if result.quarantine else "")
+        )

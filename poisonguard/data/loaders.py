@@ -15,7 +15,14 @@ import pandas as pd
 from poisonguard.data.dataset import Dataset
 from poisonguard.errors import DataError
 
-__all__ = ["IMAGE_SUFFIXES", "TABLE_SUFFIXES", "load_dataset", "load_table", "table_to_dataset"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "TABLE_SUFFIXES",
+    "load_dataset",
+    "load_embeddings",
+    "load_table",
+    "table_to_dataset",
+]
 
 TABLE_SUFFIXES = {".csv", ".parquet", ".pq"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
@@ -93,7 +100,7 @@ def _label_codes(values: pd.Series | np.ndarray, path: str) -> tuple[np.ndarray,
         arr = series.to_numpy(dtype=float)
         bad = np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))
         if len(bad):
-            raise DataError(f"label {arr[bad[0]]!r} is not a class", path=path, row=int(bad[0]))
+            raise DataError(f"label {float(arr[bad[0]])} is not a class", path=path, row=int(bad[0]))
         series = series.astype(np.int64)
     if pd.api.types.is_integer_dtype(series) or pd.api.types.is_bool_dtype(series):
         ints = series.to_numpy(dtype=np.int64)
@@ -157,7 +164,7 @@ def table_to_dataset(
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad):
             raise DataError(
-                f"column '{name}' has {values[bad[0]]!r} (NaN and inf are not allowed)",
+                f"column '{name}' has {float(values[bad[0]])} (NaN and inf are not allowed)",
                 path=path, row=int(bad[0]),
             )
         columns.append(values)
@@ -274,3 +281,31 @@ def _load_image_folder(root: Path) -> Dataset:
         images=np.stack(images), source=str(root),
         meta={"label_kind": "str", "format": "folder", "files": json.dumps(files)},
     )
+
+
+def load_embeddings(path: str | Path, n_rows: int) -> np.ndarray:
+    """User-supplied embeddings: a .npy array or an .npz with one array, N x K, no pickle."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError("no such embeddings file", path=str(p))
+    try:
+        loaded = np.load(p, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                keys = loaded.files
+                key = "embeddings" if "embeddings" in keys else (keys[0] if len(keys) == 1 else None)
+                if key is None:
+                    raise DataError(f"NPZ needs one array or 'embeddings' (has {keys})", path=str(p))
+                arr = loaded[key]
+        else:
+            arr = loaded
+    except (ValueError, OSError) as exc:
+        raise DataError(f"cannot read embeddings without pickle: {exc}", path=str(p)) from None
+    if arr.ndim != 2 or len(arr) != n_rows:
+        raise DataError(f"embeddings must be {n_rows} x K, got shape {arr.shape}", path=str(p))
+    if not np.issubdtype(arr.dtype, np.number):
+        raise DataError(f"embeddings must be numeric, got {arr.dtype}", path=str(p))
+    bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+    if len(bad):
+        raise DataError("embeddings have NaN or inf", path=str(p), row=int(bad[0]))
+    return np.asarray(arr, dtype=np.float32)

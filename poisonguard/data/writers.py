@@ -15,9 +15,12 @@ from poisonguard.errors import UsageError
 __all__ = ["dataset_to_table", "label_values", "save_dataset", "save_table"]
 
 
-def label_values(dataset: Dataset) -> np.ndarray:
-    """Labels as the user wrote them: integers where the input had integers."""
-    names = np.asarray(dataset.classes, dtype=object)[dataset.labels]
+def label_values(dataset: Dataset, codes: np.ndarray | None = None) -> np.ndarray:
+    """Labels as the user wrote them (integers where the input had integers).
+
+    ``codes`` (default: the dataset's own labels) are label codes into its classes.
+    """
+    names = np.asarray(dataset.classes, dtype=object)[dataset.labels if codes is None else codes]
     if dataset.meta.get("label_kind") == "int":
         return names.astype(np.int64)
     return names

@@ -10,10 +10,7 @@ import numpy as np
 from poisonguard.detect.base import DetectorResult
 from poisonguard.detect.thresholds import FLAG_SCORE
 
-__all__ = ["FusedRows", "LABEL_DETECTORS", "fuse"]
-
-# Detectors whose flags mean "the label is wrong": their rows may be relabelled.
-LABEL_DETECTORS = frozenset({"label", "knn"})
+__all__ = ["FusedRows", "fuse"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,12 +51,13 @@ def fuse(results: Sequence[DetectorResult], n_rows: int) -> FusedRows:
         ]
         row_reasons.sort(key=lambda t: -t[1])
         reasons.append(row_reasons)
-        suggestion = next((r.suggested_labels[i] for r in results
-                           if r.flags[i] and i in r.suggested_labels), None)
+        flagging = [r for r in results if r.flags[i]]
+        suggestion = next((r.suggested_labels[i] for r in flagging if i in r.suggested_labels),
+                          None)
         suggested.append(suggestion)
         if not flags[i]:
             actions.append("keep")
-        elif suggestion is not None and all(d in LABEL_DETECTORS for d, _, _ in row_reasons):
+        elif all(i in r.suggested_labels for r in flagging):
             actions.append("relabel")
         else:
             actions.append("drop")

@@ -1,0 +1,83 @@
+"""clean: drop, relabel and quarantine exactly the flagged rows, never the input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from poisonguard.clean import apply_findings, plan_cleaning
+from poisonguard.data import load_dataset
+from poisonguard.errors import DataError, UsageError
+from poisonguard.scan import scan_dataset
+from tests.helpers import FlagRowsDetector, tiny_representation
+
+
+@pytest.fixture()
+def csv_data(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"uid": [f"r{i}" for i in range(20)], "a": rng.normal(size=20),
+                          "b": rng.normal(size=20), "label": ["cat", "dog"] * 10})
+    path = tmp_path / "train.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def _findings(path: Path, suggest: bool):
+    ds = load_dataset(path, id_column="uid")
+    det = FlagRowsDetector(rows=(1, 5), suggest=suggest)
+    findings, _, _ = scan_dataset(ds, detectors=[det], representation=tiny_representation(ds))
+    return ds, findings
+
+
+def test_drop_keeps_columns_and_quarantines(csv_data: Path, tmp_path: Path) -> None:
+    ds, findings = _findings(csv_data, suggest=False)
+    result = apply_findings(ds, findings, tmp_path / "clean.csv",
+                            quarantine=tmp_path / "q.csv")
+    clean = pd.read_csv(tmp_path / "clean.csv")
+    quarantined = pd.read_csv(tmp_path / "q.csv")
+    assert len(clean) == 18 and list(clean.columns) == ["uid", "a", "b", "label"]
+    assert quarantined["uid"].tolist() == ["r1", "r5"]
+    assert result.plan.drop.tolist() == [1, 5]
+
+
+def test_relabel_follows_suggestions(csv_data: Path, tmp_path: Path) -> None:
+    ds, findings = _findings(csv_data, suggest=True)
+    assert findings.rows[1].action == "relabel"
+    apply_findings(ds, findings, tmp_path / "clean.parquet")
+    clean = pd.read_parquet(tmp_path / "clean.parquet")
+    assert len(clean) == 20
+    assert clean.loc[1, "label"] == "cat" and clean.loc[5, "label"] == "cat"
+    assert clean.loc[3, "label"] == "dog"
+
+
+def test_review_and_drop_modes(csv_data: Path) -> None:
+    ds, findings = _findings(csv_data, suggest=True)
+    assert plan_cleaning(findings, 20, action="review").relabel == {}
+    assert plan_cleaning(findings, 20, action="drop").drop.tolist() == [1, 5]
+    assert plan_cleaning(findings, 20, action="relabel").relabel == {1: 0, 5: 0}
+
+
+def test_refuses_to_overwrite_input_and_mismatched_data(csv_data: Path, tmp_path: Path) -> None:
+    ds, findings = _findings(csv_data, suggest=False)
+    with pytest.raises(UsageError, match="refusing to overwrite"):
+        apply_findings(ds, findings, csv_data)
+    other = pd.read_csv(csv_data)
+    other.loc[3, "a"] = 99.0
+    other.to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(DataError, match="does not match the findings"):
+        apply_findings(load_dataset(tmp_path / "other.csv"), findings, tmp_path / "c.csv")
+    assert not (tmp_path / "c.csv").exists()
+
+
+def test_npz_output(tmp_path: Path) -> None:
+    x = np.random.default_rng(1).normal(size=(10, 3, 3))
+    np.savez(tmp_path / "imgs.npz", X=x, y=np.array([0, 1] * 5))
+    ds = load_dataset(tmp_path / "imgs.npz")
+    findings, _, _ = scan_dataset(ds, detectors=[FlagRowsDetector(rows=(2,))],
+                                  representation=tiny_representation(ds))
+    apply_findings(ds, findings, tmp_path / "clean.npz", quarantine=tmp_path / "q.npz")
+    assert len(load_dataset(tmp_path / "clean.npz")) == 9
+    assert load_dataset(tmp_path / "q.npz").ids.tolist() == [ds.ids[2]]
