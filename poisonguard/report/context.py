@@ -1,0 +1,118 @@
+"""What every view reads: Findings turned into columns once, plus the optional dataset.
+
+Building the columns walks the rows once, so at a million rows the views stay fast;
+the dashboard builds one :class:`ReportContext` and calls the views it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from poisonguard.data import Dataset
+from poisonguard.detect.thresholds import FLAG_SCORE
+from poisonguard.errors import DataError, UsageError
+from poisonguard.findings import Findings
+
+__all__ = ["ReportContext", "build_context", "check_match"]
+
+
+@dataclass(frozen=True, eq=False)
+class ReportContext:
+    """Columns of a :class:`Findings`, aligned with ``findings.rows``.
+
+    ``labels`` (class codes) is set only when a dataset was given; ``suggested`` is
+    -1 where no label was suggested; ``detector_scores`` holds NaN where a row has no
+    score from that detector.
+    """
+
+    findings: Findings
+    index: np.ndarray
+    score: np.ndarray
+    flagged: np.ndarray
+    suggested: np.ndarray
+    detector_scores: dict[str, np.ndarray]
+    classes: tuple[str, ...]
+    dataset: Dataset | None = None
+    embedding: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    threshold: float = FLAG_SCORE
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.index)
+
+    @property
+    def n_flagged(self) -> int:
+        return int(self.flagged.sum())
+
+    @property
+    def modality(self) -> str:
+        if self.dataset is not None:
+            return self.dataset.modality
+        return str(self.findings.dataset.get("modality", ""))
+
+    def class_name(self, code: int) -> str:
+        return self.classes[code] if 0 <= code < len(self.classes) else str(code)
+
+    def top_flagged(self, limit: int) -> np.ndarray:
+        """Positions (into ``findings.rows``) of the ``limit`` highest-scoring flagged rows."""
+        pos = np.flatnonzero(self.flagged)
+        order = np.argsort(-self.score[pos], kind="stable")
+        return pos[order[:limit]]
+
+
+def check_match(findings: Findings, dataset: Dataset) -> None:
+    """Raise :class:`DataError` unless ``dataset`` is the data ``findings`` describe.
+
+    Compares the row count, then the dataset SHA-256 recorded by the scan (when the
+    findings carry one) with :func:`poisonguard.scan.dataset_digest` of ``dataset``.
+    """
+    from poisonguard.scan import dataset_digest
+
+    rows = findings.dataset.get("rows", len(findings.rows))
+    if len(dataset) != rows or len(findings.rows) != len(dataset):
+        raise DataError(f"the findings describe {rows:,} rows but the data has "
+                        f"{len(dataset):,}: not the scanned data", path=dataset.source)
+    index = np.fromiter((r.index for r in findings.rows), dtype=np.int64, count=len(findings.rows))
+    if index.size and (index.min() < 0 or index.max() >= len(dataset)):
+        raise DataError("the findings refer to rows outside the data", path=dataset.source)
+    expected = findings.dataset.get("sha256")
+    if expected and dataset_digest(dataset) != expected:
+        raise DataError("the data's sha256 differs from the one in the findings: "
+                        "not the scanned data", path=dataset.source)
+
+
+def build_context(findings: Findings, *, dataset: Dataset | None = None,
+                  embedding: np.ndarray | None = None) -> ReportContext:
+    """Columns of ``findings`` (and labels from ``dataset``) for the views."""
+    rows = findings.rows
+    n = len(rows)
+    if dataset is not None:
+        check_match(findings, dataset)
+    if embedding is not None:
+        embedding = np.asarray(embedding)
+        if embedding.ndim != 2 or len(embedding) != n:
+            raise UsageError(f"the embedding must be an N x K array with N = {n:,} rows, "
+                             f"not shape {embedding.shape}")
+    index = np.fromiter((r.index for r in rows), dtype=np.int64, count=n)
+    if embedding is not None and index.size and (index.min() < 0 or index.max() >= n):
+        raise UsageError("the findings refer to rows outside the embedding")
+    score = np.fromiter((r.score for r in rows), dtype=np.float64, count=n)
+    flagged = np.fromiter((r.flagged for r in rows), dtype=bool, count=n)
+    suggested = np.fromiter((-1 if r.suggested_label is None else r.suggested_label
+                             for r in rows), dtype=np.int64, count=n)
+    names = list(findings.detectors)
+    for r in rows[:1]:
+        names += [d for d in r.detector_scores if d not in names]
+    nan = float("nan")
+    det_scores = {d: np.fromiter((r.detector_scores.get(d, nan) for r in rows),
+                                 dtype=np.float64, count=n) for d in names}
+    classes = tuple(str(c) for c in (dataset.classes if dataset is not None else
+                    findings.dataset.get("classes") or findings.summary.get("classes") or ()))
+    labels = None if dataset is None else np.asarray(dataset.labels)[index]
+    return ReportContext(findings=findings, index=index, score=score, flagged=flagged,
+                         suggested=suggested, detector_scores=det_scores, classes=classes,
+                         dataset=dataset, embedding=embedding, labels=labels)
