@@ -1,0 +1,106 @@
+"""Lineage: which inputs (by Merkle root) each output of the pipeline came from.
+
+Commands that derive data (``clean``, ...) record an entry whose ``inputs`` and
+``outputs`` are ``{"path", "root"}`` objects (:func:`data_ref`). :func:`lineage` walks
+back from a file's root through those entries to the sources, noting the snapshots
+(signed manifests) taken of every version on the way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from poisonguard.data import Dataset
+from poisonguard.provenance.canonical import row_hashes
+from poisonguard.provenance.ledger import Ledger, LedgerEntry, open_ledger, record_event
+from poisonguard.provenance.merkle import merkle_root
+
+__all__ = ["LineageNode", "data_ref", "dataset_root", "lineage", "record_derivation"]
+
+
+def dataset_root(dataset: Dataset) -> str:
+    """The Merkle root over the rows' content hashes (what a snapshot of it records)."""
+    return merkle_root([bytes.fromhex(h) for h in row_hashes(dataset)])
+
+
+def data_ref(path: str | os.PathLike[str], dataset: Dataset | None = None,
+             **extra: Any) -> dict[str, Any]:
+    """``{"path": absolute path, "root": dataset_root(dataset)}`` for a ledger entry."""
+    ref: dict[str, Any] = {"path": str(Path(path).absolute())}
+    if dataset is not None:
+        ref["root"] = dataset_root(dataset)
+    ref.update(extra)
+    return ref
+
+
+def record_derivation(kind: str, inputs: list[tuple[str | os.PathLike[str], Dataset | None]],
+                      outputs: list[tuple[str | os.PathLike[str], Dataset | None]], *,
+                      details: dict[str, Any] | None = None, actor: str | None = None,
+                      ledger: Ledger | str | os.PathLike[str] | None = None) -> LedgerEntry:
+    """Record that ``outputs`` were made from ``inputs`` (e.g. by ``clean``)."""
+    return record_event(kind, inputs=[data_ref(p, d) for p, d in inputs],
+                        outputs=[data_ref(p, d) for p, d in outputs],
+                        details=details, actor=actor, ledger=ledger)
+
+
+@dataclass
+class LineageNode:
+    """One version of the data: where it was, its root, what made it, what it came from."""
+
+    path: str
+    root: str | None
+    produced_by: LedgerEntry | None = None
+    snapshots: list[LedgerEntry] = field(default_factory=list)
+    parents: list[LineageNode] = field(default_factory=list)
+
+    def sources(self) -> list[LineageNode]:
+        if not self.parents:
+            return [self]
+        return [s for p in self.parents for s in p.sources()]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "root": self.root,
+                "produced_by": self.produced_by.to_dict() if self.produced_by else None,
+                "snapshots": [s.seq for s in self.snapshots],
+                "parents": [p.to_dict() for p in self.parents]}
+
+
+def _matches(ref: Any, root: str | None, path: str | None) -> bool:
+    if not isinstance(ref, dict) or ref.get("kind") == "manifest":
+        return False
+    if root is not None and ref.get("root") is not None:
+        return bool(ref.get("root") == root)
+    return path is not None and ref.get("path") == path
+
+
+def lineage(*, root: str | None = None, path: str | os.PathLike[str] | None = None,
+            ledger: Ledger | str | os.PathLike[str] | None = None,
+            max_depth: int = 64) -> LineageNode:
+    """Walk back from the data with ``root`` (or at ``path``) to its sources."""
+    led = open_ledger(ledger)
+    try:
+        entries = led.entries()
+    finally:
+        if led is not ledger:
+            led.close()
+    abspath = str(Path(path).absolute()) if path is not None else None
+
+    def build(root: str | None, path: str | None, depth: int, seen: frozenset[int]) -> LineageNode:
+        node = LineageNode(path=path or "", root=root)
+        node.snapshots = [e for e in entries if e.kind == "snapshot"
+                          and any(_matches(r, root, path) for r in e.inputs)]
+        producers = [e for e in entries if e.kind != "snapshot" and e.seq not in seen
+                     and any(_matches(r, root, path) for r in e.outputs)]
+        if not producers or depth >= max_depth:
+            return node
+        node.produced_by = producer = producers[-1]
+        for ref in producer.inputs:
+            if isinstance(ref, dict) and (ref.get("root") or ref.get("path")):
+                node.parents.append(build(ref.get("root"), ref.get("path"), depth + 1,
+                                          seen | {producer.seq}))
+        return node
+
+    return build(root, abspath, 0, frozenset())

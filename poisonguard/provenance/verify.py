@@ -1,0 +1,256 @@
+"""Compare a dataset with a manifest: signature, schema, and every added, removed,
+modified or moved row.
+
+Rows are matched in three passes so that one insertion reads as one added row:
+
+1. equal content hashes (duplicates pair in order of appearance);
+2. equal ids, where the data brought its own id column (a modified row keeps its id);
+3. by position: an unmatched new row and an unmatched old row that sit in the same
+   gap between matched rows (after the same matched old row) pair up in order and
+   are reported as one modified row, with the columns whose cell fingerprints
+   differ; what is left over is added or removed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from poisonguard.data import Dataset
+from poisonguard.errors import IntegrityError
+from poisonguard.provenance.canonical import cell_fingerprints, columns_of, file_sha256, row_hashes
+from poisonguard.provenance.keys import verify_signature_block
+from poisonguard.provenance.manifest import decode_cells, manifest_body
+from poisonguard.provenance.merkle import MerkleTree
+
+__all__ = ["RowChange", "VerifyResult", "check_manifest", "match_rows", "verify_dataset"]
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """One row that differs. ``index`` is the new position, ``old_index`` the manifest's."""
+
+    kind: str  # "added", "removed" or "modified"
+    index: int | None
+    old_index: int | None
+    id: str | None
+    old_id: str | None
+    columns: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "index": self.index, "old_index": self.old_index,
+                "id": self.id, "old_id": self.old_id, "columns": list(self.columns)}
+
+
+@dataclass
+class VerifyResult:
+    """What ``verify`` found. ``identical`` is the exit-0 condition (with a good signature)."""
+
+    signature: str
+    old_root: str
+    new_root: str
+    rows_old: int
+    rows_new: int
+    changes: list[RowChange] = field(default_factory=list)
+    reordered: bool = False
+    schema_changes: list[str] = field(default_factory=list)
+    file_changes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        return (not self.changes and not self.reordered and not self.schema_changes
+                and not self.file_changes and self.old_root == self.new_root)
+
+    def count(self, kind: str) -> int:
+        return sum(c.kind == kind for c in self.changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "identical": self.identical, "signature": self.signature,
+            "old_root": self.old_root, "new_root": self.new_root,
+            "rows_old": self.rows_old, "rows_new": self.rows_new,
+            "added": self.count("added"), "removed": self.count("removed"),
+            "modified": self.count("modified"), "reordered": self.reordered,
+            "schema_changes": self.schema_changes, "file_changes": self.file_changes,
+            "notes": self.notes, "changes": [c.to_dict() for c in self.changes],
+        }
+
+
+def check_manifest(
+    manifest: dict[str, Any], *, trusted: Ed25519PublicKey | None = None,
+    allow_unsigned: bool = False,
+) -> tuple[str, MerkleTree]:
+    """Check the signature and that the stored root matches the stored row hashes."""
+    block = manifest.get("signature")
+    if block is None:
+        if trusted is not None or not allow_unsigned:
+            raise IntegrityError("the manifest is not signed (pass --allow-unsigned to accept)")
+        status = "unsigned (accepted by --allow-unsigned)"
+    else:
+        kid = verify_signature_block(block, manifest_body(manifest), trusted)
+        status = (f"good, key {kid} (trusted)" if trusted is not None
+                  else f"good, key {kid} (signer not pinned: pass --pubkey to require a key)")
+    try:
+        tree = MerkleTree([bytes.fromhex(h) for h in manifest["row_hashes"]])
+    except (TypeError, ValueError):
+        raise IntegrityError("the manifest's row hashes are malformed") from None
+    if tree.root != manifest["merkle"].get("root"):
+        raise IntegrityError("the manifest's Merkle root does not match its row hashes "
+                             "(the manifest was edited)")
+    return status, tree
+
+
+def match_rows(
+    old: Sequence[str], new: Sequence[str],
+    old_ids: Sequence[str] | None = None, new_ids: Sequence[str] | None = None,
+) -> tuple[dict[int, int], list[tuple[int, int]], list[int], list[int]]:
+    """(new->old for equal rows, modified (old, new) pairs, removed old, added new)."""
+    by_hash: dict[str, deque[int]] = defaultdict(deque)
+    for i, h in enumerate(old):
+        by_hash[h].append(i)
+    equal: dict[int, int] = {}
+    for j, h in enumerate(new):
+        q = by_hash.get(h)
+        if q:
+            equal[j] = q.popleft()
+    paired: dict[int, int] = dict(equal)
+    if old_ids is not None and new_ids is not None:
+        used = set(paired.values())
+        by_id: dict[str, deque[int]] = defaultdict(deque)
+        for i, k in enumerate(old_ids):
+            if i not in used:
+                by_id[k].append(i)
+        for j, k in enumerate(new_ids):
+            q = by_id.get(k)
+            if j not in paired and q:
+                paired[j] = q.popleft()
+    old_matched = np.zeros(len(old), dtype=bool)
+    old_matched[list(paired.values())] = True
+    gaps_old: dict[int, list[int]] = defaultdict(list)
+    last = -1
+    for i in range(len(old)):
+        if old_matched[i]:
+            last = i
+        else:
+            gaps_old[last].append(i)
+    modified: list[tuple[int, int]] = []
+    added: list[int] = []
+    taken: dict[int, int] = defaultdict(int)
+    last = -1
+    for j in range(len(new)):
+        if j in paired:
+            last = paired[j]
+            continue
+        gap = gaps_old.get(last, [])
+        nth = taken[last]
+        if nth < len(gap):
+            modified.append((gap[nth], j))
+            taken[last] = nth + 1
+        else:
+            added.append(j)
+    modified_old = {i for i, _ in modified}
+    removed = [i for i in np.flatnonzero(~old_matched).tolist() if i not in modified_old]
+    modified += [(paired[j], j) for j in paired if j not in equal]
+    modified.sort(key=lambda p: p[1])
+    return equal, modified, removed, added
+
+
+def _default_names(columns: Sequence[str]) -> bool:
+    return list(columns[:-1]) == [f"f{j}" for j in range(len(columns) - 1)]
+
+
+def _schema_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    out = []
+    for key in ("modality", "label_column", "image_shape"):
+        if old.get(key) != new.get(key):
+            out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    oc, nc = list(old.get("columns", [])), list(new.get("columns", []))
+    if len(oc) != len(nc):
+        out.append(f"columns: {len(oc)} -> {len(nc)}")
+    elif oc != nc and not (_default_names(oc) or _default_names(nc)):
+        renamed = [f"{a}->{b}" for a, b in zip(oc, nc, strict=True) if a != b]
+        out.append("columns renamed: " + ", ".join(renamed[:10]))
+    return out
+
+
+def _file_changes(manifest: dict[str, Any], dataset: Dataset, path: str | None) -> list[str]:
+    old = {f["path"]: f["sha256"] for f in manifest.get("data", {}).get("files", [])}
+    if not old or path is None or dataset.images is None:
+        return []
+    import json
+    from pathlib import Path
+
+    root = Path(path)
+    new = {f: file_sha256(root / f) for f in json.loads(dataset.meta.get("files", "[]"))}
+    out = [f"added file {f}" for f in sorted(set(new) - set(old))]
+    out += [f"removed file {f}" for f in sorted(set(old) - set(new))]
+    out += [f"changed file {f}" for f in sorted(set(old) & set(new)) if old[f] != new[f]]
+    return out
+
+
+def verify_dataset(
+    dataset: Dataset, manifest: dict[str, Any], *, path: str | None = None,
+    trusted: Ed25519PublicKey | None = None, allow_unsigned: bool = False,
+    checked: tuple[str, MerkleTree] | None = None,
+) -> VerifyResult:
+    """Recompute ``dataset``'s hashes and compare them with ``manifest``.
+
+    ``checked`` is what :func:`check_manifest` returned, when the caller ran it already.
+    """
+    status, tree = checked or check_manifest(manifest, trusted=trusted,
+                                             allow_unsigned=allow_unsigned)
+    old: list[str] = manifest["row_hashes"]
+    new_arr = row_hashes(dataset)
+    new: list[str] = new_arr.tolist()
+    same_rows = old == new
+    new_root = tree.root if same_rows else MerkleTree([bytes.fromhex(h) for h in new]).root
+    schema = {"modality": dataset.modality, "columns": columns_of(dataset),
+              "label_column": dataset.label_column,
+              "image_shape": list(dataset.images.shape[1:]) if dataset.images is not None else None}
+    old_schema = dict(manifest["schema"])
+    old_schema.setdefault("image_shape", None)
+    result = VerifyResult(signature=status, old_root=tree.root, new_root=new_root,
+                          rows_old=len(old), rows_new=len(new),
+                          schema_changes=_schema_changes(old_schema, schema),
+                          file_changes=_file_changes(manifest, dataset, path))
+    want = manifest.get("data", {}).get("sha256")
+    if path is not None and want and same_rows:
+        from pathlib import Path
+
+        if Path(path).is_file() and file_sha256(path) != want:
+            result.notes.append("the file's bytes differ from the snapshotted file (another "
+                                "format or layout), but every row has the same values")
+    if same_rows:
+        return result
+    old_ids = manifest.get("ids")
+    assert dataset.ids is not None
+    new_ids = None if old_ids is None else [str(i) for i in dataset.ids]
+    equal, modified, removed, added = match_rows(old, new, old_ids, new_ids)
+    olds = list(equal.values())
+    result.reordered = any(b <= a for a, b in zip(olds, olds[1:], strict=False))
+    old_cells, new_cells = decode_cells(manifest), cell_fingerprints(dataset)
+    names = columns_of(dataset)
+    comparable = old_cells.shape[1:] == new_cells.shape[1:] and len(old_cells) == len(old)
+
+    def key(ids: Any, i: int) -> str | None:
+        return None if ids is None else str(ids[i])
+
+    changes = [RowChange("removed", None, i, None, key(old_ids, i) or old[i]) for i in removed]
+    changes += [RowChange("added", j, None, str(dataset.ids[j]), None) for j in added]
+    for i, j in modified:
+        cols: tuple[str, ...] = ("?",)
+        if comparable:
+            diff = np.flatnonzero(old_cells[i] != new_cells[j])
+            cols = tuple(names[c] for c in diff) or ("? (fingerprints collide)",)
+        changes.append(RowChange("modified", j, i, str(dataset.ids[j]),
+                                 key(old_ids, i) or old[i], cols))
+    changes.sort(key=lambda c: (c.index if c.index is not None else c.old_index or 0,
+                                c.kind != "removed"))
+    result.changes = changes
+    return result
