@@ -100,6 +100,10 @@ def _draw(ctx: ReportContext, t: Mapping[str, Any]) -> str:
     if shape is not None and ctx.modality == "image" and all(
             isinstance(f, int | np.integer) for f in features):
         return _draw_on_image(ctx, t, shape, [int(f) for f in features], values)
+    pixels = t.get("pixels")
+    if ctx.modality == "image" and isinstance(pixels, list) and pixels:
+        cells = dict.fromkeys((int(p[0]), int(p[1])) for p in pixels)
+        return "<ul>" + "".join(f"<li>pixel ({r}, {c})</li>" for r, c in cells) + "</ul>"
     names = ctx.dataset.feature_names if ctx.dataset is not None else ()
     items = []
     for k, f in enumerate(features):
