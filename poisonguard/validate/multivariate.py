@@ -1,0 +1,129 @@
+"""Tests on whole rows: MMD drift and label consistency against the baseline sample.
+
+Both work on the numeric columns, standardised with the baseline's mean and std
+(missing values imputed by the baseline mean), and on the profile's row sample, so
+the baseline never has to be loaded again.
+
+- :func:`mmd_test`: maximum mean discrepancy with a Gaussian kernel (median
+  bandwidth) and a permutation p-value; the baseline side is a proportional draw
+  from the stratified sample.
+- :func:`label_consistency`: each new row's k nearest baseline rows vote (weighted
+  by ``N_c / n_c``); the rate of rows whose neighbours outvote their label is
+  compared with the same rate inside the baseline (leave-one-out) by a one-sided
+  Fisher test. The disagreeing rows are the ones to blame. Near-duplicates of a
+  baseline row carrying another label are counted the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from poisonguard.validate.tests import fisher_greater
+
+__all__ = ["Consistency", "label_consistency", "mmd_test", "nearest", "standardize"]
+
+
+def standardize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``(x - mean) / std`` with NaN imputed by the mean and constant columns kept at 0."""
+    scale = np.where(std > 0, std, 1.0)
+    z = (np.asarray(x, dtype=np.float64) - mean) / scale
+    return np.where(np.isnan(z), 0.0, z)
+
+
+def proportional_draw(w: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of a draw without replacement with probability proportional to ``w``."""
+    if size >= len(w):
+        return np.arange(len(w))
+    return np.sort(rng.choice(len(w), size=size, replace=False, p=w / w.sum()))
+
+
+def mmd_test(base: np.ndarray, wb: np.ndarray, new: np.ndarray, *, rows: int = 500,
+             permutations: int = 200, seed: int = 0) -> tuple[float, float]:
+    """MMD^2 (biased) between standardised samples and its permutation p-value."""
+    rng = np.random.default_rng(seed)
+    a = base[proportional_draw(wb, rows, rng)]
+    b = new[proportional_draw(np.ones(len(new)), rows, rng)]
+    if len(a) < 2 or len(b) < 2 or a.shape[1] == 0:
+        return 0.0, 1.0
+    pooled = np.concatenate([a, b])
+    sq = np.einsum("ij,ij->i", pooled, pooled)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * pooled @ pooled.T, 0.0)
+    pick = rng.choice(len(pooled), size=min(len(pooled), 300), replace=False)
+    med = np.median(d2[np.ix_(pick, pick)][np.triu_indices(len(pick), 1)])
+    k = np.exp(-d2 / (med if med > 0 else 1.0))
+    s = np.empty((len(pooled), permutations + 1))
+    s[:, 0] = np.r_[np.full(len(a), 1 / len(a)), np.full(len(b), -1 / len(b))]
+    for i in range(1, permutations + 1):
+        s[:, i] = rng.permutation(s[:, 0])
+    stats = np.einsum("ip,ip->p", s, k @ s)
+    hits = int(np.sum(stats[1:] >= stats[0] - 1e-12))
+    return float(stats[0]), (1 + hits) / (1 + permutations)
+
+
+def nearest(query: np.ndarray, ref: np.ndarray, k: int,
+            chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distances and indices of the ``k`` nearest ``ref`` rows, sorted."""
+    rsq = np.einsum("ij,ij->i", ref, ref)
+    dist = np.empty((len(query), k))
+    idx = np.empty((len(query), k), dtype=np.int64)
+    for s in range(0, len(query), chunk):
+        q = query[s:s + chunk]
+        d2 = np.einsum("ij,ij->i", q, q)[:, None] + rsq[None, :] - 2 * q @ ref.T
+        part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < len(ref) else \
+            np.tile(np.arange(len(ref)), (len(q), 1))
+        dp = np.take_along_axis(d2, part, axis=1)
+        order = np.argsort(dp, axis=1, kind="stable")
+        idx[s:s + chunk] = np.take_along_axis(part, order, axis=1)
+        dist[s:s + chunk] = np.sqrt(np.maximum(np.take_along_axis(dp, order, axis=1), 0.0))
+    return dist, idx
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """Label disagreement with the baseline's neighbours, new batch vs baseline."""
+
+    rate: float  # fraction of new rows outvoted by their baseline neighbours
+    base_rate: float  # the same fraction inside the baseline (leave-one-out)
+    p_value: float
+    flagged: np.ndarray  # positions (into the new sample) of outvoted rows
+    suggested: np.ndarray  # the neighbours' class for each flagged row
+    near_dup: np.ndarray  # positions of near-duplicates of a baseline row with another label
+    near_dup_p: float
+    evaluated: int
+
+
+def label_consistency(base: np.ndarray, base_codes: np.ndarray, wb: np.ndarray,
+                      new: np.ndarray, new_codes: np.ndarray, *, k: int = 10) -> Consistency:
+    """Compare label agreement with the k nearest baseline rows (see module doc)."""
+    n_classes = int(max(base_codes.max(initial=0), new_codes.max(initial=0))) + 1
+    k = min(k, len(base) - 1)
+    ok = new_codes >= 0
+    if k < 1 or not ok.any():
+        e = np.empty(0, np.int64)
+        return Consistency(0.0, 0.0, 1.0, e, e, e, 1.0, 0)
+    bd, bi = nearest(base, base, k + 1)
+    bd, bi = bd[:, 1:], bi[:, 1:]  # leave one out
+    nd, ni = nearest(new, base, k)
+
+    def outvoted(idx: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        votes = np.zeros((len(idx), n_classes))
+        np.add.at(votes, (np.repeat(np.arange(len(idx)), idx.shape[1]), base_codes[idx].ravel()),
+                  wb[idx].ravel())
+        best = votes.argmax(axis=1)
+        return (best != own) & (votes[np.arange(len(idx)), best] > 0.5 * votes.sum(axis=1)), best
+
+    b_out, _ = outvoted(bi, base_codes)
+    n_out, n_best = outvoted(ni, new_codes)
+    n_out &= ok
+    n_eval = int(ok.sum())
+    p = float(fisher_greater(n_out.sum(), n_eval, b_out.sum(), len(base)))
+    # near-duplicates: closer to a baseline row than 99% of baseline rows are to theirs
+    tiny = np.quantile(bd[:, 0], 0.01)
+    b_dup = (bd[:, 0] <= tiny) & (base_codes[bi[:, 0]] != base_codes)
+    n_dup = ok & (nd[:, 0] <= tiny) & (base_codes[ni[:, 0]] != new_codes)
+    p_dup = float(fisher_greater(n_dup.sum(), n_eval, b_dup.sum(), len(base)))
+    flagged = np.flatnonzero(n_out)
+    return Consistency(float(n_out.sum()) / n_eval, float(b_out.mean()), p, flagged,
+                       n_best[flagged], np.flatnonzero(n_dup), p_dup, n_eval)

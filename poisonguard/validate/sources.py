@@ -1,0 +1,217 @@
+"""Column batches: what profile and check read, from any input poisonguard loads.
+
+A :class:`ColumnBatch` holds a slice of rows as named columns: numeric columns as
+float64 (NaN = missing), categorical columns as object arrays of str (None =
+missing), and the labels as class names. CSV and Parquet keep their real column
+types (strings stay categories, gaps count as missing); Parquet is read in streamed
+batches (``ParquetFile.iter_batches``) so memory stays bounded. NPZ, JSONL and image
+folders go through :func:`poisonguard.data.load_dataset` and become one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from poisonguard.data import Dataset, load_dataset, load_table
+from poisonguard.errors import DataError
+
+__all__ = ["ColumnBatch", "DatasetSource", "Kind", "Source", "TableSource", "open_source"]
+
+Kind = Literal["numeric", "categorical"]
+TEXT_COLUMN = "text"
+
+
+@dataclass(frozen=True)
+class ColumnBatch:
+    """Rows ``offset .. offset + len(labels) - 1`` of a source, as columns."""
+
+    offset: int
+    labels: np.ndarray  # object array of class names
+    numeric: dict[str, np.ndarray]
+    categorical: dict[str, np.ndarray]
+    hashed: dict[str, np.ndarray] = field(default_factory=dict)  # extra uint64 content hashes
+    bad_type: dict[str, np.ndarray] = field(default_factory=dict)  # rows that failed coercion
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def kinds(self) -> dict[str, Kind]:
+        out: dict[str, Kind] = {n: "numeric" for n in self.numeric}
+        out.update({n: "categorical" for n in self.categorical})
+        return out
+
+
+class Source:
+    """A re-iterable sequence of :class:`ColumnBatch` (check reads it twice)."""
+
+    path: str = ""
+    label_column: str = "label"
+    modality: str = "tabular"
+
+    def __iter__(self) -> Iterator[ColumnBatch]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def _label_strings(values: pd.Series, path: str, offset: int) -> np.ndarray:
+    missing = np.flatnonzero(values.isna().to_numpy())
+    if len(missing):
+        raise DataError("label is missing (NaN)", path=path, row=offset + int(missing[0]))
+    if pd.api.types.is_float_dtype(values):
+        arr = values.to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))
+        if len(bad):
+            raise DataError(f"label {arr[bad[0]]!r} is not a class", path=path,
+                            row=offset + int(bad[0]))
+        values = values.astype(np.int64)
+    return values.astype(str).to_numpy(dtype=object)
+
+
+def _as_strings(col: pd.Series) -> np.ndarray:
+    if pd.api.types.is_float_dtype(col):
+        arr = col.to_numpy(dtype=float)
+        out = np.array([None if np.isnan(v) else (str(int(v)) if v == int(v) else repr(v))
+                        for v in arr], dtype=object)
+        return out
+    mask = col.isna().to_numpy()
+    out = col.astype(str).to_numpy(dtype=object)
+    out[mask] = None
+    return out
+
+
+def frame_to_batch(frame: pd.DataFrame, *, path: str, label: str, offset: int,
+                   schema: Mapping[str, Kind] | None = None) -> ColumnBatch:
+    """A DataFrame slice as a batch; ``schema`` (the baseline's kinds) coerces columns."""
+    if label not in frame.columns:
+        raise DataError(f"no label column '{label}' (columns: "
+                        f"{', '.join(map(str, frame.columns[:20]))})", path=path)
+    labels = _label_strings(frame[label], path, offset)
+    numeric: dict[str, np.ndarray] = {}
+    categorical: dict[str, np.ndarray] = {}
+    hashed: dict[str, np.ndarray] = {}
+    bad_type: dict[str, np.ndarray] = {}
+    for name in (str(c) for c in frame.columns if c != label):
+        col = frame[name]
+        if name == TEXT_COLUMN and not pd.api.types.is_numeric_dtype(col):
+            _text_columns(col.fillna("").astype(str).tolist(), numeric, hashed)
+            continue
+        is_num = pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col)
+        want = schema.get(name) if schema else None
+        if want == "numeric" and not is_num:
+            coerced = pd.to_numeric(col, errors="coerce")
+            bad = coerced.isna().to_numpy() & ~col.isna().to_numpy()
+            bad_type[name] = offset + np.flatnonzero(bad)
+            numeric[name] = coerced.to_numpy(dtype=np.float64, na_value=np.nan)
+        elif is_num and want != "categorical":
+            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            if np.isinf(values).any():
+                row = int(np.flatnonzero(np.isinf(values))[0])
+                raise DataError(f"column '{name}' has inf", path=path, row=offset + row)
+            numeric[name] = values
+        else:
+            categorical[name] = _as_strings(col)
+    return ColumnBatch(offset, labels, numeric, categorical, hashed, bad_type)
+
+
+def _text_columns(texts: list[str], numeric: dict[str, np.ndarray],
+                  hashed: dict[str, np.ndarray]) -> None:
+    from poisonguard.validate.sketches import string_hash
+
+    numeric["text.chars"] = np.fromiter((len(t) for t in texts), np.float64, len(texts))
+    numeric["text.words"] = np.fromiter((len(t.split()) for t in texts), np.float64, len(texts))
+    hashed[TEXT_COLUMN] = string_hash(np.asarray(texts, dtype=object))
+
+
+class TableSource(Source):
+    """CSV (read whole, served in slices) or Parquet (streamed in record batches)."""
+
+    def __init__(self, path: str | Path, *, label: str = "label", batch_rows: int = 65_536,
+                 schema: Mapping[str, Kind] | None = None) -> None:
+        self.path = str(path)
+        self.label_column = label
+        self.batch_rows = int(batch_rows)
+        self.schema = dict(schema) if schema else None
+        self._suffix = Path(path).suffix.lower()
+        self.modality = "tabular"
+
+    def __iter__(self) -> Iterator[ColumnBatch]:
+        if self._suffix == ".csv":
+            table = load_table(self.path)
+            for start in range(0, len(table), self.batch_rows):
+                part = table.iloc[start:start + self.batch_rows]
+                yield frame_to_batch(part, path=self.path, label=self.label_column,
+                                     offset=start, schema=self.schema)
+            return
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(self.path)
+        except Exception as exc:  # pyarrow raises many types for corrupt files
+            raise DataError(f"cannot read Parquet: {exc}", path=self.path) from None
+        if pf.metadata.num_rows == 0:
+            raise DataError("file has no rows", path=self.path)
+        offset = 0
+        for rb in pf.iter_batches(batch_size=self.batch_rows):
+            yield frame_to_batch(rb.to_pandas(), path=self.path, label=self.label_column,
+                                 offset=offset, schema=self.schema)
+            offset += rb.num_rows
+
+
+class DatasetSource(Source):
+    """An in-memory :class:`Dataset` as one batch (images flattened to pixel columns)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.path = dataset.source
+        self.label_column = dataset.label_column
+        self.modality = dataset.modality
+
+    def __iter__(self) -> Iterator[ColumnBatch]:
+        d = self.dataset
+        labels = np.asarray(d.classes, dtype=object)[d.labels]
+        numeric: dict[str, np.ndarray] = {}
+        categorical: dict[str, np.ndarray] = {}
+        hashed: dict[str, np.ndarray] = {}
+        if d.texts is not None:
+            _text_columns(list(d.texts), numeric, hashed)
+        else:
+            x = d.matrix().astype(np.float64)
+            for j, name in enumerate(_names(d)):
+                cats = d.meta.get(f"categories:{name}")
+                if cats is not None:
+                    import json
+
+                    names = np.asarray(json.loads(cats), dtype=object)
+                    categorical[name] = names[x[:, j].astype(np.int64)]
+                else:
+                    numeric[name] = x[:, j]
+        yield ColumnBatch(0, labels, numeric, categorical, hashed)
+
+
+def _names(d: Dataset) -> list[str]:
+    if d.images is None:
+        return list(d.feature_names)
+    _, h, w, c = d.images.shape
+    suffix = (lambda k: f"_c{k}") if c > 1 else (lambda k: "")
+    return [f"px{r}_{col}{suffix(k)}" for r in range(h) for col in range(w) for k in range(c)]
+
+
+def open_source(path: str | Path | Dataset, *, label: str = "label", batch_rows: int = 65_536,
+                schema: Mapping[str, Kind] | None = None) -> Source:
+    """The right :class:`Source` for a path (or an in-memory Dataset)."""
+    if isinstance(path, Dataset):
+        return DatasetSource(path)
+    p = Path(path)
+    if not p.exists():
+        raise DataError("no such file or directory", path=str(p))
+    if p.is_file() and p.suffix.lower() in {".csv", ".parquet", ".pq"}:
+        if p.stat().st_size == 0:
+            raise DataError("file is empty", path=str(p))
+        return TableSource(p, label=label, batch_rows=batch_rows, schema=schema)
+    return DatasetSource(load_dataset(p, label=label))

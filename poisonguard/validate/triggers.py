@@ -1,0 +1,105 @@
+"""Trigger-like constant patterns: exact values that crowd into one class of a batch.
+
+A backdoor stamps fixed values (a pixel patch, k tabular columns set to constants)
+on a subset of rows labelled with one class. For every class ``c`` and column ``j``
+of the new batch, each value shared by at least ``min_rows`` rows of ``c`` is a
+candidate. It is tested twice, one-sided Fisher, and keeps the larger p-value (an
+intersection-union test): against the whole baseline sample (all classes: a trigger
+value is rare everywhere) and against the other classes of the new batch (so a
+value that hits every class, or that is merely typical of another class as after
+label flips, is not a trigger). Significant candidates of one class whose rows
+overlap are grouped into one pattern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from poisonguard.validate.profile import Profile
+from poisonguard.validate.tests import fisher_greater
+
+__all__ = ["Candidate", "Pattern", "group_patterns", "trigger_candidates"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    cls: int  # baseline class code
+    column: int  # numeric column position in the baseline
+    value: float
+    count: int  # rows of the class in the new sample with this value
+    n: int  # rows of the class in the new sample
+    base_rate: float  # the rate of this value in the baseline sample (all classes)
+    p_value: float
+
+
+@dataclass(frozen=True)
+class Pattern:
+    cls: int
+    items: tuple[Candidate, ...]
+    rows: np.ndarray  # positions in the new class sample matching at least half the items
+
+
+def _counts_of(values: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    s = np.sort(values[~np.isnan(values)])
+    return np.searchsorted(s, targets, side="right") - np.searchsorted(s, targets, side="left")
+
+
+def trigger_candidates(base: Profile, new: Profile, remap: np.ndarray, columns: list[int],
+                       new_columns: list[int], *, min_rows: int) -> list[Candidate]:
+    """Candidates with raw p-values; ``remap`` maps new class codes to baseline codes."""
+    out: list[tuple[int, int, float, int, int, int, int, int, int]] = []
+    new_all = [s.numeric[:, new_columns].astype(np.float64) for s in new.samples]
+    base_all = [s.numeric[:, columns].astype(np.float64) for s in base.samples]
+    pooled = np.concatenate(base_all) if base_all else np.empty((0, len(columns)))
+    for c_new, x in enumerate(new_all):
+        c = int(remap[c_new])
+        if c < 0 or len(x) < min_rows:
+            continue
+        others = [o for i, o in enumerate(new_all) if i != c_new]
+        rest = np.concatenate(others) if others else np.empty((0, x.shape[1]))
+        for j in range(x.shape[1]):
+            col = x[:, j]
+            vals, counts = np.unique(col[~np.isnan(col)], return_counts=True)
+            keep = counts >= min_rows
+            if not keep.any():
+                continue
+            vals, counts = vals[keep], counts[keep]
+            b = _counts_of(pooled[:, j], vals)
+            r = _counts_of(rest[:, j], vals) if len(rest) else np.zeros(len(vals), np.int64)
+            for v, a, bb, rr in zip(vals, counts, b, r, strict=True):
+                out.append((c, j, float(v), int(a), len(x), int(bb), len(pooled), int(rr),
+                            len(rest)))
+    if not out:
+        return []
+    t = np.array([row[3:] for row in out], dtype=np.int64)  # a, n, b, m, o, n_other
+    p_base = fisher_greater(t[:, 0], t[:, 1], t[:, 2], t[:, 3])
+    p_rest = np.where(t[:, 5] > 0, fisher_greater(t[:, 0], t[:, 1], t[:, 4],
+                                                   np.maximum(t[:, 5], 1)), 0.0)
+    p = np.maximum(p_base, p_rest)
+    return [Candidate(row[0], row[1], row[2], row[3], row[4], row[5] / row[6], float(pv))
+            for row, pv in zip(out, p, strict=True)]
+
+
+def group_patterns(hits: list[Candidate], new: Profile, new_code: dict[int, int],
+                   new_columns: list[int]) -> list[Pattern]:
+    """Group significant candidates of each class by the rows they share."""
+    patterns: list[Pattern] = []
+    for c in sorted({h.cls for h in hits}):
+        x = new.samples[new_code[c]].numeric[:, new_columns]
+        todo = sorted((h for h in hits if h.cls == c), key=lambda h: h.p_value)
+        while todo:
+            anchor = todo[0]
+            a_rows = x[:, anchor.column] == np.float32(anchor.value)
+            group = []
+            for h in todo:
+                rows = x[:, h.column] == np.float32(h.value)
+                inter = int(np.count_nonzero(rows & a_rows))
+                if inter / max(int(np.count_nonzero(rows | a_rows)), 1) >= 0.5:
+                    group.append(h)
+            todo = [h for h in todo if h not in group]
+            match = sum((x[:, h.column] == np.float32(h.value)).astype(int) for h in group)
+            need = (len(group) + 1) // 2
+            patterns.append(Pattern(c, tuple(group), np.flatnonzero(match >= need)))
+    return patterns
