@@ -24,9 +24,10 @@ def summary_view(ctx: ReportContext) -> str:
     f = ctx.findings
     n, k = ctx.n_rows, ctx.n_flagged
     actions = {a: 0 for a in ("drop", "relabel", "review")}
-    for r in f.rows:
-        if r.flagged and r.action in actions:
-            actions[r.action] += 1
+    for p in np.flatnonzero(ctx.flagged):
+        action = f.rows[p].action
+        if action in actions:
+            actions[action] += 1
     tiles = [("rows", fmt_int(n)), ("flagged", f"{fmt_int(k)} ({100 * k / max(n, 1):.2f}%)"),
              *((a, fmt_int(c)) for a, c in actions.items()),
              ("suspected attacks", fmt_int(len(f.summary.get("suspected_attacks") or [])))]
@@ -157,12 +158,10 @@ def contributions_view(ctx: ReportContext) -> str:
         thr = meta.get("threshold")
         thr_text = "–" if not isinstance(thr, int | float) else f"{thr:.4g}"
         n_over, n_top = int(over[k].sum()), int(top[k, flagged].sum())
+        mean, q99 = (float(s.mean()), float(np.quantile(s, 0.99))) if s.size else (0.0, 0.0)
         rows.append([d, (fmt_int(n_over), n_over), (fmt_int(only[k].sum()), only[k].sum()),
                      (fmt_int(n_top), n_top), (f"{100 * n_top / n_flag:.1f}%", n_top / n_flag),
-                     (fmt_score(float(s.mean()) if s.size else float("nan")),
-                      float(s.mean()) if s.size else 0.0),
-                     (fmt_score(float(np.quantile(s, 0.99)) if s.size else float("nan")),
-                      float(np.quantile(s, 0.99)) if s.size else 0.0),
+                     (fmt_score(mean), mean), (fmt_score(q99), q99),
                      thr_text, str(len(meta.get("hypotheses") or []))])
     headers = ["detector", "rows ≥ threshold", "only this detector", "top detector of",
                "share of flagged", "mean score", "99th pct score", "raw threshold", "hypotheses"]
