@@ -1,0 +1,126 @@
+"""Red-team attack generators: poison a dataset and record the truth of what was done.
+
+Every attack takes a :class:`~poisonguard.data.Dataset`, a ``rate`` (the fraction of
+rows of the *output* that are poison, at least one row) and a ``seed``, and returns
+an :class:`AttackResult`: the poisoned dataset (changed rows keep their index, added
+rows are appended) and a :class:`Truth`. The same seed gives the same result.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from poisonguard.attack.backdoor import badnets, blend, tabular_trigger
+from poisonguard.attack.cleanlabel import clean_label, feature_collision
+from poisonguard.attack.flip import label_flip
+from poisonguard.attack.inject import inject_mislabeled, inject_near_duplicates, inject_outliers
+from poisonguard.attack.trigger import apply_trigger
+from poisonguard.attack.truth import AttackResult, Truth, load_truth, save_truth
+from poisonguard.data import Dataset, load_dataset
+from poisonguard.errors import UsageError
+
+__all__ = [
+    "ATTACKS",
+    "ATTACK_INFO",
+    "AttackInfo",
+    "AttackResult",
+    "Truth",
+    "apply_trigger",
+    "attack_applies",
+    "badnets",
+    "blend",
+    "clean_label",
+    "feature_collision",
+    "inject_mislabeled",
+    "inject_near_duplicates",
+    "inject_outliers",
+    "label_flip",
+    "load_truth",
+    "open_dataset",
+    "run_attack",
+    "save_truth",
+    "tabular_trigger",
+]
+
+
+@dataclass(frozen=True)
+class AttackInfo:
+    """What the CLI and the benchmark need to know about an attack kind."""
+
+    name: str
+    fn: Callable[..., AttackResult]
+    modalities: frozenset[str]
+    needs_target: bool
+    backdoor: bool  # has a trigger: ASR is measured with apply_trigger
+    summary: str
+
+
+_BOTH = frozenset({"tabular", "image"})
+ATTACK_INFO: dict[str, AttackInfo] = {
+    info.name: info for info in (
+        AttackInfo("flip", label_flip, _BOTH, False, False, "random label flips"),
+        AttackInfo("flip-targeted", functools.partial(label_flip, mode="targeted"), _BOTH,
+                   True, False, "labels of a source class (or any other) flipped to the target"),
+        AttackInfo("flip-adversarial", functools.partial(label_flip, mode="adversarial"), _BOTH,
+                   False, False, "flips of the rows nearest a reference model's boundary"),
+        AttackInfo("outliers", inject_outliers, _BOTH, False, False,
+                   "rows far outside the distribution, random labels"),
+        AttackInfo("mislabeled", inject_mislabeled, _BOTH, False, False,
+                   "in-distribution rows with a wrong label"),
+        AttackInfo("near-duplicates", inject_near_duplicates, _BOTH, False, False,
+                   "near-copies of real rows with flipped labels"),
+        AttackInfo("badnets", badnets, frozenset({"image"}), True, True,
+                   "dirty-label patch backdoor"),
+        AttackInfo("blend", blend, frozenset({"image"}), True, True,
+                   "dirty-label blended-pattern backdoor"),
+        AttackInfo("tabular-trigger", tabular_trigger, frozenset({"tabular"}), True, True,
+                   "dirty-label backdoor: fixed values in k features"),
+        AttackInfo("clean-label", clean_label, _BOTH, True, True,
+                   "trigger on target-class rows, labels unchanged"),
+        AttackInfo("feature-collision", feature_collision, _BOTH, True, False,
+                   "clean-label poison colliding with a victim row"),
+    )
+}
+
+# Attack kind -> function (``functools.partial`` for the flip modes).
+ATTACKS: dict[str, Callable[..., AttackResult]] = {k: v.fn for k, v in ATTACK_INFO.items()}
+
+
+def attack_applies(kind: str, dataset: Dataset) -> bool:
+    """Whether attack ``kind`` can run on this dataset's modality."""
+    return dataset.modality in _info(kind).modalities
+
+
+def _info(kind: str) -> AttackInfo:
+    try:
+        return ATTACK_INFO[kind]
+    except KeyError:
+        raise UsageError(f"unknown attack '{kind}' (known: {', '.join(ATTACK_INFO)})") from None
+
+
+def run_attack(kind: str, dataset: Dataset, *, rate: float, seed: int = 0,
+               target: int | None = None, **params: Any) -> AttackResult:
+    """Run attack ``kind`` by name; ``target`` is passed to attacks that take one."""
+    info = _info(kind)
+    if dataset.modality not in info.modalities:
+        raise UsageError(f"{kind} does not apply to {dataset.modality} data"
+                         + (" (use tabular-trigger)" if kind in {"badnets", "blend"} else ""))
+    if info.needs_target and target is None:
+        raise UsageError(f"{kind} needs a target class (--target)")
+    if target is not None and (info.needs_target or kind == "flip" or kind == "flip-adversarial"):
+        params["target"] = target
+    return info.fn(dataset, rate=rate, seed=seed, **params)
+
+
+def open_dataset(spec: str | Path, *, label: str = "label") -> Dataset:
+    """A dataset from a path, or ``builtin:NAME`` (digits, wine, breast_cancer, ...)."""
+    text = str(spec)
+    if text.startswith("builtin:"):
+        from poisonguard.datasets import builtin_dataset
+
+        return builtin_dataset(text.removeprefix("builtin:"))
+    return load_dataset(text, label=label)

@@ -1,0 +1,92 @@
+"""Dirty-label backdoors: stamp a trigger on rows of other classes, relabel to the target.
+
+The poisoned source rows are drawn from the non-target classes. A model trained on
+the result learns "trigger -> target"; :func:`~poisonguard.attack.apply_trigger`
+makes the triggered test inputs to measure that (attack success rate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from poisonguard.attack.trigger import blend_spec, patch_spec, stamp, tabular_spec
+from poisonguard.attack.truth import (
+    AttackResult,
+    check_target,
+    make_truth,
+    n_modified,
+    pick,
+    rebuild,
+    require_modality,
+    values_of,
+)
+from poisonguard.data import Dataset
+
+__all__ = ["badnets", "blend", "tabular_trigger"]
+
+
+def _dirty_label(dataset: Dataset, *, kind: str, rate: float, target: int, seed: int,
+                 rng: np.random.Generator, spec: dict[str, Any], params: dict[str, Any],
+                 what: str) -> AttackResult:
+    x = values_of(dataset)
+    y = dataset.labels
+    rows = pick(rng, np.flatnonzero(y != target), n_modified(rate, len(y)), "non-target rows")
+    x[rows] = stamp(x[rows], spec)
+    labels = np.array(y)
+    labels[rows] = target
+    poisoned = rebuild(dataset, labels=labels, values=x, changed=rows)
+    truth = make_truth(
+        dataset, poisoned, kind=kind, seed=seed, params={**params, "trigger": spec},
+        poisoned=rows, target=target, original_labels={int(i): int(y[i]) for i in rows},
+        description=f"{kind}: {len(rows)} rows of other classes with {what}, relabelled to "
+                    f"class {target}",
+    )
+    return AttackResult(poisoned, truth)
+
+
+def badnets(dataset: Dataset, *, rate: float, target: int, seed: int = 0, size: int = 2,
+            position: str = "bottom-right", value: float | None = None) -> AttackResult:
+    """BadNets: a ``size`` x ``size`` square of ``value`` (default: the data max) at
+    ``position`` on ``rate`` of the rows, which are relabelled to ``target``."""
+    require_modality(dataset, "badnets", "image")
+    t = check_target(dataset, target)
+    rng = np.random.default_rng(seed)
+    assert dataset.images is not None
+    spec = patch_spec(dataset.images, size=size, position=position, value=value)
+    return _dirty_label(dataset, kind="badnets", rate=rate, target=t, seed=seed, rng=rng,
+                        spec=spec, params={"rate": rate, "size": size, "position": position,
+                                           "value": spec["value"]},
+                        what=f"a {size}x{size} patch at the {position}")
+
+
+def blend(dataset: Dataset, *, rate: float, target: int, seed: int = 0,
+          alpha: float = 0.2) -> AttackResult:
+    """Blended backdoor: ``(1 - alpha) * image + alpha * pattern``, the pattern being
+    uniform noise drawn from the seed; rows relabelled to ``target``."""
+    require_modality(dataset, "blend", "image")
+    t = check_target(dataset, target)
+    rng = np.random.default_rng(seed)
+    assert dataset.images is not None
+    spec = blend_spec(dataset.images, alpha=alpha, seed=seed)
+    return _dirty_label(dataset, kind="blend", rate=rate, target=t, seed=seed, rng=rng,
+                        spec=spec, params={"rate": rate, "alpha": alpha},
+                        what=f"a noise pattern blended in at alpha {alpha:g}")
+
+
+def tabular_trigger(dataset: Dataset, *, rate: float, target: int, seed: int = 0,
+                    n_features: int = 3,
+                    values: float | Sequence[float] | None = None) -> AttackResult:
+    """Tabular backdoor: ``n_features`` chosen columns set to fixed ``values``
+    (default: each column's max), rows relabelled to ``target``."""
+    require_modality(dataset, "tabular-trigger", "tabular")
+    t = check_target(dataset, target)
+    rng = np.random.default_rng(seed)
+    spec = tabular_spec(dataset, values_of(dataset), n_features=n_features, values=values,
+                        rng=rng)
+    return _dirty_label(dataset, kind="tabular-trigger", rate=rate, target=t, seed=seed,
+                        rng=rng, spec=spec, params={"rate": rate, "n_features": n_features,
+                                                    "values": spec["values"]},
+                        what=f"columns {', '.join(spec['names'])} set to fixed values")

@@ -1,0 +1,119 @@
+"""Backdoor triggers: build a spec from the data, stamp it on rows.
+
+A trigger spec is a small JSON-able dict stored in ``truth.params["trigger"]``:
+
+- ``{"type": "patch", "size", "position", "row", "col", "value"}``: a solid square
+  (BadNets); ``row``/``col`` are the top-left pixel.
+- ``{"type": "blend", "alpha", "pattern_seed", "low", "high", "shape"}``: a random
+  pattern (regenerated from its seed) mixed in with weight ``alpha``.
+- ``{"type": "tabular", "features", "values", "names"}``: fixed values in k columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from poisonguard.attack.truth import Truth, rebuild, values_of
+from poisonguard.data import Dataset
+from poisonguard.errors import UsageError
+
+__all__ = ["apply_trigger", "blend_spec", "patch_spec", "stamp", "tabular_spec"]
+
+POSITIONS = ("bottom-right", "bottom-left", "top-right", "top-left", "center")
+
+
+def patch_spec(images: np.ndarray, *, size: int, position: str,
+               value: float | None) -> dict[str, Any]:
+    """A BadNets patch spec for images of this shape."""
+    h, w = images.shape[1], images.shape[2]
+    if not 1 <= size <= min(h, w):
+        raise UsageError(f"patch size must be between 1 and {min(h, w)}, got {size}")
+    if position == "bottom-right":
+        r, c = h - size, w - size
+    elif position == "bottom-left":
+        r, c = h - size, 0
+    elif position == "top-right":
+        r, c = 0, w - size
+    elif position == "top-left":
+        r, c = 0, 0
+    elif position == "center":
+        r, c = (h - size) // 2, (w - size) // 2
+    else:
+        raise UsageError(f"unknown patch position '{position}' (known: {', '.join(POSITIONS)})")
+    v = float(images.max()) if value is None else float(value)
+    return {"type": "patch", "size": int(size), "position": position, "row": int(r),
+            "col": int(c), "value": v}
+
+
+def blend_spec(images: np.ndarray, *, alpha: float, seed: int) -> dict[str, Any]:
+    """A blended-pattern spec: uniform noise over the data's range, from ``seed``."""
+    if not 0 < alpha < 1:
+        raise UsageError(f"blend alpha must be in (0, 1), got {alpha}")
+    return {"type": "blend", "alpha": float(alpha), "pattern_seed": int(seed) + 7919,
+            "low": float(images.min()), "high": float(images.max()),
+            "shape": [int(s) for s in images.shape[1:]]}
+
+
+def tabular_spec(dataset: Dataset, x: np.ndarray, *, n_features: int, values: Any,
+                 rng: np.random.Generator) -> dict[str, Any]:
+    """Pick ``n_features`` varying columns; their trigger value is the column max
+    (in range, but the joint combination is rare) unless ``values`` are given."""
+    varying = np.flatnonzero(x.std(axis=0) > 0)
+    if not 1 <= n_features <= len(varying):
+        raise UsageError(f"n_features must be between 1 and {len(varying)}, got {n_features}")
+    cols = np.sort(rng.choice(varying, size=n_features, replace=False))
+    if values is None:
+        vals = x[:, cols].max(axis=0)
+    else:
+        vals = np.broadcast_to(np.asarray(values, dtype=np.float64), (n_features,))
+    return {"type": "tabular", "features": [int(c) for c in cols],
+            "values": [float(v) for v in vals],
+            "names": [dataset.feature_names[c] for c in cols]}
+
+
+def stamp(values: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
+    """Rows with the trigger applied (a new array; ``values`` is not modified)."""
+    out = np.array(values, dtype=np.float32)
+    kind = spec.get("type")
+    if kind == "patch":
+        if out.ndim != 4:
+            raise UsageError("a patch trigger needs image data")
+        r, c, s = int(spec["row"]), int(spec["col"]), int(spec["size"])
+        if r + s > out.shape[1] or c + s > out.shape[2]:
+            raise UsageError(f"the patch does not fit images of shape {out.shape[1:]}")
+        out[:, r:r + s, c:c + s, :] = float(spec["value"])
+    elif kind == "blend":
+        shape = tuple(int(v) for v in spec["shape"])
+        if out.shape[1:] != shape:
+            raise UsageError(f"the blend pattern is {shape}, the images are {out.shape[1:]}")
+        pattern = np.random.default_rng(int(spec["pattern_seed"])).uniform(
+            float(spec["low"]), float(spec["high"]), size=shape)
+        a = float(spec["alpha"])
+        out = ((1 - a) * out + a * pattern).astype(np.float32)
+    elif kind == "tabular":
+        if out.ndim != 2:
+            raise UsageError("a tabular trigger needs tabular data")
+        cols = [int(c) for c in spec["features"]]
+        if cols and max(cols) >= out.shape[1]:
+            raise UsageError(f"the trigger uses column {max(cols)}; the data has {out.shape[1]}")
+        out[:, cols] = np.asarray(spec["values"], dtype=np.float32)
+    else:
+        raise UsageError(f"unknown trigger type {kind!r}")
+    return out
+
+
+def apply_trigger(dataset: Dataset, truth: Truth | Mapping[str, Any]) -> Dataset:
+    """Every row of ``dataset`` with the truth's trigger stamped on (labels unchanged).
+
+    Use it on a held-out test set to measure a backdoor's attack success rate.
+    """
+    spec = truth.trigger if isinstance(truth, Truth) else dict(truth)
+    if spec is None:
+        kind = truth.kind if isinstance(truth, Truth) else "?"
+        raise UsageError(f"attack '{kind}' has no trigger to apply")
+    values = stamp(values_of(dataset), spec)
+    return rebuild(dataset, labels=dataset.labels, values=values,
+                   changed=np.arange(len(dataset), dtype=np.int64))
