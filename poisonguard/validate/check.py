@@ -66,21 +66,19 @@ def check(baseline: Profile, data: str | Path | Dataset | Source, *,
     findings = _raw_findings(baseline, new, al, screen, cfg, notes)
     candidates = trigger_candidates(baseline, new, al.remap, al.num_base, al.num_new,
                                     min_rows=cfg.trigger_min_rows) if cfg.checks.triggers else []
-    findings += [Finding(check="trigger", test="fisher", feature=al.numeric[h.column],
-                         cls=baseline.classes[h.cls], statistic=h.count / h.n,
-                         p_value=h.p_value) for h in candidates]
-    graded = _grade(findings, cfg)
-    trig = [g for g in graded if g.check == "trigger"]
-    hits = [h for h, g in zip(candidates, trig, strict=True) if g.severity == "fail"]
-    padj = {id(h): float(g.p_adjusted or 1.0) for h, g in zip(candidates, trig, strict=True)}
-    graded = [g for g in graded if g.check != "trigger"]
+    trig_p = np.array([h.p_value for h in candidates], dtype=float)
+    graded, trig_adj = _grade(findings, {"trigger": trig_p} if len(trig_p) else {}, cfg)
+    adj = trig_adj.get("trigger", np.empty(0))
+    hits = [h for h, a in zip(candidates, adj, strict=True) if a < cfg.alpha]
+    padj = {id(h): float(a) for h, a in zip(candidates, adj, strict=True)}
     graded += _blame(graded, hits, padj, baseline, new, al, source, cfg)
     prog.update("testing", done=1, total=1)
-    n_tests = sum(f.p_value is not None for f in findings)
+    n_tests = sum(f.p_value is not None for f in findings) + len(trig_p)
     return CheckReport(tuple(graded), {
         "rows": new.rows, "baseline_rows": baseline.rows, "source": source.path,
         "alpha": cfg.alpha, "correction": cfg.correction, "tests": n_tests,
-        "families": sorted({f.check for f in findings if f.p_value is not None}),
+        "families": sorted({f.check for f in findings if f.p_value is not None}
+                           | ({"trigger"} if len(trig_p) else set())),
         "failed": sum(f.severity == "fail" for f in graded),
         "warnings": sum(f.severity == "warn" for f in graded),
         "sampled_rows": int(sum(len(s) for s in new.samples)), "notes": notes,
@@ -112,7 +110,7 @@ def _raw_findings(base: Profile, new: Profile, al: Aligned, screen: RowScreen,
                                seed=cfg.seed)
             out.append(Finding(check="multivariate", test="mmd", statistic=stat, p_value=p,
                                message="the joint distribution of the numeric columns moved"))
-        if c.label_consistency and len(base.classes) > 1:
+        if c.label_consistency or c.outliers:
             out += _consistency(base, new, al, zb, cb, wb, zn, cn, cfg, notes)
     return out
 
@@ -127,35 +125,55 @@ def _consistency(base: Profile, new: Profile, al: Aligned, zb: np.ndarray, cb: n
                                                               replace=False))
     if len(pick) < new.rows:
         notes.append(f"label consistency evaluated on {len(pick)} sampled rows of {new.rows}")
-    res = label_consistency(zb, cb, wb, zn[pick], al.remap[cn[pick]], k=cfg.knn)
+    res = label_consistency(zb, cb, wb, zn[pick], al.remap[cn[pick]], k=cfg.knn,
+                            max_agreement=cfg.knn_max_agreement)
     rows = index[pick][res.flagged]
     order = np.argsort(rows)
     suggested = {int(r): base.classes[s] for r, s in zip(rows[order], res.suggested[order],
                                                        strict=True)}
     dup_rows = np.sort(index[pick][res.near_dup])
-    return [
+    far = np.sort(index[pick][res.outliers])
+    found = [
         Finding(check="label_consistency", test="knn-fisher", statistic=res.rate,
                 p_value=res.p_value, rows=tuple(int(r) for r in rows[order][:cfg.max_rows]),
-                n_rows=len(rows), message=f"{res.rate:.1%} of rows are outvoted by their "
-                f"{cfg.knn} nearest baseline rows (baseline {res.base_rate:.1%})",
+                n_rows=len(rows), message=f"{res.rate:.1%} of rows carry a label that their "
+                f"{cfg.knn} nearest baseline rows reject (baseline {res.base_rate:.1%})",
                 detail={"suggested_label": dict(list(suggested.items())[:cfg.max_rows]),
                         "evaluated": res.evaluated, "baseline_rate": res.base_rate}),
         Finding(check="duplicates", test="near-duplicate", statistic=float(len(dup_rows)),
                 p_value=res.near_dup_p, rows=tuple(int(r) for r in dup_rows[:cfg.max_rows]),
                 n_rows=len(dup_rows),
                 message=f"{len(dup_rows)} rows nearly duplicate a baseline row of another class"),
+        Finding(check="outliers", test="knn-distance", statistic=float(len(far)),
+                p_value=res.outlier_p, rows=tuple(int(r) for r in far[:cfg.max_rows]),
+                n_rows=len(far), message=f"{len(far)} rows lie farther from the baseline than "
+                "any baseline row does"),
     ]
+    keep = {"outliers"} if cfg.checks.outliers else set()
+    if cfg.checks.label_consistency and len(base.classes) > 1:
+        keep |= {"label_consistency", "duplicates"}
+    return [f for f in found if f.check in keep]
 
 
-def _grade(findings: list[Finding], cfg: CheckConfig) -> list[Finding]:
-    """Correct p-values per family (and Bonferroni across), then set severities."""
-    fams = sorted({f.check for f in findings if f.p_value is not None})
+def _grade(findings: list[Finding], extra: dict[str, np.ndarray],
+           cfg: CheckConfig) -> tuple[list[Finding], dict[str, np.ndarray]]:
+    """Correct p-values per family (and Bonferroni across), then set severities.
+
+    ``extra`` holds families given as bare p-value arrays (the trigger candidates);
+    their adjusted p-values are returned alongside the graded findings.
+    """
+    fams = sorted({f.check for f in findings if f.p_value is not None} | set(extra))
     adjusted: dict[int, float] = {}
-    for fam in fams:
-        idx = [i for i, f in enumerate(findings) if f.check == fam and f.p_value is not None]
+    by_fam: dict[str, list[int]] = {}
+    for i, f in enumerate(findings):
+        if f.p_value is not None:
+            by_fam.setdefault(f.check, []).append(i)
+    for idx in by_fam.values():
         p = adjust(np.array([findings[i].p_value for i in idx], dtype=float), cfg.correction)
         for i, v in zip(idx, p, strict=True):
             adjusted[i] = float(min(1.0, v * len(fams)))
+    extra_adj = {k: np.minimum(1.0, adjust(v, cfg.correction) * len(fams))
+                 for k, v in extra.items()}
     out = []
     for i, f in enumerate(findings):
         if f.p_value is None:
@@ -168,7 +186,7 @@ def _grade(findings: list[Finding], cfg: CheckConfig) -> list[Finding]:
         if f.detail.get("rule") == "fail":
             severity = "fail"
         out.append(f.with_(p_adjusted=pa, severity=severity))
-    return out
+    return out, extra_adj
 
 
 def _blame(graded: list[Finding], hits: list[Candidate], padj: dict[int, float], base: Profile,

@@ -5,13 +5,15 @@ Both work on the numeric columns, standardised with the baseline's mean and std
 the baseline never has to be loaded again.
 
 - :func:`mmd_test`: maximum mean discrepancy with a Gaussian kernel (median
-  bandwidth) and a permutation p-value; the baseline side is a proportional draw
-  from the stratified sample.
+  bandwidth) and a permutation p-value (gamma fit to the permutation statistics, so
+  the p-value can be small enough to survive the correction); the baseline side is
+  a proportional draw from the stratified sample.
 - :func:`label_consistency`: each new row's k nearest baseline rows vote (weighted
   by ``N_c / n_c``); the rate of rows whose neighbours outvote their label is
   compared with the same rate inside the baseline (leave-one-out) by a one-sided
   Fisher test. The disagreeing rows are the ones to blame. Near-duplicates of a
-  baseline row carrying another label are counted the same way.
+  baseline row carrying another label are counted the same way, and rows farther
+  from their neighbours than any baseline row is from its own are outliers.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from poisonguard.validate.tests import fisher_greater
+from poisonguard.validate.tests import fisher_greater, gamma_tail, range_test
 
 __all__ = ["Consistency", "label_consistency", "mmd_test", "nearest", "standardize"]
 
@@ -57,9 +59,8 @@ def mmd_test(base: np.ndarray, wb: np.ndarray, new: np.ndarray, *, rows: int = 5
     s[:, 0] = np.r_[np.full(len(a), 1 / len(a)), np.full(len(b), -1 / len(b))]
     for i in range(1, permutations + 1):
         s[:, i] = rng.permutation(s[:, 0])
-    stats = np.einsum("ip,ip->p", s, k @ s)
-    hits = int(np.sum(stats[1:] >= stats[0] - 1e-12))
-    return float(stats[0]), (1 + hits) / (1 + permutations)
+    mmd2 = np.einsum("ip,ip->p", s, k @ s)
+    return float(mmd2[0]), gamma_tail(float(mmd2[0]), mmd2[1:])
 
 
 def nearest(query: np.ndarray, ref: np.ndarray, k: int,
@@ -82,27 +83,36 @@ def nearest(query: np.ndarray, ref: np.ndarray, k: int,
 
 @dataclass(frozen=True)
 class Consistency:
-    """Label disagreement with the baseline's neighbours, new batch vs baseline."""
+    """Row-level comparisons of the new rows with their nearest baseline rows."""
 
     rate: float  # fraction of new rows outvoted by their baseline neighbours
     base_rate: float  # the same fraction inside the baseline (leave-one-out)
     p_value: float
-    flagged: np.ndarray  # positions (into the new sample) of outvoted rows
+    flagged: np.ndarray  # positions (into the new rows) of outvoted rows
     suggested: np.ndarray  # the neighbours' class for each flagged row
     near_dup: np.ndarray  # positions of near-duplicates of a baseline row with another label
     near_dup_p: float
+    outliers: np.ndarray  # positions of rows farther from the baseline than any baseline row
+    outlier_p: float
     evaluated: int
 
 
 def label_consistency(base: np.ndarray, base_codes: np.ndarray, wb: np.ndarray,
-                      new: np.ndarray, new_codes: np.ndarray, *, k: int = 10) -> Consistency:
-    """Compare label agreement with the k nearest baseline rows (see module doc)."""
+                      new: np.ndarray, new_codes: np.ndarray, *, k: int = 10,
+                      max_agreement: float = 0.1) -> Consistency:
+    """Compare each new row with its k nearest baseline rows (see the module doc).
+
+    A row is outvoted when at most ``max_agreement`` of its neighbours' weight is
+    on its own label. Its outlier score is the mean distance to its neighbours;
+    under exchangeability the number of new rows scoring above every baseline row
+    (leave-one-out) is beta-binomial(n, 1, N), which gives the outlier p-value.
+    """
     n_classes = int(max(base_codes.max(initial=0), new_codes.max(initial=0))) + 1
     k = min(k, len(base) - 1)
     ok = new_codes >= 0
-    if k < 1 or not ok.any():
+    if k < 1 or not len(new):
         e = np.empty(0, np.int64)
-        return Consistency(0.0, 0.0, 1.0, e, e, e, 1.0, 0)
+        return Consistency(0.0, 0.0, 1.0, e, e, e, 1.0, e, 1.0, 0)
     bd, bi = nearest(base, base, k + 1)
     bd, bi = bd[:, 1:], bi[:, 1:]  # leave one out
     nd, ni = nearest(new, base, k)
@@ -111,19 +121,22 @@ def label_consistency(base: np.ndarray, base_codes: np.ndarray, wb: np.ndarray,
         votes = np.zeros((len(idx), n_classes))
         np.add.at(votes, (np.repeat(np.arange(len(idx)), idx.shape[1]), base_codes[idx].ravel()),
                   wb[idx].ravel())
-        best = votes.argmax(axis=1)
-        return (best != own) & (votes[np.arange(len(idx)), best] > 0.5 * votes.sum(axis=1)), best
+        share = votes[np.arange(len(idx)), np.maximum(own, 0)] / votes.sum(axis=1)
+        return share <= max_agreement, votes.argmax(axis=1)
 
     b_out, _ = outvoted(bi, base_codes)
     n_out, n_best = outvoted(ni, new_codes)
     n_out &= ok
-    n_eval = int(ok.sum())
+    n_eval = max(int(ok.sum()), 1)
     p = float(fisher_greater(n_out.sum(), n_eval, b_out.sum(), len(base)))
     # near-duplicates: closer to a baseline row than 99% of baseline rows are to theirs
     tiny = np.quantile(bd[:, 0], 0.01)
     b_dup = (bd[:, 0] <= tiny) & (base_codes[bi[:, 0]] != base_codes)
     n_dup = ok & (nd[:, 0] <= tiny) & (base_codes[ni[:, 0]] != new_codes)
     p_dup = float(fisher_greater(n_dup.sum(), n_eval, b_dup.sum(), len(base)))
+    far = nd.mean(axis=1) > bd.mean(axis=1).max()
+    p_far = range_test(int(far.sum()), len(new), len(base), tails=1)
     flagged = np.flatnonzero(n_out)
     return Consistency(float(n_out.sum()) / n_eval, float(b_out.mean()), p, flagged,
-                       n_best[flagged], np.flatnonzero(n_dup), p_dup, n_eval)
+                       n_best[flagged], np.flatnonzero(n_dup), p_dup, np.flatnonzero(far),
+                       p_far, int(ok.sum()))

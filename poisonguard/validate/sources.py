@@ -204,9 +204,13 @@ def _names(d: Dataset) -> list[str]:
 
 def open_source(path: str | Path | Dataset, *, label: str = "label", batch_rows: int = 65_536,
                 schema: Mapping[str, Kind] | None = None) -> Source:
-    """The right :class:`Source` for a path (or an in-memory Dataset)."""
+    """The right :class:`Source` for a path, ``builtin:NAME``, or an in-memory Dataset."""
     if isinstance(path, Dataset):
         return DatasetSource(path)
+    if str(path).startswith("builtin:"):
+        from poisonguard.datasets import builtin_dataset
+
+        return DatasetSource(builtin_dataset(str(path).removeprefix("builtin:")))
     p = Path(path)
     if not p.exists():
         raise DataError("no such file or directory", path=str(p))

@@ -3,12 +3,13 @@
 A backdoor stamps fixed values (a pixel patch, k tabular columns set to constants)
 on a subset of rows labelled with one class. For every class ``c`` and column ``j``
 of the new batch, each value shared by at least ``min_rows`` rows of ``c`` is a
-candidate. It is tested twice, one-sided Fisher, and keeps the larger p-value (an
-intersection-union test): against the whole baseline sample (all classes: a trigger
-value is rare everywhere) and against the other classes of the new batch (so a
-value that hits every class, or that is merely typical of another class as after
-label flips, is not a trigger). Significant candidates of one class whose rows
-overlap are grouped into one pattern.
+candidate. It is tested three times, one-sided Fisher, and keeps the largest
+p-value (an intersection-union test, valid because each part is): against the same
+class of the baseline (the value must be new to the class), against the whole
+baseline sample (a trigger value is rare everywhere) and against the other classes
+of the new batch (a value that hits every class, or that is merely typical of
+another class as after label flips, is not a trigger). Significant candidates of
+one class whose rows overlap are grouped into one pattern.
 """
 
 from __future__ import annotations
@@ -41,45 +42,53 @@ class Pattern:
     rows: np.ndarray  # positions in the new class sample matching at least half the items
 
 
-def _counts_of(values: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    s = np.sort(values[~np.isnan(values)])
-    return np.searchsorted(s, targets, side="right") - np.searchsorted(s, targets, side="left")
+def _counts_in(sorted_col: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """How often each target occurs in an ascending column (NaN sorted last)."""
+    return (np.searchsorted(sorted_col, targets, side="right")
+            - np.searchsorted(sorted_col, targets, side="left"))
 
 
 def trigger_candidates(base: Profile, new: Profile, remap: np.ndarray, columns: list[int],
                        new_columns: list[int], *, min_rows: int) -> list[Candidate]:
     """Candidates with raw p-values; ``remap`` maps new class codes to baseline codes."""
-    out: list[tuple[int, int, float, int, int, int, int, int, int]] = []
     new_all = [s.numeric[:, new_columns].astype(np.float64) for s in new.samples]
-    base_all = [s.numeric[:, columns].astype(np.float64) for s in base.samples]
-    pooled = np.concatenate(base_all) if base_all else np.empty((0, len(columns)))
+    base_all = [np.sort(s.numeric[:, columns].astype(np.float64), axis=0) for s in base.samples]
+    pooled = np.sort(np.concatenate(base_all), axis=0) if base_all else \
+        np.empty((0, len(columns)))
+    rows: list[tuple[int, int, float]] = []
+    counts: list[np.ndarray] = []  # per candidate: a, n, b, m, o, n_other, b_own, m_own
     for c_new, x in enumerate(new_all):
         c = int(remap[c_new])
         if c < 0 or len(x) < min_rows:
             continue
         others = [o for i, o in enumerate(new_all) if i != c_new]
-        rest = np.concatenate(others) if others else np.empty((0, x.shape[1]))
+        rest = np.sort(np.concatenate(others), axis=0) if others else \
+            np.empty((0, x.shape[1]))
+        own = base_all[c]
         for j in range(x.shape[1]):
             col = x[:, j]
-            vals, counts = np.unique(col[~np.isnan(col)], return_counts=True)
-            keep = counts >= min_rows
+            vals, cnt = np.unique(col[~np.isnan(col)], return_counts=True)
+            keep = cnt >= min_rows
             if not keep.any():
                 continue
-            vals, counts = vals[keep], counts[keep]
-            b = _counts_of(pooled[:, j], vals)
-            r = _counts_of(rest[:, j], vals) if len(rest) else np.zeros(len(vals), np.int64)
-            for v, a, bb, rr in zip(vals, counts, b, r, strict=True):
-                out.append((c, j, float(v), int(a), len(x), int(bb), len(pooled), int(rr),
-                            len(rest)))
-    if not out:
+            vals, cnt = vals[keep], cnt[keep]
+            k = len(vals)
+            counts.append(np.column_stack([
+                cnt, np.full(k, len(x)), _counts_in(pooled[:, j], vals), np.full(k, len(pooled)),
+                _counts_in(rest[:, j], vals), np.full(k, len(rest)),
+                _counts_in(own[:, j], vals), np.full(k, len(own))]))
+            rows += [(c, j, float(v)) for v in vals]
+    if not rows:
         return []
-    t = np.array([row[3:] for row in out], dtype=np.int64)  # a, n, b, m, o, n_other
+    t = np.concatenate(counts).astype(np.int64)
     p_base = fisher_greater(t[:, 0], t[:, 1], t[:, 2], t[:, 3])
     p_rest = np.where(t[:, 5] > 0, fisher_greater(t[:, 0], t[:, 1], t[:, 4],
                                                    np.maximum(t[:, 5], 1)), 0.0)
-    p = np.maximum(p_base, p_rest)
-    return [Candidate(row[0], row[1], row[2], row[3], row[4], row[5] / row[6], float(pv))
-            for row, pv in zip(out, p, strict=True)]
+    p_own = np.where(t[:, 7] > 0, fisher_greater(t[:, 0], t[:, 1], t[:, 6],
+                                                  np.maximum(t[:, 7], 1)), 1.0)
+    p = np.maximum(np.maximum(p_base, p_rest), p_own)
+    return [Candidate(c, j, v, int(ti[0]), int(ti[1]), float(ti[2]) / max(int(ti[3]), 1),
+                      float(pv)) for (c, j, v), ti, pv in zip(rows, t, p, strict=True)]
 
 
 def group_patterns(hits: list[Candidate], new: Profile, new_code: dict[int, int],
