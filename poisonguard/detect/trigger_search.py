@@ -1,0 +1,266 @@
+"""Trigger search in input space: small sets of features whose shared values mark a subset.
+
+A backdoor trigger stamps the same values on the same few features of every poisoned
+row (a BadNets patch, fixed values in k tabular columns). In clean data, exact
+values on several features rarely coincide, so the trigger shows as a set of
+(feature, value) *items* whose row sets are almost identical (Jaccard near 1), far
+beyond what independence predicts. :func:`mine_triggers` finds such item sets with
+one sparse co-occurrence product; the detectors (``trigger``, ``cleanlabel``) then
+decide which of them are backdoors. Plain functions, usable alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+from scipy.stats import binom
+
+__all__ = [
+    "TriggerCandidate",
+    "describe_features",
+    "mine_triggers",
+    "needed_matches",
+    "rows_matching",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class TriggerCandidate:
+    """An item set (features with shared values) and the rows of the whole data carrying it.
+
+    ``core`` features define ``rows``; ``features``/``values`` add the columns that
+    (almost) every one of those rows also shares at an unusual value (the full patch).
+    ``label`` is the majority class of ``rows``; ``label_p`` the binomial tail
+    probability of that many rows of the class given its base rate (uncorrected).
+    ``min_jaccard`` is the smallest Jaccard index between the core items' row sets;
+    ``log10_lift`` compares the rows carrying every core item to independence.
+    """
+
+    core: tuple[int, ...]
+    features: tuple[int, ...]
+    values: tuple[float, ...]
+    rows: np.ndarray
+    label: int
+    n_label: int
+    label_p: float
+    min_jaccard: float
+    log10_lift: float
+    outside: float
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+    @property
+    def purity(self) -> float:
+        return self.n_label / max(len(self.rows), 1)
+
+
+def needed_matches(k: int) -> int:
+    """How many of ``k`` core items a row must carry to belong to a candidate.
+
+    Small item sets (a patch, a few columns) must match entirely; large ones (a
+    blended pattern, which survives only where the image was blank) by half.
+    """
+    return k if k <= 4 else max(4, -(-k // 2))
+
+
+def rows_matching(x: np.ndarray, features: tuple[int, ...], values: tuple[float, ...],
+                  min_match: int | None = None) -> np.ndarray:
+    """Indices of the rows of ``x`` equal to ``values`` on at least ``min_match`` of
+    ``features`` (default: all of them)."""
+    cols = np.asarray(x[:, list(features)])
+    hits = (cols == np.asarray(values, dtype=cols.dtype)).sum(axis=1)
+    need = len(features) if min_match is None else min_match
+    return np.flatnonzero(hits >= need)
+
+
+def _items(x: np.ndarray, lo: int, hi: int, max_items: int) -> tuple[np.ndarray, np.ndarray,
+                                                                    sparse.csc_matrix]:
+    """(feature, value) items whose count lies in [lo, hi], as an N x I binary matrix."""
+    feats: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    n_items = 0
+    for j in range(x.shape[1]):
+        uniq, inverse, cnt = np.unique(x[:, j], return_inverse=True, return_counts=True)
+        keep = (cnt >= lo) & (cnt <= hi)
+        if not keep.any():
+            continue
+        code = np.full(len(uniq), -1, dtype=np.int64)
+        code[keep] = n_items + np.arange(int(keep.sum()))
+        item_of_row = code[inverse.ravel()]
+        hit = np.flatnonzero(item_of_row >= 0)
+        rows.append(hit)
+        cols.append(item_of_row[hit])
+        feats.append(np.full(int(keep.sum()), j))
+        vals.append(uniq[keep])
+        counts.append(cnt[keep])
+        n_items += int(keep.sum())
+    if not n_items:
+        return np.zeros(0, int), np.zeros(0), sparse.csc_matrix((len(x), 0))
+    feat = np.concatenate(feats)
+    val = np.concatenate(vals)
+    r = np.concatenate(rows)
+    c = np.concatenate(cols)
+    b = sparse.csc_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(len(x), n_items))
+    if n_items > max_items:  # keep the rarest items: triggers are rare, common values are not
+        order = np.argsort(np.concatenate(counts), kind="stable")[:max_items]
+        order.sort()
+        feat, val, b = feat[order], val[order], b[:, order]
+    return feat, val, b
+
+
+def _peel(members: list[int], jac: np.ndarray, b: sparse.csc_matrix, lo: int) -> list[int]:
+    """Drop the least-connected item until the rows carrying every item number >= lo."""
+    members = list(members)
+    while len(members) >= 2:
+        hits = np.asarray(b[:, members].sum(axis=1)).ravel()
+        all_rows = hits >= needed_matches(len(members))
+        if all_rows.sum() >= lo:
+            return members
+        sub = jac[np.ix_(members, members)]
+        members.pop(int(np.argmin(sub.sum(axis=1))))
+    return []
+
+
+def _extend(x: np.ndarray, rows: np.ndarray, core: tuple[int, ...], core_vals: tuple[float, ...],
+            share: float, common: float) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Core features plus the columns on which ``share`` of ``rows`` hold one unusual value."""
+    sub = x[rows]
+    feats = list(core)
+    vals = list(core_vals)
+    mode_vals = np.asarray([np.median(sub[:, j]) for j in range(x.shape[1])])
+    share_mode = (sub == mode_vals).mean(axis=0)
+    for j in np.flatnonzero(share_mode >= share):
+        if j in core:
+            continue
+        if float(np.mean(x[:, j] == mode_vals[j])) <= common:
+            feats.append(int(j))
+            vals.append(float(mode_vals[j]))
+    order = np.argsort(feats)
+    return tuple(int(feats[k]) for k in order), tuple(vals[k] for k in order)
+
+
+def mine_triggers(
+    x: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    *,
+    min_rows: int = 5,
+    min_fraction: float = 0.001,
+    max_fraction: float = 0.2,
+    min_jaccard: float = 0.5,
+    max_rows: int = 50_000,
+    max_items: int = 20_000,
+    seed: int = 0,
+) -> list[TriggerCandidate]:
+    """Item sets of two or more features whose shared exact values mark one subset.
+
+    Items (feature, value) held by between ``max(min_rows, min_fraction * n)`` and
+    ``max_fraction * n`` rows are linked when their row sets overlap with Jaccard
+    index >= ``min_jaccard``; each connected group of linked items is a candidate.
+    Mining runs on a random sample of ``max_rows`` rows; candidates are then matched
+    on every row of ``x``. Roughly linear in rows.
+    """
+    x = np.asarray(x)
+    y = np.asarray(labels)
+    n = len(x)
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, size=max_rows, replace=False)) if n > max_rows else np.arange(n)
+    xs = x[sample]
+    lo = max(int(min_rows), int(np.ceil(min_fraction * len(xs))))
+    hi = int(max_fraction * len(xs))
+    if hi < lo:
+        return []
+    feat, val, b = _items(xs, lo, hi, max_items)
+    if b.shape[1] < 2:
+        return []
+    co = (b.T @ b).tocoo()
+    cnt = np.asarray(b.sum(axis=0)).ravel()
+    a_idx, b_idx, n_ab = co.row, co.col, co.data
+    union = cnt[a_idx] + cnt[b_idx] - n_ab
+    jac_val = n_ab / np.maximum(union, 1)
+    keep = (a_idx < b_idx) & (n_ab >= lo) & (jac_val >= min_jaccard)
+    if not keep.any():
+        return []
+    m = b.shape[1]
+    graph = sparse.coo_matrix((jac_val[keep], (a_idx[keep], b_idx[keep])), shape=(m, m)).tocsr()
+    graph = graph + graph.T
+    n_comp, comp = connected_components(graph, directed=False)
+    sizes = np.bincount(comp, minlength=n_comp)
+    base = np.bincount(y, minlength=n_classes) / max(n, 1)
+    out: list[TriggerCandidate] = []
+    for k in np.flatnonzero(sizes >= 2):
+        members = [int(i) for i in np.flatnonzero(comp == k)]
+        local = graph[members][:, members].toarray()
+        # Items of one feature cannot co-occur; keep the most connected item per feature.
+        best: dict[int, int] = {}
+        for pos, item in enumerate(members):
+            f = int(feat[item])
+            if f not in best or local[pos].sum() > local[members.index(best[f])].sum():
+                best[f] = item
+        members = sorted(best.values())
+        if len(members) < 2:
+            continue
+        jac = graph[members][:, members].toarray()
+        kept = _peel(list(range(len(members))), jac, b[:, members], lo)
+        if len(kept) < 2:
+            continue
+        items = [members[i] for i in kept]
+        core = tuple(int(feat[i]) for i in items)
+        core_vals = tuple(float(val[i]) for i in items)
+        rows = rows_matching(x, core, core_vals, needed_matches(len(core)))
+        if len(rows) < min_rows:
+            continue
+        sub_j = jac[np.ix_(kept, kept)]
+        min_j = float(sub_j[~np.eye(len(kept), dtype=bool)].min())
+        p_items = cnt[items] / len(xs)
+        expected = len(xs) * float(np.prod(p_items))
+        observed = len(rows) * len(xs) / n
+        lift = float(np.log10(max(observed, 1e-12) / max(expected, 1e-300)))
+        # How often the core values occur outside the matched rows (feature by feature).
+        any_item = np.zeros(n, dtype=bool)
+        for f, v in zip(core, core_vals, strict=True):
+            any_item |= x[:, f] == v
+        outside = float(any_item.sum() - len(rows)) / max(len(rows), 1)
+        counts = np.bincount(y[rows], minlength=n_classes)
+        c = int(counts.argmax())
+        p = float(binom.sf(counts[c] - 1, len(rows), base[c]))
+        feats, vals = _extend(x, rows, core, core_vals, share=0.9, common=0.5)
+        out.append(TriggerCandidate(core=core, features=feats, values=vals, rows=rows, label=c,
+                                    n_label=int(counts[c]), label_p=p, min_jaccard=min_j,
+                                    log10_lift=lift, outside=outside))
+    out.sort(key=lambda t: (t.label_p, -t.n_rows))
+    return out
+
+
+def describe_features(features: tuple[int, ...], values: tuple[float, ...],
+                      image_shape: tuple[int, ...] | None,
+                      names: tuple[str, ...]) -> tuple[str, str, list[list[int]]]:
+    """(items, shape, pixels): "(7,6),(7,7)=16" or "f3=2.5, f9=1", a short shape phrase
+    ("a 2x2 patch at row 6, column 6" or "fixed values in 3 columns"), and for images
+    the [row, column, channel] of every feature."""
+    if image_shape is None:
+        items = ", ".join(f"{names[f] if f < len(names) else f'f{f}'}={v:g}"
+                          for f, v in zip(features, values, strict=True))
+        return items, f"fixed values in {len(features)} columns", []
+    _, w, ch = image_shape
+    pixels = [[f // (w * ch), (f // ch) % w, f % ch] for f in features]
+    coords = ",".join(f"({r},{c})" if ch == 1 else f"({r},{c},{k})" for r, c, k in pixels)
+    uniq = sorted(set(values))
+    items = coords + (f"={uniq[0]:g}" if len(uniq) == 1 else "=" + "/".join(f"{v:g}" for v in uniq))
+    rs = [p[0] for p in pixels]
+    cs = [p[1] for p in pixels]
+    h_, w_ = max(rs) - min(rs) + 1, max(cs) - min(cs) + 1
+    n_cells = len({(r, c) for r, c, _ in pixels})
+    if n_cells == h_ * w_:
+        shape = f"a {h_}x{w_} patch at row {min(rs)}, column {min(cs)}"
+    else:
+        shape = f"{n_cells} pixels within rows {min(rs)}-{max(rs)}, columns {min(cs)}-{max(cs)}"
+    return items, shape, pixels
