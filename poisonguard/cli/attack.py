@@ -1,1 +1,186 @@
-"""CLI commands: attack (filled in by its issue)."""
+"""CLI commands of the red team: ``attack``, ``score`` and ``bench``."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from poisonguard.attack import ATTACK_INFO, open_dataset, run_attack, save_truth
+from poisonguard.attack.truth import check_rate
+from poisonguard.cli._app import command, err_console, out_console, progress_bar
+from poisonguard.data import Dataset, ensure_not_same, save_dataset
+from poisonguard.errors import UsageError
+
+__all__ = ["attack_command", "bench_command", "class_code", "score_command"]
+
+_IMAGE_OUT = {".npz"}
+_TABLE_OUT = {".csv", ".parquet", ".pq", ".npz"}
+
+
+def class_code(dataset: Dataset, value: str, what: str = "target") -> int:
+    """The label code of class ``value`` as the user writes labels (e.g. '0' or 'cat')."""
+    if value in dataset.classes:
+        return dataset.classes.index(value)
+    shown = ", ".join(dataset.classes[:20]) + (" ..." if dataset.n_classes > 20 else "")
+    raise UsageError(f"{what} '{value}' is not a class (classes: {shown})")
+
+
+def _check_out(dataset: Dataset, out: Path) -> None:
+    allowed = _IMAGE_OUT if dataset.modality == "image" else _TABLE_OUT
+    if out.suffix.lower() not in allowed:
+        raise UsageError(f"{out}: {dataset.modality} data is written as "
+                         f"{' or '.join(sorted(allowed))}")
+
+
+@command("attack")
+def attack_command(
+    kind: Annotated[str, typer.Argument(help=f"one of: {', '.join(ATTACK_INFO)}")],
+    data: Annotated[str, typer.Argument(help="data file, image folder or builtin:NAME")],
+    rate: Annotated[float, typer.Option(help="fraction of output rows poisoned, in (0, 0.5]")],
+    out: Annotated[Path, typer.Option(help="where to write the poisoned data")],
+    truth: Annotated[Path, typer.Option(help="where to write the truth record (JSON)")],
+    target: Annotated[str | None, typer.Option(help="target class, as written in the data")]
+    = None,
+    source: Annotated[str | None, typer.Option(help="source class (flip-targeted)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed; the same seed reproduces")] = 0,
+    label: Annotated[str, typer.Option(help="label column of CSV/Parquet input")] = "label",
+    size: Annotated[int, typer.Option(help="badnets patch size (pixels)")] = 2,
+    position: Annotated[str, typer.Option(help="badnets patch position")] = "bottom-right",
+    value: Annotated[float | None, typer.Option(help="badnets patch value (default max)")]
+    = None,
+    alpha: Annotated[float, typer.Option(help="blend pattern weight")] = 0.2,
+    n_features: Annotated[int, typer.Option(help="tabular-trigger columns")] = 3,
+    trigger: Annotated[str | None, typer.Option(help="clean-label trigger: badnets, blend, "
+                                                     "tabular")] = None,
+    perturb: Annotated[bool, typer.Option(help="clean-label: make rows harder to learn")]
+    = True,
+    quiet: Annotated[bool, typer.Option("--quiet", help="print nothing on success")] = False,
+) -> None:
+    """Poison DATA with attack KIND; write the poisoned data and the truth record."""
+    if kind not in ATTACK_INFO:
+        raise UsageError(f"unknown attack '{kind}' (known: {', '.join(ATTACK_INFO)})")
+    check_rate(rate)
+    if out.resolve() == truth.resolve():
+        raise UsageError("--out and --truth must be different files")
+    dataset = open_dataset(data, label=label)
+    for path in (out, truth):
+        ensure_not_same(data, path)
+    _check_out(dataset, out)
+    info = ATTACK_INFO[kind]
+    if dataset.modality not in info.modalities:
+        hint = " (use tabular-trigger)" if kind in {"badnets", "blend"} else ""
+        raise UsageError(f"{kind} does not apply to {dataset.modality} data{hint}")
+    params: dict[str, object] = {}
+    if source is not None:
+        if kind != "flip-targeted":
+            raise UsageError("--source is only for flip-targeted")
+        params["source"] = class_code(dataset, source, "source")
+    if kind in {"badnets", "clean-label"}:
+        params.update(size=size, position=position)
+    if kind == "badnets":
+        params["value"] = value
+    if kind in {"blend", "clean-label"}:
+        params["alpha"] = alpha
+    if kind in {"tabular-trigger", "clean-label"}:
+        params["n_features"] = n_features
+    if kind == "clean-label":
+        params.update(trigger=trigger, perturb=perturb)
+    code = None if target is None else class_code(dataset, target)
+    result = run_attack(kind, dataset, rate=rate, seed=seed, target=code, **params)
+    save_dataset(result.dataset, out)
+    save_truth(result.truth, truth)
+    if not quiet:
+        out_console.print(f"{result.truth.description}\nwrote {out} ({len(result.dataset)} rows) "
+                          f"and {truth}", markup=False)
+
+
+@command("score")
+def score_command(
+    findings: Annotated[Path, typer.Argument(help="poisonguard findings, a JSON list of flagged "
+                                                  "indices, or {\"flagged\": [...]}")],
+    truth: Annotated[Path, typer.Option(help="truth record written by 'poisonguard attack'")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
+) -> None:
+    """Score a findings file against the truth of an attack."""
+    from poisonguard.attack import load_truth
+    from poisonguard.bench import load_flags, score_flags
+    from poisonguard.bench.tables import fmt
+
+    record = load_truth(truth)
+    flags, scores, tool = load_flags(findings, record.n_rows)
+    metrics = score_flags(flags, record, scores=scores)
+    metrics.update(attack=record.kind, findings_tool=tool)
+    if as_json:
+        out_console.print_json(json.dumps(metrics))
+        return
+    table = Table(title=f"{findings} vs {truth} ({record.kind})", title_justify="left")
+    for col in ("flagged", "poisoned", "tp", "fp", "fn", "precision", "recall", "f1", "fpr",
+                "auroc", "ap"):
+        table.add_column(col, justify="right")
+    table.add_row(*(fmt(metrics[c]) for c in ("flagged", "poisoned", "tp", "fp", "fn",
+                                                "precision", "recall", "f1", "fpr", "auroc",
+                                                "ap")))
+    out_console.print(table)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UsageError(f"--rates must be numbers separated by commas, got '{text}'") from None
+    if not values:
+        raise UsageError("--rates is empty")
+    for v in values:
+        check_rate(v)
+    return values
+
+
+@command("bench")
+def bench_command(
+    data: Annotated[str, typer.Argument(help="data file, image folder or builtin:NAME")],
+    out: Annotated[Path, typer.Option(help="directory for results.json, results.md, plots")],
+    attacks: Annotated[str, typer.Option(help="comma-separated attack kinds")]
+    = "flip,outliers,badnets,blend,tabular-trigger",
+    rates: Annotated[str, typer.Option(help="comma-separated poison rates")]
+    = "0.005,0.01,0.05,0.1",
+    detectors: Annotated[str, typer.Option(help="'all' or comma-separated names")] = "all",
+    target: Annotated[str, typer.Option(help="backdoor target class")] = "",
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    label: Annotated[str, typer.Option(help="label column of CSV/Parquet input")] = "label",
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar, no tables")] = False,
+) -> None:
+    """Benchmark the detectors: every attack x rate x detector, scored against the truth."""
+    from poisonguard.bench import choose_detectors, rich_tables, run_bench, write_outputs
+
+    kinds = [k.strip() for k in attacks.split(",") if k.strip()]
+    for kind in kinds:
+        if kind not in ATTACK_INFO:
+            raise UsageError(f"unknown attack '{kind}' (known: {', '.join(ATTACK_INFO)})")
+    rate_list = _floats(rates)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: --out must be a directory")
+    dataset = open_dataset(data, label=label)
+    code = class_code(dataset, target) if target else 0
+    choose_detectors(detectors, dataset)  # fail fast on unknown names
+    with progress_bar(not quiet) as progress:
+        result = run_bench(dataset, attacks=kinds, rates=rate_list, detectors=detectors,
+                           target=code, seed=seed, progress=progress)
+    cmd = "poisonguard " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    written = write_outputs(result, out, command=cmd)
+    if not quiet:
+        for table in rich_tables(result):
+            out_console.print(table)
+        for skip in result.skipped:
+            rate = f" at rate {skip['rate']:g}" if skip["rate"] else ""
+            out_console.print(f"skipped {skip['attack']}{rate}: {skip['reason']}", markup=False)
+        for err in result.errors:
+            err_console.print(f"detector {err['detector']} failed on {err['where']}: "
+                              f"{err['error']}", markup=False)
+        out_console.print(f"wrote {', '.join(str(p) for p in written)} "
+                          f"({result.meta['seconds']} s)", markup=False)

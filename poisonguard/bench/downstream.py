@@ -1,0 +1,69 @@
+"""Downstream effect of poison: clean accuracy and attack success of a simple model.
+
+The model is deliberately small and fast (logistic regression on standardised,
+flattened features): it is the victim the benchmark trains on the poisoned data,
+then again on the data with the flagged rows dropped.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from poisonguard.attack import Truth, apply_trigger
+from poisonguard.data import Dataset
+
+__all__ = ["attack_success_rate", "downstream_effect", "train_victim"]
+
+
+def train_victim(train: Dataset, *, seed: int = 0) -> Pipeline:
+    """Fit the benchmark's victim model on ``train``."""
+    model = make_pipeline(StandardScaler(),
+                          LogisticRegression(max_iter=500, C=1.0, random_state=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(train.matrix(), train.labels)
+    return model
+
+
+def attack_success_rate(model: Pipeline, test: Dataset, truth: Truth) -> float | None:
+    """Share of triggered test inputs (true class != target) the model calls the target.
+
+    For feature collision (no trigger) it is 1.0 when the held-out victim row is
+    classified as the target, else 0.0. None when the attack has no target.
+    """
+    if truth.target is None:
+        return None
+    if truth.trigger is not None:
+        victims = test.subset(np.flatnonzero(test.labels != truth.target))
+        if len(victims) == 0:
+            return None
+        pred = model.predict(apply_trigger(victims, truth).matrix())
+        return float((pred == truth.target).mean())
+    if "victim" in truth.params:
+        row = np.asarray(truth.params["victim"], dtype=np.float32)[None]
+        return float(model.predict(row)[0] == truth.target)
+    return None
+
+
+def downstream_effect(poisoned: Dataset, flags: np.ndarray, test: Dataset, truth: Truth,
+                      *, seed: int = 0) -> dict[str, Any]:
+    """Accuracy on ``test`` and ASR of models trained on the poisoned data and on it
+    after dropping the flagged rows."""
+    out: dict[str, Any] = {}
+    keep = np.flatnonzero(~np.asarray(flags, dtype=bool))
+    for name, data in (("poisoned", poisoned), ("cleaned", poisoned.subset(keep))):
+        if len(np.unique(data.labels)) < 2:
+            out[f"{name}_accuracy"] = out[f"{name}_asr"] = None
+            continue
+        model = train_victim(data, seed=seed)
+        out[f"{name}_accuracy"] = float((model.predict(test.matrix()) == test.labels).mean())
+        out[f"{name}_asr"] = attack_success_rate(model, test, truth)
+    out["dropped"] = int(len(poisoned) - len(keep))
+    return out
