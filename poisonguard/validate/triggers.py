@@ -3,13 +3,14 @@
 A backdoor stamps fixed values (a pixel patch, k tabular columns set to constants)
 on a subset of rows labelled with one class. For every class ``c`` and column ``j``
 of the new batch, each value shared by at least ``min_rows`` rows of ``c`` is a
-candidate. It is tested three times, one-sided Fisher, and keeps the largest
-p-value (an intersection-union test, valid because each part is): against the same
-class of the baseline (the value must be new to the class), against the whole
-baseline sample (a trigger value is rare everywhere) and against the other classes
-of the new batch (a value that hits every class, or that is merely typical of
-another class as after label flips, is not a trigger). Significant candidates of
-one class whose rows overlap are grouped into one pattern.
+candidate. It is tested twice, one-sided Fisher, and keeps the larger p-value (an
+intersection-union test, valid because each part is): against the same class of
+the baseline (the value must be new to the class) and against the whole baseline
+sample (a trigger value is rare everywhere, so values merely typical of another
+class, as after label flips, do not count). A candidate must also be at least twice
+as common in its class as in the batch's other classes (a value that hits every
+class is drift, not a trigger). Significant candidates of one class whose rows
+overlap are grouped into one pattern.
 """
 
 from __future__ import annotations
@@ -82,11 +83,11 @@ def trigger_candidates(base: Profile, new: Profile, remap: np.ndarray, columns: 
         return []
     t = np.concatenate(counts).astype(np.int64)
     p_base = fisher_greater(t[:, 0], t[:, 1], t[:, 2], t[:, 3])
-    p_rest = np.where(t[:, 5] > 0, fisher_greater(t[:, 0], t[:, 1], t[:, 4],
-                                                   np.maximum(t[:, 5], 1)), 0.0)
     p_own = np.where(t[:, 7] > 0, fisher_greater(t[:, 0], t[:, 1], t[:, 6],
                                                   np.maximum(t[:, 7], 1)), 1.0)
-    p = np.maximum(np.maximum(p_base, p_rest), p_own)
+    # concentrated in this class: at least twice as common as in the batch's other classes
+    concentrated = t[:, 0] * np.maximum(t[:, 5], 1) >= 2 * t[:, 4] * t[:, 1]
+    p = np.where(concentrated, np.maximum(p_base, p_own), 1.0)
     return [Candidate(c, j, v, int(ti[0]), int(ti[1]), float(ti[2]) / max(int(ti[3]), 1),
                       float(pv)) for (c, j, v), ti, pv in zip(rows, t, p, strict=True)]
 

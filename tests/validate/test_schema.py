@@ -1,0 +1,85 @@
+"""Schema and rule violations in table batches, with the rows to blame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from poisonguard.validate import CheckConfig, check, profile_data
+
+
+def _table(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 2, size=n)
+    return pd.DataFrame({
+        "count": rng.poisson(5 + 3 * label),
+        "score": rng.normal(label, 1.0),
+        "color": rng.choice(["red", "green", "blue"], size=n),
+        "label": np.where(label == 1, "yes", "no"),
+    })
+
+
+def _base(tmp_path: Path):
+    path = tmp_path / "base.csv"
+    _table(400, 0).to_csv(path, index=False)
+    return profile_data(path)
+
+
+def test_clean_table_batch_passes(tmp_path: Path) -> None:
+    base = _base(tmp_path)
+    new = tmp_path / "new.parquet"
+    _table(300, 1).to_parquet(new)
+    report = check(base, new, batch_rows=64)
+    assert report.passed, [f.message for f in report.failures]
+
+
+def test_schema_violations_name_columns_and_rows(tmp_path: Path) -> None:
+    base = _base(tmp_path)
+    t = _table(200, 2)
+    t["count"] = t["count"].astype(object)
+    t.loc[[3, 50], "count"] = "lots"  # not numbers
+    t.loc[7, "count"] = 2.5  # not an integer
+    t.loc[[10, 11, 12], "color"] = "purple"  # unseen category
+    t.loc[20, "label"] = "maybe"  # unseen class
+    t.loc[30:79, "score"] = np.nan  # many missing values
+    t["extra"] = 1.0
+    path = tmp_path / "new.csv"
+    t.to_csv(path, index=False)
+    report = check(base, path)
+    assert not report.passed
+    got = {(f.check, f.test, f.feature): f for f in report.failures}
+    rows_type = {r for f in report.failures if f.feature == "count" and f.check == "schema"
+                 for r in f.rows}
+    assert rows_type == {3, 7, 50}
+    assert got[("schema", "category", "color")].rows == (10, 11, 12)
+    assert got[("schema", "label", None)].rows == (20,)
+    assert got[("schema", "column", "extra")].message == "unexpected column 'extra'"
+    miss = got[("missing", "fisher", "score")]
+    assert miss.n_rows == 50 and miss.rows == tuple(range(30, 80))
+
+
+def test_missing_column_and_allowed_extras(tmp_path: Path) -> None:
+    base = _base(tmp_path)
+    t = _table(200, 3).drop(columns=["score"])
+    t["note"] = "x"
+    path = tmp_path / "new.csv"
+    t.to_csv(path, index=False)
+    report = check(base, path, config=CheckConfig(allow_extra_columns=True))
+    fails = {(f.check, f.feature) for f in report.failures}
+    assert ("schema", "score") in fails and ("schema", "note") not in fails
+    infos = [f for f in report.findings if f.severity == "info" and f.feature == "note"]
+    assert infos and report.summary["notes"]  # duplicate check skipped: columns differ
+
+
+def test_categorical_drift_and_class_shift(tmp_path: Path) -> None:
+    base = _base(tmp_path)
+    t = _table(400, 4)
+    yes = np.flatnonzero(t["label"] == "yes")
+    t.loc[yes, "color"] = "red"  # only inside class "yes"
+    path = tmp_path / "new.csv"
+    t.to_csv(path, index=False)
+    report = check(base, path)
+    shift = [f for f in report.failures if f.check == "class_shift" and f.feature == "color"]
+    assert [f.cls for f in shift] == ["yes"] and shift[0].test == "chi2"
