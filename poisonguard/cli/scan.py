@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,24 +17,26 @@ from poisonguard.datasets import open_dataset
 from poisonguard.detect import available_detectors
 from poisonguard.errors import UsageError
 from poisonguard.findings import Findings, load_findings, save_findings
+from poisonguard.report import write_report
 from poisonguard.scan import scan_dataset
 
 __all__ = ["print_summary"]
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     json = "json"
     parquet = "parquet"
 
 
-class CleanAction(str, Enum):
+class CleanAction(StrEnum):
     suggested = "suggested"
     drop = "drop"
     relabel = "relabel"
     review = "review"
 
 
-DataArg = Annotated[str, typer.Argument(help="CSV, Parquet, NPZ, JSONL, image folder, or builtin:NAME.")]
+DataArg = Annotated[str, typer.Argument(
+    help="CSV, Parquet, NPZ, JSONL, image folder, or builtin:NAME.")]
 LabelOpt = Annotated[str, typer.Option("--label", help="Label column (tables, JSONL).")]
 IdOpt = Annotated[str | None, typer.Option("--id", help="Column holding stable row ids.")]
 
@@ -81,14 +83,19 @@ def scan_command(
     data: DataArg,
     label: LabelOpt = "label",
     id_column: IdOpt = None,
-    out: Annotated[Path, typer.Option(help="Folder for findings.json (or .parquet).")] = Path("scan"),
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Findings file format.")] = OutputFormat.json,
+    out: Annotated[Path, typer.Option(
+        help="Folder for findings.json (or .parquet).")] = Path("scan"),
+    fmt: Annotated[OutputFormat, typer.Option(
+        "--format", help="Findings file format.")] = OutputFormat.json,
     detectors: Annotated[str | None, typer.Option(
         help="Comma-separated detector names, 'all', or 'default'.")] = None,
     embeddings: Annotated[Path | None, typer.Option(
         help="N x K embeddings (.npy/.npz) to use as the representation.")] = None,
     fail_on: Annotated[float | None, typer.Option(
         help="Exit 1 when any row is flagged with a score at or above this (0-1).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Also write an HTML report here.")] = None,
+    png: Annotated[Path | None, typer.Option(
+        help="Also write a PNG summary figure here (and the report, to OUT/report.html).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for model training.")] = 0,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -99,15 +106,20 @@ def scan_command(
     dataset = open_dataset(data, label=label, id_column=id_column)
     emb = load_embeddings(embeddings, len(dataset)) if embeddings is not None else None
     with progress_bar(not quiet and not as_json) as progress:
-        findings, _, _ = scan_dataset(dataset, detectors=_parse_detectors(detectors),
-                                      embeddings=emb, seed=seed, progress=progress)
+        findings, _, rep = scan_dataset(dataset, detectors=_parse_detectors(detectors),
+                                        embeddings=emb, seed=seed, progress=progress)
     target = out / f"findings.{fmt.value}"
     save_findings(findings, target)
+    if report is not None or png is not None:
+        html_path = report if report is not None else out / "report.html"
+        write_report(findings, html_path, dataset=dataset, embedding=rep.embedding, png_path=png)
     if as_json:
         print(json.dumps({"findings": str(target), **findings.summary}))
     elif not quiet:
         print_summary(findings)
         out_console.print(f"Findings written to {target}")
+        if report is not None:
+            out_console.print(f"Report written to {report}")
     if fail_on is not None and any(r.flagged and r.score >= fail_on for r in findings.rows):
         raise typer.Exit(1)
 
