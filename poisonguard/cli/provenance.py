@@ -285,8 +285,6 @@ def ledger_lineage(
     as_json: JsonOpt = False,
 ) -> None:
     """Walk back from a file, by the Merkle root of its rows, to its sources."""
-    from rich.tree import Tree
-
     from poisonguard.provenance.lineage import dataset_root, lineage
 
     root = dataset_root(load_dataset(data, label=label, id_column=id_column))
@@ -306,13 +304,12 @@ def ledger_lineage(
             text += "  snapshots: " + ", ".join(f"#{s.seq}" for s in n.snapshots)
         return text
 
-    def add(tree: Any, n: Any) -> None:
+    def show(n: Any, depth: int) -> None:
+        _say(("    " * (depth - 1) + "└── " if depth else "") + label_of(n))
         for parent in n.parents:
-            add(tree.add(label_of(parent), highlight=False), parent)
+            show(parent, depth + 1)
 
-    tree = Tree(label_of(node), highlight=False)
-    add(tree, node)
-    _say(tree)
+    show(node, 0)
 
 
 @command("sign-model")

@@ -128,9 +128,23 @@ def scan_pickle(data: bytes, where: str = "pickle") -> tuple[list[str], list[str
     return problems, notes
 
 
-def _scan_zip(path: Path, scan: ModelScan) -> None:
+def _npy_dtype(head: bytes) -> Any:
+    """The dtype in a .npy header (read as a literal, never executed)."""
+    import ast
+
     import numpy as np
 
+    if head[:6] != b"\x93NUMPY":
+        raise ValueError("not a .npy array")
+    if head[6] == 1:
+        n, start = struct.unpack("<H", head[8:10])[0], 10
+    else:
+        n, start = struct.unpack("<I", head[8:12])[0], 12
+    header = ast.literal_eval(head[start:start + n].decode("utf-8"))
+    return np.lib.format.descr_to_dtype(header["descr"])
+
+
+def _scan_zip(path: Path, scan: ModelScan) -> None:
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         scan.format = "pytorch-zip" if any(n.endswith("data.pkl") for n in names) else "zip"
@@ -143,10 +157,7 @@ def _scan_zip(path: Path, scan: ModelScan) -> None:
             elif "/code/" in f"/{name}" and name.endswith(".py"):
                 scan.problems.append(f"{where}: TorchScript code runs when the model is loaded")
             elif name.endswith(".npy"):
-                with zf.open(name) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    header = np.lib.format._read_array_header(fh, version)  # type: ignore[attr-defined]
-                if np.dtype(header[2]).hasobject:
+                if _npy_dtype(zf.read(name)[:65536]).hasobject:
                     scan.problems.append(f"{where}: object array (stored as a pickle)")
 
 

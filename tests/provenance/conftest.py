@@ -87,7 +87,7 @@ _db_counter = itertools.count()
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty ledger location in each backend."""
+    """A fresh, empty ledger location in each backend (PostgreSQL: a new schema)."""
     if request.param == "sqlite":
         return str(tmp_path / "ledger-test.sqlite")
     import psycopg
@@ -95,5 +95,5 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     base = request.getfixturevalue("pg_server")
     name = f"ledger_{os.getpid()}_{next(_db_counter)}"
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return f"{base}/{name}"
+        conn.execute(f"CREATE SCHEMA {name}")
+    return f"{base}/postgres?options=-csearch_path%3D{name}"

@@ -19,7 +19,6 @@ from poisonguard.provenance.ledger import (
     resolve_location,
 )
 
-
 # Children are forked (the package is already imported): separate processes, each with
 # its own connections, without paying the interpreter start-up again.
 _FORK = multiprocessing.get_context("fork")
@@ -108,7 +107,7 @@ def test_inserted_entry_is_named(ledger_url: str) -> None:
     # make room at seq 3 and insert a forged entry that chains correctly onto entry 2
     _sql(led, "UPDATE poisonguard_ledger SET seq = seq + 100 WHERE seq >= 3",
          "UPDATE poisonguard_ledger SET seq = seq - 99 WHERE seq >= 100")
-    draft = LedgerEntry(3, "clean", "mallory", entries[2].created_at, [], [], {}, 
+    draft = LedgerEntry(3, "clean", "mallory", entries[2].created_at, [], [], {},
                         entries[1].entry_hash, "")
     forged = LedgerEntry(**{**draft.content(), "entry_hash": draft.computed_hash()})
     _sql(led, f"""INSERT INTO poisonguard_ledger VALUES (3, 'clean', 'mallory',
