@@ -1,1 +1,112 @@
-"""Detector: knn (being written)."""
+"""Detector ``knn``: k-nearest-neighbour label disagreement (deep k-NN).
+
+Each row's ``k`` nearest other rows vote with their labels in a representation
+space: the scaled input features by default, or the out-of-fold activations
+(``embedding_oof``, deep k-NN: no row is embedded by a model that saw it). The
+features won on every built-in dataset (docs/detectors-classic.md): the out-of-fold
+activations come from one model per fold, and rows of different folds live in
+different hidden spaces, so their distances are not comparable. A row is
+flagged when the neighbours outvote its label by a clear margin: the best other class
+holds a majority and beats the row's own label by ``min_margin`` of the votes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from poisonguard.data import Dataset
+from poisonguard.detect.base import Detector, DetectorResult, register_detector
+from poisonguard.detect.neighbors import nearest_neighbors
+from poisonguard.errors import UsageError
+from poisonguard.represent.base import Representation
+
+__all__ = ["KnnDetector", "neighbour_votes"]
+
+Space = Literal["embedding_oof", "features"]
+
+
+def neighbour_votes(labels: np.ndarray, neighbours: np.ndarray, n_classes: int) -> np.ndarray:
+    """N x C fraction of each row's neighbours carrying each label."""
+    n, k = neighbours.shape
+    votes = np.zeros((n, n_classes), dtype=np.float64)
+    if k == 0:
+        return votes
+    np.add.at(votes, (np.repeat(np.arange(n), k), labels[neighbours].ravel()), 1.0)
+    return votes / k
+
+
+@register_detector
+class KnnDetector(Detector):
+    """Label disagreement with the k nearest neighbours.
+
+    Parameters
+    ----------
+    k:
+        neighbours per row.
+    space:
+        ``features`` or ``embedding_oof`` (deep k-NN; falls back to ``features``
+        when the representation has none).
+    min_margin:
+        flag when (votes for the best other class) - (votes for the row's label)
+        reaches this fraction of ``k`` and the other class holds a majority.
+    """
+
+    name = "knn"
+    needs = frozenset({"embedding_oof", "features"})
+
+    def __init__(self, *, k: int = 10, space: Space = "features",
+                 min_margin: float = 0.6, seed: int = 0) -> None:
+        self.k = k
+        self.space = space
+        self.min_margin = min_margin
+        self.seed = seed
+
+    def _space(self, representation: Representation) -> tuple[np.ndarray, str]:
+        if self.space not in ("embedding_oof", "features"):
+            raise UsageError(f"knn: unknown space '{self.space}' (embedding_oof, features)")
+        if self.space == "embedding_oof" and representation.embedding_oof is not None:
+            return representation.embedding_oof, "embedding_oof"
+        return representation.features, "features"
+
+    def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
+        if self.k < 1:
+            raise UsageError("knn: k must be at least 1")
+        labels = np.asarray(dataset.labels)
+        x, space = self._space(representation)
+        _, idx = nearest_neighbors(x, self.k, seed=self.seed)
+        votes = neighbour_votes(labels, idx, dataset.n_classes)
+        rows = np.arange(len(labels))
+        own = votes[rows, labels]
+        others = votes.copy()
+        others[rows, labels] = -1.0
+        best = others.argmax(axis=1)
+        best_share = others[rows, best]
+        margin = best_share - own  # in [-1, 1]
+        flags = (margin >= self.min_margin) & (best_share > 0.5)
+        scores = _scores(margin, self.min_margin, flags)
+        names = dataset.classes
+        k = idx.shape[1]
+        reasons = {
+            int(i): (f"label {names[labels[i]]} but {round(best_share[i] * k)} of {k} "
+                     f"neighbours are {names[best[i]]} ({round(own[i] * k)} share its label)")
+            for i in np.flatnonzero(flags)
+        }
+        suggested = {int(i): int(best[i]) for i in np.flatnonzero(flags)}
+        flagged_classes = set(labels[flags].tolist())
+        clean = tuple(c for c in range(dataset.n_classes) if c not in flagged_classes)
+        return DetectorResult(
+            detector=self.name, scores=scores, flags=flags, reasons=reasons,
+            suggested_labels=suggested, clean_classes=clean, threshold=0.5,
+            meta={"space": space, "k": k,
+                  "neighbour_agreement": round(float(own.mean()), 4)},
+        )
+
+
+def _scores(margin: np.ndarray, min_margin: float, flags: np.ndarray) -> np.ndarray:
+    """Piecewise-linear in the vote margin with ``min_margin`` at 0.5; unflagged < 0.5."""
+    low = 0.5 * (margin + 1.0) / (min_margin + 1.0)
+    high = 0.5 + 0.5 * (margin - min_margin) / max(1.0 - min_margin, 1e-9)
+    raw = np.clip(np.where(margin >= min_margin, high, low), 0.0, 1.0)
+    return np.where(flags, np.maximum(raw, 0.5), np.minimum(raw, 0.4999))

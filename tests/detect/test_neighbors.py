@@ -1,0 +1,85 @@
+"""The shared nearest-neighbour helper: exact, self-free, cached, faiss beyond a size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+from poisonguard.attack import inject_near_duplicates
+from poisonguard.datasets import builtin_dataset
+from poisonguard.detect.neighbors import clear_cache, faiss_available, nearest_neighbors
+from poisonguard.errors import UsageError
+from poisonguard.represent import scale_features
+
+
+def _brute(x: np.ndarray, k: int) -> np.ndarray:
+    d = cdist(x, x)
+    np.fill_diagonal(d, np.inf)
+    return np.sort(d, axis=1)[:, :k]
+
+
+def test_matches_brute_force_and_never_returns_self() -> None:
+    x = np.random.default_rng(0).normal(size=(300, 6)).astype(np.float32)
+    dist, idx = nearest_neighbors(x, 7, cache=False)
+    assert dist.shape == idx.shape == (300, 7)
+    np.testing.assert_allclose(dist, _brute(x, 7), rtol=1e-4, atol=1e-4)
+    assert not (idx == np.arange(300)[:, None]).any()
+    assert (np.diff(dist, axis=1) >= -1e-6).all()
+
+
+def test_exact_copies_find_each_other_not_themselves() -> None:
+    x = np.random.default_rng(1).normal(size=(50, 3)).astype(np.float32)
+    x[10] = x[20] = x[30]
+    dist, idx = nearest_neighbors(x, 2, cache=False)
+    for i, others in ((10, {20, 30}), (20, {10, 30}), (30, {10, 20})):
+        assert set(idx[i].tolist()) == others and dist[i].max() == 0
+
+
+@pytest.mark.skipif(not faiss_available(), reason="faiss-cpu not installed")
+def test_faiss_exact_and_inverted_file() -> None:
+    rng = np.random.default_rng(2)
+    centers = rng.normal(0, 4, size=(20, 8))
+    x = (centers[rng.integers(0, 20, 4000)] + rng.normal(size=(4000, 8))).astype(np.float32)
+    exact_d, exact_i = nearest_neighbors(x, 10, backend="sklearn", cache=False)
+    flat_d, _ = nearest_neighbors(x, 10, backend="faiss", cache=False)
+    np.testing.assert_allclose(flat_d, exact_d, rtol=1e-3, atol=1e-3)
+    _, ivf_i = nearest_neighbors(x, 10, exact_max_rows=1000, cache=False)  # approximate
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ivf_i, exact_i, strict=True)])
+    assert recall > 0.9
+    assert not (ivf_i == np.arange(4000)[:, None]).any()
+
+
+def test_cache_shares_one_search_per_array() -> None:
+    clear_cache()
+    x = np.random.default_rng(3).normal(size=(100, 4)).astype(np.float32)
+    d10, i10 = nearest_neighbors(x, 10)
+    d3, i3 = nearest_neighbors(x, 3)
+    assert np.shares_memory(i3, i10) and np.array_equal(i3, i10[:, :3])
+    assert not i10.flags.writeable
+    other = x.copy()
+    _, j = nearest_neighbors(other, 3)
+    assert not np.shares_memory(j, i10)
+    clear_cache()
+
+
+def test_k_is_capped_and_bad_input_is_a_usage_error() -> None:
+    x = np.arange(8, dtype=np.float32).reshape(4, 2)
+    assert nearest_neighbors(x, 10, cache=False)[1].shape == (4, 3)
+    with pytest.raises(UsageError):
+        nearest_neighbors(x, 0)
+    with pytest.raises(UsageError):
+        nearest_neighbors(x[0], 1)
+    with pytest.raises(UsageError):
+        nearest_neighbors(x, 1, backend="annoy")  # type: ignore[arg-type]
+
+
+def test_clean_rows_have_distinct_neighbours_and_injected_copies_find_their_source() -> None:
+    wine = builtin_dataset("wine")
+    dist, _ = nearest_neighbors(scale_features(wine.matrix()), 1, cache=False)
+    assert (dist > 0).all()  # no duplicates in clean wine
+    res = inject_near_duplicates(wine, rate=0.05, seed=0)
+    x = scale_features(res.dataset.matrix())
+    _, idx = nearest_neighbors(x, 1, cache=False)
+    sources = np.asarray(res.truth.params["sources"])
+    assert np.array_equal(idx[res.truth.poisoned, 0], sources)
