@@ -2,6 +2,7 @@
 
 from poisonguard.detect import (  # noqa: F401  (each module registers its detectors)
     activation,
+    cleanlabel,
     duplicate,
     knn,
     label,

@@ -35,8 +35,10 @@ class TriggerCandidate:
     (almost) every one of those rows also shares at an unusual value (the full patch).
     ``label`` is the majority class of ``rows``; ``label_p`` the binomial tail
     probability of that many rows of the class given its base rate (uncorrected).
-    ``min_jaccard`` is the smallest Jaccard index between the core items' row sets;
-    ``log10_lift`` compares the rows carrying every core item to independence.
+    ``jaccard`` is the median Jaccard index between the core items' row sets;
+    ``log10_lift`` compares the rows carrying every core item to independence;
+    ``outside`` is how many rows outside the subset hold a core value (median over
+    the core items), per row of the subset.
     """
 
     core: tuple[int, ...]
@@ -46,7 +48,7 @@ class TriggerCandidate:
     label: int
     n_label: int
     label_p: float
-    min_jaccard: float
+    jaccard: float
     log10_lift: float
     outside: float
 
@@ -219,22 +221,23 @@ def mine_triggers(
         if len(rows) < min_rows:
             continue
         sub_j = jac[np.ix_(kept, kept)]
-        min_j = float(sub_j[~np.eye(len(kept), dtype=bool)].min())
+        jac_med = float(np.median(sub_j[~np.eye(len(kept), dtype=bool)]))
         p_items = cnt[items] / len(xs)
         expected = len(xs) * float(np.prod(p_items))
         observed = len(rows) * len(xs) / n
         lift = float(np.log10(max(observed, 1e-12) / max(expected, 1e-300)))
-        # How often the core values occur outside the matched rows (feature by feature).
-        any_item = np.zeros(n, dtype=bool)
-        for f, v in zip(core, core_vals, strict=True):
-            any_item |= x[:, f] == v
-        outside = float(any_item.sum() - len(rows)) / max(len(rows), 1)
+        # How often each core value occurs outside the matched rows (median over items).
+        inside = np.zeros(n, dtype=bool)
+        inside[rows] = True
+        per_item = [float(((x[:, f] == v) & ~inside).sum()) for f, v in zip(core, core_vals,
+                                                                            strict=True)]
+        outside = float(np.median(per_item)) / max(len(rows), 1)
         counts = np.bincount(y[rows], minlength=n_classes)
         c = int(counts.argmax())
         p = float(binom.sf(counts[c] - 1, len(rows), base[c]))
         feats, vals = _extend(x, rows, core, core_vals, share=0.9, common=0.5)
         out.append(TriggerCandidate(core=core, features=feats, values=vals, rows=rows, label=c,
-                                    n_label=int(counts[c]), label_p=p, min_jaccard=min_j,
+                                    n_label=int(counts[c]), label_p=p, jaccard=jac_med,
                                     log10_lift=lift, outside=outside))
     out.sort(key=lambda t: (t.label_p, -t.n_rows))
     return out

@@ -1,0 +1,112 @@
+"""Detector ``cleanlabel``: clean-label backdoors found as a rare shared pattern in one class.
+
+A clean-label backdoor stamps its trigger on rows that already belong to the target
+class, so the masking test of the ``trigger`` detector cannot apply: the rows look
+like their class with or without the trigger. What remains is the pattern itself:
+a few features holding the same exact values on a subset of one class, values that
+(almost) no other row holds. The detector mines item sets as ``trigger`` does
+(:func:`~poisonguard.detect.trigger_search.mine_triggers`) and keeps only those that
+
+- lie (almost) entirely in one class, far beyond its base rate (binomial test at the
+  strict level ``alpha``, Bonferroni over the candidates);
+- co-occur tightly: the core items' row sets overlap with a median pairwise Jaccard
+  index >= ``min_jaccard``;
+- are rare outside the subset: the core values occur on at most ``max_outside``
+  times as many other rows as the subset has.
+
+A natural sub-population sharing exact values (zeros in a measurement) can pass
+these tests when it is large and pure; this is why the detector is stricter than
+``trigger`` and is not run by default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from poisonguard.data import Dataset
+from poisonguard.detect.base import Detector, DetectorResult, register_detector
+from poisonguard.detect.trigger_search import describe_features, mine_triggers
+from poisonguard.errors import UsageError
+from poisonguard.represent.base import Representation
+
+__all__ = ["CleanLabelDetector"]
+
+
+@register_detector
+class CleanLabelDetector(Detector):
+    """Flag rows of one class that share a rare, tightly co-occurring pattern.
+
+    ``alpha`` is the family-wise level of the label-concentration test (strict:
+    there is no second test to catch a natural pattern); ``min_purity`` the share
+    of the subset that must belong to its class.
+    """
+
+    name = "cleanlabel"
+    needs = frozenset({"features"})
+    modalities = frozenset({"tabular", "image"})
+
+    def __init__(self, *, alpha: float = 1e-6, min_purity: float = 0.95,
+                 min_jaccard: float = 0.5, max_outside: float = 1.0, min_rows: int = 5,
+                 max_fraction: float = 0.2, max_rows: int = 50_000, seed: int = 0) -> None:
+        self.alpha = alpha
+        self.min_purity = min_purity
+        self.min_jaccard = min_jaccard
+        self.max_outside = max_outside
+        self.min_rows = min_rows
+        self.max_fraction = max_fraction
+        self.max_rows = max_rows
+        self.seed = seed
+
+    def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
+        if not 0 < self.alpha < 1 or not 0 < self.min_purity <= 1:
+            raise UsageError("cleanlabel: alpha must be in (0, 1) and min_purity in (0, 1]")
+        if self.min_rows < 2 or self.max_rows < 100:
+            raise UsageError("cleanlabel: min_rows >= 2 and max_rows >= 100")
+        x = dataset.matrix()
+        y = dataset.labels
+        image_shape = None if dataset.images is None else tuple(dataset.images.shape[1:])
+        candidates = mine_triggers(x, y, dataset.n_classes, min_rows=self.min_rows,
+                                   max_fraction=self.max_fraction,
+                                   min_jaccard=min(self.min_jaccard, 0.5),
+                                   max_rows=self.max_rows, seed=self.seed)
+        n_tests = max(len(candidates), 1)
+        scores = np.zeros(len(y))
+        flags = np.zeros(len(y), dtype=bool)
+        reasons: dict[int, str] = {}
+        hypotheses: list[str] = []
+        found: list[dict[str, Any]] = []
+        for cand in candidates:
+            strength = -np.log10(max(cand.label_p * n_tests, 1e-300))
+            # log10 evidence mapped so that the level alpha lands on 0.5.
+            level = -np.log10(self.alpha)
+            raw = float(1.0 / (1.0 + np.exp(-(strength - level) / 2.0)))
+            members = cand.rows[y[cand.rows] == cand.label]
+            passed = (strength >= level and cand.purity >= self.min_purity
+                      and cand.jaccard >= self.min_jaccard
+                      and cand.outside <= self.max_outside and len(members) >= self.min_rows)
+            if not passed:
+                scores[members] = np.maximum(scores[members], min(raw, 0.49))
+                continue
+            items, shape, pixels = describe_features(cand.features, cand.values, image_shape,
+                                                     dataset.feature_names)
+            cls = dataset.classes[cand.label]
+            reason = (f"class {cls}: {cand.n_rows} rows share {items} (median pairwise "
+                      f"Jaccard {cand.jaccard:.2f}), values almost no other row has")
+            hypotheses.append(f"clean-label backdoor? class {cls}: {cand.n_rows} rows share "
+                              f"{shape}")
+            found.append({"class": cand.label, "features": list(cand.features),
+                          "values": list(cand.values), "rows": cand.n_rows, "pixels": pixels,
+                          "p_label": cand.label_p, "jaccard": cand.jaccard})
+            scores[members] = np.maximum(scores[members], max(raw, 0.5))
+            flags[members] = True
+            for i in members:
+                reasons.setdefault(int(i), reason)
+        bad = {t["class"] for t in found}
+        return DetectorResult(
+            detector=self.name, scores=np.clip(scores, 0.0, 1.0), flags=flags, reasons=reasons,
+            hypotheses=tuple(hypotheses),
+            clean_classes=tuple(c for c in range(dataset.n_classes) if c not in bad),
+            threshold=0.5, meta={"triggers": found, "candidates": len(candidates)},
+        )
