@@ -32,7 +32,7 @@ class _Print:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="builtin:digits")
-    parser.add_argument("--attacks", default="flip,badnets,blend,outliers,clean-label")
+    parser.add_argument("--attacks", default="flip,badnets,blend,outliers")
     parser.add_argument("--rates", default="0.005,0.01,0.05,0.1")
     parser.add_argument("--detectors", default="all")
     parser.add_argument("--seed", type=int, default=0)

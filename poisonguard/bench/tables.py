@@ -67,7 +67,7 @@ def markdown_report(result: BenchResult, *, command: str = "") -> str:
         f"held-out test before poisoning; target class {m['target']}; seed {m['seed']}.",
         f"Detectors: {', '.join(m['detectors'])} (+ fused scan).",
         f"Machine: {mach['nproc']} CPUs, {mach['cpu']}, Python {mach['python']}; "
-        f"total {m.get('seconds', '?')} s.",
+        f"wall {m.get('seconds', '?')} s, CPU time {m.get('cpu_seconds', '?')} s.",
     ]
     if command:
         out += ["", "Command:", "", "```", command, "```"]
