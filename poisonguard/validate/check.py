@@ -55,8 +55,7 @@ def check(baseline: Profile, data: str | Path | Dataset | Source, *,
     profiler = Profiler(sample_per_class=cfg.sample_per_class, max_fingerprints=0,
                         keep_index=True)
     for batch in source:
-        screen.update(batch)
-        profiler.update(batch)
+        profiler.update(batch, screen.update(batch))
         prog.update("checking rows", done=screen.rows, total=screen.rows)
     new = profiler.result(sources=[source.path], label_column=source.label_column,
                           modality=source.modality)
@@ -239,7 +238,7 @@ def _pattern_pred(cls: str, items: list[tuple[str, float]]) -> Callable[[ColumnB
     def pred(b: ColumnBatch) -> np.ndarray:
         match = sum((b.numeric[n].astype(np.float32) == np.float32(v)).astype(int)
                     for n, v in items)
-        return (b.labels == cls) & (np.asarray(match) >= need)
+        return b.is_class(cls) & (np.asarray(match) >= need)
 
     return pred
 
@@ -249,6 +248,6 @@ def _outside_pred(cls: str, name: str, lo: float, hi: float) -> Callable[[Column
     def pred(b: ColumnBatch) -> np.ndarray:
         v = b.numeric[name]
         with np.errstate(invalid="ignore"):
-            return (b.labels == cls) & ((v < lo) | (v > hi))
+            return b.is_class(cls) & ((v < lo) | (v > hi))
 
     return pred

@@ -61,7 +61,7 @@ class CheckConfig(_Strict):
     permutations: int = Field(default=200, ge=20, le=10_000)
     mmd_rows: int = Field(default=500, ge=20)
     knn: int = Field(default=10, ge=1, le=100)
-    knn_rows: int = Field(default=20_000, ge=100)
+    knn_rows: int = Field(default=10_000, ge=100)
     knn_max_agreement: float = Field(default=0.1, ge=0, lt=1)
     trigger_min_rows: int = Field(default=3, ge=2)
     max_label_conflicts: int = Field(default=0, ge=0)

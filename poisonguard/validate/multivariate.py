@@ -64,17 +64,28 @@ def mmd_test(base: np.ndarray, wb: np.ndarray, new: np.ndarray, *, rows: int = 5
 
 
 def nearest(query: np.ndarray, ref: np.ndarray, k: int,
-            chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Euclidean distances and indices of the ``k`` nearest ``ref`` rows, sorted."""
-    rsq = np.einsum("ij,ij->i", ref, ref)
+            chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distances and indices of the ``k`` nearest ``ref`` rows, sorted.
+
+    Brute force: numpy in float32 chunks for small problems, scikit-learn's
+    (parallel, heap-based) search for large ones.
+    """
+    if len(query) * len(ref) > 4_000_000:
+        from sklearn.neighbors import NearestNeighbors
+
+        nn = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(ref)
+        d, i = nn.kneighbors(query)
+        return d, i.astype(np.int64)
+    ref32 = np.ascontiguousarray(ref, dtype=np.float32)
+    rsq = np.einsum("ij,ij->i", ref32, ref32)
     dist = np.empty((len(query), k))
     idx = np.empty((len(query), k), dtype=np.int64)
     for s in range(0, len(query), chunk):
-        q = query[s:s + chunk]
-        d2 = np.einsum("ij,ij->i", q, q)[:, None] + rsq[None, :] - 2 * q @ ref.T
+        q = np.ascontiguousarray(query[s:s + chunk], dtype=np.float32)
+        d2 = rsq[None, :] - 2 * (q @ ref32.T)  # + |q|^2, constant per row
         part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < len(ref) else \
             np.tile(np.arange(len(ref)), (len(q), 1))
-        dp = np.take_along_axis(d2, part, axis=1)
+        dp = np.take_along_axis(d2, part, axis=1) + np.einsum("ij,ij->i", q, q)[:, None]
         order = np.argsort(dp, axis=1, kind="stable")
         idx[s:s + chunk] = np.take_along_axis(part, order, axis=1)
         dist[s:s + chunk] = np.sqrt(np.maximum(np.take_along_axis(dp, order, axis=1), 0.0))

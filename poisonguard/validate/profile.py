@@ -184,11 +184,11 @@ class Profiler:
         num, cat = list(batch.numeric), list(batch.categorical)
         if self._p is not None and (num != self._p.numeric or cat != self._p.categorical):
             raise DataError("the columns changed between batches", row=batch.offset)
-        classes = class_order(batch.labels)
-        codes = np.searchsorted(np.asarray(classes, dtype=object), batch.labels)
+        classes = class_order(batch.names)
+        codes = np.array([classes.index(n) for n in batch.names], dtype=np.int64)[batch.codes]
         x = (np.column_stack([batch.numeric[n] for n in num]) if num
              else np.empty((len(batch), 0)))
-        keys = sample_keys(fp, batch.labels)
+        keys = sample_keys(fp, batch.names, batch.codes)
         index = batch.offset + np.arange(len(batch)) if self.keep_index else \
             np.full(len(batch), -1)
         moments, categories, samples = [], [], []

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from poisonguard.validate.profile import Profile
 from poisonguard.validate.sketches import row_fingerprints
@@ -60,7 +61,8 @@ class RowScreen:
     def get(self, kind: str, name: str = "") -> RowSet:
         return self.sets.get((kind, name), RowSet(self.cap))
 
-    def update(self, batch: ColumnBatch) -> None:
+    def update(self, batch: ColumnBatch) -> np.ndarray | None:
+        """Screen a batch; returns its row fingerprints when it has the baseline's columns."""
         off = batch.offset
         self.rows += len(batch)
         for name, values in batch.numeric.items():
@@ -76,25 +78,26 @@ class RowScreen:
                 self._set("integer", name).add(off + np.flatnonzero(ok & (values !=
                                                                           np.round(values))))
         for name, values in batch.categorical.items():
-            none = np.array([v is None for v in values], dtype=bool)
+            none = pd.isna(pd.Series(values, dtype=object)).to_numpy()
             self.valid[name] = self.valid.get(name, 0) + int((~none).sum())
             self._set("missing", name).add(off + np.flatnonzero(none))
             if name in self._cats:
                 known = self._cats[name]
-                new = np.array([v is not None and v not in known for v in values], dtype=bool)
+                new = ~none & ~pd.Series(values, dtype=object).isin(known).to_numpy()
                 self._set("category", name).add(off + np.flatnonzero(new))
         for name, rows in batch.bad_type.items():
             self._set("type", name).add(rows)
-        codes = np.array([self._classes.get(c, -1) for c in batch.labels], dtype=np.int64)
+        codes = np.array([self._classes.get(c, -1) for c in batch.names],
+                         dtype=np.int64)[batch.codes]
         self._set("class").add(off + np.flatnonzero(codes < 0))
-        self._duplicates(batch, codes)
+        return self._duplicates(batch, codes)
 
-    def _duplicates(self, batch: ColumnBatch, codes: np.ndarray) -> None:
+    def _duplicates(self, batch: ColumnBatch, codes: np.ndarray) -> np.ndarray | None:
         base = self.base
         need = set(base.numeric) | set(base.categorical) | set(base.hashed)
         have = set(batch.numeric) | set(batch.categorical) | set(batch.hashed)
-        if not need <= have or not len(base.fingerprints.hashes):
-            return
+        if need != have or not len(base.fingerprints.hashes):
+            return None
         fp = row_fingerprints({n: batch.numeric[n] for n in base.numeric},
                               {n: batch.categorical[n] for n in base.categorical},
                               {n: batch.hashed[n] for n in base.hashed}, len(batch))
@@ -104,6 +107,7 @@ class RowScreen:
         same, other = base.fingerprints.lookup(fp, codes)
         self._set("duplicate").add(batch.offset + np.flatnonzero(same & covered))
         self._set("conflict").add(batch.offset + np.flatnonzero(other & covered))
+        return fp
 
 
 def collect_rows(batches: Iterable[ColumnBatch],

@@ -91,9 +91,11 @@ def row_fingerprints(numeric: Mapping[str, np.ndarray], categorical: Mapping[str
     return h
 
 
-def sample_keys(fingerprints: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def sample_keys(fingerprints: np.ndarray, names: tuple[str, ...],
+                codes: np.ndarray) -> np.ndarray:
     """Sampling keys from content: same row and label, same key, in any partition."""
-    return mix64(fingerprints ^ mix64(string_hash(labels) ^ _GOLD))
+    label_hash = string_hash(np.asarray(names, dtype=object))[codes]
+    return mix64(fingerprints ^ mix64(label_hash ^ _GOLD))
 
 
 def _pair_keys(hashes: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -264,8 +266,12 @@ class Fingerprints:
         lo = np.searchsorted(self.hashes, h, side="left")
         hi = np.searchsorted(self.hashes, h, side="right")
         n_entries = hi - lo
-        pairs = np.sort(_pair_keys(self.hashes, self.labels))
-        same = np.isin(_pair_keys(h, np.asarray(labels, np.int64)), pairs) & (n_entries > 0)
+        pairs = self.__dict__.get("_pairs")
+        if pairs is None or len(pairs) != len(self.hashes):
+            pairs = self.__dict__["_pairs"] = np.sort(_pair_keys(self.hashes, self.labels))
+        keys = _pair_keys(h, np.asarray(labels, np.int64))
+        pos = np.minimum(np.searchsorted(pairs, keys), max(len(pairs) - 1, 0))
+        same = (n_entries > 0) & (pairs[pos] == keys) if len(pairs) else n_entries > 0
         return same, n_entries > same.astype(np.int64)
 
     def to_dict(self) -> dict[str, Any]:

@@ -32,14 +32,26 @@ class ColumnBatch:
     """Rows ``offset .. offset + len(labels) - 1`` of a source, as columns."""
 
     offset: int
-    labels: np.ndarray  # object array of class names
+    codes: np.ndarray  # int64 per row, into ``names``
+    names: tuple[str, ...]  # the class names present in this batch
     numeric: dict[str, np.ndarray]
     categorical: dict[str, np.ndarray]
     hashed: dict[str, np.ndarray] = field(default_factory=dict)  # extra uint64 content hashes
     bad_type: dict[str, np.ndarray] = field(default_factory=dict)  # rows that failed coercion
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.codes)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The class name of every row (an object array)."""
+        return np.asarray(self.names, dtype=object)[self.codes]
+
+    def is_class(self, name: str) -> np.ndarray:
+        """Boolean mask of the rows labelled ``name``."""
+        if name not in self.names:
+            return np.zeros(len(self), dtype=bool)
+        return self.codes == self.names.index(name)
 
     @property
     def kinds(self) -> dict[str, Kind]:
@@ -59,7 +71,8 @@ class Source:
         raise NotImplementedError
 
 
-def _label_strings(values: pd.Series, path: str, offset: int) -> np.ndarray:
+def _label_codes(values: pd.Series, path: str, offset: int) -> tuple[np.ndarray,
+                                                                      tuple[str, ...]]:
     missing = np.flatnonzero(values.isna().to_numpy())
     if len(missing):
         raise DataError("label is missing (NaN)", path=path, row=offset + int(missing[0]))
@@ -70,7 +83,8 @@ def _label_strings(values: pd.Series, path: str, offset: int) -> np.ndarray:
             raise DataError(f"label {arr[bad[0]]!r} is not a class", path=path,
                             row=offset + int(bad[0]))
         values = values.astype(np.int64)
-    return values.astype(str).to_numpy(dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return codes.astype(np.int64), tuple(str(u) for u in uniques)
 
 
 def _as_strings(col: pd.Series) -> np.ndarray:
@@ -91,7 +105,7 @@ def frame_to_batch(frame: pd.DataFrame, *, path: str, label: str, offset: int,
     if label not in frame.columns:
         raise DataError(f"no label column '{label}' (columns: "
                         f"{', '.join(map(str, frame.columns[:20]))})", path=path)
-    labels = _label_strings(frame[label], path, offset)
+    codes, names = _label_codes(frame[label], path, offset)
     numeric: dict[str, np.ndarray] = {}
     categorical: dict[str, np.ndarray] = {}
     hashed: dict[str, np.ndarray] = {}
@@ -116,7 +130,7 @@ def frame_to_batch(frame: pd.DataFrame, *, path: str, label: str, offset: int,
             numeric[name] = values
         else:
             categorical[name] = _as_strings(col)
-    return ColumnBatch(offset, labels, numeric, categorical, hashed, bad_type)
+    return ColumnBatch(offset, codes, names, numeric, categorical, hashed, bad_type)
 
 
 def _text_columns(texts: list[str], numeric: dict[str, np.ndarray],
@@ -174,7 +188,6 @@ class DatasetSource(Source):
 
     def __iter__(self) -> Iterator[ColumnBatch]:
         d = self.dataset
-        labels = np.asarray(d.classes, dtype=object)[d.labels]
         numeric: dict[str, np.ndarray] = {}
         categorical: dict[str, np.ndarray] = {}
         hashed: dict[str, np.ndarray] = {}
@@ -191,7 +204,7 @@ class DatasetSource(Source):
                     categorical[name] = names[x[:, j].astype(np.int64)]
                 else:
                     numeric[name] = x[:, j]
-        yield ColumnBatch(0, labels, numeric, categorical, hashed)
+        yield ColumnBatch(0, d.labels, d.classes, numeric, categorical, hashed)
 
 
 def _names(d: Dataset) -> list[str]:
