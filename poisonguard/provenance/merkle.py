@@ -72,7 +72,7 @@ class MerkleTree:
     """All levels of the tree over ``leaves`` (raw leaf data, e.g. 32-byte row hashes)."""
 
     def __init__(self, leaves: Sequence[bytes]) -> None:
-        level = [leaf_hash(d) for d in leaves]
+        level = [_sha(b"\x00" + d).digest() for d in leaves]
         self.levels: list[list[bytes]] = [level]
         while len(level) > 1:
             pairs = zip(level[0::2], level[1::2], strict=False)

@@ -13,7 +13,7 @@ Rows are matched in three passes so that one insertion reads as one added row:
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,56 +106,91 @@ def check_manifest(
     return status, tree
 
 
+def _index(keys: Sequence[str], skip: set[int] | None = None) -> dict[str, Any]:
+    """key -> position (an int), or a deque of positions for repeated keys."""
+    index: dict[str, Any] = {}
+    for i, k in enumerate(keys):
+        if skip is not None and i in skip:
+            continue
+        v = index.get(k)
+        if v is None:
+            index[k] = i
+        elif isinstance(v, int):
+            index[k] = deque([v, i])
+        else:
+            v.append(i)
+    return index
+
+
+def _take(index: dict[str, Any], key: str) -> int | None:
+    v = index.get(key)
+    if v is None:
+        return None
+    if isinstance(v, int):
+        del index[key]
+        return v
+    i = int(v.popleft())
+    if not v:
+        del index[key]
+    return i
+
+
+def _gap_rank(keys: np.ndarray) -> np.ndarray:
+    """The rank of each element among the elements with the same key, in order."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.r_[0, np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1]
+    first = np.repeat(starts, np.diff(np.r_[starts, len(keys)]))
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[order] = np.arange(len(keys)) - first
+    return rank
+
+
 def match_rows(
     old: Sequence[str], new: Sequence[str],
     old_ids: Sequence[str] | None = None, new_ids: Sequence[str] | None = None,
 ) -> tuple[dict[int, int], list[tuple[int, int]], list[int], list[int]]:
     """(new->old for equal rows, modified (old, new) pairs, removed old, added new)."""
-    by_hash: dict[str, deque[int]] = defaultdict(deque)
-    for i, h in enumerate(old):
-        by_hash[h].append(i)
+    index = _index(old)
     equal: dict[int, int] = {}
     for j, h in enumerate(new):
-        q = by_hash.get(h)
-        if q:
-            equal[j] = q.popleft()
-    paired: dict[int, int] = dict(equal)
+        i = _take(index, h)
+        if i is not None:
+            equal[j] = i
+    paired = dict(equal)
     if old_ids is not None and new_ids is not None:
-        used = set(paired.values())
-        by_id: dict[str, deque[int]] = defaultdict(deque)
-        for i, k in enumerate(old_ids):
-            if i not in used:
-                by_id[k].append(i)
+        by_id = _index(old_ids, skip=set(equal.values()))
         for j, k in enumerate(new_ids):
-            q = by_id.get(k)
-            if j not in paired and q:
-                paired[j] = q.popleft()
-    old_matched = np.zeros(len(old), dtype=bool)
-    old_matched[list(paired.values())] = True
-    gaps_old: dict[int, list[int]] = defaultdict(list)
-    last = -1
-    for i in range(len(old)):
-        if old_matched[i]:
-            last = i
-        else:
-            gaps_old[last].append(i)
+            if j not in paired:
+                i = _take(by_id, k)
+                if i is not None:
+                    paired[j] = i
+    # position: the gap of a row is the old position of the last matched row before it
+    old_match = np.zeros(len(old), dtype=bool)
+    old_match[list(paired.values())] = True
+    new_to_old = np.full(len(new), -1, dtype=np.int64)
+    new_to_old[list(paired)] = list(paired.values())
+    old_ff = np.maximum.accumulate(np.where(old_match, np.arange(len(old)), -1)) if len(old) \
+        else np.zeros(0, dtype=np.int64)
+    new_ff = np.maximum.accumulate(np.where(new_to_old >= 0, np.arange(len(new)), -1)) \
+        if len(new) else np.zeros(0, dtype=np.int64)
+    old_free = np.flatnonzero(~old_match)
+    new_free = np.flatnonzero(new_to_old < 0)
+    old_gap = np.where(old_ff[old_free] >= 0, old_free * 0 + old_ff[old_free], -1)
+    last_new = new_ff[new_free]
+    new_gap = np.where(last_new >= 0, new_to_old[np.maximum(last_new, 0)], -1)
+    slots = dict(zip(zip(old_gap.tolist(), _gap_rank(old_gap).tolist(), strict=True),
+                     old_free.tolist(), strict=True))
     modified: list[tuple[int, int]] = []
     added: list[int] = []
-    taken: dict[int, int] = defaultdict(int)
-    last = -1
-    for j in range(len(new)):
-        if j in paired:
-            last = paired[j]
-            continue
-        gap = gaps_old.get(last, [])
-        nth = taken[last]
-        if nth < len(gap):
-            modified.append((gap[nth], j))
-            taken[last] = nth + 1
-        else:
+    for j, key in zip(new_free.tolist(), zip(new_gap.tolist(), _gap_rank(new_gap).tolist(),
+                                             strict=True), strict=True):
+        i = slots.pop(key, None)
+        if i is None:
             added.append(j)
-    modified_old = {i for i, _ in modified}
-    removed = [i for i in np.flatnonzero(~old_matched).tolist() if i not in modified_old]
+        else:
+            modified.append((i, j))
+    removed = sorted(slots.values())
     modified += [(paired[j], j) for j in paired if j not in equal]
     modified.sort(key=lambda p: p[1])
     return equal, modified, removed, added
