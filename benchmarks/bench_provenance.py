@@ -95,7 +95,7 @@ def run(rows: int, cols: int, work: Path, proofs: int = 1000) -> dict[str, Any]:
                                                       ledger=ledger))
     r["snapshot_s"] = r["load_s"] + r["snapshot_core_s"]
     r["manifest_mib"] = round(manifest_path.stat().st_size / 2**20, 1)
-    del ds
+    ds = None  # free the memory before verify
 
     def verify(path: Path) -> Any:
         m = read_manifest(manifest_path)
