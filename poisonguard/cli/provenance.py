@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from poisonguard.cli._app import app, command, err_console, out_console
-from poisonguard.data import atomic_write_text, load_dataset
+from poisonguard.data import atomic_write_text, ensure_not_same, load_dataset
 from poisonguard.errors import PoisonguardError, UsageError
 
 keys_app = typer.Typer(help="Make signing and encryption keys.", no_args_is_help=True)
@@ -101,6 +101,7 @@ def snapshot_cmd(
     from poisonguard.provenance.keys import load_private_key
     from poisonguard.provenance.snapshot import snapshot
 
+    ensure_not_same(data, out)
     signer = load_private_key(key) if key is not None else None
     data_key = load_data_key(encryption_key)
     dataset = load_dataset(data, label=label, id_column=id_column)
@@ -119,16 +120,6 @@ def snapshot_cmd(
         err_console.print("warning: the manifest is not signed (pass --key)")
     if entry is not None:
         _say(f"ledger entry {entry.seq}")
-
-
-def _describe(change: Any) -> str:
-    if change.kind == "added":
-        return f"row {change.index} added (id {change.id})"
-    if change.kind == "removed":
-        return f"row {change.old_index} removed (id {change.old_id})"
-    moved = "" if change.old_index == change.index else f" (was row {change.old_index})"
-    return (f"row {change.index}{moved} modified: columns {', '.join(change.columns)} "
-            f"(id {change.old_id} -> {change.id})")
 
 
 @command("verify")
@@ -167,23 +158,8 @@ def verify_cmd(
     if as_json:
         _print_json({**result.to_dict(), "proof": proof})
     else:
-        _say(f"signature: {result.signature}")
-        if result.identical:
-            _say(f"OK: {result.rows_new} rows identical, root {result.new_root}")
-        else:
-            _say(
-                f"CHANGED: {result.rows_old} -> {result.rows_new} rows; "
-                f"{result.count('added')} added, {result.count('removed')} removed, "
-                f"{result.count('modified')} modified" + ("; rows reordered"
-                                                          if result.reordered else ""))
-            for line in [*result.schema_changes, *result.file_changes]:
-                _say(f"  {line}")
-            for change in result.changes[:max_show]:
-                _say(f"  {_describe(change)}")
-            if len(result.changes) > max_show:
-                _say(f"  ... and {len(result.changes) - max_show} more (--json)")
-        for note in result.notes:
-            _say(f"note: {note}")
+        for line in result.lines(max_show=max_show):
+            _say(line)
         if proof is not None:
             _say(f"inclusion proof of row {row} ({len(proof['path'])} hashes):")
             _print_json(proof)
@@ -293,23 +269,8 @@ def ledger_lineage(
         _print_json(node.to_dict())
         return
 
-    def label_of(n: Any) -> str:
-        text = f"{n.path or '?'}  root {str(n.root)[:16]}"
-        if n.produced_by is not None:
-            e = n.produced_by
-            text += f"  <- {e.kind} #{e.seq} by {e.actor} at {e.created_at[:19]}"
-        else:
-            text += "  (source)"
-        if n.snapshots:
-            text += "  snapshots: " + ", ".join(f"#{s.seq}" for s in n.snapshots)
-        return text
-
-    def show(n: Any, depth: int) -> None:
-        _say(("    " * (depth - 1) + "└── " if depth else "") + label_of(n))
-        for parent in n.parents:
-            show(parent, depth + 1)
-
-    show(node, 0)
+    for line in node.lines():
+        _say(line)
 
 
 @command("sign-model")
@@ -326,6 +287,7 @@ def sign_model_cmd(
     from poisonguard.provenance.ledger import record_event
     from poisonguard.provenance.models import sign_model
 
+    ensure_not_same(model, out)
     m = sign_model(model, load_private_key(key), source=source)
     if not m["scan"]["safe"]:
         raise UsageError(f"{model}: refusing to sign an unsafe model (run verify-model)")

@@ -19,7 +19,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from poisonguard.errors import PoisonguardError, UsageError
-from poisonguard.provenance.canonical import canonical_json, sha256_hex
+from poisonguard.provenance.canonical import canonical_json
+from poisonguard.provenance.chain import GENESIS, LedgerEntry, LedgerProblem, verify_chain
 from poisonguard.provenance.manifest import current_actor, now_iso
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
 
 LEDGER_ENV = "POISONGUARD_LEDGER"
 DEFAULT_PATH = Path(".poisonguard") / "ledger.sqlite"
-GENESIS = "0" * 64
 _LOCK_KEY = 0x706F69736F6E  # "poison": the PostgreSQL advisory lock id
 _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
@@ -73,39 +72,6 @@ class LedgerError(PoisonguardError):
 
 class LedgerLockedError(LedgerError):
     """Another writer held the ledger for longer than the timeout."""
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    seq: int
-    kind: str
-    actor: str
-    created_at: str
-    inputs: list[Any]
-    outputs: list[Any]
-    details: dict[str, Any]
-    prev_hash: str
-    entry_hash: str
-
-    def content(self) -> dict[str, Any]:
-        return {"seq": self.seq, "kind": self.kind, "actor": self.actor,
-                "created_at": self.created_at, "inputs": self.inputs, "outputs": self.outputs,
-                "details": self.details, "prev_hash": self.prev_hash}
-
-    def computed_hash(self) -> str:
-        return sha256_hex(canonical_json(self.content()))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.content(), "entry_hash": self.entry_hash}
-
-
-@dataclass(frozen=True)
-class LedgerProblem:
-    seq: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"entry {self.seq}: {self.message}"
 
 
 def resolve_location(location: str | os.PathLike[str] | None = None) -> str:
@@ -264,36 +230,6 @@ class Ledger:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def verify_chain(entries: list[LedgerEntry], *, expected_head: str | None = None
-                 ) -> list[LedgerProblem]:
-    problems: list[LedgerProblem] = []
-    by_hash = {e.entry_hash: e.seq for e in entries}
-    prev: LedgerEntry | None = None
-    for e in entries:
-        prev_seq = prev.seq if prev else 0
-        if e.computed_hash() != e.entry_hash:
-            problems.append(LedgerProblem(e.seq, "edited: its content does not match its hash"))
-        for missing in range(prev_seq + 1, e.seq):
-            problems.append(LedgerProblem(missing, "missing: the entry was deleted"))
-        want = prev.entry_hash if prev else GENESIS
-        if e.prev_hash != want:
-            if e.prev_hash in by_hash and by_hash[e.prev_hash] != prev_seq:
-                msg = (f"out of order: it was chained after entry {by_hash[e.prev_hash]}, "
-                       f"not entry {prev_seq} (entries reordered or inserted)")
-            elif e.seq == prev_seq + 1:
-                msg = (f"its previous hash does not match entry {prev_seq}: entry {prev_seq} "
-                       "was edited, or an entry was inserted or deleted before it")
-            else:
-                msg = "its previous hash does not match the entry before it"
-            problems.append(LedgerProblem(e.seq, msg))
-        prev = e
-    if expected_head is not None and expected_head not in by_hash:
-        last = entries[-1].seq if entries else 0
-        problems.append(LedgerProblem(last + 1, f"the recorded head {expected_head[:16]}... is "
-                                      "not in the ledger (entries were deleted or rewritten)"))
-    return problems
 
 
 def open_ledger(ledger: Ledger | str | os.PathLike[str] | None = None) -> Ledger:

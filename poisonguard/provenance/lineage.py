@@ -61,6 +61,22 @@ class LineageNode:
             return [self]
         return [s for p in self.parents for s in p.sources()]
 
+    def label(self) -> str:
+        text = f"{self.path or '?'}  root {str(self.root)[:16]}"
+        if self.produced_by is not None:
+            e = self.produced_by
+            text += f"  <- {e.kind} #{e.seq} by {e.actor} at {e.created_at[:19]}"
+        else:
+            text += "  (source)"
+        if self.snapshots:
+            text += "  snapshots: " + ", ".join(f"#{s.seq}" for s in self.snapshots)
+        return text
+
+    def lines(self, depth: int = 0) -> list[str]:
+        """The tree as text, this node first, its parents indented below."""
+        head = ("    " * (depth - 1) + "└── " if depth else "") + self.label()
+        return [head, *(line for p in self.parents for line in p.lines(depth + 1))]
+
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "root": self.root,
                 "produced_by": self.produced_by.to_dict() if self.produced_by else None,

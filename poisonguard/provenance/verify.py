@@ -42,6 +42,15 @@ class RowChange:
     old_id: str | None
     columns: tuple[str, ...] = ()
 
+    def describe(self) -> str:
+        if self.kind == "added":
+            return f"row {self.index} added (id {self.id})"
+        if self.kind == "removed":
+            return f"row {self.old_index} removed (id {self.old_id})"
+        moved = "" if self.old_index == self.index else f" (was row {self.old_index})"
+        return (f"row {self.index}{moved} modified: columns {', '.join(self.columns)} "
+                f"(id {self.old_id} -> {self.id})")
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "index": self.index, "old_index": self.old_index,
                 "id": self.id, "old_id": self.old_id, "columns": list(self.columns)}
@@ -69,6 +78,22 @@ class VerifyResult:
 
     def count(self, kind: str) -> int:
         return sum(c.kind == kind for c in self.changes)
+
+    def lines(self, *, max_show: int = 50) -> list[str]:
+        """The human report: signature, verdict, then up to ``max_show`` changes."""
+        out = [f"signature: {self.signature}"]
+        if self.identical:
+            out.append(f"OK: {self.rows_new} rows identical, root {self.new_root}")
+        else:
+            out.append(f"CHANGED: {self.rows_old} -> {self.rows_new} rows; "
+                       f"{self.count('added')} added, {self.count('removed')} removed, "
+                       f"{self.count('modified')} modified"
+                       + ("; rows reordered" if self.reordered else ""))
+            out += [f"  {line}" for line in [*self.schema_changes, *self.file_changes]]
+            out += [f"  {c.describe()}" for c in self.changes[:max_show]]
+            if len(self.changes) > max_show:
+                out.append(f"  ... and {len(self.changes) - max_show} more (--json)")
+        return out + [f"note: {n}" for n in self.notes]
 
     def to_dict(self) -> dict[str, Any]:
         return {
