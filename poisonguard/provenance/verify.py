@@ -13,9 +13,11 @@ Rows are matched in three passes so that one insertion reads as one added row:
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -243,9 +245,6 @@ def _file_changes(manifest: dict[str, Any], dataset: Dataset, path: str | None) 
     old = {f["path"]: f["sha256"] for f in manifest.get("data", {}).get("files", [])}
     if not old or path is None or dataset.images is None:
         return []
-    import json
-    from pathlib import Path
-
     root = Path(path)
     new = {f: file_sha256(root / f) for f in json.loads(dataset.meta.get("files", "[]"))}
     out = [f"added file {f}" for f in sorted(set(new) - set(old))]
@@ -281,8 +280,6 @@ def verify_dataset(
                           file_changes=_file_changes(manifest, dataset, path))
     want = manifest.get("data", {}).get("sha256")
     if path is not None and want and same_rows:
-        from pathlib import Path
-
         if Path(path).is_file() and file_sha256(path) != want:
             result.notes.append("the file's bytes differ from the snapshotted file (another "
                                 "format or layout), but every row has the same values")
