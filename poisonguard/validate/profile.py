@@ -162,6 +162,12 @@ class Profiler:
         self.max_fingerprints = max_fingerprints
         self.keep_index = keep_index
         self._p: Profile | None = None
+        # fingerprints wait in batches and are sorted and capped only now and then, so
+        # that memory does not churn once per batch
+        self._fps = Fingerprints(np.empty(0, np.uint64), np.empty(0, np.int64),
+                                 threshold=ALL if max_fingerprints else 0, cap=max_fingerprints)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._names: list[str] = []
 
     def update(self, batch: ColumnBatch, fp: np.ndarray | None = None) -> np.ndarray:
         """Add a batch; returns its row fingerprints (computed unless given)."""
@@ -169,16 +175,35 @@ class Profiler:
             fp = row_fingerprints(batch.numeric, batch.categorical, batch.hashed, len(batch))
         part = self._profile_batch(batch, fp)
         self._p = part if self._p is None else merge_profiles([self._p, part])
+        if self.max_fingerprints:
+            for n in batch.names:
+                if n not in self._names:
+                    self._names.append(n)
+            pos = np.array([self._names.index(n) for n in batch.names], dtype=np.int64)
+            self._pending.append((fp, pos[batch.codes].astype(np.int32)))
+            if sum(len(h) for h, _ in self._pending) > max(self.max_fingerprints, 1 << 20):
+                self._flush()
         return fp
 
     def result(self, *, sources: Sequence[str] = (), label_column: str = "label",
                modality: str = "tabular") -> Profile:
         if self._p is None:
             raise DataError("no rows to profile", path=", ".join(sources))
+        self._flush()
+        order = {n: self._p.classes.index(n) for n in self._names}
+        remap = np.array([order[n] for n in self._names] or [0], dtype=np.int64)
+        f = self._fps
+        self._p.fingerprints = Fingerprints(f.hashes, remap[f.labels], f.threshold, f.cap)
         self._p.sources = list(sources)
         self._p.label_column = label_column
         self._p.modality = modality
         return self._p
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._fps = self._fps.add(np.concatenate([h for h, _ in self._pending]),
+                                      np.concatenate([c for _, c in self._pending]))
+            self._pending = []
 
     def _profile_batch(self, batch: ColumnBatch, fp: np.ndarray) -> Profile:
         num, cat = list(batch.numeric), list(batch.categorical)
@@ -208,9 +233,7 @@ class Profiler:
             samples.append(RowSample(keys[top], x[top].astype(np.float32), catm, index[top]))
         fps = Fingerprints(np.empty(0, np.uint64), np.empty(0, np.int64),
                            threshold=ALL if self.max_fingerprints else 0,
-                           cap=self.max_fingerprints)
-        if self.max_fingerprints:
-            fps = fps.add(fp, codes)
+                           cap=self.max_fingerprints)  # filled in by result()
         return Profile(classes, np.bincount(codes, minlength=len(classes)), num, cat, moments,
                        categories, cat_missing, samples, fps, rows=len(batch),
                        sample_per_class=self.sample_per_class, hashed=sorted(batch.hashed))

@@ -165,7 +165,8 @@ class TableSource(Source):
         import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(self.path)
+            # pre_buffer=False: the default pre-buffering keeps every row group read so far
+            pf = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
         except Exception as exc:  # pyarrow raises many types for corrupt files
             raise DataError(f"cannot read Parquet: {exc}", path=self.path) from None
         if pf.metadata.num_rows == 0:
