@@ -76,7 +76,8 @@ def _load(name: str) -> Dataset:
     return synthetic(3000) if name == "synthetic-3k" else builtin_dataset(name)
 
 
-def quality(datasets: list[str], rates: list[float], cache: Path) -> list[str]:
+def quality(datasets: list[str], rates: list[float], cache: Path,
+            clean_only: list[str]) -> list[str]:
     lines = ["## Clean data: false-positive rate (share of rows flagged)", "",
              "| dataset | rows | " + " | ".join(DETECTORS) + " |",
              "|---|---:|" + "---:|" * len(DETECTORS)]
@@ -84,12 +85,14 @@ def quality(datasets: list[str], rates: list[float], cache: Path) -> list[str]:
             "| dataset | attack | rate | detector | precision | recall | F1 | AUROC "
             "| clean-row FPR |",
             "|---|---|---:|---|---:|---:|---:|---:|---:|"]
-    for name in datasets:
+    for name in datasets + clean_only:
         ds = _load(name)
         rep = _representation(ds, f"{name}-clean", cache)
         fprs = [get_detector(d).score(ds, rep).flags.mean() for d in DETECTORS]
         lines.append(f"| {name} | {len(ds)} | " + " | ".join(f"{f:.2%}" for f in fprs) + " |")
         print(lines[-1], flush=True)
+        if name in clean_only:
+            continue
         for attack, (kind, params) in ATTACKS.items():
             for rate in rates:
                 res = run_attack(kind, ds, rate=rate, seed=1, **params)
@@ -141,13 +144,16 @@ def scale(sizes: list[int]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="*", default=list(DATASETS))
+    ap.add_argument("--clean-only", nargs="*", default=[],
+                    help="datasets measured on clean data only (no attack grid)")
     ap.add_argument("--rates", nargs="*", type=float, default=[0.01, 0.05, 0.1])
     ap.add_argument("--scale", nargs="*", type=int, default=None)
     ap.add_argument("--cache", type=Path, default=Path("benchmarks/.cache"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/detectors-classic.md"))
     args = ap.parse_args(argv)
     started = time.time()
-    body = scale(args.scale) if args.scale else quality(args.datasets, args.rates, args.cache)
+    body = scale(args.scale) if args.scale else quality(args.datasets, args.rates, args.cache,
+                                                          args.clean_only)
     header = [
         "# Classic detectors benchmark", "",
         f"- command: `.venv/bin/python benchmarks/detectors_classic.py {' '.join(sys.argv[1:])}`",

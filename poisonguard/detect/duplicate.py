@@ -6,9 +6,10 @@
   ``max_ratio`` times the data's own median nearest-neighbour distance and carries
   another label.
 
-Of two conflicting copies, the one whose label the out-of-fold model supports less
-(averaged over both copies) is flagged; when the model cannot tell them apart, both
-are. The reason names the other row.
+Of two conflicting copies, the one whose label has less support is flagged: support
+is the out-of-fold probability of the label on both copies plus the share of the
+label among their other neighbours. When the two labels are supported about equally,
+both copies are flagged. The reason names the other row.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class DuplicateDetector(Detector):
         a pair is a near duplicate when its distance is at most this fraction of the
         median nearest-neighbour distance of the data (score 0.5 at the boundary).
     tie:
-        when the out-of-fold support of the two labels differs by less than this,
+        when the support of the two labels (each in [0, 1], averaged over the two
+        copies' probabilities and their neighbours' labels) differs by less than this,
         both copies are flagged.
     """
 
@@ -95,9 +97,14 @@ class DuplicateDetector(Detector):
         reasons: dict[int, str] = {}
         for i in candidates:
             j = int(partner[i])
-            mine = proba[i, labels[i]] + proba[j, labels[i]]
-            theirs = proba[i, labels[j]] + proba[j, labels[j]]
-            if mine - theirs < self.tie * 2:
+            around = np.setdiff1d(np.r_[idx[i], idx[j]], [i, j])
+            if len(around) == 0:
+                around = np.asarray([i, j])
+            mine = proba[i, labels[i]] + proba[j, labels[i]] + 2 * np.mean(
+                labels[around] == labels[i])
+            theirs = proba[i, labels[j]] + proba[j, labels[j]] + 2 * np.mean(
+                labels[around] == labels[j])
+            if mine - theirs < self.tie * 4:
                 flags[i] = True
                 what = "an exact copy" if closeness[i] >= 1.0 else "a near copy"
                 reasons[int(i)] = (f"{what} of row {j}, which is labelled "

@@ -71,7 +71,7 @@ def _faiss_search(
     if exact:
         index = faiss.IndexFlatL2(d)
     else:
-        nlist = max(int(min(4 * math.sqrt(n), n // 40)), 1)
+        nlist = max(int(min(2 * math.sqrt(n), n // 40)), 1)
         quantizer = faiss.IndexFlatL2(d)
         index = faiss.IndexIVFFlat(quantizer, d, nlist)
         index.cp.seed = seed

@@ -1,0 +1,49 @@
+"""Detector ``duplicate``: copies with conflicting labels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from poisonguard.data import Dataset
+from poisonguard.detect.duplicate import DuplicateDetector, exact_duplicate_groups
+from poisonguard.represent import build_representation
+
+
+def test_exact_groups() -> None:
+    x = np.array([[1.0, 2.0], [0.0, -0.0], [1.0, 2.0], [-0.0, 0.0]])
+    g = exact_duplicate_groups(x)
+    assert g[0] == g[2] and g[1] == g[3] and g[0] != g[1]
+
+
+def test_clean_data_has_no_conflicting_duplicates(clean) -> None:  # type: ignore[no-untyped-def]
+    for name in ("digits", "breast_cancer", "wine"):
+        ds, rep = clean(name)
+        result = DuplicateDetector().score(ds, rep)
+        assert result.flags.mean() <= 0.01, name
+
+
+def test_injected_near_duplicates_are_found_and_named(poisoned) -> None:  # type: ignore[no-untyped-def]
+    attack, rep = poisoned("wine", "near-duplicates", rate=0.05, seed=1)
+    result = DuplicateDetector().score(attack.dataset, rep)
+    sources = np.asarray(attack.truth.params["sources"])
+    for i, src in zip(attack.truth.poisoned, sources, strict=True):
+        assert result.flags[i] or result.flags[src]
+        flagged = i if result.flags[i] else src
+        other = src if flagged == i else i
+        assert f"row {other}" in result.reasons[int(flagged)]
+    assert result.flags.sum() <= 2 * len(sources)
+
+
+def test_exact_copies_with_another_label_are_found() -> None:
+    rng = np.random.default_rng(0)
+    centers = np.array([[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]])
+    labels = np.repeat([0, 1], 40)
+    x = centers[labels] + rng.normal(size=(80, 3))
+    x = np.vstack([x, x[3], x[3]])  # two copies of a class-0 row, labelled 1
+    labels = np.r_[labels, 1, 1]
+    ds = Dataset(labels=labels, classes=("a", "b"), features=x)
+    result = DuplicateDetector().score(ds, build_representation(ds, folds=3, seed=0))
+    assert result.flags[80] and result.flags[81]
+    assert "exact copy of row 3" in result.reasons[80]
+    assert result.suggested_labels[80] == 0
+    assert result.flags.sum() <= 3

@@ -1,0 +1,47 @@
+"""Detector ``knn``: neighbour label disagreement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from poisonguard.detect.knn import KnnDetector, neighbour_votes
+from poisonguard.errors import UsageError
+
+
+def _f1(flags: np.ndarray, poisoned: np.ndarray) -> float:
+    truth = np.zeros(len(flags), dtype=bool)
+    truth[poisoned] = True
+    tp = int((flags & truth).sum())
+    return 2 * tp / (int(flags.sum()) + int(truth.sum()))
+
+
+def test_votes() -> None:
+    votes = neighbour_votes(np.array([0, 1, 1]), np.array([[1, 2], [0, 2], [0, 1]]), 2)
+    np.testing.assert_allclose(votes, [[0, 1], [0.5, 0.5], [0.5, 0.5]])
+
+
+def test_clean_data_is_mostly_left_alone(clean) -> None:  # type: ignore[no-untyped-def]
+    for name in ("digits", "breast_cancer", "wine"):
+        ds, rep = clean(name)
+        result = KnnDetector().score(ds, rep)
+        assert result.flags.mean() <= 0.01, name
+        assert result.meta["space"] == "features"
+
+
+def test_random_flips_are_found(poisoned) -> None:  # type: ignore[no-untyped-def]
+    attack, rep = poisoned("digits-tabular", "flip", rate=0.1, seed=1)
+    result = KnnDetector().score(attack.dataset, rep)
+    assert _f1(result.flags, attack.truth.poisoned) >= 0.85
+    i = int(np.flatnonzero(result.flags)[0])
+    assert "of 10 neighbours are" in result.reasons[i]
+    deep = KnnDetector(space="embedding_oof").score(attack.dataset, rep)
+    assert deep.meta["space"] == "embedding_oof" and deep.n_flagged > 0
+
+
+def test_bad_parameters_are_usage_errors(clean) -> None:  # type: ignore[no-untyped-def]
+    ds, rep = clean("wine")
+    with pytest.raises(UsageError):
+        KnnDetector(k=0).score(ds, rep)
+    with pytest.raises(UsageError):
+        KnnDetector(space="pixels").score(ds, rep)  # type: ignore[arg-type]

@@ -1,0 +1,46 @@
+"""Detector ``label``: confident learning on out-of-fold probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from poisonguard.detect.label import LabelDetector, label_margins
+
+
+def _f1(flags: np.ndarray, poisoned: np.ndarray) -> float:
+    truth = np.zeros(len(flags), dtype=bool)
+    truth[poisoned] = True
+    tp = int((flags & truth).sum())
+    return 2 * tp / (int(flags.sum()) + int(truth.sum()))
+
+
+def test_margins() -> None:
+    proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])
+    np.testing.assert_allclose(label_margins(np.array([0, 0]), proba), [-0.5, 0.7])
+
+
+def test_clean_data_is_mostly_left_alone(clean) -> None:  # type: ignore[no-untyped-def]
+    for name in ("digits", "breast_cancer", "wine"):
+        ds, rep = clean(name)
+        result = LabelDetector().score(ds, rep)
+        assert result.flags.mean() <= 0.01, name
+        assert len(result.clean_classes) >= ds.n_classes - 3
+
+
+def test_random_flips_are_found_and_the_true_label_suggested(poisoned) -> None:  # type: ignore[no-untyped-def]
+    attack, rep = poisoned("digits-tabular", "flip", rate=0.1, seed=1)
+    result = LabelDetector().score(attack.dataset, rep)
+    assert _f1(result.flags, attack.truth.poisoned) >= 0.85
+    found = [i for i in attack.truth.poisoned if result.flags[i]]
+    right = [result.suggested_labels[i] == attack.truth.original_labels[i] for i in found]
+    assert np.mean(right) >= 0.95
+    i = found[0]
+    assert "out-of-fold model says" in result.reasons[i]
+    assert result.scores[result.flags].min() >= 0.5 > result.scores[~result.flags].max()
+
+
+def test_targeted_flips_are_found(poisoned) -> None:  # type: ignore[no-untyped-def]
+    attack, rep = poisoned("wine", "flip", rate=0.05, seed=1, mode="targeted", target=0)
+    result = LabelDetector().score(attack.dataset, rep)
+    assert _f1(result.flags, attack.truth.poisoned) >= 0.8
+    assert set(result.suggested_labels.values()) != {0}

@@ -1,0 +1,33 @@
+"""Detector ``outlier``: rows far from the rest of their class."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from poisonguard.detect.outlier import OutlierDetector
+
+
+def _f1(flags: np.ndarray, poisoned: np.ndarray) -> float:
+    truth = np.zeros(len(flags), dtype=bool)
+    truth[poisoned] = True
+    tp = int((flags & truth).sum())
+    return 2 * tp / (int(flags.sum()) + int(truth.sum()))
+
+
+def test_clean_data_is_mostly_left_alone(clean) -> None:  # type: ignore[no-untyped-def]
+    for name in ("digits", "breast_cancer", "wine"):
+        ds, rep = clean(name)
+        result = OutlierDetector().score(ds, rep)
+        assert result.flags.mean() <= 0.01, name
+    ds, rep = clean("digits")
+    assert len(OutlierDetector().score(ds, rep).clean_classes) == ds.n_classes
+
+
+def test_injected_outliers_are_found(poisoned) -> None:  # type: ignore[no-untyped-def]
+    for name, rate in (("breast_cancer", 0.05), ("digits", 0.01)):
+        attack, rep = poisoned(name, "outliers", rate=rate, seed=1)
+        result = OutlierDetector().score(attack.dataset, rep)
+        assert _f1(result.flags, attack.truth.poisoned) >= 0.9, name
+        i = int(attack.truth.poisoned[0])
+        assert "far from the rest of class" in result.reasons[i]
+        assert result.scores[attack.truth.poisoned].min() > np.median(result.scores)
