@@ -1,0 +1,60 @@
+"""Smoke tests of the scan benchmarks: each script's main runs on a tiny grid and
+writes pages holding the scan's own numbers, with the references optional."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import _references, bench_scan_quality, bench_scan_speed
+from benchmarks._speed_child import StageTimer
+
+
+def test_quality_quick_writes_scan_numbers_and_skips_a_missing_reference(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_find_spec = _references.importlib.util.find_spec
+    monkeypatch.setattr(_references.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "art" else real_find_spec(name, *a))
+    status = bench_scan_quality.main([
+        "--quick", "--datasets", "wine", "--attacks", "tabular-trigger", "--rates", "0.1",
+        "--references", "art_spectral", "--out-dir", str(tmp_path)])
+    assert status == 0
+    assert "reference art_spectral skipped" in capsys.readouterr().out
+    payload = json.loads((tmp_path / "scan-quality.json").read_text())
+    (case,) = payload["cases"]
+    scan = case["methods"]["scan"]
+    assert case["dataset"] == "wine" and case["poisoned"] == 18
+    assert set(case["methods"]) == {"scan"}
+    assert 0.0 <= scan["f1"] <= 1.0 and scan["tp"] + scan["fn"] == 18
+    assert payload["clean"][0]["methods"]["scan"]["fpr"] is not None
+    page = (tmp_path / "scan-quality.md").read_text()
+    assert f"| wine | tabular-trigger | 0.1 | 18 | {scan['precision']:.3f} |" in page
+    assert "## Targets" in page and "adversarial-robustness-toolbox not installed" in page
+
+
+def test_speed_quick_measures_a_scan_in_a_subprocess(tmp_path: Path) -> None:
+    # One core: BLAS threads spinning on a busy machine would slow this test tenfold.
+    status = bench_scan_speed.main(["--sizes", "1000", "--cores", "1", "--no-datalab",
+                                    "--out-dir", str(tmp_path)])
+    assert status == 0
+    (size,) = json.loads((tmp_path / "scan-speed.json").read_text())["sizes"]
+    scan = size["scan"]
+    assert scan["status"] == "ok" and scan["seconds"] > 0
+    assert scan["peak_mib"] >= scan["baseline_mib"] > 0
+    assert "representation" in scan["stages"]
+    assert any(k.startswith("detector ") for k in scan["stages"])
+    assert size["datalab"]["status"] == "skipped"
+    page = (tmp_path / "scan-speed.md").read_text()
+    assert f"| 1000 | {scan['data_mib']:.3f} |" in page and "representation" in page
+    assert "bench_scan_speed.py --sizes 1000 --cores 1" in page
+
+
+def test_stage_timer_splits_representation_detectors_and_fusion() -> None:
+    timer = StageTimer()
+    timer.marks = [(1.0, "training fold 1/5"), (4.0, "detector label"), (5.0, "detector knn"),
+                   (7.5, "fusing")]
+    assert timer.breakdown(0.0, 8.0) == {"representation": 4.0, "detector label": 1.0,
+                                         "detector knn": 2.5, "fusion + findings": 0.5}
