@@ -83,3 +83,31 @@ def test_categorical_drift_and_class_shift(tmp_path: Path) -> None:
     report = check(base, path)
     shift = [f for f in report.failures if f.check == "class_shift" and f.feature == "color"]
     assert [f.cls for f in shift] == ["yes"] and shift[0].test == "chi2"
+
+
+def test_text_data_profiles_lengths_and_hashes(tmp_path: Path) -> None:
+    import json
+
+    rng = np.random.default_rng(0)
+    words = ["good", "bad", "plot", "actor", "great", "awful"]
+    path = tmp_path / "t.jsonl"
+    with path.open("w") as fh:
+        for i in range(300):
+            n = 4 + 3 * (i % 2)
+            fh.write(json.dumps({"text": " ".join(rng.choice(words, n)), "label": i % 2}) + "\n")
+    base = profile_data(path)
+    assert base.numeric == ["text.chars", "text.words"] and base.hashed == ["text"]
+    report = check(base, path)  # the same rows again: they pass, as known duplicates
+    assert report.passed
+    [dup] = [f for f in report.findings if f.test == "exact"]
+    assert dup.severity == "info" and dup.n_rows == 300
+
+
+def test_public_api_is_all() -> None:
+    import types
+
+    import poisonguard.validate as v
+
+    public = {n for n in dir(v) if not n.startswith("_")
+              and not isinstance(getattr(v, n), types.ModuleType)}
+    assert public == set(v.__all__)
