@@ -30,8 +30,11 @@ err_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
-    """Like ``app.command`` but a :class:`PoisonguardError` becomes one line and exit 2."""
+def command(*args: Any, on: typer.Typer | None = None, **kwargs: Any) -> Callable[[F], F]:
+    """Like ``app.command`` but a :class:`PoisonguardError` becomes one line and exit 2.
+
+    ``on`` registers the command on a sub-app (``poisonguard ledger verify``).
+    """
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -45,7 +48,7 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
                 err_console.print("poisonguard: interrupted", markup=False)
                 raise typer.Exit(130) from None
 
-        app.command(*args, **kwargs)(wrapper)
+        (on or app).command(*args, **kwargs)(wrapper)
         return fn
 
     return decorate

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +10,7 @@ import typer
 
 from poisonguard.cli._app import app, command, err_console, out_console
 from poisonguard.data import atomic_write_text, ensure_not_same, load_dataset
-from poisonguard.errors import PoisonguardError, UsageError
+from poisonguard.errors import UsageError
 
 keys_app = typer.Typer(help="Make signing and encryption keys.", no_args_is_help=True)
 ledger_app = typer.Typer(help="Show, verify and trace the hash-chained ledger.",
@@ -31,24 +30,6 @@ EncOpt = Annotated[Path | None, typer.Option(
     "(default: $POISONGUARD_SNAPSHOT_KEY).")]
 
 
-def _sub(typer_app: typer.Typer, name: str) -> Any:
-    """Register on a sub-app; a PoisonguardError becomes one line and exit 2."""
-
-    def decorate(fn: Any) -> Any:
-        @functools.wraps(fn)
-        def wrapper(*a: Any, **kw: Any) -> Any:
-            try:
-                return fn(*a, **kw)
-            except PoisonguardError as exc:
-                err_console.print(f"poisonguard: error: {exc}", markup=False, soft_wrap=True)
-                raise typer.Exit(2) from None
-
-        typer_app.command(name)(wrapper)
-        return fn
-
-    return decorate
-
-
 def _say(*objects: Any) -> None:
     out_console.print(*objects, markup=False, soft_wrap=True, highlight=False)
 
@@ -57,7 +38,7 @@ def _print_json(obj: Any) -> None:
     out_console.print_json(json.dumps(obj, default=str))
 
 
-@_sub(keys_app, "generate")
+@command("generate", on=keys_app)
 def keys_generate(
     out: Annotated[Path, typer.Option("--out", help="Directory for poisonguard.key/.pub.")],
     force: Annotated[bool, typer.Option("--force", help="Replace an existing pair.")] = False,
@@ -70,7 +51,7 @@ def keys_generate(
                       f"key id:      {key_id(load_public_key(pub))}")
 
 
-@_sub(keys_app, "generate-data-key")
+@command("generate-data-key", on=keys_app)
 def keys_generate_data_key(
     out: Annotated[Path, typer.Option("--out", help="File for the AES-256 key.")],
     force: Annotated[bool, typer.Option("--force", help="Replace an existing key.")] = False,
@@ -204,7 +185,7 @@ def verify_proof_cmd(
                       f"of {p.tree_size} rows")
 
 
-@_sub(ledger_app, "show")
+@command("show", on=ledger_app)
 def ledger_show(ledger: LedgerOpt = None, limit: Annotated[int, typer.Option(
         "--limit", help="Show the last N entries (0: all).")] = 0, as_json: JsonOpt = False,
 ) -> None:
@@ -229,7 +210,7 @@ def ledger_show(ledger: LedgerOpt = None, limit: Annotated[int, typer.Option(
     _say(table)
 
 
-@_sub(ledger_app, "verify")
+@command("verify", on=ledger_app)
 def ledger_verify(ledger: LedgerOpt = None, head: Annotated[str | None, typer.Option(
         "--head", help="A head hash recorded earlier: fail if it is gone.")] = None,
         as_json: JsonOpt = False) -> None:
@@ -254,7 +235,7 @@ def ledger_verify(ledger: LedgerOpt = None, head: Annotated[str | None, typer.Op
         raise typer.Exit(1)
 
 
-@_sub(ledger_app, "lineage")
+@command("lineage", on=ledger_app)
 def ledger_lineage(
     data: Annotated[Path, typer.Argument(help="A data file made by the pipeline.")],
     label: LabelOpt = "label", id_column: IdOpt = None, ledger: LedgerOpt = None,

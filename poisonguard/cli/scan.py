@@ -12,11 +12,12 @@ from rich.table import Table
 
 from poisonguard.clean import apply_findings
 from poisonguard.cli._app import command, out_console, progress_bar
-from poisonguard.data import load_embeddings
-from poisonguard.datasets import open_dataset
+from poisonguard.data import Dataset, load_dataset, load_embeddings
+from poisonguard.datasets import BUILTIN_PREFIX, open_dataset
 from poisonguard.detect import available_detectors
 from poisonguard.errors import UsageError
 from poisonguard.findings import Findings, load_findings, save_findings
+from poisonguard.provenance import data_ref, dataset_root, record_event
 from poisonguard.report import write_report
 from poisonguard.scan import scan_dataset
 
@@ -39,6 +40,10 @@ DataArg = Annotated[str, typer.Argument(
     help="CSV, Parquet, NPZ, JSONL, image folder, or builtin:NAME.")]
 LabelOpt = Annotated[str, typer.Option("--label", help="Label column (tables, JSONL).")]
 IdOpt = Annotated[str | None, typer.Option("--id", help="Column holding stable row ids.")]
+LedgerOpt = Annotated[str | None, typer.Option(
+    "--ledger", help="Ledger file or SQLAlchemy URL (default: $POISONGUARD_LEDGER or "
+    ".poisonguard/ledger.sqlite).")]
+NoLedgerOpt = Annotated[bool, typer.Option("--no-ledger", help="Do not record in the ledger.")]
 
 
 def _parse_detectors(value: str | None) -> list[str] | None:
@@ -47,6 +52,13 @@ def _parse_detectors(value: str | None) -> list[str] | None:
     if value.strip() == "all":
         return list(available_detectors())
     return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def _data_ref(spec: str, dataset: Dataset) -> dict[str, str]:
+    """A ledger reference to the input: its path (or builtin name) and Merkle root."""
+    if spec.startswith(BUILTIN_PREFIX):
+        return {"path": spec, "root": dataset_root(dataset)}
+    return data_ref(spec, dataset)
 
 
 def print_summary(findings: Findings, *, top: int = 10) -> None:
@@ -97,6 +109,8 @@ def scan_command(
     png: Annotated[Path | None, typer.Option(
         help="Also write a PNG summary figure here (and the report, to OUT/report.html).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for model training.")] = 0,
+    ledger: LedgerOpt = None,
+    no_ledger: NoLedgerOpt = False,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -113,6 +127,13 @@ def scan_command(
     if report is not None or png is not None:
         html_path = report if report is not None else out / "report.html"
         write_report(findings, html_path, dataset=dataset, embedding=rep.embedding, png_path=png)
+    if not no_ledger:
+        record_event(
+            "scan", inputs=[_data_ref(data, dataset)], outputs=[{"path": str(target.absolute())}],
+            details={"flagged": findings.summary["flagged"], "detectors": list(findings.detectors),
+                     "suspected_attacks": findings.summary["suspected_attacks"]},
+            ledger=ledger,
+        )
     if as_json:
         print(json.dumps({"findings": str(target), **findings.summary}))
     elif not quiet:
@@ -135,12 +156,23 @@ def clean_command(
     )] = CleanAction.suggested,
     label: LabelOpt = "label",
     id_column: IdOpt = None,
+    ledger: LedgerOpt = None,
+    no_ledger: NoLedgerOpt = False,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
 ) -> None:
     """Drop, relabel or quarantine the rows a scan flagged; never overwrites the input."""
     dataset = open_dataset(data, label=label, id_column=id_column)
     result = apply_findings(dataset, load_findings(findings), out, quarantine=quarantine,
-                            action=action.value)  # type: ignore[arg-type]
+                            action=action.value)
+    if not no_ledger:
+        written = [result.out] + ([result.quarantine] if result.quarantine else [])
+        outputs = [data_ref(p, load_dataset(p, label=label, id_column=id_column)) for p in written]
+        record_event(
+            "clean", inputs=[_data_ref(data, dataset), {"path": str(findings.absolute())}],
+            outputs=outputs, ledger=ledger,
+            details={"action": action.value, "kept": len(result.plan.keep),
+                     "dropped": len(result.plan.drop), "relabelled": len(result.plan.relabel)},
+        )
     if not quiet:
         plan = result.plan
         out_console.print(

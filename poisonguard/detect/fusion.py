@@ -36,7 +36,7 @@ def fuse(results: Sequence[DetectorResult], n_rows: int) -> FusedRows:
                          [[] for _ in range(n_rows)])
     stacked = np.vstack([r.scores for r in results])
     flag_matrix = np.vstack([r.flags for r in results])
-    flags = flag_matrix.any(axis=0)
+    flags = np.asarray(flag_matrix.any(axis=0), dtype=bool)
     scores = stacked.max(axis=0)
     # A flagged row's score is at least the flag level; an unflagged row stays below it.
     scores = np.where(flags, np.maximum(scores, FLAG_SCORE),
