@@ -128,7 +128,9 @@ def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representati
     }
     return Findings(
         dataset={"path": dataset.source, "rows": len(dataset), "modality": dataset.modality,
-                 "sha256": dataset_digest(dataset), "classes": list(dataset.classes)},
+                 "sha256": dataset_digest(dataset), "classes": list(dataset.classes),
+                 **({"shape": list(dataset.images.shape[1:])} if dataset.images is not None
+                    else {})},
         detectors=tuple(r.detector for r in results),
         rows=rows,
         summary=summary,
