@@ -10,6 +10,13 @@ from poisonguard.cli._app import app
 
 __all__ = ["app", "main"]
 
+# The order `poisonguard --help` lists commands in: the daily path first.
+_ORDER = ("scan", "clean", "report", "profile", "check", "snapshot", "verify", "verify-proof",
+          "attack", "bench", "score", "sign-model", "verify-model")
+app.registered_commands.sort(
+    key=lambda c: _ORDER.index(c.name) if c.name in _ORDER else len(_ORDER)
+)
+
 
 def main() -> None:
     """Entry point of the ``poisonguard`` console script."""
