@@ -1,0 +1,84 @@
+"""The CNN image representation: out-of-fold outputs, layers, determinism, errors."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from poisonguard.data import Dataset
+from poisonguard.datasets import builtin_dataset
+from poisonguard.errors import MissingDependencyError, UsageError
+from poisonguard.represent.image import LAYERS, image_representation
+
+
+def _small_digits(n: int = 300) -> Dataset:
+    digits = builtin_dataset("digits")
+    return digits.subset(np.arange(n))
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.stages: list[tuple[str, int, int]] = []
+
+    def update(self, stage: str, *, done: int, total: int) -> None:
+        self.stages.append((stage, done, total))
+
+
+def test_clean_digits_representation_is_accurate_out_of_fold(clean) -> None:  # type: ignore[no-untyped-def]
+    digits, rep = clean("digits")
+    n = len(digits)
+    assert rep.embedding.shape == (n, 64) and rep.embedding_oof is not None
+    assert rep.embedding_oof.shape == (n, 64)
+    assert rep.features.shape == (n, 64)
+    np.testing.assert_allclose(rep.proba.sum(axis=1), 1.0, atol=1e-6)
+    assert (rep.predicted == digits.labels).mean() > 0.95  # measured 0.99
+    assert rep.model.startswith("cnn") and rep.layer == "penultimate"
+
+
+def test_no_row_is_scored_by_a_model_that_saw_it() -> None:
+    # Random labels can be memorised but not predicted: out-of-fold accuracy stays
+    # near chance (0.1) while the model trained on all rows fits them.
+    small = _small_digits(300)
+    rng = np.random.default_rng(0)
+    shuffled = small.replace(labels=rng.permutation(small.labels))
+    rep = image_representation(shuffled, folds=3, seed=0, epochs=20)
+    assert (rep.predicted == shuffled.labels).mean() < 0.3
+
+
+def test_same_seed_same_representation_and_progress_is_reported() -> None:
+    small = _small_digits(200)
+    rec = _Recorder()
+    a = image_representation(small, folds=2, seed=3, epochs=2, progress=rec)
+    b = image_representation(small, folds=2, seed=3, epochs=2)
+    assert np.array_equal(a.embedding, b.embedding) and np.array_equal(a.proba, b.proba)
+    assert a.meta["folds"] == 2 and a.meta["epochs"] == 2
+    assert rec.stages[-1][1] == rec.stages[-1][2] == 3
+    assert [s[1] for s in rec.stages] == [0, 1, 2, 3]
+
+
+def test_conv_layer_and_colour_images_of_another_size() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, size=(40, 28, 28, 3)).astype(np.float32)
+    labels = np.repeat([0, 1], 20)
+    images[labels == 1, :10, :10, 0] = 255.0
+    data = Dataset(labels=labels, classes=("a", "b"), images=images, source="synthetic")
+    rep = image_representation(data, folds=2, seed=0, epochs=2, layer="conv")
+    assert rep.layer == "conv" and rep.embedding.shape[0] == 40
+    assert rep.embedding.shape[1] > 64 and rep.features.shape == (40, 28 * 28 * 3)
+    assert "conv" in LAYERS and "penultimate" in LAYERS
+
+
+def test_bad_inputs_are_usage_errors() -> None:
+    small = _small_digits(60)
+    with pytest.raises(UsageError, match="layer"):
+        image_representation(small, layer="logits")
+    with pytest.raises(UsageError, match="image"):
+        image_representation(builtin_dataset("wine"))
+
+
+def test_without_torch_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(MissingDependencyError, match=r"poisonguard\[torch\]"):
+        image_representation(_small_digits(60))
