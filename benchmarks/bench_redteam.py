@@ -36,12 +36,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rates", default="0.005,0.01,0.05,0.1")
     parser.add_argument("--detectors", default="all")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     dataset = open_dataset(args.data)
     result = run_bench(dataset, attacks=args.attacks.split(","),
                        rates=[float(r) for r in args.rates.split(",")],
-                       detectors=args.detectors, seed=args.seed, progress=_Print())
+                       detectors=args.detectors, seed=args.seed, folds=args.folds,
+                       threads=args.threads, progress=_Print())
     command = ".venv/bin/python benchmarks/bench_redteam.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from poisonguard.detect.base import DetectorResult
 from poisonguard.errors import PoisonguardError, UsageError
 from poisonguard.findings import Findings
 from poisonguard.progress import NullProgress, Progress
-from poisonguard.represent import build_representation
+from poisonguard.represent import Representation, build_representation
 from poisonguard.scan import scan_dataset
 
 __all__ = ["FUSED", "BenchResult", "choose_detectors", "machine_info", "run_bench"]
@@ -88,10 +88,20 @@ def choose_detectors(spec: str | Sequence[str], dataset: Dataset) -> list[str]:
     return list(spec)
 
 
-def _scan(dataset: Dataset, names: list[str], seed: int,
-          errors: list[dict[str, Any]], where: str) -> tuple[Findings, list[DetectorResult]]:
+def _representation(dataset: Dataset, seed: int, folds: int,
+                    threads: int | None) -> Representation:
+    if dataset.modality == "image" and threads is not None:
+        from poisonguard.represent.image import image_representation
+
+        return image_representation(dataset, folds=folds, seed=seed, threads=threads)
+    return build_representation(dataset, folds=folds, seed=seed)
+
+
+def _scan(dataset: Dataset, names: list[str], seed: int, errors: list[dict[str, Any]],
+          where: str, folds: int = 5,
+          threads: int | None = None) -> tuple[Findings, list[DetectorResult]]:
     """Scan with one representation; a detector that crashes is recorded and left out."""
-    rep = build_representation(dataset, seed=seed)
+    rep = _representation(dataset, seed, folds, threads)
     try:
         findings, results, _ = scan_dataset(dataset, detectors=names, representation=rep,
                                             seed=seed)
@@ -130,9 +140,15 @@ def run_bench(
     target: int = 0,
     seed: int = 0,
     test_size: float = 0.2,
+    folds: int = 5,
+    threads: int | None = None,
     progress: Progress | None = None,
 ) -> BenchResult:
-    """Run every attack x rate, scan each poisoned train split, score against the truth."""
+    """Run every attack x rate, scan each poisoned train split, score against the truth.
+
+    ``folds`` is the cross-validation of the representation (the scan's default is 5);
+    ``threads`` caps the CNN's torch threads for image data (default: the scan's).
+    """
     progress = progress or NullProgress()
     for kind in attacks:
         if kind not in ATTACK_INFO:
@@ -150,7 +166,8 @@ def run_bench(
         "dataset": dataset.source, "modality": dataset.modality, "rows": len(dataset),
         "train_rows": len(train), "test_rows": len(test), "detectors": names,
         "attacks": list(attacks), "rates": [float(r) for r in rates], "target": target,
-        "seed": seed, "victim_model": "logistic regression on standardised flattened features",
+        "seed": seed, "folds": folds, "threads": threads,
+        "victim_model": "logistic regression on standardised flattened features",
         "machine": machine_info(), "started": datetime.now(UTC).isoformat(timespec="seconds"),
     })
     plan = [(k, r) for k in attacks if attack_applies(k, dataset) for r in rates]
@@ -160,7 +177,7 @@ def run_bench(
                                    "reason": f"does not apply to {dataset.modality} data"})
     total = len(plan) + 1
     progress.update("clean data", done=0, total=total)
-    findings, results = _scan(train, names, seed, result.errors, "clean data")
+    findings, results = _scan(train, names, seed, result.errors, "clean data", folds, threads)
     for res in results:
         result.clean[res.detector] = {
             "clean_fpr": clean_flag_rate(res.flags),
@@ -180,7 +197,8 @@ def run_bench(
             result.skipped.append({"attack": kind, "rate": rate, "reason": str(exc)})
             continue
         poisoned, truth = attacked.dataset, attacked.truth
-        findings, results = _scan(poisoned, names, seed, result.errors, f"{kind}@{rate:g}")
+        findings, results = _scan(poisoned, names, seed, result.errors, f"{kind}@{rate:g}",
+                                  folds, threads)
         per_detector = {
             res.detector: score_flags(res.flags, truth, scores=res.scores,
                                       labels=poisoned.labels, n_classes=poisoned.n_classes)

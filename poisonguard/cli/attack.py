@@ -153,6 +153,9 @@ def bench_command(
     target: Annotated[str, typer.Option(help="backdoor target class")] = "",
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     label: Annotated[str, typer.Option(help="label column of CSV/Parquet input")] = "label",
+    folds: Annotated[int, typer.Option(help="cross-validation folds of the representation")]
+    = 5,
+    threads: Annotated[int | None, typer.Option(help="torch threads for image data")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar, no tables")] = False,
 ) -> None:
     """Benchmark the detectors: every attack x rate x detector, scored against the truth."""
@@ -163,6 +166,8 @@ def bench_command(
         if kind not in ATTACK_INFO:
             raise UsageError(f"unknown attack '{kind}' (known: {', '.join(ATTACK_INFO)})")
     rate_list = _floats(rates)
+    if folds < 2:
+        raise UsageError("--folds must be at least 2")
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: --out must be a directory")
     dataset = open_dataset(data, label=label)
@@ -170,7 +175,8 @@ def bench_command(
     choose_detectors(detectors, dataset)  # fail fast on unknown names
     with progress_bar(not quiet) as progress:
         result = run_bench(dataset, attacks=kinds, rates=rate_list, detectors=detectors,
-                           target=code, seed=seed, progress=progress)
+                           target=code, seed=seed, folds=folds, threads=threads,
+                           progress=progress)
     cmd = "poisonguard " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     written = write_outputs(result, out, command=cmd)
     if not quiet:
