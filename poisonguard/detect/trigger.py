@@ -41,8 +41,11 @@ class TriggerDetector(Detector):
     ``alpha`` is the family-wise significance level of both tests (Bonferroni over
     the candidates tested); ``max_candidates`` bounds how many candidates get the
     (model-fitting) masking test; ``min_other`` is the smallest fraction of a
-    subset that must look like another class once masked. The mining parameters
-    (``min_rows``, ``max_fraction``, ``min_jaccard``, ``max_rows``) are those of
+    subset that must look like another class once masked; ``min_purity`` the
+    smallest share of the subset in its majority class (a stamped trigger is rare
+    in clean rows; a natural pattern such as the blank centre of a zero is not, and
+    masking it while poisoned rows crowd the class misleads the masked model). The
+    mining parameters (``min_rows``, ``max_fraction``, ``min_jaccard``, ``max_rows``) are those of
     :func:`~poisonguard.detect.trigger_search.mine_triggers`.
     """
 
@@ -50,11 +53,12 @@ class TriggerDetector(Detector):
     needs = frozenset({"features"})
     modalities = frozenset({"tabular", "image"})
 
-    def __init__(self, *, alpha: float = 1e-3, min_other: float = 0.5, min_rows: int = 5,
-                 max_fraction: float = 0.2, min_jaccard: float = 0.5, max_candidates: int = 20,
-                 max_rows: int = 50_000, seed: int = 0) -> None:
+    def __init__(self, *, alpha: float = 1e-3, min_other: float = 0.5, min_purity: float = 0.8,
+                 min_rows: int = 5, max_fraction: float = 0.2, min_jaccard: float = 0.5,
+                 max_candidates: int = 20, max_rows: int = 50_000, seed: int = 0) -> None:
         self.alpha = alpha
         self.min_other = min_other
+        self.min_purity = min_purity
         self.min_rows = min_rows
         self.max_fraction = max_fraction
         self.min_jaccard = min_jaccard
@@ -65,8 +69,8 @@ class TriggerDetector(Detector):
     def _check(self) -> None:
         if not 0 < self.alpha < 1:
             raise UsageError(f"trigger: alpha must be in (0, 1), got {self.alpha}")
-        if not 0 < self.min_other <= 1:
-            raise UsageError(f"trigger: min_other must be in (0, 1], got {self.min_other}")
+        if not 0 < self.min_other <= 1 or not 0 < self.min_purity <= 1:
+            raise UsageError("trigger: min_other and min_purity must be in (0, 1]")
         if self.min_rows < 2 or self.max_candidates < 1 or self.max_rows < 100:
             raise UsageError("trigger: min_rows >= 2, max_candidates >= 1 and max_rows >= 100")
 
@@ -81,7 +85,8 @@ class TriggerDetector(Detector):
                                    max_rows=self.max_rows, seed=self.seed)
         n_tests = max(len(candidates), 1)
         concentrated = [c for c in candidates
-                        if c.label_p * n_tests < self.alpha and c.n_label >= self.min_rows]
+                        if c.label_p * n_tests < self.alpha and c.n_label >= self.min_rows
+                        and c.purity >= self.min_purity]
         concentrated = concentrated[: self.max_candidates]
         scores = np.zeros(n)
         flags = np.zeros(n, dtype=bool)
