@@ -77,7 +77,9 @@ def command_line(script: str | Path, argv: Sequence[str] | None) -> str:
     except ValueError:
         shown = str(path)
     args = list(sys.argv[1:] if argv is None else argv)
-    return " ".join([".venv/bin/python", shlex.quote(shown), *(shlex.quote(a) for a in args)])
+    env = [f"{k}={shlex.quote(os.environ[k])}" for k in
+           ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ]
+    return " ".join([*env, ".venv/bin/python", shlex.quote(shown), *(shlex.quote(a) for a in args)])
 
 
 def md_table(columns: Sequence[str], rows: Sequence[dict[str, Any]],
