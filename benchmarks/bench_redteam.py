@@ -11,6 +11,7 @@ command), redteam.json and the PNG plots under benchmarks/results/redteam/.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -50,7 +51,12 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(result, args.out / "redteam.json")
     write_plots(result, args.out / "redteam")
-    atomic_write_text(args.out / "redteam.md", markdown_report(result, command=command.strip()))
+    load = os.getloadavg()
+    note = (f"\nLoad average at the end of the run: {load[0]:.1f} (1 min), {load[2]:.1f} (15 min) "
+            f"on {os.cpu_count()} CPUs; a load above the CPU count means the wall time above "
+            "includes waiting for other processes, and the CPU time is the better measure.\n")
+    atomic_write_text(args.out / "redteam.md",
+                      markdown_report(result, command=command.strip()) + note)
     print(f"wrote {args.out / 'redteam.md'} in {result.meta['seconds']} s")
 
 
