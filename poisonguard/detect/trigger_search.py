@@ -235,7 +235,7 @@ def mine_triggers(
         counts = np.bincount(y[rows], minlength=n_classes)
         c = int(counts.argmax())
         p = float(binom.sf(counts[c] - 1, len(rows), base[c]))
-        feats, vals = _extend(x, rows, core, core_vals, share=0.9, common=0.5)
+        feats, vals = _extend(x, rows, core, core_vals, share=0.8, common=0.5)
         out.append(TriggerCandidate(core=core, features=feats, values=vals, rows=rows, label=c,
                                     n_label=int(counts[c]), label_p=p, jaccard=jac_med,
                                     log10_lift=lift, outside=outside))
