@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from poisonguard.attack.backdoor import badnets, blend, tabular_trigger
@@ -20,7 +19,7 @@ from poisonguard.attack.flip import label_flip
 from poisonguard.attack.inject import inject_mislabeled, inject_near_duplicates, inject_outliers
 from poisonguard.attack.trigger import apply_trigger
 from poisonguard.attack.truth import AttackResult, Truth, load_truth, save_truth
-from poisonguard.data import Dataset, load_dataset
+from poisonguard.data import Dataset
 from poisonguard.errors import UsageError
 
 __all__ = [
@@ -40,7 +39,6 @@ __all__ = [
     "inject_outliers",
     "label_flip",
     "load_truth",
-    "open_dataset",
     "run_attack",
     "save_truth",
     "tabular_trigger",
@@ -114,13 +112,3 @@ def run_attack(kind: str, dataset: Dataset, *, rate: float, seed: int = 0,
     if target is not None and (info.needs_target or kind == "flip" or kind == "flip-adversarial"):
         params["target"] = target
     return info.fn(dataset, rate=rate, seed=seed, **params)
-
-
-def open_dataset(spec: str | Path, *, label: str = "label") -> Dataset:
-    """A dataset from a path, or ``builtin:NAME`` (digits, wine, breast_cancer, ...)."""
-    text = str(spec)
-    if text.startswith("builtin:"):
-        from poisonguard.datasets import builtin_dataset
-
-        return builtin_dataset(text.removeprefix("builtin:"))
-    return load_dataset(text, label=label)

@@ -11,10 +11,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from poisonguard.attack import ATTACK_INFO, open_dataset, run_attack, save_truth
+from poisonguard.attack import ATTACK_INFO, run_attack, save_truth
 from poisonguard.attack.truth import check_rate
 from poisonguard.cli._app import command, err_console, out_console, progress_bar
 from poisonguard.data import Dataset, ensure_not_same, save_dataset
+from poisonguard.datasets import open_dataset
 from poisonguard.errors import UsageError
 
 __all__ = ["attack_command", "bench_command", "class_code", "score_command"]

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 import poisonguard.attack as attack
-from poisonguard.attack import ATTACKS, attack_applies, open_dataset, run_attack
+from poisonguard.attack import ATTACKS, attack_applies, run_attack
+from poisonguard.datasets import open_dataset
 from poisonguard.data import Dataset
 from poisonguard.errors import DataError, UsageError
 
@@ -47,4 +48,4 @@ def test_open_dataset_builtin_and_errors(tmp_path) -> None:
     with pytest.raises(UsageError, match="unknown built-in"):
         open_dataset("builtin:mnist")
     with pytest.raises(DataError):
-        open_dataset(tmp_path / "missing.csv")
+        open_dataset(str(tmp_path / "missing.csv"))
