@@ -4,8 +4,8 @@ import pytest
 
 import poisonguard.attack as attack
 from poisonguard.attack import ATTACKS, attack_applies, run_attack
-from poisonguard.datasets import open_dataset
 from poisonguard.data import Dataset
+from poisonguard.datasets import open_dataset
 from poisonguard.errors import DataError, UsageError
 
 CLI_KINDS = ["flip", "flip-targeted", "flip-adversarial", "outliers", "mislabeled",
