@@ -1,1 +1,138 @@
-"""Detector: activation (being written)."""
+"""Detector "activation": activation clustering with a test that can say "clean".
+
+Per class (after Chen et al. 2018):
+
+1. reduce the class's embedding (the model trained on all rows) to ``dims`` PCA
+   components, whiten them with a robust (minimum covariance determinant) estimate
+   and compress heavy tails (``sign(w) * log1p(|w|)``), then split it in two with
+   k-means;
+2. project the rows on the line through the two cluster centres and fit one and
+   two 1-D Gaussians there (:func:`~poisonguard.detect.spectral.split_test`): the
+   class is poisoned only when two components clearly win, the small one is at
+   least ``min_rows`` rows and less than ``max_share`` of the class, and their
+   separation (Ashman's D) reaches the threshold calibrated on the classes
+   themselves (:func:`~poisonguard.detect.spectral.separation_threshold`);
+3. in a poisoned class the small component is flagged; each flagged row is
+   reclassified without the flagged rows (nearest class in *input space*), which
+   gives the suggested label (the likely source class of a backdoor row) and the
+   share of the cluster that looks like another class, reported in the reason.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import ClassVar
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.neighbors import NearestNeighbors
+
+from poisonguard.data import Dataset
+from poisonguard.detect.base import Detector, DetectorResult, register_detector
+from poisonguard.detect.spectral import SplitTest, decide, robust_whiten, split_test
+from poisonguard.detect.thresholds import FLAG_SCORE, robust_z, scores_from_z
+from poisonguard.errors import UsageError
+from poisonguard.represent.base import Representation
+
+__all__ = ["ActivationDetector", "reclassify", "two_means"]
+
+
+def two_means(embedding: np.ndarray, *, dims: int = 10, seed: int = 0) -> np.ndarray:
+    """1-D projection of a class on the axis between its two k-means clusters.
+
+    The embedding is reduced to ``dims`` PCA components and robustly whitened, heavy
+    tails are compressed, then k-means (k=2) splits it; the signed projection on the
+    line through the two centres is returned (the smaller cluster on the positive side).
+    """
+    w = robust_whiten(embedding, dims=dims, seed=seed)
+    w = np.sign(w) * np.log1p(np.abs(w))
+    if len(w) < 4 or not np.any(w):
+        return np.zeros(len(w))
+    ids = KMeans(2, n_init=10, random_state=seed).fit_predict(w)
+    counts = np.bincount(ids, minlength=2)
+    if counts.min() == 0:
+        return np.zeros(len(w))
+    small = int(np.argmin(counts))
+    axis = w[ids == small].mean(axis=0) - w[ids != small].mean(axis=0)
+    return np.asarray(w @ (axis / max(float(np.linalg.norm(axis)), 1e-12)))
+
+
+def reclassify(features: np.ndarray, labels: np.ndarray, members: np.ndarray, *,
+               n_classes: int, k: int = 3) -> np.ndarray:
+    """Reclassify the member rows without them: nearest class in input space.
+
+    Each member row goes to the class whose ``k``-th nearest non-member row is
+    closest (a per-class nearest-neighbour rule, so that removing part of a class
+    does not by itself tip the votes to a bigger class).
+    """
+    x = np.asarray(features, dtype=np.float64)
+    rows = np.flatnonzero(members)
+    out = labels[rows].copy()
+    if len(rows) == 0:
+        return out
+    best = np.full(len(rows), np.inf)
+    for c in range(n_classes):
+        ref = np.flatnonzero((labels == c) & ~members)
+        if len(ref) == 0:
+            continue
+        kk = min(k, len(ref))
+        dist, _ = NearestNeighbors(n_neighbors=kk).fit(x[ref]).kneighbors(x[rows])
+        d = dist[:, kk - 1]
+        better = d < best
+        best[better] = d[better]
+        out[better] = c
+    return out
+
+
+@register_detector
+class ActivationDetector(Detector):
+    """Activation clustering per class; flags a cluster only when it stands apart."""
+
+    name = "activation"
+    needs: ClassVar[frozenset[str]] = frozenset({"embedding", "features"})
+
+    def __init__(self, *, dims: int = 10, k: int = 3, min_separation: float = 4.0,
+                 min_rows: int = 5, max_share: float = 0.6, seed: int = 0) -> None:
+        self.dims = dims
+        self.k = k
+        self.min_separation = min_separation
+        self.min_rows = min_rows
+        self.max_share = max_share
+        self.seed = seed
+
+    def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
+        if (self.dims < 1 or self.k < 1 or self.min_rows < 1 or self.min_separation <= 0
+                or not 0 < self.max_share <= 1):
+            raise UsageError("activation: dims >= 1, k >= 1, min_rows >= 1, "
+                             "min_separation > 0 and 0 < max_share <= 1 are required")
+        emb = np.asarray(representation.embedding, dtype=np.float64)
+        labels = dataset.labels
+        scores = np.zeros(len(labels))
+        tests: dict[int, tuple[np.ndarray, SplitTest]] = {}
+        for c in range(dataset.n_classes):
+            rows = np.flatnonzero(labels == c)
+            if len(rows) < 2 * self.min_rows + 2:
+                continue
+            proj = two_means(emb[rows], dims=self.dims, seed=self.seed)
+            tests[c] = (rows, split_test(proj, min_rows=self.min_rows, max_share=self.max_share,
+                                         seed=self.seed))
+            z = np.abs(robust_z(proj))
+            scores[rows] = np.nextafter(FLAG_SCORE, 0) * scores_from_z(z, 6.0, width=2.0)
+        result = decide(self, dataset, representation, tests, scores,
+                        what="a separate activation cluster")
+        if not result.n_flagged:
+            return result
+        # Exclusionary reclassification of the flagged rows, for the reasons and labels.
+        new = reclassify(representation.features, labels, result.flags,
+                         n_classes=dataset.n_classes, k=self.k)
+        hit = np.flatnonzero(result.flags)
+        away = new != labels[hit]
+        reasons = dict(result.reasons)
+        suggested: dict[int, int] = {}
+        for c in np.unique(labels[hit]):
+            in_c = labels[hit] == c
+            share = float(away[in_c].mean())
+            for i, new_label, moved in zip(hit[in_c], new[in_c], away[in_c], strict=True):
+                reasons[int(i)] += f"; {share:.0%} of them look like another class in input space"
+                if moved:
+                    suggested[int(i)] = int(new_label)
+        return replace(result, reasons=reasons, suggested_labels=suggested)
