@@ -1,0 +1,72 @@
+"""Detector ``cleanlabel``: clean-label backdoors as a rare shared pattern in one class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from poisonguard.attack import badnets, clean_label
+from poisonguard.datasets import builtin_dataset, synthetic
+from poisonguard.detect import DEFAULT_DETECTORS, available_detectors
+from poisonguard.detect.cleanlabel import CleanLabelDetector
+from poisonguard.errors import UsageError
+from tests.detect.test_trigger import f1, features_only
+
+
+def test_registered_but_not_default() -> None:
+    assert available_detectors()["cleanlabel"] is CleanLabelDetector
+    assert "cleanlabel" not in DEFAULT_DETECTORS
+
+
+@pytest.mark.parametrize("name", ["digits", "digits-tabular", "breast_cancer", "wine"])
+def test_clean_builtin_data_is_left_alone(clean, name: str) -> None:  # type: ignore[no-untyped-def]
+    ds, rep = clean(name)
+    result = CleanLabelDetector().score(ds, rep)
+    assert result.n_flagged == 0  # measured: 0 (breast cancer's natural zeros stay below)
+    assert result.clean_classes == tuple(range(ds.n_classes))
+    assert result.scores.max() < 0.5
+
+
+def test_clean_synthetic_data_is_left_alone() -> None:
+    ds = synthetic(3000, 20, 4, seed=3)
+    assert CleanLabelDetector().score(ds, features_only(ds)).n_flagged == 0
+
+
+@pytest.mark.parametrize(("rate", "perturb"), [(0.01, True), (0.05, True), (0.05, False)])
+def test_clean_label_patch_on_digits(rate: float, perturb: bool) -> None:
+    res = clean_label(builtin_dataset("digits"), rate=rate, target=0, seed=0, perturb=perturb)
+    result = CleanLabelDetector().score(res.dataset, features_only(res.dataset))
+    assert f1(result.flags, res.truth.poisoned) >= 0.9  # measured: 1.0
+    assert result.hypotheses[0].startswith("clean-label backdoor? class 0:")
+    assert 0 not in result.clean_classes
+    # The patch pixels are part of the pattern.
+    assert {62, 63} <= set(result.meta["triggers"][0]["features"])
+
+
+def test_clean_label_on_a_table() -> None:
+    res = clean_label(builtin_dataset("breast_cancer"), rate=0.05, target=0, seed=0)
+    result = CleanLabelDetector().score(res.dataset, features_only(res.dataset))
+    assert f1(result.flags, res.truth.poisoned) >= 0.9  # measured: 1.0
+    # At 1% (6 rows of a class holding 37% of the data) the evidence is too weak: no flags.
+    small = clean_label(builtin_dataset("breast_cancer"), rate=0.01, target=0, seed=0)
+    assert CleanLabelDetector().score(small.dataset, features_only(small.dataset)).n_flagged == 0
+
+
+def test_dirty_label_patch_is_also_a_rare_pattern() -> None:
+    res = badnets(builtin_dataset("digits"), rate=0.01, target=0, seed=0)
+    result = CleanLabelDetector().score(res.dataset, features_only(res.dataset))
+    assert f1(result.flags, res.truth.poisoned) >= 0.9
+
+
+def test_scores_rank_poisoned_rows_first() -> None:
+    res = clean_label(builtin_dataset("digits"), rate=0.01, target=0, seed=1)
+    result = CleanLabelDetector().score(res.dataset, features_only(res.dataset))
+    top = np.argsort(-result.scores, kind="stable")[: len(res.truth.poisoned)]
+    assert len(np.intersect1d(top, res.truth.poisoned)) >= 0.9 * len(res.truth.poisoned)
+
+
+def test_bad_parameters_are_usage_errors() -> None:
+    ds = synthetic(300, 5, 2)
+    for params in ({"alpha": 2.0}, {"min_purity": 0.0}, {"min_rows": 1}):
+        with pytest.raises(UsageError):
+            CleanLabelDetector(**params).score(ds, features_only(ds))
