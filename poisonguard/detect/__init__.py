@@ -22,7 +22,7 @@ from poisonguard.detect.base import (
 DEFAULT_DETECTORS: tuple[str, ...] = tuple(
     name
     for name in ("label", "knn", "outlier", "duplicate", "spectral", "spectre", "activation",
-                 "trigger")
+                 "trigger", "cleanlabel")
     if name in available_detectors()
 )
 
