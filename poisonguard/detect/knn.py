@@ -7,7 +7,10 @@ features won on every built-in dataset (docs/detectors-classic.md): the out-of-f
 activations come from one model per fold, and rows of different folds live in
 different hidden spaces, so their distances are not comparable. A row is
 flagged when the neighbours outvote its label by a clear margin: the best other class
-holds a majority and beats the row's own label by ``min_margin`` of the votes.
+holds a majority and beats the row's own label by ``min_margin`` of the votes, and
+the neighbours that outvote it agree with their own neighbours at least as much as a
+low quantile (``purity_quantile``) of all rows do: a flipped row sits inside a settled
+region of another class, a clean boundary row among other boundary rows.
 """
 
 from __future__ import annotations
@@ -51,16 +54,21 @@ class KnnDetector(Detector):
     min_margin:
         flag when (votes for the best other class) - (votes for the row's label)
         reaches this fraction of ``k`` and the other class holds a majority.
+    purity_quantile:
+        the outvoting neighbours' own label agreement must reach this quantile of
+        the agreement over all rows (data-driven: keeps class boundaries unflagged).
     """
 
     name = "knn"
     needs = frozenset({"embedding_oof", "features"})
 
     def __init__(self, *, k: int = 10, space: Space = "features",
-                 min_margin: float = 0.6, seed: int = 0) -> None:
+                 min_margin: float = 0.6, purity_quantile: float = 0.2,
+                 seed: int = 0) -> None:
         self.k = k
         self.space = space
         self.min_margin = min_margin
+        self.purity_quantile = purity_quantile
         self.seed = seed
 
     def _space(self, representation: Representation) -> tuple[np.ndarray, str]:
@@ -84,7 +92,14 @@ class KnnDetector(Detector):
         best = others.argmax(axis=1)
         best_share = others[rows, best]
         margin = best_share - own  # in [-1, 1]
-        flags = (margin >= self.min_margin) & (best_share > 0.5)
+        # The neighbours that outvote the row must sit in a settled region: their own
+        # agreement reaches the 20th percentile of the data's. On a class boundary the
+        # outvoting neighbours are themselves outvoted half the time; around a flipped
+        # row they are not.
+        backers = labels[idx] == best[:, None]
+        purity = (own[idx] * backers).sum(axis=1) / np.maximum(backers.sum(axis=1), 1)
+        floor = float(np.quantile(own, self.purity_quantile))
+        flags = (margin >= self.min_margin) & (best_share > 0.5) & (purity >= floor)
         scores = _scores(margin, self.min_margin, flags)
         names = dataset.classes
         k = idx.shape[1]
@@ -99,7 +114,7 @@ class KnnDetector(Detector):
         return DetectorResult(
             detector=self.name, scores=scores, flags=flags, reasons=reasons,
             suggested_labels=suggested, clean_classes=clean, threshold=0.5,
-            meta={"space": space, "k": k,
+            meta={"space": space, "k": k, "purity_floor": round(floor, 4),
                   "neighbour_agreement": round(float(own.mean()), 4)},
         )
 

@@ -20,7 +20,14 @@ from sklearn.neighbors import NearestNeighbors
 
 from poisonguard.errors import UsageError
 
-__all__ = ["EXACT_MAX_ROWS", "Backend", "clear_cache", "faiss_available", "nearest_neighbors"]
+__all__ = [
+    "EXACT_MAX_ROWS",
+    "Backend",
+    "clear_cache",
+    "faiss_available",
+    "nearest_in_sample",
+    "nearest_neighbors",
+]
 
 EXACT_MAX_ROWS = 50_000
 Backend = Literal["auto", "sklearn", "faiss"]
@@ -55,9 +62,7 @@ def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, n
 
 
 def _sklearn_search(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    nn = NearestNeighbors(n_neighbors=k, algorithm="auto").fit(x)
-    dist, idx = nn.kneighbors(x)
-    return dist.astype(np.float32), idx.astype(np.int64)
+    return _sklearn_search_to(x, x, k)
 
 
 def _faiss_search(
@@ -85,6 +90,33 @@ def _faiss_search(
         sq[missing] = np.inf
         idx[missing] = np.arange(n).repeat(missing.sum(axis=1))
     return np.sqrt(np.maximum(sq, 0)).astype(np.float32), idx.astype(np.int64)
+
+
+def nearest_in_sample(
+    x: np.ndarray, k: int, *, max_reference: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest other rows of every row, searched among a random sample.
+
+    Up to ``max_reference`` rows (seeded choice) form the reference; every row gets
+    its nearest reference rows, never itself. Cost N x ``max_reference`` x D: linear
+    in N, for density-style statistics (outlier scores) where a sample is plenty.
+    Indices are row numbers of ``x``. With N <= ``max_reference`` this is the exact
+    search of :func:`nearest_neighbors`.
+    """
+    n = len(x)
+    if n <= max_reference:
+        return nearest_neighbors(x, k, seed=seed, cache=False)
+    k = min(k, max_reference - 1)
+    ref = np.sort(np.random.default_rng(seed).choice(n, size=max_reference, replace=False))
+    dist, pos = _sklearn_search_to(x[ref], x, k + 1)
+    return _drop_self(dist, ref[pos], k)
+
+
+def _sklearn_search_to(reference: np.ndarray, queries: np.ndarray,
+                       k: int) -> tuple[np.ndarray, np.ndarray]:
+    nn = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(reference)
+    dist, idx = nn.kneighbors(queries)
+    return dist.astype(np.float32), idx.astype(np.int64)
 
 
 def nearest_neighbors(

@@ -24,7 +24,7 @@ from sklearn.ensemble import IsolationForest
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
-from poisonguard.detect.neighbors import nearest_neighbors
+from poisonguard.detect.neighbors import nearest_in_sample
 from poisonguard.detect.thresholds import robust_z, scores_from_z
 from poisonguard.errors import UsageError
 from poisonguard.represent.base import Representation
@@ -36,10 +36,14 @@ _MIN_CLASS_ROWS = 5
 
 def class_outlier_z(
     x: np.ndarray, *, k: int = 5, n_estimators: int = 100, max_samples: int = 256,
-    seed: int = 0,
+    max_reference: int = 2000, seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Robust z of (log k-NN distance, isolation score) for the rows of one class."""
-    dist, _ = nearest_neighbors(x, k, seed=seed, cache=False)
+    """Robust z of (log k-NN distance, isolation score) for the rows of one class.
+
+    Neighbours are searched among at most ``max_reference`` rows of the class (all
+    of them in small classes), so the cost is linear in the class size.
+    """
+    dist, _ = nearest_in_sample(x, k, max_reference=max_reference, seed=seed)
     knn = np.log(dist.mean(axis=1).astype(np.float64) + 1e-9)
     forest = IsolationForest(n_estimators=n_estimators, max_samples=min(max_samples, len(x)),
                              random_state=seed)
@@ -63,17 +67,20 @@ class OutlierDetector(Detector):
         (score 0.5).
     n_estimators, max_samples:
         isolation forest size (per class).
+    max_reference:
+        same-class rows searched for neighbours (a seeded sample in larger classes).
     """
 
     name = "outlier"
     needs = frozenset({"features"})
 
     def __init__(self, *, k: int = 5, z_flag: float = 5.0, n_estimators: int = 100,
-                 max_samples: int = 256, seed: int = 0) -> None:
+                 max_samples: int = 256, max_reference: int = 2000, seed: int = 0) -> None:
         self.k = k
         self.z_flag = z_flag
         self.n_estimators = n_estimators
         self.max_samples = max_samples
+        self.max_reference = max_reference
         self.seed = seed
 
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
@@ -91,7 +98,8 @@ class OutlierDetector(Detector):
             examined.append(c)
             z_knn[rows], z_iso[rows] = class_outlier_z(
                 x[rows], k=self.k, n_estimators=self.n_estimators,
-                max_samples=self.max_samples, seed=self.seed + c)
+                max_samples=self.max_samples, max_reference=self.max_reference,
+                seed=self.seed + c)
         fused = np.minimum(z_knn, z_iso)
         scores = scores_from_z(fused, self.z_flag)
         flags = fused >= self.z_flag

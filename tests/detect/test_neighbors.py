@@ -8,7 +8,12 @@ from scipy.spatial.distance import cdist
 
 from poisonguard.attack import inject_near_duplicates
 from poisonguard.datasets import builtin_dataset
-from poisonguard.detect.neighbors import clear_cache, faiss_available, nearest_neighbors
+from poisonguard.detect.neighbors import (
+    clear_cache,
+    faiss_available,
+    nearest_in_sample,
+    nearest_neighbors,
+)
 from poisonguard.errors import UsageError
 from poisonguard.represent import scale_features
 
@@ -83,3 +88,15 @@ def test_clean_rows_have_distinct_neighbours_and_injected_copies_find_their_sour
     _, idx = nearest_neighbors(x, 1, cache=False)
     sources = np.asarray(res.truth.params["sources"])
     assert np.array_equal(idx[res.truth.poisoned, 0], sources)
+
+
+def test_search_in_a_sample_is_self_free_and_bounded_below_by_the_exact_search() -> None:
+    x = np.random.default_rng(4).normal(size=(1500, 5)).astype(np.float32)
+    exact, _ = nearest_neighbors(x, 3, cache=False)
+    dist, idx = nearest_in_sample(x, 3, max_reference=300, seed=0)
+    assert dist.shape == (1500, 3)
+    assert not (idx == np.arange(1500)[:, None]).any()
+    assert len(np.unique(idx)) <= 300
+    assert (dist >= exact - 1e-5).all()
+    same, _ = nearest_in_sample(x, 3, max_reference=5000)
+    np.testing.assert_allclose(same, exact)

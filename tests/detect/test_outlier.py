@@ -24,7 +24,7 @@ def test_clean_data_is_mostly_left_alone(clean) -> None:  # type: ignore[no-unty
 
 
 def test_injected_outliers_are_found(poisoned) -> None:  # type: ignore[no-untyped-def]
-    for name, rate in (("breast_cancer", 0.05), ("digits", 0.01)):
+    for name, rate in (("breast_cancer", 0.05), ("digits-tabular", 0.01)):
         attack, rep = poisoned(name, "outliers", rate=rate, seed=1)
         result = OutlierDetector().score(attack.dataset, rep)
         assert _f1(result.flags, attack.truth.poisoned) >= 0.9, name
