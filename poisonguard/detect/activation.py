@@ -28,8 +28,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
-from poisonguard.detect.spectral import SplitTest, decide, robust_whiten, split_test
-from poisonguard.detect.thresholds import FLAG_SCORE, robust_z, scores_from_z
+from poisonguard.detect.spectral import decide, per_class_tests, robust_whiten
 from poisonguard.errors import UsageError
 from poisonguard.represent.base import Representation
 
@@ -104,19 +103,10 @@ class ActivationDetector(Detector):
                 or not 0 < self.max_share <= 1):
             raise UsageError("activation: dims >= 1, k >= 1, min_rows >= 1, "
                              "min_separation > 0 and 0 < max_share <= 1 are required")
-        emb = np.asarray(representation.embedding, dtype=np.float64)
         labels = dataset.labels
-        scores = np.zeros(len(labels))
-        tests: dict[int, tuple[np.ndarray, SplitTest]] = {}
-        for c in range(dataset.n_classes):
-            rows = np.flatnonzero(labels == c)
-            if len(rows) < 2 * self.min_rows + 2:
-                continue
-            proj = two_means(emb[rows], dims=self.dims, seed=self.seed)
-            tests[c] = (rows, split_test(proj, min_rows=self.min_rows, max_share=self.max_share,
-                                         seed=self.seed))
-            z = np.abs(robust_z(proj))
-            scores[rows] = np.nextafter(FLAG_SCORE, 0) * scores_from_z(z, 6.0, width=2.0)
+        tests, scores = per_class_tests(
+            dataset, representation, lambda e: two_means(e, dims=self.dims, seed=self.seed),
+            min_rows=self.min_rows, max_share=self.max_share, seed=self.seed)
         result = decide(self, dataset, representation, tests, scores,
                         what="a separate activation cluster")
         if not result.n_flagged:

@@ -22,6 +22,7 @@ score below 0.5 that ranks it by its robust z along the direction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -40,6 +41,7 @@ __all__ = [
     "SpectreDetector",
     "SplitTest",
     "decide",
+    "per_class_tests",
     "que_scores",
     "robust_whiten",
     "separation_threshold",
@@ -153,6 +155,32 @@ def separation_threshold(separations: np.ndarray, *, min_separation: float,
     return float(max(min_separation, med + z * max(mad, 0.1)))
 
 
+def per_class_tests(
+    dataset: Dataset, representation: Representation,
+    direction: Callable[[np.ndarray], np.ndarray], *, min_rows: int, max_share: float,
+    seed: int = 0,
+) -> tuple[dict[int, tuple[np.ndarray, SplitTest]], np.ndarray]:
+    """Project each class's embedding with ``direction`` and split-test it.
+
+    Returns the tests by class code (with the class's row indices) and provisional
+    scores: below the flag level for every row, ranked by |robust z| of the projection.
+    Classes with fewer than ``2 * min_rows + 2`` rows are not examined.
+    """
+    emb = np.asarray(representation.embedding, dtype=np.float64)
+    labels = dataset.labels
+    scores = np.zeros(len(labels))
+    tests: dict[int, tuple[np.ndarray, SplitTest]] = {}
+    for c in range(dataset.n_classes):
+        rows = np.flatnonzero(labels == c)
+        if len(rows) < 2 * min_rows + 2:
+            continue
+        proj = direction(emb[rows])
+        tests[c] = (rows, split_test(proj, min_rows=min_rows, max_share=max_share, seed=seed))
+        z = np.abs(robust_z(proj))
+        scores[rows] = np.nextafter(FLAG_SCORE, 0) * scores_from_z(z, 6.0, width=2.0)
+    return tests, scores
+
+
 def decide(detector: Detector, dataset: Dataset, representation: Representation,
            tests: dict[int, tuple[np.ndarray, SplitTest]], scores: np.ndarray, *,
            what: str) -> DetectorResult:
@@ -206,20 +234,9 @@ class _SpectralBase(Detector):
         if self.min_separation <= 0 or self.min_rows < 1 or not 0 < self.max_share <= 1:
             raise UsageError(f"{self.name}: min_separation > 0, min_rows >= 1 and "
                              "0 < max_share <= 1 are required")
-        emb = np.asarray(representation.embedding, dtype=np.float64)
-        labels = dataset.labels
-        scores = np.zeros(len(labels))
-        tests: dict[int, tuple[np.ndarray, SplitTest]] = {}
-        for c in range(dataset.n_classes):
-            rows = np.flatnonzero(labels == c)
-            if len(rows) < 2 * self.min_rows + 2:
-                continue
-            proj = self._direction(emb[rows])
-            tests[c] = (rows, split_test(proj, min_rows=self.min_rows, max_share=self.max_share,
-                                         seed=self.seed))
-            # Below the flag level for every unflagged row, ranked by |robust z|.
-            z = np.abs(robust_z(proj))
-            scores[rows] = np.nextafter(FLAG_SCORE, 0) * scores_from_z(z, 6.0, width=2.0)
+        tests, scores = per_class_tests(dataset, representation, self._direction,
+                                        min_rows=self.min_rows, max_share=self.max_share,
+                                        seed=self.seed)
         return decide(self, dataset, representation, tests, scores,
                       what=f"a separate {self.method} direction")
 

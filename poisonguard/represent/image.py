@@ -180,8 +180,10 @@ def image_representation(
 ) -> Representation:
     """Train ``folds`` CNNs out-of-fold and one on all rows of an image dataset.
 
-    ``threads`` caps torch's CPU threads for the duration (default: all cores, at
-    most 8); the previous setting is restored afterwards.
+    ``threads`` sets torch's CPU threads for the duration and is restored afterwards.
+    Default: one thread for images up to 16 x 16 (the net is too small for threads
+    to pay: two threads on a busy 2-core machine cost 8x the CPU time of one),
+    otherwise up to 4.
     """
     torch = _torch()
     if dataset.images is None:
@@ -193,7 +195,8 @@ def image_representation(
     y = np.asarray(dataset.labels)
     n_classes = dataset.n_classes
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or min(8, os.cpu_count() or 1))
+    small = dataset.images.shape[1] * dataset.images.shape[2] <= 16 * 16
+    torch.set_num_threads(threads or (1 if small else min(4, os.cpu_count() or 1)))
     try:
         def model(k: int) -> SmallCNN:
             return SmallCNN(n_classes=n_classes, width=width, hidden=hidden, epochs=epochs,
