@@ -7,13 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine, make_classification
 
 from poisonguard.data import Dataset
 from poisonguard.errors import UsageError
 
-__all__ = ["BUILTIN", "BUILTIN_PREFIX", "builtin_dataset", "digits_images", "open_dataset", "synthetic"]
+__all__ = [
+    "BUILTIN",
+    "BUILTIN_PREFIX",
+    "builtin_dataset",
+    "digits_images",
+    "open_dataset",
+    "synthetic",
+]
 
 
 def digits_images() -> Dataset:
@@ -62,7 +68,8 @@ def builtin_dataset(name: str) -> Dataset:
     try:
         return BUILTIN[name]()
     except KeyError:
-        raise UsageError(f"unknown built-in dataset '{name}' (known: {', '.join(BUILTIN)})") from None
+        known = ", ".join(BUILTIN)
+        raise UsageError(f"unknown built-in dataset '{name}' (known: {known})") from None
 
 
 BUILTIN_PREFIX = "builtin:"

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
+import types
+
 import poisonguard
+from poisonguard.datasets import builtin_dataset
 
 
 def test_public_api_is_all() -> None:
-    assert dir(poisonguard) == sorted(poisonguard.__all__)
-    for name in poisonguard.__all__:
-        assert getattr(poisonguard, name) is not None
-    assert "scan" in poisonguard.__all__ and callable(poisonguard.scan)
+    public = {n for n in dir(poisonguard) if not n.startswith("_")
+              and not isinstance(getattr(poisonguard, n), types.ModuleType)}
+    assert public == {n for n in poisonguard.__all__ if not n.startswith("_")}
+    assert callable(poisonguard.scan)
 
 
 def test_scan_via_public_api_on_clean_wine() -> None:
-    findings = poisonguard.scan(_wine())
+    findings = poisonguard.scan(builtin_dataset("wine"))
     assert len(findings.rows) == 178
     assert findings.summary["flagged"] <= 3  # clean data: at most ~1% of rows flagged
-
-
-def _wine() -> poisonguard.Dataset:
-    from poisonguard.datasets import builtin_dataset
-
-    return builtin_dataset("wine")
-
-
-def test_lazy_exports_match_all() -> None:
-    assert sorted(poisonguard._EXPORTS) == sorted(n for n in poisonguard.__all__
-                                                  if n != "__version__")

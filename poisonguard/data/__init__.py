@@ -1,7 +1,12 @@
 """Loading, validating and writing datasets. Imports nothing else of poisonguard."""
 
 from poisonguard.data.dataset import Dataset, Modality, row_ids
-from poisonguard.data.files import atomic_path, atomic_write_bytes, atomic_write_text, ensure_not_same
+from poisonguard.data.files import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    ensure_not_same,
+)
 from poisonguard.data.loaders import load_dataset, load_embeddings, load_table, table_to_dataset
 from poisonguard.data.writers import dataset_to_table, label_values, save_dataset, save_table
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from poisonguard.errors import UsageError
@@ -22,7 +22,8 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp",
+                               dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs follow the umask
@@ -55,9 +56,3 @@ def ensure_not_same(source: str | os.PathLike[str], target: str | os.PathLike[st
     s, t = Path(source), Path(target)
     if t.exists() and s.exists() and s.resolve() == t.resolve():
         raise UsageError(f"{t}: refusing to overwrite the input file")
-
-
-def with_atomic(target: str | os.PathLike[str], write: Callable[[Path], None], suffix: str = "") -> None:
-    """Run ``write(tmp_path)`` and move the result to ``target`` atomically."""
-    with atomic_path(target, suffix=suffix) as tmp:
-        write(tmp)

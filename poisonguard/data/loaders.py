@@ -53,7 +53,8 @@ def load_dataset(
     if suffix in {".jsonl", ".ndjson"}:
         return _load_jsonl(p, label=label, text_column=text_column)
     raise DataError(
-        f"unknown file type '{p.suffix}' (expected .csv, .parquet, .npz, .jsonl or an image folder)",
+        f"unknown file type '{p.suffix}' "
+        "(expected .csv, .parquet, .npz, .jsonl or an image folder)",
         path=str(p),
     )
 
@@ -90,7 +91,9 @@ def load_table(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def _label_codes(values: pd.Series | np.ndarray, path: str) -> tuple[np.ndarray, tuple[str, ...], str]:
+def _label_codes(
+    values: pd.Series | np.ndarray, path: str
+) -> tuple[np.ndarray, tuple[str, ...], str]:
     """Integer codes, class names, and the label kind ('int' or 'str')."""
     series = pd.Series(values)
     missing = np.flatnonzero(series.isna().to_numpy())
@@ -100,7 +103,8 @@ def _label_codes(values: pd.Series | np.ndarray, path: str) -> tuple[np.ndarray,
         arr = series.to_numpy(dtype=float)
         bad = np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))
         if len(bad):
-            raise DataError(f"label {float(arr[bad[0]])} is not a class", path=path, row=int(bad[0]))
+            raise DataError(f"label {float(arr[bad[0]])} is not a class", path=path,
+                            row=int(bad[0]))
         series = series.astype(np.int64)
     if pd.api.types.is_integer_dtype(series) or pd.api.types.is_bool_dtype(series):
         ints = series.to_numpy(dtype=np.int64)
@@ -191,7 +195,8 @@ def _load_npz(p: Path) -> Dataset:
     if y.ndim != 1:
         raise DataError(f"'y' must be 1-D, got shape {y.shape}", path=path)
     if len(x) != len(y):
-        raise DataError(f"'X' has {len(x)} rows but 'y' has {len(y)}", path=path, row=min(len(x), len(y)))
+        raise DataError(f"'X' has {len(x)} rows but 'y' has {len(y)}", path=path,
+                        row=min(len(x), len(y)))
     if len(y) == 0:
         raise DataError("file has no rows", path=path)
     if not np.issubdtype(x.dtype, np.number) and x.dtype != bool:
@@ -216,7 +221,8 @@ def _load_npz(p: Path) -> Dataset:
                        feature_names=names_t, source=path, meta=meta)
     if x.ndim in (3, 4):
         return Dataset(labels=codes, classes=classes, images=x, ids=ids, source=path, meta=meta)
-    raise DataError(f"'X' must be N x D, N x H x W or N x H x W x C, got shape {x.shape}", path=path)
+    raise DataError(f"'X' must be N x D, N x H x W or N x H x W x C, got shape {x.shape}",
+                    path=path)
 
 
 def _load_jsonl(p: Path, *, label: str, text_column: str) -> Dataset:
@@ -232,7 +238,8 @@ def _load_jsonl(p: Path, *, label: str, text_column: str) -> Dataset:
             except json.JSONDecodeError as exc:
                 raise DataError(f"invalid JSON: {exc.msg}", path=path, row=row) from None
             if not isinstance(obj, dict) or text_column not in obj or label not in obj:
-                raise DataError(f"each line needs '{text_column}' and '{label}'", path=path, row=row)
+                raise DataError(f"each line needs '{text_column}' and '{label}'", path=path,
+                                row=row)
             if not isinstance(obj[text_column], str):
                 raise DataError(f"'{text_column}' must be a string", path=path, row=row)
             texts.append(obj[text_column])
@@ -293,9 +300,12 @@ def load_embeddings(path: str | Path, n_rows: int) -> np.ndarray:
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:
                 keys = loaded.files
-                key = "embeddings" if "embeddings" in keys else (keys[0] if len(keys) == 1 else None)
+                key = "embeddings" if "embeddings" in keys else None
+                if key is None and len(keys) == 1:
+                    key = keys[0]
                 if key is None:
-                    raise DataError(f"NPZ needs one array or 'embeddings' (has {keys})", path=str(p))
+                    raise DataError(f"NPZ needs one array or 'embeddings' (has {keys})",
+                                    path=str(p))
                 arr = loaded[key]
         else:
             arr = loaded

@@ -26,7 +26,9 @@ def scale_features(x: np.ndarray) -> np.ndarray:
     return np.asarray(scaled, dtype=np.float32)
 
 
-def _fit_mlp(x: np.ndarray, y: np.ndarray, *, hidden: int, seed: int, max_rows: int) -> MLPClassifier:
+def _fit_mlp(
+    x: np.ndarray, y: np.ndarray, *, hidden: int, seed: int, max_rows: int
+) -> MLPClassifier:
     rng = np.random.default_rng(seed)
     if len(x) > max_rows:
         keep = rng.choice(len(x), size=max_rows, replace=False)
