@@ -13,9 +13,9 @@ from poisonguard.errors import UsageError
 from tests.detect.test_trigger import f1, features_only
 
 
-def test_registered_but_not_default() -> None:
+def test_registered_and_default() -> None:
     assert available_detectors()["cleanlabel"] is CleanLabelDetector
-    assert "cleanlabel" not in DEFAULT_DETECTORS
+    assert "cleanlabel" in DEFAULT_DETECTORS
 
 
 @pytest.mark.parametrize("name", ["digits", "digits-tabular", "breast_cancer", "wine"])
