@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
+
+import numpy as np
 
 from poisonguard.data import atomic_path, atomic_write_text
 from poisonguard.errors import DataError
 
-__all__ = ["Findings", "Reason", "RowFinding", "load_findings", "save_findings"]
+__all__ = [
+    "Findings", "Reason", "RowFinding", "RowTable", "as_table", "load_findings", "save_findings",
+]
 
 ACTIONS = ("keep", "drop", "relabel", "review")
 
@@ -40,11 +44,69 @@ class RowFinding:
         return d
 
 
+class RowTable(Sequence[RowFinding]):
+    """The rows of a scan held as columns; each :class:`RowFinding` is built on access.
+
+    A million rows as Python objects would cost gigabytes; as columns they cost a few
+    bytes per row and per detector. ``suggested`` uses -1 for "no suggestion" and
+    ``reasons`` is keyed by row position (flagged rows only).
+    """
+
+    def __init__(self, *, row_index: np.ndarray, ids: Sequence[str] | np.ndarray,
+                 score: np.ndarray,
+                 flagged: np.ndarray, action: np.ndarray, suggested: np.ndarray,
+                 reasons: Mapping[int, tuple[Reason, ...]], detector_names: Sequence[str],
+                 detector_scores: np.ndarray) -> None:
+        n = len(row_index)
+        if not (len(ids) == len(score) == len(flagged) == len(action) == len(suggested) == n):
+            raise ValueError("RowTable columns must have one entry per row")
+        if detector_scores.shape != (n, len(detector_names)):
+            raise ValueError("detector_scores must be rows x detectors")
+        self.row_index = np.asarray(row_index, dtype=np.int64)
+        self.ids = ids
+        self.score = np.asarray(score, dtype=np.float64)
+        self.flagged = np.asarray(flagged, dtype=bool)
+        self.action = np.asarray(action, dtype=object)
+        self.suggested = np.asarray(suggested, dtype=np.int64)
+        self.reasons = dict(reasons)
+        self.detector_names = tuple(detector_names)
+        self.detector_scores = np.asarray(detector_scores, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.row_index)
+
+    def _row(self, i: int) -> RowFinding:
+        label = int(self.suggested[i])
+        return RowFinding(
+            index=int(self.row_index[i]), id=str(self.ids[i]), score=float(self.score[i]),
+            flagged=bool(self.flagged[i]), action=str(self.action[i]),
+            suggested_label=None if label < 0 else label, reasons=self.reasons.get(i, ()),
+            detector_scores={name: value for name, value in zip(
+                self.detector_names, self.detector_scores[i].tolist(), strict=True)
+                if value == value},  # NaN: no score from that detector
+        )
+
+    @overload
+    def __getitem__(self, i: int) -> RowFinding: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[RowFinding]: ...
+    def __getitem__(self, i: int | slice) -> RowFinding | Sequence[RowFinding]:
+        if isinstance(i, slice):
+            return [self._row(k) for k in range(*i.indices(len(self)))]
+        k = int(i) + len(self) if int(i) < 0 else int(i)
+        if not 0 <= k < len(self):
+            raise IndexError(i)
+        return self._row(k)
+
+    def __iter__(self) -> Iterator[RowFinding]:
+        return (self._row(k) for k in range(len(self)))
+
+
 @dataclass(frozen=True)
 class Findings:
     dataset: dict[str, Any]
     detectors: tuple[str, ...]
-    rows: tuple[RowFinding, ...]
+    rows: Sequence[RowFinding]
     summary: dict[str, Any]
     detector_results: dict[str, Any] = field(default_factory=dict)
     tool: str = "poisonguard"
@@ -52,26 +114,34 @@ class Findings:
 
     @property
     def flagged(self) -> list[RowFinding]:
+        if isinstance(self.rows, RowTable):
+            return [self.rows[int(k)] for k in np.flatnonzero(self.rows.flagged)]
         return [r for r in self.rows if r.flagged]
 
     def flagged_indices(self) -> list[int]:
+        if isinstance(self.rows, RowTable):
+            return self.rows.row_index[self.rows.flagged].tolist()
         return [r.index for r in self.rows if r.flagged]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, *, with_rows: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "tool": self.tool,
             "version": self.version,
             "dataset": self.dataset,
             "detectors": list(self.detectors),
-            "rows": [r.to_dict() for r in self.rows],
             "summary": self.summary,
             "detector_results": self.detector_results,
         }
+        if with_rows:
+            out["rows"] = [r.to_dict() for r in self.rows]
+        return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], *, path: str = "") -> Findings:
+    def from_dict(cls, d: dict[str, Any], *, path: str = "",
+                  rows: Sequence[RowFinding] | None = None) -> Findings:
+        """Findings from their JSON shape; ``rows`` (already parsed) replaces ``d["rows"]``."""
         try:
-            rows = tuple(
+            rows = rows if rows is not None else tuple(
                 RowFinding(
                     index=int(r["index"]), id=str(r["id"]), score=float(r["score"]),
                     flagged=bool(r["flagged"]), action=str(r.get("action", "keep")),
@@ -94,34 +164,93 @@ class Findings:
             raise DataError(f"not a poisonguard findings file ({exc!r})", path=path) from None
 
 
+_SCORE_PREFIX = "detector_score:"
+
+
+def as_table(findings: Findings) -> RowTable:
+    """The findings' rows as a :class:`RowTable` (itself when it already is one)."""
+    rows = findings.rows
+    if isinstance(rows, RowTable):
+        return rows
+    names = tuple(findings.detectors) or tuple(
+        sorted({k for r in rows for k in r.detector_scores}))
+    return RowTable(
+        row_index=np.fromiter((r.index for r in rows), dtype=np.int64, count=len(rows)),
+        ids=[r.id for r in rows], score=np.array([r.score for r in rows], dtype=np.float64),
+        flagged=np.array([r.flagged for r in rows], dtype=bool),
+        action=np.array([r.action for r in rows], dtype=object),
+        suggested=np.array([-1 if r.suggested_label is None else r.suggested_label
+                            for r in rows], dtype=np.int64),
+        reasons={k: r.reasons for k, r in enumerate(rows) if r.reasons},
+        detector_names=names,
+        detector_scores=np.array([[r.detector_scores.get(d, np.nan) for d in names]
+                                  for r in rows], dtype=np.float64).reshape(len(rows), len(names)),
+    )
+
+
 def save_findings(findings: Findings, path: str | Path) -> None:
-    """Write findings as JSON, or as Parquet (one row per data row) by suffix."""
+    """Write findings as JSON, or as Parquet (one row per data row) by suffix.
+
+    Parquet is columnar: one float column per detector (``detector_score:NAME``) and
+    the reasons as a JSON list per row; the rest of the findings sit in the file's
+    metadata. It is the format for large data.
+    """
     p = Path(path)
     if p.suffix.lower() in {".parquet", ".pq"}:
-        import pandas as pd
-
-        table = pd.DataFrame({
-            "index": [r.index for r in findings.rows],
-            "id": [r.id for r in findings.rows],
-            "score": [r.score for r in findings.rows],
-            "flagged": [r.flagged for r in findings.rows],
-            "action": [r.action for r in findings.rows],
-            "suggested_label": [r.suggested_label for r in findings.rows],
-            "reasons": [json.dumps([asdict(x) for x in r.reasons]) for r in findings.rows],
-            "detector_scores": [json.dumps(r.detector_scores) for r in findings.rows],
-        })
-        header = {k: v for k, v in findings.to_dict().items() if k != "rows"}
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        arrow = pa.Table.from_pandas(table, preserve_index=False)
-        arrow = arrow.replace_schema_metadata(
-            {**(arrow.schema.metadata or {}), b"poisonguard": json.dumps(header).encode()}
-        )
+        t = as_table(findings)
+        suggested = pa.array(t.suggested, mask=t.suggested < 0, type=pa.int64())
+        no_reason = "[]"
+        reasons = [no_reason] * len(t)
+        for k, rs in t.reasons.items():
+            reasons[k] = json.dumps([asdict(x) for x in rs])
+        columns: dict[str, Any] = {
+            "index": t.row_index, "id": pa.array([str(i) for i in t.ids], type=pa.string()),
+            "score": t.score, "flagged": t.flagged,
+            "action": pa.array(t.action.tolist(), type=pa.string()),
+            "suggested_label": suggested, "reasons": pa.array(reasons, type=pa.string()),
+        }
+        for d, name in enumerate(t.detector_names):
+            columns[_SCORE_PREFIX + name] = t.detector_scores[:, d]
+        header = findings.to_dict(with_rows=False)
+        arrow = pa.table(columns).replace_schema_metadata(
+            {b"poisonguard": json.dumps(header).encode()})
         with atomic_path(p, suffix=".parquet") as tmp:
             pq.write_table(arrow, tmp)
         return
     atomic_write_text(p, json.dumps(findings.to_dict(), indent=1) + "\n")
+
+
+def _table_from_arrow(arrow: Any, header: dict[str, Any], path: str) -> RowTable:
+    names = [c[len(_SCORE_PREFIX):] for c in arrow.column_names if c.startswith(_SCORE_PREFIX)]
+    n = arrow.num_rows
+    col = {c: arrow.column(c) for c in arrow.column_names}
+    try:
+        suggested = np.asarray(col["suggested_label"].to_numpy(zero_copy_only=False))
+        reasons: dict[int, tuple[Reason, ...]] = {}
+        for k, text in enumerate(col["reasons"].to_pylist()):
+            if text != "[]":
+                reasons[k] = tuple(Reason(str(x["detector"]), float(x["score"]),
+                                          str(x["detail"])) for x in json.loads(text))
+        if names:
+            scores = np.column_stack([col[_SCORE_PREFIX + d].to_numpy() for d in names])
+        else:  # files written before the columnar layout: one JSON object per row
+            dicts = [json.loads(x) for x in col["detector_scores"].to_pylist()]
+            names = list(header.get("detectors") or sorted({k for d in dicts for k in d}))
+            scores = np.array([[d.get(k, np.nan) for k in names] for d in dicts])
+        return RowTable(
+            row_index=col["index"].to_numpy(), ids=col["id"].to_pylist(),
+            score=col["score"].to_numpy(), flagged=col["flagged"].to_numpy(zero_copy_only=False),
+            action=np.asarray(col["action"].to_pylist(), dtype=object),
+            suggested=np.where(np.isnan(suggested.astype(np.float64)), -1,
+                               np.nan_to_num(suggested.astype(np.float64))).astype(np.int64),
+            reasons=reasons, detector_names=names,
+            detector_scores=np.asarray(scores, dtype=np.float64).reshape(n, len(names)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"not a poisonguard findings file ({exc!r})", path=path) from None
 
 
 def load_findings(path: str | Path) -> Findings:
@@ -137,14 +266,8 @@ def load_findings(path: str | Path) -> Findings:
             header = json.loads((arrow.schema.metadata or {})[b"poisonguard"])
         except (KeyError, OSError, ValueError) as exc:
             raise DataError(f"not a poisonguard findings file ({exc})", path=str(p)) from None
-        cols = arrow.to_pydict()
-        rows: Sequence[dict[str, Any]] = [
-            {**{k: cols[k][i] for k in cols if k not in ("reasons", "detector_scores")},
-             "reasons": json.loads(cols["reasons"][i]),
-             "detector_scores": json.loads(cols["detector_scores"][i])}
-            for i in range(arrow.num_rows)
-        ]
-        return Findings.from_dict({**header, "rows": rows}, path=str(p))
+        rows = _table_from_arrow(arrow, header, str(p))
+        return Findings.from_dict({**header, "rows": []}, path=str(p), rows=rows)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -12,7 +12,7 @@ from poisonguard.data import Dataset, load_dataset
 from poisonguard.detect import DEFAULT_DETECTORS, Detector, DetectorResult, get_detector
 from poisonguard.detect.fusion import fuse
 from poisonguard.errors import DataError, UsageError
-from poisonguard.findings import Findings, Reason, RowFinding
+from poisonguard.findings import Findings, Reason, RowTable
 from poisonguard.progress import NullProgress, Progress
 from poisonguard.represent import Representation, build_representation
 
@@ -23,9 +23,10 @@ def dataset_digest(dataset: Dataset) -> str:
     """SHA-256 over the row ids in order: the dataset's content fingerprint."""
     assert dataset.ids is not None
     h = hashlib.sha256()
-    for row_id in dataset.ids:
-        h.update(str(row_id).encode())
-        h.update(b"\n")
+    step = 65_536  # same bytes as hashing id by id, in a few large updates
+    for start in range(0, len(dataset.ids), step):
+        chunk = dataset.ids[start:start + step]
+        h.update(("\n".join(str(i) for i in chunk) + "\n").encode())
     return h.hexdigest()
 
 
@@ -72,8 +73,10 @@ def scan_dataset(
     _check_scannable(dataset)
     chosen = resolve_detectors(detectors, dataset)
     if representation is None:
+        reads = frozenset().union(*(det.requires() for det in chosen))
         representation = build_representation(dataset, embeddings=embeddings, seed=seed,
-                                              progress=progress)
+                                              progress=progress,
+                                              keep_oof_embedding="embedding_oof" in reads)
     results: list[DetectorResult] = []
     for k, det in enumerate(chosen):
         progress.update(f"detector {det.name}", done=k, total=len(chosen))
@@ -101,15 +104,14 @@ def scan(
 def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representation) -> Findings:
     assert dataset.ids is not None
     fused = fuse(results, len(dataset))
-    rows = tuple(
-        RowFinding(
-            index=i, id=str(dataset.ids[i]), score=round(float(fused.scores[i]), 6),
-            flagged=bool(fused.flags[i]), action=fused.actions[i],
-            suggested_label=fused.suggested[i],
-            reasons=tuple(Reason(d, round(s, 6), detail) for d, s, detail in fused.reasons[i]),
-            detector_scores={r.detector: round(float(r.scores[i]), 6) for r in results},
-        )
-        for i in range(len(dataset))
+    rows = RowTable(
+        row_index=np.arange(len(dataset)), ids=dataset.ids, score=np.round(fused.scores, 6),
+        flagged=fused.flags, action=fused.actions, suggested=fused.suggested,
+        reasons={i: tuple(Reason(d, round(s, 6), detail) for d, s, detail in rs)
+                 for i, rs in fused.reasons.items()},
+        detector_names=[r.detector for r in results],
+        detector_scores=np.round(np.column_stack([r.scores for r in results]), 6)
+        if results else np.zeros((len(dataset), 0)),
     )
     flagged_labels = dataset.labels[fused.flags]
     by_class = {dataset.classes[c]: int(n) for c, n in

@@ -22,7 +22,7 @@ from poisonguard.data import (
     save_table,
 )
 from poisonguard.errors import DataError, UsageError
-from poisonguard.findings import Findings
+from poisonguard.findings import Findings, as_table
 
 __all__ = ["CleanPlan", "CleanResult", "apply_findings", "plan_cleaning"]
 
@@ -59,20 +59,17 @@ def plan_cleaning(findings: Findings, n_rows: int, *, action: Action = "suggeste
     """
     if len(findings.rows) != n_rows:
         raise DataError(f"findings cover {len(findings.rows)} rows but the data has {n_rows}")
-    drop: list[int] = []
-    relabel: dict[int, int] = {}
-    for row in findings.rows:
-        if not row.flagged:
-            continue
-        if action == "review" or action == "drop":
-            drop.append(row.index)
-        elif row.suggested_label is not None and (
-            action == "relabel" or row.action == "relabel"
-        ):
-            relabel[row.index] = row.suggested_label
-        else:
-            drop.append(row.index)
-    dropped = np.asarray(sorted(drop), dtype=np.int64)
+    t = as_table(findings)
+    has_label = t.suggested >= 0
+    if action in ("review", "drop"):
+        relabelled = np.zeros(len(t), dtype=bool)
+    elif action == "relabel":
+        relabelled = t.flagged & has_label
+    else:
+        relabelled = t.flagged & has_label & (t.action == "relabel")
+    relabel = dict(zip(t.row_index[relabelled].tolist(), t.suggested[relabelled].tolist(),
+                       strict=True))
+    dropped = np.sort(t.row_index[t.flagged & ~relabelled])
     keep = np.setdiff1d(np.arange(n_rows), dropped)
     return CleanPlan(keep=keep, drop=dropped, relabel=relabel)
 
@@ -84,10 +81,14 @@ def _check_matches(findings: Findings, dataset: Dataset) -> None:
             f"findings cover {len(findings.rows)} rows but the data has {len(dataset)}",
             path=dataset.source,
         )
-    for row in findings.rows:
-        if row.id != dataset.ids[row.index]:
-            raise DataError("data does not match the findings (row id differs)",
-                            path=dataset.source, row=row.index)
+    t = as_table(findings)
+    if t.row_index.size and (t.row_index.min() < 0 or t.row_index.max() >= len(dataset)):
+        raise DataError("the findings refer to rows outside the data", path=dataset.source)
+    ids = np.asarray(dataset.ids, dtype=object)[t.row_index]
+    differ = np.flatnonzero(ids != np.asarray(t.ids, dtype=object))
+    if differ.size:
+        raise DataError("data does not match the findings (row id differs)",
+                        path=dataset.source, row=int(t.row_index[differ[0]]))
 
 
 def apply_findings(

@@ -16,7 +16,7 @@ from poisonguard.data import Dataset, load_dataset, load_embeddings
 from poisonguard.datasets import BUILTIN_PREFIX, open_dataset
 from poisonguard.detect import available_detectors
 from poisonguard.errors import UsageError
-from poisonguard.findings import Findings, load_findings, save_findings
+from poisonguard.findings import Findings, as_table, load_findings, save_findings
 from poisonguard.provenance import data_ref, dataset_root, record_event
 from poisonguard.report import write_report
 from poisonguard.scan import scan_dataset
@@ -141,7 +141,8 @@ def scan_command(
         out_console.print(f"Findings written to {target}")
         if report is not None:
             out_console.print(f"Report written to {report}")
-    if fail_on is not None and any(r.flagged and r.score >= fail_on for r in findings.rows):
+    table = as_table(findings)
+    if fail_on is not None and bool((table.flagged & (table.score >= fail_on)).any()):
         raise typer.Exit(1)
 
 

@@ -28,25 +28,29 @@ from sklearn.neighbors import NearestNeighbors
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
-from poisonguard.detect.spectral import decide, per_class_tests, robust_whiten
+from poisonguard.detect.spectral import decide, fit_sample, per_class_tests, robust_whiten
 from poisonguard.errors import UsageError
 from poisonguard.represent.base import Representation
 
 __all__ = ["ActivationDetector", "reclassify", "two_means"]
 
 
-def two_means(embedding: np.ndarray, *, dims: int = 10, seed: int = 0) -> np.ndarray:
+def two_means(embedding: np.ndarray, *, dims: int = 10, seed: int = 0,
+              max_fit_rows: int = 5_000) -> np.ndarray:
     """1-D projection of a class on the axis between its two k-means clusters.
 
     The embedding is reduced to ``dims`` PCA components and robustly whitened, heavy
     tails are compressed, then k-means (k=2) splits it; the signed projection on the
     line through the two centres is returned (the smaller cluster on the positive side).
+    Large classes are clustered on a sample of ``max_fit_rows`` rows, then every row
+    is assigned to its nearest centre.
     """
     w = robust_whiten(embedding, dims=dims, seed=seed)
     w = np.sign(w) * np.log1p(np.abs(w))
     if len(w) < 4 or not np.any(w):
         return np.zeros(len(w))
-    ids = KMeans(2, n_init=10, random_state=seed).fit_predict(w)
+    fit = fit_sample(len(w), max_fit_rows, seed)
+    ids = KMeans(2, n_init=10, random_state=seed).fit(w[fit]).predict(w)
     counts = np.bincount(ids, minlength=2)
     if counts.min() == 0:
         return np.zeros(len(w))

@@ -92,6 +92,10 @@ class Detector(ABC):
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
 
+    def requires(self) -> frozenset[str]:
+        """The parts of the representation this instance reads (``needs`` by default)."""
+        return self.needs
+
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"

@@ -10,16 +10,35 @@ import numpy as np
 from poisonguard.detect.base import DetectorResult
 from poisonguard.detect.thresholds import FLAG_SCORE
 
-__all__ = ["FusedRows", "fuse"]
+__all__ = ["NO_LABEL", "FusedRows", "fuse"]
+
+#: ``FusedRows.suggested`` value of a row without a suggested label.
+NO_LABEL = -1
 
 
 @dataclass(frozen=True, eq=False)
 class FusedRows:
+    """Per-row fused outcome; ``reasons`` holds the flagged rows only.
+
+    ``reasons[i]`` lists (detector, score, detail) for every detector that flagged
+    row ``i``, highest score first.
+    """
+
     scores: np.ndarray
     flags: np.ndarray
-    actions: list[str]
-    suggested: list[int | None]
-    reasons: list[list[tuple[str, float, str]]]
+    actions: np.ndarray  # "keep" | "drop" | "relabel" per row
+    suggested: np.ndarray  # suggested label per row, NO_LABEL when none
+    reasons: dict[int, list[tuple[str, float, str]]]
+
+
+def _suggestion_matrix(results: Sequence[DetectorResult], n_rows: int) -> np.ndarray:
+    """D x N suggested labels (NO_LABEL where a detector suggests none)."""
+    out = np.full((len(results), n_rows), NO_LABEL, dtype=np.int64)
+    for d, r in enumerate(results):
+        if r.suggested_labels:
+            rows = np.fromiter(r.suggested_labels.keys(), dtype=np.int64)
+            out[d, rows] = np.fromiter(r.suggested_labels.values(), dtype=np.int64)
+    return out
 
 
 def fuse(results: Sequence[DetectorResult], n_rows: int) -> FusedRows:
@@ -27,38 +46,31 @@ def fuse(results: Sequence[DetectorResult], n_rows: int) -> FusedRows:
 
     Every detector puts its own threshold at score 0.5, so the max is >= 0.5 exactly
     when some detector's score crossed its threshold. The action is ``relabel`` when
-    only label detectors flagged the row and one of them suggests a label, ``drop``
-    otherwise.
+    every detector that flagged the row suggests a label, ``drop`` otherwise; the
+    suggestion is that of the first flagging detector that has one. Vectorised: only
+    flagged rows get Python objects (their reasons).
     """
     if not results:
-        zeros = np.zeros(n_rows)
-        return FusedRows(zeros, zeros.astype(bool), ["keep"] * n_rows, [None] * n_rows,
-                         [[] for _ in range(n_rows)])
+        return FusedRows(np.zeros(n_rows), np.zeros(n_rows, dtype=bool),
+                         np.full(n_rows, "keep", dtype=object),
+                         np.full(n_rows, NO_LABEL, dtype=np.int64), {})
     stacked = np.vstack([r.scores for r in results])
-    flag_matrix = np.vstack([r.flags for r in results])
+    flag_matrix = np.vstack([r.flags for r in results]).astype(bool)
     flags = np.asarray(flag_matrix.any(axis=0), dtype=bool)
     scores = stacked.max(axis=0)
     # A flagged row's score is at least the flag level; an unflagged row stays below it.
     scores = np.where(flags, np.maximum(scores, FLAG_SCORE),
                       np.minimum(scores, np.nextafter(FLAG_SCORE, 0)))
-    actions: list[str] = []
-    suggested: list[int | None] = []
-    reasons: list[list[tuple[str, float, str]]] = []
-    for i in range(n_rows):
-        row_reasons = [
-            (r.detector, float(r.scores[i]), r.reasons.get(i, "score above threshold"))
-            for r in results if r.flags[i]
-        ]
-        row_reasons.sort(key=lambda t: -t[1])
-        reasons.append(row_reasons)
-        flagging = [r for r in results if r.flags[i]]
-        suggestion = next((r.suggested_labels[i] for r in flagging if i in r.suggested_labels),
-                          None)
-        suggested.append(suggestion)
-        if not flags[i]:
-            actions.append("keep")
-        elif all(i in r.suggested_labels for r in flagging):
-            actions.append("relabel")
-        else:
-            actions.append("drop")
+    offered = _suggestion_matrix(results, n_rows)
+    usable = flag_matrix & (offered != NO_LABEL)
+    first = usable.argmax(axis=0)
+    suggested = np.where(usable.any(axis=0), offered[first, np.arange(n_rows)], NO_LABEL)
+    relabel = flags & ~(flag_matrix & (offered == NO_LABEL)).any(axis=0)
+    actions = np.where(relabel, "relabel", np.where(flags, "drop", "keep")).astype(object)
+    reasons: dict[int, list[tuple[str, float, str]]] = {}
+    for i in np.flatnonzero(flags).tolist():
+        row = [(r.detector, float(stacked[d, i]), r.reasons.get(i, "score above threshold"))
+               for d, r in enumerate(results) if flag_matrix[d, i]]
+        row.sort(key=lambda t: -t[1])
+        reasons[i] = row
     return FusedRows(scores, flags, actions, suggested, reasons)

@@ -71,6 +71,9 @@ class KnnDetector(Detector):
         self.purity_quantile = purity_quantile
         self.seed = seed
 
+    def requires(self) -> frozenset[str]:
+        return self.needs if self.space == "embedding_oof" else frozenset({"features"})
+
     def _space(self, representation: Representation) -> tuple[np.ndarray, str]:
         if self.space not in ("embedding_oof", "features"):
             raise UsageError(f"knn: unknown space '{self.space}' (embedding_oof, features)")

@@ -20,6 +20,7 @@ from cleanlab.filter import find_label_issues
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
+from poisonguard.detect.neighbors import nearest_neighbors
 from poisonguard.errors import UsageError
 from poisonguard.represent.base import Representation
 
@@ -37,6 +38,14 @@ def label_margins(labels: np.ndarray, proba: np.ndarray) -> np.ndarray:
     other = np.array(proba, dtype=np.float64)
     other[rows, labels] = -np.inf
     return np.asarray(other.max(axis=1) - given)
+
+
+def neighbour_share(labels: np.ndarray, neighbours: np.ndarray, n_classes: int) -> np.ndarray:
+    """N x C share of each row's neighbours that carry each label (a leave-one-out k-NN)."""
+    n, k = neighbours.shape
+    cells = np.arange(n)[:, None] * n_classes + labels[neighbours]
+    counts = np.bincount(cells.ravel(), minlength=n * n_classes).reshape(n, n_classes)
+    return counts / max(k, 1)
 
 
 def _scores(margin: np.ndarray, flags: np.ndarray) -> np.ndarray:
@@ -62,13 +71,17 @@ class LabelDetector(Detector):
     """
 
     name = "label"
-    needs = frozenset({"proba"})
+    needs = frozenset({"proba", "features"})
 
     def __init__(self, *, filter_by: str = "prune_by_noise_rate",
-                 confidence_quantile: float = 0.2, min_margin: float = 0.2) -> None:
+                 confidence_quantile: float = 0.2, min_margin: float = 0.2,
+                 k: int = 10, neighbour_weight: float = 0.5, seed: int = 0) -> None:
         self.filter_by = filter_by
         self.confidence_quantile = confidence_quantile
         self.min_margin = min_margin
+        self.k = k
+        self.neighbour_weight = neighbour_weight
+        self.seed = seed
 
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
         if not 0 <= self.confidence_quantile < 1:
@@ -78,6 +91,10 @@ class LabelDetector(Detector):
         if proba.shape != (len(labels), dataset.n_classes):
             raise UsageError(f"label: proba must be {len(labels)} x {dataset.n_classes}, "
                              f"got {proba.shape}")
+        if self.neighbour_weight > 0:
+            _, idx = nearest_neighbors(representation.features, self.k, seed=self.seed)
+            votes = neighbour_share(labels, idx, dataset.n_classes)
+            proba = (1 - self.neighbour_weight) * proba + self.neighbour_weight * votes
         pred = proba.argmax(axis=1)
         confidence = proba.max(axis=1)
         margin = label_margins(labels, proba)

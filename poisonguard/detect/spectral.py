@@ -41,6 +41,7 @@ __all__ = [
     "SpectreDetector",
     "SplitTest",
     "decide",
+    "fit_sample",
     "per_class_tests",
     "que_scores",
     "robust_whiten",
@@ -48,6 +49,9 @@ __all__ = [
     "spectral_projection",
     "split_test",
 ]
+
+#: Rows a per-class robust estimate (MCD, k-means) is fitted on; the rest are projected.
+MAX_FIT_ROWS = 500
 
 
 def spectral_projection(embedding: np.ndarray) -> np.ndarray:
@@ -62,21 +66,35 @@ def spectral_projection(embedding: np.ndarray) -> np.ndarray:
     return p if np.sum(p**3) >= 0 else -p
 
 
-def robust_whiten(embedding: np.ndarray, *, dims: int = 16, seed: int = 0) -> np.ndarray:
+def fit_sample(n_rows: int, max_rows: int, seed: int) -> np.ndarray:
+    """Indices of the rows a per-class estimate is fitted on: all, or a seeded sample.
+
+    Robust estimates (MCD, k-means, mixtures) cost far more than applying them, so
+    large classes are fitted on ``max_rows`` rows and every row is then projected.
+    """
+    if n_rows <= max_rows:
+        return np.arange(n_rows)
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=max_rows, replace=False))
+
+
+def robust_whiten(embedding: np.ndarray, *, dims: int = 16, seed: int = 0,
+                  max_fit_rows: int = MAX_FIT_ROWS) -> np.ndarray:
     """PCA to ``dims`` components, then whiten with a minimum covariance determinant estimate.
 
     The MCD support is half the rows plus, so a subpopulation of up to half the class
-    cannot pull the mean or the covariance towards itself.
+    cannot pull the mean or the covariance towards itself. The PCA basis and the MCD
+    are fitted on at most ``max_fit_rows`` rows (:func:`fit_sample`).
     """
     e = np.asarray(embedding, dtype=np.float64)
-    e = e - np.median(e, axis=0)
-    k = int(max(1, min(dims, e.shape[1], len(e) // 5)))
-    _, s, vt = np.linalg.svd(e, full_matrices=False)
+    fit = fit_sample(len(e), max_fit_rows, seed)
+    e = e - np.median(e[fit], axis=0)
+    k = int(max(1, min(dims, e.shape[1], len(fit) // 5)))
+    _, s, vt = np.linalg.svd(e[fit], full_matrices=False)
     keep = s[:k] > 1e-9 * max(float(s[0]) if len(s) else 0.0, 1e-300)
     z = e @ vt[:k][keep].T
     if z.shape[1] == 0:
         return np.zeros((len(e), 1))
-    mcd = MinCovDet(random_state=seed).fit(z)
+    mcd = MinCovDet(random_state=seed).fit(z[fit])
     vals, vecs = np.linalg.eigh(mcd.covariance_)
     vals = np.maximum(vals, 1e-12 * max(float(vals.max()), 1e-300))
     return np.asarray(((z - mcd.location_) @ vecs) / np.sqrt(vals))
@@ -112,7 +130,7 @@ class SplitTest:
 
 
 def split_test(values: np.ndarray, *, min_rows: int, max_share: float,
-               seed: int = 0) -> SplitTest:
+               seed: int = 0, max_fit_rows: int = 20_000) -> SplitTest:
     """Fit one and two 1-D Gaussians to ``values``.
 
     ``poisoned`` here means "a candidate": two components clearly beat one (BIC gain
@@ -125,13 +143,16 @@ def split_test(values: np.ndarray, *, min_rows: int, max_share: float,
     empty = np.zeros(n, dtype=bool)
     if n < max(2 * min_rows, 4) or float(np.ptp(x)) <= 1e-12:
         return SplitTest(False, empty, np.zeros(n), 0.0, 0.0, 0.0)
-    two = GaussianMixture(2, n_init=3, random_state=seed, reg_covar=1e-6 * float(x.var())).fit(x)
-    one = GaussianMixture(1, random_state=seed).fit(x)
+    # Large classes: fit on a sample; the BIC gain is scaled back to the whole class.
+    fit = x[fit_sample(n, max_fit_rows, seed)]
+    two = GaussianMixture(2, n_init=3, random_state=seed,
+                          reg_covar=1e-6 * float(fit.var())).fit(fit)
+    one = GaussianMixture(1, random_state=seed).fit(fit)
     small = int(np.argmin(two.weights_))
     m, v = two.means_.ravel(), two.covariances_.ravel()
     separation = float(abs(m[0] - m[1]) / np.sqrt((v[0] + v[1]) / 2))
     share = float(two.weights_[small])
-    gain = float(one.bic(x) - two.bic(x))
+    gain = float(one.bic(fit) - two.bic(fit)) * n / len(fit)
     posterior = two.predict_proba(x)[:, small]
     members = posterior > 0.5
     candidate = gain > 10.0 and share < max_share and int(members.sum()) >= min_rows

@@ -13,7 +13,7 @@ import numpy as np
 from poisonguard.data import Dataset
 from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.errors import DataError, UsageError
-from poisonguard.findings import Findings
+from poisonguard.findings import Findings, as_table
 
 __all__ = ["ReportContext", "build_context", "check_match"]
 
@@ -76,7 +76,7 @@ def check_match(findings: Findings, dataset: Dataset) -> None:
     if len(dataset) != rows or len(findings.rows) != len(dataset):
         raise DataError(f"the findings describe {rows:,} rows but the data has "
                         f"{len(dataset):,}: not the scanned data", path=dataset.source)
-    index = np.fromiter((r.index for r in findings.rows), dtype=np.int64, count=len(findings.rows))
+    index = as_table(findings).row_index
     if index.size and (index.min() < 0 or index.max() >= len(dataset)):
         raise DataError("the findings refer to rows outside the data", path=dataset.source)
     expected = findings.dataset.get("sha256")
@@ -97,19 +97,12 @@ def build_context(findings: Findings, *, dataset: Dataset | None = None,
         if embedding.ndim != 2 or len(embedding) != n:
             raise UsageError(f"the embedding must be an N x K array with N = {n:,} rows, "
                              f"not shape {embedding.shape}")
-    index = np.fromiter((r.index for r in rows), dtype=np.int64, count=n)
+    table = as_table(findings)
+    index = table.row_index
     if embedding is not None and index.size and (index.min() < 0 or index.max() >= n):
         raise UsageError("the findings refer to rows outside the embedding")
-    score = np.fromiter((r.score for r in rows), dtype=np.float64, count=n)
-    flagged = np.fromiter((r.flagged for r in rows), dtype=bool, count=n)
-    suggested = np.fromiter((-1 if r.suggested_label is None else r.suggested_label
-                             for r in rows), dtype=np.int64, count=n)
-    names = list(findings.detectors)
-    for r in rows[:1]:
-        names += [d for d in r.detector_scores if d not in names]
-    nan = float("nan")
-    det_scores = {d: np.fromiter((r.detector_scores.get(d, nan) for r in rows),
-                                 dtype=np.float64, count=n) for d in names}
+    score, flagged, suggested = table.score, table.flagged, table.suggested
+    det_scores = {d: table.detector_scores[:, k] for k, d in enumerate(table.detector_names)}
     classes = tuple(str(c) for c in (dataset.classes if dataset is not None else
                     findings.dataset.get("classes") or findings.summary.get("classes") or ()))
     labels = None if dataset is None else np.asarray(dataset.labels)[index]

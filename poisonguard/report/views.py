@@ -25,7 +25,7 @@ def summary_view(ctx: ReportContext) -> str:
     n, k = ctx.n_rows, ctx.n_flagged
     actions = {a: 0 for a in ("drop", "relabel", "review")}
     for p in np.flatnonzero(ctx.flagged):
-        action = f.rows[p].action
+        action = f.rows[int(p)].action
         if action in actions:
             actions[action] += 1
     tiles = [("rows", fmt_int(n)), ("flagged", f"{fmt_int(k)} ({100 * k / max(n, 1):.2f}%)"),

@@ -20,8 +20,12 @@ def build_representation(
     folds: int = 5,
     seed: int = 0,
     progress: Progress | None = None,
+    keep_oof_embedding: bool = True,
 ) -> Representation:
     """The representation for ``dataset``.
+
+    ``keep_oof_embedding=False`` lets the MLP skip the out-of-fold activations (no
+    detector in the scan reads them), which saves N x 64 floats.
 
     ``embeddings`` (N x K, user-supplied) replace the input features for any modality.
     Tabular data and embeddings get an MLP; images get a small CNN when torch is
@@ -36,7 +40,8 @@ def build_representation(
         if not np.isfinite(emb).all():
             raise DataError("embeddings have NaN or inf", path=dataset.source)
         return mlp_representation(emb, dataset.labels, dataset.n_classes, folds=folds, seed=seed,
-                                  progress=progress, model_name="mlp-on-embeddings")
+                                  progress=progress, model_name="mlp-on-embeddings",
+                                  keep_oof_embedding=keep_oof_embedding)
     if dataset.modality == "text":
         raise DataError("text data needs --embeddings (text embedding lands with the text issue)",
                         path=dataset.source)
@@ -45,4 +50,4 @@ def build_representation(
 
         return image_representation(dataset, folds=folds, seed=seed, progress=progress)
     return mlp_representation(dataset.matrix(), dataset.labels, dataset.n_classes, folds=folds,
-                              seed=seed, progress=progress)
+                              seed=seed, progress=progress, keep_oof_embedding=keep_oof_embedding)

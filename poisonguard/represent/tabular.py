@@ -33,12 +33,14 @@ def _fit_mlp(
     if len(x) > max_rows:
         keep = rng.choice(len(x), size=max_rows, replace=False)
         x, y = x[keep], y[keep]
-    # Small data: train to convergence. Large data (capped sample): fewer epochs, each
-    # of which already sees many rows, with early stopping on a held-out tenth.
+    # Small data: train to convergence. Large data (capped sample): fewer, larger-batch
+    # epochs, each of which already sees many rows, with early stopping on a held-out
+    # tenth (about 1 s per model on 20k x 50 rows).
     large = len(x) > 5_000
     model = MLPClassifier(
-        hidden_layer_sizes=(hidden,), alpha=1e-3, max_iter=60 if large else 300,
+        hidden_layer_sizes=(hidden,), alpha=1e-3, max_iter=30 if large else 300,
         random_state=seed, early_stopping=large, n_iter_no_change=5,
+        batch_size=512 if large else "auto", learning_rate_init=2e-3 if large else 1e-3,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -68,13 +70,18 @@ def mlp_representation(
     max_train_rows: int = 20_000,
     progress: Progress | None = None,
     model_name: str = "mlp",
+    keep_oof_embedding: bool = True,
 ) -> Representation:
-    """Scale ``features``, train ``folds`` MLPs out-of-fold and one on all rows."""
+    """Scale ``features``, train ``folds`` MLPs out-of-fold and one on all rows.
+
+    ``keep_oof_embedding=False`` skips the out-of-fold activations (N x ``hidden``
+    floats) when no detector reads them.
+    """
     progress = progress or NullProgress()
     x = scale_features(features)
     y = np.asarray(labels)
     proba = np.zeros((len(x), n_classes), dtype=np.float64)
-    oof = np.zeros((len(x), hidden), dtype=np.float32)
+    oof = np.zeros((len(x), hidden), dtype=np.float32) if keep_oof_embedding else None
     n_splits = int(min(folds, np.bincount(y).min()))
     n_splits = max(n_splits, 2)
     splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -83,7 +90,8 @@ def mlp_representation(
         progress.update(f"training fold {k + 1}/{n_splits}", done=k, total=total)
         model = _fit_mlp(x[train], y[train], hidden=hidden, seed=seed + k, max_rows=max_train_rows)
         proba[held] = _proba(model, x[held], n_classes)
-        oof[held] = _hidden(model, x[held])
+        if oof is not None:
+            oof[held] = _hidden(model, x[held])
     progress.update("training on all rows", done=n_splits, total=total)
     full = _fit_mlp(x, y, hidden=hidden, seed=seed, max_rows=max_train_rows)
     progress.update("representation ready", done=total, total=total)

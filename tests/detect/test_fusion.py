@@ -18,7 +18,7 @@ def test_fuse_scores_flags_actions() -> None:
     fused = fuse([label, spectral], 4)
     assert fused.flags.tolist() == [True, True, False, True]
     assert fused.scores[0] == 0.9 and fused.scores[2] < 0.5
-    assert fused.actions == ["relabel", "drop", "keep", "drop"]
+    assert fused.actions.tolist() == ["relabel", "drop", "keep", "drop"]
     assert fused.suggested[0] == 2
     assert [d for d, _, _ in fused.reasons[3]] == ["spectral", "label"]  # highest score first
 
@@ -31,4 +31,4 @@ def test_flagged_rows_score_at_least_half_and_unflagged_below() -> None:
 
 def test_no_detectors_flags_nothing() -> None:
     fused = fuse([], 3)
-    assert not fused.flags.any() and fused.actions == ["keep"] * 3
+    assert not fused.flags.any() and fused.actions.tolist() == ["keep"] * 3
