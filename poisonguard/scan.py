@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from poisonguard.data import Dataset, load_dataset
 from poisonguard.detect import DEFAULT_DETECTORS, Detector, DetectorResult, get_detector
@@ -16,7 +17,12 @@ from poisonguard.findings import Findings, Reason, RowTable
 from poisonguard.progress import NullProgress, Progress
 from poisonguard.represent import Representation, build_representation
 
-__all__ = ["dataset_digest", "resolve_detectors", "scan", "scan_dataset"]
+__all__ = ["DEFAULT_THREADS", "dataset_digest", "resolve_detectors", "scan", "scan_dataset"]
+
+#: BLAS/OpenMP threads of a scan unless told otherwise. The scan's linear algebra is
+#: many small per-class problems: on 2 cores, one thread was as fast as two on a quiet
+#: machine and 2-20x faster on a busy one, where idle threads spin (docs/design.md).
+DEFAULT_THREADS = 1
 
 
 def dataset_digest(dataset: Dataset) -> str:
@@ -67,20 +73,29 @@ def scan_dataset(
     embeddings: np.ndarray | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    threads: int | None = None,
 ) -> tuple[Findings, list[DetectorResult], Representation]:
-    """Scan and also return the raw detector results and the representation."""
+    """Scan and also return the raw detector results and the representation.
+
+    ``threads`` caps the BLAS and OpenMP threads of the whole scan (default
+    :data:`DEFAULT_THREADS`).
+    """
     progress = progress or NullProgress()
+    threads = DEFAULT_THREADS if threads is None else threads
+    if threads < 1:
+        raise UsageError("threads must be at least 1")
     _check_scannable(dataset)
     chosen = resolve_detectors(detectors, dataset)
-    if representation is None:
-        reads = frozenset().union(*(det.requires() for det in chosen))
-        representation = build_representation(dataset, embeddings=embeddings, seed=seed,
-                                              progress=progress,
-                                              keep_oof_embedding="embedding_oof" in reads)
-    results: list[DetectorResult] = []
-    for k, det in enumerate(chosen):
-        progress.update(f"detector {det.name}", done=k, total=len(chosen))
-        results.append(det.score(dataset, representation))
+    with threadpool_limits(limits=threads):
+        if representation is None:
+            reads = frozenset().union(*(det.requires() for det in chosen))
+            representation = build_representation(dataset, embeddings=embeddings, seed=seed,
+                                                  progress=progress,
+                                                  keep_oof_embedding="embedding_oof" in reads)
+        results: list[DetectorResult] = []
+        for k, det in enumerate(chosen):
+            progress.update(f"detector {det.name}", done=k, total=len(chosen))
+            results.append(det.score(dataset, representation))
     progress.update("fusing", done=len(chosen), total=len(chosen))
     return _findings(dataset, results, representation), results, representation
 
@@ -93,11 +108,12 @@ def scan(
     embeddings: np.ndarray | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    threads: int | None = None,
 ) -> Findings:
     """Scan a dataset (or a path to one) and return :class:`Findings` for every row."""
     dataset = data if isinstance(data, Dataset) else load_dataset(data, label=label)
     findings, _, _ = scan_dataset(dataset, detectors=detectors, embeddings=embeddings,
-                                  seed=seed, progress=progress)
+                                  seed=seed, progress=progress, threads=threads)
     return findings
 
 

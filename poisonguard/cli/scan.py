@@ -109,6 +109,9 @@ def scan_command(
     png: Annotated[Path | None, typer.Option(
         help="Also write a PNG summary figure here (and the report, to OUT/report.html).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for model training.")] = 0,
+    threads: Annotated[int | None, typer.Option(
+        help="BLAS/OpenMP threads (default 1: the scan's many small per-class fits run "
+             "faster single-threaded).", min=1)] = None,
     ledger: LedgerOpt = None,
     no_ledger: NoLedgerOpt = False,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
@@ -121,7 +124,8 @@ def scan_command(
     emb = load_embeddings(embeddings, len(dataset)) if embeddings is not None else None
     with progress_bar(not quiet and not as_json) as progress:
         findings, _, rep = scan_dataset(dataset, detectors=_parse_detectors(detectors),
-                                        embeddings=emb, seed=seed, progress=progress)
+                                        embeddings=emb, seed=seed, progress=progress,
+                                        threads=threads)
     target = out / f"findings.{fmt.value}"
     save_findings(findings, target)
     if report is not None or png is not None:

@@ -13,6 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from poisonguard.progress import NullProgress, Progress
 from poisonguard.represent.base import Representation
@@ -42,7 +43,9 @@ def _fit_mlp(
         random_state=seed, early_stopping=large, n_iter_no_change=5,
         batch_size=512 if large else "auto", learning_rate_init=2e-3 if large else 1e-3,
     )
-    with warnings.catch_warnings():
+    # One BLAS thread: a 512 x 64 batch is too small for threads to pay, and on a busy
+    # machine spinning threads cost 2-8x the wall time (measured: 7 s vs 15 s at 100k).
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(x, y)
     return model
