@@ -5,12 +5,17 @@ space: the scaled input features by default, or the out-of-fold activations
 (``embedding_oof``, deep k-NN: no row is embedded by a model that saw it). The
 features won on every built-in dataset (docs/detectors-classic.md): the out-of-fold
 activations come from one model per fold, and rows of different folds live in
-different hidden spaces, so their distances are not comparable. A row is
-flagged when the neighbours outvote its label by a clear margin: the best other class
-holds a majority and beats the row's own label by ``min_margin`` of the votes, and
-the neighbours that outvote it agree with their own neighbours at least as much as a
-low quantile (``purity_quantile``) of all rows do: a flipped row sits inside a settled
-region of another class, a clean boundary row among other boundary rows.
+different hidden spaces, so their distances are not comparable.
+
+A row is flagged when three things hold: the neighbours outvote its label
+overwhelmingly (the best other class holds a majority and beats the row's own label
+by ``min_margin`` of the votes: 9 against 1 at the default); the neighbours that
+outvote it agree with their own neighbours at least as much as the 30th percentile
+of all rows do (``purity_quantile``: a flipped row sits inside a settled region of another class, a
+clean boundary row among other boundary rows); and the out-of-fold model does not
+back the given label (``max_model_support``). The ``label`` detector already weighs
+the neighbour votes together with the model; this detector is the strict second
+opinion for rows where the neighbours leave no doubt, and adds few clean flags.
 """
 
 from __future__ import annotations
@@ -57,22 +62,26 @@ class KnnDetector(Detector):
     purity_quantile:
         the outvoting neighbours' own label agreement must reach this quantile of
         the agreement over all rows (data-driven: keeps class boundaries unflagged).
+    max_model_support:
+        flag only rows whose out-of-fold probability of the given label is below
+        this (1.0: ignore the model).
     """
 
     name = "knn"
-    needs = frozenset({"embedding_oof", "features"})
+    needs = frozenset({"embedding_oof", "features", "proba"})
 
     def __init__(self, *, k: int = 10, space: Space = "features",
-                 min_margin: float = 0.6, purity_quantile: float = 0.2,
-                 seed: int = 0) -> None:
+                 min_margin: float = 0.8, purity_quantile: float = 0.3,
+                 max_model_support: float = 0.5, seed: int = 0) -> None:
         self.k = k
         self.space = space
         self.min_margin = min_margin
         self.purity_quantile = purity_quantile
+        self.max_model_support = max_model_support
         self.seed = seed
 
     def requires(self) -> frozenset[str]:
-        return self.needs if self.space == "embedding_oof" else frozenset({"features"})
+        return self.needs if self.space == "embedding_oof" else frozenset({"features", "proba"})
 
     def _space(self, representation: Representation) -> tuple[np.ndarray, str]:
         if self.space not in ("embedding_oof", "features"):
@@ -96,19 +105,22 @@ class KnnDetector(Detector):
         best_share = others[rows, best]
         margin = best_share - own  # in [-1, 1]
         # The neighbours that outvote the row must sit in a settled region: their own
-        # agreement reaches the 20th percentile of the data's. On a class boundary the
+        # agreement reaches the 30th percentile of the data's. On a class boundary the
         # outvoting neighbours are themselves outvoted half the time; around a flipped
         # row they are not.
         backers = labels[idx] == best[:, None]
         purity = (own[idx] * backers).sum(axis=1) / np.maximum(backers.sum(axis=1), 1)
         floor = float(np.quantile(own, self.purity_quantile))
-        flags = (margin >= self.min_margin) & (best_share > 0.5) & (purity >= floor)
+        support = np.asarray(representation.proba, dtype=np.float64)[rows, labels]
+        flags = ((margin >= self.min_margin) & (best_share > 0.5) & (purity >= floor)
+                 & (support < self.max_model_support))
         scores = _scores(margin, self.min_margin, flags)
         names = dataset.classes
         k = idx.shape[1]
         reasons = {
             int(i): (f"label {names[labels[i]]} but {round(best_share[i] * k)} of {k} "
-                     f"neighbours are {names[best[i]]} ({round(own[i] * k)} share its label)")
+                     f"neighbours are {names[best[i]]} ({round(own[i] * k)} share its label; "
+                     f"out-of-fold p(label)={support[i]:.2f})")
             for i in np.flatnonzero(flags)
         }
         suggested = {int(i): int(best[i]) for i in np.flatnonzero(flags)}

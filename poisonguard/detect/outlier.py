@@ -4,15 +4,21 @@ Two class-conditional statistics in the scaled feature space, each turned into a
 robust z-score against the class's own distribution (median and MAD, so a few
 outliers cannot hide themselves by inflating the scale):
 
-- the log of the mean distance to the ``k`` nearest rows of the same class;
+- distance: the larger of two robust z-scores, that of the log mean distance to the
+  ``k`` nearest same-class rows, and that of the local density ratio (in the spirit
+  of the local outlier factor: the same distance over the median of it at those
+  neighbours). The ratio separates a lone far row (dense neighbours) from a row in the
+  sparse tail of a skewed column (sparse neighbours too); the plain distance still
+  sees far rows that clump together, where the ratio is near 1;
 - an isolation-forest anomaly score (scikit-learn's ``IsolationForest`` fitted on
   the class, sub-sampled so that it stays cheap on large data).
 
 The fused z is the smaller of the two: a row is flagged only when both statistics
 put it at least ``z_flag`` robust standard deviations out. Either one alone has a
 heavy clean tail on real data (rare pixels in digits, skewed columns in breast
-cancer); their agreement does not. On digits, breast cancer and wine this keeps the
-clean false-positive rate under 1% at ``z_flag=5`` (docs/detectors-classic.md).
+cancer); their agreement does not. On the built-in sets the clean maximum of the
+fused z is 6.4 (breast cancer) and injected outliers sit at 7.3 or more, even at 10%
+contamination (docs/detectors-classic.md).
 """
 
 from __future__ import annotations
@@ -38,30 +44,37 @@ def class_outlier_z(
     x: np.ndarray, *, k: int = 5, n_estimators: int = 100, max_samples: int = 256,
     max_reference: int = 2000, seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Robust z of (log k-NN distance, isolation score) for the rows of one class.
+    """Robust z of (neighbour distance, isolation score) for the rows of one class.
+
+    The distance z is the larger of the z of the log mean neighbour distance and the
+    z of the log local density ratio.
 
     Neighbours are searched among at most ``max_reference`` rows of the class (all
     of them in small classes), so the cost is linear in the class size.
     """
-    dist, _ = nearest_in_sample(x, k, max_reference=max_reference, seed=seed)
-    knn = np.log(dist.mean(axis=1).astype(np.float64) + 1e-9)
+    dist, idx = nearest_in_sample(x, k, max_reference=max_reference, seed=seed)
+    reach = dist.mean(axis=1).astype(np.float64)
+    # A floor keeps a row next to a clump of exact copies (zero distances) finite.
+    floor = max(0.1 * float(np.median(reach)), 1e-9)
+    local = np.maximum(np.median(reach[idx], axis=1), floor) if idx.size else reach + floor
+    ratio = np.log(np.maximum(reach, floor) / local)
     forest = IsolationForest(n_estimators=n_estimators, max_samples=min(max_samples, len(x)),
                              random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         forest.fit(x)
         iso = -forest.score_samples(x)
-    return robust_z(knn), robust_z(iso)
+    return np.maximum(robust_z(np.log(reach + floor)), robust_z(ratio)), robust_z(iso)
 
 
 @register_detector
 class OutlierDetector(Detector):
-    """Class-conditional k-NN distance and isolation score, fused as robust z-scores.
+    """Class-conditional neighbour distance and isolation score, fused as robust z.
 
     Parameters
     ----------
     k:
-        same-class neighbours for the distance statistic.
+        same-class neighbours for the density statistic.
     z_flag:
         robust z (the smaller of the two statistics) at which a row is flagged
         (score 0.5).
@@ -74,7 +87,7 @@ class OutlierDetector(Detector):
     name = "outlier"
     needs = frozenset({"features"})
 
-    def __init__(self, *, k: int = 5, z_flag: float = 5.0, n_estimators: int = 100,
+    def __init__(self, *, k: int = 5, z_flag: float = 7.0, n_estimators: int = 100,
                  max_samples: int = 256, max_reference: int = 2000, seed: int = 0) -> None:
         self.k = k
         self.z_flag = z_flag
@@ -88,7 +101,7 @@ class OutlierDetector(Detector):
             raise UsageError("outlier: k must be >= 1 and z_flag > 0")
         labels = np.asarray(dataset.labels)
         x = np.asarray(representation.features, dtype=np.float32)
-        z_knn = np.zeros(len(labels))
+        z_dist = np.zeros(len(labels))
         z_iso = np.zeros(len(labels))
         examined: list[int] = []
         for c in range(dataset.n_classes):
@@ -96,17 +109,17 @@ class OutlierDetector(Detector):
             if len(rows) < _MIN_CLASS_ROWS:
                 continue
             examined.append(c)
-            z_knn[rows], z_iso[rows] = class_outlier_z(
+            z_dist[rows], z_iso[rows] = class_outlier_z(
                 x[rows], k=self.k, n_estimators=self.n_estimators,
                 max_samples=self.max_samples, max_reference=self.max_reference,
                 seed=self.seed + c)
-        fused = np.minimum(z_knn, z_iso)
+        fused = np.minimum(z_dist, z_iso)
         scores = scores_from_z(fused, self.z_flag)
         flags = fused >= self.z_flag
         names = dataset.classes
         reasons = {
             int(i): (f"far from the rest of class {names[labels[i]]}: robust z {fused[i]:.1f} "
-                     f"(neighbour distance z {z_knn[i]:.1f}, isolation z {z_iso[i]:.1f})")
+                     f"(neighbour distance z {z_dist[i]:.1f}, isolation z {z_iso[i]:.1f})")
             for i in np.flatnonzero(flags)
         }
         flagged_classes = set(labels[flags].tolist())

@@ -32,9 +32,16 @@ def test_clean_data_is_mostly_left_alone(clean) -> None:  # type: ignore[no-unty
 def test_random_flips_are_found(poisoned) -> None:  # type: ignore[no-untyped-def]
     attack, rep = poisoned("digits-tabular", "flip", rate=0.1, seed=1)
     result = KnnDetector().score(attack.dataset, rep)
-    assert _f1(result.flags, attack.truth.poisoned) >= 0.85
+    # Measured 0.72: knn is the strict second opinion (9 of 10 neighbours against the
+    # label, and the out-of-fold model does not back it); precision is what it owes.
+    flags = result.flags
+    assert _f1(flags, attack.truth.poisoned) >= 0.65
+    assert attack.truth.mask[flags].mean() >= 0.9
     i = int(np.flatnonzero(result.flags)[0])
     assert "of 10 neighbours are" in result.reasons[i]
+    assert "out-of-fold p(label)=" in result.reasons[i]
+    lenient = KnnDetector(max_model_support=1.0, min_margin=0.6).score(attack.dataset, rep)
+    assert lenient.n_flagged > result.n_flagged
     deep = KnnDetector(space="embedding_oof").score(attack.dataset, rep)
     assert deep.meta["space"] == "embedding_oof" and deep.n_flagged > 0
 
