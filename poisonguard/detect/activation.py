@@ -94,7 +94,7 @@ class ActivationDetector(Detector):
     needs: ClassVar[frozenset[str]] = frozenset({"embedding", "features"})
 
     def __init__(self, *, dims: int = 10, k: int = 3, min_separation: float = 4.0,
-                 min_rows: int = 5, max_share: float = 0.6, seed: int = 0) -> None:
+                 min_rows: int = 5, max_share: float = 0.45, seed: int = 0) -> None:
         self.dims = dims
         self.k = k
         self.min_separation = min_separation

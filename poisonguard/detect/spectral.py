@@ -242,7 +242,7 @@ class _SpectralBase(Detector):
     method: ClassVar[str] = ""
 
     def __init__(self, *, min_separation: float = 4.0, min_rows: int = 5,
-                 max_share: float = 0.6, seed: int = 0) -> None:
+                 max_share: float = 0.45, seed: int = 0) -> None:
         self.min_separation = min_separation
         self.min_rows = min_rows
         self.max_share = max_share
@@ -281,7 +281,7 @@ class SpectreDetector(_SpectralBase):
     method = "robust-whitened"
 
     def __init__(self, *, dims: int = 16, alpha: float = 4.0, min_separation: float = 4.0,
-                 min_rows: int = 5, max_share: float = 0.6, seed: int = 0) -> None:
+                 min_rows: int = 5, max_share: float = 0.45, seed: int = 0) -> None:
         super().__init__(min_separation=min_separation, min_rows=min_rows, max_share=max_share,
                          seed=seed)
         self.dims = dims

@@ -119,3 +119,25 @@ def test_bad_parameters_are_usage_errors() -> None:
         get_detector("spectre", max_share=0).score(data, rep)
     with pytest.raises(UsageError):
         get_detector("spectral", min_separation=-1).score(data, rep)
+
+
+@pytest.mark.parametrize("name", ["spectral", "spectre", "activation"])
+def test_class_of_two_equal_clusters_is_clean(name: str) -> None:
+    """A class made of two equal, well separated clusters (make_classification's
+    n_clusters_per_class=2) is natural structure, not a poisoned minority."""
+    from tests.helpers import tiny_representation
+
+    rng = np.random.default_rng(3)
+    blobs = []
+    for c in range(5):
+        centre = rng.normal(scale=8.0, size=8)
+        if c == 0:
+            blobs += [rng.normal(size=(150, 8)) + centre, rng.normal(size=(150, 8)) + centre + 12]
+        else:
+            blobs.append(rng.normal(size=(300, 8)) + centre)
+    x = np.vstack(blobs).astype(np.float32)
+    y = np.repeat(np.arange(5), 300)
+    data = Dataset(labels=y, classes=tuple("abcde"), features=x)
+    result = get_detector(name).score(data, tiny_representation(data))
+    assert result.n_flagged == 0
+    assert 0 in result.clean_classes
