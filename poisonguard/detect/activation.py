@@ -67,7 +67,7 @@ def reclassify(features: np.ndarray, labels: np.ndarray, members: np.ndarray, *,
     closest (a per-class nearest-neighbour rule, so that removing part of a class
     does not by itself tip the votes to a bigger class).
     """
-    x = np.asarray(features, dtype=np.float64)
+    x = np.asarray(features)  # float32 is plenty for distances; no N x D float64 copy
     rows = np.flatnonzero(members)
     out = labels[rows].copy()
     if len(rows) == 0:

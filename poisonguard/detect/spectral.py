@@ -187,7 +187,7 @@ def per_class_tests(
     scores: below the flag level for every row, ranked by |robust z| of the projection.
     Classes with fewer than ``2 * min_rows + 2`` rows are not examined.
     """
-    emb = np.asarray(representation.embedding, dtype=np.float64)
+    emb = representation.embedding  # converted to float64 class by class (memory)
     labels = dataset.labels
     scores = np.zeros(len(labels))
     tests: dict[int, tuple[np.ndarray, SplitTest]] = {}

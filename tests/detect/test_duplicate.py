@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from poisonguard.data import Dataset
 from poisonguard.detect.duplicate import DuplicateDetector, exact_duplicate_groups
@@ -47,3 +48,13 @@ def test_exact_copies_with_another_label_are_found() -> None:
     assert "exact copy of row 3" in result.reasons[80]
     assert result.suggested_labels[80] == 0
     assert result.flags.sum() <= 3
+
+
+def test_hash_collisions_never_merge_different_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    import poisonguard.detect.duplicate as dup
+
+    monkeypatch.setattr(dup, "_row_hashes", lambda flat: np.zeros(len(flat), dtype=np.uint64))
+    x = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [5.0, 6.0], [3.0, 4.0]])
+    g = dup.exact_duplicate_groups(x)
+    assert g[0] == g[2] and g[1] == g[4]
+    assert len({g[0], g[1], g[3]}) == 3
