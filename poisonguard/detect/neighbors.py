@@ -52,13 +52,27 @@ def clear_cache() -> None:
 
 
 def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Remove each row's own index from its k + 1 results (else the farthest result)."""
+    """Remove each row's own index from its k + 1 results (else the farthest result).
+
+    Most rows find themselves first: those just lose column 0. Only the others (exact
+    duplicates that tie with the row, approximate misses) go through a per-row sort.
+    """
     n = len(idx)
-    is_self = idx == np.arange(n)[:, None]
-    no_self = ~is_self.any(axis=1)
-    is_self[no_self, -1] = True
-    order = np.argsort(is_self, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
+    own_first = idx[:, 0] == np.arange(n)
+    out_d = np.empty((n, k), dtype=dist.dtype)
+    out_i = np.empty((n, k), dtype=idx.dtype)
+    out_d[own_first] = dist[own_first, 1:k + 1]
+    out_i[own_first] = idx[own_first, 1:k + 1]
+    rest = np.flatnonzero(~own_first)
+    if rest.size:
+        sub_i = idx[rest]
+        is_self = sub_i == rest[:, None]
+        no_self = ~is_self.any(axis=1)
+        is_self[no_self, -1] = True
+        order = np.argsort(is_self, axis=1, kind="stable")[:, :k]
+        out_d[rest] = np.take_along_axis(dist[rest], order, axis=1)
+        out_i[rest] = np.take_along_axis(sub_i, order, axis=1)
+    return out_d, out_i
 
 
 def _sklearn_search(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
