@@ -14,7 +14,8 @@ from poisonguard.data import atomic_path, atomic_write_text
 from poisonguard.errors import DataError
 
 __all__ = [
-    "Findings", "Reason", "RowFinding", "RowTable", "as_table", "load_findings", "save_findings",
+    "Findings", "Reason", "RowFinding", "RowTable", "as_table", "load_findings", "rows_within",
+    "save_findings",
 ]
 
 ACTIONS = ("keep", "drop", "relabel", "review")
@@ -114,14 +115,12 @@ class Findings:
 
     @property
     def flagged(self) -> list[RowFinding]:
-        if isinstance(self.rows, RowTable):
-            return [self.rows[int(k)] for k in np.flatnonzero(self.rows.flagged)]
-        return [r for r in self.rows if r.flagged]
+        table = as_table(self)
+        return [table[int(k)] for k in np.flatnonzero(table.flagged)]
 
     def flagged_indices(self) -> list[int]:
-        if isinstance(self.rows, RowTable):
-            return self.rows.row_index[self.rows.flagged].tolist()
-        return [r.index for r in self.rows if r.flagged]
+        table = as_table(self)
+        return table.row_index[table.flagged].tolist()
 
     def to_dict(self, *, with_rows: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -188,6 +187,14 @@ def as_table(findings: Findings) -> RowTable:
     )
 
 
+def rows_within(findings: Findings, n_rows: int, *, path: str | None = None) -> np.ndarray:
+    """The findings' row indices, after checking that each names one of ``n_rows`` rows."""
+    index = as_table(findings).row_index
+    if index.size and (index.min() < 0 or index.max() >= n_rows):
+        raise DataError("the findings refer to rows outside the data", path=path)
+    return index
+
+
 def save_findings(findings: Findings, path: str | Path) -> None:
     """Write findings as JSON, or as Parquet (one row per data row) by suffix.
 
@@ -228,7 +235,6 @@ def _table_from_arrow(arrow: Any, header: dict[str, Any], path: str) -> RowTable
     n = arrow.num_rows
     col = {c: arrow.column(c) for c in arrow.column_names}
     try:
-        suggested = np.asarray(col["suggested_label"].to_numpy(zero_copy_only=False))
         reasons: dict[int, tuple[Reason, ...]] = {}
         for k, text in enumerate(col["reasons"].to_pylist()):
             if text != "[]":
@@ -244,8 +250,7 @@ def _table_from_arrow(arrow: Any, header: dict[str, Any], path: str) -> RowTable
             row_index=col["index"].to_numpy(), ids=col["id"].to_pylist(),
             score=col["score"].to_numpy(), flagged=col["flagged"].to_numpy(zero_copy_only=False),
             action=np.asarray(col["action"].to_pylist(), dtype=object),
-            suggested=np.where(np.isnan(suggested.astype(np.float64)), -1,
-                               np.nan_to_num(suggested.astype(np.float64))).astype(np.int64),
+            suggested=col["suggested_label"].fill_null(-1).to_numpy(),
             reasons=reasons, detector_names=names,
             detector_scores=np.asarray(scores, dtype=np.float64).reshape(n, len(names)),
         )

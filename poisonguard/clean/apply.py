@@ -22,7 +22,7 @@ from poisonguard.data import (
     save_table,
 )
 from poisonguard.errors import DataError, UsageError
-from poisonguard.findings import Findings, as_table
+from poisonguard.findings import Findings, as_table, rows_within
 
 __all__ = ["CleanPlan", "CleanResult", "apply_findings", "plan_cleaning"]
 
@@ -81,14 +81,12 @@ def _check_matches(findings: Findings, dataset: Dataset) -> None:
             f"findings cover {len(findings.rows)} rows but the data has {len(dataset)}",
             path=dataset.source,
         )
-    t = as_table(findings)
-    if t.row_index.size and (t.row_index.min() < 0 or t.row_index.max() >= len(dataset)):
-        raise DataError("the findings refer to rows outside the data", path=dataset.source)
-    ids = np.asarray(dataset.ids, dtype=object)[t.row_index]
-    differ = np.flatnonzero(ids != np.asarray(t.ids, dtype=object))
+    index = rows_within(findings, len(dataset), path=dataset.source)
+    ids = np.asarray(dataset.ids, dtype=object)[index]
+    differ = np.flatnonzero(ids != np.asarray(as_table(findings).ids, dtype=object))
     if differ.size:
         raise DataError("data does not match the findings (row id differs)",
-                        path=dataset.source, row=int(t.row_index[differ[0]]))
+                        path=dataset.source, row=int(index[differ[0]]))
 
 
 def apply_findings(

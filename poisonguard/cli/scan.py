@@ -145,9 +145,10 @@ def scan_command(
         out_console.print(f"Findings written to {target}")
         if report is not None:
             out_console.print(f"Report written to {report}")
-    table = as_table(findings)
-    if fail_on is not None and bool((table.flagged & (table.score >= fail_on)).any()):
-        raise typer.Exit(1)
+    if fail_on is not None:
+        table = as_table(findings)
+        if bool((table.flagged & (table.score >= fail_on)).any()):
+            raise typer.Exit(1)
 
 
 @command("clean")

@@ -14,6 +14,8 @@ both copies are flagged. The reason names the other row.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from poisonguard.data import Dataset
@@ -46,6 +48,15 @@ def _row_hashes(flat: np.ndarray, *, chunk: int = 65_536) -> np.ndarray:
     return out
 
 
+def shared_groups(group: np.ndarray) -> Iterator[np.ndarray]:
+    """The row indices of each group id that two or more rows share."""
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
+    sizes = np.diff(np.r_[starts, len(group)])
+    for s, size in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
+        yield order[s:s + size]
+
+
 def exact_duplicate_groups(x: np.ndarray) -> np.ndarray:
     """A group id per row: rows with identical values share it.
 
@@ -56,12 +67,8 @@ def exact_duplicate_groups(x: np.ndarray) -> np.ndarray:
     flat = np.ascontiguousarray(np.asarray(x).reshape(len(x), -1))
     _, group = np.unique(_row_hashes(flat), return_inverse=True)
     group = np.asarray(group, dtype=np.int64).ravel()
-    order = np.argsort(group, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
-    sizes = np.diff(np.r_[starts, len(group)])
     next_id = int(group.max()) + 1 if len(group) else 0
-    for s, size in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
-        members = order[s:s + size]
+    for members in shared_groups(group):
         rest = members
         while len(rest):  # split a shared hash into groups of truly equal rows
             same = (flat[rest] == flat[rest[0]]).all(axis=1)
@@ -109,11 +116,7 @@ class DuplicateDetector(Detector):
         partner = np.full(n, -1, dtype=np.int64)
         # Exact copies: the representative of each group with another label.
         group = exact_duplicate_groups(dataset.matrix())
-        order = np.argsort(group, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
-        sizes = np.diff(np.r_[starts, n])
-        for s, size in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
-            members = order[s:s + size]
+        for members in shared_groups(group):
             for i in members:
                 other = members[labels[members] != labels[i]]
                 if len(other):

@@ -13,7 +13,7 @@ import numpy as np
 from poisonguard.data import Dataset
 from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.errors import DataError, UsageError
-from poisonguard.findings import Findings, as_table
+from poisonguard.findings import Findings, as_table, rows_within
 
 __all__ = ["ReportContext", "build_context", "check_match"]
 
@@ -76,9 +76,7 @@ def check_match(findings: Findings, dataset: Dataset) -> None:
     if len(dataset) != rows or len(findings.rows) != len(dataset):
         raise DataError(f"the findings describe {rows:,} rows but the data has "
                         f"{len(dataset):,}: not the scanned data", path=dataset.source)
-    index = as_table(findings).row_index
-    if index.size and (index.min() < 0 or index.max() >= len(dataset)):
-        raise DataError("the findings refer to rows outside the data", path=dataset.source)
+    rows_within(findings, len(dataset), path=dataset.source)
     expected = findings.dataset.get("sha256")
     if expected and dataset_digest(dataset) != expected:
         raise DataError("the data's sha256 differs from the one in the findings: "
