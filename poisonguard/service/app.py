@@ -70,7 +70,9 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))}
                   for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
-    return dashboard.render(request, "error.html", status=422, message="invalid form or URL")
+    fields = ", ".join(str(e.get("loc", ("?",))[-1]) for e in exc.errors())
+    return dashboard.render(request, "error.html", status=422,
+                            message=f"invalid form or URL ({fields})")
 
 
 _STATUS = [(LedgerLockedError, 503), (IntegrityError, 409), (DataError, 422), (UsageError, 422)]

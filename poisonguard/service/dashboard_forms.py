@@ -149,8 +149,8 @@ async def start_check(request: Request, dataset_id: DatasetId,
 async def decide(request: Request, dataset_id: DatasetId,
                  row: Annotated[int, Path(ge=0, le=2**31 - 1)],
                  decision: Annotated[str, Path(pattern="^(approve|quarantine|release)$")],
-                 back: Annotated[str, Form(max_length=100, pattern=r"^/(jobs|datasets)/"
-                                           r"[0-9a-f]{16}$")] = "",
+                 back: Annotated[str, Form(max_length=100, pattern=r"^(/(jobs|datasets)/"
+                                           r"[0-9a-f]{16})?$")] = "",
                  who: Principal = Depends(Need(Role.curator, scope="dataset"))) -> Response:
     svc = service_of(request)
     record = await run_in_threadpool(svc.dataset, dataset_id)

@@ -54,7 +54,8 @@ def ingest(service: Service, upload: Received, who: Principal, *, label: str = "
             ds = load_dataset(upload.path, label=label_col, id_column=id_col)
         except DataError as exc:
             row = f": row {exc.row}" if exc.row is not None else ""
-            raise UploadRefused(422, f"{upload.name}{row}: {exc.message}") from None
+            message = exc.message.replace(str(upload.path), upload.name)  # no server paths
+            raise UploadRefused(422, f"{upload.name}{row}: {message}") from None
         except (OSError, ValueError, UnicodeDecodeError):
             raise UploadRefused(422, f"{upload.name}: cannot be read as "
                                      f"{suffix.lstrip('.')}") from None
