@@ -154,6 +154,7 @@ async def decide(request: Request, dataset_id: DatasetId,
                  who: Principal = Depends(Need(Role.curator, scope="dataset"))) -> Response:
     svc = service_of(request)
     record = await run_in_threadpool(svc.dataset, dataset_id)
+    assert record is not None  # Need(scope="dataset") found it
     request.state.audit = {"action": decision, "row": row}
     await run_in_threadpool(records.decide, svc, record, row, decision, who)
     return _see_other(back or f"/datasets/{dataset_id}")

@@ -18,31 +18,32 @@ class _In(BaseModel):
 
 
 class ScanIn(_In):
-    detectors: list[str] | None = Field(None, max_length=32,
+    detectors: list[str] | None = Field(default=None, max_length=32,
                                         description="Detector names (default: the defaults).")
-    threads: int | None = Field(None, ge=1, le=64, description="BLAS threads of the scan.")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    threads: int | None = Field(default=None, ge=1, le=64,
+                                description="BLAS threads of the scan.")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
 
 
 class CheckIn(_In):
-    baseline: str = Field(..., pattern=ID_PATTERN, description="Trusted dataset's id.")
+    baseline: str = Field(pattern=ID_PATTERN, description="Trusted dataset's id.")
 
 
 class SnapshotIn(_In):
-    source: str = Field("", max_length=200, description="Where the data came from.")
+    source: str = Field(default="", max_length=200, description="Where the data came from.")
 
 
 class DecisionIn(_In):
-    note: str = Field("", max_length=500)
+    note: str = Field(default="", max_length=500)
 
 
 class UserIn(_In):
-    name: str = Field(..., pattern=r"^[a-z][a-z0-9._-]{0,63}$")
+    name: str = Field(pattern=r"^[a-z][a-z0-9._-]{0,63}$")
     role: RoleName
 
 
 class TokenIn(_In):
-    days: float = Field(90.0, gt=0, le=3650)
+    days: float = Field(default=90.0, gt=0, le=3650)
 
 
 class GrantIn(_In):
@@ -51,7 +52,7 @@ class GrantIn(_In):
 
 class TokenOut(BaseModel):
     token_id: str
-    token: str = Field(..., description="Shown once; only its salted hash is stored.")
+    token: str = Field(description="Shown once; only its salted hash is stored.")
 
 
 class DatasetOut(BaseModel):

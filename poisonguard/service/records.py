@@ -78,7 +78,7 @@ def ingest(service: Service, upload: Received, who: Principal, *, label: str = "
     except BaseException:
         service.files.drop_dataset(dataset_id, suffix)
         raise
-    return {**record, "classes": json.loads(record["classes"])}
+    return {**record, "classes": [str(c) for c in ds.classes]}
 
 
 def latest_findings(service: Service, dataset_id: str) -> tuple[str, Findings] | None:

@@ -27,21 +27,27 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="POISONGUARD_", extra="ignore")
 
-    home: Path = Field(Path(".poisonguard/service"),
+    home: Path = Field(default=Path(".poisonguard/service"),
                        description="Folder for the database, uploads, results and keys.")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL (postgresql://...); default: SQLite in home.")
+        default=None, description="SQLAlchemy URL (postgresql://...); default: SQLite in home.")
     data_key_file: Path | None = Field(
-        None, description="AES-256 key file: stored datasets and results are encrypted "
+        default=None, description="AES-256 key file: stored datasets and results are encrypted "
         "at rest (default: $POISONGUARD_SNAPSHOT_KEY when set).")
     signing_key_file: Path | None = Field(
-        None, description="Ed25519 key signing snapshots; default: made in home/keys.")
-    max_upload_mb: float = Field(200.0, gt=0, description="Largest accepted upload (MiB).")
-    token_days: int = Field(90, ge=1, description="Lifetime of a new API token (days).")
-    session_minutes: int = Field(480, ge=1, description="Lifetime of a dashboard session.")
-    job_workers: int = Field(1, ge=1, le=64, description="Jobs running at the same time.")
-    scan_threads: int = Field(1, ge=1, le=256, description="BLAS threads of one scan.")
-    secure_cookies: bool = Field(True, description="Mark cookies Secure (HTTPS or localhost).")
+        default=None, description="Ed25519 key signing snapshots; default: made in home/keys.")
+    max_upload_mb: float = Field(default=200.0, gt=0,
+                                 description="Largest accepted upload (MiB).")
+    token_days: int = Field(default=90, ge=1,
+                            description="Lifetime of a new API token (days).")
+    session_minutes: int = Field(default=480, ge=1,
+                                 description="Lifetime of a dashboard session.")
+    job_workers: int = Field(default=1, ge=1, le=64,
+                             description="Jobs running at the same time.")
+    scan_threads: int = Field(default=1, ge=1, le=256,
+                              description="BLAS threads of one scan.")
+    secure_cookies: bool = Field(default=True,
+                                 description="Mark cookies Secure (HTTPS or localhost).")
 
     @property
     def max_upload_bytes(self) -> int:

@@ -178,7 +178,7 @@ async def receive_form(chunks: AsyncIterator[bytes], content_type: str, *, tmp_d
     if not boundary:
         raise UploadRefused(422, "malformed multipart body (no boundary)")
     form = _Form(tmp_dir, limit)
-    parser = MultipartParser(boundary, {  # type: ignore[arg-type]
+    parser = MultipartParser(boundary, {
         "on_part_begin": form.on_part_begin, "on_part_data": form.on_part_data,
         "on_part_end": form.on_part_end, "on_header_field": form.on_header_field,
         "on_header_value": form.on_header_value, "on_header_end": form.on_header_end,

@@ -73,7 +73,9 @@ def add_user(store: Store, name: str, role: str | Role) -> int:
         if conn.execute(sa.select(users.c.id).where(users.c.name == name)).first():
             raise UsageError(f"user {name!r} already exists")
         res = conn.execute(users.insert().values(name=name, role=r.name, created_at=time.time()))
-        return int(res.inserted_primary_key[0])
+        key = res.inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
 
 def list_users(store: Store) -> list[dict[str, object]]:

@@ -31,7 +31,8 @@ def test_scan_check_and_decisions(sqlite_world: World, poisoned_csv: Path,
     page = w.client.get(f"/api/jobs/{job['id']}/findings", headers=w.h("viewer")).json()
     assert page["total"] == job["summary"]["flagged"]
     flagged = [row["index"] for row in page["rows"]]
-    truth = set(run_attack("flip", builtin_dataset("wine"), rate=0.05, seed=0).truth.poisoned.tolist())
+    attack = run_attack("flip", builtin_dataset("wine"), rate=0.05, seed=0)
+    truth = set(attack.truth.poisoned.tolist())
     assert truth & set(flagged)  # the library's scan found some of the flipped rows
 
     row = flagged[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -25,8 +26,8 @@ def n_datasets(w: World) -> int:
         return int(conn.execute(sa.select(sa.func.count()).select_from(datasets)).scalar() or 0)
 
 
-def assert_refused(w: World, response: object, status: int, reason: str | None = None) -> None:
-    assert getattr(response, "status_code") == status, getattr(response, "text")
+def assert_refused(w: World, response: Any, status: int, reason: str | None = None) -> None:
+    assert response.status_code == status, response.text
     last = w.audits()[-1]
     assert last.details["outcome"] == "refused" and last.details["status"] == status
     if reason is not None:
@@ -107,7 +108,7 @@ def test_sql_injection_strings_do_nothing(sqlite_world: World, poisoned_csv: Pat
     assert w.client.get(f"/api/datasets/{evil}", headers=h).status_code in (404, 422)
     assert w.client.get(f"/api/jobs/{evil}", headers=h).status_code in (404, 422)
     r = w.upload(poisoned_csv, "admin", label=evil)
-    assert r.status_code == 422 and evil in r.json()["detail"] or "label" in r.text
+    assert r.status_code == 422
     r = w.client.get("/api/me", headers=auth(f"pgt_{evil}"))
     assert r.status_code == 401
     with w.service.store.read() as conn:
