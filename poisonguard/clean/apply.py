@@ -112,9 +112,9 @@ def plan_cleaning(findings: Findings, n_rows: int, *, action: Action = "quaranti
     if dataset is not None and dataset.modality != "text":
         for rows in _conflict_groups(dataset.matrix(), dataset.labels):
             if flagged[rows].any():
-                keep = _one_consistent_copy(rows, dataset.labels, flagged)
-                out_of_dups[rows[rows != keep]] = True
-                flagged[keep] = False
+                kept = _one_consistent_copy(rows, dataset.labels, flagged)
+                out_of_dups[rows[rows != kept]] = True
+                flagged[kept] = False
     if action == "relabel":
         confident = t.flagged & (t.suggested >= 0) & (t.action == "relabel") \
             & (t.score >= CONFIDENT_SCORE) & ~out_of_dups[t.row_index]

@@ -20,6 +20,10 @@ from poisonguard.cli.options import (
     LabelOpt,
     LedgerOpt,
     NoLedgerOpt,
+    ProgressMode,
+    ProgressOpt,
+    ThreadsOpt,
+    column_list,
 )
 from poisonguard.data import Dataset, load_embeddings
 from poisonguard.datasets import BUILTIN_PREFIX, open_dataset, scanned_options
@@ -118,20 +122,24 @@ def scan_command(
     png: Annotated[Path | None, typer.Option(
         help="Also write a PNG summary figure here (and the report, to OUT/report.html).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for model training.")] = 0,
-    threads: Annotated[int | None, typer.Option(
-        help="BLAS/OpenMP threads (default 1: the scan's many small per-class fits run "
-             "faster single-threaded).", min=1)] = None,
+    threads: ThreadsOpt = None,
     ledger: LedgerOpt = None,
     no_ledger: NoLedgerOpt = False,
+    progress_mode: ProgressOpt = ProgressMode.auto,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Find poisoned rows: rank every row, flag the suspicious ones, say why."""
     if fail_on is not None and not 0.0 <= fail_on <= 1.0:
         raise UsageError("--fail-on must be between 0 and 1")
-    dataset = open_dataset(data, label=label, id_column=id_column)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: --out must be a folder (it is a file)")
+    dataset = open_dataset(data, label=label, id_column=id_column,
+                           categorical=column_list(categorical), ignore=column_list(ignore))
+    if not quiet and not as_json:
+        print_notes(dataset)
     emb = load_embeddings(embeddings, len(dataset)) if embeddings is not None else None
-    with progress_bar(not quiet and not as_json) as progress:
+    with progress_bar(not quiet and not as_json, progress_mode.value) as progress:
         findings, _, rep = scan_dataset(dataset, detectors=_parse_detectors(detectors),
                                         embeddings=emb, seed=seed, progress=progress,
                                         threads=threads)

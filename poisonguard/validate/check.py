@@ -58,7 +58,7 @@ def check(baseline: Profile, data: str | Path | Dataset | Source, *,
     prog = progress or NullProgress()
     ignored = {name for name, rule in cfg.features.items() if rule.ignore}
     skip = ignored | set(baseline.ignored) | {c for c in (id_column, baseline.id_column) if c}
-    unknown = sorted(set(cfg.features) - set(baseline.kinds) - ignored)
+    unknown = sorted(set(cfg.features) - set(baseline.kinds) - (skip - ignored))
     if unknown:
         raise UsageError(f"the config names feature '{unknown[0]}', which the baseline lacks")
     source = data if isinstance(data, Source) else open_source(
