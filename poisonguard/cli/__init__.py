@@ -5,7 +5,14 @@ Each module registers its commands on the shared typer app when imported.
 
 from __future__ import annotations
 
-from poisonguard.cli import attack, provenance, report, scan, validate  # noqa: F401  (registers)
+from poisonguard.cli import (  # noqa: F401  (registers)
+    attack,
+    monitor,
+    provenance,
+    report,
+    scan,
+    validate,
+)
 from poisonguard.cli._app import app
 
 __all__ = ["app", "main"]
