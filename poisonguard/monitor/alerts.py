@@ -153,9 +153,12 @@ def raise_alert(kind: str, subject: str, message: str, *, model: str = "",
             posted = error is None
             values = {"webhook_at": now_iso(), "webhook_error": None} if posted \
                 else {"webhook_error": error}
-            led._write(lambda conn: conn.execute(
-                _alerts.update().where(_alerts.c.key == key).values(**values)))
-            row = row._replace(**values) if hasattr(row, "_replace") else row
+
+            def mark(conn: Connection) -> Any:
+                conn.execute(_alerts.update().where(_alerts.c.key == key).values(**values))
+                return conn.execute(sa.select(_alerts).where(_alerts.c.key == key)).one()
+
+            row = led._write(mark)
             if error is not None:
                 log.warning("poisonguard alert %s: webhook %s", key[:12], error)
         return _row_alert(row, new=new, posted=posted)
