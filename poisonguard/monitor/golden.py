@@ -70,16 +70,16 @@ def register_golden(path: str | Path, *, name: str, label: str = "label",
     >>> g.version, g.rows                                         # doctest: +SKIP
     (1, 719)
     """
+    from poisonguard.provenance import build_manifest, write_manifest
     from poisonguard.provenance.canonical import file_sha256
-    from poisonguard.provenance.manifest import build_manifest, write_manifest
 
     check_name(name, "golden set")
     p = Path(path).absolute()
     ds = load_dataset(p, label=label)
-    manifest = build_manifest(ds, path=p, source=f"golden:{name}", actor=actor)
+    manifest = build_manifest(p, source=f"golden:{name}", actor=actor, label=label)
     if manifest_out is not None:
         write_manifest(manifest, manifest_out)
-    root = str(manifest["merkle"]["root"])
+    root = manifest.root
     with using_ledger(ledger) as led:
         entry = led.append("monitor-golden", actor=actor,
                            inputs=[{"path": str(p), "root": root, "sha256": file_sha256(p)}],
@@ -124,8 +124,8 @@ def get_golden(name: str, *, version: int | None = None, ledger: LedgerLike = No
 
 def load_golden(golden: GoldenSet) -> Dataset:
     """The golden set's data, after checking that file and rows are the registered ones."""
+    from poisonguard.provenance import build_manifest
     from poisonguard.provenance.canonical import file_sha256
-    from poisonguard.provenance.lineage import dataset_root
 
     where = f"golden set {golden.name} v{golden.version} ({golden.path})"
     try:
@@ -134,10 +134,9 @@ def load_golden(golden: GoldenSet) -> Dataset:
         raise IntegrityError(f"{where}: cannot read ({exc.strerror})") from None
     if digest != golden.sha256:
         raise IntegrityError(f"{where}: the file changed since it was registered")
-    ds = load_dataset(golden.path, label=golden.label)
-    if dataset_root(ds) != golden.root:
+    if build_manifest(golden.path, label=golden.label).root != golden.root:
         raise IntegrityError(f"{where}: its rows changed since it was registered")
-    return ds
+    return load_dataset(golden.path, label=golden.label)
 
 
 def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, *, bins: int = 15) -> float:

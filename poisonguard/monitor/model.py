@@ -4,9 +4,9 @@ A model file is one safetensors file: the weights, and the architecture as JSON 
 the header's ``__metadata__["poisonguard"]`` (``format``, ``arch`` ("mlp" or
 "cnn"), ``input_shape`` (H, W, C), ``classes``, ``offset`` / ``scale`` (inputs are
 ``(x - offset) / scale``), ``width``, ``hidden``). Loading never unpickles: the
-header is checked by :func:`~poisonguard.provenance.modelscan.scan_model`, the
-tensors are read by the ``safetensors`` package and must match the architecture
-exactly (names and shapes), else the file is refused.
+file is checked and read by :func:`poisonguard.provenance.load_model` (which scans
+it first), and the tensors must match the architecture exactly (names and shapes),
+else the file is refused.
 """
 
 from __future__ import annotations
@@ -183,32 +183,21 @@ def save_model(model: ImageClassifier, path: str | Path) -> Path:
     return Path(path)
 
 
-def _safetensors() -> Any:
-    try:
-        import safetensors
-    except ImportError as exc:
-        raise MissingDependencyError("safetensors", "torch", "loading model files") from exc
-    return safetensors
-
-
 def load_model(path: str | Path, *, device: str = "cpu") -> ImageClassifier:
     """Load a model written by :func:`save_model`; refuse anything else."""
-    from poisonguard.provenance.modelscan import scan_model
+    from poisonguard.provenance import load_model as load_safe
 
     torch = torch_module()
     p = Path(path)
-    scan = scan_model(p)
-    if scan.format != "safetensors" or not scan.safe:
-        raise DataError(f"not a safe safetensors file ({scan.format}; "
-                        f"{'; '.join(scan.problems) or 'only safetensors can be run'})",
-                        path=str(p))
-    st = _safetensors()
+    if p.suffix.lower() != ".safetensors":
+        raise DataError("the monitor runs safetensors models (.safetensors)", path=str(p))
+    tensors = load_safe(p, framework="pt")  # scans the file first; refuses anything unsafe
+    from safetensors import SafetensorError, safe_open
+
     try:
-        with st.safe_open(str(p), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            cfg = NetConfig.from_dict(json.loads(meta["poisonguard"]))
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-    except (KeyError, ValueError, TypeError, OSError, st.SafetensorError) as exc:
+        with safe_open(str(p), framework="pt") as fh:
+            cfg = NetConfig.from_dict(json.loads((fh.metadata() or {})["poisonguard"]))
+    except (KeyError, ValueError, TypeError, OSError, SafetensorError) as exc:
         raise DataError(f"not a poisonguard model file ({exc})", path=str(p)) from None
     except UsageError as exc:
         raise DataError(f"bad model architecture ({exc})", path=str(p)) from None
