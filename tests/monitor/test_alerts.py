@@ -11,8 +11,13 @@ from typing import Any
 import pytest
 
 from poisonguard.errors import UsageError
-from poisonguard.monitor import canary_check, list_alerts, raise_alert, register_golden, \
-    register_model
+from poisonguard.monitor import (
+    canary_check,
+    list_alerts,
+    raise_alert,
+    register_golden,
+    register_model,
+)
 
 from .conftest import TARGET, Digits
 
