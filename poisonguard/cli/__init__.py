@@ -11,6 +11,7 @@ from poisonguard.cli import (  # noqa: F401  (registers)
     provenance,
     report,
     scan,
+    service,
     validate,
 )
 from poisonguard.cli._app import app
