@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import (  # noqa: E402
+    RESULTS,
     command_line,
     fmt,
     machine,
@@ -64,8 +65,8 @@ def _run(**params: Any) -> dict[str, Any]:
 
 
 def grid(aggregators: Sequence[str], attacks: Sequence[str], fractions: Sequence[float],
-         splits: Sequence[str], clients: int, rounds: int, seed: int) -> list[dict[str, Any]]:
-    runs = []
+         splits: Sequence[str], clients: int, rounds: int, seed: int,
+         runs: list[dict[str, Any]], checkpoint: Any) -> list[dict[str, Any]]:
     for split in splits:
         for fraction in fractions:
             f = int(round(fraction * clients))
@@ -78,11 +79,12 @@ def grid(aggregators: Sequence[str], attacks: Sequence[str], fractions: Sequence
                     print(f"{split:9s} {f:2d} {attack:10s} {agg:12s} acc {r['accuracy']:.3f} "
                           f"asr {fmt(r['asr'])} flags {r['flagged']} ({r['false_flags']} "
                           f"false) {r['seconds']}s", flush=True)
+                    checkpoint()
     return runs
 
 
-def seeds(seed_list: Sequence[int]) -> list[dict[str, Any]]:
-    runs = []
+def seeds(seed_list: Sequence[int], runs: list[dict[str, Any]], checkpoint: Any
+          ) -> list[dict[str, Any]]:
     for seed in seed_list:  # the clean reference the accuracy test compares with
         runs.append(_run(clients=20, malicious=0, attack="none", aggregator="fedavg",
                          rounds=20, split="iid", seed=seed))
@@ -94,6 +96,7 @@ def seeds(seed_list: Sequence[int]) -> list[dict[str, Any]]:
                                  rounds=20, split="iid", seed=seed))
                 print(f"seed {seed} {attack:10s} {agg:12s} acc {runs[-1]['accuracy']:.3f} "
                       f"asr {fmt(runs[-1]['asr'])}", flush=True)
+                checkpoint()
     return runs
 
 
@@ -103,7 +106,7 @@ def speed(aggregators: Sequence[str], n_clients: int, n_params: int) -> list[dic
     updates = [[rng.normal(0, 1, size=s).astype(np.float32) for s in shapes]
                for _ in range(n_clients)]
     trusted = [rng.normal(0, 1, size=s).astype(np.float32) for s in shapes]
-    out = []
+    out: list[dict[str, Any]] = []
     for agg in aggregators:
         try:
             rule = aggregator_for(agg, n_clients)
@@ -196,33 +199,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     parts = parse_names(args.parts)
     aggs = parse_names(args.aggregators)
     payload: dict[str, Any] = {"machine_before": machine(), "versions": versions(),
-                               "command": command_line(__file__, argv)}
-    md = ["# Federated defences (issue 17)", "", f"Command: `{payload['command']}`", "",
-          f"Machine (at start): {payload['machine_before']}", ""]
+                               "command": command_line(__file__, argv), "grid": [],
+                               "seeds": [], "speed": []}
     start = time.perf_counter()
+
+    def checkpoint(final: bool = False) -> None:
+        """Write what has been measured so far (a long run can be cut short)."""
+        payload["machine_after"] = machine()
+        payload["seconds"] = round(time.perf_counter() - start, 1)
+        payload["complete"] = final
+        md = ["# Federated defences (issue 17)", "", f"Command: `{payload['command']}`", "",
+              f"Machine (at start): {payload['machine_before']}", ""]
+        if payload["grid"]:
+            md += [f"## Grid: {args.clients} clients, {args.rounds} rounds, digits, seed "
+                   f"{args.seed}; Dirichlet alpha 0.5 for non-IID"]
+            md += _summary(payload["grid"], args.clients) + _reputation(payload["grid"])
+        if payload["seeds"]:
+            md += _seed_table(payload["seeds"])
+        if payload["speed"]:
+            md += ["", f"### one aggregation: {args.speed_clients} clients x "
+                   f"{args.speed_params:,} parameters (float32 updates)", ""]
+            md += md_table(["aggregator", "seconds", "note"], payload["speed"])
+        md += ["", f"Machine (at end): {payload['machine_after']}",
+               f"Wall time: {payload['seconds']} s{'' if final else ' (run still going)'}", ""]
+        write_results("federated", "\n".join(md), payload, args.out_dir)
+
     if "grid" in parts:
-        runs = grid(aggs, parse_names(args.attacks), parse_floats(args.fractions),
-                    parse_names(args.splits), args.clients, args.rounds, args.seed)
-        payload["grid"] = runs
-        md += [f"## Grid: {args.clients} clients, {args.rounds} rounds, digits, seed "
-               f"{args.seed}; Dirichlet alpha 0.5 for non-IID"]
-        md += _summary(runs, args.clients) + _reputation(runs)
+        grid(aggs, parse_names(args.attacks), parse_floats(args.fractions),
+             parse_names(args.splits), args.clients, args.rounds, args.seed,
+             payload["grid"], checkpoint)
     if "seeds" in parts:
-        payload["seeds"] = seeds(parse_ints(args.seeds))
-        md += _seed_table(payload["seeds"])
+        seeds(parse_ints(args.seeds), payload["seeds"], checkpoint)
     if "speed" in parts:
         payload["speed"] = speed(aggs, args.speed_clients, args.speed_params)
-        md += ["", f"### one aggregation: {args.speed_clients} clients x {args.speed_params:,} "
-               "parameters (float32 updates)", ""]
-        md += md_table(["aggregator", "seconds", "note"], payload["speed"])
-    payload["machine_after"] = machine()
-    payload["seconds"] = round(time.perf_counter() - start, 1)
-    md += ["", f"Machine (at end): {payload['machine_after']}",
-           f"Total wall time: {payload['seconds']} s", ""]
-    md_path, _ = write_results("federated", "\n".join(md), payload, args.out_dir)
-    print(f"wrote {md_path}")
+    checkpoint(final=True)
+    print(f"wrote {args.out_dir or RESULTS}/federated.md")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
