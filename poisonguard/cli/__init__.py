@@ -8,6 +8,7 @@ from __future__ import annotations
 from poisonguard.cli import (  # noqa: F401  (registers)
     attack,
     federated,
+    monitor,
     provenance,
     report,
     scan,

@@ -192,9 +192,10 @@ async def get_result(request: Request, job_id: JobId,
         return out
     if job["kind"] == "snapshot":
         from poisonguard.provenance import read_manifest
+        from poisonguard.service.work import MANIFEST
 
-        m = read_manifest(files.result_path(job_id, "manifest.json"), data_key=files.data_key)
-        return {k: v for k, v in m.items() if k not in ("row_hashes", "cells", "ids")}
+        m = read_manifest(files.result_path(job_id, MANIFEST), data_key=files.data_key)
+        return dict(m.header)
     return records.read_findings(service_of(request), job_id).to_dict(with_rows=False)
 
 

@@ -122,15 +122,19 @@ def row_decisions(service: Service, dataset_id: str) -> dict[int, dict[str, Any]
 
 def verify(service: Service, dataset: dict[str, Any], snapshot_job: dict[str, Any]
            ) -> dict[str, Any]:
-    """Compare the stored dataset with a snapshot's signed manifest (library verify)."""
-    from poisonguard.provenance import read_manifest, verify_dataset
+    """Compare the stored file with a snapshot's manifest, signed by the service's key."""
+    from poisonguard.provenance import SignaturePolicy, read_manifest, verify_file
+    from poisonguard.service.work import MANIFEST
 
     if snapshot_job["kind"] != "snapshot" or snapshot_job["status"] != "done":
         raise UsageError(f"job {snapshot_job['id']} is not a finished snapshot")
-    manifest = read_manifest(service.files.result_path(snapshot_job["id"], "manifest.json"),
-                             data_key=service.files.data_key)
-    ds = service.load(dataset)
-    result = verify_dataset(ds, manifest, trusted=service.signing_key.public_key())
+    files = service.files
+    manifest = read_manifest(files.result_path(snapshot_job["id"], MANIFEST),
+                             data_key=files.data_key)
+    policy = SignaturePolicy(pinned=service.signing_key.public_key())
+    stored = files.dataset_path(dataset["id"], dataset["suffix"])
+    with files.plain_copy(stored, dataset["suffix"]) as plain:
+        result = verify_file(plain, manifest, policy=policy, key=service.signing_key)
     out = result.to_dict()  # a bad signature raised IntegrityError above
     return {**out, "changes": out["changes"][:1000], "n_changes": len(out["changes"]),
             "snapshot": snapshot_job["id"]}

@@ -2,7 +2,8 @@
 
 No detection logic lives here: a scan is :func:`poisonguard.scan.scan_dataset`, a
 check is :func:`poisonguard.validate.check` against a profile of the baseline, a
-snapshot is :func:`poisonguard.provenance.snapshot` signed with the service key.
+snapshot is :func:`poisonguard.provenance.snapshot` of the stored file, signed with
+the service key.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from poisonguard.progress import Progress
 if TYPE_CHECKING:
     from poisonguard.service.core import Service
 
-__all__ = ["WORK", "render_scan_views"]
+__all__ = ["MANIFEST", "WORK", "render_scan_views"]
+
+MANIFEST = "manifest.pgm"  # the snapshot job's result name
 
 
 def _dataset(service: Service, dataset_id: str) -> tuple[dict[str, Any], Any]:
@@ -104,19 +107,24 @@ def run_snapshot(service: Service, job: dict[str, Any], progress: Progress) -> d
     from poisonguard.provenance import snapshot
 
     params = json.loads(job["params"])
-    record, ds = _dataset(service, job["dataset_id"])
+    record = service.dataset(job["dataset_id"])
+    if record is None:
+        raise UsageError(f"dataset {job['dataset_id']} no longer exists")
     progress.update("hashing rows", done=0, total=1)
-    out = service.files.result_path(job["id"], "manifest.json")
-    manifest, _ = snapshot(ds, out=out, source=str(params.get("source") or record["name"]),
-                           key=service.signing_key, data_key=service.files.data_key,
-                           record=False)
-    root = manifest["merkle"]["root"]
-    summary = {"rows": manifest["rows"], "root": root,
-               "key_id": manifest["signature"]["key_id"]}
+    out = service.files.result_path(job["id"], MANIFEST)
+    stored = service.files.dataset_path(record["id"], record["suffix"])
+    with service.files.plain_copy(stored, record["suffix"]) as plain:
+        manifest, _ = snapshot(plain, out=out, source=str(params.get("source") or record["name"]),
+                               key=service.signing_key, data_key=service.files.data_key,
+                               record=False, label=record["label"],
+                               id_column=record["id_column"])
+    sig = manifest.signature
+    summary = {"rows": manifest.rows, "root": manifest.root,
+               "key_id": sig["key_id"] if sig else None}
     service.store.ledger.append(
         "snapshot", actor=_actor(service, job),
-        inputs=[{"dataset": record["id"], "sha256": record["sha256"], "root": root}],
-        outputs=[{"job": job["id"], "kind": "manifest", "root": root}],
+        inputs=[{"dataset": record["id"], "sha256": record["sha256"], "root": manifest.root}],
+        outputs=[{"job": job["id"], "kind": "manifest", "root": manifest.root}],
         details={"via": "service", "dataset": record["id"], **summary,
                  "encrypted": service.files.encrypted})
     return summary

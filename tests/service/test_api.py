@@ -11,6 +11,7 @@ from poisonguard.data import save_dataset
 from poisonguard.datasets import builtin_dataset
 from poisonguard.provenance.crypto_at_rest import MAGIC, generate_data_key
 from poisonguard.service import ServiceSettings
+from poisonguard.service.work import MANIFEST
 from tests.service.conftest import QUICK_DETECTORS, World
 
 
@@ -109,7 +110,7 @@ def test_encrypted_at_rest(tmp_path: Path, poisoned_csv: Path) -> None:
         assert poisoned_csv.read_bytes()[:40] not in stored[0].read_bytes()
         snap = w.wait(w.client.post(f"/api/datasets/{ds['id']}/snapshots", json={},
                                     headers=w.h("contributor")).json()["id"], "contributor")
-        manifest = w.service.files.result_path(snap["id"], "manifest.json")
+        manifest = w.service.files.result_path(snap["id"], MANIFEST)
         assert manifest.read_bytes().startswith(MAGIC)
         v = w.client.get(f"/api/datasets/{ds['id']}/verify", params={"snapshot": snap["id"]},
                          headers=w.h("contributor")).json()
