@@ -138,7 +138,7 @@ class RobustStrategy(FlowerFedAvg):
                                        [1.0] * sum(not u and a for u, a in zip(usable, allowed,
                                                                                 strict=True)))
         if len(keep) < self.aggregator.min_clients():
-            record.update(newly_flagged=[name_of[c] for c in newly], skipped=True)
+            record.update(newly_flagged=[name_of.get(str(c), str(c)) for c in newly], skipped=True)
             self.rounds.append(record)
             return None, {"skipped": True, "usable_updates": len(keep)}
         trusted = self.trusted_update(self._global) if self.trusted_update else None
@@ -149,9 +149,9 @@ class RobustStrategy(FlowerFedAvg):
         self._global = [g + u for g, u in zip(self._global, result.update, strict=True)]
         record.update(kept=[names[i] for i in keep], scores=result.scores.tolist(),
                       selected=result.selected.tolist(),
-                      newly_flagged=[name_of[c] for c in newly], skipped=False)
+                      newly_flagged=[name_of.get(str(c), str(c)) for c in newly], skipped=False)
         self.rounds.append(record)
-        flagged = [name_of[c] for c in self.reputation.flagged() if c in name_of]
+        flagged = [name_of[str(c)] for c in self.reputation.flagged() if str(c) in name_of]
         return ndarrays_to_parameters(self._global), {
             "aggregator": self.aggregator.name, "flagged": ",".join(flagged),
             "excluded": len(record["excluded"]), "rejected": len(rejected)}

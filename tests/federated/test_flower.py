@@ -97,8 +97,8 @@ def test_flower_server_and_clients_over_loopback(tmp_path: Path) -> None:
                            env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
     try:
-        srv_log, _ = srv.communicate(timeout=240)
-        cli_log, _ = cli.communicate(timeout=60)
+        srv_log, _ = srv.communicate(timeout=600)  # generous: a loaded 2-core box
+        cli_log, _ = cli.communicate(timeout=120)
     finally:
         for proc in (srv, cli):
             if proc.poll() is None:
