@@ -32,7 +32,6 @@ class Method(StrEnum):
 class Base(StrEnum):
     auto = "auto"
     logistic = "logistic"
-    forest = "forest"
     cnn = "cnn"
     mlp = "mlp"
 
@@ -53,7 +52,7 @@ def train_command(
         help="dp: target delta (default 1/(10 N)).")] = None,
     base: Annotated[Base, typer.Option(
         help="Base model: auto (CNN for images, logistic regression for tables), logistic, "
-             "forest, cnn, mlp.")] = Base.auto,
+             "cnn, mlp.")] = Base.auto,
     trim_fraction: Annotated[float, typer.Option(help="itlm: share of rows left out.")] = 0.1,
     isolation_fraction: Annotated[float, typer.Option(
         help="abl: share of rows isolated.")] = 0.05,

@@ -59,7 +59,7 @@ class ABLClassifier(TorchClassifier):
                  hidden: int = 64, epochs: int | None = None, target_steps: int = 300,
                  batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 1e-4,
                  seed: int = 0, device: str | None = None, isolation_fraction: float = 0.05,
-                 isolation_epochs: int = 12, gamma: float = 0.1, unlearning_epochs: int = 5,
+                 isolation_epochs: int = 12, gamma: float = 0.1, unlearning_epochs: int = 10,
                  unlearning_lr: float = 5e-4, unlearning_cap: float = 5.0) -> None:
         super().__init__(image_shape=image_shape, width=width, hidden=hidden, epochs=epochs,
                          target_steps=target_steps, batch_size=batch_size, lr=lr,

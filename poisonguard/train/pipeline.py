@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
 from poisonguard.data import Dataset, atomic_write_text
@@ -41,7 +40,7 @@ __all__ = ["BASES", "METHODS", "Certificates", "TrainResult", "certify_dataset",
            "train_dataset", "write_model"]
 
 METHODS = ("dpa", "fa", "itlm", "abl", "dp")
-BASES = ("auto", "logistic", "forest", "cnn", "mlp")
+BASES = ("auto", "logistic", "cnn", "mlp")
 CARD_FILE = "model_card.json"
 
 
@@ -83,8 +82,6 @@ def _base(base: str, shape: tuple[int, int, int] | None, seed: int,
         base = "cnn" if shape is not None else "logistic"
     if base == "logistic":
         return default_estimator()
-    if base == "forest":
-        return RandomForestClassifier(n_estimators=100, random_state=seed)
     if base == "cnn" and shape is None:
         raise UsageError("--base cnn needs image data (use mlp for tables)")
     return TorchClassifier(image_shape=shape if base == "cnn" else None, seed=seed,

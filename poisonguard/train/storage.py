@@ -10,10 +10,11 @@ for torch networks, never a pickle.
                            {"torch": "m000", "classes": [...]} or null]},
      "torch": {"class", "params", "groupnorm"} or null}
 
-scikit-learn members load with ``skops.io.load`` after
-``skops.io.get_untrusted_types`` lists nothing outside :data:`TRUSTED_SKOPS_TYPES`;
-torch weights load from ``weights.safetensors`` into a network rebuilt from the JSON.
-Anything else in a folder, or a file that does not check out, is refused.
+Every file is written and read through :mod:`poisonguard.provenance`'s
+``save_model`` / ``load_model`` (which scans a file before loading it and loads skops
+with only skops' default-trusted types): a model holding other types (a random
+forest's trees, for one) is refused when saving, not when loading. Torch weights
+load into a network rebuilt from the JSON.
 """
 
 from __future__ import annotations
@@ -24,19 +25,19 @@ from typing import Any
 
 import numpy as np
 
-from poisonguard.data import atomic_write_bytes, atomic_write_text
-from poisonguard.errors import DataError, IntegrityError, MissingDependencyError
+from poisonguard.data import atomic_write_text
+from poisonguard.errors import DataError, IntegrityError, MissingDependencyError, UsageError
+from poisonguard.provenance import load_model as load_model_file
+from poisonguard.provenance import save_model as save_model_file
 from poisonguard.train.ensemble import DPAClassifier, FAClassifier, _PartitionEnsemble
 from poisonguard.train.itlm import TrimmedLossClassifier
 from poisonguard.train.torch_estimator import TorchClassifier
 
-__all__ = ["MODEL_FILE", "TRUSTED_SKOPS_TYPES", "load_model", "read_model_json", "save_model"]
+__all__ = ["MODEL_FILE", "load_model", "read_model_json", "save_model"]
 
 MODEL_FORMAT = "poisonguard-trained-model"
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
-#: Types skops does not trust by default that a saved model may hold (tree arrays).
-TRUSTED_SKOPS_TYPES = frozenset({"sklearn.tree._tree.Tree"})
 _TORCH_PARAMS = ("image_shape", "width", "hidden", "epochs", "target_steps", "batch_size", "lr",
                  "weight_decay", "seed")
 
@@ -47,14 +48,6 @@ def _skops() -> Any:
     except ImportError as exc:
         raise MissingDependencyError("skops", "train", "saving scikit-learn models") from exc
     return sio
-
-
-def _safetensors() -> Any:
-    try:
-        import safetensors.numpy as stn
-    except ImportError as exc:
-        raise MissingDependencyError("safetensors", "train", "saving torch models") from exc
-    return stn
 
 
 def _torch_config(model: TorchClassifier) -> dict[str, Any]:
@@ -79,7 +72,12 @@ class _Writer:
             self.torch = _torch_config(model)
             return {"torch": name, "classes": [int(c) for c in model.classes_]}
         rel = f"members/{name}.skops"
-        atomic_write_bytes(self.out / rel, _skops().dumps(model))
+        path = save_model_file(model, self.out / rel)
+        untrusted = _skops().get_untrusted_types(file=path)
+        if untrusted:
+            raise UsageError(f"{type(model).__name__} holds types skops does not trust "
+                             f"({', '.join(untrusted)}); it cannot be stored safely: choose "
+                             "another base model")
         return {"file": rel}
 
 
@@ -105,7 +103,7 @@ def save_model(model: Any, out: str | Path, *, method: str, class_names: list[st
                 "classes": [int(c) for c in model.classes_]}
         classes = model.classes_
     if writer.arrays:
-        atomic_write_bytes(folder / WEIGHTS_FILE, _safetensors().save(writer.arrays))
+        save_model_file(writer.arrays, folder / WEIGHTS_FILE)
     doc = {"format": MODEL_FORMAT, "version": 1, "method": method,
            "class_names": list(class_names), "classes": [int(c) for c in classes],
            "n_features": int(model.n_features_in_),
@@ -130,18 +128,6 @@ def read_model_json(folder: str | Path) -> dict[str, Any]:
     return doc
 
 
-def _load_skops(path: Path) -> Any:
-    sio = _skops()
-    try:
-        untrusted = sio.get_untrusted_types(file=path)
-    except Exception as exc:  # noqa: BLE001 - any parse failure means refuse
-        raise IntegrityError(f"{path}: not a readable skops file ({type(exc).__name__})") from None
-    unknown = sorted(set(untrusted) - TRUSTED_SKOPS_TYPES)
-    if unknown:
-        raise IntegrityError(f"{path}: refusing to load untrusted types {', '.join(unknown)}")
-    return sio.load(path, trusted=sorted(set(untrusted)))
-
-
 class _Reader:
     def __init__(self, folder: Path, doc: dict[str, Any]) -> None:
         self.folder = folder
@@ -153,12 +139,9 @@ class _Reader:
             rel = Path(str(spec["file"]))
             if rel.is_absolute() or ".." in rel.parts or rel.suffix != ".skops":
                 raise IntegrityError(f"{self.folder}: bad member path {spec['file']!r}")
-            return _load_skops(self.folder / rel)
+            return load_model_file(self.folder / rel)
         if self.arrays is None:
-            try:
-                self.arrays = _safetensors().load_file(str(self.folder / WEIGHTS_FILE))
-            except (OSError, ValueError, RuntimeError) as exc:
-                raise IntegrityError(f"{self.folder / WEIGHTS_FILE}: unreadable ({exc})") from None
+            self.arrays = load_model_file(self.folder / WEIGHTS_FILE)
         name = str(spec["torch"])
         prefix = name + "."
         mine = {k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)}
