@@ -236,6 +236,7 @@ def train_on_file(data: str | Path, out: str | Path, *, label: str = "label",
     n_held = int(round(holdout * len(ds)))
     held, train = np.sort(order[:n_held]), np.sort(order[n_held:])
     part = ds.subset(train)
+    assert part.images is not None
     model = train_classifier(part.images, part.labels, ds.classes, arch=arch, epochs=epochs,
                              seed=seed)
     save_model(model, out)

@@ -1,0 +1,1 @@
+"""Benchmarks (a regular package: a site-packages `benchmarks` must not shadow it)."""
