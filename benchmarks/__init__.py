@@ -1,1 +1,2 @@
-"""Benchmarks (a regular package: a site-packages `benchmarks` must not shadow it)."""
+"""Benchmark scripts (a regular package: opacus installs a top-level `benchmarks` package
+that would otherwise shadow this folder)."""
