@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -88,7 +87,6 @@ def main() -> None:
             results.append(r)
             print(json.dumps(r), flush=True)
     print(json.dumps({"cpu_count": os.cpu_count(), "results": results}, indent=1))
-    del resource
 
 
 if __name__ == "__main__":

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import io
 import pickle
-from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 import random
 import struct
 import subprocess
 import sys
 import zipfile
+from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from pathlib import Path
 
 import numpy as np
