@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from poisonguard.data import Dataset, load_dataset
-from poisonguard.detect import DEFAULT_DETECTORS, Detector, DetectorResult, get_detector
+from poisonguard.data import Dataset, dataset_digest, load_dataset
+from poisonguard.detect import DetectorResult, DetectorSpec, resolve_detectors
 from poisonguard.detect.fusion import fuse
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, Reason, RowTable
@@ -23,33 +21,6 @@ __all__ = ["DEFAULT_THREADS", "dataset_digest", "resolve_detectors", "scan", "sc
 #: many small per-class problems: on 2 cores, one thread was as fast as two on a quiet
 #: machine and 2-20x faster on a busy one, where idle threads spin (docs/design.md).
 DEFAULT_THREADS = 1
-
-
-def dataset_digest(dataset: Dataset) -> str:
-    """SHA-256 over the row ids in order: the dataset's content fingerprint."""
-    assert dataset.ids is not None
-    h = hashlib.sha256()
-    step = 65_536  # same bytes as hashing id by id, in a few large updates
-    for start in range(0, len(dataset.ids), step):
-        chunk = dataset.ids[start:start + step]
-        h.update(("\n".join(str(i) for i in chunk) + "\n").encode())
-    return h.hexdigest()
-
-
-def resolve_detectors(names: Sequence[str | Detector] | None, dataset: Dataset) -> list[Detector]:
-    """Detector instances for ``names`` (default: every default detector for the modality)."""
-    if names is None:
-        chosen = [get_detector(n) for n in DEFAULT_DETECTORS]
-        return [d for d in chosen if dataset.modality in d.modalities]
-    detectors: list[Detector] = []
-    for item in names:
-        det = get_detector(item) if isinstance(item, str) else item
-        if dataset.modality not in det.modalities:
-            raise UsageError(f"detector '{det.name}' does not support {dataset.modality} data")
-        detectors.append(det)
-    if not detectors:
-        raise UsageError("no detectors chosen")
-    return detectors
 
 
 def _check_scannable(dataset: Dataset) -> None:
@@ -68,7 +39,7 @@ def _check_scannable(dataset: Dataset) -> None:
 def scan_dataset(
     dataset: Dataset,
     *,
-    detectors: Sequence[str | Detector] | None = None,
+    detectors: DetectorSpec = None,
     representation: Representation | None = None,
     embeddings: np.ndarray | None = None,
     seed: int = 0,
@@ -85,7 +56,7 @@ def scan_dataset(
     if threads < 1:
         raise UsageError("threads must be at least 1")
     _check_scannable(dataset)
-    chosen = resolve_detectors(detectors, dataset)
+    chosen = resolve_detectors(detectors, dataset.modality)
     with threadpool_limits(limits=threads):
         if representation is None:
             reads = frozenset().union(*(det.requires() for det in chosen))
@@ -104,13 +75,46 @@ def scan(
     data: Dataset | str | Path,
     *,
     label: str = "label",
-    detectors: Sequence[str | Detector] | None = None,
+    detectors: DetectorSpec = None,
     embeddings: np.ndarray | None = None,
     seed: int = 0,
     progress: Progress | None = None,
     threads: int | None = None,
 ) -> Findings:
-    """Scan a dataset (or a path to one) and return :class:`Findings` for every row."""
+    """Scan a dataset (or a path to one) and return :class:`Findings` for every row.
+
+    Parameters
+    ----------
+    data
+        A :class:`Dataset`, or a path to a CSV, Parquet, NPZ, JSONL file or an image
+        folder.
+    label
+        The label column of a table or JSONL file.
+    detectors
+        ``None``/``"default"``, ``"all"``, names (a list or a comma-separated string)
+        or detector instances (:func:`poisonguard.detect.resolve_detectors`).
+    embeddings
+        Optional N x K embeddings that replace the input features as representation.
+    seed
+        Seed of the model training.
+    progress
+        Receives progress updates (default: none).
+    threads
+        BLAS/OpenMP threads for the whole scan (default :data:`DEFAULT_THREADS`).
+
+    Returns
+    -------
+    Findings
+        Every row with its fused score, flag, action and reasons, and a summary.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> findings = poisonguard.scan(builtin_dataset("wine"), detectors="label,outlier")
+    >>> len(findings.rows), findings.summary["flagged"] <= 2
+    (178, True)
+    """
     dataset = data if isinstance(data, Dataset) else load_dataset(data, label=label)
     findings, _, _ = scan_dataset(dataset, detectors=detectors, embeddings=embeddings,
                                   seed=seed, progress=progress, threads=threads)

@@ -1,6 +1,7 @@
 """Loading, validating and writing datasets. Imports nothing else of poisonguard."""
 
 from poisonguard.data.dataset import Dataset, Modality, row_ids
+from poisonguard.data.digest import dataset_digest
 from poisonguard.data.files import (
     atomic_path,
     atomic_write_bytes,
@@ -16,6 +17,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
+    "dataset_digest",
     "dataset_to_table",
     "ensure_not_same",
     "label_values",
