@@ -13,6 +13,7 @@ from poisonguard.cli import (  # noqa: F401  (registers)
     report,
     scan,
     service,
+    train,
     validate,
 )
 from poisonguard.cli._app import app
@@ -21,7 +22,7 @@ __all__ = ["app", "main"]
 
 # The order `poisonguard --help` lists commands in: the daily path first.
 _ORDER = ("scan", "clean", "report", "profile", "check", "snapshot", "verify", "verify-proof",
-          "attack", "bench", "score", "sign-model", "verify-model", "fl-sim")
+          "attack", "bench", "score", "sign-model", "verify-model", "fl-sim", "train", "certify")
 app.registered_commands.sort(
     key=lambda c: _ORDER.index(c.name) if c.name in _ORDER else len(_ORDER)
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from poisonguard.provenance.ledger import LedgerEntry
@@ -36,16 +35,10 @@ def all_entries(service: Service, *, offset: int = 0, limit: int = 200) -> dict[
             "entries": [e.to_dict() for e in page]}
 
 
-_MONITOR = {"models": "list_versions", "alerts": "list_alerts"}
-
-
 def monitor_items(service: Service, what: str) -> list[dict[str, Any]]:
-    """Model versions or alerts from :mod:`poisonguard.monitor`; empty when it is absent."""
-    try:
-        monitor = importlib.import_module("poisonguard.monitor")
-    except ImportError:
-        return []
-    fn = getattr(monitor, _MONITOR[what], None)
-    if fn is None:
-        return []
-    return [item.to_dict() for item in fn(ledger=service.store.ledger)]
+    """Model versions (``"models"``) or alerts from :mod:`poisonguard.monitor`."""
+    from poisonguard.monitor import list_alerts, list_versions
+
+    led = service.store.ledger
+    items = list_versions(ledger=led) if what == "models" else list_alerts(ledger=led)
+    return [item.to_dict() for item in items]

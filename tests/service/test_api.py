@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from poisonguard.attack import run_attack
 from poisonguard.data import save_dataset
 from poisonguard.datasets import builtin_dataset
@@ -120,3 +122,25 @@ def test_encrypted_at_rest(tmp_path: Path, poisoned_csv: Path) -> None:
         assert json.loads(header.text)["rows"] == 178
     finally:
         w.close()
+
+
+def test_models_and_alerts(sqlite_world: World, tmp_path: Path,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from poisonguard.monitor import raise_alert, register_model
+    from poisonguard.provenance import save_model
+
+    monkeypatch.delenv("POISONGUARD_WEBHOOK", raising=False)
+    w = sqlite_world
+    led = w.service.store.ledger
+    model = save_model({"w": np.zeros(3, dtype=np.float32)}, tmp_path / "m.safetensors")
+    register_model(model, name="digits", ledger=led)
+    raise_alert("drift", "digits", "prediction drift on the golden set", model="digits",
+                ledger=led)
+    models = w.client.get("/api/models", headers=w.h("viewer")).json()
+    alerts = w.client.get("/api/alerts", headers=w.h("viewer")).json()
+    assert [m["version"] for m in models] == [1] and len(alerts) == 1
+    w.client.cookies.clear()
+    page = w.client.get("/monitor", headers=w.h("viewer")).text
+    assert "digits" in page and "prediction drift on the golden set" in page
