@@ -17,6 +17,7 @@ Results: benchmarks/results/federated.{md,json}.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -141,30 +142,37 @@ def _summary(runs: list[dict[str, Any]], clients: int) -> list[str]:
 
 
 def _reputation(runs: list[dict[str, Any]]) -> list[str]:
-    rows = []
-    for agg in available_aggregators():
+    """Precision / recall of the final flags per attack x aggregator (fractions pooled)."""
+    lines = []
+    for split in sorted({r["split"] for r in runs}):
+        rows = []
         for attack in GRID_ATTACKS:
-            sel = [r for r in runs if r["aggregator"] == agg and r["attack"] == attack]
-            if not sel:
-                continue
-            flagged = sum(r["flagged"] for r in sel)
-            false = sum(r["false_flags"] for r in sel)
-            malicious = sum(r["malicious"] for r in sel)
-            rows.append({"aggregator": agg, "attack": attack,
-                         "precision": (flagged - false) / flagged if flagged else None,
-                         "recall": (flagged - false) / malicious if malicious else None,
-                         "false": false})
-    clean = [r for r in runs if r["attack"] == "none"]
-    lines = ["", "### reputation: naming the malicious clients (all fractions and splits pooled)",
-             "", f"Clean runs (0% malicious): {sum(r['flagged'] for r in clean)} honest clients "
-             f"flagged over {len(clean)} runs.", ""]
-    return lines + md_table(["aggregator", "attack", "precision", "recall", "false"], rows,
-                            ["aggregator", "attack", "precision", "recall",
-                             "honest clients flagged"])
+            row: dict[str, Any] = {"attack": attack}
+            for agg in available_aggregators():
+                sel = [r for r in runs if r["aggregator"] == agg and r["attack"] == attack
+                       and r["split"] == split]
+                if not sel:
+                    continue
+                flagged = sum(r["flagged"] for r in sel)
+                true = flagged - sum(r["false_flags"] for r in sel)
+                malicious = sum(r["malicious"] for r in sel)
+                p = f"{true / flagged:.2f}" if flagged else "-"
+                row[agg] = f"{p} / {true / malicious:.2f}" if malicious else "-"
+            if len(row) > 1:
+                rows.append(row)
+        clean = [r for r in runs if r["attack"] == "none" and r["split"] == split]
+        aggs = [a for a in available_aggregators() if any(a in r for r in rows)]
+        lines += ["", f"### reputation, {split}: precision / recall naming the malicious "
+                  "clients (final flags; 10-30% pooled)", "",
+                  f"Clean runs (0% malicious): {sum(r['flagged'] for r in clean)} honest "
+                  f"clients flagged over {len(clean)} runs of 20 clients.", ""]
+        lines += md_table(["attack", *aggs], rows)
+    return lines
 
 
 def _seed_table(runs: list[dict[str, Any]]) -> list[str]:
     rows = []
+    clean = {r["seed"]: r["accuracy"] for r in runs if r["aggregator"] == "clean fedavg"}
     cases = [("none", "clean fedavg")] + [(attack, agg) for attack, aggs in TEST_CASES.items()
                                           for agg in aggs]
     for attack, agg in cases:
@@ -174,11 +182,14 @@ def _seed_table(runs: list[dict[str, Any]]) -> list[str]:
             asr = [r["asr"] for r in sel if r["asr"] is not None]
             rows.append({"attack": attack, "aggregator": agg, "seeds": len(sel),
                          "acc_min": min(acc), "acc_max": max(acc),
+                         "drop_max": max((clean[r["seed"]] - r["accuracy"] for r in sel
+                                          if r["seed"] in clean), default=None),
                          "asr_min": min(asr) if asr else None,
                          "asr_max": max(asr) if asr else None})
     return ["", "### margins behind the simulator tests (20 clients, 4 malicious, 20 rounds, IID)",
-            ""] + md_table(["attack", "aggregator", "seeds", "acc_min", "acc_max", "asr_min",
-                            "asr_max"], rows)
+            "drop_max: the largest accuracy loss against clean FedAvg on the same seed.", ""
+            ] + md_table(["attack", "aggregator", "seeds", "acc_min", "acc_max", "drop_max",
+                          "asr_min", "asr_max"], rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -195,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--speed-clients", type=int, default=100)
     parser.add_argument("--speed-params", type=int, default=1_000_000)
     parser.add_argument("--out-dir", default=None)
+    parser.add_argument("--render", default=None,
+                        help="comma list of federated.json files: merge them, write the page")
     args = parser.parse_args(argv)
     parts = parse_names(args.parts)
     aggs = parse_names(args.aggregators)
@@ -202,14 +215,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "command": command_line(__file__, argv), "grid": [],
                                "seeds": [], "speed": []}
     start = time.perf_counter()
+    if args.render:
+        loaded = [json.loads(Path(p).read_text()) for p in parse_names(args.render)]
+        for key in ("grid", "seeds", "speed"):
+            payload[key] = [row for one in loaded for row in one.get(key, [])]
+        payload["sources"] = [{k: one.get(k) for k in ("command", "machine_before",
+                                                       "machine_after", "seconds")}
+                              for one in loaded]
+        parts = []
 
     def checkpoint(final: bool = False) -> None:
         """Write what has been measured so far (a long run can be cut short)."""
         payload["machine_after"] = machine()
         payload["seconds"] = round(time.perf_counter() - start, 1)
         payload["complete"] = final
-        md = ["# Federated defences (issue 17)", "", f"Command: `{payload['command']}`", "",
-              f"Machine (at start): {payload['machine_before']}", ""]
+        md = ["# Federated defences (issue 17)", ""]
+        for src in payload.get("sources", [payload]):
+            md += [f"Command: `{src['command']}`", "",
+                   f"Machine at start: {src['machine_before']}; at end: "
+                   f"{src.get('machine_after')}; wall time {src.get('seconds')} s", ""]
         if payload["grid"]:
             md += [f"## Grid: {args.clients} clients, {args.rounds} rounds, digits, seed "
                    f"{args.seed}; Dirichlet alpha 0.5 for non-IID"]
@@ -220,8 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             md += ["", f"### one aggregation: {args.speed_clients} clients x "
                    f"{args.speed_params:,} parameters (float32 updates)", ""]
             md += md_table(["aggregator", "seconds", "note"], payload["speed"])
-        md += ["", f"Machine (at end): {payload['machine_after']}",
-               f"Wall time: {payload['seconds']} s{'' if final else ' (run still going)'}", ""]
+        md += ["", "complete" if final else "(run still going)", ""]
         write_results("federated", "\n".join(md), payload, args.out_dir)
 
     if "grid" in parts:

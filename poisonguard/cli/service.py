@@ -33,7 +33,7 @@ def _settings() -> ServiceSettings:
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "fastapi", "service", "the service") from None
     settings = ServiceSettings()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.make_home()
     return settings
 
 

@@ -43,8 +43,7 @@ class Service:
         from poisonguard.service.work import WORK
 
         self.settings = settings or ServiceSettings()
-        home = Path(self.settings.home).expanduser().absolute()
-        home.mkdir(parents=True, exist_ok=True)
+        home = self.settings.make_home()
         self.store = Store(self.settings.database())
         self.files = FileStore(home / "files", load_data_key(self.settings.data_key_file))
         self.signing_key = self._signing_key(home)

@@ -83,12 +83,10 @@ def _flagged_rows(svc: Any, job: dict[str, Any]) -> list[dict[str, Any]]:
     findings = records.read_findings(svc, job["id"])
     decided = records.row_decisions(svc, job["dataset_id"])
     flagged = sorted((r for r in findings.rows if r.flagged), key=lambda r: -r.score)
-    classes = findings.dataset.get("classes") or []
     out = []
     for r in flagged[:FLAGGED_SHOWN]:
         state = decided.get(r.index, {}).get("state", "")
-        label = (classes[r.suggested_label] if r.suggested_label is not None
-                 and 0 <= r.suggested_label < len(classes) else "")
+        label = r.suggested_label or ""  # a class name (findings carry names)
         out.append({"index": r.index, "id": r.id, "score": r.score, "action": r.action,
                     "suggested": label, "state": state,
                     "reasons": "; ".join(f"{x.detector}: {x.detail}" for x in r.reasons)})

@@ -53,6 +53,13 @@ class ServiceSettings(BaseSettings):
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
 
+    def make_home(self) -> Path:
+        """The home folder, created private (0700) when it does not exist yet."""
+        home = Path(self.home).expanduser().absolute()
+        if not home.exists():
+            home.mkdir(parents=True, mode=0o700)
+        return home
+
     def database(self) -> str:
         """The database URL: the configured one, else SQLite in ``home``."""
         if self.database_url:

@@ -196,3 +196,11 @@ def test_tokens_are_stored_only_as_salted_hashes(sqlite_world: World) -> None:
     db = Path(str(w.service.settings.database()).removeprefix("sqlite:///"))
     raw = db.read_bytes() + b"".join(p.read_bytes() for p in db.parent.glob("*.sqlite-wal"))
     assert all(s.encode() not in raw for s in secrets_)
+
+
+def test_home_and_keys_are_private(sqlite_world: World) -> None:
+    home = sqlite_world.service.settings.home
+    assert home.stat().st_mode & 0o777 == 0o700
+    assert (home / "keys" / "poisonguard.key").stat().st_mode & 0o777 == 0o600
+    for folder in ("files", "files/tmp", "files/datasets", "files/results"):
+        assert (home / folder).stat().st_mode & 0o777 == 0o700
