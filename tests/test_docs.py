@@ -13,8 +13,9 @@ The convention (also on docs/design.md's "House rules"):
 - A block right after ``<!-- docs-test: skip (reason) -->`` is not executed: only for
   long-running servers.
 - Each page runs in a fresh temporary folder, commands in page order (a command may
-  use files an earlier one wrote), with ``POISONGUARD_LEDGER`` in that folder and the
-  fixture files of :data:`FIXTURES` present. The bare word ``DATA`` means ``data.csv``.
+  use files an earlier one wrote), with ``HOME`` and ``POISONGUARD_LEDGER`` in that
+  folder (no other ``POISONGUARD_*`` variable set) and the fixture files of
+  :data:`FIXTURES` present. The bare word ``DATA`` means ``data.csv``.
 - A command passes when it exits 0 or 1 (1: a gate or a verification failed, a
   legitimate outcome) and prints no traceback. Exit 2 (bad usage or input) fails.
 
@@ -137,7 +138,9 @@ def _env(folder: Path) -> dict[str, str]:
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m poisonguard "$@"\n')
     shim.chmod(0o755)
     env = dict(os.environ)
-    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+    for name in [k for k in env if k.startswith("POISONGUARD_")]:
+        del env[name]  # the page's folder holds every store (ledger, service database)
+    env.update(HOME=str(folder), PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
                PYTHONPATH=f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}".rstrip(os.pathsep),
                POISONGUARD_LEDGER=str(folder / "ledger.sqlite"), OMP_NUM_THREADS="1",
                COLUMNS="120")
@@ -182,7 +185,10 @@ def test_every_command_of_the_page_runs(page: Path, tmp_path: Path,
     write_fixtures(tmp_path)
     env = _env(tmp_path)
     monkeypatch.chdir(tmp_path)
+    for name in [k for k in os.environ if k.startswith("POISONGUARD_")]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("POISONGUARD_LEDGER", env["POISONGUARD_LEDGER"])
+    monkeypatch.setenv("HOME", str(tmp_path))
     for line_no, command in commands:
         code, output = run_command(command, tmp_path, env)
         where = f"{page.name}:{line_no}: {command}"
