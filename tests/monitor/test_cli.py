@@ -17,7 +17,7 @@ from poisonguard.data import save_dataset
 from .conftest import TARGET, Digits
 
 runner = CliRunner()
-COMMANDS = ("register", "golden", "promote", "rollback", "history", "canary", "scan-model",
+COMMANDS = ("train", "register", "golden", "promote", "rollback", "history", "canary", "scan-model",
             "screen", "alerts")
 
 
