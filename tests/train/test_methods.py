@@ -37,7 +37,7 @@ def test_trimmed_loss_leaves_out_flipped_labels() -> None:
     model = TrimmedLossClassifier(trim_fraction=0.1, n_rounds=3).fit(x, y)
     caught = attack.truth.mask[model.trimmed_].mean()
     assert len(model.trimmed_) == round(0.1 * len(y))
-    assert caught > 0.6  # measured 0.84 (seeds 0-2: 0.79-0.86); chance is 0.1
+    assert caught > 0.6  # measured on attack seeds 0-2: 0.86-0.89; chance is 0.1
 
 
 def test_abl_lowers_badnets_success_on_digits() -> None:
