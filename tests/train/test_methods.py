@@ -41,9 +41,9 @@ def test_trimmed_loss_leaves_out_flipped_labels() -> None:
 
 
 def test_abl_lowers_badnets_success_on_digits() -> None:
-    # measured on seeds 0-2 (benchmarks/RESULTS.md): plain ASR 1.00, ABL 0.22-0.46;
-    # clean accuracy 0.8-2.6 points lower. At 5% poison ABL isolates too few
-    # poisoned rows on digits and does not help (see docs/train.md).
+    # measured with split and attack seeds 0-2 (RESULTS.md has seed 0): plain ASR
+    # 1.00, ABL 0.22-0.46; clean accuracy 0.8-2.6 points lower. At 5% poison ABL
+    # isolates too few poisoned rows on digits and does not help (docs/train.md).
     digits = builtin_dataset("digits")
     train_rows, test_rows = train_test_split(np.arange(len(digits)), test_size=0.3,
                                              random_state=0, stratify=digits.labels)
