@@ -13,8 +13,9 @@ __all__ = ["Representation"]
 class Representation:
     """What the detectors see of a dataset.
 
-    - ``features``: N x D standardised input-space features (tabular columns scaled
-      robustly; images flattened and scaled; texts as sentence embeddings).
+    - ``features``: N x D input-space features, each column scaled to zero mean and
+      unit variance (tabular columns, flattened image pixels, or user-supplied
+      embeddings).
     - ``embedding``: N x K activations of a model trained on *all* rows (the layer is
       a parameter, penultimate by default). A backdoored model separates poisoned
       rows here, which is what spectral and clustering detectors need.
