@@ -16,7 +16,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from poisonguard._version import __version__
 
 #: public name -> the module that defines it
 _WHERE = {

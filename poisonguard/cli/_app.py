@@ -42,7 +42,10 @@ def command(*args: Any, on: typer.Typer | None = None, **kwargs: Any) -> Callabl
             try:
                 return fn(*a, **kw)
             except PoisonguardError as exc:
-                err_console.print(f"poisonguard: error: {exc}", markup=False, soft_wrap=True)
+                from poisonguard.provenance.text import printable
+
+                err_console.print(f"poisonguard: error: {printable(exc)}", markup=False,
+                                  soft_wrap=True)
                 raise typer.Exit(2) from None
             except KeyboardInterrupt:
                 err_console.print("poisonguard: interrupted", markup=False)

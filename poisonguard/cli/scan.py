@@ -53,16 +53,6 @@ def print_notes(dataset: Dataset) -> None:
             err_console.print(f"note: {line}", markup=False, soft_wrap=True)
 
 
-def _parse_detectors(value: str | None) -> list[str] | None:
-    from poisonguard.detect import available_detectors
-
-    if value is None or value.strip() in {"", "default"}:
-        return None
-    if value.strip() == "all":
-        return list(available_detectors())
-    return [name.strip() for name in value.split(",") if name.strip()]
-
-
 def _data_ref(spec: str, dataset: Dataset) -> dict[str, str]:
     """A ledger reference to the input: its path (or builtin name) and Merkle root."""
     from poisonguard.datasets import BUILTIN_PREFIX
@@ -133,7 +123,7 @@ def scan_command(
     """Find poisoned rows: rank every row, flag the suspicious ones, say why."""
     from poisonguard.data import load_embeddings
     from poisonguard.datasets import open_dataset
-    from poisonguard.findings import as_table, save_findings
+    from poisonguard.findings import save_findings
     from poisonguard.provenance import record_event
     from poisonguard.report import write_report
     from poisonguard.scan import scan_dataset
@@ -148,7 +138,7 @@ def scan_command(
         print_notes(dataset)
     emb = load_embeddings(embeddings, len(dataset)) if embeddings is not None else None
     with progress_bar(not quiet and not as_json, progress_mode.value) as progress:
-        findings, _, rep = scan_dataset(dataset, detectors=_parse_detectors(detectors),
+        findings, _, rep = scan_dataset(dataset, detectors=detectors,
                                         embeddings=emb, seed=seed, progress=progress,
                                         threads=threads)
     target = out / f"findings.{fmt.value}"
@@ -170,10 +160,8 @@ def scan_command(
         out_console.print(f"Findings written to {target}")
         if report is not None:
             out_console.print(f"Report written to {report}")
-    if fail_on is not None:
-        table = as_table(findings)
-        if bool((table.flagged & (table.score >= fail_on)).any()):
-            raise typer.Exit(1)
+    if fail_on is not None and findings.fails_gate(fail_on):
+        raise typer.Exit(1)
 
 
 @command("clean")
@@ -207,8 +195,11 @@ def clean_command(
     result = apply_findings(dataset, scanned, out, quarantine=quarantine,
                             action=action.value)
     if not no_ledger:
-        written = [result.out] + ([result.quarantine] if result.quarantine else [])
-        outputs = [data_ref(p, open_dataset(p, **options)) for p in written]
+        outputs = [data_ref(result.out, open_dataset(result.out, **options))]
+        if result.quarantine and len(result.plan.drop):
+            outputs.append(data_ref(result.quarantine, open_dataset(result.quarantine, **options)))
+        elif result.quarantine:  # nothing quarantined: an empty file has no Merkle root
+            outputs.append(data_ref(result.quarantine, rows=0))
         record_event(
             "clean", inputs=[_data_ref(data, dataset), {"path": str(findings.absolute())}],
             outputs=outputs, ledger=ledger,

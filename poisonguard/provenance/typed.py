@@ -178,6 +178,7 @@ def _csv_reader(path: Path, names: list[str] | None) -> Any:
         column_types=dict.fromkeys(names, pa.large_string()) if names else None,
         null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False)
     return pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 22),
+                         parse_options=pcsv.ParseOptions(newlines_in_values=True),
                          convert_options=convert)
 
 
