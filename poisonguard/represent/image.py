@@ -43,6 +43,40 @@ def _torch() -> Any:
     return torch
 
 
+def epochs_for_steps(epochs: int | None, n: int, batch_size: int, target_steps: int,
+                     bounds: tuple[int, int]) -> int:
+    """Epochs to train: ``epochs`` when given, else enough for about ``target_steps`` steps.
+
+    Parameters
+    ----------
+    epochs : int or None
+        An explicit epoch count, returned as is when not None.
+    n : int
+        Training rows.
+    batch_size : int
+        Rows per step.
+    target_steps : int
+        Optimiser steps wanted in total.
+    bounds : tuple of int
+        Lowest and highest epoch count when derived from ``target_steps``.
+
+    Returns
+    -------
+    int
+        The epoch count.
+
+    Examples
+    --------
+    >>> epochs_for_steps(None, 1000, 64, 700, (4, 40))
+    40
+    """
+    if epochs is not None:
+        return int(epochs)
+    per_epoch = max(1, math.ceil(n / batch_size))
+    low, high = bounds
+    return int(min(high, max(low, math.ceil(target_steps / per_epoch))))
+
+
 def _build_net(torch: Any, channels: int, size: int, n_classes: int, width: int,
                hidden: int) -> Any:
     nn = torch.nn
@@ -90,10 +124,7 @@ class SmallCNN:
         self.device = device
 
     def _epochs(self, n: int) -> int:
-        if self.epochs is not None:
-            return int(self.epochs)
-        per_epoch = max(1, math.ceil(n / self.batch_size))
-        return int(min(40, max(4, math.ceil(self.target_steps / per_epoch))))
+        return epochs_for_steps(self.epochs, n, self.batch_size, self.target_steps, (4, 40))
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> SmallCNN:
         torch = _torch()

@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
+from poisonguard.represent.image import epochs_for_steps
 from poisonguard.train.nets import build_net, forward, torch_module
 
 __all__ = ["TorchClassifier", "Objective", "train_net"]
@@ -95,10 +96,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     # -- pieces subclasses reuse -------------------------------------------------------
     def _n_epochs(self, n: int) -> int:
-        if self.epochs is not None:
-            return int(self.epochs)
-        per_epoch = max(1, math.ceil(n / self.batch_size))
-        return int(min(100, max(5, math.ceil(self.target_steps / per_epoch))))
+        return epochs_for_steps(self.epochs, n, self.batch_size, self.target_steps, (5, 100))
 
     def _learn_scaling(self, x: np.ndarray) -> None:
         if self.image_shape is not None:
