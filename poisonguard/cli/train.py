@@ -12,11 +12,6 @@ import typer
 from poisonguard.cli._app import command, out_console
 from poisonguard.cli.scan import DataArg, IdOpt, LabelOpt, LedgerOpt, NoLedgerOpt, _data_ref
 from poisonguard.data import atomic_path
-from poisonguard.datasets import open_dataset
-from poisonguard.provenance import record_event
-from poisonguard.train import certify_dataset, train_dataset, write_model
-from poisonguard.train.certify import RADII
-from poisonguard.train.pipeline import file_sha256
 
 __all__: list[str] = []
 
@@ -66,6 +61,11 @@ def train_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the model card as JSON.")] = False,
 ) -> None:
     """Train a model that a few poisoned rows cannot take over; write it safely."""
+    from poisonguard.datasets import open_dataset  # heavy imports here: `--help` stays fast
+    from poisonguard.provenance import record_event
+    from poisonguard.train import train_dataset, write_model
+    from poisonguard.train.pipeline import file_sha256
+
     dataset = open_dataset(data, label=label, id_column=id_column)
     result = train_dataset(dataset, method.value, partitions=partitions, spread=spread,
                            epsilon=epsilon, delta=delta, base=base.value,
@@ -112,6 +112,10 @@ def certify_command(
 ) -> None:
     """Each row's prediction and certified radius (training rows an attacker may insert,
     delete or relabel without changing it); certified accuracy at radius 1, 5, 10, 20."""
+    from poisonguard.datasets import open_dataset  # heavy imports here: `--help` stays fast
+    from poisonguard.train import certify_dataset
+    from poisonguard.train.certify import RADII
+
     dataset = open_dataset(data, label=label, id_column=id_column)
     certs = certify_dataset(model_dir, dataset)
     with atomic_path(out) as tmp:

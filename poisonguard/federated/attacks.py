@@ -16,9 +16,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
 
-from poisonguard.attack.trigger import stamp
 from poisonguard.errors import UsageError
 
 __all__ = ["FL_ATTACKS", "craft_updates", "default_scale", "lie_z", "poison_local_data"]
@@ -43,6 +41,8 @@ def lie_z(n_clients: int, n_malicious: int) -> float:
     """Baruch et al.'s z: enough honest clients must sit farther from the mean than
     the attackers: ``s = floor(n/2 + 1) - f``, ``z = Phi^-1((n - s) / n)``."""
     s = int(np.floor(n_clients / 2 + 1)) - n_malicious
+    from scipy.stats import norm  # lazy: keeps `poisonguard --help` fast
+
     return float(norm.ppf((n_clients - s) / n_clients)) if s < n_clients else 0.0
 
 
@@ -56,6 +56,8 @@ def poison_local_data(kind: str, x: np.ndarray, y: np.ndarray, *, n_classes: int
         k = max(1, int(round(fraction * len(y))))
         rows = rng.choice(len(y), size=k, replace=False)
         x2, y2 = x.copy(), y.copy()
+        from poisonguard.attack.trigger import stamp  # lazy: see lie_z
+
         x2[rows] = stamp(x[rows], trigger)
         y2[rows] = target
         return x2, y2

@@ -6,10 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
-from poisonguard.datasets import synthetic
 from poisonguard.errors import UsageError
 
 __all__ = ["FEDERATED_DATASETS", "FederatedData", "dirichlet_split", "iid_split",
@@ -67,6 +64,11 @@ def dirichlet_split(y: np.ndarray, n_clients: int, alpha: float, rng: np.random.
 
 
 def _load(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    # lazy imports: keep `poisonguard --help` fast
+    from sklearn.datasets import load_digits
+
+    from poisonguard.datasets import synthetic
+
     if name == "digits":
         d = load_digits()
         x = d.data / 16.0
@@ -121,6 +123,8 @@ def make_federated_data(name: str, *, n_clients: int, split: str = "iid", alpha:
         raise UsageError(f"need at least one client, got {n_clients}")
     x, y, trigger = _load(name, seed)
     rng = np.random.default_rng(seed)
+    from sklearn.model_selection import train_test_split
+
     x_pool, x_test, y_pool, y_test = train_test_split(
         x, y, test_size=test_fraction, stratify=y, random_state=seed)
     if not 0 < root_size < len(y_pool) // 2:

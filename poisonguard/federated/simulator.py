@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from poisonguard.attack.trigger import stamp
 from poisonguard.errors import UsageError
 from poisonguard.federated.attacks import (
     BACKDOOR_ATTACKS,
@@ -164,6 +163,8 @@ def _client_ids(n: int) -> list[str]:
 
 def _attack_success(model: NumpyClassifier, params: list[np.ndarray], data: FederatedData,
                     target: int) -> float:
+    from poisonguard.attack.trigger import stamp  # lazy: keeps `poisonguard --help` fast
+
     keep = data.y_test != target
     triggered = stamp(data.x_test[keep], data.trigger).astype(np.float64)
     return float(np.mean(model.predict(params, triggered) == target))
