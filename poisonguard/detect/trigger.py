@@ -28,7 +28,7 @@ from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.trigger_mask import MaskTest, mask_test, principal_basis
 from poisonguard.detect.trigger_search import TriggerCandidate, describe_features, mine_triggers
-from poisonguard.detect.trigger_windows import WindowCandidate, mine_windows, window_cells
+from poisonguard.detect.trigger_windows import WindowCandidate, mine_windows
 from poisonguard.errors import UsageError
 from poisonguard.represent.base import Representation
 
@@ -175,11 +175,11 @@ class TriggerDetector(Detector):
         """The masking test of a candidate: fixed columns, or per-row cells when the
         trigger is wide (a blend) or sits in a different place on every image."""
         if isinstance(cand, WindowCandidate):
-            assert dataset.images is not None
-            cells = window_cells(dataset.images, cand.holders, cand.size, cand.pattern)
+            # Nothing is masked: the model never sees a row holding the pattern, so it
+            # cannot have learned it; a natural pattern (a thick stroke of a "1") leaves
+            # its rows looking like their class, a trigger's rows look like their source.
             return mask_test(representation.features, y, dataset.n_classes,
-                             candidate=cand.holders, label=cand.label,
-                             masked=tuple(range(x.shape[1])), cells=cells,
+                             candidate=cand.holders, label=cand.label, masked=(),
                              projection=projection, seed=self.seed)
         row_cells = None
         if len(cand.features) > max(16, x.shape[1] // 4):

@@ -10,6 +10,7 @@ still look like their own class. Plain functions, usable alone.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,7 +95,11 @@ def mask_test(
     per row instead: only the marked cells of the candidate rows are neutralised and
     the training rows keep every feature. This is for wide triggers (a blended
     pattern touches every pixel, and where the image has ink it no longer holds the
-    shared value): neutralising such columns everywhere would leave nothing to learn.
+    shared value) and moving ones: neutralising such columns everywhere would leave
+    nothing to learn. The base error is then measured under the same intervention:
+    the held-out rows of ``label`` get the candidates' cells masked too, so that a
+    natural pattern whose masking removes part of what makes the class (a stroke of
+    a digit) does not pass for a trigger.
     """
     y = np.asarray(labels)
     rows = np.asarray(candidate)[y[candidate] == label]
@@ -125,6 +130,16 @@ def mask_test(
                 x[k, cols[hit]] = median[hit]
         return x
 
+    def control(idx: np.ndarray) -> np.ndarray:
+        """Held-out rows with the candidates' own cells masked (cycled over them)."""
+        x = neutral(idx)
+        if cells is not None and len(rows):
+            own = [row_cells[int(i)] for i in rows]
+            for k in range(len(idx)):
+                hit = own[k % len(own)]
+                x[k, cols[hit]] = median[hit]
+        return x
+
     model = LogisticRegression(max_iter=200, C=1.0)
 
     def project(x: np.ndarray) -> np.ndarray:
@@ -136,16 +151,17 @@ def mask_test(
         model.fit(project(neutral(train)), y[train])
     classes = model.classes_
 
-    def proba(idx: np.ndarray) -> np.ndarray:
+    def proba(idx: np.ndarray, masking: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         out = np.zeros((len(idx), n_classes))
         if len(idx):
-            out[:, classes] = model.predict_proba(project(neutral(idx)))
+            out[:, classes] = model.predict_proba(project(masking(idx)))
         return out
 
     held_c = held[y[held] == label]
-    base_error = float(np.mean(proba(held_c).argmax(axis=1) != label)) if len(held_c) else 0.0
+    base_error = (float(np.mean(proba(held_c, control).argmax(axis=1) != label))
+                  if len(held_c) else 0.0)
     base_error = max(base_error, min_error)
-    pr = proba(rows)
+    pr = proba(rows, neutral)
     predicted = pr.argmax(axis=1)
     other = predicted != label
     p_value = float(binom.sf(int(other.sum()) - 1, len(rows), base_error)) if len(rows) else 1.0

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.stats import binom
 
-__all__ = ["WindowCandidate", "mine_windows", "window_cells", "window_hashes"]
+__all__ = ["WindowCandidate", "mine_windows", "window_hashes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,21 +63,6 @@ def window_hashes(images: np.ndarray, size: int, *, chunk: int = 500) -> np.ndar
             mixed = (v * weights) ^ (v >> np.uint64(7))
             out[start:start + chunk] = (mixed * weights).sum(axis=(3, 4, 5)).reshape(len(v), -1)
     return out
-
-
-def window_cells(images: np.ndarray, rows: np.ndarray, size: int,
-                 pattern: np.ndarray) -> np.ndarray:
-    """len(rows) x (H * W * C) booleans: the pixels inside a window equal to ``pattern``."""
-    x = np.asarray(images[rows], dtype=np.float32)
-    n, h, w, c = x.shape
-    win = sliding_window_view(x, (size, size), axis=(1, 2))  # n x h' x w' x C x s x s
-    target = np.asarray(pattern, dtype=np.float32).transpose(2, 0, 1)
-    match = (win == target).all(axis=(3, 4, 5))  # n x h' x w'
-    cover = np.zeros((n, h, w), dtype=bool)
-    for dr in range(size):
-        for dc in range(size):
-            cover[:, dr:dr + match.shape[1], dc:dc + match.shape[2]] |= match
-    return np.repeat(cover[..., None], c, axis=3).reshape(n, -1)
 
 
 def _distinct_pairs(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
