@@ -182,7 +182,7 @@ class TriggerDetector(Detector):
                              candidate=cand.holders, label=cand.label, masked=(),
                              projection=projection, seed=self.seed)
         row_cells = None
-        if len(cand.features) > max(16, x.shape[1] // 4):
+        if len(cand.features) > max(16, x.shape[1] // 2):
             row_cells = (np.asarray(x[cand.rows][:, list(cand.features)])
                          == np.asarray(cand.values, dtype=x.dtype))
         return mask_test(representation.features, y, dataset.n_classes, candidate=cand.rows,

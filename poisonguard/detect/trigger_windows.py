@@ -93,9 +93,10 @@ def mine_windows(
     Patterns held by between ``max(min_rows, min_fraction * n)`` and
     ``max_fraction * n`` images are examined for every class; pairs whose
     uncorrected tail is at most ``max_p`` (with ``min_rows`` rows or more) are
-    returned, most significant first. A pair whose rows mostly (half or more) repeat
-    a more significant pair's rows of the same class is the same finding and is
-    dropped. Patterns are mined on a seeded sample of ``max_rows`` images; the
+    returned, most significant first. A pair whose rows (nine in ten or more) repeat
+    a more significant pair's rows of the same class adds nothing and is dropped; one
+    that overlaps less (the whole patch, where the first pair is its edge on a blank
+    background) is kept for the caller to merge. Patterns are mined on a seeded sample of ``max_rows`` images; the
     candidates' rows are then matched on every image.
     """
     y = np.asarray(labels)
@@ -155,11 +156,11 @@ def _holders(images: np.ndarray, size: int, key: np.uint64, chunk: int = 2_000) 
 
 
 def _distinct(found: list[WindowCandidate]) -> list[WindowCandidate]:
-    """Drop candidates that mostly repeat the rows of a more significant one of their class."""
+    """Drop candidates that repeat the rows of a more significant one of their class."""
     kept: list[WindowCandidate] = []
     for cand in found:
         if any(k.label == cand.label
-               and len(np.intersect1d(k.rows, cand.rows)) >= 0.5 * cand.n_rows for k in kept):
+               and len(np.intersect1d(k.rows, cand.rows)) >= 0.9 * cand.n_rows for k in kept):
             continue
         kept.append(cand)
     return kept
