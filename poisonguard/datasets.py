@@ -6,9 +6,12 @@ Nothing here downloads: digits, breast cancer and wine ship with scikit-learn; t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
-from sklearn.datasets import load_breast_cancer, load_digits, load_wine, make_classification
+import numpy as np
+import pandas as pd
 
 from poisonguard.data import Dataset
 from poisonguard.errors import MissingDependencyError, UsageError
@@ -16,16 +19,20 @@ from poisonguard.errors import MissingDependencyError, UsageError
 __all__ = [
     "BUILTIN",
     "BUILTIN_PREFIX",
+    "DataInput",
     "builtin_dataset",
     "digits_images",
     "mnist_images",
     "open_dataset",
+    "scanned_options",
     "synthetic",
 ]
 
 
 def digits_images() -> Dataset:
     """scikit-learn's 1,797 handwritten digits as 8 x 8 x 1 images, values 0..16."""
+    from sklearn.datasets import load_digits
+
     d = load_digits()
     return Dataset(labels=d.target, classes=tuple(str(c) for c in range(10)), images=d.images,
                    source="builtin:digits", meta={"label_kind": "int", "format": "builtin"})
@@ -46,13 +53,15 @@ def mnist_images() -> Dataset:
                    meta={"label_kind": "int", "format": "builtin"})
 
 
-def _tabular(loader: Callable[..., object], name: str) -> Dataset:
-    d = loader()
+def _tabular(loader_name: str, name: str) -> Dataset:
+    import sklearn.datasets
+
+    d = getattr(sklearn.datasets, loader_name)()
     return Dataset(
-        labels=d.target,  # type: ignore[attr-defined]
-        classes=tuple(str(c) for c in range(len(d.target_names))),  # type: ignore[attr-defined]
-        features=d.data,  # type: ignore[attr-defined]
-        feature_names=tuple(str(f) for f in d.feature_names),  # type: ignore[attr-defined]
+        labels=d.target,
+        classes=tuple(str(c) for c in range(len(d.target_names))),
+        features=d.data,
+        feature_names=tuple(str(f) for f in d.feature_names),
         source=f"builtin:{name}", meta={"label_kind": "int", "format": "builtin"},
     )
 
@@ -61,6 +70,8 @@ def synthetic(
     n_rows: int = 10_000, n_features: int = 50, n_classes: int = 5, *, seed: int = 0
 ) -> Dataset:
     """A clean synthetic classification set (scikit-learn's make_classification)."""
+    from sklearn.datasets import make_classification
+
     x, y = make_classification(
         n_samples=n_rows, n_features=n_features, n_informative=min(n_features, 20),
         n_redundant=min(max(n_features - 20, 0), 10), n_classes=n_classes,
@@ -74,15 +85,16 @@ def synthetic(
 BUILTIN: dict[str, Callable[[], Dataset]] = {
     "digits": digits_images,
     "mnist": mnist_images,
-    "digits-tabular": lambda: _tabular(load_digits, "digits-tabular"),
-    "breast_cancer": lambda: _tabular(load_breast_cancer, "breast_cancer"),
-    "wine": lambda: _tabular(load_wine, "wine"),
+    "digits-tabular": lambda: _tabular("load_digits", "digits-tabular"),
+    "breast_cancer": lambda: _tabular("load_breast_cancer", "breast_cancer"),
+    "wine": lambda: _tabular("load_wine", "wine"),
     "synthetic": synthetic,
 }
 
 
 def builtin_dataset(name: str) -> Dataset:
-    """A dataset by name: digits and mnist (images), digits-tabular, breast_cancer, wine, synthetic."""
+    """A dataset by name: digits and mnist (images), digits-tabular, breast_cancer, wine,
+    synthetic."""
     try:
         return BUILTIN[name]()
     except KeyError:
@@ -92,11 +104,118 @@ def builtin_dataset(name: str) -> Dataset:
 
 BUILTIN_PREFIX = "builtin:"
 
+DataInput = Dataset | str | Path | pd.DataFrame | np.ndarray
 
-def open_dataset(spec: str, *, label: str = "label", id_column: str | None = None) -> Dataset:
-    """Load a file, or a built-in dataset named ``builtin:NAME``."""
-    from poisonguard.data import load_dataset
 
+def open_dataset(
+    data: DataInput,
+    y: np.ndarray | Sequence[Any] | None = None,
+    *,
+    label: str = "label",
+    id_column: str | None = None,
+    categorical: Collection[str] = (),
+    ignore: Collection[str] = (),
+) -> Dataset:
+    """The one way poisonguard opens data: every command and :func:`poisonguard.scan`.
+
+    Parameters
+    ----------
+    data
+        A file path (CSV, Parquet, NPZ, JSONL, image folder), ``"builtin:NAME"``, a
+        pandas DataFrame (typed columns, NaN allowed), a NumPy array ``X`` (N x D
+        features, or N x H x W [x C] images) with ``y``, or a :class:`Dataset`
+        (returned as it is).
+    y
+        Labels for an array or a DataFrame without a label column.
+    label, id_column
+        The label column and the id column of a table.
+    categorical, ignore
+        Table columns to treat as categories, or to leave out of the features.
+
+    Returns
+    -------
+    Dataset
+
+    Example
+    -------
+    >>> ds = open_dataset("builtin:wine")
+    >>> ds.modality, len(ds)
+    ('tabular', 178)
+    """
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, np.ndarray):
+        return _from_arrays(data, y)
+    if isinstance(data, pd.DataFrame):
+        frame = data
+        if y is not None:
+            if label in frame.columns:
+                raise UsageError(f"the DataFrame already has a '{label}' column; pass y or "
+                                 "label, not both")
+            frame = frame.assign(**{label: np.asarray(y)})
+        from poisonguard.data import table_to_dataset
+
+        return table_to_dataset(frame, path="<DataFrame>", label=label, id_column=id_column,
+                                categorical=categorical, ignore=ignore)
+    if y is not None:
+        raise UsageError("y is only for arrays and DataFrames; files bring their labels")
+    spec = str(data)
     if spec.startswith(BUILTIN_PREFIX):
         return builtin_dataset(spec[len(BUILTIN_PREFIX):])
-    return load_dataset(spec, label=label, id_column=id_column)
+    from poisonguard.data import load_dataset
+
+    return load_dataset(spec, label=label, id_column=id_column, categorical=categorical,
+                        ignore=ignore)
+
+
+def _from_arrays(x: np.ndarray, y: np.ndarray | Sequence[Any] | None) -> Dataset:
+    from poisonguard.data import check_classes, label_codes, table_to_dataset
+
+    if y is None:
+        raise UsageError("an array X needs its labels: scan(X, y)")
+    labels = np.asarray(y)
+    if labels.ndim != 1 or len(labels) != len(x):
+        raise UsageError(f"y must be 1-D with one label per row of X ({len(x)}), "
+                         f"got shape {labels.shape}")
+    if x.ndim == 2:
+        frame = pd.DataFrame(x, columns=[f"x{j}" for j in range(x.shape[1])])
+        frame["label"] = labels
+        return table_to_dataset(frame, path="<array>")
+    if x.ndim not in (3, 4):
+        raise UsageError(f"X must be N x D, N x H x W or N x H x W x C, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise UsageError("image arrays must be finite (no NaN or inf)")
+    codes, classes, kind = label_codes(labels, "<array>", label="y")
+    check_classes(len(classes), len(labels), label="y", path="<array>")
+    return Dataset(labels=codes, classes=classes, images=x, source="<array>",
+                   meta={"label_kind": kind, "format": "array", "x_ndim": str(x.ndim),
+                         "x_dtype": str(x.dtype)})
+
+
+def scanned_options(
+    recorded: Mapping[str, Any],
+    *,
+    label: str | None = None,
+    id_column: str | None = None,
+    categorical: Collection[str] | None = None,
+    ignore: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """Open options for data a scan already read: the scan's own, unless overridden.
+
+    ``recorded`` is ``findings.dataset`` (its ``options``: label, id, categorical,
+    ignore); so ``clean`` and ``report`` open the file as ``scan`` did without the
+    user repeating ``--label`` or ``--id``.
+
+    Example
+    -------
+    >>> scanned_options({"options": {"label": "species", "id": "row"}})["id_column"]
+    'row'
+    """
+    options = recorded.get("options") or {}
+    return {
+        "label": label if label is not None else str(options.get("label") or "label"),
+        "id_column": id_column if id_column is not None else options.get("id"),
+        "categorical": tuple(categorical if categorical is not None
+                             else options.get("categorical") or ()),
+        "ignore": tuple(ignore if ignore is not None else options.get("ignore") or ()),
+    }

@@ -6,12 +6,15 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from poisonguard.data import atomic_path, atomic_write_text
 from poisonguard.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "Findings", "Reason", "RowFinding", "RowTable", "as_table", "load_findings", "rows_within",
@@ -30,12 +33,14 @@ class Reason:
 
 @dataclass(frozen=True)
 class RowFinding:
+    """One data row's outcome; ``suggested_label`` is a class name (None: no suggestion)."""
+
     index: int
     id: str
     score: float
     flagged: bool
     action: str = "keep"
-    suggested_label: int | None = None
+    suggested_label: str | None = None
     reasons: tuple[Reason, ...] = ()
     detector_scores: dict[str, float] = field(default_factory=dict)
 
@@ -49,15 +54,16 @@ class RowTable(Sequence[RowFinding]):
     """The rows of a scan held as columns; each :class:`RowFinding` is built on access.
 
     A million rows as Python objects would cost gigabytes; as columns they cost a few
-    bytes per row and per detector. ``suggested`` uses -1 for "no suggestion" and
-    ``reasons`` is keyed by row position (flagged rows only).
+    bytes per row and per detector. ``suggested`` holds label codes into
+    ``classes`` (-1 for "no suggestion"); rows show them as class names. ``reasons``
+    is keyed by row position (flagged rows only).
     """
 
     def __init__(self, *, row_index: np.ndarray, ids: Sequence[str] | np.ndarray,
                  score: np.ndarray,
                  flagged: np.ndarray, action: np.ndarray, suggested: np.ndarray,
                  reasons: Mapping[int, tuple[Reason, ...]], detector_names: Sequence[str],
-                 detector_scores: np.ndarray) -> None:
+                 detector_scores: np.ndarray, classes: Sequence[str] = ()) -> None:
         n = len(row_index)
         if not (len(ids) == len(score) == len(flagged) == len(action) == len(suggested) == n):
             raise ValueError("RowTable columns must have one entry per row")
@@ -72,16 +78,26 @@ class RowTable(Sequence[RowFinding]):
         self.reasons = dict(reasons)
         self.detector_names = tuple(detector_names)
         self.detector_scores = np.asarray(detector_scores, dtype=np.float64)
+        self.classes = tuple(str(c) for c in classes)
+        if len(self.suggested) and self.suggested.max(initial=-1) >= max(len(self.classes), 0) \
+                and self.classes:
+            raise ValueError("suggested labels must be codes into classes")
+
+    def class_name(self, code: int) -> str | None:
+        """The class name of label code ``code`` (None for -1: no suggestion)."""
+        if code < 0:
+            return None
+        return self.classes[code] if self.classes else str(code)
 
     def __len__(self) -> int:
         return len(self.row_index)
 
     def _row(self, i: int) -> RowFinding:
-        label = int(self.suggested[i])
         return RowFinding(
             index=int(self.row_index[i]), id=str(self.ids[i]), score=float(self.score[i]),
             flagged=bool(self.flagged[i]), action=str(self.action[i]),
-            suggested_label=None if label < 0 else label, reasons=self.reasons.get(i, ()),
+            suggested_label=self.class_name(int(self.suggested[i])),
+            reasons=self.reasons.get(i, ()),
             detector_scores={name: value for name, value in zip(
                 self.detector_names, self.detector_scores[i].tolist(), strict=True)
                 if value == value},  # NaN: no score from that detector
@@ -118,6 +134,36 @@ class Findings:
         table = as_table(self)
         return [table[int(k)] for k in np.flatnonzero(table.flagged)]
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per data row as a pandas DataFrame.
+
+        Columns: ``index``, ``id``, ``score``, ``flagged``, ``action``,
+        ``suggested_label`` (a class name or None), ``reasons`` (text, one
+        "detector: detail" per flagging detector, joined by " | ") and one
+        ``score:DETECTOR`` column per detector.
+
+        Example
+        -------
+        >>> import poisonguard
+        >>> frame = poisonguard.scan("builtin:wine").to_frame()
+        >>> frame.sort_values("score", ascending=False).head()  # doctest: +SKIP
+        """
+        import pandas as pd
+
+        t = as_table(self)
+        reasons = [""] * len(t)
+        for k, rs in t.reasons.items():
+            reasons[k] = " | ".join(f"{r.detector}: {r.detail}" for r in rs)
+        frame = pd.DataFrame({
+            "index": t.row_index, "id": [str(i) for i in t.ids], "score": t.score,
+            "flagged": t.flagged, "action": t.action.astype(str),
+            "suggested_label": [t.class_name(int(c)) for c in t.suggested],
+            "reasons": reasons,
+        })
+        for d, name in enumerate(t.detector_names):
+            frame[f"score:{name}"] = t.detector_scores[:, d]
+        return frame
+
     def flagged_indices(self) -> list[int]:
         table = as_table(self)
         return table.row_index[table.flagged].tolist()
@@ -140,12 +186,13 @@ class Findings:
                   rows: Sequence[RowFinding] | None = None) -> Findings:
         """Findings from their JSON shape; ``rows`` (already parsed) replaces ``d["rows"]``."""
         try:
+            classes = [str(c) for c in (d["dataset"].get("classes") or
+                                        d.get("summary", {}).get("classes") or ())]
             rows = rows if rows is not None else tuple(
                 RowFinding(
                     index=int(r["index"]), id=str(r["id"]), score=float(r["score"]),
                     flagged=bool(r["flagged"]), action=str(r.get("action", "keep")),
-                    suggested_label=None if r.get("suggested_label") is None
-                    else int(r["suggested_label"]),
+                    suggested_label=_class_of(r.get("suggested_label"), classes),
                     reasons=tuple(Reason(str(x["detector"]), float(x["score"]), str(x["detail"]))
                                   for x in r.get("reasons", [])),
                     detector_scores={str(k): float(v)
@@ -166,6 +213,28 @@ class Findings:
 _SCORE_PREFIX = "detector_score:"
 
 
+def _class_of(value: Any, classes: Sequence[str]) -> str | None:
+    """A suggestion as a class name: names as they are; integer codes (findings written
+    before class names) mapped through ``classes``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if classes and value not in classes:
+            raise ValueError(f"suggested label {value!r} is not a class")
+        return value
+    code = int(value)
+    if classes:
+        if not 0 <= code < len(classes):
+            raise ValueError(f"suggested label code {code} is not a class")
+        return classes[code]
+    return str(code)
+
+
+def _classes(findings: Findings) -> tuple[str, ...]:
+    return tuple(str(c) for c in (findings.dataset.get("classes") or
+                                  findings.summary.get("classes") or ()))
+
+
 def as_table(findings: Findings) -> RowTable:
     """The findings' rows as a :class:`RowTable` (itself when it already is one)."""
     rows = findings.rows
@@ -173,15 +242,20 @@ def as_table(findings: Findings) -> RowTable:
         return rows
     names = tuple(findings.detectors) or tuple(
         sorted({k for r in rows for k in r.detector_scores}))
+    classes = _classes(findings)
+    index = {c: k for k, c in enumerate(classes)}
+    if not classes:  # no class list: names are the codes as text
+        index = {str(r.suggested_label): int(str(r.suggested_label)) for r in rows
+                 if r.suggested_label is not None}
     return RowTable(
         row_index=np.fromiter((r.index for r in rows), dtype=np.int64, count=len(rows)),
         ids=[r.id for r in rows], score=np.array([r.score for r in rows], dtype=np.float64),
         flagged=np.array([r.flagged for r in rows], dtype=bool),
         action=np.array([r.action for r in rows], dtype=object),
-        suggested=np.array([-1 if r.suggested_label is None else r.suggested_label
+        suggested=np.array([-1 if r.suggested_label is None else index[str(r.suggested_label)]
                             for r in rows], dtype=np.int64),
         reasons={k: r.reasons for k, r in enumerate(rows) if r.reasons},
-        detector_names=names,
+        detector_names=names, classes=classes,
         detector_scores=np.array([[r.detector_scores.get(d, np.nan) for d in names]
                                   for r in rows], dtype=np.float64).reshape(len(rows), len(names)),
     )
@@ -208,7 +282,7 @@ def save_findings(findings: Findings, path: str | Path) -> None:
         import pyarrow.parquet as pq
 
         t = as_table(findings)
-        suggested = pa.array(t.suggested, mask=t.suggested < 0, type=pa.int64())
+        suggested = pa.array([t.class_name(int(c)) for c in t.suggested], type=pa.string())
         no_reason = "[]"
         reasons = [no_reason] * len(t)
         for k, rs in t.reasons.items():
@@ -230,10 +304,19 @@ def save_findings(findings: Findings, path: str | Path) -> None:
     atomic_write_text(p, json.dumps(findings.to_dict(), indent=1) + "\n")
 
 
+def _suggested_codes(column: Any, classes: Sequence[str]) -> np.ndarray:
+    """The suggested_label column (class names; int codes in older files) as codes."""
+    values = column.to_pylist()
+    return np.array([-1 if v is None else classes.index(_class_of(v, classes) or "")
+                     if classes else int(v) for v in values], dtype=np.int64)
+
+
 def _table_from_arrow(arrow: Any, header: dict[str, Any], path: str) -> RowTable:
     names = [c[len(_SCORE_PREFIX):] for c in arrow.column_names if c.startswith(_SCORE_PREFIX)]
     n = arrow.num_rows
     col = {c: arrow.column(c) for c in arrow.column_names}
+    classes = [str(c) for c in (header.get("dataset", {}).get("classes") or
+                                header.get("summary", {}).get("classes") or ())]
     try:
         reasons: dict[int, tuple[Reason, ...]] = {}
         for k, text in enumerate(col["reasons"].to_pylist()):
@@ -250,8 +333,8 @@ def _table_from_arrow(arrow: Any, header: dict[str, Any], path: str) -> RowTable
             row_index=col["index"].to_numpy(), ids=col["id"].to_pylist(),
             score=col["score"].to_numpy(), flagged=col["flagged"].to_numpy(zero_copy_only=False),
             action=np.asarray(col["action"].to_pylist(), dtype=object),
-            suggested=col["suggested_label"].fill_null(-1).to_numpy(),
-            reasons=reasons, detector_names=names,
+            suggested=_suggested_codes(col["suggested_label"], classes),
+            reasons=reasons, detector_names=names, classes=classes,
             detector_scores=np.asarray(scores, dtype=np.float64).reshape(n, len(names)),
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import sys
+import time
+from typing import Protocol, TextIO
 
-__all__ = ["NullProgress", "Progress"]
+__all__ = ["NullProgress", "PlainProgress", "Progress"]
 
 
 class Progress(Protocol):
@@ -18,3 +20,34 @@ class NullProgress:
 
     def update(self, stage: str, *, done: int, total: int) -> None:
         return None
+
+
+class PlainProgress:
+    """Progress as plain timestamped lines (for logs, CI and pipes: no terminal needed).
+
+    One line per new stage, ``2026-11-29 20:41:07 [2/6] training fold 2/5``, written
+    to ``stream`` (stderr by default) and flushed at once. Repeated updates of the
+    same stage print nothing.
+
+    Example
+    -------
+    >>> import io
+    >>> buf = io.StringIO()
+    >>> PlainProgress(buf).update("training fold 1/5", done=0, total=6)
+    >>> "[0/6] training fold 1/5" in buf.getvalue()
+    True
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._last = ""
+
+    def update(self, stage: str, *, done: int, total: int) -> None:
+        if stage == self._last:
+            return
+        self._last = stage
+        stream = self._stream if self._stream is not None else sys.stderr
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        clean = "".join(ch if ch.isprintable() else "?" for ch in stage)
+        stream.write(f"{stamp} [{done}/{total}] {clean}\n")
+        stream.flush()

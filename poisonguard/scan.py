@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-from pathlib import Path
+import json
+from collections.abc import Collection, Sequence
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from poisonguard.data import Dataset, load_dataset
+from poisonguard.data import Dataset, dataset_digest
+from poisonguard.datasets import DataInput, open_dataset
 from poisonguard.detect import DEFAULT_DETECTORS, Detector, DetectorResult, get_detector
 from poisonguard.detect.fusion import fuse
 from poisonguard.errors import DataError, UsageError
@@ -23,17 +24,6 @@ __all__ = ["DEFAULT_THREADS", "dataset_digest", "resolve_detectors", "scan", "sc
 #: many small per-class problems: on 2 cores, one thread was as fast as two on a quiet
 #: machine and 2-20x faster on a busy one, where idle threads spin (docs/design.md).
 DEFAULT_THREADS = 1
-
-
-def dataset_digest(dataset: Dataset) -> str:
-    """SHA-256 over the row ids in order: the dataset's content fingerprint."""
-    assert dataset.ids is not None
-    h = hashlib.sha256()
-    step = 65_536  # same bytes as hashing id by id, in a few large updates
-    for start in range(0, len(dataset.ids), step):
-        chunk = dataset.ids[start:start + step]
-        h.update(("\n".join(str(i) for i in chunk) + "\n").encode())
-    return h.hexdigest()
 
 
 def resolve_detectors(names: Sequence[str | Detector] | None, dataset: Dataset) -> list[Detector]:
@@ -77,10 +67,11 @@ def scan_dataset(
 ) -> tuple[Findings, list[DetectorResult], Representation]:
     """Scan and also return the raw detector results and the representation.
 
-    ``threads`` caps the BLAS and OpenMP threads of the whole scan (default
-    :data:`DEFAULT_THREADS`).
+    ``threads`` caps the CPU threads of the whole scan: BLAS and OpenMP (default
+    :data:`DEFAULT_THREADS`) and, when given, torch's threads for images.
     """
     progress = progress or NullProgress()
+    torch_threads = threads
     threads = DEFAULT_THREADS if threads is None else threads
     if threads < 1:
         raise UsageError("threads must be at least 1")
@@ -91,7 +82,8 @@ def scan_dataset(
             reads = frozenset().union(*(det.requires() for det in chosen))
             representation = build_representation(dataset, embeddings=embeddings, seed=seed,
                                                   progress=progress,
-                                                  keep_oof_embedding="embedding_oof" in reads)
+                                                  keep_oof_embedding="embedding_oof" in reads,
+                                                  threads=torch_threads)
         results: list[DetectorResult] = []
         for k, det in enumerate(chosen):
             progress.update(f"detector {det.name}", done=k, total=len(chosen))
@@ -101,24 +93,77 @@ def scan_dataset(
 
 
 def scan(
-    data: Dataset | str | Path,
+    data: DataInput,
+    y: np.ndarray | Sequence[Any] | None = None,
     *,
     label: str = "label",
+    id_column: str | None = None,
+    categorical: Collection[str] = (),
+    ignore: Collection[str] = (),
     detectors: Sequence[str | Detector] | None = None,
     embeddings: np.ndarray | None = None,
     seed: int = 0,
     progress: Progress | None = None,
     threads: int | None = None,
 ) -> Findings:
-    """Scan a dataset (or a path to one) and return :class:`Findings` for every row."""
-    dataset = data if isinstance(data, Dataset) else load_dataset(data, label=label)
+    """Scan training data for poisoned rows; every row gets a score, flags say why.
+
+    Parameters
+    ----------
+    data
+        What to scan: a NumPy array ``X`` with labels ``y``; a pandas DataFrame
+        (with a ``label`` column, or with ``y``); a path to a CSV, Parquet, NPZ or
+        JSONL file or an image folder; ``"builtin:NAME"`` (digits, wine, ...); or a
+        :class:`~poisonguard.data.Dataset`. Tables keep their types: categories are
+        one-hot encoded, dates split, missing cells imputed with an indicator.
+    y
+        Labels, for arrays and DataFrames without a label column.
+    label, id_column
+        The label column and an optional id column (ids are not features).
+    categorical, ignore
+        Table columns to treat as categories, or to leave out.
+    detectors
+        Detector names or instances (default: the default set for the modality).
+    embeddings
+        Optional N x K embeddings to use as the representation.
+    seed
+        Seed of the cross-validated models; the same seed gives the same findings.
+    progress
+        Receives stage updates (:class:`~poisonguard.progress.PlainProgress` prints
+        them).
+    threads
+        CPU threads for the numeric work (default 1).
+
+    Returns
+    -------
+    Findings
+        One row per input row (``findings.to_frame()`` gives a pandas DataFrame),
+        a summary, and each detector's result.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> findings = poisonguard.scan("builtin:wine")
+    >>> findings.summary["rows"]
+    178
+    >>> frame = findings.to_frame()  # one row per data row: score, flagged, reasons
+    >>> list(frame.columns[:4])
+    ['index', 'id', 'score', 'flagged']
+
+    With arrays or a DataFrame::
+
+        poisonguard.scan(X, y)
+        poisonguard.scan(df, label="species")
+        poisonguard.scan("penguins.parquet", label="species")
+    """
+    dataset = open_dataset(data, y, label=label, id_column=id_column, categorical=categorical,
+                           ignore=ignore)
     findings, _, _ = scan_dataset(dataset, detectors=detectors, embeddings=embeddings,
                                   seed=seed, progress=progress, threads=threads)
     return findings
 
 
 def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representation) -> Findings:
-    assert dataset.ids is not None
     fused = fuse(results, len(dataset))
     rows = RowTable(
         row_index=np.arange(len(dataset)), ids=dataset.ids, score=np.round(fused.scores, 6),
@@ -128,6 +173,7 @@ def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representati
         detector_names=[r.detector for r in results],
         detector_scores=np.round(np.column_stack([r.scores for r in results]), 6)
         if results else np.zeros((len(dataset), 0)),
+        classes=dataset.classes,
     )
     flagged_labels = dataset.labels[fused.flags]
     by_class = {dataset.classes[c]: int(n) for c, n in
@@ -147,6 +193,10 @@ def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representati
     return Findings(
         dataset={"path": dataset.source, "rows": len(dataset), "modality": dataset.modality,
                  "sha256": dataset_digest(dataset), "classes": list(dataset.classes),
+                 **({"options": json.loads(dataset.meta["options"])}
+                    if "options" in dataset.meta else {}),
+                 **({"notes": list(dataset.schema.notes)}
+                    if dataset.schema is not None and dataset.schema.notes else {}),
                  **({"shape": list(dataset.images.shape[1:])} if dataset.images is not None
                     else {})},
         detectors=tuple(r.detector for r in results),

@@ -17,21 +17,26 @@ from poisonguard.attack.backdoor import badnets, blend, tabular_trigger
 from poisonguard.attack.cleanlabel import clean_label, feature_collision
 from poisonguard.attack.flip import label_flip
 from poisonguard.attack.inject import inject_mislabeled, inject_near_duplicates, inject_outliers
+from poisonguard.attack.options import ATTACK_OPTIONS, attack_by_name, class_code
 from poisonguard.attack.trigger import apply_trigger
 from poisonguard.attack.truth import AttackResult, Truth, load_truth, save_truth
+from poisonguard.attack.write import save_poisoned
 from poisonguard.data import Dataset
 from poisonguard.errors import UsageError
 
 __all__ = [
     "ATTACKS",
+    "ATTACK_OPTIONS",
     "ATTACK_INFO",
     "AttackInfo",
     "AttackResult",
     "Truth",
     "apply_trigger",
     "attack_applies",
+    "attack_by_name",
     "badnets",
     "blend",
+    "class_code",
     "clean_label",
     "feature_collision",
     "inject_mislabeled",
@@ -40,6 +45,7 @@ __all__ = [
     "label_flip",
     "load_truth",
     "run_attack",
+    "save_poisoned",
     "save_truth",
     "tabular_trigger",
 ]

@@ -42,7 +42,7 @@ def _dirty_label(dataset: Dataset, *, kind: str, rate: float, target: int, seed:
         dataset, poisoned, kind=kind, seed=seed, params={**params, "trigger": spec},
         poisoned=rows, target=target, original_labels={int(i): int(y[i]) for i in rows},
         description=f"{kind}: {len(rows)} rows of other classes with {what}, relabelled to "
-                    f"class {target}",
+                    f"class {dataset.classes[target]}",
     )
     return AttackResult(poisoned, truth)
 

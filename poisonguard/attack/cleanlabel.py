@@ -66,7 +66,8 @@ def clean_label(dataset: Dataset, *, rate: float, target: int, seed: int = 0,
         params={"rate": rate, "trigger_kind": trig, "perturb": perturb, "eps": eps,
                 "trigger": spec},
         poisoned=rows, target=t,
-        description=f"clean-label backdoor: {len(rows)} class-{t} rows with a {trig} trigger"
+        description=f"clean-label backdoor: {len(rows)} class-{dataset.classes[t]} rows with "
+                    f"a {trig} trigger"
                     + (f", pushed {eps:g} of the range off their class" if perturb else "")
                     + ", labels unchanged",
     )
@@ -146,7 +147,8 @@ def feature_collision(dataset: Dataset, *, rate: float, target: int, seed: int =
                 "victim_label": int(y[victim]), "victim": v_flat.tolist(),
                 "victim_shape": list(x.shape[1:])},
         poisoned=rows, target=t,
-        description=f"feature collision: {len(rows)} class-{t} rows moved onto victim row "
-                    f"{victim} (class {int(y[victim])}, held out) in a linear model's view",
+        description=f"feature collision: {len(rows)} class-{dataset.classes[t]} rows moved "
+                    f"onto victim row {victim} (class {dataset.classes[int(y[victim])]}, "
+                    "held out) in a linear model's view",
     )
     return AttackResult(poisoned, truth)

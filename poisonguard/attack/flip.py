@@ -74,7 +74,9 @@ def label_flip(
             raise UsageError("source and target must differ")
         rows = pick(rng, pool, k, "source-class rows")
         new[rows] = tgt
-        how = (f"class {src}" if src is not None else "non-target rows") + f" relabelled to {tgt}"
+        names = dataset.classes
+        how = (f"class {names[src]}" if src is not None else "non-target rows") \
+            + f" relabelled to {names[tgt]}"
     elif mode == "random":
         pool = np.flatnonzero(y != tgt) if tgt is not None else np.arange(len(y))
         rows = pick(rng, pool, k, "rows")

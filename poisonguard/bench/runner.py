@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 
 from poisonguard.attack import ATTACK_INFO, attack_applies, run_attack
 from poisonguard.attack.truth import check_rate
@@ -30,7 +31,7 @@ from poisonguard.errors import PoisonguardError, UsageError
 from poisonguard.findings import Findings
 from poisonguard.progress import NullProgress, Progress
 from poisonguard.represent import Representation, build_representation
-from poisonguard.scan import scan_dataset
+from poisonguard.scan import DEFAULT_THREADS, scan_dataset
 
 __all__ = ["FUSED", "BenchResult", "choose_detectors", "machine_info", "run_bench"]
 
@@ -90,11 +91,9 @@ def choose_detectors(spec: str | Sequence[str], dataset: Dataset) -> list[str]:
 
 def _representation(dataset: Dataset, seed: int, folds: int,
                     threads: int | None) -> Representation:
-    if dataset.modality == "image" and threads is not None:
-        from poisonguard.represent.image import image_representation
-
-        return image_representation(dataset, folds=folds, seed=seed, threads=threads)
-    return build_representation(dataset, folds=folds, seed=seed)
+    """``threads`` means what it means in scan: BLAS/OpenMP and torch threads."""
+    with threadpool_limits(limits=threads or DEFAULT_THREADS):
+        return build_representation(dataset, folds=folds, seed=seed, threads=threads)
 
 
 def _scan(dataset: Dataset, names: list[str], seed: int, errors: list[dict[str, Any]],
@@ -104,7 +103,7 @@ def _scan(dataset: Dataset, names: list[str], seed: int, errors: list[dict[str, 
     rep = _representation(dataset, seed, folds, threads)
     try:
         findings, results, _ = scan_dataset(dataset, detectors=names, representation=rep,
-                                            seed=seed)
+                                            seed=seed, threads=threads)
         return findings, results
     except PoisonguardError:
         raise

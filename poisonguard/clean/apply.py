@@ -24,14 +24,24 @@ from poisonguard.data import (
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, as_table, rows_within
 
-__all__ = ["CleanPlan", "CleanResult", "apply_findings", "plan_cleaning"]
+__all__ = [
+    "ACTIONS", "CONFIDENT_SCORE", "CleanPlan", "CleanResult", "apply_findings", "plan_cleaning",
+]
 
-Action = Literal["suggested", "drop", "relabel", "review"]
+Action = Literal["quarantine", "drop", "relabel", "review"]
+ACTIONS: tuple[str, ...] = ("quarantine", "drop", "relabel", "review")
+
+#: A flagged row is relabelled (with ``action="relabel"``) only when every detector
+#: that flagged it suggested a label and its fused score is at least this high.
+CONFIDENT_SCORE = 0.8
+
+#: Columns added to a quarantined table (the original columns come first).
+REASON_COLUMNS = ("poisonguard_row", "poisonguard_score", "poisonguard_reasons")
 
 
 @dataclass(frozen=True)
 class CleanPlan:
-    """Row indices to keep, to drop (quarantine) and to relabel (index -> label code)."""
+    """Row indices to keep, to quarantine, and to relabel (index -> label code)."""
 
     keep: np.ndarray
     drop: np.ndarray
@@ -49,33 +59,77 @@ class CleanResult:
     quarantine: Path | None
 
 
-def plan_cleaning(findings: Findings, n_rows: int, *, action: Action = "suggested") -> CleanPlan:
+def _conflict_groups(values: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
+    """Groups of rows with identical values and more than one label."""
+    flat = np.ascontiguousarray(values.reshape(len(values), -1))
+    keys = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1]))).ravel()
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    groups = []
+    for g in np.flatnonzero(counts > 1):
+        rows = np.flatnonzero(inverse == g)
+        if len(np.unique(labels[rows])) > 1:
+            groups.append(rows)
+    return groups
+
+
+def _one_consistent_copy(rows: np.ndarray, labels: np.ndarray, flagged: np.ndarray) -> int:
+    """The row to keep of a conflicting group: the majority label's first unflagged copy."""
+    values, counts = np.unique(labels[rows], return_counts=True)
+    best = values[counts == counts.max()]
+    candidates = [r for r in rows if labels[r] in best]
+    unflagged = [r for r in candidates if not flagged[r]]
+    return int((unflagged or candidates)[0])
+
+
+def plan_cleaning(findings: Findings, n_rows: int, *, action: Action = "quarantine",
+                  dataset: Dataset | None = None) -> CleanPlan:
     """Decide each flagged row's fate.
 
-    ``suggested`` follows each row's action in the findings; ``drop`` drops every
-    flagged row; ``relabel`` relabels flagged rows that have a suggested label and
-    drops the rest; ``review`` changes nothing in the clean set but quarantines every
-    flagged row for a person to look at (so the clean set is the unflagged rows).
+    - ``quarantine`` (default) and ``drop``: every flagged row leaves the clean set
+      (``quarantine`` writes them, with their reasons, to the quarantine file);
+    - ``relabel``: flagged rows with a confident suggestion (every flagging detector
+      suggested a label, fused score >= :data:`CONFIDENT_SCORE`) get the suggested
+      label; the other flagged rows are quarantined;
+    - ``review``: every flagged row is quarantined for a person to look at.
+
+    With ``dataset``, exact duplicates that disagree on the label and have a flagged
+    row are resolved first: one consistent copy (the majority label) is kept, every
+    other copy is quarantined, and none of them is relabelled.
+
+    Example
+    -------
+    >>> plan = plan_cleaning(findings, len(dataset))  # doctest: +SKIP
+    >>> plan.drop  # the rows that go to quarantine  # doctest: +SKIP
     """
+    if action not in ACTIONS:
+        raise UsageError(f"unknown action '{action}' (known: {', '.join(ACTIONS)})")
     if len(findings.rows) != n_rows:
         raise DataError(f"findings cover {len(findings.rows)} rows but the data has {n_rows}")
     t = as_table(findings)
-    has_label = t.suggested >= 0
-    if action in ("review", "drop"):
-        relabelled = np.zeros(len(t), dtype=bool)
-    elif action == "relabel":
-        relabelled = t.flagged & has_label
+    flagged = np.zeros(n_rows, dtype=bool)
+    flagged[t.row_index[t.flagged]] = True
+    out_of_dups = np.zeros(n_rows, dtype=bool)
+    if dataset is not None and dataset.modality != "text":
+        for rows in _conflict_groups(dataset.matrix(), dataset.labels):
+            if flagged[rows].any():
+                kept = _one_consistent_copy(rows, dataset.labels, flagged)
+                out_of_dups[rows[rows != kept]] = True
+                flagged[kept] = False
+    if action == "relabel":
+        confident = t.flagged & (t.suggested >= 0) & (t.action == "relabel") \
+            & (t.score >= CONFIDENT_SCORE) & ~out_of_dups[t.row_index]
     else:
-        relabelled = t.flagged & has_label & (t.action == "relabel")
-    relabel = dict(zip(t.row_index[relabelled].tolist(), t.suggested[relabelled].tolist(),
+        confident = np.zeros(len(t), dtype=bool)
+    relabel = dict(zip(t.row_index[confident].tolist(), t.suggested[confident].tolist(),
                        strict=True))
-    dropped = np.sort(t.row_index[t.flagged & ~relabelled])
+    gone = (flagged | out_of_dups)
+    gone[list(relabel)] = False
+    dropped = np.flatnonzero(gone)
     keep = np.setdiff1d(np.arange(n_rows), dropped)
     return CleanPlan(keep=keep, drop=dropped, relabel=relabel)
 
 
 def _check_matches(findings: Findings, dataset: Dataset) -> None:
-    assert dataset.ids is not None
     if len(findings.rows) != len(dataset):
         raise DataError(
             f"findings cover {len(findings.rows)} rows but the data has {len(dataset)}",
@@ -95,34 +149,59 @@ def apply_findings(
     out: str | Path,
     *,
     quarantine: str | Path | None = None,
-    action: Action = "suggested",
+    action: Action = "quarantine",
 ) -> CleanResult:
-    """Write the cleaned data to ``out`` and the removed rows to ``quarantine``."""
+    """Write the cleaned data to ``out`` and the removed rows to ``quarantine``.
+
+    The quarantine file defaults to ``OUT.quarantine.EXT`` beside ``out``; tables
+    keep every original column there and gain ``poisonguard_row``,
+    ``poisonguard_score`` and ``poisonguard_reasons``. See :func:`plan_cleaning` for
+    the actions.
+
+    Example
+    -------
+    >>> apply_findings(dataset, findings, "clean.csv")  # doctest: +SKIP
+    """
     _check_matches(findings, dataset)
     out_path = Path(out)
-    q_path = Path(quarantine) if quarantine is not None else None
+    q_path = Path(quarantine) if quarantine is not None else \
+        out_path.with_name(f"{out_path.stem}.quarantine{out_path.suffix}")
     if dataset.source:
         ensure_not_same(dataset.source, out_path)
         if q_path is not None:
             ensure_not_same(dataset.source, q_path)
     if q_path is not None and q_path.resolve() == out_path.resolve():
         raise UsageError("--out and --quarantine must be different files")
-    plan = plan_cleaning(findings, len(dataset), action=action)
+    plan = plan_cleaning(findings, len(dataset), action=action, dataset=dataset)
     fmt = dataset.meta.get("format", "")
     if fmt in {"csv", "parquet", "pq"} and out_path.suffix.lower() in {".csv", ".parquet", ".pq"}:
-        _write_table(dataset, plan, out_path, q_path)
+        _write_table(dataset, plan, out_path, q_path, findings)
     else:
         labels = dataset.labels.copy()
         for i, code in plan.relabel.items():
             labels[i] = code
-        relabelled = dataset.replace(labels=labels)
+        relabelled = dataset.replace(labels=labels, ids=dataset.ids)
         save_dataset(relabelled.subset(plan.keep), out_path)
         if q_path is not None:
             save_dataset(dataset.subset(plan.drop), q_path)
     return CleanResult(plan=plan, out=out_path, quarantine=q_path)
 
 
-def _write_table(dataset: Dataset, plan: CleanPlan, out: Path, quarantine: Path | None) -> None:
+def _reasons(findings: Findings, rows: np.ndarray) -> pd.DataFrame:
+    t = as_table(findings)
+    position = np.empty(len(t), dtype=np.int64)
+    position[t.row_index] = np.arange(len(t))
+    text = []
+    for r in rows:
+        rs = t.reasons.get(int(position[r]), ())
+        text.append(" | ".join(f"{x.detector}: {x.detail}" for x in rs)
+                    or "exact duplicate with a different label")
+    return pd.DataFrame({REASON_COLUMNS[0]: rows, REASON_COLUMNS[1]: t.score[position[rows]],
+                         REASON_COLUMNS[2]: text})
+
+
+def _write_table(dataset: Dataset, plan: CleanPlan, out: Path, quarantine: Path | None,
+                 findings: Findings) -> None:
     """Clean a CSV/Parquet input row-wise, keeping every original column."""
     table = load_table(dataset.source)
     if len(table) != len(dataset):
@@ -135,4 +214,5 @@ def _write_table(dataset: Dataset, plan: CleanPlan, out: Path, quarantine: Path 
         table[dataset.label_column] = pd.Series(column, index=table.index).infer_objects()
     save_table(table.iloc[plan.keep].reset_index(drop=True), out)
     if quarantine is not None:
-        save_table(load_table(dataset.source).iloc[plan.drop].reset_index(drop=True), quarantine)
+        held = load_table(dataset.source).iloc[plan.drop].reset_index(drop=True)
+        save_table(pd.concat([held, _reasons(findings, plan.drop)], axis=1), quarantine)

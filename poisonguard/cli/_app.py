@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from poisonguard.errors import PoisonguardError
-from poisonguard.progress import NullProgress
+from poisonguard.progress import NullProgress, PlainProgress
 
 __all__ = ["app", "command", "err_console", "out_console", "progress_bar"]
 
@@ -42,7 +42,10 @@ def command(*args: Any, on: typer.Typer | None = None, **kwargs: Any) -> Callabl
             try:
                 return fn(*a, **kw)
             except PoisonguardError as exc:
-                err_console.print(f"poisonguard: error: {exc}", markup=False, soft_wrap=True)
+                from poisonguard.provenance.text import printable
+
+                err_console.print(f"poisonguard: error: {printable(exc)}", markup=False,
+                                  soft_wrap=True)
                 raise typer.Exit(2) from None
             except KeyboardInterrupt:
                 err_console.print("poisonguard: interrupted", markup=False)
@@ -66,10 +69,17 @@ class _RichProgress:
 
 
 @contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[Any]:
-    """A progress reporter drawn on stderr (nothing when disabled or not a terminal)."""
-    if not enabled or not sys.stderr.isatty():
+def progress_bar(enabled: bool = True, mode: str = "auto") -> Iterator[Any]:
+    """A progress reporter on stderr.
+
+    ``mode``: "auto" (a bar on a terminal, timestamped lines otherwise), "rich",
+    "plain" or "none". Nothing at all when ``enabled`` is False (--quiet, --json).
+    """
+    if not enabled or mode == "none":
         yield NullProgress()
+        return
+    if mode == "plain" or (mode == "auto" and not sys.stderr.isatty()):
+        yield PlainProgress()
         return
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

@@ -11,90 +11,76 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from poisonguard.attack import ATTACK_INFO, run_attack, save_truth
+from poisonguard.attack import ATTACK_INFO, save_truth
+from poisonguard.attack.options import attack_by_name, class_code
 from poisonguard.attack.truth import check_rate
+from poisonguard.attack.write import check_output, save_poisoned
 from poisonguard.cli._app import command, err_console, out_console, progress_bar
-from poisonguard.data import Dataset, ensure_not_same, save_dataset
+from poisonguard.cli.options import (
+    CategoricalOpt,
+    DataArg,
+    IdOpt,
+    IgnoreOpt,
+    LabelOpt,
+    ProgressMode,
+    ProgressOpt,
+    ThreadsOpt,
+    column_list,
+)
+from poisonguard.data import ensure_not_same
 from poisonguard.datasets import open_dataset
 from poisonguard.errors import UsageError
 
-__all__ = ["attack_command", "bench_command", "class_code", "score_command"]
-
-_IMAGE_OUT = {".npz"}
-_TABLE_OUT = {".csv", ".parquet", ".pq", ".npz"}
-
-
-def class_code(dataset: Dataset, value: str, what: str = "target") -> int:
-    """The label code of class ``value`` as the user writes labels (e.g. '0' or 'cat')."""
-    if value in dataset.classes:
-        return dataset.classes.index(value)
-    shown = ", ".join(dataset.classes[:20]) + (" ..." if dataset.n_classes > 20 else "")
-    raise UsageError(f"{what} '{value}' is not a class (classes: {shown})")
-
-
-def _check_out(dataset: Dataset, out: Path) -> None:
-    allowed = _IMAGE_OUT if dataset.modality == "image" else _TABLE_OUT
-    if out.suffix.lower() not in allowed:
-        raise UsageError(f"{out}: {dataset.modality} data is written as "
-                         f"{' or '.join(sorted(allowed))}")
-
+__all__ = ["attack_command", "bench_command", "score_command"]
 
 @command("attack")
 def attack_command(
     kind: Annotated[str, typer.Argument(help=f"one of: {', '.join(ATTACK_INFO)}")],
-    data: Annotated[str, typer.Argument(help="data file, image folder or builtin:NAME")],
+    data: DataArg,
     rate: Annotated[float, typer.Option(help="fraction of output rows poisoned, in (0, 0.5]")],
-    out: Annotated[Path, typer.Option(help="where to write the poisoned data")],
+    out: Annotated[Path, typer.Option(help="where to write the poisoned data (the input's "
+                                           "file type)")],
     truth: Annotated[Path, typer.Option(help="where to write the truth record (JSON)")],
     target: Annotated[str | None, typer.Option(help="target class, as written in the data")]
     = None,
     source: Annotated[str | None, typer.Option(help="source class (flip-targeted)")] = None,
     seed: Annotated[int, typer.Option(help="random seed; the same seed reproduces")] = 0,
-    label: Annotated[str, typer.Option(help="label column of CSV/Parquet input")] = "label",
-    size: Annotated[int, typer.Option(help="badnets patch size (pixels)")] = 2,
-    position: Annotated[str, typer.Option(help="badnets patch position")] = "bottom-right",
+    label: LabelOpt = "label",
+    id_column: IdOpt = None,
+    categorical: CategoricalOpt = None,
+    ignore: IgnoreOpt = None,
+    size: Annotated[int | None, typer.Option(help="badnets patch size (pixels, default 2)")]
+    = None,
+    position: Annotated[str | None, typer.Option(
+        help="badnets patch position (default bottom-right)")] = None,
     value: Annotated[float | None, typer.Option(help="badnets patch value (default max)")]
     = None,
-    alpha: Annotated[float, typer.Option(help="blend pattern weight")] = 0.2,
-    n_features: Annotated[int, typer.Option(help="tabular-trigger columns")] = 3,
+    alpha: Annotated[float | None, typer.Option(help="blend pattern weight (default 0.2)")]
+    = None,
+    n_features: Annotated[int | None, typer.Option(help="tabular-trigger columns (default 3)")]
+    = None,
     trigger: Annotated[str | None, typer.Option(help="clean-label trigger: badnets, blend, "
                                                      "tabular")] = None,
-    perturb: Annotated[bool, typer.Option(help="clean-label: make rows harder to learn")]
-    = True,
+    perturb: Annotated[bool | None, typer.Option(
+        help="clean-label: make rows harder to learn (default on)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="print nothing on success")] = False,
 ) -> None:
-    """Poison DATA with attack KIND; write the poisoned data and the truth record."""
+    """Poison DATA with attack KIND; write the poisoned data (same file type, schema, ids
+    and dtypes; only attacked cells differ) and the truth record."""
     if kind not in ATTACK_INFO:
         raise UsageError(f"unknown attack '{kind}' (known: {', '.join(ATTACK_INFO)})")
     check_rate(rate)
     if out.resolve() == truth.resolve():
         raise UsageError("--out and --truth must be different files")
-    dataset = open_dataset(data, label=label)
     for path in (out, truth):
         ensure_not_same(data, path)
-    _check_out(dataset, out)
-    info = ATTACK_INFO[kind]
-    if dataset.modality not in info.modalities:
-        hint = " (use tabular-trigger)" if kind in {"badnets", "blend"} else ""
-        raise UsageError(f"{kind} does not apply to {dataset.modality} data{hint}")
-    params: dict[str, object] = {}
-    if source is not None:
-        if kind != "flip-targeted":
-            raise UsageError("--source is only for flip-targeted")
-        params["source"] = class_code(dataset, source, "source")
-    if kind in {"badnets", "clean-label"}:
-        params.update(size=size, position=position)
-    if kind == "badnets":
-        params["value"] = value
-    if kind in {"blend", "clean-label"}:
-        params["alpha"] = alpha
-    if kind in {"tabular-trigger", "clean-label"}:
-        params["n_features"] = n_features
-    if kind == "clean-label":
-        params.update(trigger=trigger, perturb=perturb)
-    code = None if target is None else class_code(dataset, target)
-    result = run_attack(kind, dataset, rate=rate, seed=seed, target=code, **params)
-    save_dataset(result.dataset, out)
+    dataset = open_dataset(data, label=label, id_column=id_column,
+                           categorical=column_list(categorical), ignore=column_list(ignore))
+    check_output(dataset, out)
+    result = attack_by_name(kind, dataset, rate=rate, seed=seed, target=target, source=source,
+                            size=size, position=position, value=value, alpha=alpha,
+                            n_features=n_features, trigger=trigger, perturb=perturb)
+    save_poisoned(result, dataset, out)
     save_truth(result.truth, truth)
     if not quiet:
         out_console.print(f"{result.truth.description}\nwrote {out} ({len(result.dataset)} rows) "
@@ -144,7 +130,7 @@ def _floats(text: str) -> list[float]:
 
 @command("bench")
 def bench_command(
-    data: Annotated[str, typer.Argument(help="data file, image folder or builtin:NAME")],
+    data: DataArg,
     out: Annotated[Path, typer.Option(help="directory for results.json, results.md, plots")],
     attacks: Annotated[str, typer.Option(help="comma-separated attack kinds")]
     = "flip,outliers,badnets,blend,tabular-trigger",
@@ -153,10 +139,11 @@ def bench_command(
     detectors: Annotated[str, typer.Option(help="'all' or comma-separated names")] = "all",
     target: Annotated[str, typer.Option(help="backdoor target class")] = "",
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    label: Annotated[str, typer.Option(help="label column of CSV/Parquet input")] = "label",
+    label: LabelOpt = "label",
     folds: Annotated[int, typer.Option(help="cross-validation folds of the representation")]
     = 5,
-    threads: Annotated[int | None, typer.Option(help="torch threads for image data")] = None,
+    threads: ThreadsOpt = None,
+    progress_mode: ProgressOpt = ProgressMode.auto,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar, no tables")] = False,
 ) -> None:
     """Benchmark the detectors: every attack x rate x detector, scored against the truth."""
@@ -174,7 +161,7 @@ def bench_command(
     dataset = open_dataset(data, label=label)
     code = class_code(dataset, target) if target else 0
     choose_detectors(detectors, dataset)  # fail fast on unknown names
-    with progress_bar(not quiet) as progress:
+    with progress_bar(not quiet, progress_mode.value) as progress:
         result = run_bench(dataset, attacks=kinds, rates=rate_list, detectors=detectors,
                            target=code, seed=seed, folds=folds, threads=threads,
                            progress=progress)

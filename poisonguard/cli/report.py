@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from poisonguard.cli._app import command, out_console
+from poisonguard.cli.options import IdOpt
 from poisonguard.data import load_embeddings
-from poisonguard.datasets import open_dataset
+from poisonguard.datasets import open_dataset, scanned_options
+from poisonguard.errors import UsageError
 from poisonguard.findings import load_findings
 from poisonguard.report import check_match, write_report
 
@@ -22,8 +24,9 @@ def report_command(
     data: Annotated[str | None, typer.Option(
         help="The scanned data (file or builtin:NAME); without it the page leaves out the "
              "projection, per-class counts and flagged examples.")] = None,
-    label: Annotated[str, typer.Option("--label", help="Label column (tables, JSONL).")] = "label",
-    id_column: Annotated[str | None, typer.Option("--id", help="Column holding row ids.")] = None,
+    label: Annotated[str | None, typer.Option(
+        "--label", help="Label column (default: the scan's).")] = None,
+    id_column: IdOpt = None,
     embeddings: Annotated[Path | None, typer.Option(
         help="N x K embeddings (.npy/.npz) to project instead of the data's features.")] = None,
     out: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path(
@@ -32,10 +35,13 @@ def report_command(
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
 ) -> None:
     """Write a self-contained HTML report (no network needed to view it) for a scan."""
+    if out.is_dir():
+        raise UsageError(f"{out}: --out must be a file path for the HTML page (it is a folder)")
     result = load_findings(findings)
     dataset = None
     if data is not None:
-        dataset = open_dataset(data, label=label, id_column=id_column)
+        dataset = open_dataset(data, **scanned_options(result.dataset, label=label,
+                                                       id_column=id_column))
         check_match(result, dataset)
     n_rows = len(result.rows)
     emb = load_embeddings(embeddings, n_rows) if embeddings is not None else None

@@ -11,9 +11,22 @@ import typer
 from rich.table import Table
 
 from poisonguard.clean import apply_findings
-from poisonguard.cli._app import command, out_console, progress_bar
-from poisonguard.data import Dataset, load_dataset, load_embeddings
-from poisonguard.datasets import BUILTIN_PREFIX, open_dataset
+from poisonguard.cli._app import command, err_console, out_console, progress_bar
+from poisonguard.cli.options import (
+    CategoricalOpt,
+    DataArg,
+    IdOpt,
+    IgnoreOpt,
+    LabelOpt,
+    LedgerOpt,
+    NoLedgerOpt,
+    ProgressMode,
+    ProgressOpt,
+    ThreadsOpt,
+    column_list,
+)
+from poisonguard.data import Dataset, load_embeddings
+from poisonguard.datasets import BUILTIN_PREFIX, open_dataset, scanned_options
 from poisonguard.detect import available_detectors
 from poisonguard.errors import UsageError
 from poisonguard.findings import Findings, as_table, load_findings, save_findings
@@ -30,20 +43,18 @@ class OutputFormat(StrEnum):
 
 
 class CleanAction(StrEnum):
-    suggested = "suggested"
+    quarantine = "quarantine"
     drop = "drop"
     relabel = "relabel"
     review = "review"
 
 
-DataArg = Annotated[str, typer.Argument(
-    help="CSV, Parquet, NPZ, JSONL, image folder, or builtin:NAME.")]
-LabelOpt = Annotated[str, typer.Option("--label", help="Label column (tables, JSONL).")]
-IdOpt = Annotated[str | None, typer.Option("--id", help="Column holding stable row ids.")]
-LedgerOpt = Annotated[str | None, typer.Option(
-    "--ledger", help="Ledger file or SQLAlchemy URL (default: $POISONGUARD_LEDGER or "
-    ".poisonguard/ledger.sqlite).")]
-NoLedgerOpt = Annotated[bool, typer.Option("--no-ledger", help="Do not record in the ledger.")]
+
+def print_notes(dataset: Dataset) -> None:
+    """Say which table columns were left out of the features, and why (on stderr)."""
+    if dataset.schema is not None:
+        for line in dataset.schema.notes:
+            err_console.print(f"note: {line}", markup=False, soft_wrap=True)
 
 
 def _parse_detectors(value: str | None) -> list[str] | None:
@@ -95,6 +106,8 @@ def scan_command(
     data: DataArg,
     label: LabelOpt = "label",
     id_column: IdOpt = None,
+    categorical: CategoricalOpt = None,
+    ignore: IgnoreOpt = None,
     out: Annotated[Path, typer.Option(
         help="Folder for findings.json (or .parquet).")] = Path("scan"),
     fmt: Annotated[OutputFormat, typer.Option(
@@ -109,20 +122,24 @@ def scan_command(
     png: Annotated[Path | None, typer.Option(
         help="Also write a PNG summary figure here (and the report, to OUT/report.html).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for model training.")] = 0,
-    threads: Annotated[int | None, typer.Option(
-        help="BLAS/OpenMP threads (default 1: the scan's many small per-class fits run "
-             "faster single-threaded).", min=1)] = None,
+    threads: ThreadsOpt = None,
     ledger: LedgerOpt = None,
     no_ledger: NoLedgerOpt = False,
+    progress_mode: ProgressOpt = ProgressMode.auto,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Find poisoned rows: rank every row, flag the suspicious ones, say why."""
     if fail_on is not None and not 0.0 <= fail_on <= 1.0:
         raise UsageError("--fail-on must be between 0 and 1")
-    dataset = open_dataset(data, label=label, id_column=id_column)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: --out must be a folder (it is a file)")
+    dataset = open_dataset(data, label=label, id_column=id_column,
+                           categorical=column_list(categorical), ignore=column_list(ignore))
+    if not quiet and not as_json:
+        print_notes(dataset)
     emb = load_embeddings(embeddings, len(dataset)) if embeddings is not None else None
-    with progress_bar(not quiet and not as_json) as progress:
+    with progress_bar(not quiet and not as_json, progress_mode.value) as progress:
         findings, _, rep = scan_dataset(dataset, detectors=_parse_detectors(detectors),
                                         embeddings=emb, seed=seed, progress=progress,
                                         threads=threads)
@@ -156,23 +173,29 @@ def clean_command(
     data: DataArg,
     findings: Annotated[Path, typer.Option(help="Findings written by scan.")],
     out: Annotated[Path, typer.Option(help="Where to write the clean data.")],
-    quarantine: Annotated[Path | None, typer.Option(help="Where to write removed rows.")] = None,
+    quarantine: Annotated[Path | None, typer.Option(
+        help="Where to write the removed rows with their reasons (default: "
+             "OUT.quarantine.EXT).")] = None,
     action: Annotated[CleanAction, typer.Option(
-        help="suggested: follow each row's action; drop, relabel or review every flagged row."
-    )] = CleanAction.suggested,
-    label: LabelOpt = "label",
+        help="quarantine (default), drop or review: flagged rows leave the clean data; "
+             "relabel: confident suggestions are applied, the rest quarantined. Conflicting "
+             "duplicates always keep one consistent copy.")] = CleanAction.quarantine,
+    label: Annotated[str | None, typer.Option(
+        "--label", help="Label column (default: the scan's).")] = None,
     id_column: IdOpt = None,
     ledger: LedgerOpt = None,
     no_ledger: NoLedgerOpt = False,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
 ) -> None:
     """Drop, relabel or quarantine the rows a scan flagged; never overwrites the input."""
-    dataset = open_dataset(data, label=label, id_column=id_column)
-    result = apply_findings(dataset, load_findings(findings), out, quarantine=quarantine,
+    scanned = load_findings(findings)
+    options = scanned_options(scanned.dataset, label=label, id_column=id_column)
+    dataset = open_dataset(data, **options)
+    result = apply_findings(dataset, scanned, out, quarantine=quarantine,
                             action=action.value)
     if not no_ledger:
         written = [result.out] + ([result.quarantine] if result.quarantine else [])
-        outputs = [data_ref(p, load_dataset(p, label=label, id_column=id_column)) for p in written]
+        outputs = [data_ref(p, open_dataset(p, **options)) for p in written]
         record_event(
             "clean", inputs=[_data_ref(data, dataset), {"path": str(findings.absolute())}],
             outputs=outputs, ledger=ledger,

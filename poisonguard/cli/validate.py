@@ -10,6 +10,14 @@ import typer
 from rich.table import Table
 
 from poisonguard.cli._app import command, out_console, progress_bar
+from poisonguard.cli.options import (
+    IdOpt,
+    IgnoreOpt,
+    LabelOpt,
+    ProgressMode,
+    ProgressOpt,
+    column_list,
+)
 from poisonguard.errors import UsageError
 from poisonguard.validate import (
     CheckReport,
@@ -24,7 +32,6 @@ from poisonguard.validate import (
 
 __all__ = ["print_report"]
 
-LabelOpt = Annotated[str, typer.Option("--label", help="Label column (tables, JSONL).")]
 BatchOpt = Annotated[int, typer.Option("--batch-rows", help="Rows per streamed Parquet batch.")]
 
 
@@ -35,21 +42,24 @@ def profile_command(
              "(.json) to merge; several inputs are merged into one profile.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the profile (JSON).")],
     label: LabelOpt = "label",
+    id_column: IdOpt = None,
+    ignore: IgnoreOpt = None,
     sample_per_class: Annotated[int, typer.Option(
         help="Rows kept per class for the tests (a content-keyed sample).")] = 1000,
     max_fingerprints: Annotated[int, typer.Option(
         help="Most row fingerprints kept for the duplicate check (0: none).")] = 1_000_000,
     batch_rows: BatchOpt = 65_536,
+    progress_mode: ProgressOpt = ProgressMode.auto,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Profile trusted data: schema, sketches, label and class statistics, fingerprints."""
     if any(Path(d).resolve() == out.resolve() for d in data if not d.startswith("builtin:")):
         raise UsageError(f"{out}: refusing to overwrite an input")
-    with progress_bar(not quiet and not as_json) as progress:
+    with progress_bar(not quiet and not as_json, progress_mode.value) as progress:
         prof = profile_data(data, label=label, sample_per_class=sample_per_class,
                             max_fingerprints=max_fingerprints, batch_rows=batch_rows,
-                            progress=progress)
+                            progress=progress, id_column=id_column, ignore=column_list(ignore))
     save_profile(prof, out)
     summary = {"profile": str(out), "rows": prof.rows, "columns": len(prof.kinds),
                "classes": {c: int(n) for c, n in zip(prof.classes, prof.label_counts,
@@ -72,20 +82,22 @@ def check_command(
     baseline: Annotated[Path, typer.Option("--baseline", help="Profile of the trusted data.")],
     label: Annotated[str | None, typer.Option(
         "--label", help="Label column (default: the baseline's).")] = None,
+    id_column: IdOpt = None,
     config: Annotated[Path | None, typer.Option(
         "--config", help="Thresholds and per-feature tests (TOML or YAML).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the report as JSON.")] = None,
     batch_rows: BatchOpt = 65_536,
     show_all: Annotated[bool, typer.Option("--all", help="List passing tests too.")] = False,
+    progress_mode: ProgressOpt = ProgressMode.auto,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Gate a new batch: exit 1 when it fails the checks against the baseline, else 0."""
     cfg = load_config(config)
     base = load_profile(baseline)
-    with progress_bar(not quiet and not as_json) as progress:
+    with progress_bar(not quiet and not as_json, progress_mode.value) as progress:
         report = check(base, data, config=cfg, label=label, batch_rows=batch_rows,
-                       progress=progress)
+                       progress=progress, id_column=id_column)
     if out is not None:
         save_report(report, out)
     if as_json:

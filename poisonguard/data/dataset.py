@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from poisonguard.data.schema import TableSchema
+
 Modality = Literal["tabular", "image", "text"]
 
-__all__ = ["Dataset", "Modality", "row_ids"]
+__all__ = ["ROW_ID_PREFIX", "Dataset", "Modality", "dataset_digest", "row_ids"]
 
-_ID_PREFIX = b"poisonguard-row-v1\x00"
+ROW_ID_PREFIX = b"poisonguard-row-v1\x00"
 
 
 def row_ids(
@@ -42,100 +44,123 @@ def row_ids(
     if features is not None:
         body = np.ascontiguousarray(features, dtype="<f4")
         for i in range(len(labels)):
-            h = hashlib.sha256(_ID_PREFIX + names[labels[i]] + body[i].tobytes())
+            h = hashlib.sha256(ROW_ID_PREFIX + names[labels[i]] + body[i].tobytes())
             out[i] = h.hexdigest()
     elif images is not None:
         body = np.ascontiguousarray(images, dtype="<f4")
         shape = ("x".join(str(s) for s in body.shape[1:]) + "\x00").encode()
         for i in range(len(labels)):
-            h = hashlib.sha256(_ID_PREFIX + names[labels[i]] + shape + body[i].tobytes())
+            h = hashlib.sha256(ROW_ID_PREFIX + names[labels[i]] + shape + body[i].tobytes())
             out[i] = h.hexdigest()
     elif texts is not None:
         for i, text in enumerate(texts):
-            h = hashlib.sha256(_ID_PREFIX + names[labels[i]] + text.encode("utf-8"))
+            h = hashlib.sha256(ROW_ID_PREFIX + names[labels[i]] + text.encode("utf-8"))
             out[i] = h.hexdigest()
     else:  # pragma: no cover - guarded by Dataset
         raise ValueError("one of features, images or texts is required")
     return out
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class Dataset:
     """Labelled rows of one modality, with stable ids.
 
     Exactly one of ``features`` (N x D float32), ``images`` (N x H x W x C float32,
     values as given, typically 0..255 or 0..1) or ``texts`` (list of str) is set.
-    ``labels`` are int64 codes into ``classes``. ``ids`` default to content hashes
-    (:func:`row_ids`) unless the data brought an id column.
+    ``labels`` are int64 codes into ``classes``. ``ids`` are always set: the data's
+    id column when it has one, else content hashes (:func:`row_ids`). ``schema``
+    (tables only) says how the original typed columns were encoded into
+    ``features`` (see :class:`~poisonguard.data.schema.TableSchema`).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> ds = Dataset(labels=np.array([0, 1]), classes=("cat", "dog"),
+    ...              features=np.array([[1.0], [2.0]]))
+    >>> len(ds), ds.modality, len(ds.ids)
+    (2, 'tabular', 2)
     """
 
     labels: np.ndarray
     classes: tuple[str, ...]
-    features: np.ndarray | None = None
-    images: np.ndarray | None = None
-    texts: tuple[str, ...] | None = None
-    ids: np.ndarray | None = None
-    feature_names: tuple[str, ...] = ()
-    source: str = ""
-    label_column: str = "label"
-    meta: dict[str, str] = field(default_factory=dict)
+    features: np.ndarray | None
+    images: np.ndarray | None
+    texts: tuple[str, ...] | None
+    ids: np.ndarray
+    feature_names: tuple[str, ...]
+    source: str
+    label_column: str
+    meta: dict[str, str]
+    schema: TableSchema | None
 
-    def __post_init__(self) -> None:
-        present = [x is not None for x in (self.features, self.images, self.texts)]
+    def __init__(
+        self,
+        *,
+        labels: np.ndarray | Sequence[int],
+        classes: Sequence[str],
+        features: np.ndarray | None = None,
+        images: np.ndarray | None = None,
+        texts: Sequence[str] | None = None,
+        ids: np.ndarray | Sequence[str] | None = None,
+        feature_names: Sequence[str] = (),
+        source: str = "",
+        label_column: str = "label",
+        meta: dict[str, str] | None = None,
+        schema: TableSchema | None = None,
+    ) -> None:
+        present = [x is not None for x in (features, images, texts)]
         if sum(present) != 1:
             raise ValueError("a Dataset holds exactly one of features, images or texts")
-        labels = np.asarray(self.labels)
+        labels = np.asarray(labels)
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError("labels must be a 1-D integer array")
         labels = labels.astype(np.int64, copy=False)
+        classes = tuple(str(c) for c in classes)
         n = len(labels)
-        if n and (labels.min() < 0 or labels.max() >= len(self.classes)):
+        if n and (labels.min() < 0 or labels.max() >= len(classes)):
             raise ValueError("labels must be codes into classes")
-        object.__setattr__(self, "labels", labels)
-        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
-        if self.features is not None:
-            x = np.asarray(self.features, dtype=np.float32)
-            if x.ndim != 2 or len(x) != n:
+        names = tuple(str(f) for f in feature_names)
+        if features is not None:
+            features = np.asarray(features, dtype=np.float32)
+            if features.ndim != 2 or len(features) != n:
                 raise ValueError("features must be N x D with one row per label")
-            if not np.isfinite(x).all():
+            if not np.isfinite(features).all():
                 raise ValueError("features must be finite")
-            object.__setattr__(self, "features", x)
-            if not self.feature_names:
-                names = tuple(f"f{j}" for j in range(x.shape[1]))
-                object.__setattr__(self, "feature_names", names)
-            elif len(self.feature_names) != x.shape[1]:
+            if not names:
+                names = schema.names if schema is not None else \
+                    tuple(f"f{j}" for j in range(features.shape[1]))
+            elif len(names) != features.shape[1]:
                 raise ValueError("one feature name per column")
-        if self.images is not None:
-            im = np.asarray(self.images, dtype=np.float32)
-            if im.ndim == 3:
-                im = im[..., None]
-            if im.ndim != 4 or len(im) != n:
+            if schema is not None and schema.width != features.shape[1]:
+                raise ValueError("the schema's width must match the features")
+        elif schema is not None:
+            raise ValueError("only tabular datasets have a schema")
+        if images is not None:
+            images = np.asarray(images, dtype=np.float32)
+            if images.ndim == 3:
+                images = images[..., None]
+            if images.ndim != 4 or len(images) != n:
                 raise ValueError("images must be N x H x W x C with one image per label")
-            if not np.isfinite(im).all():
+            if not np.isfinite(images).all():
                 raise ValueError("images must be finite")
-            object.__setattr__(self, "images", im)
-        if self.texts is not None:
-            texts = tuple(self.texts)
+        if texts is not None:
+            texts = tuple(texts)
             if len(texts) != n:
                 raise ValueError("one text per label")
-            object.__setattr__(self, "texts", texts)
-        if self.ids is None:
-            ids = row_ids(
-                self.classes,
-                labels,
-                features=self.features,
-                images=self.images,
-                texts=self.texts,
-            )
-            object.__setattr__(self, "ids", ids)
+        if ids is None:
+            ids = row_ids(classes, labels, features=features, images=images, texts=texts)
         else:
-            ids = np.asarray(self.ids, dtype=object)
-            if len(ids) != n:
+            ids = np.asarray(ids, dtype=object)
+            if ids.shape != (n,):
                 raise ValueError("one id per row")
-            object.__setattr__(self, "ids", ids)
-        for arr in (self.labels, self.features, self.images, self.ids):
+        for arr in (labels, features, images, ids):
             if isinstance(arr, np.ndarray):
                 arr.flags.writeable = False
+        values = {"labels": labels, "classes": classes, "features": features, "images": images,
+                  "texts": texts, "ids": ids, "feature_names": names, "source": source,
+                  "label_column": label_column, "meta": dict(meta or {}), "schema": schema}
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -163,7 +188,6 @@ class Dataset:
     def subset(self, indices: Sequence[int] | np.ndarray) -> Dataset:
         """The rows at ``indices`` (in that order), keeping their ids."""
         idx = np.asarray(indices, dtype=np.int64)
-        assert self.ids is not None
         return Dataset(
             labels=self.labels[idx],
             classes=self.classes,
@@ -175,6 +199,7 @@ class Dataset:
             source=self.source,
             label_column=self.label_column,
             meta=dict(self.meta),
+            schema=self.schema,
         )
 
     def replace(self, **changes: object) -> Dataset:
@@ -190,9 +215,30 @@ class Dataset:
             "source": self.source,
             "label_column": self.label_column,
             "meta": dict(self.meta),
+            "schema": self.schema,
         }
         fields.update(changes)
         return Dataset(**fields)  # type: ignore[arg-type]
 
+    def describe(self, j: int, value: float) -> str:
+        """Feature column ``j`` at ``value`` in the user's terms ("island = Dream").
+
+        Tables with a schema show original values (categories by name, never codes);
+        other data shows ``name = value``.
+        """
+        if self.schema is not None:
+            return self.schema.describe(j, value)
+        return f"{self.feature_names[j]} = {value:.4g}"
+
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=self.n_classes)
+
+
+def dataset_digest(dataset: Dataset) -> str:
+    """SHA-256 over the row ids in order: the dataset's content fingerprint."""
+    h = hashlib.sha256()
+    step = 65_536  # same bytes as hashing id by id, in a few large updates
+    for start in range(0, len(dataset.ids), step):
+        chunk = dataset.ids[start:start + step]
+        h.update(("\n".join(str(i) for i in chunk) + "\n").encode())
+    return h.hexdigest()

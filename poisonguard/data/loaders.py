@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from poisonguard.data.dataset import Dataset
+from poisonguard.data.tables import check_classes, label_codes, table_to_dataset
 from poisonguard.errors import DataError
 
 __all__ = [
@@ -35,8 +37,18 @@ def load_dataset(
     label: str = "label",
     id_column: str | None = None,
     text_column: str = "text",
+    categorical: Collection[str] = (),
+    ignore: Collection[str] = (),
 ) -> Dataset:
-    """Load CSV, Parquet, NPZ, JSONL or an image folder ``root/<class>/<file>.png``."""
+    """Load CSV, Parquet, NPZ, JSONL or an image folder ``root/<class>/<file>.png``.
+
+    Tables are encoded by column type (see :func:`table_to_dataset`); ``categorical``
+    and ``ignore`` name table columns to treat as categories or to leave out.
+
+    Example
+    -------
+    >>> ds = load_dataset("penguins.csv", label="species")  # doctest: +SKIP
+    """
     p = Path(path)
     if not p.exists():
         raise DataError("no such file or directory", path=str(p))
@@ -46,7 +58,8 @@ def load_dataset(
     if suffix in TABLE_SUFFIXES:
         table = load_table(p)
         return table_to_dataset(
-            table, path=str(p), label=label, id_column=id_column, text_column=text_column
+            table, path=str(p), label=label, id_column=id_column, text_column=text_column,
+            categorical=categorical, ignore=ignore,
         )
     if suffix == ".npz":
         return _load_npz(p)
@@ -91,94 +104,6 @@ def load_table(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def _label_codes(
-    values: pd.Series | np.ndarray, path: str
-) -> tuple[np.ndarray, tuple[str, ...], str]:
-    """Integer codes, class names, and the label kind ('int' or 'str')."""
-    series = pd.Series(values)
-    missing = np.flatnonzero(series.isna().to_numpy())
-    if len(missing):
-        raise DataError("label is missing (NaN)", path=path, row=int(missing[0]))
-    if pd.api.types.is_float_dtype(series):
-        arr = series.to_numpy(dtype=float)
-        bad = np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))
-        if len(bad):
-            raise DataError(f"label {float(arr[bad[0]])} is not a class", path=path,
-                            row=int(bad[0]))
-        series = series.astype(np.int64)
-    if pd.api.types.is_integer_dtype(series) or pd.api.types.is_bool_dtype(series):
-        ints = series.to_numpy(dtype=np.int64)
-        uniq = np.unique(ints)
-        codes = np.searchsorted(uniq, ints)
-        return codes, tuple(str(u) for u in uniq), "int"
-    strings = series.astype(str).to_numpy()
-    uniq_s = np.unique(strings)
-    return np.searchsorted(uniq_s, strings), tuple(uniq_s.tolist()), "str"
-
-
-def table_to_dataset(
-    table: pd.DataFrame,
-    *,
-    path: str,
-    label: str = "label",
-    id_column: str | None = None,
-    text_column: str = "text",
-) -> Dataset:
-    """Turn a table into a Dataset: a ``text`` column makes it text, else tabular.
-
-    Numeric and boolean columns are features; string columns are encoded as
-    ordinal codes (sorted categories), recorded in ``meta``.
-    """
-    if label not in table.columns:
-        raise DataError(
-            f"no label column '{label}' (columns: {', '.join(map(str, table.columns[:20]))})",
-            path=path,
-        )
-    if id_column is not None and id_column not in table.columns:
-        raise DataError(f"no id column '{id_column}'", path=path)
-    codes, classes, kind = _label_codes(table[label], path)
-    ids = None
-    if id_column is not None:
-        ids = table[id_column].astype(str).to_numpy(dtype=object)
-    meta = {"label_kind": kind, "format": Path(path).suffix.lower().lstrip(".")}
-    rest = [c for c in table.columns if c not in {label, id_column}]
-    if text_column in table.columns:
-        texts = table[text_column]
-        bad = np.flatnonzero(texts.isna().to_numpy())
-        if len(bad):
-            raise DataError(f"'{text_column}' is missing", path=path, row=int(bad[0]))
-        return Dataset(
-            labels=codes, classes=classes, texts=tuple(texts.astype(str)), ids=ids,
-            source=path, label_column=label, meta=meta,
-        )
-    if not rest:
-        raise DataError("no feature columns besides the label", path=path)
-    columns = []
-    for name in rest:
-        col = table[name]
-        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
-            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            missing = np.flatnonzero(col.isna().to_numpy())
-            if len(missing):
-                raise DataError(f"column '{name}' is missing", path=path, row=int(missing[0]))
-            cats = np.unique(col.astype(str).to_numpy())
-            values = np.searchsorted(cats, col.astype(str).to_numpy()).astype(np.float64)
-            meta[f"categories:{name}"] = json.dumps(cats.tolist())
-        bad = np.flatnonzero(~np.isfinite(values))
-        if len(bad):
-            raise DataError(
-                f"column '{name}' has {float(values[bad[0]])} (NaN and inf are not allowed)",
-                path=path, row=int(bad[0]),
-            )
-        columns.append(values)
-    features = np.column_stack(columns).astype(np.float32)
-    return Dataset(
-        labels=codes, classes=classes, features=features, ids=ids,
-        feature_names=tuple(str(c) for c in rest), source=path, label_column=label, meta=meta,
-    )
-
-
 def _load_npz(p: Path) -> Dataset:
     path = str(p)
     try:
@@ -205,15 +130,19 @@ def _load_npz(p: Path) -> Dataset:
     bad = np.flatnonzero(~finite)
     if len(bad):
         raise DataError("'X' has NaN or inf", path=path, row=int(bad[0]))
-    codes, classes, kind = _label_codes(y, path)
+    codes, classes, kind = label_codes(y, path)
     if "classes" in arrays and kind == "int":
         names = [str(c) for c in arrays["classes"].tolist()]
         uniq = [int(c) for c in classes]
         if uniq and max(uniq) < len(names) and min(uniq) >= 0:
             codes = np.asarray(uniq)[codes]
             classes = tuple(names)
+            kind = "npz-classes"  # written back as int codes plus the 'classes' array
+    check_classes(len(classes), len(y), label="y", path=path)
     ids = arrays["ids"].astype(str).astype(object) if "ids" in arrays else None
-    meta = {"label_kind": kind, "format": "npz"}
+    # what a writer needs to give the same arrays back: X's dtype and shape
+    meta = {"label_kind": kind, "format": "npz", "x_dtype": str(x.dtype),
+            "x_ndim": str(x.ndim), "npz_keys": ",".join(sorted(arrays))}
     if x.ndim == 2:
         names_arr = arrays.get("feature_names")
         names_t = tuple(str(n) for n in names_arr) if names_arr is not None else ()
@@ -246,7 +175,8 @@ def _load_jsonl(p: Path, *, label: str, text_column: str) -> Dataset:
             labels.append(obj[label])
     if not texts:
         raise DataError("file has no rows", path=path)
-    codes, classes, kind = _label_codes(pd.Series(labels), path)
+    codes, classes, kind = label_codes(pd.Series(labels), path, label=label)
+    check_classes(len(classes), len(labels), label=label, path=path)
     return Dataset(labels=codes, classes=classes, texts=tuple(texts), source=path,
                    label_column=label, meta={"label_kind": kind, "format": "jsonl"})
 

@@ -20,7 +20,10 @@ def label_values(dataset: Dataset, codes: np.ndarray | None = None) -> np.ndarra
 
     ``codes`` (default: the dataset's own labels) are label codes into its classes.
     """
-    names = np.asarray(dataset.classes, dtype=object)[dataset.labels if codes is None else codes]
+    codes = dataset.labels if codes is None else codes
+    if dataset.meta.get("label_kind") == "npz-classes":
+        return np.asarray(codes, dtype=np.int64)
+    names = np.asarray(dataset.classes, dtype=object)[codes]
     if dataset.meta.get("label_kind") == "int":
         return names.astype(np.int64)
     return names
@@ -51,6 +54,18 @@ def save_table(table: pd.DataFrame, path: str | Path) -> None:
             raise UsageError(f"{p}: tables are written as .csv or .parquet")
 
 
+def _npz_x(dataset: Dataset) -> np.ndarray:
+    """X as it was read: the input's shape (N x H x W stays so) and dtype."""
+    x = dataset.matrix() if dataset.images is None else dataset.images
+    if dataset.images is not None and dataset.meta.get("x_ndim") == "3" and x.shape[-1] == 1:
+        x = x[..., 0]
+    dtype = np.dtype(dataset.meta.get("x_dtype", "float32"))
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        x = np.clip(np.round(x), info.min, info.max)
+    return np.asarray(x, dtype=dtype)
+
+
 def save_dataset(dataset: Dataset, path: str | Path) -> None:
     """Write ``dataset`` to ``path``: .csv/.parquet (tabular, text), .npz, .jsonl (text)."""
     p = Path(path)
@@ -58,12 +73,15 @@ def save_dataset(dataset: Dataset, path: str | Path) -> None:
     if suffix in {".csv", ".parquet", ".pq"}:
         save_table(dataset_to_table(dataset), p)
     elif suffix == ".npz":
-        arrays: dict[str, np.ndarray] = {
-            "X": dataset.matrix() if dataset.images is None else dataset.images,
-            "y": label_values(dataset),
-        }
+        y = label_values(dataset)
+        arrays: dict[str, np.ndarray] = {"X": _npz_x(dataset),
+                                         "y": y.astype(str) if y.dtype == object else y}
         if dataset.features is not None:
             arrays["feature_names"] = np.asarray(dataset.feature_names, dtype=str)
+        if dataset.meta.get("label_kind") == "npz-classes":
+            arrays["classes"] = np.asarray(dataset.classes, dtype=str)
+        if dataset.meta.get("format") == "npz" and "ids" in dataset.meta.get("npz_keys", ""):
+            arrays["ids"] = np.asarray(dataset.ids, dtype=str)
         with atomic_path(p, suffix=".npz") as tmp, tmp.open("wb") as fh:
             np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
     elif suffix in {".jsonl", ".ndjson"}:

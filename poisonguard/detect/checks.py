@@ -76,7 +76,7 @@ def _same_rep(a: Representation, b: Representation) -> bool:
 
 def _same_data(a: Dataset, b: Dataset) -> bool:
     return (np.array_equal(a.labels, b.labels) and a.classes == b.classes
-            and np.array_equal(a.ids, b.ids)  # type: ignore[arg-type]
+            and np.array_equal(a.ids, b.ids)
             and (a.texts == b.texts)
             and all(np.array_equal(getattr(a, f), getattr(b, f))
                     for f in ("features", "images") if getattr(a, f) is not None))

@@ -96,8 +96,8 @@ def mine_windows(
     returned, most significant first. A pair whose rows (nine in ten or more) repeat
     a more significant pair's rows of the same class adds nothing and is dropped; one
     that overlaps less (the whole patch, where the first pair is its edge on a blank
-    background) is kept for the caller to merge. Patterns are mined on a seeded sample of ``max_rows`` images; the
-    candidates' rows are then matched on every image.
+    background) is kept for the caller to merge. Patterns are mined on a seeded
+    sample of ``max_rows`` images; the candidates' rows are then matched on every image.
     """
     y = np.asarray(labels)
     n = len(y)

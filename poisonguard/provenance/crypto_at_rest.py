@@ -16,7 +16,6 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from poisonguard.data import atomic_path
 from poisonguard.errors import IntegrityError, UsageError
 
 __all__ = [
@@ -56,14 +55,19 @@ def load_data_key(path: str | Path | None = None) -> bytes | None:
 
 
 def generate_data_key(path: str | Path, *, force: bool = False) -> Path:
-    """Write a new random 256-bit key (hex) to ``path`` with mode 0600."""
-    p = Path(path)
-    if p.exists() and not force:
-        raise UsageError(f"{p}: already exists (pass --force to replace it)")
-    with atomic_path(p) as tmp:
-        os.chmod(tmp, 0o600)
-        tmp.write_text(AESGCM.generate_key(bit_length=256).hex() + "\n", encoding="ascii")
-    return p
+    """Write a new random 256-bit key (hex) to ``path``, mode 0600 from the first byte.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> p = generate_data_key(pathlib.Path(tempfile.mkdtemp()) / "k")
+    >>> len(load_data_key(p))
+    32
+    """
+    from poisonguard.provenance.keys import write_secret
+
+    key = AESGCM.generate_key(bit_length=256).hex() + "\n"
+    return write_secret(path, key.encode("ascii"), force=force)
 
 
 def is_encrypted(data: bytes) -> bool:

@@ -32,6 +32,7 @@ __all__ = [
     "sign",
     "signature_block",
     "verify_signature_block",
+    "write_secret",
 ]
 
 PRIVATE_NAME = "poisonguard.key"
@@ -57,21 +58,63 @@ def public_key_from_b64(text: str) -> Ed25519PublicKey:
         raise IntegrityError("the embedded public key is not an Ed25519 key") from None
 
 
+def write_secret(path: str | Path, data: bytes, *, force: bool = False) -> Path:
+    """Write ``data`` to ``path`` readable by its owner only, from the first byte.
+
+    The bytes go to a new temporary file beside ``path`` created with
+    ``O_CREAT | O_EXCL`` and mode 0600 (never wider, whatever the umask), then renamed
+    over ``path``. Without ``force`` an existing ``path`` is refused.
+
+    Example
+    -------
+    >>> import tempfile, pathlib, stat
+    >>> p = write_secret(pathlib.Path(tempfile.mkdtemp()) / "s", b"x")
+    >>> oct(stat.S_IMODE(p.stat().st_mode))
+    '0o600'
+    """
+    p = Path(path)
+    if not force and p.exists():
+        raise UsageError(f"{p}: already exists (pass --force to replace it)")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.urandom(8).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if not force and p.exists():
+            raise UsageError(f"{p}: already exists (pass --force to replace it)")
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return p
+
+
 def generate_keypair(out_dir: str | Path, *, force: bool = False) -> tuple[Path, Path]:
-    """Write a new key pair to ``out_dir``; returns (private, public) paths."""
+    """Write a new key pair to ``out_dir``; returns (private, public) paths.
+
+    The private key file is created with mode 0600 from its first byte.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> priv, pub = generate_keypair(tempfile.mkdtemp())
+    >>> priv.name, pub.name
+    ('poisonguard.key', 'poisonguard.pub')
+    """
     d = Path(out_dir)
     priv_path, pub_path = d / PRIVATE_NAME, d / PUBLIC_NAME
     if not force and (priv_path.exists() or pub_path.exists()):
         raise UsageError(f"{d}: a key pair already exists (pass --force to replace it)")
-    d.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    with atomic_path(priv_path) as tmp:  # mkstemp creates the file with mode 0600
-        os.chmod(tmp, 0o600)
-        tmp.write_bytes(pem)
+    write_secret(priv_path, pem, force=force)
     pub = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )

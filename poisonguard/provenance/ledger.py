@@ -8,14 +8,22 @@ names the entry. Stored in SQLite (default) or PostgreSQL (a URL), via SQLAlchem
 
 Appends are serialised: SQLite takes the write lock first (``BEGIN IMMEDIATE``),
 PostgreSQL a transaction-scoped advisory lock; each append is one transaction, so a
-crash leaves either the whole entry or nothing. A writer that cannot get the lock
-within ``timeout`` seconds gets :class:`LedgerLockedError`.
+crash leaves either the whole entry or nothing. A writer that finds the lock taken
+retries with jittered exponential backoff; only after ``timeout`` seconds (default
+300) does it give up with :class:`LedgerLockedError`.
+
+Signed checkpoints (:mod:`.checkpoint`) are kept in a second table,
+``poisonguard_checkpoints``: Ed25519-signed (size, head hash) pairs, like a
+transparency log's signed tree head, so that truncation and rewrites are caught.
+Reading commands open a ledger with ``create=False``: a missing or foreign file is a
+one-line :class:`LedgerError`, never a new empty ledger.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -23,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
@@ -30,7 +39,9 @@ from sqlalchemy.pool import NullPool
 from poisonguard.errors import PoisonguardError, UsageError
 from poisonguard.provenance.canonical import canonical_json
 from poisonguard.provenance.chain import GENESIS, LedgerEntry, LedgerProblem, verify_chain
+from poisonguard.provenance.checkpoint import Checkpoint, verify_checkpoints
 from poisonguard.provenance.manifest import current_actor, now_iso
+from poisonguard.provenance.trust import SignaturePolicy
 
 __all__ = [
     "DEFAULT_PATH",
@@ -64,6 +75,12 @@ _entries = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("entry_hash", sa.String(64), nullable=False, unique=True),
 )
+_checkpoints = sa.Table(
+    "poisonguard_checkpoints", _meta,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("signature", sa.Text, nullable=False),
+)
 
 
 class LedgerError(PoisonguardError):
@@ -74,8 +91,12 @@ class LedgerLockedError(LedgerError):
     """Another writer held the ledger for longer than the timeout."""
 
 
-def resolve_location(location: str | os.PathLike[str] | None = None) -> str:
-    """A SQLAlchemy URL: ``location``, else ``$POISONGUARD_LEDGER``, else the default file."""
+def resolve_location(location: str | os.PathLike[str] | None = None, *,
+                     create: bool = True) -> str:
+    """A SQLAlchemy URL: ``location``, else ``$POISONGUARD_LEDGER``, else the default file.
+
+    With ``create=False`` a SQLite file that does not exist is a :class:`LedgerError`.
+    """
     loc = str(location) if location is not None else os.environ.get(LEDGER_ENV) or str(DEFAULT_PATH)
     if "://" in loc:
         for plain in ("postgresql://", "postgres://"):
@@ -83,7 +104,12 @@ def resolve_location(location: str | os.PathLike[str] | None = None) -> str:
                 return "postgresql+psycopg://" + loc[len(plain):]
         return loc
     path = Path(loc).expanduser().absolute()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not create:
+        if not path.is_file():
+            raise LedgerError(f"{path}: no ledger there (nothing was recorded, or a wrong "
+                              "--ledger / $POISONGUARD_LEDGER)")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 
 
@@ -102,9 +128,10 @@ class Ledger:
     """A ledger at a SQLAlchemy URL or file path (see :func:`resolve_location`)."""
 
     def __init__(self, location: str | os.PathLike[str] | None = None, *,
-                 timeout: float = 10.0) -> None:
-        self.url = resolve_location(location)
+                 timeout: float = 300.0, create: bool = True) -> None:
+        self.url = resolve_location(location, create=create)
         self.timeout = float(timeout)
+        self.create = create
         self._on_insert: Callable[[], None] | None = None  # test hook: crash mid-append
         try:
             self.engine: Engine = self._make_engine()
@@ -129,7 +156,7 @@ class Ledger:
             return sa.create_engine(self.url, poolclass=NullPool,
                                     connect_args={"connect_timeout": max(1, int(self.timeout))})
         engine = sa.create_engine(self.url, poolclass=NullPool,
-                                  connect_args={"timeout": self.timeout})
+                                  connect_args={"timeout": min(self.timeout, 2.0)})
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -164,8 +191,8 @@ class Ledger:
                     raise LedgerLockedError(
                         f"ledger {self.display} is locked by another writer; gave up after "
                         f"{self.timeout:g} s; try again when it is free") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+                time.sleep(random.uniform(delay / 2, delay))
+                delay = min(delay * 2, 1.0)
             except sa.exc.DBAPIError as exc:
                 raise LedgerError(f"ledger {self.display}: {exc.orig}") from None
 
@@ -173,10 +200,18 @@ class Ledger:
         try:
             inspector = sa.inspect(self.engine)
             if inspector.has_table(_entries.name):
+                if not inspector.has_table(_checkpoints.name) and self.create:
+                    self._write(lambda conn: _meta.create_all(conn, checkfirst=True))
                 return
         except sa.exc.OperationalError as exc:
             if not _locked(exc):
                 raise LedgerError(f"ledger {self.display}: cannot open ({exc.orig})") from None
+        except sa.exc.DBAPIError as exc:
+            raise LedgerError(f"ledger {self.display}: not a ledger database ({exc.orig})") \
+                from None
+        if not self.create:
+            raise LedgerError(f"ledger {self.display}: not a poisonguard ledger (no "
+                              f"{_entries.name} table)")
         self._write(lambda conn: _meta.create_all(conn, checkfirst=True))
 
     def append(self, kind: str, *, inputs: Iterable[Mapping[str, Any]] = (),
@@ -224,9 +259,61 @@ class Ledger:
         entries = self.entries()
         return entries[-1] if entries else None
 
-    def verify(self, *, expected_head: str | None = None) -> list[LedgerProblem]:
-        """Every break in the chain, named by entry; empty when the chain is intact."""
-        return verify_chain(self.entries(), expected_head=expected_head)
+    def checkpoint(self, key: Ed25519PrivateKey) -> Checkpoint:
+        """Sign the current head with ``key`` and keep the checkpoint in the ledger."""
+
+        def work(conn: Connection) -> Checkpoint:
+            last = conn.execute(sa.select(_entries.c.seq, _entries.c.entry_hash)
+                                .order_by(_entries.c.seq.desc()).limit(1)).first()
+            size, head = (0, GENESIS) if last is None else (int(last[0]), str(last[1]))
+            cp = Checkpoint.sign(size, head, now_iso(), key)
+            n = conn.execute(sa.select(sa.func.count()).select_from(_checkpoints)).scalar_one()
+            conn.execute(_checkpoints.insert().values(
+                id=int(n) + 1, body=canonical_json(cp.body).decode(),
+                signature=canonical_json(cp.signature).decode()))
+            return cp
+
+        result: Checkpoint = self._write(work)
+        return result
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """The checkpoints kept in the ledger, oldest first."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(_checkpoints).order_by(_checkpoints.c.id)).all()
+        except sa.exc.DBAPIError as exc:
+            raise LedgerError(f"ledger {self.display}: {exc.orig}") from None
+        out = []
+        for r in rows:
+            try:
+                out.append(Checkpoint(json.loads(r.body), json.loads(r.signature)))
+            except json.JSONDecodeError:
+                out.append(Checkpoint({"size": 0, "head": "", "created_at": "?"}, {}))
+        return out
+
+    def verify(self, *, expected_head: str | None = None, policy: SignaturePolicy | None = None,
+               extra: Iterable[Checkpoint] = ()) -> list[LedgerProblem]:
+        """Every break in the chain, named by entry; empty when the chain is intact.
+
+        With a ``policy`` that accepts a signer, every signed checkpoint (kept in the
+        ledger, and ``extra`` ones read from files) must verify and match the chain.
+        """
+        extra = list(extra)
+        entries = self.entries()
+        problems = verify_chain(entries, expected_head=expected_head)
+        if policy is not None and policy.configured:
+            problems += verify_checkpoints(entries, [*self.checkpoints(), *extra], policy)
+        elif extra:
+            raise UsageError("checking a checkpoint needs the signer: --pubkey KEY (or "
+                             "--trust-embedded-key)")
+        return problems
+
+    def checked_checkpoints(self, policy: SignaturePolicy | None,
+                            extra: Iterable[Checkpoint] = ()) -> int:
+        """How many checkpoints :meth:`verify` checks under ``policy``."""
+        if policy is None or not policy.configured:
+            return 0
+        return len(self.checkpoints()) + len(list(extra))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -13,17 +13,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from poisonguard.data import Dataset
-from poisonguard.provenance.canonical import row_hashes
-from poisonguard.provenance.ledger import Ledger, LedgerEntry, open_ledger, record_event
+from poisonguard.data import Dataset, row_ids
+from poisonguard.provenance.ledger import Ledger, LedgerEntry, record_event
 from poisonguard.provenance.merkle import merkle_root
+from poisonguard.provenance.text import printable
 
 __all__ = ["LineageNode", "data_ref", "dataset_root", "lineage", "record_derivation"]
 
 
 def dataset_root(dataset: Dataset) -> str:
-    """The Merkle root over the rows' content hashes (what a snapshot of it records)."""
-    return merkle_root([bytes.fromhex(h) for h in row_hashes(dataset)])
+    """The ML-view root: the Merkle root over the rows' ML content ids.
+
+    This digest of what the detectors see (:func:`poisonguard.data.row_ids`) is what
+    ``scan`` and ``clean`` record to link versions; it is *not* a snapshot's root,
+    which commits to the file's typed cells (``ledger lineage`` matches both).
+    """
+    ids = row_ids(dataset.classes, dataset.labels, features=dataset.features,
+                  images=dataset.images, texts=dataset.texts)
+    return merkle_root([bytes.fromhex(h) for h in ids])
 
 
 def data_ref(path: str | os.PathLike[str], dataset: Dataset | None = None,
@@ -62,10 +69,11 @@ class LineageNode:
         return [s for p in self.parents for s in p.sources()]
 
     def label(self) -> str:
-        text = f"{self.path or '?'}  root {str(self.root)[:16]}"
+        text = f"{printable(self.path or '?')}  root {printable(str(self.root)[:16])}"
         if self.produced_by is not None:
             e = self.produced_by
-            text += f"  <- {e.kind} #{e.seq} by {e.actor} at {e.created_at[:19]}"
+            text += (f"  <- {printable(e.kind)} #{e.seq} by {printable(e.actor)} at "
+                     f"{printable(e.created_at[:19])}")
         else:
             text += "  (source)"
         if self.snapshots:
@@ -84,19 +92,23 @@ class LineageNode:
                 "parents": [p.to_dict() for p in self.parents]}
 
 
-def _matches(ref: Any, root: str | None, path: str | None) -> bool:
+def _matches(ref: Any, roots: frozenset[str], path: str | None) -> bool:
     if not isinstance(ref, dict) or ref.get("kind") == "manifest":
         return False
-    if root is not None and ref.get("root") is not None:
-        return bool(ref.get("root") == root)
+    if roots and ref.get("root") is not None:
+        return ref.get("root") in roots
     return path is not None and ref.get("path") == path
 
 
 def lineage(*, root: str | None = None, path: str | os.PathLike[str] | None = None,
             ledger: Ledger | str | os.PathLike[str] | None = None,
-            max_depth: int = 64) -> LineageNode:
-    """Walk back from the data with ``root`` (or at ``path``) to its sources."""
-    led = open_ledger(ledger)
+            max_depth: int = 64, data_root: str | None = None) -> LineageNode:
+    """Walk back from the data with ``root`` (or at ``path``) to its sources.
+
+    ``root`` is the ML-view root (:func:`dataset_root`), ``data_root`` the typed
+    root a snapshot of the file records; entries holding either match.
+    """
+    led = ledger if isinstance(ledger, Ledger) else Ledger(ledger, create=False)
     try:
         entries = led.entries()
     finally:
@@ -106,10 +118,12 @@ def lineage(*, root: str | None = None, path: str | os.PathLike[str] | None = No
 
     def build(root: str | None, path: str | None, depth: int, seen: frozenset[int]) -> LineageNode:
         node = LineageNode(path=path or "", root=root)
-        node.snapshots = [e for e in entries if e.kind == "snapshot"
-                          and any(_matches(r, root, path) for r in e.inputs)]
+        roots = frozenset(r for r in (root, data_root if depth == 0 else None) if r)
+        node.snapshots = [e for e in entries if e.kind == "snapshot" and any(
+            _matches(r, roots, path) or (isinstance(r, dict) and path is not None
+                                         and r.get("path") == path) for r in e.inputs)]
         producers = [e for e in entries if e.kind != "snapshot" and e.seq not in seen
-                     and any(_matches(r, root, path) for r in e.outputs)]
+                     and any(_matches(r, roots, path) for r in e.outputs)]
         if not producers or depth >= max_depth:
             return node
         node.produced_by = producer = producers[-1]

@@ -19,7 +19,8 @@ from typing import Any
 from poisonguard.errors import IntegrityError, UsageError
 
 __all__ = [
-    "InclusionProof", "MerkleTree", "leaf_hash", "merkle_root", "node_hash", "verify_inclusion",
+    "InclusionProof", "MerkleTree", "leaf_hash", "merkle_root", "node_hash", "root_and_path",
+    "verify_inclusion",
 ]
 
 _sha = hashlib.sha256
@@ -113,6 +114,46 @@ class MerkleTree:
 def merkle_root(leaves: Sequence[bytes]) -> str:
     """Hex root of the tree over ``leaves``."""
     return MerkleTree(leaves).root
+
+
+def _level_up(level: bytes, count: int) -> bytes:
+    out = bytearray(32 * ((count + 1) // 2))
+    for i in range(count // 2):
+        out[32 * i:32 * i + 32] = _sha(b"\x01" + level[64 * i:64 * i + 64]).digest()
+    if count % 2:
+        out[-32:] = level[32 * (count - 1):]
+    return bytes(out)
+
+
+def root_and_path(leaf_data: Any, index: int | None = None) -> tuple[str, list[bytes]]:
+    """The root over an N x 32 array of leaf data (row hashes), and the audit path of
+    leaf ``index`` (empty when None), computed level by level in O(N) memory.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> leaves = np.frombuffer(bytes(range(64)), dtype=np.uint8).reshape(2, 32)
+    >>> root_and_path(leaves)[0] == merkle_root([bytes(range(32)), bytes(range(32, 64))])
+    True
+    """
+    data = bytes(memoryview(leaf_data).cast("B")) if not isinstance(leaf_data, bytes) \
+        else leaf_data
+    count = len(data) // 32
+    if count == 0:
+        return _sha(b"").hexdigest(), []
+    level = bytearray(32 * count)
+    for i in range(count):
+        level[32 * i:32 * i + 32] = _sha(b"\x00" + data[32 * i:32 * i + 32]).digest()
+    cur, path = bytes(level), []
+    del level
+    while count > 1:
+        if index is not None:
+            sibling = index ^ 1
+            if sibling < count:
+                path.append(cur[32 * sibling:32 * sibling + 32])
+            index >>= 1
+        cur, count = _level_up(cur, count), (count + 1) // 2
+    return cur[:32].hex(), path
 
 
 def verify_inclusion(proof: InclusionProof, root: str | None = None) -> bool:

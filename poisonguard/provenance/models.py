@@ -16,10 +16,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from poisonguard.errors import DataError, IntegrityError
 from poisonguard.provenance.canonical import canonical_json
-from poisonguard.provenance.keys import signature_block, verify_signature_block
+from poisonguard.provenance.keys import signature_block
 from poisonguard.provenance.manifest import current_actor, now_iso
 from poisonguard.provenance.merkle import MerkleTree
-from poisonguard.provenance.modelscan import scan_model
+from poisonguard.provenance.modelscan import ModelRefusedError, scan_model
+from poisonguard.provenance.trust import SignaturePolicy
 
 __all__ = ["MODEL_FORMAT", "model_digest", "read_model_manifest", "sign_model", "verify_model_file"]
 
@@ -46,8 +47,21 @@ def model_digest(path: str | Path) -> dict[str, Any]:
 
 
 def sign_model(path: str | Path, key: Ed25519PrivateKey, *, source: str = "") -> dict[str, Any]:
-    """A signed manifest for the model file at ``path``."""
+    """A signed manifest for the model file at ``path``; refuses a file ``scan_model`` refuses.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.provenance.keys import Ed25519PrivateKey
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.safetensors"
+    >>> _ = p.write_bytes(b'\x02\x00\x00\x00\x00\x00\x00\x00{}')
+    >>> sign_model(p, Ed25519PrivateKey.generate())["scan"]
+    {'format': 'safetensors', 'safe': True}
+    """
     scan = scan_model(path)
+    if not scan.safe:
+        raise ModelRefusedError(f"{path}: refusing to sign an unsafe model: "
+                                + "; ".join(scan.problems[:3]))
     body = {"format": MODEL_FORMAT, "version": 1, "file": Path(path).name, "source": source,
             "created_at": now_iso(), "actor": current_actor(), **model_digest(path),
             "scan": {"format": scan.format, "safe": scan.safe}}
@@ -67,14 +81,32 @@ def read_model_manifest(path: str | Path) -> dict[str, Any]:
 
 
 def verify_model_file(path: str | Path, manifest: dict[str, Any],
-                      trusted: Ed25519PublicKey | None = None) -> tuple[str, list[str]]:
-    """(signer key id, differences). Raises :class:`IntegrityError` on a bad signature."""
+                      trusted: Ed25519PublicKey | None = None, *,
+                      policy: SignaturePolicy | None = None) -> tuple[str, list[str]]:
+    """(signature status, differences) of ``path`` against a :func:`sign_model` manifest.
+
+    The signer is accepted by ``policy`` (default: exactly the ``trusted`` key; see
+    :class:`~poisonguard.provenance.trust.SignaturePolicy`). Raises
+    :class:`IntegrityError` on a bad or foreign signature.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.provenance.keys import Ed25519PrivateKey
+    >>> key = Ed25519PrivateKey.generate()
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.safetensors"
+    >>> _ = p.write_bytes(b'\x02\x00\x00\x00\x00\x00\x00\x00{}')
+    >>> verify_model_file(p, sign_model(p, key), key.public_key())[1]
+    []
+    """
+    policy = policy or SignaturePolicy(pinned=trusted)
     body = {k: v for k, v in manifest.items() if k != "signature"}
-    kid = verify_signature_block(manifest.get("signature"), canonical_json(body), trusted)
+    status = policy.check(manifest.get("signature"), canonical_json(body),
+                          what="the model manifest")
     now = model_digest(path)
     diffs = []
     if now["size"] != manifest.get("size"):
         diffs.append(f"size {manifest.get('size')} -> {now['size']}")
     if now["sha256"] != manifest.get("sha256"):
         diffs.append(f"sha256 {str(manifest.get('sha256'))[:16]}... -> {now['sha256'][:16]}...")
-    return kid, diffs
+    return status, diffs

@@ -68,9 +68,9 @@ def check_match(findings: Findings, dataset: Dataset) -> None:
     """Raise :class:`DataError` unless ``dataset`` is the data ``findings`` describe.
 
     Compares the row count, then the dataset SHA-256 recorded by the scan (when the
-    findings carry one) with :func:`poisonguard.scan.dataset_digest` of ``dataset``.
+    findings carry one) with :func:`poisonguard.data.dataset_digest` of ``dataset``.
     """
-    from poisonguard.scan import dataset_digest
+    from poisonguard.data import dataset_digest
 
     rows = findings.dataset.get("rows", len(findings.rows))
     if len(dataset) != rows or len(findings.rows) != len(dataset):

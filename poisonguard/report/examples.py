@@ -10,6 +10,7 @@ import io
 
 import numpy as np
 
+from poisonguard.report.cells import unusual_cells
 from poisonguard.report.context import ReportContext
 from poisonguard.report.html import Cell, esc, fmt_int, note, section, table
 
@@ -111,6 +112,8 @@ def _features(ctx: ReportContext, top: np.ndarray, n_features: int = 3) -> str:
     ds = ctx.dataset
     assert ds is not None and ds.features is not None and ctx.labels is not None
     rows_ds = ctx.index[top]
+    if ds.schema is not None:
+        return _table_cells(ctx, top, n_features)
     z = robust_class_z(ds.features, ds.labels, rows_ds)
     out: list[list[Cell]] = []
     for k, p in enumerate(top):
@@ -124,6 +127,22 @@ def _features(ctx: ReportContext, top: np.ndarray, n_features: int = 3) -> str:
     return table(["row", "label", "suggested", "score", "most unusual features vs its class",
                   "max |z|"], out,
                  caption="Robust z = (value − class median) / (1.4826 · class MAD).")
+
+
+def _table_cells(ctx: ReportContext, top: np.ndarray, n_cells: int) -> str:
+    """Typed tables: the most unusual cells in the table's own values."""
+    ds = ctx.dataset
+    assert ds is not None
+    out: list[list[Cell]] = []
+    for p in top:
+        label, sug = _label_text(ctx, int(p))
+        row = int(ctx.index[p])
+        why = "; ".join(unusual_cells(ds, row, top=n_cells))
+        out.append([(str(row), float(row)), label, sug,
+                    (f"{ctx.score[p]:.3f}", float(ctx.score[p])), why])
+    return table(["row", "label", "suggested", "score", "most unusual values for its class"],
+                 out, caption="Categories with their share of the row's class; numbers with "
+                              "a robust z = (value − class median) / (1.4826 · class MAD).")
 
 
 def _texts(ctx: ReportContext, top: np.ndarray, chars: int = 200) -> str:

@@ -181,7 +181,7 @@ def flagged_table_view(ctx: ReportContext, *, limit: int = 200) -> str:
     for p in top:
         r = ctx.findings.rows[p]
         cls = "" if ctx.labels is None else ctx.class_name(int(ctx.labels[p]))
-        sug = "" if r.suggested_label is None else ctx.class_name(r.suggested_label)
+        sug = r.suggested_label or ""
         dets = ", ".join(f"{x.detector} {x.score:.2f}" for x in r.reasons)
         detail = r.reasons[0].detail if r.reasons else ""
         rows.append([(str(r.index), r.index), r.id[:12], cls, (f"{r.score:.3f}", r.score),

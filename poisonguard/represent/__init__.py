@@ -8,9 +8,12 @@ from poisonguard.data import Dataset
 from poisonguard.errors import DataError
 from poisonguard.progress import Progress
 from poisonguard.represent.base import Representation
-from poisonguard.represent.tabular import mlp_representation, scale_features
+from poisonguard.represent.tabular import mlp_representation, scale_features, scale_table
 
-__all__ = ["Representation", "build_representation", "mlp_representation", "scale_features"]
+__all__ = [
+    "Representation", "build_representation", "mlp_representation", "scale_features",
+    "scale_table",
+]
 
 
 def build_representation(
@@ -21,11 +24,15 @@ def build_representation(
     seed: int = 0,
     progress: Progress | None = None,
     keep_oof_embedding: bool = True,
+    threads: int | None = None,
 ) -> Representation:
     """The representation for ``dataset``.
 
     ``keep_oof_embedding=False`` lets the MLP skip the out-of-fold activations (no
     detector in the scan reads them), which saves N x 64 floats.
+
+    ``threads`` sets torch's CPU threads for images (default: the image
+    representation's own choice); BLAS threads are the caller's (``threadpool_limits``).
 
     ``embeddings`` (N x K, user-supplied) replace the input features for any modality.
     Tabular data and embeddings get an MLP; images get a small CNN when torch is
@@ -48,6 +55,9 @@ def build_representation(
     if dataset.modality == "image":
         from poisonguard.represent.image import image_representation
 
-        return image_representation(dataset, folds=folds, seed=seed, progress=progress)
+        return image_representation(dataset, folds=folds, seed=seed, progress=progress,
+                                    threads=threads)
+    kinds = dataset.schema.kinds() if dataset.schema is not None else None
     return mlp_representation(dataset.matrix(), dataset.labels, dataset.n_classes, folds=folds,
-                              seed=seed, progress=progress, keep_oof_embedding=keep_oof_embedding)
+                              seed=seed, progress=progress, keep_oof_embedding=keep_oof_embedding,
+                              kinds=kinds)

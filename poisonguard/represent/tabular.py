@@ -7,6 +7,7 @@ images when torch is missing, and for text embeddings.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -18,13 +19,36 @@ from threadpoolctl import threadpool_limits
 from poisonguard.progress import NullProgress, Progress
 from poisonguard.represent.base import Representation
 
-__all__ = ["mlp_representation", "scale_features"]
+__all__ = ["mlp_representation", "scale_features", "scale_table"]
 
 
 def scale_features(x: np.ndarray) -> np.ndarray:
-    """Standardise columns (constant columns become 0)."""
+    """Standardise columns (constant columns become 0): arrays without a schema."""
     scaled = StandardScaler().fit_transform(np.asarray(x, dtype=np.float64))
     return np.asarray(scaled, dtype=np.float32)
+
+
+def scale_table(x: np.ndarray, kinds: Sequence[str]) -> np.ndarray:
+    """Robust scaling of a typed table's encoding.
+
+    ``numeric`` columns become ``(x - median) / (IQR / 1.349)`` (the standard
+    deviation when the IQR is 0, e.g. a mostly-zero column; 1 when constant), so
+    that a few extreme values do not squash the rest. ``binary`` columns (one-hot
+    categories, missing indicators) stay 0/1.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if len(kinds) != x.shape[1]:
+        raise ValueError("one kind per column")
+    out = x.copy()
+    numeric = np.flatnonzero(np.asarray(kinds) != "binary")
+    if len(numeric) and len(x):
+        cols = x[:, numeric]
+        q1, median, q3 = np.percentile(cols, [25, 50, 75], axis=0)
+        scale = (q3 - q1) / 1.349
+        std = cols.std(axis=0)
+        scale = np.where(scale > 1e-12, scale, np.where(std > 1e-12, std, 1.0))
+        out[:, numeric] = (cols - median) / scale
+    return np.asarray(out, dtype=np.float32)
 
 
 def _fit_mlp(
@@ -74,14 +98,16 @@ def mlp_representation(
     progress: Progress | None = None,
     model_name: str = "mlp",
     keep_oof_embedding: bool = True,
+    kinds: Sequence[str] | None = None,
 ) -> Representation:
     """Scale ``features``, train ``folds`` MLPs out-of-fold and one on all rows.
 
-    ``keep_oof_embedding=False`` skips the out-of-fold activations (N x ``hidden``
-    floats) when no detector reads them.
+    ``kinds`` (a typed table's column kinds) selects :func:`scale_table`; without it
+    the columns are standardised. ``keep_oof_embedding=False`` skips the out-of-fold
+    activations (N x ``hidden`` floats) when no detector reads them.
     """
     progress = progress or NullProgress()
-    x = scale_features(features)
+    x = scale_features(features) if kinds is None else scale_table(features, kinds)
     y = np.asarray(labels)
     proba = np.zeros((len(x), n_classes), dtype=np.float64)
     oof = np.zeros((len(x), hidden), dtype=np.float32) if keep_oof_embedding else None

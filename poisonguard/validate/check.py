@@ -41,16 +41,29 @@ __all__ = ["check"]
 
 def check(baseline: Profile, data: str | Path | Dataset | Source, *,
           config: CheckConfig | None = None, label: str | None = None,
-          batch_rows: int = 65_536, progress: Progress | None = None) -> CheckReport:
-    """Check ``data`` (a path, a Dataset or a Source) against ``baseline``."""
+          batch_rows: int = 65_536, progress: Progress | None = None,
+          id_column: str | None = None) -> CheckReport:
+    """Check ``data`` (a path, a Dataset or a Source) against ``baseline``.
+
+    The id column (``id_column``, else the baseline's) and the columns the config
+    marks ``ignore = true`` are not features: no test, rule or schema check sees them.
+
+    Example
+    -------
+    >>> from poisonguard.validate import profile_data
+    >>> check(profile_data("builtin:wine"), "builtin:wine").passed
+    True
+    """
     cfg = config or CheckConfig()
     prog = progress or NullProgress()
-    unknown = sorted(set(cfg.features) - set(baseline.kinds))
+    ignored = {name for name, rule in cfg.features.items() if rule.ignore}
+    skip = ignored | set(baseline.ignored) | {c for c in (id_column, baseline.id_column) if c}
+    unknown = sorted(set(cfg.features) - set(baseline.kinds) - (skip - ignored))
     if unknown:
         raise UsageError(f"the config names feature '{unknown[0]}', which the baseline lacks")
     source = data if isinstance(data, Source) else open_source(
         data, label=label or baseline.label_column, batch_rows=batch_rows,
-        schema=baseline.kinds)  # type: ignore[arg-type]
+        schema=baseline.kinds, exclude=skip)  # type: ignore[arg-type]
     screen = RowScreen(baseline, max_rows=cfg.max_rows)
     profiler = Profiler(sample_per_class=cfg.sample_per_class, max_fingerprints=0,
                         keep_index=True)
@@ -62,7 +75,8 @@ def check(baseline: Profile, data: str | Path | Dataset | Source, *,
     al = Aligned.of(baseline, new)
     notes: list[str] = []
     prog.update("testing", done=0, total=1)
-    findings = _raw_findings(baseline, new, al, screen, cfg, notes)
+    findings = [f for f in _raw_findings(baseline, new, al, screen, cfg, notes)
+                if f.feature not in skip]
     candidates = trigger_candidates(baseline, new, al.remap, al.num_base, al.num_new,
                                     min_rows=cfg.trigger_min_rows) if cfg.checks.triggers else []
     trig_p = np.array([h.p_value for h in candidates], dtype=float)

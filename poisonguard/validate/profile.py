@@ -66,6 +66,8 @@ class Profile:
     label_column: str = "label"
     modality: str = "tabular"
     sources: list[str] = field(default_factory=list)
+    id_column: str | None = None  # left out of the features; check leaves it out too
+    ignored: list[str] = field(default_factory=list)  # columns left out as asked
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -105,6 +107,7 @@ class Profile:
             "format": FORMAT, "version": VERSION, "rows": self.rows,
             "label_column": self.label_column, "modality": self.modality,
             "sources": list(self.sources), "sample_per_class": self.sample_per_class,
+            "id_column": self.id_column, "ignored": list(self.ignored),
             "classes": list(self.classes), "label_counts": [int(v) for v in self.label_counts],
             "columns": [{"name": n, "kind": "numeric"} for n in self.numeric]
             + [{"name": n, "kind": "categorical"} for n in self.categorical],
@@ -146,6 +149,8 @@ class Profile:
                 hashed=[str(h) for h in d.get("hashed", [])],
                 label_column=str(d["label_column"]), modality=str(d["modality"]),
                 sources=[str(s) for s in d.get("sources", [])],
+                id_column=None if d.get("id_column") is None else str(d["id_column"]),
+                ignored=[str(c) for c in d.get("ignored", [])],
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise DataError(f"malformed profile: {type(exc).__name__}: {exc}", path=path) from None
@@ -280,7 +285,8 @@ def merge_profiles(profiles: Sequence[Profile]) -> Profile:
     return Profile(classes, counts, list(num), list(cat), moments, categories, cat_missing,
                    samples, fps, rows=sum(p.rows for p in profiles), sample_per_class=k,
                    hashed=list(first.hashed), label_column=first.label_column,
-                   modality=first.modality, sources=[s for p in profiles for s in p.sources])
+                   modality=first.modality, sources=[s for p in profiles for s in p.sources],
+                   id_column=first.id_column, ignored=list(first.ignored))
 
 
 def save_profile(profile: Profile, path: str | Path) -> None:

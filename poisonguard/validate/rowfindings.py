@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from scipy import stats
 
+from poisonguard.data.schema import MAX_CATEGORIES
 from poisonguard.validate.config import CheckConfig
 from poisonguard.validate.profile import Profile
 from poisonguard.validate.result import Finding
@@ -16,6 +17,15 @@ def _rule(check: str, test: str, message: str, *, feature: str | None = None,
           severity: str = "fail", rows: tuple[int, ...] = (), n_rows: int = 0) -> Finding:
     return Finding(check=check, test=test, feature=feature, severity=severity, message=message,
                    rows=rows, n_rows=n_rows)
+
+
+def _free_text(base: Profile, name: str) -> bool:
+    """A string column the typed encoder would leave out: ids or free text, whose new
+    values are no schema change (see :mod:`poisonguard.data.schema`)."""
+    if name not in base.categorical:
+        return False
+    distinct = len(base.category_totals(base.categorical.index(name)))
+    return distinct > MAX_CATEGORIES or distinct > max(10, base.rows // 2)
 
 
 def schema_findings(base: Profile, new: Profile, screen: RowScreen,
@@ -45,9 +55,12 @@ def schema_findings(base: Profile, new: Profile, screen: RowScreen,
                              "integers (the baseline's all were)", feature=name,
                              rows=tuple(rs.rows), n_rows=rs.count))
         elif kind == "category":
+            free = _free_text(base, name)
             out.append(_rule("schema", "category", f"{rs.count} rows have a category of "
-                             f"'{name}' the baseline never had", feature=name,
-                             severity="info" if cfg.allow_new_categories else "fail",
+                             f"'{name}' the baseline never had"
+                             + (" (free text or ids in the baseline: new values expected)"
+                                if free else ""), feature=name,
+                             severity="info" if cfg.allow_new_categories or free else "fail",
                              rows=tuple(rs.rows), n_rows=rs.count))
         elif kind == "class":
             unseen = ", ".join(sorted(set(new.classes) - set(base.classes)))

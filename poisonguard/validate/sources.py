@@ -10,7 +10,7 @@ folders go through :func:`poisonguard.data.load_dataset` and become one batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from poisonguard.data import Dataset, load_dataset, load_table
+from poisonguard.data import Dataset, load_table
 from poisonguard.errors import DataError
 
 __all__ = ["ColumnBatch", "DatasetSource", "Kind", "Source", "TableSource", "open_source"]
@@ -100,8 +100,12 @@ def _as_strings(col: pd.Series) -> np.ndarray:
 
 
 def frame_to_batch(frame: pd.DataFrame, *, path: str, label: str, offset: int,
-                   schema: Mapping[str, Kind] | None = None) -> ColumnBatch:
-    """A DataFrame slice as a batch; ``schema`` (the baseline's kinds) coerces columns."""
+                   schema: Mapping[str, Kind] | None = None,
+                   exclude: Collection[str] = ()) -> ColumnBatch:
+    """A DataFrame slice as a batch; ``schema`` (the baseline's kinds) coerces columns.
+
+    ``exclude`` names columns that are not features (the id column, ignored columns).
+    """
     if label not in frame.columns:
         raise DataError(f"no label column '{label}' (columns: "
                         f"{', '.join(map(str, frame.columns[:20]))})", path=path)
@@ -110,7 +114,7 @@ def frame_to_batch(frame: pd.DataFrame, *, path: str, label: str, offset: int,
     categorical: dict[str, np.ndarray] = {}
     hashed: dict[str, np.ndarray] = {}
     bad_type: dict[str, np.ndarray] = {}
-    for name in (str(c) for c in frame.columns if c != label):
+    for name in (str(c) for c in frame.columns if c != label and str(c) not in exclude):
         col = frame[name]
         if name == TEXT_COLUMN and not pd.api.types.is_numeric_dtype(col):
             _text_columns(col.fillna("").astype(str).tolist(), numeric, hashed)
@@ -146,8 +150,10 @@ class TableSource(Source):
     """CSV (read whole, served in slices) or Parquet (streamed in record batches)."""
 
     def __init__(self, path: str | Path, *, label: str = "label", batch_rows: int = 65_536,
-                 schema: Mapping[str, Kind] | None = None) -> None:
+                 schema: Mapping[str, Kind] | None = None,
+                 exclude: Collection[str] = ()) -> None:
         self.path = str(path)
+        self.exclude = frozenset(exclude)
         self.label_column = label
         self.batch_rows = int(batch_rows)
         self.schema = dict(schema) if schema else None
@@ -160,7 +166,7 @@ class TableSource(Source):
             for start in range(0, len(table), self.batch_rows):
                 part = table.iloc[start:start + self.batch_rows]
                 yield frame_to_batch(part, path=self.path, label=self.label_column,
-                                     offset=start, schema=self.schema)
+                                     offset=start, schema=self.schema, exclude=self.exclude)
             return
         import pyarrow.parquet as pq
 
@@ -174,7 +180,7 @@ class TableSource(Source):
         offset = 0
         for rb in pf.iter_batches(batch_size=self.batch_rows):
             yield frame_to_batch(rb.to_pandas(), path=self.path, label=self.label_column,
-                                 offset=offset, schema=self.schema)
+                                 offset=offset, schema=self.schema, exclude=self.exclude)
             offset += rb.num_rows
 
 
@@ -194,18 +200,31 @@ class DatasetSource(Source):
         hashed: dict[str, np.ndarray] = {}
         if d.texts is not None:
             _text_columns(list(d.texts), numeric, hashed)
+        elif d.schema is not None:
+            _typed_columns(d, numeric, categorical)
         else:
             x = d.matrix().astype(np.float64)
             for j, name in enumerate(_names(d)):
-                cats = d.meta.get(f"categories:{name}")
-                if cats is not None:
-                    import json
-
-                    names = np.asarray(json.loads(cats), dtype=object)
-                    categorical[name] = names[x[:, j].astype(np.int64)]
-                else:
-                    numeric[name] = x[:, j]
+                numeric[name] = x[:, j]
         yield ColumnBatch(0, d.labels, d.classes, numeric, categorical, hashed)
+
+
+def _typed_columns(d: Dataset, numeric: dict[str, np.ndarray],
+                   categorical: dict[str, np.ndarray]) -> None:
+    """A typed table's columns back from its encoding: categories by name, NaN kept."""
+    assert d.schema is not None and d.features is not None
+    x = d.features.astype(np.float64)
+    for c in d.schema.used:
+        block = x[:, c.start:c.stop]
+        missing = block[:, -1] >= 0.5 if c.has_missing else np.zeros(len(x), dtype=bool)
+        if c.kind == "categorical":
+            names = np.asarray(c.labels, dtype=object)
+            values = names[block[:, :len(c.labels)].argmax(axis=1)]
+            values[missing] = None
+            categorical[c.name] = values
+            continue
+        for k, part in enumerate(c.encoded_names()[:c.width - int(c.has_missing)]):
+            numeric[part] = np.where(missing, np.nan, block[:, k])
 
 
 def _names(d: Dataset) -> list[str]:
@@ -217,19 +236,23 @@ def _names(d: Dataset) -> list[str]:
 
 
 def open_source(path: str | Path | Dataset, *, label: str = "label", batch_rows: int = 65_536,
-                schema: Mapping[str, Kind] | None = None) -> Source:
-    """The right :class:`Source` for a path, ``builtin:NAME``, or an in-memory Dataset."""
-    if isinstance(path, Dataset):
-        return DatasetSource(path)
-    if str(path).startswith("builtin:"):
-        from poisonguard.datasets import builtin_dataset
+                schema: Mapping[str, Kind] | None = None,
+                exclude: Collection[str] = ()) -> Source:
+    """The right :class:`Source` for a path, ``builtin:NAME``, or an in-memory Dataset.
 
-        return DatasetSource(builtin_dataset(str(path).removeprefix("builtin:")))
-    p = Path(path)
-    if not p.exists():
-        raise DataError("no such file or directory", path=str(p))
-    if p.is_file() and p.suffix.lower() in {".csv", ".parquet", ".pq"}:
-        if p.stat().st_size == 0:
-            raise DataError("file is empty", path=str(p))
-        return TableSource(p, label=label, batch_rows=batch_rows, schema=schema)
-    return DatasetSource(load_dataset(p, label=label))
+    CSV and Parquet stream as typed columns (their own reader, so that Parquet stays
+    bounded in memory); everything else opens through
+    :func:`poisonguard.datasets.open_dataset`, the one opener.
+    """
+    from poisonguard.datasets import BUILTIN_PREFIX, open_dataset
+
+    if not isinstance(path, Dataset) and not str(path).startswith(BUILTIN_PREFIX):
+        p = Path(path)
+        if not p.exists():
+            raise DataError("no such file or directory", path=str(p))
+        if p.is_file() and p.suffix.lower() in {".csv", ".parquet", ".pq"}:
+            if p.stat().st_size == 0:
+                raise DataError("file is empty", path=str(p))
+            return TableSource(p, label=label, batch_rows=batch_rows, schema=schema,
+                               exclude=exclude)
+    return DatasetSource(open_dataset(path, label=label))

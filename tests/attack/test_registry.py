@@ -19,7 +19,8 @@ def test_every_cli_kind_is_registered() -> None:
 
 def test_public_api_is_exactly_all() -> None:
     public = {n for n in dir(attack) if not n.startswith("_")}
-    submodules = {"backdoor", "cleanlabel", "flip", "inject", "trigger", "truth"}
+    submodules = {"backdoor", "cleanlabel", "flip", "inject", "options", "trigger", "truth",
+                  "write"}
     assert public - submodules - {"annotations", "functools", "Any", "Callable", "Path",
                                   "dataclass", "Dataset", "UsageError", "load_dataset"} \
         == set(attack.__all__)

@@ -32,21 +32,22 @@ def _findings(path: Path, suggest: bool):
     return ds, findings
 
 
-def test_drop_keeps_columns_and_quarantines(csv_data: Path, tmp_path: Path) -> None:
-    ds, findings = _findings(csv_data, suggest=False)
-    result = apply_findings(ds, findings, tmp_path / "clean.csv",
-                            quarantine=tmp_path / "q.csv")
-    clean = pd.read_csv(tmp_path / "clean.csv")
-    quarantined = pd.read_csv(tmp_path / "q.csv")
-    assert len(clean) == 18 and list(clean.columns) == ["uid", "a", "b", "label"]
-    assert quarantined["uid"].tolist() == ["r1", "r5"]
-    assert result.plan.drop.tolist() == [1, 5]
-
-
-def test_relabel_follows_suggestions(csv_data: Path, tmp_path: Path) -> None:
+def test_default_quarantines_with_reasons(csv_data: Path, tmp_path: Path) -> None:
     ds, findings = _findings(csv_data, suggest=True)
-    assert findings.rows[1].action == "relabel"
-    apply_findings(ds, findings, tmp_path / "clean.parquet")
+    assert findings.rows[1].action == "relabel" and findings.rows[1].suggested_label == "cat"
+    result = apply_findings(ds, findings, tmp_path / "clean.csv")
+    clean = pd.read_csv(tmp_path / "clean.csv")
+    quarantined = pd.read_csv(tmp_path / "clean.quarantine.csv")
+    assert len(clean) == 18 and list(clean.columns) == ["uid", "a", "b", "label"]
+    assert clean["label"].tolist() == pd.read_csv(csv_data)["label"].drop([1, 5]).tolist()
+    assert quarantined["uid"].tolist() == ["r1", "r5"]
+    assert quarantined["poisonguard_reasons"].str.contains("listed by the test").all()
+    assert result.plan.drop.tolist() == [1, 5] and result.plan.relabel == {}
+
+
+def test_relabel_only_when_asked_and_confident(csv_data: Path, tmp_path: Path) -> None:
+    ds, findings = _findings(csv_data, suggest=True)
+    apply_findings(ds, findings, tmp_path / "clean.parquet", action="relabel")
     clean = pd.read_parquet(tmp_path / "clean.parquet")
     assert len(clean) == 20
     assert clean.loc[1, "label"] == "cat" and clean.loc[5, "label"] == "cat"
@@ -58,6 +59,21 @@ def test_review_and_drop_modes(csv_data: Path) -> None:
     assert plan_cleaning(findings, 20, action="review").relabel == {}
     assert plan_cleaning(findings, 20, action="drop").drop.tolist() == [1, 5]
     assert plan_cleaning(findings, 20, action="relabel").relabel == {1: 0, 5: 0}
+    with pytest.raises(UsageError, match="unknown action"):
+        plan_cleaning(findings, 20, action="suggested")  # type: ignore[arg-type]
+
+
+def test_conflicting_duplicates_keep_one_consistent_copy(tmp_path: Path) -> None:
+    table = pd.DataFrame({"a": [1.0, 2.0, 3.0, 1.0, 1.0, 4.0] * 2,
+                          "label": ["x", "y", "x", "x", "y", "y"] * 2})
+    table.loc[6:, "a"] += 10  # the second half has no duplicates
+    table.to_csv(tmp_path / "d.csv", index=False)
+    ds = load_dataset(tmp_path / "d.csv")
+    findings, _, _ = scan_dataset(ds, detectors=[FlagRowsDetector(rows=(4,), suggest=True)],
+                                  representation=tiny_representation(ds))
+    plan = plan_cleaning(findings, len(ds), action="relabel", dataset=ds)
+    # rows 0, 3 (x) and 4 (y) share a = 1: the majority copy (row 0) stays, none relabelled
+    assert plan.drop.tolist() == [3, 4] and plan.relabel == {}
 
 
 def test_refuses_to_overwrite_input_and_mismatched_data(csv_data: Path, tmp_path: Path) -> None:

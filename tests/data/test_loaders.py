@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +38,18 @@ def test_same_values_same_ids_across_formats(tmp_path: Path) -> None:
     assert ids[0] == ids[1] == ids[2]
 
 
-def test_string_columns_are_encoded(tmp_path: Path) -> None:
+def test_string_columns_are_one_hot_never_ranks(tmp_path: Path) -> None:
     ds = load_dataset(_csv(tmp_path, "colour,v,label\nred,1,0\nblue,2,1\nred,3,0\n"))
-    assert ds.features[:, 0].tolist() == [1.0, 0.0, 1.0]
-    assert json.loads(ds.meta["categories:colour"]) == ["blue", "red"]
+    assert ds.feature_names == ("colour = blue", "colour = red", "v")
+    assert ds.features[:, :2].tolist() == [[0, 1], [1, 0], [0, 1]]
+    assert ds.describe(1, 1.0) == "colour = red"
+
+
+def test_missing_cells_are_imputed_with_indicators(tmp_path: Path) -> None:
+    ds = load_dataset(_csv(tmp_path, "a,c,label\n1,x,0\n,y,1\n3,,0\n"))
+    assert ds.feature_names == ("a", "a (missing)", "c = x", "c = y", "c (missing)")
+    assert ds.features[1, :2].tolist() == [2.0, 1.0]  # the median, flagged missing
+    assert ds.features[2, 2:].tolist() == [0.0, 0.0, 1.0]
 
 
 @pytest.mark.parametrize(
@@ -50,9 +57,8 @@ def test_string_columns_are_encoded(tmp_path: Path) -> None:
     [
         ("a,b\n1,2\n", "no label column 'label'", None),
         ("a,label\n1,0\n2\n3,1,5\n", "expected 2 fields, saw 3", 2),
-        ("a,label\n1,0\nnan,1\n", "column 'a' has nan", 1),
         ("a,label\n1,0\ninf,1\n", "column 'a' has inf", 1),
-        ("a,label\n1,0\n2,\n", "label is missing", 1),
+        ("a,label\n1,0\n2,\n", "the label ('label') is empty; every row needs a label", 1),
         ("a,label\n", "no rows", None),
         ("label\n1\n2\n", "no feature columns", None),
     ],

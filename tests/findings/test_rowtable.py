@@ -41,7 +41,7 @@ def _findings(rows: RowTable | tuple[RowFinding, ...]) -> Findings:
 def test_rows_are_built_on_access() -> None:
     t = _table()
     assert len(t) == 6 and isinstance(t[1], RowFinding)
-    assert t[1].suggested_label == 2 and t[0].suggested_label is None
+    assert t[1].suggested_label == "2" and t[0].suggested_label is None
     assert t[1].reasons[0].detail == "wrong label" and t[0].reasons == ()
     assert t[-1].index == 5 and [r.index for r in t[1:3]] == [1, 2]
     assert t[5].detector_scores == {"label": 1.0, "outlier": 0.25}

@@ -15,6 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from poisonguard.cli import app
+from poisonguard.errors import DataError
 from poisonguard.provenance.modelscan import scan_model
 
 runner = CliRunner()
@@ -78,20 +79,33 @@ def test_torch_archives(tmp_path: Path) -> None:
 def test_safetensors_and_onnx_are_accepted(tmp_path: Path) -> None:
     st = _safetensors(tmp_path / "m.safetensors")
     assert scan_model(st).format == "safetensors" and scan_model(st).safe
-    onnx = tmp_path / "m.onnx"
-    onnx.write_bytes(b"\x08\x07" + b"\x3a\x03\x12\x01g" + b"\x42\x02\x10\x11")
+    onnx = _onnx(tmp_path / "m.onnx")
     assert scan_model(onnx).safe and scan_model(onnx).format == "onnx"
     code, text = _run("verify-model", onnx)
     assert code == 0 and "OK" in text
 
 
+def _onnx(path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Relu", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                         [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save_model(helper.make_model(graph), str(path))
+    return path
+
+
 def test_malformed_files_are_refused(tmp_path: Path) -> None:
     st = _safetensors(tmp_path / "m.safetensors")
     st.write_bytes(st.read_bytes()[:-4])  # data offsets run past the end
-    assert not scan_model(st).safe
+    with pytest.raises(DataError, match="malformed safetensors"):
+        scan_model(st)
     onnx = tmp_path / "bad.onnx"
     onnx.write_bytes(b"\x08\x07\x3a\x09\x12")  # graph length past the end
-    assert not scan_model(onnx).safe
+    with pytest.raises(DataError, match="not a valid ONNX"):
+        scan_model(onnx)
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\x80\x04not a pickle at all")
     assert not scan_model(junk).safe
@@ -120,6 +134,8 @@ def test_sign_and_verify_model(tmp_path: Path, keys: tuple[Path, Path]) -> None:
     sig.write_text(json.dumps(manifest))
     code, text = _run("verify-model", st, "--signature", sig, "--pubkey", keys[1])
     assert code == 2 and "bad signature" in text
+    manifest = json.loads(sig.read_text())
+    assert _run("verify-model", st, "--signature", sig)[0] == 2  # no signer pinned
     evil = tmp_path / "evil.pkl"
     evil.write_bytes(pickle.dumps(_Evil()))
     code, text = _run("sign-model", evil, "--key", keys[0], "--out", tmp_path / "e.sig")

@@ -1,0 +1,137 @@
+"""Trigger canaries: stamp known or suspected triggers on golden inputs, watch for collapse.
+
+A trigger comes from the attack library (BadNets patches at every position, a blended
+pattern), from an attack's truth file, or from a scan's findings (the trigger
+detector's pixels and values). Each is stamped on the golden inputs the model gets
+right; for every class ``c`` the canary measures the share of those inputs of other
+classes that the model now calls ``c`` (the attack success rate, ASR). A canary
+fires when the largest share reaches ``threshold``: the predictions collapsed onto
+one class, which is what a backdoor does and a clean model does not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from poisonguard.attack.trigger import POSITIONS, blend_spec, patch_spec, stamp
+from poisonguard.data import Dataset
+from poisonguard.errors import DataError, UsageError
+from poisonguard.monitor.model import ImageClassifier
+
+__all__ = ["CanaryResult", "Trigger", "findings_triggers", "library_triggers", "run_canaries",
+           "truth_triggers"]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A trigger to stamp: a spec for :func:`poisonguard.attack.trigger.stamp`."""
+
+    name: str
+    spec: Mapping[str, Any]
+    source: str
+
+    def apply(self, images: np.ndarray) -> np.ndarray:
+        if self.spec.get("type") == "tabular":  # flat pixel indices (findings)
+            flat = images.reshape(len(images), -1)
+            return stamp(flat, self.spec).reshape(images.shape)
+        return stamp(images, self.spec)
+
+
+@dataclass(frozen=True)
+class CanaryResult:
+    """One trigger's effect on the golden set."""
+
+    trigger: str
+    source: str
+    target: str
+    asr: float
+    n: int
+    fired: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def library_triggers(images: np.ndarray, *, sizes: Sequence[int] = (2, 3),
+                     blend_alpha: float = 0.2) -> list[Trigger]:
+    """The attack library's triggers for images like ``images``: BadNets squares of each
+    size at each position (value: the data max), and a blended noise pattern."""
+    out = [Trigger(f"badnets-{s}x{s}-{pos}", patch_spec(images, size=s, position=pos,
+                                                        value=None), "attack-library")
+           for s in sizes for pos in POSITIONS if s <= min(images.shape[1:3])]
+    out.append(Trigger(f"blend-{blend_alpha:g}", blend_spec(images, alpha=blend_alpha, seed=0),
+                       "attack-library"))
+    return out
+
+
+def _read_json(path: str | Path, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"cannot read the {what} ({exc.strerror})", path=str(path)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"the {what} is not JSON ({exc})", path=str(path)) from None
+
+
+def truth_triggers(path: str | Path) -> list[Trigger]:
+    """The trigger recorded in an attack's truth file (``poisonguard attack --truth``)."""
+    obj = _read_json(path, "truth file")
+    spec = obj.get("params", {}).get("trigger") if isinstance(obj, dict) else None
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise DataError("the truth file records no trigger", path=str(path))
+    return [Trigger(f"truth-{obj.get('kind', 'attack')}", spec, f"truth:{Path(path).name}")]
+
+
+def findings_triggers(path: str | Path) -> list[Trigger]:
+    """Triggers a scan suspected: the trigger detector's pixels and values per class."""
+    obj = _read_json(path, "findings")
+    results = obj.get("detector_results", {}) if isinstance(obj, dict) else {}
+    meta = results.get("trigger", {}).get("meta", {}) if isinstance(results, dict) else {}
+    found = meta.get("triggers", []) if isinstance(meta, dict) else []
+    out = []
+    for i, t in enumerate(found if isinstance(found, list) else []):
+        feats, vals = t.get("features"), t.get("values")
+        if not (isinstance(feats, list) and isinstance(vals, list) and len(feats) == len(vals)
+                and all(isinstance(f, int) for f in feats)):
+            raise DataError(f"suspected trigger {i} has no readable features/values",
+                            path=str(path))
+        spec = {"type": "tabular", "features": feats, "values": [float(v) for v in vals]}
+        out.append(Trigger(f"findings-{i}-class-{t.get('class', '?')}", spec,
+                           f"findings:{Path(path).name}"))
+    return out
+
+
+def run_canaries(model: ImageClassifier, golden: Dataset, triggers: Sequence[Trigger], *,
+                 threshold: float = 0.5) -> list[CanaryResult]:
+    """Stamp each trigger on the golden inputs; report the ASR and whether it fired.
+
+    Example
+    -------
+    >>> results = run_canaries(model, golden, library_triggers(golden.images))  # doctest: +SKIP
+    >>> [(r.trigger, r.target) for r in results if r.fired]                      # doctest: +SKIP
+    [('badnets-2x2-bottom-right', '0')]
+    """
+    if not 0 < threshold <= 1:
+        raise UsageError(f"the canary threshold must be in (0, 1], got {threshold}")
+    if golden.images is None:
+        raise UsageError("trigger canaries need an image golden set")
+    images = np.asarray(golden.images, dtype=np.float32)
+    y = np.asarray(golden.labels)
+    right = model.predict(images) == y
+    out = []
+    for trig in triggers:
+        pred = model.predict(trig.apply(images[right]))
+        yr = y[right]
+        rates = np.array([float((pred[yr != c] == c).mean()) if (yr != c).any() else 0.0
+                          for c in range(len(model.classes))])
+        c = int(rates.argmax())
+        out.append(CanaryResult(trigger=trig.name, source=trig.source, target=model.classes[c],
+                                asr=float(rates[c]), n=int((yr != c).sum()),
+                                fired=bool(rates[c] >= threshold)))
+    return out

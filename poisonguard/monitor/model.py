@@ -1,0 +1,210 @@
+"""Image classifiers the monitor can run: small torch nets saved as safetensors.
+
+A model file is one safetensors file: the weights, and the architecture as JSON in
+the header's ``__metadata__["poisonguard"]`` (``format``, ``arch`` ("mlp" or
+"cnn"), ``input_shape`` (H, W, C), ``classes``, ``offset`` / ``scale`` (inputs are
+``(x - offset) / scale``), ``width``, ``hidden``). Loading never unpickles: the
+file is checked and read by :func:`poisonguard.provenance.load_model` (which scans
+it first), and the tensors must match the architecture exactly (names and shapes),
+else the file is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from poisonguard.data import atomic_path
+from poisonguard.errors import DataError, MissingDependencyError, UsageError
+
+__all__ = ["MODEL_FORMAT", "ImageClassifier", "NetConfig", "load_model", "save_model",
+           "train_classifier"]
+
+MODEL_FORMAT = "poisonguard-image-classifier"
+_ARCHS = ("mlp", "cnn")
+
+
+def torch_module() -> Any:
+    """The ``torch`` module, or :class:`MissingDependencyError` naming the extra."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise MissingDependencyError("torch", "torch", "running image models") from exc
+    return torch
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """The architecture of a small image classifier (what the model file records)."""
+
+    arch: str
+    input_shape: tuple[int, int, int]
+    classes: tuple[str, ...]
+    offset: float = 0.0
+    scale: float = 1.0
+    width: int = 16
+    hidden: int = 64
+
+    def __post_init__(self) -> None:
+        if self.arch not in _ARCHS:
+            raise UsageError(f"unknown architecture {self.arch!r} (known: {', '.join(_ARCHS)})")
+        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+            raise UsageError(f"input_shape must be (H, W, C), got {self.input_shape}")
+        if len(self.classes) < 2:
+            raise UsageError("a classifier needs at least two classes")
+        if not self.scale > 0 or self.width < 1 or self.hidden < 1:
+            raise UsageError("scale, width and hidden must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": MODEL_FORMAT, "version": 1, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NetConfig:
+        if d.get("format") != MODEL_FORMAT or d.get("version") != 1:
+            raise ValueError("not a poisonguard image classifier (format/version)")
+        h, w, c = (int(v) for v in d["input_shape"])
+        return cls(arch=str(d["arch"]), input_shape=(h, w, c),
+                   classes=tuple(str(c) for c in d["classes"]), offset=float(d["offset"]),
+                   scale=float(d["scale"]), width=int(d["width"]), hidden=int(d["hidden"]))
+
+
+def _build(torch: Any, cfg: NetConfig) -> Any:
+    nn = torch.nn
+    h, w, c = cfg.input_shape
+    k = len(cfg.classes)
+    if cfg.arch == "mlp":
+        return nn.Sequential(nn.Flatten(), nn.Linear(h * w * c, cfg.hidden), nn.ReLU(),
+                             nn.Linear(cfg.hidden, k))
+    return nn.Sequential(
+        nn.Conv2d(c, cfg.width, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(cfg.width, 2 * cfg.width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(2 * cfg.width * (h // 2) * (w // 2), cfg.hidden), nn.ReLU(),
+        nn.Linear(cfg.hidden, k))
+
+
+class ImageClassifier:
+    """A torch image classifier taking N x H x W x C arrays in data units.
+
+    Example
+    -------
+    >>> model = load_model("model.safetensors")            # doctest: +SKIP
+    >>> model.predict(images[:5])                            # doctest: +SKIP
+    array([0, 1, 2, 3, 4])
+    """
+
+    def __init__(self, config: NetConfig, net: Any) -> None:
+        self.config = config
+        self.net = net.eval()
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.config.classes
+
+    def _check(self, images: np.ndarray) -> np.ndarray:
+        x = np.asarray(images, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[..., None]
+        if x.shape[1:] != self.config.input_shape:
+            raise UsageError(f"the model takes images of shape {self.config.input_shape}, "
+                             f"got {tuple(x.shape[1:])}")
+        return x
+
+    def logits(self, x: Any) -> Any:
+        """Logits for a torch tensor N x H x W x C in data units (differentiable)."""
+        z = (x - self.config.offset) / self.config.scale
+        return self.net(z.permute(0, 3, 1, 2))
+
+    def predict_proba(self, images: np.ndarray, *, batch: int = 2048) -> np.ndarray:
+        """Class probabilities, N x K float64."""
+        torch = torch_module()
+        x = self._check(images)
+        device = next(self.net.parameters()).device
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(x), batch):
+                xb = torch.as_tensor(np.array(x[start:start + batch]), device=device)
+                out.append(torch.softmax(self.logits(xb).double(), dim=1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)))
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self.predict_proba(images).argmax(axis=1))
+
+    def to(self, device: str) -> ImageClassifier:
+        self.net = self.net.to(device)
+        return self
+
+
+def train_classifier(images: np.ndarray, labels: np.ndarray, classes: Sequence[str], *,
+                     arch: str = "cnn", epochs: int = 30, seed: int = 0, width: int = 16,
+                     hidden: int = 64, lr: float = 3e-3, batch_size: int = 64) -> ImageClassifier:
+    """Train a small classifier (tests, benchmarks and the docs' example use it)."""
+    torch = torch_module()
+    x = np.asarray(images, dtype=np.float32)
+    x = x[..., None] if x.ndim == 3 else x
+    y = np.asarray(labels, dtype=np.int64)
+    if x.ndim != 4 or len(x) != len(y):
+        raise UsageError("train_classifier needs N x H x W x C images and N labels")
+    cfg = NetConfig(arch=arch, input_shape=(int(x.shape[1]), int(x.shape[2]), int(x.shape[3])),
+                    classes=tuple(str(c) for c in classes), offset=float(x.mean()),
+                    scale=float(x.std()) or 1.0, width=width, hidden=hidden)
+    torch.manual_seed(seed)
+    net = _build(torch, cfg)
+    model = ImageClassifier(cfg, net)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    xt, yt = torch.as_tensor(np.array(x)), torch.as_tensor(np.array(y))
+    net.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=gen)
+        for start in range(0, len(x), batch_size):
+            idx = order[start:start + batch_size]
+            loss = torch.nn.functional.cross_entropy(model.logits(xt[idx]), yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    net.eval()
+    return model
+
+
+def save_model(model: ImageClassifier, path: str | Path) -> Path:
+    """Write ``model`` as one safetensors file (weights + architecture in the header)."""
+    torch_module()
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+    meta = {"poisonguard": json.dumps(model.config.to_dict(), sort_keys=True)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return Path(path)
+
+
+def load_model(path: str | Path, *, device: str = "cpu") -> ImageClassifier:
+    """Load a model written by :func:`save_model`; refuse anything else."""
+    from poisonguard.provenance import load_model as load_safe
+
+    torch = torch_module()
+    p = Path(path)
+    if p.suffix.lower() != ".safetensors":
+        raise DataError("the monitor runs safetensors models (.safetensors)", path=str(p))
+    tensors = load_safe(p, framework="pt")  # scans the file first; refuses anything unsafe
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(p), framework="pt") as fh:
+            cfg = NetConfig.from_dict(json.loads((fh.metadata() or {})["poisonguard"]))
+    except (KeyError, ValueError, TypeError, OSError, SafetensorError) as exc:
+        raise DataError(f"not a poisonguard model file ({exc})", path=str(p)) from None
+    except UsageError as exc:
+        raise DataError(f"bad model architecture ({exc})", path=str(p)) from None
+    net = _build(torch, cfg)
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected != found:
+        raise DataError("the tensors do not match the recorded architecture", path=str(p))
+    net.load_state_dict(tensors)
+    return ImageClassifier(cfg, net).to(device)
