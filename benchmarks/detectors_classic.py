@@ -28,7 +28,7 @@ from poisonguard.attack import run_attack
 from poisonguard.data import Dataset, atomic_write_text
 from poisonguard.datasets import builtin_dataset, synthetic
 from poisonguard.detect import get_detector
-from poisonguard.detect.neighbors import clear_cache
+from poisonguard.detect.neighbours import clear_cache
 from poisonguard.represent import Representation, build_representation
 
 DETECTORS = ("label", "knn", "outlier", "duplicate")

@@ -1,5 +1,6 @@
 """poisonguard: find, explain and remove poisoned rows in machine-learning training data."""
 
+from poisonguard._version import __version__
 from poisonguard.data import Dataset, load_dataset, save_dataset
 from poisonguard.detect import Detector, DetectorResult, available_detectors, get_detector
 from poisonguard.errors import (
@@ -11,8 +12,6 @@ from poisonguard.errors import (
 )
 from poisonguard.findings import Findings, load_findings, save_findings
 from poisonguard.scan import scan
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DataError",

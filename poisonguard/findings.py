@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
+from poisonguard._version import __version__
 from poisonguard.data import atomic_path, atomic_write_text
-from poisonguard.errors import DataError
+from poisonguard.errors import DataError, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -121,13 +122,30 @@ class RowTable(Sequence[RowFinding]):
 
 @dataclass(frozen=True)
 class Findings:
+    """What a scan found: the dataset's description, every row, and a summary.
+
+    ``rows`` holds every row of the data (flagged or not) with its fused score,
+    flag, action, suggested label, reasons and per-detector scores; ``summary`` the
+    counts per class and detector, suspected attacks and clean classes;
+    ``detector_results`` each detector's dataset-level output. See docs/design.md
+    for the file format.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> findings = poisonguard.scan(builtin_dataset("wine"), detectors=["outlier"])
+    >>> findings.dataset["rows"], findings.flagged_indices()
+    (178, [])
+    """
+
     dataset: dict[str, Any]
     detectors: tuple[str, ...]
     rows: Sequence[RowFinding]
     summary: dict[str, Any]
     detector_results: dict[str, Any] = field(default_factory=dict)
     tool: str = "poisonguard"
-    version: str = "0.1.0"
+    version: str = __version__
 
     @property
     def flagged(self) -> list[RowFinding]:
@@ -167,6 +185,33 @@ class Findings:
     def flagged_indices(self) -> list[int]:
         table = as_table(self)
         return table.row_index[table.flagged].tolist()
+
+    def fails_gate(self, fail_on: float) -> bool:
+        """Whether a row is flagged with a score at or above ``fail_on``: the CI gate of
+        ``poisonguard scan --fail-on`` (exit 1 when true).
+
+        Parameters
+        ----------
+        fail_on
+            A score in [0, 1]; 0.5 (the flag level of every detector) fails on any flag.
+
+        Raises
+        ------
+        UsageError
+            ``fail_on`` outside [0, 1].
+
+        Examples
+        --------
+        >>> import poisonguard
+        >>> from poisonguard.datasets import builtin_dataset
+        >>> findings = poisonguard.scan(builtin_dataset("wine"), detectors=["outlier"])
+        >>> findings.fails_gate(0.5)
+        False
+        """
+        if not 0.0 <= fail_on <= 1.0:
+            raise UsageError(f"fail_on must be between 0 and 1, got {fail_on}")
+        table = as_table(self)
+        return bool((table.flagged & (table.score >= fail_on)).any())
 
     def to_dict(self, *, with_rows: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -274,7 +319,24 @@ def save_findings(findings: Findings, path: str | Path) -> None:
 
     Parquet is columnar: one float column per detector (``detector_score:NAME``) and
     the reasons as a JSON list per row; the rest of the findings sit in the file's
-    metadata. It is the format for large data.
+    metadata. It is the format for large data. The file appears whole or not at all.
+
+    Parameters
+    ----------
+    findings
+        What :func:`poisonguard.scan` returned.
+    path
+        ``*.json``, or ``*.parquet`` / ``*.pq``.
+
+    Examples
+    --------
+    >>> import tempfile, poisonguard
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> findings = poisonguard.scan(builtin_dataset("wine"), detectors=["outlier"])
+    >>> path = tempfile.mkdtemp() + "/findings.parquet"
+    >>> save_findings(findings, path)
+    >>> load_findings(path).summary["rows"]
+    178
     """
     p = Path(path)
     if p.suffix.lower() in {".parquet", ".pq"}:
@@ -342,7 +404,27 @@ def _table_from_arrow(arrow: Any, header: dict[str, Any], path: str) -> RowTable
 
 
 def load_findings(path: str | Path) -> Findings:
-    """Read findings written by :func:`save_findings` (JSON or Parquet)."""
+    """Read findings written by :func:`save_findings` (JSON or Parquet).
+
+    Parameters
+    ----------
+    path
+        A findings file.
+
+    Raises
+    ------
+    DataError
+        The file is missing or is not a poisonguard findings file (names the file).
+
+    Examples
+    --------
+    >>> import tempfile, poisonguard
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> path = tempfile.mkdtemp() + "/findings.json"
+    >>> save_findings(poisonguard.scan(builtin_dataset("wine"), detectors=["outlier"]), path)
+    >>> load_findings(path).detectors
+    ('outlier',)
+    """
     p = Path(path)
     if not p.exists():
         raise DataError("no such findings file", path=str(p))

@@ -11,35 +11,19 @@ from threadpoolctl import threadpool_limits
 
 from poisonguard.data import Dataset, dataset_digest
 from poisonguard.datasets import DataInput, open_dataset
-from poisonguard.detect import DEFAULT_DETECTORS, Detector, DetectorResult, get_detector
+from poisonguard.detect import DetectorResult, DetectorSpec, resolve_detectors
 from poisonguard.detect.fusion import fuse
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, Reason, RowTable
 from poisonguard.progress import NullProgress, Progress
 from poisonguard.represent import Representation, build_representation
 
-__all__ = ["DEFAULT_THREADS", "dataset_digest", "resolve_detectors", "scan", "scan_dataset"]
+__all__ = ["DEFAULT_THREADS", "scan", "scan_dataset"]
 
 #: BLAS/OpenMP threads of a scan unless told otherwise. The scan's linear algebra is
 #: many small per-class problems: on 2 cores, one thread was as fast as two on a quiet
 #: machine and 2-20x faster on a busy one, where idle threads spin (docs/design.md).
 DEFAULT_THREADS = 1
-
-
-def resolve_detectors(names: Sequence[str | Detector] | None, dataset: Dataset) -> list[Detector]:
-    """Detector instances for ``names`` (default: every default detector for the modality)."""
-    if names is None:
-        chosen = [get_detector(n) for n in DEFAULT_DETECTORS]
-        return [d for d in chosen if dataset.modality in d.modalities]
-    detectors: list[Detector] = []
-    for item in names:
-        det = get_detector(item) if isinstance(item, str) else item
-        if dataset.modality not in det.modalities:
-            raise UsageError(f"detector '{det.name}' does not support {dataset.modality} data")
-        detectors.append(det)
-    if not detectors:
-        raise UsageError("no detectors chosen")
-    return detectors
 
 
 def _check_scannable(dataset: Dataset) -> None:
@@ -58,7 +42,7 @@ def _check_scannable(dataset: Dataset) -> None:
 def scan_dataset(
     dataset: Dataset,
     *,
-    detectors: Sequence[str | Detector] | None = None,
+    detectors: DetectorSpec = None,
     representation: Representation | None = None,
     embeddings: np.ndarray | None = None,
     seed: int = 0,
@@ -76,7 +60,7 @@ def scan_dataset(
     if threads < 1:
         raise UsageError("threads must be at least 1")
     _check_scannable(dataset)
-    chosen = resolve_detectors(detectors, dataset)
+    chosen = resolve_detectors(detectors, dataset.modality)
     with threadpool_limits(limits=threads):
         if representation is None:
             reads = frozenset().union(*(det.requires() for det in chosen))
@@ -100,7 +84,7 @@ def scan(
     id_column: str | None = None,
     categorical: Collection[str] = (),
     ignore: Collection[str] = (),
-    detectors: Sequence[str | Detector] | None = None,
+    detectors: DetectorSpec = None,
     embeddings: np.ndarray | None = None,
     seed: int = 0,
     progress: Progress | None = None,
@@ -123,7 +107,8 @@ def scan(
     categorical, ignore
         Table columns to treat as categories, or to leave out.
     detectors
-        Detector names or instances (default: the default set for the modality).
+        ``None``/``"default"``, ``"all"``, names (a list or a comma-separated string)
+        or detector instances (:func:`poisonguard.detect.resolve_detectors`).
     embeddings
         Optional N x K embeddings to use as the representation.
     seed

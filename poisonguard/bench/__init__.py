@@ -16,7 +16,7 @@ from poisonguard.bench.metrics import (
     load_flags,
     score_flags,
 )
-from poisonguard.bench.runner import FUSED, BenchResult, choose_detectors, machine_info, run_bench
+from poisonguard.bench.runner import FUSED, BenchResult, machine_info, run_bench
 from poisonguard.bench.tables import detection_rows, markdown_report, rich_tables, write_json
 from poisonguard.data import atomic_write_text
 
@@ -24,7 +24,6 @@ __all__ = [
     "FUSED",
     "BenchResult",
     "attack_success_rate",
-    "choose_detectors",
     "clean_flag_rate",
     "detection_metrics",
     "detection_rows",

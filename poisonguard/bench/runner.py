@@ -25,7 +25,7 @@ from poisonguard.attack.truth import check_rate
 from poisonguard.bench.downstream import attack_success_rate, downstream_effect, train_victim
 from poisonguard.bench.metrics import clean_flag_rate, filter_bias, score_flags
 from poisonguard.data import Dataset
-from poisonguard.detect import available_detectors, get_detector
+from poisonguard.detect import DetectorSpec, get_detector, resolve_detectors
 from poisonguard.detect.base import DetectorResult
 from poisonguard.errors import PoisonguardError, UsageError
 from poisonguard.findings import Findings
@@ -33,7 +33,7 @@ from poisonguard.progress import NullProgress, Progress
 from poisonguard.represent import Representation, build_representation
 from poisonguard.scan import DEFAULT_THREADS, scan_dataset
 
-__all__ = ["FUSED", "BenchResult", "choose_detectors", "machine_info", "run_bench"]
+__all__ = ["FUSED", "BenchResult", "machine_info", "run_bench"]
 
 FUSED = "fused"
 
@@ -67,26 +67,6 @@ def machine_info() -> dict[str, Any]:
     return {"nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
             else os.cpu_count(), "cpu": model, "python": platform.python_version(),
             "platform": platform.platform()}
-
-
-def choose_detectors(spec: str | Sequence[str], dataset: Dataset) -> list[str]:
-    """'all' = every registered detector that supports the modality; else the names."""
-    registry = available_detectors()
-    if isinstance(spec, str):
-        spec = [s.strip() for s in spec.split(",") if s.strip()]
-    if list(spec) == ["all"]:
-        names = [n for n, cls in registry.items() if dataset.modality in cls.modalities]
-        if not names:
-            raise UsageError(f"no registered detector supports {dataset.modality} data")
-        return names
-    for name in spec:
-        if name not in registry:
-            raise UsageError(f"unknown detector '{name}' (known: {', '.join(registry) or 'none'})")
-        if dataset.modality not in registry[name].modalities:
-            raise UsageError(f"detector '{name}' does not support {dataset.modality} data")
-    if not spec:
-        raise UsageError("no detectors chosen")
-    return list(spec)
 
 
 def _representation(dataset: Dataset, seed: int, folds: int,
@@ -135,7 +115,7 @@ def run_bench(
     *,
     attacks: Sequence[str],
     rates: Sequence[float],
-    detectors: str | Sequence[str] = "all",
+    detectors: DetectorSpec = "all",
     target: int = 0,
     seed: int = 0,
     test_size: float = 0.2,
@@ -156,7 +136,7 @@ def run_bench(
         check_rate(rate)
     if not 0 <= target < dataset.n_classes:
         raise UsageError(f"target {target} is not a class code (0..{dataset.n_classes - 1})")
-    names = choose_detectors(detectors, dataset)
+    names = [d.name for d in resolve_detectors(detectors, dataset.modality)]
     started, cpu_started = time.perf_counter(), time.process_time()
     train_idx, test_idx = train_test_split(np.arange(len(dataset)), test_size=test_size,
                                            random_state=seed, stratify=dataset.labels)

@@ -147,7 +147,7 @@ def bench_command(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar, no tables")] = False,
 ) -> None:
     """Benchmark the detectors: every attack x rate x detector, scored against the truth."""
-    from poisonguard.bench import choose_detectors, rich_tables, run_bench, write_outputs
+    from poisonguard.bench import rich_tables, run_bench, write_outputs
 
     kinds = [k.strip() for k in attacks.split(",") if k.strip()]
     for kind in kinds:
@@ -160,7 +160,6 @@ def bench_command(
         raise UsageError(f"{out}: --out must be a directory")
     dataset = open_dataset(data, label=label)
     code = class_code(dataset, target) if target else 0
-    choose_detectors(detectors, dataset)  # fail fast on unknown names
     with progress_bar(not quiet, progress_mode.value) as progress:
         result = run_bench(dataset, attacks=kinds, rates=rate_list, detectors=detectors,
                            target=code, seed=seed, folds=folds, threads=threads,

@@ -1,5 +1,5 @@
-"""CLI: ``poisonguard monitor register|golden|promote|rollback|history|canary|scan-model|
-screen|alerts`` (thin wrappers over :mod:`poisonguard.monitor`)."""
+"""CLI: ``poisonguard monitor train|register|golden|promote|rollback|history|canary|
+scan-model|screen|alerts`` (thin wrappers over :mod:`poisonguard.monitor`)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,37 @@ def _alerts(report: Any) -> None:
         hook = "; webhook: posted" if a.posted else (f"; webhook: {a.webhook_error}"
                                                      if a.webhook_error else "")
         _say(f"ALERT ({status}{hook}): {a.message}")
+
+
+@command("train", on=monitor_app)
+def train_cmd(
+    data: Annotated[str, typer.Argument(help="Images: NPZ, image folder or builtin:digits.")],
+    out: Annotated[Path, typer.Option("--out", help="Model file to write (.safetensors).")],
+    label: Annotated[str, typer.Option("--label", help="Label column.")] = "label",
+    arch: Annotated[str, typer.Option("--arch", help="mlp or cnn.")] = "cnn",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed (also of the held-out rows).")] = 0,
+    holdout: Annotated[float, typer.Option(help="Share of rows left out of training.")] = 0.0,
+    holdout_out: Annotated[Path | None, typer.Option(
+        "--holdout-out", help="Write the held-out rows here (a golden set).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a small reference image classifier and save it as safetensors."""
+    from poisonguard.data import ensure_not_same
+    from poisonguard.monitor.model import train_on_file
+
+    if not data.startswith("builtin:"):
+        ensure_not_same(Path(data), out)
+    model, trained, held = train_on_file(data, out, label=label, arch=arch, epochs=epochs,
+                                         seed=seed, holdout=holdout, holdout_out=holdout_out)
+    info = {"model": str(out), "arch": arch, "trained_rows": trained, "held_out_rows": held,
+            "holdout_out": None if holdout_out is None else str(holdout_out),
+            "classes": list(model.classes)}
+    if as_json:
+        _json(info)
+    else:
+        _say(f"trained a {arch} on {trained} rows -> {out}"
+             + (f"; {held} held-out rows -> {holdout_out}" if holdout_out else ""))
 
 
 @command("register", on=monitor_app)
@@ -128,7 +159,8 @@ def promote_cmd(
         for r in verdict.reasons:
             _say(f"  {r}")
         if move is not None:
-            _say(f"PROMOTED: {name} champion v{move.from_version or '-'} -> v{move.to_version}")
+            was = "none" if move.from_version is None else f"v{move.from_version}"
+            _say(f"PROMOTED: {name} champion {was} -> v{move.to_version}")
         else:
             _say(f"REFUSED: {name} v{cand.version} stays out ({len(verdict.reasons)} reason(s))")
     if move is None:

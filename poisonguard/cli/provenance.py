@@ -367,8 +367,9 @@ def verify_model_cmd(
     scan = scan_model(model)
     result: dict[str, Any] = scan.to_dict()
     if signature is not None:
-        status, diffs = verify_model_file(model, read_model_manifest(signature), policy=policy)
-        result.update(signature=status, changed=diffs)
+        kid, diffs = verify_model_file(model, read_model_manifest(signature), policy=policy)
+        result.update(signer=kid, signature=f"good, key {kid}; accepted: {policy.describe()}",
+                      changed=diffs)
     ok = scan.safe and not result.get("changed")
     if as_json:
         _print_json({**result, "ok": ok})

@@ -27,9 +27,8 @@ from poisonguard.cli.options import (
 )
 from poisonguard.data import Dataset, load_embeddings
 from poisonguard.datasets import BUILTIN_PREFIX, open_dataset, scanned_options
-from poisonguard.detect import available_detectors
 from poisonguard.errors import UsageError
-from poisonguard.findings import Findings, as_table, load_findings, save_findings
+from poisonguard.findings import Findings, load_findings, save_findings
 from poisonguard.provenance import data_ref, dataset_root, record_event
 from poisonguard.report import write_report
 from poisonguard.scan import scan_dataset
@@ -55,14 +54,6 @@ def print_notes(dataset: Dataset) -> None:
     if dataset.schema is not None:
         for line in dataset.schema.notes:
             err_console.print(f"note: {line}", markup=False, soft_wrap=True)
-
-
-def _parse_detectors(value: str | None) -> list[str] | None:
-    if value is None or value.strip() in {"", "default"}:
-        return None
-    if value.strip() == "all":
-        return list(available_detectors())
-    return [name.strip() for name in value.split(",") if name.strip()]
 
 
 def _data_ref(spec: str, dataset: Dataset) -> dict[str, str]:
@@ -140,7 +131,7 @@ def scan_command(
         print_notes(dataset)
     emb = load_embeddings(embeddings, len(dataset)) if embeddings is not None else None
     with progress_bar(not quiet and not as_json, progress_mode.value) as progress:
-        findings, _, rep = scan_dataset(dataset, detectors=_parse_detectors(detectors),
+        findings, _, rep = scan_dataset(dataset, detectors=detectors,
                                         embeddings=emb, seed=seed, progress=progress,
                                         threads=threads)
     target = out / f"findings.{fmt.value}"
@@ -162,10 +153,8 @@ def scan_command(
         out_console.print(f"Findings written to {target}")
         if report is not None:
             out_console.print(f"Report written to {report}")
-    if fail_on is not None:
-        table = as_table(findings)
-        if bool((table.flagged & (table.score >= fail_on)).any()):
-            raise typer.Exit(1)
+    if fail_on is not None and findings.fails_gate(fail_on):
+        raise typer.Exit(1)
 
 
 @command("clean")
@@ -194,8 +183,11 @@ def clean_command(
     result = apply_findings(dataset, scanned, out, quarantine=quarantine,
                             action=action.value)
     if not no_ledger:
-        written = [result.out] + ([result.quarantine] if result.quarantine else [])
-        outputs = [data_ref(p, open_dataset(p, **options)) for p in written]
+        outputs = [data_ref(result.out, open_dataset(result.out, **options))]
+        if result.quarantine and len(result.plan.drop):
+            outputs.append(data_ref(result.quarantine, open_dataset(result.quarantine, **options)))
+        elif result.quarantine:  # nothing quarantined: an empty file has no Merkle root
+            outputs.append(data_ref(result.quarantine, rows=0))
         record_event(
             "clean", inputs=[_data_ref(data, dataset), {"path": str(findings.absolute())}],
             outputs=outputs, ledger=ledger,

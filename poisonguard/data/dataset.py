@@ -72,8 +72,8 @@ class Dataset:
     (tables only) says how the original typed columns were encoded into
     ``features`` (see :class:`~poisonguard.data.schema.TableSchema`).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> ds = Dataset(labels=np.array([0, 1]), classes=("cat", "dog"),
     ...              features=np.array([[1.0], [2.0]]))

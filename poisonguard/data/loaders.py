@@ -45,9 +45,30 @@ def load_dataset(
     Tables are encoded by column type (see :func:`table_to_dataset`); ``categorical``
     and ``ignore`` name table columns to treat as categories or to leave out.
 
-    Example
-    -------
-    >>> ds = load_dataset("penguins.csv", label="species")  # doctest: +SKIP
+    Parameters
+    ----------
+    path
+        The file or image folder.
+    label, id_column, text_column
+        The label column, an optional column of stable row ids, and the text column
+        (a table with it is text data).
+    categorical, ignore
+        Table columns to treat as categories, or to leave out.
+
+    Raises
+    ------
+    DataError
+        One line naming the file (and the row) for anything it cannot load exactly.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = tempfile.mkdtemp() + "/pets.csv"
+    >>> rows = ["weight,label", "4.1,cat", "30.2,dog", "3.8,cat"]
+    >>> _ = open(path, "w").write("".join(r + chr(10) for r in rows))
+    >>> ds = load_dataset(path)
+    >>> len(ds), ds.classes
+    (3, ('cat', 'dog'))
     """
     p = Path(path)
     if not p.exists():

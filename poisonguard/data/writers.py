@@ -67,7 +67,25 @@ def _npz_x(dataset: Dataset) -> np.ndarray:
 
 
 def save_dataset(dataset: Dataset, path: str | Path) -> None:
-    """Write ``dataset`` to ``path``: .csv/.parquet (tabular, text), .npz, .jsonl (text)."""
+    """Write ``dataset`` to ``path``: .csv/.parquet (tabular, text), .npz, .jsonl (text).
+
+    Parameters
+    ----------
+    dataset
+        What to write.
+    path
+        The suffix picks the format.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from poisonguard.data import load_dataset
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> path = tempfile.mkdtemp() + "/wine.parquet"
+    >>> save_dataset(builtin_dataset("wine"), path)
+    >>> len(load_dataset(path))
+    178
+    """
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix in {".csv", ".parquet", ".pq"}:

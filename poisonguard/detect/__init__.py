@@ -1,5 +1,8 @@
 """Detectors: each scores every row; importing this package registers the built-ins."""
 
+from collections.abc import Sequence
+
+from poisonguard.data import Modality
 from poisonguard.detect import (  # noqa: F401  (each module registers its detectors)
     activation,
     cleanlabel,
@@ -17,6 +20,7 @@ from poisonguard.detect.base import (
     get_detector,
     register_detector,
 )
+from poisonguard.errors import UsageError
 
 # What a scan runs when no detectors are named (those registered, in this order).
 # "activation" is registered but not a default: in benchmarks/results/detectors-backdoor.md
@@ -30,11 +34,64 @@ DEFAULT_DETECTORS: tuple[str, ...] = tuple(
     if name in available_detectors()
 )
 
+DetectorSpec = str | Sequence[str | Detector] | None
+
+
+def resolve_detectors(spec: DetectorSpec, modality: Modality) -> list[Detector]:
+    """Detector instances for a scan or a benchmark of ``modality`` data.
+
+    Parameters
+    ----------
+    spec
+        ``None`` or ``"default"``: the :data:`DEFAULT_DETECTORS` that support the
+        modality. ``"all"``: every registered detector that supports it. A comma
+        separated string or a sequence of names and :class:`Detector` instances:
+        exactly those, each of which must support the modality.
+    modality
+        ``"tabular"``, ``"image"`` or ``"text"``.
+
+    Raises
+    ------
+    UsageError
+        An unknown name, a detector that does not support the modality, or none chosen.
+
+    Examples
+    --------
+    >>> [d.name for d in resolve_detectors("label, knn", "tabular")]
+    ['label', 'knn']
+    >>> "trigger" in [d.name for d in resolve_detectors("all", "text")]
+    False
+    """
+    if isinstance(spec, str):
+        words = [s.strip() for s in spec.split(",") if s.strip()]
+        if words == ["all"]:
+            every = [get_detector(n) for n, cls in available_detectors().items()
+                     if modality in cls.modalities]
+            if not every:
+                raise UsageError(f"no registered detector supports {modality} data")
+            return every
+        spec = None if words in ([], ["default"]) else words
+    if spec is None:
+        chosen = [get_detector(n) for n in DEFAULT_DETECTORS]
+        return [d for d in chosen if modality in d.modalities]
+    detectors: list[Detector] = []
+    for item in spec:
+        det = get_detector(item) if isinstance(item, str) else item
+        if modality not in det.modalities:
+            raise UsageError(f"detector '{det.name}' does not support {modality} data")
+        detectors.append(det)
+    if not detectors:
+        raise UsageError("no detectors chosen")
+    return detectors
+
+
 __all__ = [
     "DEFAULT_DETECTORS",
     "Detector",
     "DetectorResult",
+    "DetectorSpec",
     "available_detectors",
     "get_detector",
     "register_detector",
+    "resolve_detectors",
 ]

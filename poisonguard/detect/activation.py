@@ -7,11 +7,11 @@ Per class (after Chen et al. 2018):
    and compress heavy tails (``sign(w) * log1p(|w|)``), then split it in two with
    k-means;
 2. project the rows on the line through the two cluster centres and fit one and
-   two 1-D Gaussians there (:func:`~poisonguard.detect.spectral.split_test`): the
+   two 1-D Gaussians there (:func:`~poisonguard.detect.subpopulation.split_test`): the
    class is poisoned only when two components clearly win, the small one is at
    least ``min_rows`` rows and less than ``max_share`` of the class, and their
    separation (Ashman's D) reaches the threshold calibrated on the classes
-   themselves (:func:`~poisonguard.detect.spectral.separation_threshold`);
+   themselves (:func:`~poisonguard.detect.subpopulation.separation_threshold`);
 3. in a poisoned class the small component is flagged; each flagged row is
    reclassified without the flagged rows (nearest class in *input space*), which
    gives the suggested label (the likely source class of a backdoor row) and the
@@ -19,7 +19,6 @@ Per class (after Chen et al. 2018):
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
@@ -28,8 +27,8 @@ from sklearn.neighbors import NearestNeighbors
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
-from poisonguard.detect.spectral import decide, fit_sample, per_class_tests, robust_whiten
-from poisonguard.errors import UsageError
+from poisonguard.detect.subpopulation import find_subpopulations, fit_sample, robust_whiten
+from poisonguard.params import Interval
 from poisonguard.represent.base import Representation
 
 __all__ = ["ActivationDetector", "reclassify", "two_means"]
@@ -92,6 +91,14 @@ class ActivationDetector(Detector):
 
     name = "activation"
     needs: ClassVar[frozenset[str]] = frozenset({"embedding", "features"})
+    parameter_constraints = {
+        "dims": Interval(int, 1, None),
+        "k": Interval(int, 1, None),
+        "min_separation": Interval(float, 0, None, closed="neither"),
+        "min_rows": Interval(int, 1, None),
+        "max_share": Interval(float, 0, 1, closed="right"),
+        "seed": Interval(int, 0, None),
+    }
 
     def __init__(self, *, dims: int = 10, k: int = 3, min_separation: float = 4.0,
                  min_rows: int = 5, max_share: float = 0.45, seed: int = 0) -> None:
@@ -103,30 +110,29 @@ class ActivationDetector(Detector):
         self.seed = seed
 
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
-        if (self.dims < 1 or self.k < 1 or self.min_rows < 1 or self.min_separation <= 0
-                or not 0 < self.max_share <= 1):
-            raise UsageError("activation: dims >= 1, k >= 1, min_rows >= 1, "
-                             "min_separation > 0 and 0 < max_share <= 1 are required")
         labels = dataset.labels
-        tests, scores = per_class_tests(
+        found = find_subpopulations(
             dataset, representation, lambda e: two_means(e, dims=self.dims, seed=self.seed),
-            min_rows=self.min_rows, max_share=self.max_share, seed=self.seed)
-        result = decide(self, dataset, representation, tests, scores,
-                        what="a separate activation cluster")
-        if not result.n_flagged:
-            return result
-        # Exclusionary reclassification of the flagged rows, for the reasons and labels.
-        new = reclassify(representation.features, labels, result.flags,
-                         n_classes=dataset.n_classes, k=self.k)
-        hit = np.flatnonzero(result.flags)
-        away = new != labels[hit]
-        reasons = dict(result.reasons)
+            min_rows=self.min_rows, max_share=self.max_share,
+            min_separation=self.min_separation, seed=self.seed,
+            what="a separate activation cluster")
+        reasons = dict(found.reasons)
         suggested: dict[int, int] = {}
-        for c in np.unique(labels[hit]):
-            in_c = labels[hit] == c
-            share = float(away[in_c].mean())
-            for i, new_label, moved in zip(hit[in_c], new[in_c], away[in_c], strict=True):
-                reasons[int(i)] += f"; {share:.0%} of them look like another class in input space"
-                if moved:
-                    suggested[int(i)] = int(new_label)
-        return replace(result, reasons=reasons, suggested_labels=suggested)
+        hit = np.flatnonzero(found.flags)
+        if len(hit):
+            # Exclusionary reclassification of the flagged rows, for the reasons and labels.
+            new = reclassify(representation.features, labels, found.flags,
+                             n_classes=dataset.n_classes, k=self.k)
+            away = new != labels[hit]
+            for c in np.unique(labels[hit]):
+                in_c = labels[hit] == c
+                share = float(away[in_c].mean())
+                for i, new_label, moved in zip(hit[in_c], new[in_c], away[in_c], strict=True):
+                    reasons[int(i)] += (f"; {share:.0%} of them look like another class in "
+                                        "input space")
+                    if moved:
+                        suggested[int(i)] = int(new_label)
+        return DetectorResult(
+            detector=self.name, scores=found.scores, flags=found.flags, reasons=reasons,
+            suggested_labels=suggested, hypotheses=found.hypotheses, meta=found.meta,
+            dataset=dataset, examined=found.examined)

@@ -7,15 +7,18 @@ truth of an attack and never needs the poison rate: thresholds come from the dat
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import InitVar, dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from poisonguard.data import Dataset, Modality
+from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.errors import UsageError
+from poisonguard.params import Constraint, check_params
 from poisonguard.represent.base import Representation
 
 __all__ = [
@@ -31,11 +34,31 @@ __all__ = [
 class DetectorResult:
     """Per-row scores in [0, 1] (higher = more suspicious), flags and reasons.
 
+    The score convention is enforced here, for every detector: a row is flagged
+    exactly when its score is at least :data:`FLAG_SCORE` (0.5). Flagged rows scoring
+    less are raised to 0.5 and unflagged rows scoring 0.5 or more are lowered to just
+    below it, so a detector maps its statistic to a score and sets its flags without
+    clamping either by hand.
+
     ``reasons`` maps a flagged row index to one short human sentence.
     ``suggested_labels`` maps a row index to the label code the detector believes.
     ``hypotheses`` are dataset-level sentences ("backdoor -> class 0: 54 rows share
-    a 2x2 patch at the image corner"); ``clean_classes`` lists the class codes the
-    detector examined and found clean.
+    a 2x2 patch at the image corner"). ``clean_classes`` is derived, never given: of
+    the classes the detector examined (``examined``, default every class of
+    ``dataset``), those holding no flagged row. A result built without ``dataset``
+    reports no class clean.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> flags = np.zeros(len(wine), dtype=bool)
+    >>> flags[0] = True
+    >>> r = DetectorResult("demo", np.full(len(wine), 0.3), flags,
+    ...                    reasons={0: "listed"}, dataset=wine)
+    >>> float(r.scores[0]), r.clean_classes
+    (0.5, (1, 2))
     """
 
     detector: str
@@ -44,29 +67,40 @@ class DetectorResult:
     reasons: Mapping[int, str] = field(default_factory=dict)
     suggested_labels: Mapping[int, int] = field(default_factory=dict)
     hypotheses: tuple[str, ...] = ()
-    clean_classes: tuple[int, ...] = ()
-    threshold: float | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    clean_classes: tuple[int, ...] = field(init=False)
+    dataset: InitVar[Dataset | None] = None
+    examined: InitVar[Iterable[int] | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, dataset: Dataset | None, examined: Iterable[int] | None) -> None:
         scores = np.asarray(self.scores, dtype=np.float64)
         flags = np.asarray(self.flags, dtype=bool)
         if scores.ndim != 1 or flags.shape != scores.shape:
             raise ValueError(f"{self.detector}: scores and flags must be 1-D and the same length")
         if not np.isfinite(scores).all() or scores.min(initial=0) < 0 or scores.max(initial=0) > 1:
             raise ValueError(f"{self.detector}: scores must be finite and in [0, 1]")
+        scores = np.where(flags, np.maximum(scores, FLAG_SCORE),
+                          np.minimum(scores, _BELOW_FLAG))
         object.__setattr__(self, "scores", scores)
         object.__setattr__(self, "flags", flags)
         object.__setattr__(self, "reasons", {int(k): str(v) for k, v in self.reasons.items()})
         object.__setattr__(
             self, "suggested_labels", {int(k): int(v) for k, v in self.suggested_labels.items()}
         )
+        object.__setattr__(self, "clean_classes", _clean_classes(flags, dataset, examined))
+
+    @property
+    def threshold(self) -> float:
+        """The score at which a row is flagged: :data:`FLAG_SCORE` for every detector."""
+        return FLAG_SCORE
 
     @property
     def n_flagged(self) -> int:
+        """How many rows are flagged."""
         return int(self.flags.sum())
 
     def to_dict(self) -> dict[str, Any]:
+        """The dataset-level part (no per-row arrays), as plain JSON types."""
         return {
             "detector": self.detector,
             "flagged": self.n_flagged,
@@ -77,19 +111,70 @@ class DetectorResult:
         }
 
 
+#: The largest score an unflagged row can have.
+_BELOW_FLAG = float(np.nextafter(FLAG_SCORE, 0.0))
+
+
+def _clean_classes(flags: np.ndarray, dataset: Dataset | None,
+                   examined: Iterable[int] | None) -> tuple[int, ...]:
+    if dataset is None:
+        if examined is not None:
+            raise ValueError("a result needs the dataset to report examined classes")
+        return ()
+    if len(dataset) != len(flags):
+        raise ValueError(f"{len(flags)} flags for {len(dataset)} rows")
+    classes = range(dataset.n_classes) if examined is None else sorted(set(examined))
+    dirty = set(np.unique(dataset.labels[flags]).tolist())
+    return tuple(int(c) for c in classes if c not in dirty)
+
+
 class Detector(ABC):
     """Base class of every detector. Subclasses set ``name`` and implement ``score``.
 
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.represent import build_representation
+    >>> wine = builtin_dataset("wine")
+    >>> result = get_detector("outlier").score(wine, build_representation(wine))
+    >>> result.n_flagged, result.clean_classes
+    (0, (0, 1, 2))
+
     ``needs`` names the parts of the representation used ("features", "embedding",
     "proba", "embedding_oof") so that the scan builds only what is needed;
-    ``modalities`` lists the data kinds the detector supports.
+    ``modalities`` lists the data kinds the detector supports;
+    ``parameter_constraints`` declares what each constructor parameter accepts
+    (:mod:`poisonguard.params`; merged along the class hierarchy). ``score`` checks
+    the parameters against them before it runs, with one message format.
     """
 
     name: ClassVar[str] = ""
     needs: ClassVar[frozenset[str]] = frozenset({"features"})
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular", "image", "text"})
+    parameter_constraints: ClassVar[Mapping[str, Constraint]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("score")
+        if own is not None and not getattr(own, "_checks_params", False):
+            cls.score = _checking_params(own)  # type: ignore[method-assign,assignment]
+
+    @classmethod
+    def constraints(cls) -> dict[str, Constraint]:
+        """The declared constraint of every parameter, base classes first."""
+        out: dict[str, Constraint] = {}
+        for klass in reversed(cls.__mro__):
+            out.update(vars(klass).get("parameter_constraints", {}))
+        return out
+
+    def check_params(self) -> None:
+        """Raise :class:`UsageError` if a parameter breaks its declared constraint."""
+        declared = self.constraints()
+        check_params(self.name, {k: v for k, v in self.get_params().items() if k in declared},
+                     declared)
 
     def get_params(self) -> dict[str, Any]:
+        """The constructor parameters and their values."""
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
 
     def requires(self) -> frozenset[str]:
@@ -103,6 +188,19 @@ class Detector(ABC):
     @abstractmethod
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
         """Score every row of ``dataset``; must not modify its inputs."""
+
+
+def _checking_params(
+    score: Callable[[Any, Dataset, Representation], DetectorResult],
+) -> Callable[[Any, Dataset, Representation], DetectorResult]:
+    @functools.wraps(score)
+    def checked(self: Detector, dataset: Dataset, representation: Representation
+                ) -> DetectorResult:
+        self.check_params()
+        return score(self, dataset, representation)
+
+    checked._checks_params = True  # type: ignore[attr-defined]
+    return checked
 
 
 _REGISTRY: dict[str, type[Detector]] = {}
@@ -120,12 +218,44 @@ def register_detector(cls: D) -> D:
 
 
 def available_detectors() -> dict[str, type[Detector]]:
-    """Registered detectors by name (importing ``poisonguard.detect`` registers the built-ins)."""
+    """Registered detectors by name (importing ``poisonguard.detect`` registers the built-ins).
+
+    Returns
+    -------
+    dict
+        Name -> detector class, sorted by name.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> "spectral" in poisonguard.available_detectors()
+    True
+    """
     return dict(sorted(_REGISTRY.items()))
 
 
 def get_detector(name: str, **params: Any) -> Detector:
-    """A new detector instance by registered name."""
+    """A new detector instance by registered name.
+
+    Parameters
+    ----------
+    name
+        A registered name (:func:`available_detectors`).
+    **params
+        Constructor parameters; they are checked against the detector's declared
+        constraints when it scores.
+
+    Raises
+    ------
+    UsageError
+        Unknown name.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> poisonguard.get_detector("knn", k=5).get_params()["k"]
+    5
+    """
     factory: Callable[..., Detector] | None = _REGISTRY.get(name)
     if factory is None:
         known = ", ".join(sorted(_REGISTRY)) or "none"

@@ -17,20 +17,43 @@ Each check raises ``AssertionError`` naming the detector and what broke:
   tolerated on tiny data);
 - two-class and multi-class data both work (give cases of both);
 - a tiny dataset (a few rows per class) does not break it.
+
+Parameters (:func:`check_parameters`):
+
+- every constructor parameter has a declared constraint that accepts its default;
+- a value the constraint refuses makes ``score`` raise ``UsageError`` worded
+  ``"<detector>: <parameter> must be ..."``;
+- every parameter changes some output (scores, flags, reasons, suggested labels,
+  hypotheses, clean classes or meta) on a case designed for it (:class:`Design`),
+  except those listed as known-dead, each with the issue that will fix it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import inspect
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, available_detectors
+from poisonguard.detect.neighbours import clear_cache
+from poisonguard.errors import UsageError
+from poisonguard.params import Constraint, Interval, OneOf
 from poisonguard.represent import Representation, build_representation
 
-__all__ = ["Case", "check_detector", "check_result", "clean_case", "tiny_case"]
+__all__ = [
+    "Case",
+    "Design",
+    "check_detector",
+    "check_parameters",
+    "check_result",
+    "clean_case",
+    "tiny_case",
+]
 
 Case = tuple[Dataset, Representation]
 _ARRAYS = ("features", "embedding", "proba", "embedding_oof")
@@ -150,3 +173,87 @@ def check_detector(
     if tiny is not None and tiny[0].modality in detector.modalities:
         _check_case(detector, tiny, max_fpr=None)
 
+
+
+@dataclasses.dataclass(frozen=True)
+class Design:
+    """A case on which setting one parameter to ``value`` must change the result.
+
+    ``base`` holds other parameters for both runs (say a small ``max_rows`` so that
+    ``seed`` has a sample to draw).
+    """
+
+    case: Case
+    value: Any
+    base: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def constructor_parameters(cls: type[Detector]) -> dict[str, Any]:
+    """Keyword parameters of ``cls.__init__`` and their defaults."""
+    sig = inspect.signature(cls.__init__)
+    return {p.name: p.default for p in sig.parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def _refused(constraint: Constraint) -> Any:
+    """A value ``constraint`` refuses."""
+    if isinstance(constraint, OneOf):
+        return "not-an-option"
+    if isinstance(constraint, Interval):
+        if constraint.low is not None:
+            return constraint.kind(constraint.low - 1)
+        if constraint.high is not None:
+            return constraint.kind(constraint.high + 1)
+    return object()
+
+
+def _outcome(result: DetectorResult) -> tuple[Any, ...]:
+    return (result.scores.tobytes(), result.flags.tobytes(), dict(result.reasons),
+            dict(result.suggested_labels), result.hypotheses, result.clean_classes,
+            repr(dict(result.meta)))
+
+
+def check_parameters(
+    cls: type[Detector],
+    designs: Mapping[str, Design],
+    *,
+    tiny: Case,
+    dead: Mapping[str, str] | None = None,
+) -> None:
+    """Declared constraints, refused values and live parameters of ``cls``.
+
+    ``designs`` names a :class:`Design` per parameter; ``dead`` lists parameters
+    known to change nothing, each with the issue that will fix it (an exemption
+    that must be visible, and that fails once the parameter comes alive).
+    """
+    name = cls.name
+    params = constructor_parameters(cls)
+    declared = cls.constraints()
+    assert set(params) == set(declared), (
+        f"{name}: parameters {sorted(params)} but constraints for {sorted(declared)}")
+    for param, default in params.items():
+        assert declared[param].accepts(default), f"{name}: default {param}={default!r} refused"
+        bad = _refused(declared[param])
+        try:
+            cls(**{param: bad}).score(*tiny)
+        except UsageError as exc:
+            assert re.match(rf"{re.escape(name)}: {param} must be ", str(exc)), (
+                f"{name}: {param}={bad!r} refused with {str(exc)!r}")
+        else:
+            raise AssertionError(f"{name}: {param}={bad!r} was accepted")
+    dead = dict(dead or {})
+    missing = set(params) - set(designs)
+    assert not missing, f"{name}: no designed case for {sorted(missing)}"
+    for param in params:
+        design = designs[param]
+        clear_cache()
+        before = cls(**design.base).score(*design.case)
+        clear_cache()
+        after = cls(**{**design.base, param: design.value}).score(*design.case)
+        changed = _outcome(before) != _outcome(after)
+        if param in dead:
+            assert not changed, (f"{name}: {param} is listed as dead ({dead[param]}) but now "
+                                 "changes the result: remove it from the exemptions")
+        else:
+            assert changed, (f"{name}: {param}={design.value!r} changes nothing on its "
+                             "designed case")

@@ -16,7 +16,8 @@ a few features holding the same exact values on a subset of one class, values th
 
 A natural sub-population sharing exact values (zeros in a measurement) can pass
 these tests when it is large and pure; this is why the detector is stricter than
-``trigger`` and is not run by default.
+``trigger``. It runs by default (no flags on the clean built-in sets;
+docs/detectors-trigger.md).
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ import numpy as np
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
-from poisonguard.detect.trigger_search import describe_features, mine_triggers
-from poisonguard.errors import UsageError
+from poisonguard.detect.trigger_search import (
+    MINING_CONSTRAINTS,
+    describe_features,
+    mine_triggers,
+)
+from poisonguard.params import Interval
 from poisonguard.represent.base import Representation
 
 __all__ = ["CleanLabelDetector"]
@@ -46,6 +51,7 @@ class CleanLabelDetector(Detector):
     name = "cleanlabel"
     needs = frozenset({"features"})
     modalities = frozenset({"tabular", "image"})
+    parameter_constraints = {**MINING_CONSTRAINTS, "max_outside": Interval(float, 0, None)}
 
     def __init__(self, *, alpha: float = 1e-6, min_purity: float = 0.95,
                  min_jaccard: float = 0.5, max_outside: float = 1.0, min_rows: int = 5,
@@ -60,19 +66,16 @@ class CleanLabelDetector(Detector):
         self.seed = seed
 
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
-        if not 0 < self.alpha < 1 or not 0 < self.min_purity <= 1:
-            raise UsageError("cleanlabel: alpha must be in (0, 1) and min_purity in (0, 1]")
-        if self.min_rows < 2 or self.max_rows < 100:
-            raise UsageError("cleanlabel: min_rows >= 2 and max_rows >= 100")
-        x = dataset.matrix()
         y = dataset.labels
+        x = dataset.matrix()
         image_shape = None if dataset.images is None else tuple(dataset.images.shape[1:])
         candidates = mine_triggers(x, y, dataset.n_classes, min_rows=self.min_rows,
                                    max_fraction=self.max_fraction,
                                    min_jaccard=min(self.min_jaccard, 0.5),
                                    max_rows=self.max_rows, seed=self.seed)
         n_tests = max(len(candidates), 1)
-        scores = np.zeros(len(y))
+        scores = np.zeros(len(y))  # the strongest confirmed pattern of each flagged row
+        partial = np.zeros(len(y))  # the strongest unconfirmed evidence of the others
         flags = np.zeros(len(y), dtype=bool)
         reasons: dict[int, str] = {}
         hypotheses: list[str] = []
@@ -87,7 +90,7 @@ class CleanLabelDetector(Detector):
                       and cand.jaccard >= self.min_jaccard
                       and cand.outside <= self.max_outside and len(members) >= self.min_rows)
             if not passed:
-                scores[members] = np.maximum(scores[members], min(raw, 0.49))
+                partial[members] = np.maximum(partial[members], raw)
                 continue
             items, shape, pixels = describe_features(cand.features, cand.values, image_shape,
                                                      dataset.feature_names)
@@ -99,14 +102,12 @@ class CleanLabelDetector(Detector):
             found.append({"class": cand.label, "features": list(cand.features),
                           "values": list(cand.values), "rows": cand.n_rows, "pixels": pixels,
                           "p_label": cand.label_p, "jaccard": cand.jaccard})
-            scores[members] = np.maximum(scores[members], max(raw, 0.5))
+            scores[members] = np.maximum(scores[members], raw)
             flags[members] = True
             for i in members:
                 reasons.setdefault(int(i), reason)
-        bad = {t["class"] for t in found}
         return DetectorResult(
-            detector=self.name, scores=np.clip(scores, 0.0, 1.0), flags=flags, reasons=reasons,
-            hypotheses=tuple(hypotheses),
-            clean_classes=tuple(c for c in range(dataset.n_classes) if c not in bad),
-            threshold=0.5, meta={"triggers": found, "candidates": len(candidates)},
+            detector=self.name, scores=np.clip(np.where(flags, scores, partial), 0.0, 1.0),
+            flags=flags, reasons=reasons, hypotheses=tuple(hypotheses), dataset=dataset,
+            meta={"triggers": found, "candidates": len(candidates)},
         )

@@ -20,8 +20,8 @@ import numpy as np
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
-from poisonguard.detect.neighbors import nearest_neighbors
-from poisonguard.errors import UsageError
+from poisonguard.detect.neighbours import nearest_neighbours
+from poisonguard.params import Interval
 from poisonguard.represent.base import Representation
 
 __all__ = ["DuplicateDetector", "exact_duplicate_groups"]
@@ -98,6 +98,12 @@ class DuplicateDetector(Detector):
 
     name = "duplicate"
     needs = frozenset({"features", "proba"})
+    parameter_constraints = {
+        "k": Interval(int, 1, None),
+        "max_ratio": Interval(float, 0, 1, closed="neither"),
+        "tie": Interval(float, 0, 1),
+        "seed": Interval(int, 0, None),
+    }
 
     def __init__(self, *, k: int = 5, max_ratio: float = 0.1, tie: float = 0.1,
                  seed: int = 0) -> None:
@@ -107,8 +113,6 @@ class DuplicateDetector(Detector):
         self.seed = seed
 
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
-        if self.k < 1 or not 0 < self.max_ratio < 1:
-            raise UsageError("duplicate: k must be >= 1 and max_ratio in (0, 1)")
         labels = np.asarray(dataset.labels)
         n = len(labels)
         proba = np.asarray(representation.proba, dtype=np.float64)
@@ -122,7 +126,7 @@ class DuplicateDetector(Detector):
                 if len(other):
                     closeness[i], partner[i] = 1.0, other[0]
         # Near copies: a conflicting neighbour much closer than the typical neighbour.
-        dist, idx = nearest_neighbors(representation.features, self.k, seed=self.seed)
+        dist, idx = nearest_neighbours(representation.features, self.k, seed=self.seed)
         typical = float(np.median(dist[:, 0])) if dist.size else 0.0
         if typical > 0:
             ratio = dist / (self.max_ratio * typical)  # 1 at the flag boundary
@@ -151,13 +155,10 @@ class DuplicateDetector(Detector):
                 reasons[int(i)] = (f"{what} of row {j}, which is labelled "
                                    f"{dataset.classes[labels[j]]} (this row: "
                                    f"{dataset.classes[labels[i]]})")
-        scores = np.where(flags, np.maximum(closeness, 0.5), np.minimum(closeness, 0.4999))
-        flagged_classes = set(labels[flags].tolist())
-        clean = tuple(c for c in range(dataset.n_classes) if c not in flagged_classes)
         return DetectorResult(
-            detector=self.name, scores=scores, flags=flags, reasons=reasons,
+            detector=self.name, scores=closeness, flags=flags, reasons=reasons,
             suggested_labels={int(i): int(labels[partner[i]]) for i in np.flatnonzero(flags)},
-            clean_classes=clean, threshold=0.5,
+            dataset=dataset,
             meta={"typical_neighbour_distance": round(typical, 6),
                   "conflicting_pairs": int(len(candidates))},
         )

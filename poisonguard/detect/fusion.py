@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from poisonguard.detect.base import DetectorResult
-from poisonguard.detect.thresholds import FLAG_SCORE
 
 __all__ = ["NO_LABEL", "FusedRows", "fuse"]
 
@@ -57,10 +56,9 @@ def fuse(results: Sequence[DetectorResult], n_rows: int) -> FusedRows:
     stacked = np.vstack([r.scores for r in results])
     flag_matrix = np.vstack([r.flags for r in results]).astype(bool)
     flags = np.asarray(flag_matrix.any(axis=0), dtype=bool)
+    # Every result keeps flagged rows at FLAG_SCORE or above and the others below it
+    # (DetectorResult enforces it), so the max is >= FLAG_SCORE exactly on flagged rows.
     scores = stacked.max(axis=0)
-    # A flagged row's score is at least the flag level; an unflagged row stays below it.
-    scores = np.where(flags, np.maximum(scores, FLAG_SCORE),
-                      np.minimum(scores, np.nextafter(FLAG_SCORE, 0)))
     offered = _suggestion_matrix(results, n_rows)
     usable = flag_matrix & (offered != NO_LABEL)
     first = usable.argmax(axis=0)

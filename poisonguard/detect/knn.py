@@ -26,23 +26,14 @@ import numpy as np
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
-from poisonguard.detect.neighbors import nearest_neighbors
-from poisonguard.errors import UsageError
+from poisonguard.detect.neighbours import nearest_neighbours, neighbour_votes
+from poisonguard.detect.thresholds import FLAG_SCORE
+from poisonguard.params import Interval, OneOf
 from poisonguard.represent.base import Representation
 
-__all__ = ["KnnDetector", "neighbour_votes"]
+__all__ = ["KnnDetector"]
 
 Space = Literal["embedding_oof", "features"]
-
-
-def neighbour_votes(labels: np.ndarray, neighbours: np.ndarray, n_classes: int) -> np.ndarray:
-    """N x C fraction of each row's neighbours carrying each label."""
-    n, k = neighbours.shape
-    votes = np.zeros((n, n_classes), dtype=np.float64)
-    if k == 0:
-        return votes
-    np.add.at(votes, (np.repeat(np.arange(n), k), labels[neighbours].ravel()), 1.0)
-    return votes / k
 
 
 @register_detector
@@ -69,6 +60,14 @@ class KnnDetector(Detector):
 
     name = "knn"
     needs = frozenset({"embedding_oof", "features", "proba"})
+    parameter_constraints = {
+        "k": Interval(int, 1, None),
+        "space": OneOf("features", "embedding_oof"),
+        "min_margin": Interval(float, 0, 1),
+        "purity_quantile": Interval(float, 0, 1),
+        "max_model_support": Interval(float, 0, 1),
+        "seed": Interval(int, 0, None),
+    }
 
     def __init__(self, *, k: int = 10, space: Space = "features",
                  min_margin: float = 0.8, purity_quantile: float = 0.3,
@@ -84,18 +83,14 @@ class KnnDetector(Detector):
         return self.needs if self.space == "embedding_oof" else frozenset({"features", "proba"})
 
     def _space(self, representation: Representation) -> tuple[np.ndarray, str]:
-        if self.space not in ("embedding_oof", "features"):
-            raise UsageError(f"knn: unknown space '{self.space}' (embedding_oof, features)")
         if self.space == "embedding_oof" and representation.embedding_oof is not None:
             return representation.embedding_oof, "embedding_oof"
         return representation.features, "features"
 
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
-        if self.k < 1:
-            raise UsageError("knn: k must be at least 1")
         labels = np.asarray(dataset.labels)
         x, space = self._space(representation)
-        _, idx = nearest_neighbors(x, self.k, seed=self.seed)
+        _, idx = nearest_neighbours(x, self.k, seed=self.seed)
         votes = neighbour_votes(labels, idx, dataset.n_classes)
         rows = np.arange(len(labels))
         own = votes[rows, labels]
@@ -114,7 +109,7 @@ class KnnDetector(Detector):
         support = np.asarray(representation.proba, dtype=np.float64)[rows, labels]
         flags = ((margin >= self.min_margin) & (best_share > 0.5) & (purity >= floor)
                  & (support < self.max_model_support))
-        scores = _scores(margin, self.min_margin, flags)
+        scores = _scores(margin, self.min_margin)
         names = dataset.classes
         k = idx.shape[1]
         reasons = {
@@ -124,19 +119,16 @@ class KnnDetector(Detector):
             for i in np.flatnonzero(flags)
         }
         suggested = {int(i): int(best[i]) for i in np.flatnonzero(flags)}
-        flagged_classes = set(labels[flags].tolist())
-        clean = tuple(c for c in range(dataset.n_classes) if c not in flagged_classes)
         return DetectorResult(
             detector=self.name, scores=scores, flags=flags, reasons=reasons,
-            suggested_labels=suggested, clean_classes=clean, threshold=0.5,
+            suggested_labels=suggested, dataset=dataset,
             meta={"space": space, "k": k, "purity_floor": round(floor, 4),
                   "neighbour_agreement": round(float(own.mean()), 4)},
         )
 
 
-def _scores(margin: np.ndarray, min_margin: float, flags: np.ndarray) -> np.ndarray:
-    """Piecewise-linear in the vote margin with ``min_margin`` at 0.5; unflagged < 0.5."""
-    low = 0.5 * (margin + 1.0) / (min_margin + 1.0)
-    high = 0.5 + 0.5 * (margin - min_margin) / max(1.0 - min_margin, 1e-9)
-    raw = np.clip(np.where(margin >= min_margin, high, low), 0.0, 1.0)
-    return np.where(flags, np.maximum(raw, 0.5), np.minimum(raw, 0.4999))
+def _scores(margin: np.ndarray, min_margin: float) -> np.ndarray:
+    """Piecewise-linear in the vote margin with ``min_margin`` at 0.5."""
+    low = FLAG_SCORE * (margin + 1.0) / (min_margin + 1.0)
+    high = FLAG_SCORE + FLAG_SCORE * (margin - min_margin) / max(1.0 - min_margin, 1e-9)
+    return np.clip(np.where(margin >= min_margin, high, low), 0.0, 1.0)

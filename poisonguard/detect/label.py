@@ -25,11 +25,17 @@ from cleanlab.filter import find_label_issues
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
-from poisonguard.detect.neighbors import nearest_neighbors
+from poisonguard.detect.neighbours import nearest_neighbours, neighbour_votes
+from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.errors import UsageError
+from poisonguard.params import Interval, OneOf
 from poisonguard.represent.base import Representation
 
-__all__ = ["LabelDetector", "label_margins", "neighbour_share"]
+__all__ = ["FILTER_BY", "LabelDetector", "label_margins"]
+
+#: The ``filter_by`` rules of :func:`cleanlab.filter.find_label_issues`.
+FILTER_BY = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
+             "predicted_neq_given", "low_normalized_margin", "low_self_confidence")
 
 
 def label_margins(labels: np.ndarray, proba: np.ndarray) -> np.ndarray:
@@ -45,18 +51,10 @@ def label_margins(labels: np.ndarray, proba: np.ndarray) -> np.ndarray:
     return np.asarray(other.max(axis=1) - given)
 
 
-def neighbour_share(labels: np.ndarray, neighbours: np.ndarray, n_classes: int) -> np.ndarray:
-    """N x C share of each row's neighbours that carry each label (a leave-one-out k-NN)."""
-    n, k = neighbours.shape
-    cells = np.arange(n)[:, None] * n_classes + labels[neighbours]
-    counts = np.bincount(cells.ravel(), minlength=n * n_classes).reshape(n, n_classes)
-    return np.asarray(counts / max(k, 1), dtype=np.float64)
-
-
 def _scores(margin: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """Flagged rows in [0.5, 1], the rest in [0, 0.5), both increasing with the margin."""
+    """Flagged rows in [0.5, 1], the rest in [0, 0.5], both increasing with the margin."""
     unit = (np.clip(margin, -1.0, 1.0) + 1.0) / 2.0
-    return np.where(flags, 0.5 + 0.5 * unit, 0.4999 * unit)
+    return np.where(flags, FLAG_SCORE + FLAG_SCORE * unit, FLAG_SCORE * unit)
 
 
 @register_detector
@@ -81,6 +79,14 @@ class LabelDetector(Detector):
 
     name = "label"
     needs = frozenset({"proba", "features"})
+    parameter_constraints = {
+        "filter_by": OneOf(*FILTER_BY),
+        "confidence_quantile": Interval(float, 0, 1, closed="left"),
+        "min_margin": Interval(float, 0, 1),
+        "k": Interval(int, 1, None),
+        "neighbour_weight": Interval(float, 0, 1),
+        "seed": Interval(int, 0, None),
+    }
 
     def __init__(self, *, filter_by: str = "both", confidence_quantile: float = 0.05,
                  min_margin: float = 0.2, k: int = 20, neighbour_weight: float = 0.5,
@@ -96,11 +102,6 @@ class LabelDetector(Detector):
         return self.needs if self.neighbour_weight > 0 else frozenset({"proba"})
 
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
-        if not 0 <= self.confidence_quantile < 1 or not 0 <= self.neighbour_weight <= 1:
-            raise UsageError("label: confidence_quantile must be in [0, 1) and "
-                             "neighbour_weight in [0, 1]")
-        if self.k < 1:
-            raise UsageError("label: k must be at least 1")
         labels = np.asarray(dataset.labels)
         model = np.asarray(representation.proba, dtype=np.float64)
         if model.shape != (len(labels), dataset.n_classes):
@@ -108,8 +109,8 @@ class LabelDetector(Detector):
                              f"got {model.shape}")
         votes = np.zeros_like(model)
         if self.neighbour_weight > 0:
-            _, idx = nearest_neighbors(representation.features, self.k, seed=self.seed)
-            votes = neighbour_share(labels, idx, dataset.n_classes)
+            _, idx = nearest_neighbours(representation.features, self.k, seed=self.seed)
+            votes = neighbour_votes(labels, idx, dataset.n_classes)
         proba = (1 - self.neighbour_weight) * model + self.neighbour_weight * votes
         pred = proba.argmax(axis=1)
         confidence = proba.max(axis=1)
@@ -124,11 +125,9 @@ class LabelDetector(Detector):
                                    self.neighbour_weight > 0)
                    for i in np.flatnonzero(flags)}
         suggested = {int(i): int(pred[i]) for i in np.flatnonzero(flags)}
-        flagged_classes = set(labels[flags].tolist())
-        clean = tuple(c for c in range(dataset.n_classes) if c not in flagged_classes)
         return DetectorResult(
             detector=self.name, scores=_scores(margin, flags), flags=flags, reasons=reasons,
-            suggested_labels=suggested, clean_classes=clean, threshold=0.5,
+            suggested_labels=suggested, dataset=dataset,
             meta={"confidence_floor": round(floor, 4), "cleanlab_issues": int(issues.sum()),
                   "ensemble_accuracy": round(float(agree.mean()), 4),
                   "out_of_fold_accuracy": round(float((model.argmax(axis=1) == labels).mean()),

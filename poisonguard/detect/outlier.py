@@ -30,9 +30,9 @@ from sklearn.ensemble import IsolationForest
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
-from poisonguard.detect.neighbors import nearest_in_sample
+from poisonguard.detect.neighbours import nearest_in_sample
 from poisonguard.detect.thresholds import robust_z, scores_from_z
-from poisonguard.errors import UsageError
+from poisonguard.params import Interval
 from poisonguard.represent.base import Representation
 
 __all__ = ["OutlierDetector", "class_outlier_z"]
@@ -86,6 +86,14 @@ class OutlierDetector(Detector):
 
     name = "outlier"
     needs = frozenset({"features"})
+    parameter_constraints = {
+        "k": Interval(int, 1, None),
+        "z_flag": Interval(float, 0, None, closed="neither"),
+        "n_estimators": Interval(int, 1, None),
+        "max_samples": Interval(int, 1, None),
+        "max_reference": Interval(int, 2, None),
+        "seed": Interval(int, 0, None),
+    }
 
     def __init__(self, *, k: int = 5, z_flag: float = 7.0, n_estimators: int = 100,
                  max_samples: int = 256, max_reference: int = 2000, seed: int = 0) -> None:
@@ -97,8 +105,6 @@ class OutlierDetector(Detector):
         self.seed = seed
 
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
-        if self.k < 1 or self.z_flag <= 0:
-            raise UsageError("outlier: k must be >= 1 and z_flag > 0")
         labels = np.asarray(dataset.labels)
         x = np.asarray(representation.features, dtype=np.float32)
         z_dist = np.zeros(len(labels))
@@ -122,10 +128,8 @@ class OutlierDetector(Detector):
                      f"(neighbour distance z {z_dist[i]:.1f}, isolation z {z_iso[i]:.1f})")
             for i in np.flatnonzero(flags)
         }
-        flagged_classes = set(labels[flags].tolist())
-        clean = tuple(c for c in examined if c not in flagged_classes)
         return DetectorResult(
             detector=self.name, scores=scores, flags=flags, reasons=reasons,
-            clean_classes=clean, threshold=0.5,
+            dataset=dataset, examined=examined,
             meta={"z_flag": self.z_flag, "classes_examined": len(examined)},
         )

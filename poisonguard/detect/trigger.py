@@ -26,13 +26,25 @@ import numpy as np
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
+from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.detect.trigger_mask import MaskTest, mask_test, principal_basis
-from poisonguard.detect.trigger_search import TriggerCandidate, describe_features, mine_triggers
+from poisonguard.detect.trigger_search import (
+    MINING_CONSTRAINTS,
+    TriggerCandidate,
+    describe_features,
+    mine_triggers,
+)
 from poisonguard.detect.trigger_windows import WindowCandidate, mine_windows
-from poisonguard.errors import UsageError
+from poisonguard.params import Interval, SequenceOf
 from poisonguard.represent.base import Representation
 
 __all__ = ["TriggerDetector"]
+
+#: Scores of partial evidence, as a share of the flag level and times (1 - p(label)):
+#: a concentrated subset whose masking test failed, and a row of a confirmed trigger
+#: that still looks like its own class once masked (ranked above the former).
+_UNCONFIRMED = 0.8
+_UNMOVED = 0.9
 
 
 @register_detector
@@ -53,6 +65,10 @@ class TriggerDetector(Detector):
     name = "trigger"
     needs = frozenset({"features"})
     modalities = frozenset({"tabular", "image"})
+    parameter_constraints = {**MINING_CONSTRAINTS,
+                             "min_other": Interval(float, 0, 1, closed="right"),
+                             "max_candidates": Interval(int, 1, None),
+                             "window_sizes": SequenceOf(Interval(int, 2, None))}
 
     def __init__(self, *, alpha: float = 1e-3, min_other: float = 0.5, min_purity: float = 0.8,
                  min_rows: int = 5, max_fraction: float = 0.2, min_jaccard: float = 0.5,
@@ -69,18 +85,7 @@ class TriggerDetector(Detector):
         self.window_sizes = window_sizes
         self.seed = seed
 
-    def _check(self) -> None:
-        if not 0 < self.alpha < 1:
-            raise UsageError(f"trigger: alpha must be in (0, 1), got {self.alpha}")
-        if not 0 < self.min_other <= 1 or not 0 < self.min_purity <= 1:
-            raise UsageError("trigger: min_other and min_purity must be in (0, 1]")
-        if self.min_rows < 2 or self.max_candidates < 1 or self.max_rows < 100:
-            raise UsageError("trigger: min_rows >= 2, max_candidates >= 1 and max_rows >= 100")
-        if any(int(s) != s or s < 2 for s in self.window_sizes):
-            raise UsageError("trigger: window_sizes must be whole numbers >= 2")
-
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
-        self._check()
         x = dataset.matrix()
         y = dataset.labels
         n = len(y)
@@ -124,7 +129,7 @@ class TriggerDetector(Detector):
                          and test.n_other >= self.min_rows)
             if not confirmed:
                 # Partial evidence only: below the flag level.
-                weak = 0.4 * (1 - test.p_label)
+                weak = _UNCONFIRMED * FLAG_SCORE * (1 - test.p_label)
                 scores[test.rows] = np.maximum(scores[test.rows], weak)
                 continue
             cls = dataset.classes[cand.label]
@@ -146,24 +151,19 @@ class TriggerDetector(Detector):
                                  "p_label_corrected": min(1.0, cand.label_p * family),
                                  "p_mask": test.p_value, "_rows": test.rows,
                                  "_reason": reason})
-            row_scores = np.where(test.other, 0.5 + 0.5 * (1 - test.p_label),
-                                  0.45 * (1 - test.p_label))
+            row_scores = np.where(test.other, FLAG_SCORE + FLAG_SCORE * (1 - test.p_label),
+                                  _UNMOVED * FLAG_SCORE * (1 - test.p_label))
             scores[test.rows] = np.maximum(scores[test.rows], row_scores)
             for i, is_other, pred in zip(test.rows, test.other, test.predicted, strict=True):
                 if is_other:
                     flags[i] = True
                     reasons.setdefault(int(i), reason)
                     suggested.setdefault(int(i), int(pred))
-        scores = np.clip(scores, 0.0, 1.0)
-        scores[flags] = np.maximum(scores[flags], 0.5)
-        bad = {t["class"] for t in triggers}
         for t in triggers:
             del t["_rows"], t["_reason"]
         return DetectorResult(
-            detector=self.name, scores=scores, flags=flags, reasons=reasons,
-            suggested_labels=suggested, hypotheses=tuple(hypotheses),
-            clean_classes=tuple(c for c in range(n_classes) if c not in bad),
-            threshold=0.5,
+            detector=self.name, scores=np.clip(scores, 0.0, 1.0), flags=flags, reasons=reasons,
+            suggested_labels=suggested, hypotheses=tuple(hypotheses), dataset=dataset,
             meta={"triggers": triggers, "candidates": len(items), "window_patterns_tested":
                   n_window_tests // max(n_classes, 1), "tests": family,
                   "tested": len(queue) - merged, "merged": merged},

@@ -19,14 +19,30 @@ from scipy.sparse.csgraph import connected_components
 from scipy.stats import binom
 
 from poisonguard.detect.item_pairs import similar_pairs
+from poisonguard.params import Constraint, Interval
 
 __all__ = [
+    "MINING_CONSTRAINTS",
     "TriggerCandidate",
     "describe_features",
     "mine_triggers",
     "needed_matches",
     "rows_matching",
 ]
+
+
+#: Constraints of the parameters that the detectors built on :func:`mine_triggers`
+#: (``trigger``, ``cleanlabel``) share: the mining ones, the level of the label test
+#: and the purity of a subset.
+MINING_CONSTRAINTS: dict[str, Constraint] = {
+    "alpha": Interval(float, 0, 1, closed="neither"),
+    "min_purity": Interval(float, 0, 1, closed="right"),
+    "min_rows": Interval(int, 2, None),
+    "max_fraction": Interval(float, 0, 1, closed="right"),
+    "min_jaccard": Interval(float, 0, 1, closed="right"),
+    "max_rows": Interval(int, 100, None),
+    "seed": Interval(int, 0, None),
+}
 
 
 @dataclass(frozen=True, eq=False)

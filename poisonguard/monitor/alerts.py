@@ -144,7 +144,7 @@ def raise_alert(kind: str, subject: str, message: str, *, model: str = "",
 
         row, new = led._write(upsert)
         if new:
-            log.warning("poisonguard alert [%s] %s %s: %s", severity, kind, model, message)
+            log.warning("poisonguard alert [%s] %s: %s", severity, kind, message)
         posted = False
         if url is not None and row.webhook_at is None:
             alert = _row_alert(row)

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from scipy import stats
 
 from poisonguard.data import load_dataset
-from poisonguard.errors import UsageError
+from poisonguard.errors import DataError, UsageError
 from poisonguard.monitor.alerts import Alert, raise_alert
 from poisonguard.monitor.canary import (
     findings_triggers,
@@ -155,6 +156,26 @@ class ScreenOutcome:
                 "rejection_p": self.rejection_p, "drift": self.drift.to_dict()}
 
 
+def _batch_images(path: str | Path, label: str) -> np.ndarray:
+    """Images of a batch: any image file the loaders read, or an unlabelled NPZ (``X``)."""
+    p = Path(path)
+    if p.suffix.lower() == ".npz":
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                if "X" in z.files and "y" not in z.files:
+                    x = np.asarray(z["X"], dtype=np.float32)
+                    if x.ndim not in (3, 4) or not len(x) or not np.isfinite(x).all():
+                        raise DataError("'X' must hold finite N x H x W[ x C] images",
+                                        path=str(p))
+                    return x[..., None] if x.ndim == 3 else x
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read the NPZ ({exc})", path=str(p)) from None
+    batch = load_dataset(p, label=label)
+    if batch.images is None:
+        raise UsageError(f"{p}: screening needs image inputs")
+    return np.asarray(batch.images)
+
+
 def screen_check(name: str, data: str | Path, *, golden: str, label: str = "label",
                  version: int | None = None, alias: str | None = CHAMPION,
                  golden_version: int | None = None, target_frr: float = 0.05,
@@ -162,12 +183,12 @@ def screen_check(name: str, data: str | Path, *, golden: str, label: str = "labe
                  ledger: LedgerLike = None, actor: str | None = None) -> CheckReport:
     """Screen a batch of inputs with STRIP (calibrated on the golden set) and test drift.
 
+    ``data``: any image file the loaders read, or an NPZ holding only ``X`` (unlabelled).
+
     ``alpha`` is the level of both alarms: more rejections than ``target_frr`` explains
     (one-sided binomial test), and prediction drift against the golden baseline.
     """
-    batch = load_dataset(data, label=label)
-    if batch.images is None:
-        raise UsageError(f"{data}: screening needs image inputs")
+    images = _batch_images(data, label)
     with using_ledger(ledger) as led:
         v, g = _resolve(name, version, alias, golden, golden_version, led)
         gold = load_golden(g)
@@ -175,11 +196,11 @@ def screen_check(name: str, data: str | Path, *, golden: str, label: str = "labe
             raise UsageError("screening needs an image golden set")
         model = load_version(v)
         screener = StripScreener(target_frr=target_frr, seed=seed).fit(model, gold.images)
-        res = screener.screen(batch.images)
+        res = screener.screen(images)
         k, n = int(res.rejected.sum()), len(res.rejected)
         p_rej = float(stats.binomtest(k, n, target_frr, alternative="greater").pvalue)
         drift = prediction_drift(model.predict_proba(gold.images),
-                                 model.predict_proba(batch.images), model.classes, alpha=alpha)
+                                 model.predict_proba(images), model.classes, alpha=alpha)
         outcome = ScreenOutcome(res, target_frr, p_rej, drift)
         subject = f"batch {Path(data).name}"
         alerts = []

@@ -208,3 +208,40 @@ def load_model(path: str | Path, *, device: str = "cpu") -> ImageClassifier:
         raise DataError("the tensors do not match the recorded architecture", path=str(p))
     net.load_state_dict(tensors)
     return ImageClassifier(cfg, net).to(device)
+
+
+def train_on_file(data: str | Path, out: str | Path, *, label: str = "label",
+                  arch: str = "cnn", epochs: int = 30, seed: int = 0, holdout: float = 0.0,
+                  holdout_out: str | Path | None = None) -> tuple[ImageClassifier, int, int]:
+    """Train a small classifier on an image file and save it; returns (model, trained, held).
+
+    ``holdout`` rows (a seeded permutation of row positions, so the same for every file
+    with as many rows, e.g. a poisoned copy) are left out of training and, when
+    ``holdout_out`` is given, written there: a clean held-out set makes a golden set.
+
+    Example
+    -------
+    >>> train_on_file("builtin:digits", "clean.safetensors", holdout=0.4,
+    ...               holdout_out="golden.npz")                         # doctest: +SKIP
+    """
+    from poisonguard.data import save_dataset
+    from poisonguard.datasets import open_dataset
+
+    if not 0 <= holdout < 1 or epochs < 1:
+        raise UsageError("holdout must be in [0, 1) and epochs >= 1")
+    ds = open_dataset(str(data), label=label)
+    if ds.images is None:
+        raise UsageError(f"{data}: the monitor's models take images")
+    order = np.random.default_rng(seed).permutation(len(ds))
+    n_held = int(round(holdout * len(ds)))
+    held, train = np.sort(order[:n_held]), np.sort(order[n_held:])
+    part = ds.subset(train)
+    assert part.images is not None
+    model = train_classifier(part.images, part.labels, ds.classes, arch=arch, epochs=epochs,
+                             seed=seed)
+    save_model(model, out)
+    if holdout_out is not None:
+        if not n_held:
+            raise UsageError("--holdout-out needs --holdout > 0")
+        save_dataset(ds.subset(held), holdout_out)
+    return model, len(train), n_held

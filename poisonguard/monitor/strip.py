@@ -135,7 +135,7 @@ def strip_dependency(screener: StripScreener, *, field: str = "inputs",
         except (ValueError, TypeError, KeyError):
             raise HTTPException(400, f"the JSON body needs '{field}': a list of images") \
                 from None
-        if x.ndim == len(shape) - 1 and shape[-1] == 1:
+        if x.ndim == len(shape) and shape[-1] == 1:  # N x H x W for one channel
             x = x[..., None]
         if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape) or len(x) == 0 \
                 or not np.isfinite(x).all():

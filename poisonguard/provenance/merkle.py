@@ -116,13 +116,13 @@ def merkle_root(leaves: Sequence[bytes]) -> str:
     return MerkleTree(leaves).root
 
 
-def _level_up(level: bytes, count: int) -> bytes:
+def _level_up(level: bytes | bytearray, count: int) -> bytearray:
     out = bytearray(32 * ((count + 1) // 2))
     for i in range(count // 2):
         out[32 * i:32 * i + 32] = _sha(b"\x01" + level[64 * i:64 * i + 64]).digest()
     if count % 2:
         out[-32:] = level[32 * (count - 1):]
-    return bytes(out)
+    return out
 
 
 def root_and_path(leaf_data: Any, index: int | None = None) -> tuple[str, list[bytes]]:
@@ -136,24 +136,24 @@ def root_and_path(leaf_data: Any, index: int | None = None) -> tuple[str, list[b
     >>> root_and_path(leaves)[0] == merkle_root([bytes(range(32)), bytes(range(32, 64))])
     True
     """
-    data = bytes(memoryview(leaf_data).cast("B")) if not isinstance(leaf_data, bytes) \
-        else leaf_data
-    count = len(data) // 32
-    if count == 0:
+    view = memoryview(leaf_data)
+    if view.nbytes == 0:
         return _sha(b"").hexdigest(), []
+    data = view.cast("B") if view.ndim != 1 or view.format != "B" else view
+    count = len(data) // 32
     level = bytearray(32 * count)
     for i in range(count):
         level[32 * i:32 * i + 32] = _sha(b"\x00" + data[32 * i:32 * i + 32]).digest()
-    cur, path = bytes(level), []
-    del level
+    cur: bytes | bytearray = level
+    path: list[bytes] = []
     while count > 1:
         if index is not None:
             sibling = index ^ 1
             if sibling < count:
-                path.append(cur[32 * sibling:32 * sibling + 32])
+                path.append(bytes(cur[32 * sibling:32 * sibling + 32]))
             index >>= 1
         cur, count = _level_up(cur, count), (count + 1) // 2
-    return cur[:32].hex(), path
+    return bytes(cur[:32]).hex(), path
 
 
 def verify_inclusion(proof: InclusionProof, root: str | None = None) -> bool:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from poisonguard.errors import DataError, IntegrityError
 from poisonguard.provenance.canonical import canonical_json
-from poisonguard.provenance.keys import signature_block
+from poisonguard.provenance.keys import key_id, public_key_from_b64, signature_block
 from poisonguard.provenance.manifest import current_actor, now_iso
 from poisonguard.provenance.merkle import MerkleTree
 from poisonguard.provenance.modelscan import ModelRefusedError, scan_model
@@ -83,7 +83,7 @@ def read_model_manifest(path: str | Path) -> dict[str, Any]:
 def verify_model_file(path: str | Path, manifest: dict[str, Any],
                       trusted: Ed25519PublicKey | None = None, *,
                       policy: SignaturePolicy | None = None) -> tuple[str, list[str]]:
-    """(signature status, differences) of ``path`` against a :func:`sign_model` manifest.
+    """(signer key id, differences) of ``path`` against a :func:`sign_model` manifest.
 
     The signer is accepted by ``policy`` (default: exactly the ``trusted`` key; see
     :class:`~poisonguard.provenance.trust.SignaturePolicy`). Raises
@@ -101,12 +101,12 @@ def verify_model_file(path: str | Path, manifest: dict[str, Any],
     """
     policy = policy or SignaturePolicy(pinned=trusted)
     body = {k: v for k, v in manifest.items() if k != "signature"}
-    status = policy.check(manifest.get("signature"), canonical_json(body),
-                          what="the model manifest")
+    policy.check(manifest.get("signature"), canonical_json(body), what="the model manifest")
+    kid = key_id(public_key_from_b64(str(manifest["signature"].get("public_key", ""))))
     now = model_digest(path)
     diffs = []
     if now["size"] != manifest.get("size"):
         diffs.append(f"size {manifest.get('size')} -> {now['size']}")
     if now["sha256"] != manifest.get("sha256"):
         diffs.append(f"sha256 {str(manifest.get('sha256'))[:16]}... -> {now['sha256'][:16]}...")
-    return status, diffs
+    return kid, diffs

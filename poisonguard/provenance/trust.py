@@ -40,7 +40,7 @@ class SignaturePolicy:
     Example
     -------
     >>> SignaturePolicy(trust_embedded=True).describe()
-    'any signer (embedded key trusted by --trust-embedded-key)'
+    'any signer (embedded key trusted by --trust-embedded-key; not pinned)'
     """
 
     pinned: Ed25519PublicKey | None = None
@@ -67,7 +67,7 @@ class SignaturePolicy:
         if self.pinned is not None:
             return f"key {_key_id(self.pinned)} (pinned)"
         if self.trust_embedded:
-            return "any signer (embedded key trusted by --trust-embedded-key)"
+            return "any signer (embedded key trusted by --trust-embedded-key; not pinned)"
         return "no signer configured"
 
     def check(self, block: Any, body: bytes, *, what: str = "the file") -> str:

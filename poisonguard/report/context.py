@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from poisonguard.data import Dataset
+from poisonguard.data import Dataset, dataset_digest
 from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, as_table, rows_within
@@ -70,8 +70,6 @@ def check_match(findings: Findings, dataset: Dataset) -> None:
     Compares the row count, then the dataset SHA-256 recorded by the scan (when the
     findings carry one) with :func:`poisonguard.data.dataset_digest` of ``dataset``.
     """
-    from poisonguard.data import dataset_digest
-
     rows = findings.dataset.get("rows", len(findings.rows))
     if len(dataset) != rows or len(findings.rows) != len(dataset):
         raise DataError(f"the findings describe {rows:,} rows but the data has "

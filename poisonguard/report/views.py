@@ -164,7 +164,7 @@ def contributions_view(ctx: ReportContext) -> str:
                      (fmt_score(mean), mean), (fmt_score(q99), q99),
                      thr_text, str(len(meta.get("hypotheses") or []))])
     headers = ["detector", "rows ≥ threshold", "only this detector", "top detector of",
-               "share of flagged", "mean score", "99th pct score", "raw threshold", "hypotheses"]
+               "share of flagged", "mean score", "99th pct score", "flag threshold", "hypotheses"]
     chart = svg.bars(names, top[:, flagged].sum(axis=1).tolist(),
                      title="Flagged rows by top detector", xlabel="flagged rows it scored highest",
                      colour=svg.PALETTE[0])

@@ -35,8 +35,8 @@ def build_representation(
     representation's own choice); BLAS threads are the caller's (``threadpool_limits``).
 
     ``embeddings`` (N x K, user-supplied) replace the input features for any modality.
-    Tabular data and embeddings get an MLP; images get a small CNN when torch is
-    installed (an MLP on pixels otherwise).
+    Tabular data and embeddings get an MLP; images get a small CNN, which needs the
+    ``torch`` extra (without it an image scan stops with an error naming the extra).
     """
     if embeddings is not None:
         emb = np.asarray(embeddings, dtype=np.float32)

@@ -13,8 +13,11 @@ __all__ = ["Representation"]
 class Representation:
     """What the detectors see of a dataset.
 
-    - ``features``: N x D standardised input-space features (tabular columns scaled
-      robustly; images flattened and scaled; texts as sentence embeddings).
+    - ``features``: N x D input-space features, scaled column by column: a typed
+      table's numeric columns robustly (median and IQR,
+      :func:`poisonguard.represent.scale_table`) with its 0/1 columns kept; flattened
+      image pixels, arrays without a schema and user-supplied embeddings to zero mean
+      and unit variance (:func:`poisonguard.represent.scale_features`).
     - ``embedding``: N x K activations of a model trained on *all* rows (the layer is
       a parameter, penultimate by default). A backdoored model separates poisoned
       rows here, which is what spectral and clustering detectors need.

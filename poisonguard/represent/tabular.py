@@ -1,7 +1,8 @@
 """Representations from a small MLP: out-of-fold probabilities and hidden activations.
 
-Works without the torch extra (scikit-learn's MLP). Used for tabular data, for
-images when torch is missing, and for text embeddings.
+Works without the torch extra (scikit-learn's MLP). Used for tabular data and for
+user-supplied embeddings of any modality (images always go through the CNN of
+``represent/image.py``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ instead; with False, a network Opacus cannot train is refused with its reason.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,6 @@ class DPSGDClassifier(TorchClassifier):
             raise MissingDependencyError("opacus", "train", "DP-SGD training") from exc
         if not float(self.epsilon) > 0:
             raise UsageError("epsilon must be positive")
-        torch = torch_module()
         xt, yt = self._start(X, y, groupnorm=bool(self.replace_batchnorm))
         problems = ModuleValidator.validate(self.net_, strict=False)
         if problems:
@@ -73,6 +73,16 @@ class DPSGDClassifier(TorchClassifier):
             raise UsageError(f"DP-SGD cannot train this network: {first} (BatchNorm mixes "
                              "the rows of a batch; replace_batchnorm=True trains with "
                              "GroupNorm instead)")
+        with warnings.catch_warnings():
+            # Opacus' advice for production runs and torch's hook notice: not the user's concern
+            for text in ("Secure RNG turned off", "Optimal order is the largest alpha",
+                         "Full backward hook is firing"):
+                warnings.filterwarnings("ignore", message=text)
+            self._private_fit(PrivacyEngine, xt, yt)
+        return self
+
+    def _private_fit(self, engine_class: Any, xt: Any, yt: Any) -> None:
+        torch = torch_module()
         n = len(xt)
         delta = float(self.delta) if self.delta is not None else 1.0 / (10 * n)
         if not 0 < delta < 1:
@@ -83,9 +93,7 @@ class DPSGDClassifier(TorchClassifier):
                                              batch_size=self.batch_size, shuffle=True,
                                              generator=gen)
         optimizer = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Secure RNG turned off")
-            engine = PrivacyEngine(accountant="rdp")
+        engine = engine_class(accountant="rdp")
         module, optimizer, loader = engine.make_private_with_epsilon(
             module=self.net_, optimizer=optimizer, data_loader=loader,
             target_epsilon=float(self.epsilon), target_delta=delta, epochs=self.epochs_,
@@ -103,4 +111,3 @@ class DPSGDClassifier(TorchClassifier):
         self.delta_ = delta
         self.epsilon_ = float(engine.get_epsilon(delta))
         self.noise_multiplier_ = float(optimizer.noise_multiplier)
-        return self

@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from poisonguard.train.certify import dpa_radius, fa_radius, plurality, vote_counts
 from poisonguard.train.hashing import content_hashes, members_of_buckets, order_by_content
@@ -62,7 +63,13 @@ class _PartitionEnsemble(ClassifierMixin, BaseEstimator):
         self.members_: list[Any] = []
         self.constant_ = np.full(n_models, -1, dtype=np.int64)
         self.partition_sizes_ = np.zeros(n_models, dtype=np.int64)
-        for m in range(n_models):
+        with threadpool_limits(limits=1, user_api="blas"):  # many small fits
+            self._fit_members(x, codes, hashes, buckets, feeds, base)
+        return self
+
+    def _fit_members(self, x: np.ndarray, codes: np.ndarray, hashes: np.ndarray,
+                     buckets: np.ndarray, feeds: np.ndarray, base: Any) -> None:
+        for m in range(len(self.constant_)):
             mine = np.isin(buckets, np.flatnonzero((feeds == m).any(axis=1)))
             rows = order_by_content(np.flatnonzero(mine), hashes, codes)
             self.partition_sizes_[m] = len(rows)
@@ -72,7 +79,6 @@ class _PartitionEnsemble(ClassifierMixin, BaseEstimator):
                 self.members_.append(None)
                 continue
             self.members_.append(clone(base).fit(x[rows], codes[rows]))
-        return self
 
     def member_votes(self, X: np.ndarray) -> np.ndarray:
         """(N x models) class indices (into ``classes_``) voted by each base model."""

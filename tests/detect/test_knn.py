@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poisonguard.detect.knn import KnnDetector, neighbour_votes
+from poisonguard.detect.knn import KnnDetector
 from poisonguard.errors import UsageError
 
 
@@ -14,11 +14,6 @@ def _f1(flags: np.ndarray, poisoned: np.ndarray) -> float:
     truth[poisoned] = True
     tp = int((flags & truth).sum())
     return 2 * tp / (int(flags.sum()) + int(truth.sum()))
-
-
-def test_votes() -> None:
-    votes = neighbour_votes(np.array([0, 1, 1]), np.array([[1, 2], [0, 2], [0, 1]]), 2)
-    np.testing.assert_allclose(votes, [[0, 1], [0.5, 0.5], [0.5, 0.5]])
 
 
 def test_clean_data_is_mostly_left_alone(clean) -> None:  # type: ignore[no-untyped-def]

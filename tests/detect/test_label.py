@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from poisonguard.detect.knn import KnnDetector
-from poisonguard.detect.label import LabelDetector, label_margins, neighbour_share
+from poisonguard.detect.label import LabelDetector, label_margins
 
 
 def _f1(flags: np.ndarray, poisoned: np.ndarray) -> float:
@@ -18,11 +18,6 @@ def _f1(flags: np.ndarray, poisoned: np.ndarray) -> float:
 def test_margins() -> None:
     proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])
     np.testing.assert_allclose(label_margins(np.array([0, 0]), proba), [-0.5, 0.7])
-
-
-def test_neighbour_share() -> None:
-    share = neighbour_share(np.array([0, 1, 1]), np.array([[1, 2], [0, 2], [0, 1]]), 3)
-    np.testing.assert_allclose(share, [[0, 1, 0], [0.5, 0.5, 0], [0.5, 0.5, 0]])
 
 
 def test_clean_data_is_mostly_left_alone(clean) -> None:  # type: ignore[no-untyped-def]

@@ -11,12 +11,8 @@ from sklearn.metrics import roc_auc_score
 
 from poisonguard.data import Dataset
 from poisonguard.detect import get_detector
-from poisonguard.detect.spectral import (
-    robust_whiten,
-    separation_threshold,
-    spectral_projection,
-    split_test,
-)
+from poisonguard.detect.spectral import spectral_projection
+from poisonguard.detect.subpopulation import robust_whiten, separation_threshold, split_test
 from poisonguard.errors import UsageError
 from poisonguard.represent import Representation
 

@@ -3,6 +3,7 @@ trained once per session (one on clean digits, one on BadNets-poisoned digits)."
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from poisonguard.attack import AttackResult, badnets
 from poisonguard.data import Dataset, save_dataset
 from poisonguard.datasets import digits_images
 from poisonguard.monitor import ImageClassifier, save_model, train_classifier
+from tests.provenance.conftest import pg_server  # noqa: F401  (fixture, shared)
 
 TARGET = 3  # the backdoor's target class
 
@@ -55,3 +57,19 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Digits:
     return Digits(train, golden, golden_path, attack, clean, poisoned,
                   save_model(clean, root / "clean.safetensors"),
                   save_model(poisoned, root / "badnets.safetensors"))
+
+
+@pytest.fixture
+def pg_ledger(pg_server: str) -> str:  # noqa: F811
+    """A fresh PostgreSQL schema on the loopback server, as a ledger URL."""
+    import os
+
+    import psycopg
+
+    name = f"monitor_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    return f"{pg_server}/postgres?options=-csearch_path%3D{name}"
+
+
+_counter = itertools.count()

@@ -14,11 +14,11 @@ def test_badnets_model_is_flagged_at_its_target_clean_model_is_not(digits: Digit
     bad = neural_cleanse(digits.badnets_model, g.images, g.labels, steps=300, max_images=128)
     assert bad.flagged == (TARGET,)
     # Measured on 3 seeds: target index 3.7-6.0, other classes at most 1.6.
-    assert bad.classes[TARGET].anomaly > 3.0
+    assert bad.classes[TARGET].anomaly > 2.5  # 3.69 here
     assert bad.classes[TARGET].l1 < 8  # the trigger is 4 pixels
     clean = neural_cleanse(digits.clean_model, g.images, g.labels, steps=300, max_images=128)
     assert clean.flagged == ()
-    assert max(c.anomaly for c in clean.classes) < 1.8
+    assert max(c.anomaly for c in clean.classes) < 1.8  # 0.69 here
     assert all(c.reached for c in clean.classes)
 
 

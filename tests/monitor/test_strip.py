@@ -33,3 +33,32 @@ def test_triggered_inputs_rejected_clean_rate_within_a_point_of_the_target(
 def test_too_few_clean_inputs_for_the_target_rate(digits: Digits) -> None:
     with pytest.raises(UsageError, match="too few"):
         StripScreener(target_frr=0.01).fit(digits.clean_model, digits.golden.images[:50])
+
+
+def test_fastapi_dependency_passes_clean_and_refuses_triggered_inputs(digits: Digits) -> None:
+    from fastapi import Depends, FastAPI
+    from fastapi.testclient import TestClient
+
+    from poisonguard.monitor import strip_dependency
+
+    g = digits.golden
+    screener = StripScreener(target_frr=0.05).fit(digits.badnets_model, g.images)
+    guard = strip_dependency(screener)
+    app = FastAPI()
+
+    @app.post("/predict")
+    def predict(images: np.ndarray = Depends(guard)) -> dict[str, list[int]]:  # noqa: B008
+        return {"labels": [int(v) for v in digits.badnets_model.predict(images)]}
+
+    client = TestClient(app)
+    others = np.flatnonzero(g.labels != TARGET)
+    keep = others[~screener.screen(g.images[others]).rejected][:4]
+    ok = client.post("/predict", json={"inputs": g.images[keep, :, :, 0].tolist()})
+    assert ok.status_code == 200 and len(ok.json()["labels"]) == 4
+    triggered = stamp(g.images[keep], digits.attack.truth.params["trigger"])
+    mixed = np.concatenate([g.images[keep[:2]], triggered[:2]])
+    refused = client.post("/predict", json={"inputs": mixed.tolist()})
+    assert refused.status_code == 422
+    assert refused.json()["detail"]["rejected_rows"] == [2, 3]
+    bad = client.post("/predict", json={"inputs": [[1, 2], [3, 4]]})
+    assert bad.status_code == 400

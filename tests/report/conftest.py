@@ -43,7 +43,6 @@ class CornerStub(Detector):
             detector=self.name, scores=scores, flags=flags,
             reasons={int(i): "bright 2x2 patch at the image corner" for i in np.flatnonzero(flags)},
             hypotheses=(f"backdoor -> class 0: {rows} rows share a 2x2 patch at row 0, column 0",),
-            threshold=8.0,
             meta={"triggers": [{"class": 0, "features": feats, "values": [16.0] * 4,
                                 "rows": rows, "looks_other": rows,
                                 "pixels": [[f // (w * c), (f // c) % w, f % c] for f in feats]}]},
@@ -68,7 +67,6 @@ class CentroidStub(Detector):
             detector=self.name, scores=scores, flags=flags,
             reasons={int(i): "nearer another class's centroid" for i in np.flatnonzero(flags)},
             suggested_labels={int(i): int(best[i]) for i in np.flatnonzero(flags)},
-            threshold=4.0,
         )
 
 
@@ -110,8 +108,7 @@ def tabular_scan() -> tuple[Findings, Dataset]:
         def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
             z = np.abs(robust_z(dataset.matrix()[:, 9]))
             scores = scores_from_z(z, 5.0)
-            return DetectorResult(detector=self.name, scores=scores, flags=scores >= 0.5,
-                                  threshold=5.0)
+            return DetectorResult(detector=self.name, scores=scores, flags=scores >= 0.5)
 
     findings, _, _ = scan_dataset(ds, detectors=[ColumnStub()],
                                   representation=_identity_representation(ds))

@@ -1,4 +1,5 @@
-"""One nearest-neighbour helper shared by the knn, outlier and duplicate detectors.
+"""Nearest-neighbour search and neighbour label votes, shared by the label, knn,
+outlier and duplicate detectors.
 
 Exact scikit-learn search up to ``exact_max_rows`` rows; beyond that an inverted-file
 faiss index (approximate, about N log N) when faiss is installed, else scikit-learn's
@@ -26,13 +27,15 @@ __all__ = [
     "clear_cache",
     "faiss_available",
     "nearest_in_sample",
-    "nearest_neighbors",
+    "nearest_neighbours",
+    "neighbour_votes",
 ]
 
 EXACT_MAX_ROWS = 50_000
 Backend = Literal["auto", "sklearn", "faiss"]
 
-_CACHE: OrderedDict[tuple[int, tuple[int, ...], str], tuple[np.ndarray, np.ndarray, np.ndarray]]
+_CACHE: OrderedDict[tuple[int, tuple[int, ...], str, int],
+                    tuple[np.ndarray, np.ndarray, np.ndarray]]
 _CACHE = OrderedDict()
 _CACHE_SIZE = 4
 
@@ -115,11 +118,11 @@ def nearest_in_sample(
     its nearest reference rows, never itself. Cost N x ``max_reference`` x D: linear
     in N, for density-style statistics (outlier scores) where a sample is plenty.
     Indices are row numbers of ``x``. With N <= ``max_reference`` this is the exact
-    search of :func:`nearest_neighbors`.
+    search of :func:`nearest_neighbours`.
     """
     n = len(x)
     if n <= max_reference:
-        return nearest_neighbors(x, k, seed=seed, cache=False)
+        return nearest_neighbours(x, k, seed=seed, cache=False)
     k = min(k, max_reference - 1)
     ref = np.sort(np.random.default_rng(seed).choice(n, size=max_reference, replace=False))
     dist, pos = _sklearn_search_to(x[ref], x, k + 1)
@@ -133,7 +136,7 @@ def _sklearn_search_to(reference: np.ndarray, queries: np.ndarray,
     return dist.astype(np.float32), idx.astype(np.int64)
 
 
-def nearest_neighbors(
+def nearest_neighbours(
     x: np.ndarray,
     k: int,
     *,
@@ -150,7 +153,7 @@ def nearest_neighbors(
     """
     x = np.asarray(x)
     if x.ndim != 2:
-        raise UsageError(f"nearest_neighbors needs an N x D array, got shape {x.shape}")
+        raise UsageError(f"nearest_neighbours needs an N x D array, got shape {x.shape}")
     n = len(x)
     if k < 1:
         raise UsageError("k must be at least 1")
@@ -163,7 +166,8 @@ def nearest_neighbors(
                                        and faiss_available())
     if backend == "faiss" and not faiss_available():
         raise UsageError("neighbour backend 'faiss' needs the faiss-cpu package")
-    key = (id(x), x.shape, "faiss" if use_faiss else "sklearn")
+    # The seed shapes only the approximate (faiss IVF) search.
+    key = (id(x), x.shape, "faiss" if use_faiss else "sklearn", seed if use_faiss else 0)
     hit = _CACHE.get(key) if cache else None
     if hit is not None and hit[0] is x and hit[1].shape[1] >= k:
         _CACHE.move_to_end(key)
@@ -181,3 +185,28 @@ def nearest_neighbors(
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return dist, idx
+
+
+def neighbour_votes(labels: np.ndarray, neighbours: np.ndarray, n_classes: int) -> np.ndarray:
+    """N x C share of each row's neighbours that carry each label (a leave-one-out k-NN).
+
+    Parameters
+    ----------
+    labels
+        Label code per row (N,).
+    neighbours
+        N x k row indices, as :func:`nearest_neighbours` returns them.
+    n_classes
+        Number of classes C.
+
+    Examples
+    --------
+    >>> neighbour_votes(np.array([0, 1, 1]), np.array([[1, 2], [0, 2], [0, 1]]), 2)
+    array([[0. , 1. ],
+           [0.5, 0.5],
+           [0.5, 0.5]])
+    """
+    n, k = neighbours.shape
+    cells = np.arange(n)[:, None] * n_classes + labels[neighbours]
+    counts = np.bincount(cells.ravel(), minlength=n * n_classes).reshape(n, n_classes)
+    return np.asarray(counts / max(k, 1), dtype=np.float64)

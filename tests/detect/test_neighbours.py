@@ -8,11 +8,12 @@ from scipy.spatial.distance import cdist
 
 from poisonguard.attack import inject_near_duplicates
 from poisonguard.datasets import builtin_dataset
-from poisonguard.detect.neighbors import (
+from poisonguard.detect.neighbours import (
     clear_cache,
     faiss_available,
     nearest_in_sample,
-    nearest_neighbors,
+    nearest_neighbours,
+    neighbour_votes,
 )
 from poisonguard.errors import UsageError
 from poisonguard.represent import scale_features
@@ -26,7 +27,7 @@ def _brute(x: np.ndarray, k: int) -> np.ndarray:
 
 def test_matches_brute_force_and_never_returns_self() -> None:
     x = np.random.default_rng(0).normal(size=(300, 6)).astype(np.float32)
-    dist, idx = nearest_neighbors(x, 7, cache=False)
+    dist, idx = nearest_neighbours(x, 7, cache=False)
     assert dist.shape == idx.shape == (300, 7)
     np.testing.assert_allclose(dist, _brute(x, 7), rtol=1e-4, atol=1e-4)
     assert not (idx == np.arange(300)[:, None]).any()
@@ -36,7 +37,7 @@ def test_matches_brute_force_and_never_returns_self() -> None:
 def test_exact_copies_find_each_other_not_themselves() -> None:
     x = np.random.default_rng(1).normal(size=(50, 3)).astype(np.float32)
     x[10] = x[20] = x[30]
-    dist, idx = nearest_neighbors(x, 2, cache=False)
+    dist, idx = nearest_neighbours(x, 2, cache=False)
     for i, others in ((10, {20, 30}), (20, {10, 30}), (30, {10, 20})):
         assert set(idx[i].tolist()) == others and dist[i].max() == 0
 
@@ -46,10 +47,10 @@ def test_faiss_exact_and_inverted_file() -> None:
     rng = np.random.default_rng(2)
     centers = rng.normal(0, 4, size=(20, 8))
     x = (centers[rng.integers(0, 20, 4000)] + rng.normal(size=(4000, 8))).astype(np.float32)
-    exact_d, exact_i = nearest_neighbors(x, 10, backend="sklearn", cache=False)
-    flat_d, _ = nearest_neighbors(x, 10, backend="faiss", cache=False)
+    exact_d, exact_i = nearest_neighbours(x, 10, backend="sklearn", cache=False)
+    flat_d, _ = nearest_neighbours(x, 10, backend="faiss", cache=False)
     np.testing.assert_allclose(flat_d, exact_d, rtol=1e-3, atol=1e-3)
-    _, ivf_i = nearest_neighbors(x, 10, exact_max_rows=1000, cache=False)  # approximate
+    _, ivf_i = nearest_neighbours(x, 10, exact_max_rows=1000, cache=False)  # approximate
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ivf_i, exact_i, strict=True)])
     assert recall > 0.9
     assert not (ivf_i == np.arange(4000)[:, None]).any()
@@ -58,41 +59,41 @@ def test_faiss_exact_and_inverted_file() -> None:
 def test_cache_shares_one_search_per_array() -> None:
     clear_cache()
     x = np.random.default_rng(3).normal(size=(100, 4)).astype(np.float32)
-    d10, i10 = nearest_neighbors(x, 10)
-    d3, i3 = nearest_neighbors(x, 3)
+    d10, i10 = nearest_neighbours(x, 10)
+    d3, i3 = nearest_neighbours(x, 3)
     assert np.shares_memory(i3, i10) and np.array_equal(i3, i10[:, :3])
     assert not i10.flags.writeable
     other = x.copy()
-    _, j = nearest_neighbors(other, 3)
+    _, j = nearest_neighbours(other, 3)
     assert not np.shares_memory(j, i10)
     clear_cache()
 
 
 def test_k_is_capped_and_bad_input_is_a_usage_error() -> None:
     x = np.arange(8, dtype=np.float32).reshape(4, 2)
-    assert nearest_neighbors(x, 10, cache=False)[1].shape == (4, 3)
+    assert nearest_neighbours(x, 10, cache=False)[1].shape == (4, 3)
     with pytest.raises(UsageError):
-        nearest_neighbors(x, 0)
+        nearest_neighbours(x, 0)
     with pytest.raises(UsageError):
-        nearest_neighbors(x[0], 1)
+        nearest_neighbours(x[0], 1)
     with pytest.raises(UsageError):
-        nearest_neighbors(x, 1, backend="annoy")  # type: ignore[arg-type]
+        nearest_neighbours(x, 1, backend="annoy")  # type: ignore[arg-type]
 
 
 def test_clean_rows_have_distinct_neighbours_and_injected_copies_find_their_source() -> None:
     wine = builtin_dataset("wine")
-    dist, _ = nearest_neighbors(scale_features(wine.matrix()), 1, cache=False)
+    dist, _ = nearest_neighbours(scale_features(wine.matrix()), 1, cache=False)
     assert (dist > 0).all()  # no duplicates in clean wine
     res = inject_near_duplicates(wine, rate=0.05, seed=0)
     x = scale_features(res.dataset.matrix())
-    _, idx = nearest_neighbors(x, 1, cache=False)
+    _, idx = nearest_neighbours(x, 1, cache=False)
     sources = np.asarray(res.truth.params["sources"])
     assert np.array_equal(idx[res.truth.poisoned, 0], sources)
 
 
 def test_search_in_a_sample_is_self_free_and_bounded_below_by_the_exact_search() -> None:
     x = np.random.default_rng(4).normal(size=(1500, 5)).astype(np.float32)
-    exact, _ = nearest_neighbors(x, 3, cache=False)
+    exact, _ = nearest_neighbours(x, 3, cache=False)
     dist, idx = nearest_in_sample(x, 3, max_reference=300, seed=0)
     assert dist.shape == (1500, 3)
     assert not (idx == np.arange(1500)[:, None]).any()
@@ -100,3 +101,9 @@ def test_search_in_a_sample_is_self_free_and_bounded_below_by_the_exact_search()
     assert (dist >= exact - 1e-5).all()
     same, _ = nearest_in_sample(x, 3, max_reference=5000)
     np.testing.assert_allclose(same, exact)
+
+
+def test_neighbour_votes_share_of_each_label() -> None:
+    votes = neighbour_votes(np.array([0, 1, 1]), np.array([[1, 2], [0, 2], [0, 1]]), 3)
+    np.testing.assert_allclose(votes, [[0, 1, 0], [0.5, 0.5, 0], [0.5, 0.5, 0]])
+    assert neighbour_votes(np.array([0, 1]), np.zeros((2, 0), dtype=np.int64), 2).sum() == 0
