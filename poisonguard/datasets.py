@@ -136,8 +136,8 @@ def open_dataset(
     -------
     Dataset
 
-    Example
-    -------
+    Examples
+    --------
     >>> ds = open_dataset("builtin:wine")
     >>> ds.modality, len(ds)
     ('tabular', 178)

@@ -11,10 +11,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from poisonguard.attack import ATTACK_INFO, save_truth
-from poisonguard.attack.options import attack_by_name, class_code
-from poisonguard.attack.truth import check_rate
-from poisonguard.attack.write import check_output, save_poisoned
 from poisonguard.cli._app import command, err_console, out_console, progress_bar
 from poisonguard.cli.options import (
     CategoricalOpt,
@@ -28,14 +24,19 @@ from poisonguard.cli.options import (
     column_list,
 )
 from poisonguard.data import ensure_not_same
-from poisonguard.datasets import open_dataset
 from poisonguard.errors import UsageError
+
+#: The attack kinds, for --help without importing the attacks (a test keeps this
+#: equal to poisonguard.attack.ATTACK_INFO).
+ATTACK_KINDS = ("flip", "flip-targeted", "flip-adversarial", "outliers", "mislabeled",
+                "near-duplicates", "badnets", "blend", "tabular-trigger", "clean-label",
+                "feature-collision")
 
 __all__ = ["attack_command", "bench_command", "score_command"]
 
 @command("attack")
 def attack_command(
-    kind: Annotated[str, typer.Argument(help=f"one of: {', '.join(ATTACK_INFO)}")],
+    kind: Annotated[str, typer.Argument(help=f"one of: {', '.join(ATTACK_KINDS)}")],
     data: DataArg,
     rate: Annotated[float, typer.Option(help="fraction of output rows poisoned, in (0, 0.5]")],
     out: Annotated[Path, typer.Option(help="where to write the poisoned data (the input's "
@@ -67,6 +68,11 @@ def attack_command(
 ) -> None:
     """Poison DATA with attack KIND; write the poisoned data (same file type, schema, ids
     and dtypes; only attacked cells differ) and the truth record."""
+    from poisonguard.attack import ATTACK_INFO, attack_by_name, save_poisoned, save_truth
+    from poisonguard.attack.truth import check_rate
+    from poisonguard.attack.write import check_output
+    from poisonguard.datasets import open_dataset
+
     if kind not in ATTACK_INFO:
         raise UsageError(f"unknown attack '{kind}' (known: {', '.join(ATTACK_INFO)})")
     check_rate(rate)
@@ -117,6 +123,8 @@ def score_command(
 
 
 def _floats(text: str) -> list[float]:
+    from poisonguard.attack.truth import check_rate
+
     try:
         values = [float(t) for t in text.split(",") if t.strip()]
     except ValueError:
@@ -147,7 +155,9 @@ def bench_command(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar, no tables")] = False,
 ) -> None:
     """Benchmark the detectors: every attack x rate x detector, scored against the truth."""
+    from poisonguard.attack import ATTACK_INFO, class_code
     from poisonguard.bench import rich_tables, run_bench, write_outputs
+    from poisonguard.datasets import open_dataset
 
     kinds = [k.strip() for k in attacks.split(",") if k.strip()]
     for kind in kinds:

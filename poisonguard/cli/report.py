@@ -9,11 +9,7 @@ import typer
 
 from poisonguard.cli._app import command, out_console
 from poisonguard.cli.options import IdOpt
-from poisonguard.data import load_embeddings
-from poisonguard.datasets import open_dataset, scanned_options
 from poisonguard.errors import UsageError
-from poisonguard.findings import load_findings
-from poisonguard.report import check_match, write_report
 
 __all__ = ["report_command"]
 
@@ -35,6 +31,11 @@ def report_command(
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
 ) -> None:
     """Write a self-contained HTML report (no network needed to view it) for a scan."""
+    from poisonguard.data import load_embeddings
+    from poisonguard.datasets import open_dataset, scanned_options
+    from poisonguard.findings import load_findings
+    from poisonguard.report import check_match, write_report
+
     if out.is_dir():
         raise UsageError(f"{out}: --out must be a file path for the HTML page (it is a folder)")
     result = load_findings(findings)

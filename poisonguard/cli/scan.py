@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from poisonguard.clean import apply_findings
 from poisonguard.cli._app import command, err_console, out_console, progress_bar
 from poisonguard.cli.options import (
     CategoricalOpt,
@@ -25,13 +24,11 @@ from poisonguard.cli.options import (
     ThreadsOpt,
     column_list,
 )
-from poisonguard.data import Dataset, load_embeddings
-from poisonguard.datasets import BUILTIN_PREFIX, open_dataset, scanned_options
 from poisonguard.errors import UsageError
-from poisonguard.findings import Findings, load_findings, save_findings
-from poisonguard.provenance import data_ref, dataset_root, record_event
-from poisonguard.report import write_report
-from poisonguard.scan import scan_dataset
+
+if TYPE_CHECKING:
+    from poisonguard.data import Dataset
+    from poisonguard.findings import Findings
 
 __all__ = ["print_summary"]
 
@@ -58,6 +55,9 @@ def print_notes(dataset: Dataset) -> None:
 
 def _data_ref(spec: str, dataset: Dataset) -> dict[str, str]:
     """A ledger reference to the input: its path (or builtin name) and Merkle root."""
+    from poisonguard.datasets import BUILTIN_PREFIX
+    from poisonguard.provenance import data_ref, dataset_root
+
     if spec.startswith(BUILTIN_PREFIX):
         return {"path": spec, "root": dataset_root(dataset)}
     return data_ref(spec, dataset)
@@ -121,6 +121,13 @@ def scan_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Find poisoned rows: rank every row, flag the suspicious ones, say why."""
+    from poisonguard.data import load_embeddings
+    from poisonguard.datasets import open_dataset
+    from poisonguard.findings import save_findings
+    from poisonguard.provenance import record_event
+    from poisonguard.report import write_report
+    from poisonguard.scan import scan_dataset
+
     if fail_on is not None and not 0.0 <= fail_on <= 1.0:
         raise UsageError("--fail-on must be between 0 and 1")
     if out.exists() and not out.is_dir():
@@ -177,6 +184,11 @@ def clean_command(
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
 ) -> None:
     """Drop, relabel or quarantine the rows a scan flagged; never overwrites the input."""
+    from poisonguard.clean import apply_findings
+    from poisonguard.datasets import open_dataset, scanned_options
+    from poisonguard.findings import load_findings
+    from poisonguard.provenance import data_ref, record_event
+
     scanned = load_findings(findings)
     options = scanned_options(scanned.dataset, label=label, id_column=id_column)
     dataset = open_dataset(data, **options)

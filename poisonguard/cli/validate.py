@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -19,16 +19,9 @@ from poisonguard.cli.options import (
     column_list,
 )
 from poisonguard.errors import UsageError
-from poisonguard.validate import (
-    CheckReport,
-    Finding,
-    check,
-    load_config,
-    load_profile,
-    profile_data,
-    save_profile,
-    save_report,
-)
+
+if TYPE_CHECKING:
+    from poisonguard.validate import CheckReport, Finding
 
 __all__ = ["print_report"]
 
@@ -54,6 +47,8 @@ def profile_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Profile trusted data: schema, sketches, label and class statistics, fingerprints."""
+    from poisonguard.validate import profile_data, save_profile
+
     if any(Path(d).resolve() == out.resolve() for d in data if not d.startswith("builtin:")):
         raise UsageError(f"{out}: refusing to overwrite an input")
     with progress_bar(not quiet and not as_json, progress_mode.value) as progress:
@@ -93,6 +88,8 @@ def check_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Gate a new batch: exit 1 when it fails the checks against the baseline, else 0."""
+    from poisonguard.validate import check, load_config, load_profile, save_report
+
     cfg = load_config(config)
     base = load_profile(baseline)
     with progress_bar(not quiet and not as_json, progress_mode.value) as progress:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from poisonguard.data.schema import TableSchema
+if TYPE_CHECKING:
+    from poisonguard.data.schema import TableSchema
 
 Modality = Literal["tabular", "image", "text"]
 

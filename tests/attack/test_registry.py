@@ -50,3 +50,10 @@ def test_open_dataset_builtin_and_errors(tmp_path) -> None:
         open_dataset("builtin:cifar")
     with pytest.raises(DataError):
         open_dataset(str(tmp_path / "missing.csv"))
+
+
+def test_cli_lists_every_attack_kind() -> None:
+    from poisonguard.attack import ATTACK_INFO
+    from poisonguard.cli.attack import ATTACK_KINDS
+
+    assert ATTACK_KINDS == tuple(ATTACK_INFO)
