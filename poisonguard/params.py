@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol
 
 from poisonguard.errors import UsageError
 
-__all__ = ["Constraint", "Interval", "OneOf", "check_params"]
+__all__ = ["Constraint", "Interval", "OneOf", "SequenceOf", "check_params"]
 
 
 class Constraint(Protocol):
@@ -104,6 +104,25 @@ class OneOf:
 
     def __str__(self) -> str:
         return "one of " + ", ".join(repr(o) for o in self.options)
+
+
+@dataclass(frozen=True)
+class SequenceOf:
+    """A tuple or list (possibly empty) whose every item meets ``item``.
+
+    Examples
+    --------
+    >>> SequenceOf(Interval(int, 2, None)).accepts((2, 3))
+    True
+    """
+
+    item: Constraint
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, tuple | list) and all(self.item.accepts(v) for v in value)
+
+    def __str__(self) -> str:
+        return f"a sequence of {self.item}s"
 
 
 def check_params(owner: str, params: Mapping[str, Any],

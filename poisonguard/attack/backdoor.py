@@ -55,11 +55,13 @@ def badnets(dataset: Dataset, *, rate: float, target: int, seed: int = 0, size: 
     t = check_target(dataset, target)
     rng = np.random.default_rng(seed)
     assert dataset.images is not None
-    spec = patch_spec(dataset.images, size=size, position=position, value=value)
+    spec = patch_spec(dataset.images, size=size, position=position, value=value, seed=seed)
     return _dirty_label(dataset, kind="badnets", rate=rate, target=t, seed=seed, rng=rng,
                         spec=spec, params={"rate": rate, "size": size, "position": position,
                                            "value": spec["value"]},
-                        what=f"a {size}x{size} patch at the {position}")
+                        what=f"a {size}x{size} patch "
+                        + ("at a random place in each image" if position == "random"
+                           else f"at the {position}"))
 
 
 def blend(dataset: Dataset, *, rate: float, target: int, seed: int = 0,

@@ -3,7 +3,9 @@
 A trigger spec is a small JSON-able dict stored in ``truth.params["trigger"]``:
 
 - ``{"type": "patch", "size", "position", "row", "col", "value"}``: a solid square
-  (BadNets); ``row``/``col`` are the top-left pixel.
+  (BadNets); ``row``/``col`` are the top-left pixel. With ``position`` "random"
+  they are null and every stamped image gets its own place, drawn from
+  ``position_seed``.
 - ``{"type": "blend", "alpha", "pattern_seed", "low", "high", "shape"}``: a random
   pattern (regenerated from its seed) mixed in with weight ``alpha``.
 - ``{"type": "tabular", "features", "values", "names"}``: fixed values in k columns.
@@ -22,15 +24,19 @@ from poisonguard.errors import UsageError
 
 __all__ = ["apply_trigger", "blend_spec", "patch_spec", "stamp", "tabular_spec"]
 
-POSITIONS = ("bottom-right", "bottom-left", "top-right", "top-left", "center")
+POSITIONS = ("bottom-right", "bottom-left", "top-right", "top-left", "center", "random")
 
 
 def patch_spec(images: np.ndarray, *, size: int, position: str,
-               value: float | None) -> dict[str, Any]:
+               value: float | None, seed: int = 0) -> dict[str, Any]:
     """A BadNets patch spec for images of this shape."""
     h, w = images.shape[1], images.shape[2]
     if not 1 <= size <= min(h, w):
         raise UsageError(f"patch size must be between 1 and {min(h, w)}, got {size}")
+    v = float(images.max()) if value is None else float(value)
+    if position == "random":
+        return {"type": "patch", "size": int(size), "position": position, "row": None,
+                "col": None, "value": v, "position_seed": int(seed) + 104_729}
     if position == "bottom-right":
         r, c = h - size, w - size
     elif position == "bottom-left":
@@ -43,7 +49,6 @@ def patch_spec(images: np.ndarray, *, size: int, position: str,
         r, c = (h - size) // 2, (w - size) // 2
     else:
         raise UsageError(f"unknown patch position '{position}' (known: {', '.join(POSITIONS)})")
-    v = float(images.max()) if value is None else float(value)
     return {"type": "patch", "size": int(size), "position": position, "row": int(r),
             "col": int(c), "value": v}
 
@@ -81,7 +86,17 @@ def stamp(values: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
     if kind == "patch":
         if out.ndim != 4:
             raise UsageError("a patch trigger needs image data")
-        r, c, s = int(spec["row"]), int(spec["col"]), int(spec["size"])
+        s = int(spec["size"])
+        if spec.get("position") == "random":
+            if s > min(out.shape[1], out.shape[2]):
+                raise UsageError(f"the patch does not fit images of shape {out.shape[1:]}")
+            rng = np.random.default_rng(int(spec["position_seed"]))
+            rs = rng.integers(0, out.shape[1] - s + 1, size=len(out))
+            cs = rng.integers(0, out.shape[2] - s + 1, size=len(out))
+            for i, (r, c) in enumerate(zip(rs, cs, strict=True)):
+                out[i, r:r + s, c:c + s, :] = float(spec["value"])
+            return out
+        r, c = int(spec["row"]), int(spec["col"])
         if r + s > out.shape[1] or c + s > out.shape[2]:
             raise UsageError(f"the patch does not fit images of shape {out.shape[1:]}")
         out[:, r:r + s, c:c + s, :] = float(spec["value"])

@@ -27,13 +27,15 @@ import numpy as np
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.thresholds import FLAG_SCORE
-from poisonguard.detect.trigger_mask import mask_test
+from poisonguard.detect.trigger_mask import MaskTest, mask_test, principal_basis
 from poisonguard.detect.trigger_search import (
     MINING_CONSTRAINTS,
+    TriggerCandidate,
     describe_features,
     mine_triggers,
 )
-from poisonguard.params import Interval
+from poisonguard.detect.trigger_windows import WindowCandidate, mine_windows
+from poisonguard.params import Interval, SequenceOf
 from poisonguard.represent.base import Representation
 
 __all__ = ["TriggerDetector"]
@@ -65,11 +67,13 @@ class TriggerDetector(Detector):
     modalities = frozenset({"tabular", "image"})
     parameter_constraints = {**MINING_CONSTRAINTS,
                              "min_other": Interval(float, 0, 1, closed="right"),
-                             "max_candidates": Interval(int, 1, None)}
+                             "max_candidates": Interval(int, 1, None),
+                             "window_sizes": SequenceOf(Interval(int, 2, None))}
 
     def __init__(self, *, alpha: float = 1e-3, min_other: float = 0.5, min_purity: float = 0.8,
                  min_rows: int = 5, max_fraction: float = 0.2, min_jaccard: float = 0.5,
-                 max_candidates: int = 20, max_rows: int = 50_000, seed: int = 0) -> None:
+                 max_candidates: int = 20, max_rows: int = 50_000,
+                 window_sizes: tuple[int, ...] = (2, 3), seed: int = 0) -> None:
         self.alpha = alpha
         self.min_other = min_other
         self.min_purity = min_purity
@@ -78,31 +82,48 @@ class TriggerDetector(Detector):
         self.min_jaccard = min_jaccard
         self.max_candidates = max_candidates
         self.max_rows = max_rows
+        self.window_sizes = window_sizes
         self.seed = seed
 
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
         x = dataset.matrix()
         y = dataset.labels
         n = len(y)
+        n_classes = dataset.n_classes
         image_shape = None if dataset.images is None else tuple(dataset.images.shape[1:])
-        candidates = mine_triggers(x, y, dataset.n_classes, min_rows=self.min_rows,
-                                   max_fraction=self.max_fraction, min_jaccard=self.min_jaccard,
-                                   max_rows=self.max_rows, seed=self.seed)
-        n_tests = max(len(candidates), 1)
-        concentrated = [c for c in candidates
-                        if c.label_p * n_tests < self.alpha and c.n_label >= self.min_rows
-                        and c.purity >= self.min_purity]
-        concentrated = concentrated[: self.max_candidates]
+        items = mine_triggers(x, y, n_classes, min_rows=self.min_rows,
+                              max_fraction=self.max_fraction, min_jaccard=self.min_jaccard,
+                              max_rows=self.max_rows, seed=self.seed)
+        windows: list[WindowCandidate] = []
+        n_window_tests = 0
+        if dataset.images is not None and self.window_sizes:
+            windows, n_window_tests = mine_windows(
+                dataset.images, y, n_classes, sizes=tuple(self.window_sizes),
+                min_rows=self.min_rows, max_fraction=self.max_fraction,
+                max_rows=self.max_rows, seed=self.seed)
+        # The family: every (item set, class) and every (window pattern, class) examined.
+        family = max(len(items) * n_classes + n_window_tests, 1)
+        queue: list[TriggerCandidate | WindowCandidate] = [
+            c for c in items if c.label_p * family < self.alpha and c.n_label >= self.min_rows
+            and c.purity >= self.min_purity]
+        queue += [w for w in windows if w.label_p * family < self.alpha]
+        queue.sort(key=lambda c: c.label_p)
+        queue = queue[: self.max_candidates]
         scores = np.zeros(n)
         flags = np.zeros(n, dtype=bool)
         reasons: dict[int, str] = {}
         suggested: dict[int, int] = {}
         hypotheses: list[str] = []
         triggers: list[dict[str, Any]] = []
-        n_mask = max(len(concentrated), 1)
-        for cand in concentrated:
-            test = mask_test(representation.features, y, dataset.n_classes, candidate=cand.rows,
-                             label=cand.label, masked=cand.features, seed=self.seed)
+        n_mask = max(len(queue), 1)
+        merged = 0
+        projection = principal_basis(representation.features, seed=self.seed) if queue else None
+        for cand in queue:
+            same = self._same_finding(cand, triggers)
+            if same is not None and np.isin(cand.rows, same["_rows"]).mean() >= 0.9:
+                merged += 1  # nothing new: a trigger already confirmed holds these rows
+                continue
+            test = self._mask(cand, x, y, dataset, representation, projection)
             confirmed = (test.p_value * n_mask < self.alpha
                          and test.fraction_other >= self.min_other
                          and test.n_other >= self.min_rows)
@@ -111,17 +132,25 @@ class TriggerDetector(Detector):
                 weak = _UNCONFIRMED * FLAG_SCORE * (1 - test.p_label)
                 scores[test.rows] = np.maximum(scores[test.rows], weak)
                 continue
-            items, shape, pixels = describe_features(cand.features, cand.values, image_shape,
-                                                     dataset.feature_names)
             cls = dataset.classes[cand.label]
-            reason = (f"class {cls}: {cand.n_rows} rows share {items}, which few other rows "
-                      f"have; with those features masked, {test.n_other} of {len(test.rows)} "
-                      f"look like other classes")
-            hypotheses.append(f"backdoor -> class {cls}: {cand.n_rows} rows share {shape}")
-            triggers.append({"class": cand.label, "features": list(cand.features),
-                             "values": list(cand.values), "rows": cand.n_rows,
-                             "looks_other": test.n_other, "pixels": pixels,
-                             "p_label": cand.label_p, "p_mask": test.p_value})
+            if same is not None:  # another view of a confirmed trigger: its rows join it
+                merged += 1
+                same["_rows"] = np.union1d(same["_rows"], test.rows)
+                same["rows"] = len(same["_rows"])
+                same["looks_other"] += int(np.sum(test.other & ~flags[test.rows]))
+                reason = same["_reason"]
+            else:
+                info, shape, items_text = self._describe(cand, image_shape, dataset)
+                reason = (f"class {cls}: {len(test.rows)} rows share {items_text}, which few "
+                          f"other rows have; with it masked, {test.n_other} of "
+                          f"{len(test.rows)} look like other classes")
+                hypotheses.append(f"backdoor -> class {cls}: {len(test.rows)} rows share "
+                                  f"{shape}")
+                triggers.append({**info, "class": cand.label, "rows": len(test.rows),
+                                 "looks_other": test.n_other, "p_label": cand.label_p,
+                                 "p_label_corrected": min(1.0, cand.label_p * family),
+                                 "p_mask": test.p_value, "_rows": test.rows,
+                                 "_reason": reason})
             row_scores = np.where(test.other, FLAG_SCORE + FLAG_SCORE * (1 - test.p_label),
                                   _UNMOVED * FLAG_SCORE * (1 - test.p_label))
             scores[test.rows] = np.maximum(scores[test.rows], row_scores)
@@ -130,9 +159,59 @@ class TriggerDetector(Detector):
                     flags[i] = True
                     reasons.setdefault(int(i), reason)
                     suggested.setdefault(int(i), int(pred))
+        for t in triggers:
+            del t["_rows"], t["_reason"]
         return DetectorResult(
             detector=self.name, scores=np.clip(scores, 0.0, 1.0), flags=flags, reasons=reasons,
             suggested_labels=suggested, hypotheses=tuple(hypotheses), dataset=dataset,
-            meta={"triggers": triggers, "candidates": len(candidates),
-                  "tested": len(concentrated)},
+            meta={"triggers": triggers, "candidates": len(items), "window_patterns_tested":
+                  n_window_tests // max(n_classes, 1), "tests": family,
+                  "tested": len(queue) - merged, "merged": merged},
         )
+
+    def _mask(self, cand: TriggerCandidate | WindowCandidate, x: np.ndarray, y: np.ndarray,
+              dataset: Dataset, representation: Representation,
+              projection: tuple[np.ndarray, np.ndarray] | None) -> MaskTest:
+        """The masking test of a candidate: fixed columns, or per-row cells when the
+        trigger is wide (a blend) or sits in a different place on every image."""
+        if isinstance(cand, WindowCandidate):
+            # Nothing is masked: the model never sees a row holding the pattern, so it
+            # cannot have learned it; a natural pattern (a thick stroke of a "1") leaves
+            # its rows looking like their class, a trigger's rows look like their source.
+            return mask_test(representation.features, y, dataset.n_classes,
+                             candidate=cand.holders, label=cand.label, masked=(),
+                             projection=projection, seed=self.seed)
+        row_cells = None
+        if len(cand.features) > max(16, x.shape[1] // 2):
+            row_cells = (np.asarray(x[cand.rows][:, list(cand.features)])
+                         == np.asarray(cand.values, dtype=x.dtype))
+        return mask_test(representation.features, y, dataset.n_classes, candidate=cand.rows,
+                         label=cand.label, masked=cand.features, cells=row_cells,
+                         projection=projection, seed=self.seed)
+
+    @staticmethod
+    def _same_finding(cand: TriggerCandidate | WindowCandidate,
+                      triggers: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The confirmed trigger of the same class sharing half the smaller row set, if any."""
+        for t in triggers:
+            shared = len(np.intersect1d(t["_rows"], cand.rows))
+            if t["class"] == cand.label and shared >= 0.5 * min(len(t["_rows"]), len(cand.rows)):
+                return t
+        return None
+
+    @staticmethod
+    def _describe(cand: TriggerCandidate | WindowCandidate, image_shape: tuple[int, ...] | None,
+                  dataset: Dataset) -> tuple[dict[str, Any], str, str]:
+        """(trigger record, short shape phrase, the shared values in words)."""
+        if isinstance(cand, WindowCandidate):
+            values = np.unique(cand.pattern)
+            what = (f"value {values[0]:g}" if len(values) == 1
+                    else f"{len(values)} distinct values")
+            shape = f"a {cand.size}x{cand.size} patch ({what}) at varying positions"
+            return ({"features": [], "values": [float(v) for v in cand.pattern.ravel()],
+                     "pixels": [], "window": cand.size, "location": "varying"},
+                    shape, f"one {cand.size}x{cand.size} pattern ({what}) at varying positions")
+        items, shape, pixels = describe_features(cand.features, cand.values, image_shape,
+                                                 dataset.feature_names)
+        return ({"features": list(cand.features), "values": list(cand.values),
+                 "pixels": pixels, "location": "fixed"}, shape, items)

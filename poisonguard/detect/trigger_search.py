@@ -18,6 +18,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import binom
 
+from poisonguard.detect.item_pairs import similar_pairs
 from poisonguard.params import Constraint, Interval
 
 __all__ = [
@@ -97,14 +98,16 @@ def rows_matching(x: np.ndarray, features: tuple[int, ...], values: tuple[float,
     return np.flatnonzero(hits >= need)
 
 
-def _items(x: np.ndarray, lo: int, hi: int, max_items: int) -> tuple[np.ndarray, np.ndarray,
-                                                                    sparse.csc_matrix]:
-    """(feature, value) items whose count lies in [lo, hi], as an N x I binary matrix."""
+def _items(x: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, sparse.csc_matrix]:
+    """(feature, value) items whose count lies in [lo, hi], as an N x I binary matrix.
+
+    Every such item is kept: a cap on the number of items (keeping the rarest) drops
+    exactly the patch pixels of images whose natural values are as frequent.
+    """
     feats: list[np.ndarray] = []
     vals: list[np.ndarray] = []
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
-    counts: list[np.ndarray] = []
     n_items = 0
     for j in range(x.shape[1]):
         uniq, inverse, cnt = np.unique(x[:, j], return_inverse=True, return_counts=True)
@@ -119,7 +122,6 @@ def _items(x: np.ndarray, lo: int, hi: int, max_items: int) -> tuple[np.ndarray,
         cols.append(item_of_row[hit])
         feats.append(np.full(int(keep.sum()), j))
         vals.append(uniq[keep])
-        counts.append(cnt[keep])
         n_items += int(keep.sum())
     if not n_items:
         return np.zeros(0, int), np.zeros(0), sparse.csc_matrix((len(x), 0))
@@ -128,10 +130,7 @@ def _items(x: np.ndarray, lo: int, hi: int, max_items: int) -> tuple[np.ndarray,
     r = np.concatenate(rows)
     c = np.concatenate(cols)
     b = sparse.csc_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(len(x), n_items))
-    if n_items > max_items:  # keep the rarest items: triggers are rare, common values are not
-        order = np.argsort(np.concatenate(counts), kind="stable")[:max_items]
-        order.sort()
-        feat, val, b = feat[order], val[order], b[:, order]
+    b.sort_indices()
     return feat, val, b
 
 
@@ -151,19 +150,28 @@ def _peel(members: list[int], jac: np.ndarray, b: sparse.csc_matrix, lo: int) ->
 def _extend(x: np.ndarray, rows: np.ndarray, core: tuple[int, ...], core_vals: tuple[float, ...],
             share: float, common: float) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """Core features plus the columns on which ``share`` of ``rows`` hold one unusual value."""
-    sub = x[rows]
-    feats = list(core)
-    vals = list(core_vals)
-    mode_vals = np.asarray([np.median(sub[:, j]) for j in range(x.shape[1])])
+    sub = np.asarray(x[rows])
+    mode_vals = np.median(sub, axis=0)
     share_mode = (sub == mode_vals).mean(axis=0)
-    for j in np.flatnonzero(share_mode >= share):
-        if j in core:
-            continue
-        if float(np.mean(x[:, j] == mode_vals[j])) <= common:
-            feats.append(int(j))
-            vals.append(float(mode_vals[j]))
+    wide = np.flatnonzero(share_mode >= share)
+    wide = wide[~np.isin(wide, core)]
+    usual = (np.asarray(x[:, wide]) == mode_vals[wide]).mean(axis=0) if len(wide) else wide
+    feats = list(core) + [int(j) for j in wide[usual <= common]]
+    vals = list(core_vals) + [float(mode_vals[j]) for j in wide[usual <= common]]
     order = np.argsort(feats)
     return tuple(int(feats[k]) for k in order), tuple(vals[k] for k in order)
+
+
+def _component_jaccard(b: sparse.csc_matrix, members: list[int], cnt: np.ndarray,
+                       min_jaccard: float, lo: int) -> np.ndarray:
+    """Exact pairwise Jaccard of the member items, zero below the linking thresholds."""
+    sub = b[:, members]
+    shared = np.asarray((sub.T @ sub).toarray(), dtype=np.float64)
+    c = cnt[members]
+    jac = shared / np.maximum(c[:, None] + c[None, :] - shared, 1)
+    jac[(jac < min_jaccard) | (shared < lo)] = 0.0
+    np.fill_diagonal(jac, 0.0)
+    return jac
 
 
 def mine_triggers(
@@ -176,16 +184,16 @@ def mine_triggers(
     max_fraction: float = 0.2,
     min_jaccard: float = 0.5,
     max_rows: int = 50_000,
-    max_items: int = 20_000,
     seed: int = 0,
 ) -> list[TriggerCandidate]:
     """Item sets of two or more features whose shared exact values mark one subset.
 
     Items (feature, value) held by between ``max(min_rows, min_fraction * n)`` and
     ``max_fraction * n`` rows are linked when their row sets overlap with Jaccard
-    index >= ``min_jaccard``; each connected group of linked items is a candidate.
-    Mining runs on a random sample of ``max_rows`` rows; candidates are then matched
-    on every row of ``x``. Roughly linear in rows.
+    index >= ``min_jaccard`` (:func:`~poisonguard.detect.item_pairs.similar_pairs`);
+    each connected group of linked items is a candidate. Mining runs on a random
+    sample of ``max_rows`` rows and never looks at the labels; candidates are then
+    matched on every row of ``x``. Roughly linear in rows.
     """
     x = np.asarray(x)
     y = np.asarray(labels)
@@ -197,19 +205,16 @@ def mine_triggers(
     hi = int(max_fraction * len(xs))
     if hi < lo:
         return []
-    feat, val, b = _items(xs, lo, hi, max_items)
+    feat, val, b = _items(xs, lo, hi)
     if b.shape[1] < 2:
         return []
-    co = (b.T @ b).tocoo()
     cnt = np.asarray(b.sum(axis=0)).ravel()
-    a_idx, b_idx, n_ab = co.row, co.col, co.data
-    union = cnt[a_idx] + cnt[b_idx] - n_ab
-    jac_val = n_ab / np.maximum(union, 1)
-    keep = (a_idx < b_idx) & (n_ab >= lo) & (jac_val >= min_jaccard)
-    if not keep.any():
+    a_idx, b_idx, _, jac_val = similar_pairs(b, min_jaccard=min_jaccard, min_shared=lo,
+                                             seed=seed)
+    if not len(a_idx):
         return []
     m = b.shape[1]
-    graph = sparse.coo_matrix((jac_val[keep], (a_idx[keep], b_idx[keep])), shape=(m, m)).tocsr()
+    graph = sparse.coo_matrix((jac_val, (a_idx, b_idx)), shape=(m, m)).tocsr()
     graph = graph + graph.T
     n_comp, comp = connected_components(graph, directed=False)
     sizes = np.bincount(comp, minlength=n_comp)
@@ -217,17 +222,18 @@ def mine_triggers(
     out: list[TriggerCandidate] = []
     for k in np.flatnonzero(sizes >= 2):
         members = [int(i) for i in np.flatnonzero(comp == k)]
-        local = graph[members][:, members].toarray()
+        local = _component_jaccard(b, members, cnt, min_jaccard, lo)
         # Items of one feature cannot co-occur; keep the most connected item per feature.
         best: dict[int, int] = {}
         for pos, item in enumerate(members):
             f = int(feat[item])
-            if f not in best or local[pos].sum() > local[members.index(best[f])].sum():
-                best[f] = item
-        members = sorted(best.values())
-        if len(members) < 2:
+            if f not in best or local[pos].sum() > local[best[f]].sum():
+                best[f] = pos
+        chosen = sorted(best.values())
+        if len(chosen) < 2:
             continue
-        jac = graph[members][:, members].toarray()
+        members = [members[p] for p in chosen]
+        jac = local[np.ix_(chosen, chosen)]
         kept = _peel(list(range(len(members))), jac, b[:, members], lo)
         if len(kept) < 2:
             continue
@@ -279,7 +285,11 @@ def describe_features(features: tuple[int, ...], values: tuple[float, ...],
     cs = [p[1] for p in pixels]
     h_, w_ = max(rs) - min(rs) + 1, max(cs) - min(cs) + 1
     n_cells = len({(r, c) for r, c, _ in pixels})
-    if n_cells == h_ * w_:
+    if n_cells > image_shape[0] * w // 4:  # a blended pattern: values shared wherever blank
+        items = f"shared values on {n_cells} pixels"
+        shape = (f"a pattern blended over the image ({n_cells} of {image_shape[0] * w} pixels "
+                 "hold the same values)")
+    elif n_cells == h_ * w_:
         shape = f"a {h_}x{w_} patch at row {min(rs)}, column {min(cs)}"
     else:
         shape = f"{n_cells} pixels within rows {min(rs)}-{max(rs)}, columns {min(cs)}-{max(cs)}"

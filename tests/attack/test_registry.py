@@ -47,7 +47,7 @@ def test_run_attack_errors(wine: Dataset) -> None:
 def test_open_dataset_builtin_and_errors(tmp_path) -> None:
     assert open_dataset("builtin:wine").modality == "tabular"
     with pytest.raises(UsageError, match="unknown built-in"):
-        open_dataset("builtin:mnist")
+        open_dataset("builtin:cifar")
     with pytest.raises(DataError):
         open_dataset(str(tmp_path / "missing.csv"))
 

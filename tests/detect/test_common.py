@@ -153,6 +153,8 @@ def designs(poisoned) -> dict[str, dict[str, Design]]:  # type: ignore[no-untype
                                      seed=0).dataset)
     stamped = _features_only(run_attack("clean-label", cancer, rate=0.1, target=0,
                                         seed=0).dataset)
+    moving = _features_only(run_attack("badnets", builtin_dataset("digits"), rate=0.05,
+                                       target=0, seed=0, position="random").dataset)
     split = {"min_separation": Design(sub, 40.0), "min_rows": Design(sub, 60),
              "max_share": Design(sub, 0.05), "seed": Design(sub, 1)}
     return {
@@ -176,7 +178,7 @@ def designs(poisoned) -> dict[str, dict[str, Design]]:  # type: ignore[no-untype
                     "min_purity": Design(two, 1.0), "min_rows": Design(trig, 40),
                     "max_fraction": Design(trig, 0.02), "min_jaccard": Design(trig, 1.0),
                     "max_candidates": Design(two, 1), "max_rows": Design(trig, 300),
-                    "seed": Design(trig, 1)},
+                    "window_sizes": Design(moving, ()), "seed": Design(trig, 1)},
         "cleanlabel": {"alpha": Design(stamped, 1e-12), "min_purity": Design(two, 1.0),
                        "min_jaccard": Design(stamped, 1.0), "max_outside": Design(stamped, 0.0),
                        "min_rows": Design(two, 30), "max_fraction": Design(stamped, 0.02),

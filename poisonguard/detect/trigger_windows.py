@@ -1,0 +1,166 @@
+"""Location-free trigger search: one small pattern that images of one class hold anywhere.
+
+A patch trigger stamped at a different place on every image shares no (pixel, value)
+item across images, so :func:`~poisonguard.detect.trigger_search.mine_triggers`
+cannot see it. What the poisoned images do share is the *content* of a small window:
+every ``s`` x ``s`` window of every image is hashed by its exact values, each image
+counts once per distinct pattern, and a pattern held by between ``lo`` and ``hi``
+images is a candidate (mined without the labels). Each (pattern, class) pair is then
+a test: are the images of the class holding the pattern far more than the class's
+base rate predicts (binomial tail)? The caller corrects for every pair examined.
+Plain functions, usable alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.stats import binom
+
+__all__ = ["WindowCandidate", "mine_windows", "window_hashes"]
+
+
+@dataclass(frozen=True, eq=False)
+class WindowCandidate:
+    """A window pattern and the rows of class ``label`` that hold it somewhere.
+
+    ``holders`` are all rows holding it (any class); ``label_p`` is the binomial tail
+    of seeing ``len(rows)`` of them in ``label`` at the class's base rate
+    (uncorrected).
+    """
+
+    size: int
+    pattern: np.ndarray  # size x size x C values
+    rows: np.ndarray
+    holders: np.ndarray
+    label: int
+    label_p: float
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+
+def _bits(images: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(np.asarray(images, dtype=np.float32) + np.float32(0.0))
+    return x.view(np.uint32)
+
+
+def window_hashes(images: np.ndarray, size: int, *, chunk: int = 500) -> np.ndarray:
+    """N x P 64-bit hashes of every ``size`` x ``size`` window (all channels) of each image."""
+    bits = _bits(images)
+    n, h, w, c = bits.shape
+    weights = np.random.default_rng(0xC0FFEE).integers(
+        1, 2**63, size=(c, size, size), dtype=np.uint64) | np.uint64(1)
+    n_win = (h - size + 1) * (w - size + 1)
+    out = np.empty((n, n_win), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for start in range(0, n, chunk):
+            win = sliding_window_view(bits[start:start + chunk], (size, size), axis=(1, 2))
+            v = win.astype(np.uint64)  # chunk x h' x w' x C x s x s
+            mixed = (v * weights) ^ (v >> np.uint64(7))
+            out[start:start + chunk] = (mixed * weights).sum(axis=(3, 4, 5)).reshape(len(v), -1)
+    return out
+
+
+def _distinct_pairs(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(image, hash) once per distinct pattern of each image."""
+    s = np.sort(hashes, axis=1)
+    first = np.ones(s.shape, dtype=bool)
+    first[:, 1:] = s[:, 1:] != s[:, :-1]
+    img = np.broadcast_to(np.arange(len(s))[:, None], s.shape)[first]
+    return img, s[first]
+
+
+def mine_windows(
+    images: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    *,
+    sizes: tuple[int, ...] = (2, 3),
+    min_rows: int = 5,
+    min_fraction: float = 0.001,
+    max_fraction: float = 0.2,
+    max_p: float = 1e-6,
+    max_rows: int = 50_000,
+    seed: int = 0,
+) -> tuple[list[WindowCandidate], int]:
+    """Window patterns concentrated in one class, and how many (pattern, class) pairs
+    were examined (the size of the multiple-testing family).
+
+    Patterns held by between ``max(min_rows, min_fraction * n)`` and
+    ``max_fraction * n`` images are examined for every class; pairs whose
+    uncorrected tail is at most ``max_p`` (with ``min_rows`` rows or more) are
+    returned, most significant first. A pair whose rows (nine in ten or more) repeat
+    a more significant pair's rows of the same class adds nothing and is dropped; one
+    that overlaps less (the whole patch, where the first pair is its edge on a blank
+    background) is kept for the caller to merge. Patterns are mined on a seeded
+    sample of ``max_rows`` images; the candidates' rows are then matched on every image.
+    """
+    y = np.asarray(labels)
+    n = len(y)
+    if images.ndim != 4 or n == 0:
+        return [], 0
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, size=max_rows, replace=False)) if n > max_rows else np.arange(n)
+    lo = max(int(min_rows), int(np.ceil(min_fraction * len(sample))))
+    hi = int(max_fraction * len(sample))
+    base = np.bincount(y, minlength=n_classes) / n
+    found: list[WindowCandidate] = []
+    n_tests = 0
+    for size in sizes:
+        if size > min(images.shape[1], images.shape[2]) or hi < lo:
+            continue
+        hashes = window_hashes(images[sample], size)
+        img, hs = _distinct_pairs(hashes)
+        uniq, inverse, counts = np.unique(hs, return_inverse=True, return_counts=True)
+        kept = np.flatnonzero((counts >= lo) & (counts <= hi))
+        n_tests += len(kept) * n_classes
+        if not len(kept):
+            continue
+        code = np.full(len(uniq), -1, dtype=np.int64)
+        code[kept] = np.arange(len(kept))
+        pat = code[inverse.ravel()]
+        ok = pat >= 0
+        per_class = np.bincount(pat[ok] * n_classes + y[sample][img[ok]],
+                                minlength=len(kept) * n_classes).reshape(len(kept), n_classes)
+        total = per_class.sum(axis=1, keepdims=True)
+        p = binom.sf(per_class - 1, total, base[None, :])
+        w_side = images.shape[2] - size + 1
+        for k, c in np.argwhere((p <= max_p) & (per_class >= min_rows)):
+            key = uniq[kept[k]]
+            first = int(sample[img[np.flatnonzero(pat == k)[0]]])
+            r0, c0 = divmod(int(np.flatnonzero(window_hashes(images[first:first + 1], size)[0]
+                                               == key)[0]), w_side)
+            holders = (sample[(hashes == key).any(axis=1)] if len(sample) == n
+                       else _holders(images, size, key))
+            rows = holders[y[holders] == c]
+            if len(rows) < min_rows:
+                continue
+            found.append(WindowCandidate(
+                size=size, pattern=np.asarray(images[first, r0:r0 + size, c0:c0 + size]),
+                rows=rows, holders=holders, label=int(c),
+                label_p=float(binom.sf(len(rows) - 1, len(holders), base[c]))))
+    found.sort(key=lambda t: (t.label_p, -t.n_rows))
+    return _distinct(found), n_tests
+
+
+def _holders(images: np.ndarray, size: int, key: np.uint64, chunk: int = 2_000) -> np.ndarray:
+    """Every image (of all of them, not the sample) holding the pattern hashed ``key``."""
+    out = [start + np.flatnonzero((window_hashes(images[start:start + chunk], size) == key)
+                                  .any(axis=1))
+           for start in range(0, len(images), chunk)]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def _distinct(found: list[WindowCandidate]) -> list[WindowCandidate]:
+    """Drop candidates that repeat the rows of a more significant one of their class."""
+    kept: list[WindowCandidate] = []
+    for cand in found:
+        if any(k.label == cand.label
+               and len(np.intersect1d(k.rows, cand.rows)) >= 0.9 * cand.n_rows for k in kept):
+            continue
+        kept.append(cand)
+    return kept
