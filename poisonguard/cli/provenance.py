@@ -308,11 +308,11 @@ def ledger_lineage(
     as_json: JsonOpt = False,
 ) -> None:
     """Walk back from a file, by the roots of its rows, to its sources."""
-    from poisonguard.data import load_dataset
+    from poisonguard.datasets import open_dataset
     from poisonguard.provenance.lineage import dataset_root, lineage
     from poisonguard.provenance.snapshot import build_manifest
 
-    root = dataset_root(load_dataset(data, label=label, id_column=id_column))
+    root = dataset_root(open_dataset(data, label=label, id_column=id_column))
     typed_root = build_manifest(data, label=label).root
     node = lineage(root=root, data_root=typed_root, path=data, ledger=_open_ledger(ledger))
     if as_json:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from poisonguard.data import load_dataset
+from poisonguard.datasets import open_dataset
 from poisonguard.errors import DataError, UsageError
 from poisonguard.monitor.alerts import Alert, raise_alert
 from poisonguard.monitor.canary import (
@@ -170,7 +170,7 @@ def _batch_images(path: str | Path, label: str) -> np.ndarray:
                     return x[..., None] if x.ndim == 3 else x
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read the NPZ ({exc})", path=str(p)) from None
-    batch = load_dataset(p, label=label)
+    batch = open_dataset(p, label=label)
     if batch.images is None:
         raise UsageError(f"{p}: screening needs image inputs")
     return np.asarray(batch.images)

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from poisonguard.data import Dataset, load_dataset
+from poisonguard.data import Dataset
+from poisonguard.datasets import open_dataset
 from poisonguard.errors import IntegrityError, UsageError
 from poisonguard.monitor.model import ImageClassifier
 from poisonguard.monitor.store import LedgerLike, check_name, monitor_entries, using_ledger
@@ -75,7 +76,7 @@ def register_golden(path: str | Path, *, name: str, label: str = "label",
 
     check_name(name, "golden set")
     p = Path(path).absolute()
-    ds = load_dataset(p, label=label)
+    ds = open_dataset(p, label=label)
     manifest = build_manifest(p, source=f"golden:{name}", actor=actor, label=label)
     if manifest_out is not None:
         write_manifest(manifest, manifest_out)
@@ -136,7 +137,7 @@ def load_golden(golden: GoldenSet) -> Dataset:
         raise IntegrityError(f"{where}: the file changed since it was registered")
     if build_manifest(golden.path, label=golden.label).root != golden.root:
         raise IntegrityError(f"{where}: its rows changed since it was registered")
-    return load_dataset(golden.path, label=golden.label)
+    return open_dataset(golden.path, label=golden.label)
 
 
 def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, *, bins: int = 15) -> float:

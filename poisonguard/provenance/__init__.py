@@ -8,6 +8,8 @@ ledger schema and the threat model.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 #: public name -> the module that defines it (imported on first use, PEP 562, so that
@@ -162,3 +164,16 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*__all__, *(n for n in globals() if n.startswith("_"))})
+
+
+class _Package(types.ModuleType):
+    """Importing a submodule named like a public function (``snapshot``, ``lineage``) must not
+    replace the function with the module on the package."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _WHERE and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -15,7 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from poisonguard.data import Dataset, atomic_write_bytes, load_dataset
+from poisonguard.data import Dataset, atomic_write_bytes
+from poisonguard.datasets import open_dataset
 from poisonguard.errors import IntegrityError, UsageError
 from poisonguard.provenance.crypto_at_rest import decrypt, encrypt
 
@@ -97,7 +98,7 @@ class FileStore:
              name: str) -> Dataset:
         """Load a stored dataset; errors name ``name`` (the uploaded file), not the path."""
         with self.plain_copy(stored, suffix) as plain:
-            ds = load_dataset(plain, label=label, id_column=id_column)
+            ds = open_dataset(plain, label=label, id_column=id_column)
         return ds.replace(source=name)
 
     def put_result(self, job_id: str, name: str, data: bytes) -> None:

@@ -49,9 +49,9 @@ def ingest(service: Service, upload: Received, who: Principal, *, label: str = "
         label_col = _column(label, "label") or "label"
         id_col = _column(id_column, "id")
         try:
-            from poisonguard.data import load_dataset
+            from poisonguard.datasets import open_dataset
 
-            ds = load_dataset(upload.path, label=label_col, id_column=id_col)
+            ds = open_dataset(upload.path, label=label_col, id_column=id_col)
         except DataError as exc:
             row = f": row {exc.row}" if exc.row is not None else ""
             message = exc.message.replace(str(upload.path), upload.name)  # no server paths
