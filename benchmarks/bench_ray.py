@@ -99,12 +99,14 @@ def child(job: str, engine_name: str, folder: str) -> dict[str, Any]:
         from poisonguard.errors import UsageError
 
         ray_engine = RayEngine(num_cpus=2)
-        for attempt in range(3):  # a busy machine can miss Ray's fixed 30 s start-up wait
+        for attempt in range(5):  # a busy machine can miss Ray's fixed 30 s start-up wait
             try:
                 ray_engine._ensure()
                 break
             except UsageError:
                 out["failed_starts"] = attempt + 1
+        else:
+            raise UsageError("Ray did not start in 5 attempts")
         out["startup_s"] = ray_engine.startup_seconds
         engine = _measuring_engine(ray_engine, log, driver, spans)
     if engine is not None:  # a first, cold run: Ray starts its worker processes
