@@ -15,6 +15,7 @@ per-row costs the report projects a run on a bigger cluster. Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -134,6 +135,7 @@ def child(job: str, engine_name: str, folder: str) -> dict[str, Any]:
 
 
 def _job(job: str, folder: str, engine: Any, out: dict[str, Any]) -> None:
+    from poisonguard.data import dataset_digest
     from poisonguard.datasets import open_dataset
     from poisonguard.provenance.snapshot import build_manifest
     from poisonguard.scan import scan
@@ -141,9 +143,12 @@ def _job(job: str, folder: str, engine: Any, out: dict[str, Any]) -> None:
 
     if job == "load":
         ds = open_dataset(folder, engine=engine)
-        out["rows"] = len(ds)
+        out["rows"], out["digest"] = len(ds), dataset_digest(ds)  # over every row id
     elif job == "profile":
-        out["rows"] = profile_data(folder, engine=engine).rows
+        prof = profile_data(folder, engine=engine)
+        out["rows"] = prof.rows
+        out["digest"] = hashlib.sha256(json.dumps(prof.to_dict(), sort_keys=True).encode()
+                                       ).hexdigest()
     elif job == "snapshot":
         manifest = build_manifest(folder, engine=engine)
         out["rows"], out["root"] = manifest.rows, manifest.root
