@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 DataArg = Annotated[str, typer.Argument(
-    help="CSV, Parquet, NPZ, JSONL, image folder, or builtin:NAME.")]
+    help="CSV, Parquet, a folder of Parquet files, NPZ, JSONL, image folder, or builtin:NAME.")]
 LabelOpt = Annotated[str, typer.Option("--label", help="Label column (tables, JSONL).")]
 IdOpt = Annotated[str | None, typer.Option(
     "--id", "--id-column", help="Column holding stable row ids (not a feature).")]

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from poisonguard.cli._app import command, err_console, out_console, progress_bar
+from poisonguard.cli.engine import AddressOpt, EngineName, EngineOpt, engine_for
 from poisonguard.cli.options import (
     CategoricalOpt,
     DataArg,
@@ -119,6 +120,8 @@ def scan_command(
     progress_mode: ProgressOpt = ProgressMode.auto,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    engine: EngineOpt = EngineName.local,
+    address: AddressOpt = None,
 ) -> None:
     """Find poisoned rows: rank every row, flag the suspicious ones, say why."""
     from poisonguard.data import load_embeddings
@@ -132,12 +135,15 @@ def scan_command(
         raise UsageError("--fail-on must be between 0 and 1")
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: --out must be a folder (it is a file)")
-    dataset = open_dataset(data, label=label, id_column=id_column,
-                           categorical=column_list(categorical), ignore=column_list(ignore))
-    if not quiet and not as_json:
+    show = not quiet and not as_json
+    with engine_for(engine, address) as runner, progress_bar(show, progress_mode.value) as bar:
+        dataset = open_dataset(data, label=label, id_column=id_column,
+                               categorical=column_list(categorical), ignore=column_list(ignore),
+                               engine=runner, progress=bar)
+    if show:
         print_notes(dataset)
     emb = load_embeddings(embeddings, len(dataset)) if embeddings is not None else None
-    with progress_bar(not quiet and not as_json, progress_mode.value) as progress:
+    with progress_bar(show, progress_mode.value) as progress:
         findings, _, rep = scan_dataset(dataset, detectors=detectors,
                                         embeddings=emb, seed=seed, progress=progress,
                                         threads=threads)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from poisonguard.data.dataset import Dataset
+from poisonguard.data.folders import parquet_files, read_parquet_folder
 from poisonguard.data.tables import check_classes, label_codes, table_to_dataset
 from poisonguard.errors import DataError
 
@@ -40,7 +41,11 @@ def load_dataset(
     categorical: Collection[str] = (),
     ignore: Collection[str] = (),
 ) -> Dataset:
-    """Load CSV, Parquet, NPZ, JSONL or an image folder ``root/<class>/<file>.png``.
+    """Load CSV, Parquet, NPZ, JSONL, a Parquet folder or an image folder.
+
+    A folder of ``.parquet`` files is one table, its files in name order
+    (:mod:`poisonguard.data.folders`); any other folder is an image folder
+    ``root/<class>/<file>.png``.
 
     Tables are encoded by column type (see :func:`table_to_dataset`); ``categorical``
     and ``ignore`` name table columns to treat as categories or to leave out.
@@ -74,7 +79,13 @@ def load_dataset(
     if not p.exists():
         raise DataError("no such file or directory", path=str(p))
     if p.is_dir():
-        return _load_image_folder(p)
+        files = parquet_files(p)
+        if files is None:
+            return _load_image_folder(p)
+        return table_to_dataset(
+            read_parquet_folder(p, files), path=str(p), label=label, id_column=id_column,
+            text_column=text_column, categorical=categorical, ignore=ignore, fmt="parquet",
+        )
     suffix = p.suffix.lower()
     if suffix in TABLE_SUFFIXES:
         table = load_table(p)

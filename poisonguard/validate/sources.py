@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 
 from poisonguard.data import Dataset, load_table
+from poisonguard.data.folders import ParquetShard
 from poisonguard.errors import DataError
 
-__all__ = ["ColumnBatch", "DatasetSource", "Kind", "Source", "TableSource", "open_source"]
+__all__ = ["ColumnBatch", "DatasetSource", "Kind", "Source", "TableSource", "open_source",
+           "shard_batches"]
 
 Kind = Literal["numeric", "categorical"]
 TEXT_COLUMN = "text"
@@ -147,7 +149,8 @@ def _text_columns(texts: list[str], numeric: dict[str, np.ndarray],
 
 
 class TableSource(Source):
-    """CSV (read whole, served in slices) or Parquet (streamed in record batches)."""
+    """CSV (read whole, served in slices), or a Parquet file or folder streamed row
+    group by row group (:func:`shard_batches`)."""
 
     def __init__(self, path: str | Path, *, label: str = "label", batch_rows: int = 65_536,
                  schema: Mapping[str, Kind] | None = None,
@@ -168,20 +171,39 @@ class TableSource(Source):
                 yield frame_to_batch(part, path=self.path, label=self.label_column,
                                      offset=start, schema=self.schema, exclude=self.exclude)
             return
-        import pyarrow.parquet as pq
+        from poisonguard.data.folders import parquet_shards
 
-        try:
-            # pre_buffer=False: the default pre-buffering keeps every row group read so far
-            pf = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
-        except Exception as exc:  # pyarrow raises many types for corrupt files
-            raise DataError(f"cannot read Parquet: {exc}", path=self.path) from None
-        if pf.metadata.num_rows == 0:
+        shards = parquet_shards(self.path)
+        if not shards:
             raise DataError("file has no rows", path=self.path)
-        offset = 0
-        for rb in pf.iter_batches(batch_size=self.batch_rows):
-            yield frame_to_batch(rb.to_pandas(), path=self.path, label=self.label_column,
-                                 offset=offset, schema=self.schema, exclude=self.exclude)
-            offset += rb.num_rows
+        for shard in shards:
+            yield from shard_batches(shard, path=self.path, label=self.label_column,
+                                     batch_rows=self.batch_rows, schema=self.schema,
+                                     exclude=self.exclude)
+
+
+def shard_batches(shard: ParquetShard, *, path: str, label: str, batch_rows: int = 65_536,
+                  schema: Mapping[str, Kind] | None = None,
+                  exclude: Collection[str] = ()) -> Iterator[ColumnBatch]:
+    """The column batches of one Parquet row group (a unit of parallel work).
+
+    Rows are numbered in the dataset (``shard.offset`` on), errors name ``path``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        # pre_buffer=False: the default pre-buffering keeps every row group read so far
+        pf = pq.ParquetFile(shard.path, pre_buffer=False, buffer_size=1 << 20)
+        frames = [rb.to_pandas() for rb in
+                  pf.iter_batches(batch_size=batch_rows, row_groups=[shard.row_group])]
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read Parquet: {exc}", path=shard.path) from None
+    offset = shard.offset
+    for frame in frames:
+        yield frame_to_batch(frame, path=path, label=label, offset=offset, schema=schema,
+                             exclude=exclude)
+        offset += len(frame)
 
 
 class DatasetSource(Source):
@@ -244,12 +266,16 @@ def open_source(path: str | Path | Dataset, *, label: str = "label", batch_rows:
     bounded in memory); everything else opens through
     :func:`poisonguard.datasets.open_dataset`, the one opener.
     """
+    from poisonguard.data.folders import parquet_files
     from poisonguard.datasets import BUILTIN_PREFIX, open_dataset
 
     if not isinstance(path, Dataset) and not str(path).startswith(BUILTIN_PREFIX):
         p = Path(path)
         if not p.exists():
             raise DataError("no such file or directory", path=str(p))
+        if p.is_dir() and parquet_files(p) is not None:
+            return TableSource(p, label=label, batch_rows=batch_rows, schema=schema,
+                               exclude=exclude)
         if p.is_file() and p.suffix.lower() in {".csv", ".parquet", ".pq"}:
             if p.stat().st_size == 0:
                 raise DataError("file is empty", path=str(p))
