@@ -26,7 +26,6 @@ from poisonguard.cli.options import (
     ThreadsOpt,
     column_list,
 )
-from poisonguard.cli.scan import _data_ref
 
 if TYPE_CHECKING:
     from poisonguard.data import Dataset
@@ -80,7 +79,7 @@ def influence_command(
     from poisonguard.datasets import open_dataset
     from poisonguard.findings import load_findings
     from poisonguard.influence import run_influence
-    from poisonguard.provenance import record_event
+    from poisonguard.provenance import data_ref, record_event
     from poisonguard.provenance.text import printable
 
     def opened(spec: str) -> Dataset:
@@ -95,9 +94,9 @@ def influence_command(
                                         k=k, model_dir=model, findings=scanned, seed=seed,
                                         threads=threads)
     if not no_ledger:
-        inputs = [_data_ref(data, dataset)]
+        inputs = [data_ref(data, dataset)]
         if not isinstance(queries, list):
-            inputs.append(_data_ref(query, queries))
+            inputs.append(data_ref(query, queries))
         record_event("influence", inputs=inputs,
                      outputs=[{"path": str(p.absolute())} for p in written],
                      details={"method": method.value, "queries": len(result.explanations),

@@ -15,7 +15,14 @@ import typer
 
 from poisonguard.cli._app import app, command, err_console, out_console, progress_bar
 from poisonguard.cli.engine import AddressOpt, EngineName, EngineOpt, engine_for
-from poisonguard.cli.options import ProgressMode, ProgressOpt
+from poisonguard.cli.options import (
+    IdOpt,
+    JsonOpt,
+    LedgerOpt,
+    NoLedgerOpt,
+    ProgressMode,
+    ProgressOpt,
+)
 from poisonguard.data import atomic_write_text, ensure_not_same
 from poisonguard.provenance.text import printable
 
@@ -25,12 +32,7 @@ ledger_app = typer.Typer(help="Show, verify, checkpoint and trace the hash-chain
 app.add_typer(keys_app, name="keys")
 app.add_typer(ledger_app, name="ledger")
 
-LedgerOpt = Annotated[str | None, typer.Option(
-    "--ledger", help="Ledger file or SQLAlchemy URL (default: $POISONGUARD_LEDGER or "
-    ".poisonguard/ledger.sqlite).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 LabelOpt = Annotated[str, typer.Option("--label", help="Label column (recorded in the schema).")]
-IdOpt = Annotated[str | None, typer.Option("--id-column", help="Column holding row ids.")]
 PubOpt = Annotated[Path | None, typer.Option("--pubkey", help="The signer's public key (PEM): "
                                              "only this signer is accepted.")]
 TrustOpt = Annotated[bool, typer.Option(
@@ -108,7 +110,7 @@ def snapshot_cmd(
     intoto: Annotated[Path | None, typer.Option(
         "--intoto", help="Also write an in-toto statement in a DSSE envelope.")] = None,
     ledger: LedgerOpt = None,
-    no_ledger: Annotated[bool, typer.Option("--no-ledger", help="Do not record.")] = False,
+    no_ledger: NoLedgerOpt = False,
     max_bytes: MaxBytesOpt = None,
     max_rows: MaxRowsOpt = None,
     as_json: JsonOpt = False,
@@ -338,7 +340,7 @@ def sign_model_cmd(
     out: Annotated[Path, typer.Option("--out", help="Where to write the signed manifest.")],
     source: Annotated[str, typer.Option("--source")] = "",
     ledger: LedgerOpt = None,
-    no_ledger: Annotated[bool, typer.Option("--no-ledger")] = False,
+    no_ledger: NoLedgerOpt = False,
 ) -> None:
     """Hash and sign a model file (refuses to sign a file verify-model refuses)."""
     from poisonguard.provenance.keys import load_private_key

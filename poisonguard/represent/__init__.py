@@ -38,9 +38,10 @@ def feature_representation(dataset: Dataset, *,
     """Only the scaled input features: no model is trained.
 
     The features are those :func:`build_representation` would build (user-supplied
-    ``embeddings`` standardised; a typed table robustly scaled; images and plain
-    arrays standardised). ``embedding`` and ``proba`` are N x 0: a detector that
-    reads them fails loudly instead of reading made-up values.
+    ``embeddings`` or a text's sentence embeddings standardised; a typed table
+    robustly scaled; images and plain arrays standardised). ``embedding`` and
+    ``proba`` are N x 0: a detector that reads them fails loudly instead of reading
+    made-up values.
 
     Examples
     --------
@@ -49,6 +50,11 @@ def feature_representation(dataset: Dataset, *,
     >>> rep.features.shape, rep.proba.shape, rep.model
     ((178, 13), (178, 0), 'none (features only)')
     """
+    if embeddings is None and dataset.modality == "text":
+        from poisonguard.represent.text import embed_texts
+
+        assert dataset.texts is not None
+        embeddings = embed_texts(dataset.texts)
     if embeddings is not None:
         x = scale_features(_checked_embeddings(dataset, embeddings))
     elif dataset.schema is not None and dataset.modality == "tabular":
@@ -85,11 +91,10 @@ def build_representation(
 
     ``embeddings`` (N x K, user-supplied) replace the input features for any modality.
     Tabular data and embeddings get an MLP; images get a small CNN, which needs the
-    ``torch`` extra (without it an image scan stops with an error naming the extra).
+    ``torch`` extra (without it an image scan stops with an error naming the extra);
+    texts get an MLP on their all-MiniLM-L6-v2 sentence embeddings (the ``text``
+    extra; :mod:`poisonguard.represent.text`), whose scaled vectors are the features.
     """
-    if dataset.modality == "text" and embeddings is None:
-        raise DataError("text data needs --embeddings (text embedding lands with the text issue)",
-                        path=dataset.source)
     if needs is not None:
         if not set(needs) & _MODEL_PARTS:
             return feature_representation(dataset, embeddings=embeddings)
@@ -98,6 +103,14 @@ def build_representation(
         emb = _checked_embeddings(dataset, embeddings)
         return mlp_representation(emb, dataset.labels, dataset.n_classes, folds=folds, seed=seed,
                                   progress=progress, model_name="mlp-on-embeddings",
+                                  keep_oof_embedding=keep_oof_embedding)
+    if dataset.modality == "text":
+        from poisonguard.represent.text import EMBEDDING_MODEL, embed_texts
+
+        assert dataset.texts is not None
+        emb = embed_texts(dataset.texts, progress=progress)
+        return mlp_representation(emb, dataset.labels, dataset.n_classes, folds=folds, seed=seed,
+                                  progress=progress, model_name=f"mlp-on-{EMBEDDING_MODEL}",
                                   keep_oof_embedding=keep_oof_embedding)
     if dataset.modality == "image":
         from poisonguard.represent.image import image_representation

@@ -246,9 +246,10 @@ class Profiler:
             np.full(len(batch), -1)
         moments, categories, samples = [], [], []
         cat_missing = np.zeros((len(classes), len(cat)), dtype=np.int64)
+        typed = np.array([n in batch.integer for n in num], dtype=bool)
         for c in range(len(classes)):
             rows = np.flatnonzero(codes == c)
-            moments.append(Moments.of(x[rows]))
+            moments.append(Moments.of(x[rows], integer_typed=typed))
             per_col = []
             for j, name in enumerate(cat):
                 vals = pd.Series(batch.categorical[name][rows], dtype=object)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,9 @@ class ColumnBatch:
     categorical: dict[str, np.ndarray]
     hashed: dict[str, np.ndarray] = field(default_factory=dict)  # extra uint64 content hashes
     bad_type: dict[str, np.ndarray] = field(default_factory=dict)  # rows that failed coercion
+    #: numeric columns stored as integers (integer or boolean dtype): only these get the
+    #: "not an integer" rule; a float column stays float even when its values are whole
+    integer: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -116,10 +119,11 @@ def frame_to_batch(frame: pd.DataFrame, *, path: str, label: str, offset: int,
     categorical: dict[str, np.ndarray] = {}
     hashed: dict[str, np.ndarray] = {}
     bad_type: dict[str, np.ndarray] = {}
+    integer: set[str] = set()
     for name in (str(c) for c in frame.columns if c != label and str(c) not in exclude):
         col = frame[name]
         if name == TEXT_COLUMN and not pd.api.types.is_numeric_dtype(col):
-            _text_columns(col.fillna("").astype(str).tolist(), numeric, hashed)
+            integer.update(_text_columns(col.fillna("").astype(str).tolist(), numeric, hashed))
             continue
         is_num = pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col)
         want = schema.get(name) if schema else None
@@ -134,18 +138,31 @@ def frame_to_batch(frame: pd.DataFrame, *, path: str, label: str, offset: int,
                 row = int(np.flatnonzero(np.isinf(values))[0])
                 raise DataError(f"column '{name}' has inf", path=path, row=offset + row)
             numeric[name] = values
+            if _integer_typed(col.dtype):
+                integer.add(name)
         else:
             categorical[name] = _as_strings(col)
-    return ColumnBatch(offset, codes, names, numeric, categorical, hashed, bad_type)
+    return ColumnBatch(offset, codes, names, numeric, categorical, hashed, bad_type,
+                       frozenset(integer))
+
+
+def _integer_typed(dtype: Any) -> bool:
+    """Integer or boolean storage (a dtype, or its name as a typed schema keeps it)."""
+    try:
+        return bool(pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+    except TypeError:  # a name pandas does not know as a dtype
+        return False
 
 
 def _text_columns(texts: list[str], numeric: dict[str, np.ndarray],
-                  hashed: dict[str, np.ndarray]) -> None:
+                  hashed: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """Length columns and a content hash of a text column; returns the integer columns."""
     from poisonguard.validate.sketches import string_hash
 
     numeric["text.chars"] = np.fromiter((len(t) for t in texts), np.float64, len(texts))
     numeric["text.words"] = np.fromiter((len(t.split()) for t in texts), np.float64, len(texts))
     hashed[TEXT_COLUMN] = string_hash(np.asarray(texts, dtype=object))
+    return ("text.chars", "text.words")
 
 
 class TableSource(Source):
@@ -220,22 +237,30 @@ class DatasetSource(Source):
         numeric: dict[str, np.ndarray] = {}
         categorical: dict[str, np.ndarray] = {}
         hashed: dict[str, np.ndarray] = {}
+        integer: tuple[str, ...] = ()
         if d.texts is not None:
-            _text_columns(list(d.texts), numeric, hashed)
+            integer = _text_columns(list(d.texts), numeric, hashed)
         elif d.schema is not None:
-            _typed_columns(d, numeric, categorical)
+            integer = _typed_columns(d, numeric, categorical)
         else:
-            x = d.matrix().astype(np.float64)
+            matrix = d.matrix()
+            x = matrix.astype(np.float64)
             for j, name in enumerate(_names(d)):
                 numeric[name] = x[:, j]
-        yield ColumnBatch(0, d.labels, d.classes, numeric, categorical, hashed)
+            if _integer_typed(matrix.dtype):
+                integer = tuple(numeric)
+        yield ColumnBatch(0, d.labels, d.classes, numeric, categorical, hashed,
+                          integer=frozenset(integer))
 
 
 def _typed_columns(d: Dataset, numeric: dict[str, np.ndarray],
-                   categorical: dict[str, np.ndarray]) -> None:
-    """A typed table's columns back from its encoding: categories by name, NaN kept."""
+                   categorical: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """A typed table's columns back from its encoding: categories by name, NaN kept.
+
+    Returns the columns stored as integers (integer dtypes, date parts)."""
     assert d.schema is not None and d.features is not None
     x = d.features.astype(np.float64)
+    integer: list[str] = []
     for c in d.schema.used:
         block = x[:, c.start:c.stop]
         missing = block[:, -1] >= 0.5 if c.has_missing else np.zeros(len(x), dtype=bool)
@@ -247,6 +272,9 @@ def _typed_columns(d: Dataset, numeric: dict[str, np.ndarray],
             continue
         for k, part in enumerate(c.encoded_names()[:c.width - int(c.has_missing)]):
             numeric[part] = np.where(missing, np.nan, block[:, k])
+            if c.kind == "date" or _integer_typed(c.dtype):
+                integer.append(part)
+    return tuple(integer)
 
 
 def _names(d: Dataset) -> list[str]:
