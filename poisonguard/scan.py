@@ -54,6 +54,13 @@ def scan_dataset(
 
     ``threads`` caps the CPU threads of the whole scan: BLAS and OpenMP (default
     :data:`DEFAULT_THREADS`) and, when given, torch's threads for images.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> findings, results, rep = scan_dataset(builtin_dataset("wine"), detectors="label,knn")
+    >>> [r.detector for r in results], rep.proba.shape
+    (['label', 'knn'], (178, 3))
     """
     progress = progress or NullProgress()
     torch_threads = threads
