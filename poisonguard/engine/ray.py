@@ -15,6 +15,7 @@ unpickled: workers read them from the paths in the work items.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -100,7 +101,9 @@ class RayEngine(Engine):
                          object_store_memory=self.object_store_memory, **kwargs)
             else:
                 ray.init(address=self.address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - ray.init raises bare Exception on timeouts
+            with contextlib.suppress(Exception):
+                ray.shutdown()
             where = self.address or "a local Ray"
             raise UsageError(f"cannot start or reach {where}: {exc}") from None
         self._started = True
@@ -108,7 +111,11 @@ class RayEngine(Engine):
         return ray
 
     def describe(self) -> str:
-        return f"ray ({self.address or f'local, {self.num_cpus} CPUs'})"
+        where = self.address or "local"
+        ray = _ray()
+        if not ray.is_initialized():
+            return f"ray ({where})"
+        return f"ray ({where}, {int(ray.cluster_resources().get('CPU', 0))} CPUs)"
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], *, stage: str = "working",
             progress: Progress | None = None) -> Iterator[R]:
@@ -124,13 +131,13 @@ class RayEngine(Engine):
                                  override_num_blocks=len(items))
         ds = ds.map_batches(functools.partial(_run_one, fn=fn), batch_size=1,
                             batch_format="numpy", num_cpus=1)
-        total = len(items)
-        progress.update(f"{stage} on {self.describe()}: shard 0/{total}", done=0, total=total)
+        total, where = len(items), self.describe()
+        progress.update(f"{stage} on {where}: shard 0/{total}", done=0, total=total)
         for k, row in enumerate(ds.iter_rows()):
             if int(row["index"]) != k:  # never reduce out of order: results would differ
                 raise RuntimeError(f"Ray returned shard {row['index']} where {k} was due")
-            progress.update(f"{stage} on {self.describe()}: shard {k + 1}/{total}",
-                            done=k + 1, total=total)
+            progress.update(f"{stage} on {where}: shard {k + 1}/{total}", done=k + 1,
+                            total=total)
             yield row["result"]
 
     def close(self) -> None:
