@@ -42,6 +42,11 @@ class Method(StrEnum):
     influence_functions = "if"
 
 
+class Layers(StrEnum):
+    last = "last"
+    all = "all"
+
+
 @command("influence")
 def influence_command(
     data: DataArg,
@@ -57,6 +62,12 @@ def influence_command(
     model: Annotated[Path | None, typer.Option(
         "--model", help="tracin: a checkpoint folder or a 'poisonguard train' folder with a "
                         "torch model (safetensors only); default: train one into OUT/model.")
+    ] = None,
+    layers: Annotated[Layers, typer.Option(
+        help="tracin: gradients of the output layer only (exact, fast) or of all layers "
+             "(randomly projected).")] = Layers.last,
+    epochs: Annotated[int | None, typer.Option(
+        help="tracin without --model: training epochs (default: by data size).", min=1)
     ] = None,
     top: Annotated[int, typer.Option(help="Rows listed per query and direction.", min=1)] = 20,
     k: Annotated[int, typer.Option(help="knn-shapley: neighbours.", min=1)] = 10,
@@ -93,7 +104,8 @@ def influence_command(
     with threadpool_limits(limits=threads or 1):
         result, written = run_influence(dataset, queries, out, method=method.value, top=top,
                                         k=k, model_dir=model, findings=scanned, seed=seed,
-                                        threads=threads)
+                                        threads=threads, layers=layers.value,
+                                        epochs=epochs)
     if not no_ledger:
         inputs = [_data_ref(data, dataset)]
         if not isinstance(queries, list):

@@ -273,12 +273,13 @@ def explain(train: Dataset, queries: Sequence[int] | Dataset, *, method: str = "
 def run_influence(train: Dataset, queries: Sequence[int] | Dataset, out: str | Path, *,
                   method: str = "if", top: int = 20, k: int = 10,
                   model_dir: str | Path | None = None, findings: Findings | None = None,
-                  seed: int = 0, threads: int | None = None) -> tuple[InfluenceResult,
-                                                                      list[Path]]:
+                  seed: int = 0, threads: int | None = None,
+                  layers: str = "last", epochs: int | None = None
+                  ) -> tuple[InfluenceResult, list[Path]]:
     """:func:`explain`, then write ``influence.json``, ``influencers.csv`` and
     ``report.html`` into the folder ``out`` (TracIn without a model folder also
     writes the checkpoints it trains to ``out/model``); returns the result and the
-    paths written (JSON first).
+    paths written (JSON first). ``threads``, ``layers`` and ``epochs`` are TracIn's.
 
     Example
     -------
@@ -293,7 +294,7 @@ def run_influence(train: Dataset, queries: Sequence[int] | Dataset, out: str | P
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder}: --out must be a folder (it is a file)")
-    options: dict[str, Any] = {"threads": threads}
+    options: dict[str, Any] = {"threads": threads, "layers": layers, "epochs": epochs}
     if method == "tracin" and model_dir is None:
         options["save_to"] = folder / "model"
     result = explain(train, queries, method=method, top=top, k=k, model_dir=model_dir,
