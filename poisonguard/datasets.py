@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from poisonguard.data import Dataset
+from poisonguard.engine import Engine
 from poisonguard.errors import MissingDependencyError, UsageError
+from poisonguard.progress import Progress
 
 __all__ = [
     "BUILTIN",
@@ -115,6 +117,8 @@ def open_dataset(
     id_column: str | None = None,
     categorical: Collection[str] = (),
     ignore: Collection[str] = (),
+    engine: Engine | None = None,
+    progress: Progress | None = None,
 ) -> Dataset:
     """The one way poisonguard opens data: every command and :func:`poisonguard.scan`.
 
@@ -131,6 +135,12 @@ def open_dataset(
         The label column and the id column of a table.
     categorical, ignore
         Table columns to treat as categories, or to leave out of the features.
+    engine
+        Where to compute the row ids of a Parquet file or folder, row group by row
+        group (:mod:`poisonguard.engine`); the same ids as without it. Other inputs
+        refuse an engine.
+    progress
+        Receives the engine's shard updates.
 
     Returns
     -------
@@ -142,6 +152,10 @@ def open_dataset(
     >>> ds.modality, len(ds)
     ('tabular', 178)
     """
+    if engine is not None and (not isinstance(data, str | Path)
+                               or str(data).startswith(BUILTIN_PREFIX)):
+        raise UsageError("an engine reads Parquet files and folders, not in-memory or "
+                         "built-in data")
     if isinstance(data, Dataset):
         return data
     if isinstance(data, np.ndarray):
@@ -162,10 +176,52 @@ def open_dataset(
     spec = str(data)
     if spec.startswith(BUILTIN_PREFIX):
         return builtin_dataset(spec[len(BUILTIN_PREFIX):])
+    if engine is not None:
+        return _open_parquet_on(engine, Path(spec), label=label, id_column=id_column,
+                                categorical=categorical, ignore=ignore, progress=progress)
     from poisonguard.data import load_dataset
 
     return load_dataset(spec, label=label, id_column=id_column, categorical=categorical,
                         ignore=ignore)
+
+
+def _open_parquet_on(engine: Engine, path: Path, *, label: str, id_column: str | None,
+                     categorical: Collection[str], ignore: Collection[str],
+                     progress: Progress | None) -> Dataset:
+    """A Parquet file or folder; its row ids (SHA-256 of every row) hashed on ``engine``."""
+    from poisonguard.data import load_table, table_to_dataset
+    from poisonguard.data.folders import (
+        PARQUET_SUFFIXES,
+        RowIdTask,
+        parquet_files,
+        parquet_shards,
+        read_parquet_folder,
+        shard_row_ids,
+    )
+    from poisonguard.data.tables import numeric_columns
+    from poisonguard.errors import DataError
+
+    if not path.exists():
+        raise DataError("no such file or directory", path=str(path))
+    files = parquet_files(path) if path.is_dir() else None
+    if files is None and path.suffix.lower() not in PARQUET_SUFFIXES:
+        raise UsageError(f"{path}: --engine {engine.name} reads Parquet files and folders "
+                         "(use the local engine for other inputs)")
+    frame = read_parquet_folder(path, files) if files is not None else load_table(path)
+    frame = frame.rename(columns={c: str(c) for c in frame.columns})
+    ids = None
+    rest = [c for c in frame.columns if c not in {label, id_column}]
+    if label in frame.columns and id_column is None and "text" not in frame.columns and rest:
+        from poisonguard.data import label_codes
+
+        label_codes(frame[label], str(path), label=label)  # label errors: here, not on a worker
+        numeric = tuple(numeric_columns(frame[rest]))
+        tasks = [RowIdTask(s, label, tuple(rest), numeric) for s in parquet_shards(path)]
+        parts = list(engine.map(shard_row_ids, tasks, stage="hashing rows", progress=progress))
+        ids = np.concatenate(parts) if parts else None
+    return table_to_dataset(frame, path=str(path), label=label, id_column=id_column,
+                            categorical=categorical, ignore=ignore,
+                            fmt="parquet" if files is not None else None, row_ids=ids)
 
 
 def _from_arrays(x: np.ndarray, y: np.ndarray | Sequence[Any] | None) -> Dataset:

@@ -13,6 +13,7 @@ from poisonguard.data import Dataset, dataset_digest
 from poisonguard.datasets import DataInput, open_dataset
 from poisonguard.detect import DetectorResult, DetectorSpec, resolve_detectors
 from poisonguard.detect.fusion import fuse
+from poisonguard.engine import Engine
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, Reason, RowTable
 from poisonguard.progress import NullProgress, Progress
@@ -89,6 +90,7 @@ def scan(
     seed: int = 0,
     progress: Progress | None = None,
     threads: int | None = None,
+    engine: Engine | None = None,
 ) -> Findings:
     """Scan training data for poisoned rows; every row gets a score, flags say why.
 
@@ -118,6 +120,11 @@ def scan(
         them).
     threads
         CPU threads for the numeric work (default 1).
+    engine
+        Where to load a Parquet file or folder and hash its rows
+        (:mod:`poisonguard.engine`, e.g. a Ray cluster). The representation and the
+        detectors then run here, on the assembled dataset: the same findings as
+        without an engine (docs/distributed.md).
 
     Returns
     -------
@@ -142,7 +149,7 @@ def scan(
         poisonguard.scan("penguins.parquet", label="species")
     """
     dataset = open_dataset(data, y, label=label, id_column=id_column, categorical=categorical,
-                           ignore=ignore)
+                           ignore=ignore, engine=engine, progress=progress)
     findings, _, _ = scan_dataset(dataset, detectors=detectors, embeddings=embeddings,
                                   seed=seed, progress=progress, threads=threads)
     return findings

@@ -34,6 +34,7 @@ __all__ = [
     "apply_trigger",
     "attack_applies",
     "attack_by_name",
+    "attack_info",
     "badnets",
     "blend",
     "class_code",
@@ -96,10 +97,17 @@ ATTACKS: dict[str, Callable[..., AttackResult]] = {k: v.fn for k, v in ATTACK_IN
 
 def attack_applies(kind: str, dataset: Dataset) -> bool:
     """Whether attack ``kind`` can run on this dataset's modality."""
-    return dataset.modality in _info(kind).modalities
+    return dataset.modality in attack_info(kind).modalities
 
 
-def _info(kind: str) -> AttackInfo:
+def attack_info(kind: str) -> AttackInfo:
+    """What attack ``kind`` is (modalities, options); an unknown kind is a UsageError.
+
+    Examples
+    --------
+    >>> sorted(attack_info("badnets").modalities)
+    ['image']
+    """
     try:
         return ATTACK_INFO[kind]
     except KeyError:
@@ -109,7 +117,7 @@ def _info(kind: str) -> AttackInfo:
 def run_attack(kind: str, dataset: Dataset, *, rate: float, seed: int = 0,
                target: int | None = None, **params: Any) -> AttackResult:
     """Run attack ``kind`` by name; ``target`` is passed to attacks that take one."""
-    info = _info(kind)
+    info = attack_info(kind)
     if dataset.modality not in info.modalities:
         raise UsageError(f"{kind} does not apply to {dataset.modality} data"
                          + (" (use tabular-trigger)" if kind in {"badnets", "blend"} else ""))

@@ -26,7 +26,6 @@ from poisonguard.cli.options import (
     ThreadsOpt,
     column_list,
 )
-from poisonguard.cli.scan import _data_ref
 
 if TYPE_CHECKING:
     from poisonguard.data import Dataset
@@ -91,13 +90,14 @@ def influence_command(
     from poisonguard.datasets import open_dataset
     from poisonguard.findings import load_findings
     from poisonguard.influence import run_influence
-    from poisonguard.provenance import record_event
+    from poisonguard.provenance import data_ref, record_event
     from poisonguard.provenance.text import printable
 
     def opened(spec: str) -> Dataset:
         return open_dataset(spec, label=label, id_column=id_column,
                             categorical=column_list(categorical), ignore=column_list(ignore))
 
+    check_output_path(out, folder=True, name="--out")
     dataset = opened(data)
     queries = [int(v) for v in query.split(",")] if _ROWS.match(query) else opened(query)
     scanned = load_findings(findings) if findings is not None else None
@@ -107,9 +107,9 @@ def influence_command(
                                         threads=threads, layers=layers.value,
                                         epochs=epochs)
     if not no_ledger:
-        inputs = [_data_ref(data, dataset)]
+        inputs = [data_ref(data, dataset)]
         if not isinstance(queries, list):
-            inputs.append(_data_ref(query, queries))
+            inputs.append(data_ref(query, queries))
         record_event("influence", inputs=inputs,
                      outputs=[{"path": str(p.absolute())} for p in written],
                      details={"method": method.value, "queries": len(result.explanations),

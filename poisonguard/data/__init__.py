@@ -14,7 +14,7 @@ _WHERE = {
     "Dataset": "dataset", "Modality": "dataset", "dataset_digest": "dataset",
     "row_ids": "dataset",
     "atomic_path": "files", "atomic_write_bytes": "files", "atomic_write_text": "files",
-    "ensure_not_same": "files",
+    "check_output_path": "files", "ensure_not_same": "files",
     "load_dataset": "loaders", "load_embeddings": "loaders", "load_table": "loaders",
     "check_classes": "tables", "label_codes": "tables", "table_to_dataset": "tables",
     "dataset_to_table": "writers", "label_values": "writers", "save_dataset": "writers",
@@ -30,6 +30,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_classes",
+    "check_output_path",
     "dataset_digest",
     "dataset_to_table",
     "ensure_not_same",
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
         atomic_path,
         atomic_write_bytes,
         atomic_write_text,
+        check_output_path,
         ensure_not_same,
     )
     from poisonguard.data.loaders import load_dataset, load_embeddings, load_table

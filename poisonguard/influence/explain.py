@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from poisonguard.data import Dataset, atomic_write_text
+from poisonguard.data import Dataset, atomic_write_text, check_output_path
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, RowFinding
 
@@ -82,9 +82,7 @@ class InfluenceResult:
 
     def write(self, out: str | Path) -> Path:
         """Write ``influence.json`` and ``influencers.csv`` into the folder ``out``."""
-        folder = Path(out)
-        if folder.exists() and not folder.is_dir():
-            raise UsageError(f"{folder}: --out must be a folder (it is a file)")
+        folder = check_output_path(out, folder=True, name="--out")
         folder.mkdir(parents=True, exist_ok=True)
         lines = ["query,direction,rank,row,id,label,score,finding"]
         for e in self.explanations:
@@ -291,9 +289,7 @@ def run_influence(train: Dataset, queries: Sequence[int] | Dataset, out: str | P
     """
     from poisonguard.report.influence import write_influence_report
 
-    folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder}: --out must be a folder (it is a file)")
+    folder = check_output_path(out, folder=True, name="--out")
     options: dict[str, Any] = {"threads": threads, "layers": layers, "epochs": epochs}
     if method == "tracin" and model_dir is None:
         options["save_to"] = folder / "model"
