@@ -87,6 +87,7 @@ def influence_command(
     predicted class, with scores and their own scan findings."""
     from threadpoolctl import threadpool_limits
 
+    from poisonguard.data import check_output_path
     from poisonguard.datasets import open_dataset
     from poisonguard.findings import load_findings
     from poisonguard.influence import run_influence
