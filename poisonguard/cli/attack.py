@@ -30,7 +30,7 @@ from poisonguard.errors import UsageError
 #: equal to poisonguard.attack.ATTACK_INFO).
 ATTACK_KINDS = ("flip", "flip-targeted", "flip-adversarial", "outliers", "mislabeled",
                 "near-duplicates", "badnets", "blend", "tabular-trigger", "clean-label",
-                "feature-collision")
+                "feature-collision", "token-trigger", "sentence-trigger", "style-trigger")
 
 __all__ = ["attack_command", "bench_command", "score_command"]
 
@@ -64,6 +64,9 @@ def attack_command(
                                                      "tabular")] = None,
     perturb: Annotated[bool | None, typer.Option(
         help="clean-label: make rows harder to learn (default on)")] = None,
+    token: Annotated[str | None, typer.Option(help="token-trigger word (default cf)")] = None,
+    sentence: Annotated[str | None, typer.Option(
+        help="sentence-trigger sentence (default 'I watched this 3D movie.')")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="print nothing on success")] = False,
 ) -> None:
     """Poison DATA with attack KIND; write the poisoned data (same file type, schema, ids
@@ -84,7 +87,8 @@ def attack_command(
     check_output(dataset, out)
     result = attack_by_name(kind, dataset, rate=rate, seed=seed, target=target, source=source,
                             size=size, position=position, value=value, alpha=alpha,
-                            n_features=n_features, trigger=trigger, perturb=perturb)
+                            n_features=n_features, trigger=trigger, perturb=perturb,
+                            token=token, sentence=sentence)
     save_poisoned(result, dataset, out)
     save_truth(result.truth, truth)
     if not quiet:

@@ -19,6 +19,7 @@ _WHERE = {
     "check_classes": "tables", "label_codes": "tables", "table_to_dataset": "tables",
     "dataset_to_table": "writers", "label_values": "writers", "save_dataset": "writers",
     "save_table": "writers",
+    "ngrams": "tokens", "word_spans": "tokens", "words": "tokens",
 }
 
 __all__ = [
@@ -39,10 +40,13 @@ __all__ = [
     "load_dataset",
     "load_embeddings",
     "load_table",
+    "ngrams",
     "row_ids",
     "save_dataset",
     "save_table",
     "table_to_dataset",
+    "word_spans",
+    "words",
 ]
 
 if TYPE_CHECKING:
@@ -57,6 +61,7 @@ if TYPE_CHECKING:
     from poisonguard.data.loaders import load_dataset, load_embeddings, load_table
     from poisonguard.data.schema import Column, TableSchema
     from poisonguard.data.tables import check_classes, label_codes, table_to_dataset
+    from poisonguard.data.tokens import ngrams, word_spans, words
     from poisonguard.data.writers import (
         dataset_to_table,
         label_values,

@@ -224,26 +224,42 @@ def _impute_missing(x: np.ndarray, names: tuple[str, ...], path: str
 
 
 def _load_jsonl(p: Path, *, label: str, text_column: str) -> Dataset:
+    """One JSON object per line with a non-empty string text and a scalar label."""
     path = str(p)
     texts: list[str] = []
     labels: list[object] = []
-    with p.open("r", encoding="utf-8") as fh:
-        for row, line in enumerate(fh):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON: {exc.msg}", path=path, row=row) from None
-            if not isinstance(obj, dict) or text_column not in obj or label not in obj:
-                raise DataError(f"each line needs '{text_column}' and '{label}'", path=path,
-                                row=row)
-            if not isinstance(obj[text_column], str):
-                raise DataError(f"'{text_column}' must be a string", path=path, row=row)
-            texts.append(obj[text_column])
-            labels.append(obj[label])
+    lines: list[int] = []
+    for row, raw in enumerate(p.read_bytes().split(b"\n")):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not UTF-8 text ({exc.reason})", path=path, row=row) from None
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON: {exc.msg}", path=path, row=row) from None
+        if not isinstance(obj, dict) or text_column not in obj or label not in obj:
+            raise DataError(f"each line needs '{text_column}' and '{label}'", path=path,
+                            row=row)
+        text, value = obj[text_column], obj[label]
+        if not isinstance(text, str):
+            raise DataError(f"'{text_column}' must be a string", path=path, row=row)
+        if not text.strip():
+            raise DataError(f"'{text_column}' is empty", path=path, row=row)
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise DataError(f"'{label}' must be a string or a number, got "
+                            f"{type(value).__name__}", path=path, row=row)
+        texts.append(text)
+        labels.append(value)
+        lines.append(row)
     if not texts:
         raise DataError("file has no rows", path=path)
+    if len({isinstance(v, str) for v in labels}) > 1:
+        first = next(i for i, v in enumerate(labels) if isinstance(v, str) != isinstance(
+            labels[0], str))
+        raise DataError(f"'{label}' mixes strings and numbers", path=path, row=lines[first])
     codes, classes, kind = label_codes(pd.Series(labels), path, label=label)
     check_classes(len(classes), len(labels), label=label, path=path)
     return Dataset(labels=codes, classes=classes, texts=tuple(texts), source=path,

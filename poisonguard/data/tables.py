@@ -172,6 +172,9 @@ def table_to_dataset(
         bad = np.flatnonzero(texts.isna().to_numpy())
         if len(bad):
             raise DataError(f"'{text_column}' is missing", path=path, row=int(bad[0]))
+        blank = np.flatnonzero(texts.astype(str).str.strip().eq("").to_numpy())
+        if len(blank):
+            raise DataError(f"'{text_column}' is empty", path=path, row=int(blank[0]))
         return Dataset(
             labels=codes, classes=classes, texts=tuple(texts.astype(str)), ids=ids,
             source=path, label_column=label, meta=meta,
