@@ -192,6 +192,7 @@ def designs(poisoned) -> dict[str, dict[str, Design]]:  # type: ignore[no-untype
                        "min_jaccard": Design(stamped, 1.0), "max_outside": Design(stamped, 0.0),
                        "min_rows": Design(two, 30), "max_fraction": Design(stamped, 0.02),
                        "max_rows": Design(stamped, 300),
+                       "min_other": Design(two, 0.9),
                        "seed": Design(stamped, 1, base={"max_rows": 300})},
     }
 
