@@ -7,6 +7,7 @@ from poisonguard.detect import (  # noqa: F401  (each module registers its detec
     activation,
     cleanlabel,
     duplicate,
+    influence,
     knn,
     label,
     outlier,
@@ -31,6 +32,7 @@ from poisonguard.errors import UsageError
 # (digits clean / badnets / blend at 1-10%, breast cancer clean / tabular trigger;
 # docs/detectors-backdoor.md) and ranks below "spectre", which reads the same embedding
 # (AUROC 0.975 vs 1.000 on digits badnets 5%, 0.69 vs 1.00 on blend 5%).
+# "influence" is registered but not a default either (docs/influence.md).
 DEFAULT_DETECTORS: tuple[str, ...] = tuple(
     name
     for name in ("label", "knn", "outlier", "duplicate", "spectre", "trigger", "cleanlabel")
