@@ -11,6 +11,7 @@ from poisonguard.detect import (  # noqa: F401  (each module registers its detec
     label,
     outlier,
     spectral,
+    token,
     trigger,
 )
 from poisonguard.detect.base import (
@@ -30,7 +31,7 @@ from poisonguard.errors import UsageError
 DEFAULT_DETECTORS: tuple[str, ...] = tuple(
     name
     for name in ("label", "knn", "outlier", "duplicate", "spectral", "spectre", "trigger",
-                 "cleanlabel")
+                 "cleanlabel", "token")
     if name in available_detectors()
 )
 
