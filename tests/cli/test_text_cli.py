@@ -53,8 +53,8 @@ def test_report_marks_the_trigger_in_the_flagged_texts(scanned: Path) -> None:
 
 
 def test_bench_on_text(tmp_path: Path) -> None:
-    _run("bench", "builtin:tweets-300", "--attacks", "token-trigger,flip", "--rates", "0.1",
-         "--target", "positive", "--detectors", "token,label", "--folds", "2", "--quiet",
+    _run("bench", "builtin:tweets-300", "--attacks", "token-trigger", "--rates", "0.1",
+         "--target", "positive", "--detectors", "token", "--folds", "2", "--quiet",
          "--out", str(tmp_path))
     result = json.loads((tmp_path / "results.json").read_text())
     runs = {r["attack"]: r for r in result["runs"]}
