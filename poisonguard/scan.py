@@ -54,6 +54,11 @@ def scan_dataset(
 
     ``threads`` caps the CPU threads of the whole scan: BLAS and OpenMP (default
     :data:`DEFAULT_THREADS`) and, when given, torch's threads for images.
+
+    ``seed`` reaches the representation and every detector chosen by name
+    (:func:`~poisonguard.detect.resolve_detectors`); only the parts of the
+    representation the chosen detectors read are built (``Detector.requires``): a
+    scan whose detectors read only the input features trains no model.
     """
     progress = progress or NullProgress()
     torch_threads = threads
@@ -61,13 +66,12 @@ def scan_dataset(
     if threads < 1:
         raise UsageError("threads must be at least 1")
     _check_scannable(dataset)
-    chosen = resolve_detectors(detectors, dataset.modality)
+    chosen = resolve_detectors(detectors, dataset.modality, seed=seed)
     with threadpool_limits(limits=threads):
         if representation is None:
-            reads = frozenset().union(*(det.requires() for det in chosen))
+            reads = frozenset[str]().union(*(det.requires() for det in chosen))
             representation = build_representation(dataset, embeddings=embeddings, seed=seed,
-                                                  progress=progress,
-                                                  keep_oof_embedding="embedding_oof" in reads,
+                                                  progress=progress, needs=reads,
                                                   threads=torch_threads)
         results: list[DetectorResult] = []
         for k, det in enumerate(chosen):
@@ -114,7 +118,8 @@ def scan(
     embeddings
         Optional N x K embeddings to use as the representation.
     seed
-        Seed of the cross-validated models; the same seed gives the same findings.
+        Seed of the cross-validated models and of every detector named (by
+        default all of them); the same seed gives the same findings.
     progress
         Receives stage updates (:class:`~poisonguard.progress.PlainProgress` prints
         them).

@@ -38,7 +38,16 @@ DEFAULT_DETECTORS: tuple[str, ...] = tuple(
 DetectorSpec = str | Sequence[str | Detector] | None
 
 
-def resolve_detectors(spec: DetectorSpec, modality: Modality) -> list[Detector]:
+def _named(name: str, seed: int | None) -> Detector:
+    """``get_detector(name)``, with ``seed`` when given and the detector takes one."""
+    cls = available_detectors().get(name)
+    if seed is not None and cls is not None and "seed" in cls.constraints():
+        return get_detector(name, seed=seed)
+    return get_detector(name)
+
+
+def resolve_detectors(spec: DetectorSpec, modality: Modality, *,
+                      seed: int | None = None) -> list[Detector]:
     """Detector instances for a scan or a benchmark of ``modality`` data.
 
     Parameters
@@ -50,6 +59,9 @@ def resolve_detectors(spec: DetectorSpec, modality: Modality) -> list[Detector]:
         exactly those, each of which must support the modality.
     modality
         ``"tabular"``, ``"image"`` or ``"text"``.
+    seed
+        Given to every detector built here by name that takes a ``seed`` (a scan's
+        seed reaches every detector); instances in ``spec`` keep their own.
 
     Raises
     ------
@@ -62,22 +74,24 @@ def resolve_detectors(spec: DetectorSpec, modality: Modality) -> list[Detector]:
     ['label', 'knn']
     >>> "trigger" in [d.name for d in resolve_detectors("all", "text")]
     False
+    >>> resolve_detectors("outlier", "tabular", seed=3)[0].seed
+    3
     """
     if isinstance(spec, str):
         words = [s.strip() for s in spec.split(",") if s.strip()]
         if words == ["all"]:
-            every = [get_detector(n) for n, cls in available_detectors().items()
+            every = [_named(n, seed) for n, cls in available_detectors().items()
                      if modality in cls.modalities]
             if not every:
                 raise UsageError(f"no registered detector supports {modality} data")
             return every
         spec = None if words in ([], ["default"]) else words
     if spec is None:
-        chosen = [get_detector(n) for n in DEFAULT_DETECTORS]
+        chosen = [_named(n, seed) for n in DEFAULT_DETECTORS]
         return [d for d in chosen if modality in d.modalities]
     detectors: list[Detector] = []
     for item in spec:
-        det = get_detector(item) if isinstance(item, str) else item
+        det = _named(item, seed) if isinstance(item, str) else item
         if modality not in det.modalities:
             raise UsageError(f"detector '{det.name}' does not support {modality} data")
         detectors.append(det)

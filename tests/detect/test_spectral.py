@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from poisonguard.data import Dataset
 from poisonguard.detect import get_detector
-from poisonguard.detect.spectral import spectral_projection
+from poisonguard.detect.spectral import que_direction, que_scores, spectral_projection
 from poisonguard.detect.subpopulation import robust_whiten, separation_threshold, split_test
 from poisonguard.errors import UsageError
 from poisonguard.represent import Representation
@@ -137,3 +137,28 @@ def test_class_of_two_equal_clusters_is_clean(name: str) -> None:
     result = get_detector(name).score(data, tiny_representation(data))
     assert result.n_flagged == 0
     assert 0 in result.clean_classes
+
+
+def test_que_scores_move_from_mahalanobis_to_the_top_direction_with_alpha() -> None:
+    rng = np.random.default_rng(2)
+    white = rng.normal(size=(400, 6)) * np.array([2.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    vals, vecs = np.linalg.eigh(white.T @ white / len(white))
+    mahalanobis = (white**2).sum(axis=1) / 6
+    top = (white @ vecs[:, -1]) ** 2
+    low, high = que_scores(white, alpha=1e-6), que_scores(white, alpha=200.0)
+    assert np.allclose(low, mahalanobis, rtol=1e-4)
+    assert np.allclose(high, top, rtol=1e-6, atol=1e-9)
+    middle = que_scores(white, alpha=4.0)
+    assert not np.allclose(middle, low) and not np.allclose(middle, high)
+
+
+def test_que_direction_points_at_the_outlying_rows_whatever_the_sign() -> None:
+    rng = np.random.default_rng(4)
+    white = rng.normal(size=(300, 8))
+    white[:20] += 6.0 * np.eye(8)[3]
+    proj = que_direction(white)
+    assert proj[:20].min() > np.abs(proj[20:]).max() * 0.9
+    assert np.array_equal(que_direction(-white), proj)  # the heavier tail stays positive
+    # alpha changes the projection (SPECTRE's knob), not which rows stand out
+    other = que_direction(white, alpha=0.5)
+    assert not np.array_equal(other, proj) and other[:20].min() > np.median(other[20:]) + 4
