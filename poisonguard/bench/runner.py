@@ -74,18 +74,21 @@ def machine_info() -> dict[str, Any]:
             "platform": platform.platform()}
 
 
-def _representation(dataset: Dataset, seed: int, folds: int,
-                    threads: int | None) -> Representation:
-    """``threads`` means what it means in scan: BLAS/OpenMP and torch threads."""
+def _representation(dataset: Dataset, seed: int, folds: int, threads: int | None,
+                    names: list[str]) -> Representation:
+    """Only the parts the detectors ``names`` read, as in scan. ``threads`` means what it
+    means in scan: BLAS/OpenMP and torch threads."""
+    needs = frozenset[str]().union(*(get_detector(n).requires() for n in names))
     with threadpool_limits(limits=threads or DEFAULT_THREADS):
-        return build_representation(dataset, folds=folds, seed=seed, threads=threads)
+        return build_representation(dataset, folds=folds, seed=seed, threads=threads,
+                                    needs=needs)
 
 
 def _scan(dataset: Dataset, names: list[str], seed: int, errors: list[dict[str, Any]],
           where: str, folds: int = 5,
           threads: int | None = None) -> tuple[Findings, list[DetectorResult]]:
     """Scan with one representation; a detector that crashes is recorded and left out."""
-    rep = _representation(dataset, seed, folds, threads)
+    rep = _representation(dataset, seed, folds, threads, names)
     try:
         findings, results, _ = scan_dataset(dataset, detectors=names, representation=rep,
                                             seed=seed, threads=threads)
