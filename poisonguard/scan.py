@@ -59,6 +59,13 @@ def scan_dataset(
     (:func:`~poisonguard.detect.resolve_detectors`); only the parts of the
     representation the chosen detectors read are built (``Detector.requires``): a
     scan whose detectors read only the input features trains no model.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> findings, results, rep = scan_dataset(builtin_dataset("wine"), detectors="label,knn")
+    >>> [r.detector for r in results], rep.proba.shape
+    (['label', 'knn'], (178, 3))
     """
     progress = progress or NullProgress()
     torch_threads = threads

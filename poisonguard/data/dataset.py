@@ -41,6 +41,13 @@ def row_ids(
     little-endian float32 in H x W x C order preceded by the shape, texts as UTF-8.
     The same values hash the same whatever file format they were read from. Exact
     duplicate rows (same values, same label) share an id.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ids = row_ids(("a", "b"), np.array([0, 1]), features=np.array([[1.0], [1.0]]))
+    >>> len(ids), len(ids[0]), ids[0] != ids[1]  # same values, other label: another id
+    (2, 64, True)
     """
     names = [c.encode("utf-8") + b"\x00" for c in classes]
     out = np.empty(len(labels), dtype=object)
@@ -270,7 +277,15 @@ class Dataset:
 
 
 def dataset_digest(dataset: Dataset) -> str:
-    """SHA-256 over the row ids in order: the dataset's content fingerprint."""
+    """SHA-256 over the row ids in order: the dataset's content fingerprint.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> len(dataset_digest(wine)), dataset_digest(wine) == dataset_digest(wine.subset(range(178)))
+    (64, True)
+    """
     h = hashlib.sha256()
     step = 65_536  # same bytes as hashing id by id, in a few large updates
     for start in range(0, len(dataset.ids), step):

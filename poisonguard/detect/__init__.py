@@ -7,6 +7,7 @@ from poisonguard.detect import (  # noqa: F401  (each module registers its detec
     activation,
     cleanlabel,
     duplicate,
+    influence,
     knn,
     label,
     outlier,
@@ -28,6 +29,7 @@ from poisonguard.errors import UsageError
 # it found no backdoor on digits (images or tabular), found the breast-cancer tabular
 # trigger at 5-10% that "trigger" also finds, and flagged natural sub-clusters of clean
 # classes (27 clean digits "1"s, 1.5% of digits-tabular). Name it to run it.
+# "influence" is registered but not a default either (docs/influence.md).
 DEFAULT_DETECTORS: tuple[str, ...] = tuple(
     name
     for name in ("label", "knn", "outlier", "duplicate", "spectral", "spectre", "trigger",
