@@ -62,6 +62,15 @@ def que_scores(white: np.ndarray, *, alpha: float = 4.0) -> np.ndarray:
 
     ``||S|| - 1`` is floored at 0.1: when no direction carries excess variance the
     weights do not pile onto one arbitrary eigenvector of a nearly flat spectrum.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> white = np.random.default_rng(0).normal(size=(500, 4))
+    >>> white[:10, 0] += 8  # ten outlying rows
+    >>> tau = que_scores(white, alpha=4.0)
+    >>> bool(tau[:10].min() > np.quantile(tau[10:], 0.99))
+    True
     """
     w = np.asarray(white, dtype=np.float64)
     if len(w) == 0:
@@ -83,6 +92,15 @@ def que_direction(white: np.ndarray, *, alpha: float = 4.0) -> np.ndarray:
     side of the robust centre, so ``u`` points at it, while the scores of a clean
     class cancel out (symmetric about 0). Returns ``w @ u / |u|`` oriented so that
     the heavier tail is positive; clean rows project to about N(0, 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> white = np.random.default_rng(0).normal(size=(500, 4))
+    >>> white[:10, 2] -= 8  # ten rows out on one side
+    >>> proj = que_direction(white)
+    >>> bool(proj[:10].min() > proj[10:].max())
+    True
     """
     w = np.asarray(white, dtype=np.float64)
     tau = que_scores(w, alpha=alpha)
