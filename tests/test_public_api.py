@@ -70,7 +70,7 @@ NO_EXAMPLE_YET: dict[str, set[str]] = {
         "AttackInfo", "AttackResult", "Truth", "apply_trigger", "attack_applies", "badnets",
         "blend", "class_code", "clean_label", "feature_collision", "inject_mislabeled",
         "inject_near_duplicates", "inject_outliers", "label_flip", "load_truth", "run_attack",
-        "save_truth", "tabular_trigger", "sentence_trigger", "style_trigger",
+        "save_truth", "sentence_trigger", "style_trigger", "tabular_trigger",
     },
     "poisonguard.bench": {
         "BenchResult", "attack_success_rate", "clean_flag_rate", "detection_metrics",
@@ -99,14 +99,6 @@ NO_EXAMPLE_YET: dict[str, set[str]] = {
         "get_golden", "get_version", "library_triggers", "list_alerts", "list_golden",
         "list_versions", "load_golden", "load_model", "load_version", "move_alias",
         "save_model", "scan_model_check", "screen_check", "train_classifier", "truth_triggers",
-    },
-    "poisonguard.provenance": {
-        "Checkpoint", "InclusionProof", "Ledger", "LedgerEntry", "LedgerProblem",
-        "LineageNode", "Manifest", "MerkleTree", "ModelScan", "ProofCheck", "RowChange",
-        "VerifyResult", "check_manifest", "dataset_root", "lineage", "load_data_key",
-        "load_private_key", "load_public_key", "read_checkpoint", "read_manifest",
-        "read_proof", "record_derivation", "record_event", "sign_manifest", "verify_inclusion",
-        "write_manifest",
     },
     "poisonguard.report": {
         "Projection", "ReportContext", "attacks_view", "build_context", "check_match",
