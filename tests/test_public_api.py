@@ -81,13 +81,6 @@ NO_EXAMPLE_YET: dict[str, set[str]] = {
     "poisonguard.datasets": {
         "tweets",
     },
-    "poisonguard.engine": {
-        "Engine",
-    },
-    "poisonguard.federated": {
-        "AggregationResult", "ClientRecord", "FederatedData", "RoundRecord",
-        "SimulationConfig", "SimulationResult", "available_aggregators",
-    },
     "poisonguard.influence": {
         "InfluenceResult", "Influencer", "QueryExplanation", "query_rows", "standardise",
     },
@@ -109,10 +102,6 @@ NO_EXAMPLE_YET: dict[str, set[str]] = {
     "poisonguard.represent": {
         "Representation", "build_representation", "mlp_representation", "scale_features",
         "scale_table",
-    },
-    "poisonguard.train": {
-        "Certificates", "TrainResult", "certify_dataset", "default_estimator", "load_model",
-        "members_of_buckets", "plurality", "save_model", "write_model",
     },
 }
 
