@@ -134,7 +134,10 @@ def test_the_examples_of_the_data_layer_run() -> None:
     names = ("poisonguard.data.files", "poisonguard.data.tables", "poisonguard.data.writers",
              "poisonguard.data.loaders", "poisonguard.data.schema", "poisonguard.params",
              "poisonguard.cli.options", "poisonguard.validate.config",
-             "poisonguard.validate.result", "poisonguard.validate.profile")
+             "poisonguard.validate.result", "poisonguard.validate.profile",
+             "poisonguard.provenance.merkle", "poisonguard.provenance.chain",
+             "poisonguard.federated.registry", "poisonguard.train.certify",
+             "poisonguard.train.hashing", "poisonguard.monitor.gate")
     failures = []
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
