@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -11,14 +12,16 @@ from threadpoolctl import threadpool_limits
 
 from poisonguard.data import Dataset, dataset_digest
 from poisonguard.datasets import DataInput, open_dataset
-from poisonguard.detect import DetectorResult, DetectorSpec, resolve_detectors
+from poisonguard.detect import Detector, DetectorResult, DetectorSpec, resolve_detectors
 from poisonguard.detect.fusion import fuse
+from poisonguard.detect.overlap import DEFAULT_MAX_FPR
+from poisonguard.detect.reliability import reliability
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, Reason, RowTable
 from poisonguard.progress import NullProgress, Progress
 from poisonguard.represent import Representation, build_representation
 
-__all__ = ["DEFAULT_THREADS", "scan", "scan_dataset"]
+__all__ = ["DEFAULT_THREADS", "scan", "scan_dataset", "with_fpr_budget"]
 
 #: BLAS/OpenMP threads of a scan unless told otherwise. The scan's linear algebra is
 #: many small per-class problems: on 2 cores, one thread was as fast as two on a quiet
@@ -48,11 +51,15 @@ def scan_dataset(
     seed: int = 0,
     progress: Progress | None = None,
     threads: int | None = None,
+    max_fpr: float = DEFAULT_MAX_FPR,
 ) -> tuple[Findings, list[DetectorResult], Representation]:
     """Scan and also return the raw detector results and the representation.
 
     ``threads`` caps the CPU threads of the whole scan: BLAS and OpenMP (default
     :data:`DEFAULT_THREADS`) and, when given, torch's threads for images.
+    ``max_fpr`` is the clean false-positive rate of the label-based flags together:
+    it is split evenly among the chosen detectors that take a ``max_fpr``
+    (:func:`with_fpr_budget`).
     """
     progress = progress or NullProgress()
     torch_threads = threads
@@ -60,7 +67,7 @@ def scan_dataset(
     if threads < 1:
         raise UsageError("threads must be at least 1")
     _check_scannable(dataset)
-    chosen = resolve_detectors(detectors, dataset.modality)
+    chosen = with_fpr_budget(resolve_detectors(detectors, dataset.modality), max_fpr)
     with threadpool_limits(limits=threads):
         if representation is None:
             reads = frozenset().union(*(det.requires() for det in chosen))
@@ -73,7 +80,33 @@ def scan_dataset(
             progress.update(f"detector {det.name}", done=k, total=len(chosen))
             results.append(det.score(dataset, representation))
     progress.update("fusing", done=len(chosen), total=len(chosen))
-    return _findings(dataset, results, representation), results, representation
+    return (_findings(dataset, results, representation, max_fpr=max_fpr), results,
+            representation)
+
+
+def with_fpr_budget(detectors: Sequence[Detector], max_fpr: float) -> list[Detector]:
+    """Copies of ``detectors`` whose ``max_fpr`` parameters share ``max_fpr`` evenly.
+
+    The detectors without that parameter are returned as they are; the instances
+    passed in are never modified.
+
+    Examples
+    --------
+    >>> from poisonguard.detect import resolve_detectors
+    >>> [d.get_params().get("max_fpr") for d in
+    ...  with_fpr_budget(resolve_detectors("label,knn,outlier", "tabular"), 0.01)]
+    [0.005, 0.005, None]
+    """
+    if not 0 < max_fpr < 1:
+        raise UsageError("max_fpr must be between 0 and 1 (exclusive)")
+    takers = [d for d in detectors if "max_fpr" in d.get_params()]
+    out: list[Detector] = []
+    for det in detectors:
+        if det in takers:
+            det = copy.copy(det)
+            det.max_fpr = max_fpr / len(takers)  # type: ignore[attr-defined]
+        out.append(det)
+    return out
 
 
 def scan(
@@ -89,6 +122,7 @@ def scan(
     seed: int = 0,
     progress: Progress | None = None,
     threads: int | None = None,
+    max_fpr: float = DEFAULT_MAX_FPR,
 ) -> Findings:
     """Scan training data for poisoned rows; every row gets a score, flags say why.
 
@@ -118,6 +152,12 @@ def scan(
         them).
     threads
         CPU threads for the numeric work (default 1).
+    max_fpr
+        Target clean false-positive rate of the label-based flags (``label``,
+        ``knn``, ``duplicate`` together): each holds its flags to the label
+        disagreement that the data's natural class overlap produces
+        (:mod:`poisonguard.detect.overlap`). ``summary["reliability"]`` reports the
+        expected clean flags and the out-of-fold accuracy.
 
     Returns
     -------
@@ -144,11 +184,13 @@ def scan(
     dataset = open_dataset(data, y, label=label, id_column=id_column, categorical=categorical,
                            ignore=ignore)
     findings, _, _ = scan_dataset(dataset, detectors=detectors, embeddings=embeddings,
-                                  seed=seed, progress=progress, threads=threads)
+                                  seed=seed, progress=progress, threads=threads,
+                                  max_fpr=max_fpr)
     return findings
 
 
-def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representation) -> Findings:
+def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representation, *,
+              max_fpr: float) -> Findings:
     fused = fuse(results, len(dataset))
     rows = RowTable(
         row_index=np.arange(len(dataset)), ids=dataset.ids, score=np.round(fused.scores, 6),
@@ -160,6 +202,7 @@ def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representati
         if results else np.zeros((len(dataset), 0)),
         classes=dataset.classes,
     )
+    review = int((fused.actions == "review").sum())
     flagged_labels = dataset.labels[fused.flags]
     by_class = {dataset.classes[c]: int(n) for c, n in
                 enumerate(np.bincount(flagged_labels, minlength=dataset.n_classes)) if n}
@@ -174,7 +217,12 @@ def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representati
         "clean_classes": [name for name in dataset.classes if name not in by_class],
         "classes": list(dataset.classes),
         "representation": {"model": rep.model, "layer": rep.layer},
+        "review": review,
     }
+    proba = np.asarray(rep.proba) if rep.proba is not None else np.zeros((0, 0))
+    if proba.shape == (len(dataset), dataset.n_classes):  # absent when nothing needed it
+        summary["reliability"] = reliability(dataset.labels, proba, dataset.classes, results,
+                                             max_fpr=max_fpr, review=review)
     return Findings(
         dataset={"path": dataset.source, "rows": len(dataset), "modality": dataset.modality,
                  "sha256": dataset_digest(dataset), "classes": list(dataset.classes),

@@ -159,12 +159,13 @@ def designs(poisoned) -> dict[str, dict[str, Design]]:  # type: ignore[no-untype
              "max_share": Design(sub, 0.05), "seed": Design(sub, 1)}
     return {
         "label": {"filter_by": Design(flipped, "confident_learning"),
-                  "confidence_quantile": Design(flipped, 0.5),
+                  "max_fpr": Design(flipped, 0.2), "certain": Design(flipped, 0.5),
                   "min_margin": Design(flipped, 0.9), "k": Design(flipped, 5),
                   "neighbour_weight": Design(flipped, 0.0), "seed": Design(big, 1)},
         "knn": {"k": Design(flipped, 5), "space": Design(flipped, "embedding_oof"),
                 "min_margin": Design(flipped, 0.5), "purity_quantile": Design(flipped, 0.9),
-                "max_model_support": Design(flipped, 1.0), "seed": Design(big, 1)},
+                "max_model_support": Design(flipped, 1.0), "max_fpr": Design(flipped, 0.2),
+                "certain": Design(flipped, 0.5), "seed": Design(big, 1)},
         "outlier": {"k": Design(flipped, 10), "z_flag": Design(flipped, 3.0),
                     "n_estimators": Design(flipped, 20), "max_samples": Design(flipped, 64),
                     "max_reference": Design(flipped, 50), "seed": Design(flipped, 1)},
