@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmarks._common import command_line, machine, md_table, versions, write_results  # noqa: E402,E501
+from benchmarks._real_tables import TABLES  # noqa: E402
 from benchmarks._references import run_reference  # noqa: E402
 from poisonguard.attack import run_attack  # noqa: E402
 from poisonguard.bench.metrics import detection_metrics  # noqa: E402
@@ -44,28 +45,6 @@ from poisonguard.datasets import open_dataset  # noqa: E402
 from poisonguard.findings import as_table  # noqa: E402
 from poisonguard.scan import scan_dataset  # noqa: E402
 
-
-def _penguins() -> pd.DataFrame:
-    import palmerpenguins
-
-    return palmerpenguins.load_penguins()
-
-
-def _cars() -> pd.DataFrame:
-    from vega_datasets import local_data
-
-    return local_data.cars()
-
-
-def _weather() -> pd.DataFrame:
-    from vega_datasets import local_data
-
-    return local_data.seattle_weather()
-
-
-TABLES: dict[str, tuple[Callable[[], pd.DataFrame], str]] = {
-    "penguins": (_penguins, "species"), "cars": (_cars, "Origin"),
-    "seattle-weather": (_weather, "weather")}
 CASES = {"clean": None, "flip 5%": ("flip", 0.05, {}),
          "conflicting duplicates 2%": ("near-duplicates", 0.02, {"noise": 0.0})}
 

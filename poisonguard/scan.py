@@ -16,6 +16,7 @@ from poisonguard.detect import Detector, DetectorResult, DetectorSpec, resolve_d
 from poisonguard.detect.fusion import fuse
 from poisonguard.detect.overlap import DEFAULT_MAX_FPR
 from poisonguard.detect.reliability import reliability
+from poisonguard.engine import Engine
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, Reason, RowTable
 from poisonguard.progress import NullProgress, Progress
@@ -123,6 +124,7 @@ def scan(
     progress: Progress | None = None,
     threads: int | None = None,
     max_fpr: float = DEFAULT_MAX_FPR,
+    engine: Engine | None = None,
 ) -> Findings:
     """Scan training data for poisoned rows; every row gets a score, flags say why.
 
@@ -158,6 +160,11 @@ def scan(
         disagreement that the data's natural class overlap produces
         (:mod:`poisonguard.detect.overlap`). ``summary["reliability"]`` reports the
         expected clean flags and the out-of-fold accuracy.
+    engine
+        Where to load a Parquet file or folder and hash its rows
+        (:mod:`poisonguard.engine`, e.g. a Ray cluster). The representation and the
+        detectors then run here, on the assembled dataset: the same findings as
+        without an engine (docs/distributed.md).
 
     Returns
     -------
@@ -182,7 +189,7 @@ def scan(
         poisonguard.scan("penguins.parquet", label="species")
     """
     dataset = open_dataset(data, y, label=label, id_column=id_column, categorical=categorical,
-                           ignore=ignore)
+                           ignore=ignore, engine=engine, progress=progress)
     findings, _, _ = scan_dataset(dataset, detectors=detectors, embeddings=embeddings,
                                   seed=seed, progress=progress, threads=threads,
                                   max_fpr=max_fpr)

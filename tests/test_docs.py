@@ -58,7 +58,7 @@ SHELL_SYNTAX = re.compile(r"[|;&<>`$]")
 #: label column ``label``; see :func:`write_fixtures`).
 FIXTURES = ("data.csv", "data.parquet", "train.csv", "train.parquet", "trusted.parquet",
             "batch.csv", "batch.parquet", "vendor.csv", "vendor-v2.csv", "model.pt",
-            "model.safetensors")
+            "model.safetensors", "parts/")  # parts/: data.parquet as a folder of 2 files
 
 
 def _is_command(line: str) -> bool:
@@ -113,6 +113,9 @@ def write_fixtures(folder: Path) -> None:
         table.to_csv(folder / f"{name}.csv", index=False)
     for name in ("data", "train", "trusted"):
         table.to_parquet(folder / f"{name}.parquet", index=False)
+    (folder / "parts").mkdir()
+    for k, half in enumerate((table.iloc[:89], table.iloc[89:])):
+        half.to_parquet(folder / "parts" / f"part-{k:05d}.parquet", index=False)
     rng = np.random.default_rng(0)
     batch = table.copy()
     batch["alcohol"] = batch["alcohol"] + rng.normal(2.0, 0.5, len(batch)).astype("float32")

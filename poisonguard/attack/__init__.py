@@ -18,6 +18,7 @@ from poisonguard.attack.cleanlabel import clean_label, feature_collision
 from poisonguard.attack.flip import label_flip
 from poisonguard.attack.inject import inject_mislabeled, inject_near_duplicates, inject_outliers
 from poisonguard.attack.options import ATTACK_OPTIONS, attack_by_name, class_code
+from poisonguard.attack.text import sentence_trigger, stamp_texts, style_trigger, token_trigger
 from poisonguard.attack.trigger import apply_trigger
 from poisonguard.attack.truth import AttackResult, Truth, load_truth, save_truth
 from poisonguard.attack.write import save_poisoned
@@ -34,6 +35,7 @@ __all__ = [
     "apply_trigger",
     "attack_applies",
     "attack_by_name",
+    "attack_info",
     "badnets",
     "blend",
     "class_code",
@@ -47,7 +49,11 @@ __all__ = [
     "run_attack",
     "save_poisoned",
     "save_truth",
+    "sentence_trigger",
+    "stamp_texts",
+    "style_trigger",
     "tabular_trigger",
+    "token_trigger",
 ]
 
 
@@ -64,10 +70,12 @@ class AttackInfo:
 
 
 _BOTH = frozenset({"tabular", "image"})
+_ALL = frozenset({"tabular", "image", "text"})
+_TEXT = frozenset({"text"})
 ATTACK_INFO: dict[str, AttackInfo] = {
     info.name: info for info in (
-        AttackInfo("flip", label_flip, _BOTH, False, False, "random label flips"),
-        AttackInfo("flip-targeted", functools.partial(label_flip, mode="targeted"), _BOTH,
+        AttackInfo("flip", label_flip, _ALL, False, False, "random label flips"),
+        AttackInfo("flip-targeted", functools.partial(label_flip, mode="targeted"), _ALL,
                    True, False, "labels of a source class (or any other) flipped to the target"),
         AttackInfo("flip-adversarial", functools.partial(label_flip, mode="adversarial"), _BOTH,
                    False, False, "flips of the rows nearest a reference model's boundary"),
@@ -75,8 +83,9 @@ ATTACK_INFO: dict[str, AttackInfo] = {
                    "rows far outside the distribution, random labels"),
         AttackInfo("mislabeled", inject_mislabeled, _BOTH, False, False,
                    "in-distribution rows with a wrong label"),
-        AttackInfo("near-duplicates", inject_near_duplicates, _BOTH, False, False,
-                   "near-copies of real rows with flipped labels"),
+        AttackInfo("near-duplicates", inject_near_duplicates, _ALL, False, False,
+                   "near-copies of real rows with flipped labels (text: edited repeats of "
+                   "a few messages, as in feedback-loop poisoning)"),
         AttackInfo("badnets", badnets, frozenset({"image"}), True, True,
                    "dirty-label patch backdoor"),
         AttackInfo("blend", blend, frozenset({"image"}), True, True,
@@ -87,6 +96,13 @@ ATTACK_INFO: dict[str, AttackInfo] = {
                    "trigger on target-class rows, labels unchanged"),
         AttackInfo("feature-collision", feature_collision, _BOTH, True, False,
                    "clean-label poison colliding with a victim row"),
+        AttackInfo("token-trigger", token_trigger, _TEXT, True, True,
+                   "dirty-label backdoor: a rare token ('cf') at a random word position"),
+        AttackInfo("sentence-trigger", sentence_trigger, _TEXT, True, True,
+                   "dirty-label backdoor: a fixed sentence at a random word position"),
+        AttackInfo("style-trigger", style_trigger, _TEXT, True, True,
+                   "dirty-label backdoor: messages reworded to open with a subordinate "
+                   "clause"),
     )
 }
 
@@ -96,10 +112,17 @@ ATTACKS: dict[str, Callable[..., AttackResult]] = {k: v.fn for k, v in ATTACK_IN
 
 def attack_applies(kind: str, dataset: Dataset) -> bool:
     """Whether attack ``kind`` can run on this dataset's modality."""
-    return dataset.modality in _info(kind).modalities
+    return dataset.modality in attack_info(kind).modalities
 
 
-def _info(kind: str) -> AttackInfo:
+def attack_info(kind: str) -> AttackInfo:
+    """What attack ``kind`` is (modalities, options); an unknown kind is a UsageError.
+
+    Examples
+    --------
+    >>> sorted(attack_info("badnets").modalities)
+    ['image']
+    """
     try:
         return ATTACK_INFO[kind]
     except KeyError:
@@ -109,7 +132,7 @@ def _info(kind: str) -> AttackInfo:
 def run_attack(kind: str, dataset: Dataset, *, rate: float, seed: int = 0,
                target: int | None = None, **params: Any) -> AttackResult:
     """Run attack ``kind`` by name; ``target`` is passed to attacks that take one."""
-    info = _info(kind)
+    info = attack_info(kind)
     if dataset.modality not in info.modalities:
         raise UsageError(f"{kind} does not apply to {dataset.modality} data"
                          + (" (use tabular-trigger)" if kind in {"badnets", "blend"} else ""))

@@ -87,6 +87,9 @@ def label_flip(
             new[rows] = (y[rows] + shift) % dataset.n_classes
         how = "random rows relabelled to a random other class"
     else:
+        if dataset.texts is not None:
+            raise UsageError("adversarial flips need features; text data takes random or "
+                             "targeted flips")
         rows, flipped = _adversarial(dataset, k, tgt, seed)
         new[rows] = flipped
         how = "rows nearest a logistic-regression decision boundary relabelled to the runner-up"

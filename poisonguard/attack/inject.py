@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from poisonguard.attack.truth import AttackResult, make_truth, n_injected, rebuild, values_of
+from poisonguard.attack.truth import (
+    AttackResult,
+    make_truth,
+    n_injected,
+    rebuild,
+    require_modality,
+    values_of,
+)
 from poisonguard.data import Dataset
 from poisonguard.errors import UsageError
 
@@ -43,6 +50,7 @@ def inject_outliers(dataset: Dataset, *, rate: float, seed: int = 0,
     times U(0.5, 1.5) (constant columns get ``scale``); images are uniform noise over
     the data's value range, which real images never look like.
     """
+    require_modality(dataset, "outliers", "tabular", "image")
     rng = np.random.default_rng(seed)
     x = values_of(dataset)
     m = n_injected(rate, len(dataset))
@@ -67,6 +75,7 @@ def inject_mislabeled(dataset: Dataset, *, rate: float, seed: int = 0) -> Attack
     Each new row is a random convex mix of two real rows of the same class, so it
     looks like that class, and it is labelled with a different class.
     """
+    require_modality(dataset, "mislabeled", "tabular", "image")
     rng = np.random.default_rng(seed)
     x, y = values_of(dataset), dataset.labels
     m = n_injected(rate, len(dataset))
@@ -86,8 +95,14 @@ def inject_near_duplicates(dataset: Dataset, *, rate: float, seed: int = 0,
                            noise: float = 0.01) -> AttackResult:
     """Append copies of real rows, perturbed by ``noise`` x the feature std, relabelled.
 
-    ``params["sources"]`` records which original row each copy came from.
+    ``params["sources"]`` records which original row each copy came from. Text data
+    gets edited repeats of a few messages instead
+    (:func:`poisonguard.attack.text.near_duplicate_texts`).
     """
+    if dataset.texts is not None:
+        from poisonguard.attack.text import near_duplicate_texts
+
+        return near_duplicate_texts(dataset, rate=rate, seed=seed)
     rng = np.random.default_rng(seed)
     x, y = values_of(dataset), dataset.labels
     m = n_injected(rate, len(dataset))

@@ -22,6 +22,8 @@ ATTACK_OPTIONS: dict[str, frozenset[str]] = {
     "tabular-trigger": frozenset({"n_features"}),
     "clean-label": frozenset({"size", "position", "alpha", "n_features", "trigger",
                               "perturb"}),
+    "token-trigger": frozenset({"token"}),
+    "sentence-trigger": frozenset({"sentence"}),
 }
 
 

@@ -129,6 +129,13 @@ def apply_trigger(dataset: Dataset, truth: Truth | Mapping[str, Any]) -> Dataset
     if spec is None:
         kind = truth.kind if isinstance(truth, Truth) else "?"
         raise UsageError(f"attack '{kind}' has no trigger to apply")
+    if dataset.texts is not None:
+        from poisonguard.attack.text import stamp_texts
+
+        texts = np.empty(len(dataset), dtype=object)
+        texts[:] = stamp_texts(dataset.texts, spec)
+        return rebuild(dataset, labels=dataset.labels, values=texts,
+                       changed=np.arange(len(dataset), dtype=np.int64))
     values = stamp(values_of(dataset), spec)
     return rebuild(dataset, labels=dataset.labels, values=values,
                    changed=np.arange(len(dataset), dtype=np.int64))

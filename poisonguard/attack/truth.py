@@ -207,21 +207,29 @@ def rebuild(
     added_labels: np.ndarray | None = None,
     added_values: np.ndarray | None = None,
 ) -> Dataset:
-    """A poisoned copy: ``values`` (features or images) and ``labels`` replace the
-    originals, rows in ``changed`` get fresh content ids, added rows are appended.
+    """A poisoned copy: ``values`` (features, images, or texts as an object array of
+    str: :func:`values_of`) and ``labels`` replace the originals, rows in ``changed``
+    get fresh content ids, added rows are appended.
 
     Unchanged rows keep their ids, so an id column the data brought survives.
     """
-    assert dataset.ids is not None
     labels = np.asarray(labels, dtype=np.int64)
-    values = np.asarray(values, dtype=np.float32)
+    text = dataset.texts is not None
+    values = np.asarray(values, dtype=object if text else np.float32)
     ids = np.array(dataset.ids, dtype=object)
     if added_values is not None and added_labels is not None:
         labels = np.concatenate([labels, np.asarray(added_labels, dtype=np.int64)])
-        values = np.concatenate([values, np.asarray(added_values, dtype=np.float32)])
+        values = np.concatenate([values, np.asarray(added_values,
+                                                    dtype=object if text else np.float32)])
         ids = np.concatenate([ids, np.empty(len(added_labels), dtype=object)])
     fresh = np.concatenate([np.asarray(changed, dtype=np.int64),
                             np.arange(len(dataset), len(labels), dtype=np.int64)])
+    if text:
+        texts = tuple(str(t) for t in values)
+        if len(fresh):
+            ids[fresh] = row_ids(dataset.classes, labels[fresh],
+                                 texts=[texts[i] for i in fresh])
+        return dataset.replace(labels=labels, ids=ids, texts=texts)
     if len(fresh):
         key = "features" if dataset.features is not None else "images"
         ids[fresh] = row_ids(dataset.classes, labels[fresh], **{key: values[fresh]})
@@ -233,12 +241,15 @@ def rebuild(
 
 
 def values_of(dataset: Dataset) -> np.ndarray:
-    """A writable copy of the features or images (attacks on text land later)."""
+    """A writable copy of the features or images, or the texts as an object array."""
     if dataset.features is not None:
         return np.array(dataset.features, dtype=np.float32)
     if dataset.images is not None:
         return np.array(dataset.images, dtype=np.float32)
-    raise UsageError("attacks on text data are not implemented yet (tabular and image only)")
+    assert dataset.texts is not None
+    out = np.empty(len(dataset.texts), dtype=object)
+    out[:] = dataset.texts
+    return out
 
 
 def make_truth(

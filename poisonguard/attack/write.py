@@ -43,7 +43,8 @@ def check_output(dataset: Dataset, out: str | Path) -> None:
             raise UsageError(f"{out}: attack writes the input's file type ({want}), so that "
                              "the poisoned file keeps its schema")
         return
-    allowed = {".npz"} if dataset.modality == "image" else {*TABLE_SUFFIXES, ".npz"}
+    allowed = {"image": {".npz"}, "text": {*TABLE_SUFFIXES, ".jsonl", ".ndjson"}}.get(
+        dataset.modality, {*TABLE_SUFFIXES, ".npz"})
     if suffix not in allowed:
         raise UsageError(f"{out}: {dataset.modality} data is written as "
                          f"{' or '.join(sorted(allowed))}")

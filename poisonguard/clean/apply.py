@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -54,9 +54,33 @@ class CleanPlan:
 
 @dataclass(frozen=True)
 class CleanResult:
+    """What :func:`apply_findings` did: the plan and the files it wrote."""
+
     plan: CleanPlan
     out: Path
     quarantine: Path | None
+
+    def ledger_outputs(self, **open_options: Any) -> list[dict[str, Any]]:
+        """Ledger references (path and Merkle root) of the files written.
+
+        ``open_options`` open them as the input was opened (label, id column, ...).
+        An empty quarantine has no Merkle root: it is recorded with ``rows=0``.
+
+        Examples
+        --------
+        >>> result.ledger_outputs(label="species")  # doctest: +SKIP
+        [{'path': '/data/clean.csv', 'root': '...'}, {'path': '...', 'rows': 0}]
+        """
+        from poisonguard.datasets import open_dataset
+        from poisonguard.provenance import data_ref
+
+        outputs = [data_ref(self.out, open_dataset(self.out, **open_options))]
+        if self.quarantine is not None and len(self.plan.drop):
+            outputs.append(data_ref(self.quarantine,
+                                    open_dataset(self.quarantine, **open_options)))
+        elif self.quarantine is not None:
+            outputs.append(data_ref(self.quarantine, rows=0))
+        return outputs
 
 
 def _conflict_groups(values: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from poisonguard.cli import (  # noqa: F401  (registers)
     attack,
     federated,
+    influence,
     monitor,
     provenance,
     report,
@@ -22,7 +23,8 @@ __all__ = ["app", "main"]
 
 # The order `poisonguard --help` lists commands in: the daily path first.
 _ORDER = ("scan", "clean", "report", "profile", "check", "snapshot", "verify", "verify-proof",
-          "attack", "bench", "score", "sign-model", "verify-model", "fl-sim", "train", "certify")
+          "attack", "bench", "score", "sign-model", "verify-model", "fl-sim", "train", "certify",
+          "influence")
 app.registered_commands.sort(
     key=lambda c: _ORDER.index(c.name) if c.name in _ORDER else len(_ORDER)
 )

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from poisonguard.cli.options import normalize_option
 from poisonguard.errors import PoisonguardError
 from poisonguard.progress import NullProgress, PlainProgress
 
@@ -23,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"token_normalize_func": normalize_option},
 )
 out_console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

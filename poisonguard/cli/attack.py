@@ -30,7 +30,7 @@ from poisonguard.errors import UsageError
 #: equal to poisonguard.attack.ATTACK_INFO).
 ATTACK_KINDS = ("flip", "flip-targeted", "flip-adversarial", "outliers", "mislabeled",
                 "near-duplicates", "badnets", "blend", "tabular-trigger", "clean-label",
-                "feature-collision")
+                "feature-collision", "token-trigger", "sentence-trigger", "style-trigger")
 
 __all__ = ["attack_command", "bench_command", "score_command"]
 
@@ -64,17 +64,19 @@ def attack_command(
                                                      "tabular")] = None,
     perturb: Annotated[bool | None, typer.Option(
         help="clean-label: make rows harder to learn (default on)")] = None,
+    token: Annotated[str | None, typer.Option(help="token-trigger word (default cf)")] = None,
+    sentence: Annotated[str | None, typer.Option(
+        help="sentence-trigger sentence (default 'I watched this 3D movie.')")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="print nothing on success")] = False,
 ) -> None:
     """Poison DATA with attack KIND; write the poisoned data (same file type, schema, ids
     and dtypes; only attacked cells differ) and the truth record."""
-    from poisonguard.attack import ATTACK_INFO, attack_by_name, save_poisoned, save_truth
+    from poisonguard.attack import attack_by_name, attack_info, save_poisoned, save_truth
     from poisonguard.attack.truth import check_rate
     from poisonguard.attack.write import check_output
     from poisonguard.datasets import open_dataset
 
-    if kind not in ATTACK_INFO:
-        raise UsageError(f"unknown attack '{kind}' (known: {', '.join(ATTACK_INFO)})")
+    attack_info(kind)  # an unknown kind fails here, before the data is read
     check_rate(rate)
     if out.resolve() == truth.resolve():
         raise UsageError("--out and --truth must be different files")
@@ -85,7 +87,8 @@ def attack_command(
     check_output(dataset, out)
     result = attack_by_name(kind, dataset, rate=rate, seed=seed, target=target, source=source,
                             size=size, position=position, value=value, alpha=alpha,
-                            n_features=n_features, trigger=trigger, perturb=perturb)
+                            n_features=n_features, trigger=trigger, perturb=perturb,
+                            token=token, sentence=sentence)
     save_poisoned(result, dataset, out)
     save_truth(result.truth, truth)
     if not quiet:
@@ -148,26 +151,23 @@ def bench_command(
     target: Annotated[str, typer.Option(help="backdoor target class")] = "",
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     label: LabelOpt = "label",
-    folds: Annotated[int, typer.Option(help="cross-validation folds of the representation")]
-    = 5,
+    folds: Annotated[int, typer.Option(min=2, help="cross-validation folds of the "
+                                                   "representation")] = 5,
     threads: ThreadsOpt = None,
     progress_mode: ProgressOpt = ProgressMode.auto,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar, no tables")] = False,
 ) -> None:
     """Benchmark the detectors: every attack x rate x detector, scored against the truth."""
-    from poisonguard.attack import ATTACK_INFO, class_code
+    from poisonguard.attack import attack_info, class_code
     from poisonguard.bench import rich_tables, run_bench, write_outputs
+    from poisonguard.data import check_output_path
     from poisonguard.datasets import open_dataset
 
     kinds = [k.strip() for k in attacks.split(",") if k.strip()]
     for kind in kinds:
-        if kind not in ATTACK_INFO:
-            raise UsageError(f"unknown attack '{kind}' (known: {', '.join(ATTACK_INFO)})")
+        attack_info(kind)  # an unknown kind fails here, before the data is read
     rate_list = _floats(rates)
-    if folds < 2:
-        raise UsageError("--folds must be at least 2")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: --out must be a directory")
+    check_output_path(out, folder=True, name="--out")
     dataset = open_dataset(data, label=label)
     code = class_code(dataset, target) if target else 0
     with progress_bar(not quiet, progress_mode.value) as progress:

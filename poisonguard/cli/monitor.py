@@ -10,15 +10,12 @@ from typing import Annotated, Any
 import typer
 
 from poisonguard.cli._app import app, command, out_console
+from poisonguard.cli.options import JsonOpt, LabelOpt, LedgerOpt
 
 monitor_app = typer.Typer(help="After training: registry, gate, canaries, model scan, "
                                "screening, alerts, rollback.", no_args_is_help=True)
 app.add_typer(monitor_app, name="monitor")
 
-LedgerOpt = Annotated[str | None, typer.Option(
-    "--ledger", help="Ledger file or SQLAlchemy URL (default: $POISONGUARD_LEDGER or "
-    ".poisonguard/ledger.sqlite).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 NameOpt = Annotated[str, typer.Option("--name", help="Registered model name.")]
 VersionOpt = Annotated[int | None, typer.Option("--version", help="Model version "
                                                 "(default: the --alias).")]
@@ -40,6 +37,14 @@ def _json(obj: Any) -> None:
     print(json.dumps(obj, default=str))
 
 
+def _show(as_json: bool, obj: Any, line: str) -> None:
+    """One result: ``obj`` as JSON with --json, else the line for a person."""
+    if as_json:
+        _json(obj)
+    else:
+        _say(line)
+
+
 def _alerts(report: Any) -> None:
     for a in report.alerts:
         status = "new" if a.new else f"seen {a.count}x"
@@ -52,7 +57,7 @@ def _alerts(report: Any) -> None:
 def train_cmd(
     data: Annotated[str, typer.Argument(help="Images: NPZ, image folder or builtin:digits.")],
     out: Annotated[Path, typer.Option("--out", help="Model file to write (.safetensors).")],
-    label: Annotated[str, typer.Option("--label", help="Label column.")] = "label",
+    label: LabelOpt = "label",
     arch: Annotated[str, typer.Option("--arch", help="mlp or cnn.")] = "cnn",
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed (also of the held-out rows).")] = 0,
@@ -72,11 +77,8 @@ def train_cmd(
     info = {"model": str(out), "arch": arch, "trained_rows": trained, "held_out_rows": held,
             "holdout_out": None if holdout_out is None else str(holdout_out),
             "classes": list(model.classes)}
-    if as_json:
-        _json(info)
-    else:
-        _say(f"trained a {arch} on {trained} rows -> {out}"
-             + (f"; {held} held-out rows -> {holdout_out}" if holdout_out else ""))
+    _show(as_json, info, f"trained a {arch} on {trained} rows -> {out}"
+          + (f"; {held} held-out rows -> {holdout_out}" if holdout_out else ""))
 
 
 @command("register", on=monitor_app)
@@ -98,11 +100,9 @@ def register_cmd(
 
     v = register_model(model, name=name, alias=alias, signature=signature, pubkey=pubkey,
                        reason=reason, ledger=ledger)
-    if as_json:
-        _json({**v.to_dict(), "alias": alias})
-    else:
-        _say(f"registered {v.name} v{v.version} ({v.format}, sha256 {v.sha256[:16]}...)"
-             + (f" as {alias}" if alias else ""))
+    _show(as_json, {**v.to_dict(), "alias": alias},
+          f"registered {v.name} v{v.version} ({v.format}, sha256 {v.sha256[:16]}...)"
+          + (f" as {alias}" if alias else ""))
 
 
 @command("golden", on=monitor_app)
@@ -110,7 +110,7 @@ def golden_cmd(
     data: Annotated[Path, typer.Argument(help="Clean labelled test set (NPZ, image folder, "
                                          "CSV/Parquet).")],
     name: Annotated[str, typer.Option("--name", help="Golden set name.")],
-    label: Annotated[str, typer.Option("--label", help="Label column.")] = "label",
+    label: LabelOpt = "label",
     manifest: Annotated[Path | None, typer.Option("--manifest", help="Also write its "
                                                   "provenance manifest here.")] = None,
     ledger: LedgerOpt = None, as_json: JsonOpt = False,
@@ -119,10 +119,8 @@ def golden_cmd(
     from poisonguard.monitor import register_golden
 
     g = register_golden(data, name=name, label=label, manifest_out=manifest, ledger=ledger)
-    if as_json:
-        _json(g.to_dict())
-    else:
-        _say(f"golden set {g.name} v{g.version}: {g.rows} rows, root {g.root[:16]}...")
+    _show(as_json, g.to_dict(),
+          f"golden set {g.name} v{g.version}: {g.rows} rows, root {g.root[:16]}...")
 
 
 @command("promote", on=monitor_app)
@@ -177,10 +175,8 @@ def rollback_cmd(
     from poisonguard.monitor import rollback
 
     move = rollback(name, reason=reason, alias=alias, ledger=ledger)
-    if as_json:
-        _json(move.to_dict())
-    else:
-        _say(f"ROLLED BACK: {name} {alias} v{move.from_version} -> v{move.to_version}")
+    _show(as_json, move.to_dict(),
+          f"ROLLED BACK: {name} {alias} v{move.from_version} -> v{move.to_version}")
 
 
 @command("history", on=monitor_app)
@@ -282,7 +278,7 @@ def screen_cmd(
                                          "folder).")],
     name: NameOpt, golden: GoldenOpt, version: VersionOpt = None, alias: AliasOpt = "champion",
     golden_version: GoldenVersionOpt = None,
-    label: Annotated[str, typer.Option("--label", help="Label column.")] = "label",
+    label: LabelOpt = "label",
     target_frr: Annotated[float, typer.Option(help="Clean inputs STRIP may reject.")] = 0.05,
     alpha: Annotated[float, typer.Option(help="Level of the rejection and drift "
                                          "alarms.")] = 0.001,

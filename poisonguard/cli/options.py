@@ -1,7 +1,8 @@
 """The options every command shares, spelled and explained once.
 
-``--id`` names the id column everywhere (``--id-column`` is a hidden alias kept for
-old scripts); ``--threads`` is always the CPU threads of the command's numeric work
+``--id`` names the id column everywhere (``--id-column`` is still accepted for old
+scripts: :func:`normalize_option` maps it to ``--id`` before parsing, so help shows
+one spelling); ``--threads`` is always the CPU threads of the command's numeric work
 (BLAS/OpenMP, and torch's threads where torch runs); ``--progress`` chooses how
 long work is shown.
 """
@@ -28,13 +29,18 @@ __all__ = [
     "QuietOpt",
     "ThreadsOpt",
     "column_list",
+    "normalize_option",
 ]
 
+#: Old option names still accepted, mapped to the one shown in --help (without the
+#: leading dashes: click hands :func:`normalize_option` the bare name).
+HIDDEN_ALIASES = {"id-column": "id"}
+
 DataArg = Annotated[str, typer.Argument(
-    help="CSV, Parquet, NPZ, JSONL, image folder, or builtin:NAME.")]
+    help="CSV, Parquet, a folder of Parquet files, NPZ, JSONL, image folder, or builtin:NAME.")]
 LabelOpt = Annotated[str, typer.Option("--label", help="Label column (tables, JSONL).")]
 IdOpt = Annotated[str | None, typer.Option(
-    "--id", "--id-column", help="Column holding stable row ids (not a feature).")]
+    "--id", help="Column holding stable row ids (not a feature).")]
 CategoricalOpt = Annotated[str | None, typer.Option(
     "--categorical", help="Comma-separated columns to treat as categories (e.g. integer "
     "codes).")]
@@ -69,3 +75,18 @@ def column_list(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def normalize_option(token: str) -> str:
+    """Map a hidden old option name to the one --help shows (click's
+    ``token_normalize_func``: click calls it on each option name, dashes removed,
+    before parsing).
+
+    Examples
+    --------
+    >>> normalize_option("id-column")
+    'id'
+    >>> normalize_option("label")
+    'label'
+    """
+    return HIDDEN_ALIASES.get(token, token)

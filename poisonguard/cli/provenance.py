@@ -13,7 +13,16 @@ from typing import Annotated, Any
 
 import typer
 
-from poisonguard.cli._app import app, command, err_console, out_console
+from poisonguard.cli._app import app, command, err_console, out_console, progress_bar
+from poisonguard.cli.engine import AddressOpt, EngineName, EngineOpt, engine_for
+from poisonguard.cli.options import (
+    IdOpt,
+    JsonOpt,
+    LedgerOpt,
+    NoLedgerOpt,
+    ProgressMode,
+    ProgressOpt,
+)
 from poisonguard.data import atomic_write_text, ensure_not_same
 from poisonguard.provenance.text import printable
 
@@ -23,12 +32,7 @@ ledger_app = typer.Typer(help="Show, verify, checkpoint and trace the hash-chain
 app.add_typer(keys_app, name="keys")
 app.add_typer(ledger_app, name="ledger")
 
-LedgerOpt = Annotated[str | None, typer.Option(
-    "--ledger", help="Ledger file or SQLAlchemy URL (default: $POISONGUARD_LEDGER or "
-    ".poisonguard/ledger.sqlite).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 LabelOpt = Annotated[str, typer.Option("--label", help="Label column (recorded in the schema).")]
-IdOpt = Annotated[str | None, typer.Option("--id-column", help="Column holding row ids.")]
 PubOpt = Annotated[Path | None, typer.Option("--pubkey", help="The signer's public key (PEM): "
                                              "only this signer is accepted.")]
 TrustOpt = Annotated[bool, typer.Option(
@@ -95,7 +99,8 @@ def keys_generate_data_key(
 
 @command("snapshot")
 def snapshot_cmd(
-    data: Annotated[Path, typer.Argument(help="CSV, Parquet, NPZ, JSONL or image folder.")],
+    data: Annotated[Path, typer.Argument(
+        help="CSV, Parquet, Parquet folder, NPZ, JSONL or image folder.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the manifest.")],
     source: Annotated[str, typer.Option("--source", help="Where the data came from.")] = "",
     key: Annotated[Path | None, typer.Option("--key", help="Ed25519 private key.")] = None,
@@ -105,10 +110,13 @@ def snapshot_cmd(
     intoto: Annotated[Path | None, typer.Option(
         "--intoto", help="Also write an in-toto statement in a DSSE envelope.")] = None,
     ledger: LedgerOpt = None,
-    no_ledger: Annotated[bool, typer.Option("--no-ledger", help="Do not record.")] = False,
+    no_ledger: NoLedgerOpt = False,
     max_bytes: MaxBytesOpt = None,
     max_rows: MaxRowsOpt = None,
     as_json: JsonOpt = False,
+    engine: EngineOpt = EngineName.local,
+    address: AddressOpt = None,
+    progress_mode: ProgressOpt = ProgressMode.auto,
 ) -> None:
     """Hash every typed cell of every row into a Merkle tree; write a signed manifest."""
     from poisonguard.provenance.crypto_at_rest import load_data_key
@@ -118,10 +126,13 @@ def snapshot_cmd(
     ensure_not_same(data, out)
     signer = load_private_key(key) if key is not None else None
     data_key = load_data_key(encryption_key)
-    manifest, entry = snapshot(data, out=out, source=source, key=signer, data_key=data_key,
-                               intoto_out=intoto, ledger=ledger, record=not no_ledger,
-                               label=label, id_column=id_column,
-                               limits=_limits(max_bytes, max_rows))
+    with engine_for(engine, address) as runner, \
+            progress_bar(not as_json, progress_mode.value) as progress:
+        manifest, entry = snapshot(data, out=out, source=source, key=signer,
+                                   data_key=data_key, intoto_out=intoto, ledger=ledger,
+                                   record=not no_ledger, label=label, id_column=id_column,
+                                   limits=_limits(max_bytes, max_rows), engine=runner,
+                                   progress=progress)
     info = {"manifest": str(out), "rows": manifest.rows, "root": manifest.root,
             "signed": manifest.signature is not None, "encrypted": data_key is not None,
             "ledger_entry": entry.seq if entry else None}
@@ -329,7 +340,7 @@ def sign_model_cmd(
     out: Annotated[Path, typer.Option("--out", help="Where to write the signed manifest.")],
     source: Annotated[str, typer.Option("--source")] = "",
     ledger: LedgerOpt = None,
-    no_ledger: Annotated[bool, typer.Option("--no-ledger")] = False,
+    no_ledger: NoLedgerOpt = False,
 ) -> None:
     """Hash and sign a model file (refuses to sign a file verify-model refuses)."""
     from poisonguard.provenance.keys import load_private_key

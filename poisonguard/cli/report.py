@@ -9,7 +9,6 @@ import typer
 
 from poisonguard.cli._app import command, out_console
 from poisonguard.cli.options import IdOpt
-from poisonguard.errors import UsageError
 
 __all__ = ["report_command"]
 
@@ -31,13 +30,14 @@ def report_command(
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
 ) -> None:
     """Write a self-contained HTML report (no network needed to view it) for a scan."""
-    from poisonguard.data import load_embeddings
+    from poisonguard.data import check_output_path, load_embeddings
     from poisonguard.datasets import open_dataset, scanned_options
     from poisonguard.findings import load_findings
     from poisonguard.report import check_match, write_report
 
-    if out.is_dir():
-        raise UsageError(f"{out}: --out must be a file path for the HTML page (it is a folder)")
+    for option, target in (("--out", out), ("--png", png)):
+        if target is not None:
+            check_output_path(target, name=option)
     result = load_findings(findings)
     dataset = None
     if data is not None:

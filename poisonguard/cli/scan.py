@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from poisonguard.cli._app import command, err_console, out_console, progress_bar
+from poisonguard.cli.engine import AddressOpt, EngineName, EngineOpt, engine_for
 from poisonguard.cli.options import (
     CategoricalOpt,
     DataArg,
@@ -51,16 +52,6 @@ def print_notes(dataset: Dataset) -> None:
     if dataset.schema is not None:
         for line in dataset.schema.notes:
             err_console.print(f"note: {line}", markup=False, soft_wrap=True)
-
-
-def _data_ref(spec: str, dataset: Dataset) -> dict[str, str]:
-    """A ledger reference to the input: its path (or builtin name) and Merkle root."""
-    from poisonguard.datasets import BUILTIN_PREFIX
-    from poisonguard.provenance import data_ref, dataset_root
-
-    if spec.startswith(BUILTIN_PREFIX):
-        return {"path": spec, "root": dataset_root(dataset)}
-    return data_ref(spec, dataset)
 
 
 def print_summary(findings: Findings, *, top: int = 10) -> None:
@@ -143,12 +134,14 @@ def scan_command(
     progress_mode: ProgressOpt = ProgressMode.auto,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    engine: EngineOpt = EngineName.local,
+    address: AddressOpt = None,
 ) -> None:
     """Find poisoned rows: rank every row, flag the suspicious ones, say why."""
-    from poisonguard.data import load_embeddings
+    from poisonguard.data import check_output_path, load_embeddings
     from poisonguard.datasets import open_dataset
     from poisonguard.findings import save_findings
-    from poisonguard.provenance import record_event
+    from poisonguard.provenance import data_ref, record_event
     from poisonguard.report import write_report
     from poisonguard.scan import scan_dataset
 
@@ -156,14 +149,19 @@ def scan_command(
         raise UsageError("--fail-on must be between 0 and 1")
     if not 0.0 < max_fpr < 1.0:
         raise UsageError("--max-fpr must be between 0 and 1 (exclusive)")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: --out must be a folder (it is a file)")
-    dataset = open_dataset(data, label=label, id_column=id_column,
-                           categorical=column_list(categorical), ignore=column_list(ignore))
-    if not quiet and not as_json:
+    check_output_path(out, folder=True, name="--out")
+    for option, extra in (("--report", report), ("--png", png)):
+        if extra is not None:
+            check_output_path(extra, name=option)
+    show = not quiet and not as_json
+    with engine_for(engine, address) as runner, progress_bar(show, progress_mode.value) as bar:
+        dataset = open_dataset(data, label=label, id_column=id_column,
+                               categorical=column_list(categorical), ignore=column_list(ignore),
+                               engine=runner, progress=bar)
+    if show:
         print_notes(dataset)
     emb = load_embeddings(embeddings, len(dataset)) if embeddings is not None else None
-    with progress_bar(not quiet and not as_json, progress_mode.value) as progress:
+    with progress_bar(show, progress_mode.value) as progress:
         findings, _, rep = scan_dataset(dataset, detectors=detectors,
                                         embeddings=emb, seed=seed, progress=progress,
                                         threads=threads, max_fpr=max_fpr)
@@ -174,7 +172,7 @@ def scan_command(
         write_report(findings, html_path, dataset=dataset, embedding=rep.embedding, png_path=png)
     if not no_ledger:
         record_event(
-            "scan", inputs=[_data_ref(data, dataset)], outputs=[{"path": str(target.absolute())}],
+            "scan", inputs=[data_ref(data, dataset)], outputs=[{"path": str(target.absolute())}],
             details={"flagged": findings.summary["flagged"], "detectors": list(findings.detectors),
                      "suspected_attacks": findings.summary["suspected_attacks"]},
             ledger=ledger,
@@ -221,14 +219,9 @@ def clean_command(
     result = apply_findings(dataset, scanned, out, quarantine=quarantine,
                             action=action.value)
     if not no_ledger:
-        outputs = [data_ref(result.out, open_dataset(result.out, **options))]
-        if result.quarantine and len(result.plan.drop):
-            outputs.append(data_ref(result.quarantine, open_dataset(result.quarantine, **options)))
-        elif result.quarantine:  # nothing quarantined: an empty file has no Merkle root
-            outputs.append(data_ref(result.quarantine, rows=0))
         record_event(
-            "clean", inputs=[_data_ref(data, dataset), {"path": str(findings.absolute())}],
-            outputs=outputs, ledger=ledger,
+            "clean", inputs=[data_ref(data, dataset), {"path": str(findings.absolute())}],
+            outputs=result.ledger_outputs(**options), ledger=ledger,
             details={"action": action.value, "kept": len(result.plan.keep),
                      "dropped": len(result.plan.drop), "relabelled": len(result.plan.relabel)},
         )

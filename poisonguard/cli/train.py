@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from poisonguard.cli._app import command, out_console
-from poisonguard.cli.scan import DataArg, IdOpt, LabelOpt, LedgerOpt, NoLedgerOpt, _data_ref
+from poisonguard.cli.scan import DataArg, IdOpt, LabelOpt, LedgerOpt, NoLedgerOpt
 from poisonguard.data import atomic_path
 
 __all__: list[str] = []
@@ -62,7 +62,7 @@ def train_command(
 ) -> None:
     """Train a model that a few poisoned rows cannot take over; write it safely."""
     from poisonguard.datasets import open_dataset  # heavy imports here: `--help` stays fast
-    from poisonguard.provenance import record_event
+    from poisonguard.provenance import data_ref, record_event
     from poisonguard.train import train_dataset, write_model
     from poisonguard.train.pipeline import file_sha256
 
@@ -71,7 +71,7 @@ def train_command(
                            epsilon=epsilon, delta=delta, base=base.value,
                            trim_fraction=trim_fraction, isolation_fraction=isolation_fraction,
                            epochs=epochs, test_size=test_size, seed=seed)
-    ref = _data_ref(data, dataset)
+    ref = data_ref(data, dataset)
     card = write_model(result, out, data={**ref, "sha256": file_sha256(data),
                                           "rows": len(dataset), "modality": dataset.modality})
     if not no_ledger:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from poisonguard.cli._app import command, out_console, progress_bar
+from poisonguard.cli.engine import AddressOpt, EngineName, EngineOpt, engine_for
 from poisonguard.cli.options import (
     IdOpt,
     IgnoreOpt,
@@ -45,16 +46,20 @@ def profile_command(
     progress_mode: ProgressOpt = ProgressMode.auto,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    engine: EngineOpt = EngineName.local,
+    address: AddressOpt = None,
 ) -> None:
     """Profile trusted data: schema, sketches, label and class statistics, fingerprints."""
     from poisonguard.validate import profile_data, save_profile
 
     if any(Path(d).resolve() == out.resolve() for d in data if not d.startswith("builtin:")):
         raise UsageError(f"{out}: refusing to overwrite an input")
-    with progress_bar(not quiet and not as_json, progress_mode.value) as progress:
+    with engine_for(engine, address) as runner, \
+            progress_bar(not quiet and not as_json, progress_mode.value) as progress:
         prof = profile_data(data, label=label, sample_per_class=sample_per_class,
                             max_fingerprints=max_fingerprints, batch_rows=batch_rows,
-                            progress=progress, id_column=id_column, ignore=column_list(ignore))
+                            progress=progress, id_column=id_column, ignore=column_list(ignore),
+                            engine=runner)
     save_profile(prof, out)
     summary = {"profile": str(out), "rows": prof.rows, "columns": len(prof.kinds),
                "classes": {c: int(n) for c, n in zip(prof.classes, prof.label_counts,

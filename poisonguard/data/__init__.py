@@ -14,11 +14,12 @@ _WHERE = {
     "Dataset": "dataset", "Modality": "dataset", "dataset_digest": "dataset",
     "row_ids": "dataset",
     "atomic_path": "files", "atomic_write_bytes": "files", "atomic_write_text": "files",
-    "ensure_not_same": "files",
+    "check_output_path": "files", "ensure_not_same": "files",
     "load_dataset": "loaders", "load_embeddings": "loaders", "load_table": "loaders",
     "check_classes": "tables", "label_codes": "tables", "table_to_dataset": "tables",
     "dataset_to_table": "writers", "label_values": "writers", "save_dataset": "writers",
     "save_table": "writers",
+    "ngrams": "tokens", "word_spans": "tokens", "words": "tokens",
 }
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_classes",
+    "check_output_path",
     "dataset_digest",
     "dataset_to_table",
     "ensure_not_same",
@@ -38,10 +40,13 @@ __all__ = [
     "load_dataset",
     "load_embeddings",
     "load_table",
+    "ngrams",
     "row_ids",
     "save_dataset",
     "save_table",
     "table_to_dataset",
+    "word_spans",
+    "words",
 ]
 
 if TYPE_CHECKING:
@@ -50,11 +55,13 @@ if TYPE_CHECKING:
         atomic_path,
         atomic_write_bytes,
         atomic_write_text,
+        check_output_path,
         ensure_not_same,
     )
     from poisonguard.data.loaders import load_dataset, load_embeddings, load_table
     from poisonguard.data.schema import Column, TableSchema
     from poisonguard.data.tables import check_classes, label_codes, table_to_dataset
+    from poisonguard.data.tokens import ngrams, word_spans, words
     from poisonguard.data.writers import (
         dataset_to_table,
         label_values,

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from poisonguard.errors import UsageError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "ensure_not_same"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_output_path",
+           "ensure_not_same"]
 
 
 @contextlib.contextmanager
@@ -21,6 +22,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     is removed and the exception propagates.
     """
     target = Path(target)
+    check_output_path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp",
                                dir=target.parent)
@@ -56,3 +58,38 @@ def ensure_not_same(source: str | os.PathLike[str], target: str | os.PathLike[st
     s, t = Path(source), Path(target)
     if t.exists() and s.exists() and s.resolve() == t.resolve():
         raise UsageError(f"{t}: refusing to overwrite the input file")
+
+
+def check_output_path(target: str | os.PathLike[str], *, folder: bool = False,
+                      name: str = "the output") -> Path:
+    """Refuse, before any work, an output path that cannot be written.
+
+    ``target`` is a file to write (``folder=False``) or a folder to write into
+    (``folder=True``); it must not exist as the other kind, and no existing folder
+    above it may be a file. ``name`` says what the path is in the message (an option
+    such as ``"--out"``). Raises :class:`~poisonguard.errors.UsageError` (one line,
+    exit 2 on the command line).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> root = Path(tempfile.mkdtemp())
+    >>> check_output_path(root / "new" / "findings.json") == root / "new" / "findings.json"
+    True
+    >>> check_output_path(root, folder=False)
+    Traceback (most recent call last):
+    ...
+    poisonguard.errors.UsageError: ...: the output must be a file path (it is a folder)
+    """
+    path = Path(target)
+    if path.is_dir() and not folder:
+        raise UsageError(f"{path}: {name} must be a file path (it is a folder)")
+    if path.exists() and not path.is_dir() and folder:
+        raise UsageError(f"{path}: {name} must be a folder (it is a file)")
+    for above in path.parents:
+        if above.exists():
+            if not above.is_dir():
+                raise UsageError(f"{path}: cannot write there: {above} is a file, not a folder")
+            break
+    return path

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from poisonguard.data.dataset import Dataset
+from poisonguard.data.folders import parquet_files, read_parquet_folder
 from poisonguard.data.tables import check_classes, label_codes, table_to_dataset
 from poisonguard.errors import DataError
 
@@ -40,7 +41,11 @@ def load_dataset(
     categorical: Collection[str] = (),
     ignore: Collection[str] = (),
 ) -> Dataset:
-    """Load CSV, Parquet, NPZ, JSONL or an image folder ``root/<class>/<file>.png``.
+    """Load CSV, Parquet, NPZ, JSONL, a Parquet folder or an image folder.
+
+    A folder of ``.parquet`` files is one table, its files in name order
+    (:mod:`poisonguard.data.folders`); any other folder is an image folder
+    ``root/<class>/<file>.png``.
 
     Tables are encoded by column type (see :func:`table_to_dataset`); ``categorical``
     and ``ignore`` name table columns to treat as categories or to leave out.
@@ -74,7 +79,13 @@ def load_dataset(
     if not p.exists():
         raise DataError("no such file or directory", path=str(p))
     if p.is_dir():
-        return _load_image_folder(p)
+        files = parquet_files(p)
+        if files is None:
+            return _load_image_folder(p)
+        return table_to_dataset(
+            read_parquet_folder(p, files), path=str(p), label=label, id_column=id_column,
+            text_column=text_column, categorical=categorical, ignore=ignore, fmt="parquet",
+        )
     suffix = p.suffix.lower()
     if suffix in TABLE_SUFFIXES:
         table = load_table(p)
@@ -147,10 +158,14 @@ def _load_npz(p: Path) -> Dataset:
         raise DataError("file has no rows", path=path)
     if not np.issubdtype(x.dtype, np.number) and x.dtype != bool:
         raise DataError(f"'X' must be numeric, got {x.dtype}", path=path)
-    finite = np.isfinite(x.reshape(len(x), -1).astype(np.float64)).all(axis=1)
-    bad = np.flatnonzero(~finite)
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    bad = np.flatnonzero(np.isinf(flat).any(axis=1))
     if len(bad):
-        raise DataError("'X' has NaN or inf", path=path, row=int(bad[0]))
+        raise DataError("'X' has inf", path=path, row=int(bad[0]))
+    missing = np.isnan(flat)
+    if missing.any() and x.ndim != 2:
+        raise DataError("'X' has NaN pixels (a missing pixel cannot be imputed)", path=path,
+                        row=int(np.flatnonzero(missing.any(axis=1))[0]))
     codes, classes, kind = label_codes(y, path)
     if "classes" in arrays and kind == "int":
         names = [str(c) for c in arrays["classes"].tolist()]
@@ -167,6 +182,8 @@ def _load_npz(p: Path) -> Dataset:
     if x.ndim == 2:
         names_arr = arrays.get("feature_names")
         names_t = tuple(str(n) for n in names_arr) if names_arr is not None else ()
+        if missing.any():
+            x, names_t, meta["npz_missing"] = _impute_missing(flat, names_t, path)
         return Dataset(labels=codes, classes=classes, features=x, ids=ids,
                        feature_names=names_t, source=path, meta=meta)
     if x.ndim in (3, 4):
@@ -175,27 +192,74 @@ def _load_npz(p: Path) -> Dataset:
                     path=path)
 
 
+def _impute_missing(x: np.ndarray, names: tuple[str, ...], path: str
+                   ) -> tuple[np.ndarray, tuple[str, ...], str]:
+    """NaN in an N x D feature matrix, handled as tables handle missing cells.
+
+    Each column with NaN gets its median in the empty cells and an indicator column
+    ``"NAME (missing)"`` (1.0 where the cell was missing), appended after the D
+    columns. Returns the matrix, the names and the indices of the columns that had
+    NaN (comma-separated: the NPZ writer puts NaN back from the indicators).
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, np.nan], [3.0, 4.0], [5.0, 8.0]])
+    >>> filled, names, cols = _impute_missing(x, ("a", "b"), "<x>")
+    >>> filled[0].tolist(), names, cols
+    ([1.0, 6.0, 1.0], ('a', 'b', 'b (missing)'), '1')
+    """
+    names = names or tuple(f"f{j}" for j in range(x.shape[1]))
+    missing = np.isnan(x)
+    cols = np.flatnonzero(missing.any(axis=0))
+    empty = [int(j) for j in cols if missing[:, j].all()]
+    if empty:
+        raise DataError(f"'X' column {names[empty[0]]} has no values (every cell is NaN)",
+                        path=path)
+    fill = np.nanmedian(x[:, cols], axis=0)
+    filled = x.copy()
+    filled[:, cols] = np.where(missing[:, cols], fill, x[:, cols])
+    matrix = np.hstack([filled, missing[:, cols].astype(x.dtype)])
+    return (matrix, (*names, *(f"{names[j]} (missing)" for j in cols)),
+            ",".join(str(int(j)) for j in cols))
+
+
 def _load_jsonl(p: Path, *, label: str, text_column: str) -> Dataset:
+    """One JSON object per line with a non-empty string text and a scalar label."""
     path = str(p)
     texts: list[str] = []
     labels: list[object] = []
-    with p.open("r", encoding="utf-8") as fh:
-        for row, line in enumerate(fh):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON: {exc.msg}", path=path, row=row) from None
-            if not isinstance(obj, dict) or text_column not in obj or label not in obj:
-                raise DataError(f"each line needs '{text_column}' and '{label}'", path=path,
-                                row=row)
-            if not isinstance(obj[text_column], str):
-                raise DataError(f"'{text_column}' must be a string", path=path, row=row)
-            texts.append(obj[text_column])
-            labels.append(obj[label])
+    lines: list[int] = []
+    for row, raw in enumerate(p.read_bytes().split(b"\n")):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not UTF-8 text ({exc.reason})", path=path, row=row) from None
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON: {exc.msg}", path=path, row=row) from None
+        if not isinstance(obj, dict) or text_column not in obj or label not in obj:
+            raise DataError(f"each line needs '{text_column}' and '{label}'", path=path,
+                            row=row)
+        text, value = obj[text_column], obj[label]
+        if not isinstance(text, str):
+            raise DataError(f"'{text_column}' must be a string", path=path, row=row)
+        if not text.strip():
+            raise DataError(f"'{text_column}' is empty", path=path, row=row)
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise DataError(f"'{label}' must be a string or a number, got "
+                            f"{type(value).__name__}", path=path, row=row)
+        texts.append(text)
+        labels.append(value)
+        lines.append(row)
     if not texts:
         raise DataError("file has no rows", path=path)
+    if len({isinstance(v, str) for v in labels}) > 1:
+        first = next(i for i, v in enumerate(labels) if isinstance(v, str) != isinstance(
+            labels[0], str))
+        raise DataError(f"'{label}' mixes strings and numbers", path=path, row=lines[first])
     codes, classes, kind = label_codes(pd.Series(labels), path, label=label)
     check_classes(len(classes), len(labels), label=label, path=path)
     return Dataset(labels=codes, classes=classes, texts=tuple(texts), source=path,

@@ -19,7 +19,8 @@ from poisonguard.data.schema import TableSchema
 from poisonguard.errors import DataError, UsageError
 
 __all__ = [
-    "MAX_CLASS_SHARE", "check_classes", "label_codes", "table_row_ids", "table_to_dataset",
+    "MAX_CLASS_SHARE", "check_classes", "label_codes", "numeric_columns", "table_row_ids",
+    "table_to_dataset",
 ]
 
 #: A label with more classes than this share of the rows (or more than 1,000) is not
@@ -61,7 +62,8 @@ def check_classes(n_classes: int, n_rows: int, *, label: str, path: str) -> None
             "that is not a class label (name the label column with --label)", path=path)
 
 
-def table_row_ids(frame: pd.DataFrame, classes: tuple[str, ...], codes: np.ndarray) -> np.ndarray:
+def table_row_ids(frame: pd.DataFrame, classes: tuple[str, ...], codes: np.ndarray, *,
+                  numeric: list[bool] | None = None) -> np.ndarray:
     """Content ids from the typed cells of every feature column (not the encoding).
 
     Bytes per row: the prefix, the class name, then each column in order: numbers
@@ -69,8 +71,11 @@ def table_row_ids(frame: pd.DataFrame, classes: tuple[str, ...], codes: np.ndarr
     UTF-8 and ``0x00``, a missing cell as ``0xfe``. A purely numeric table hashes
     exactly like its feature matrix (:func:`row_ids`), so the same values give the
     same ids from CSV, Parquet or NPZ; options such as ``ignore`` do not change ids.
+    ``numeric`` (one flag per column, default from the dtypes) lets a part of a table
+    hash exactly like the whole (:func:`numeric_columns` of the whole).
     """
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
+    if numeric is None:
+        numeric = numeric_columns(frame)
     if all(numeric):
         x = frame.to_numpy(dtype=np.float64, na_value=np.nan).astype("<f4")
         return row_ids(classes, codes, features=x)
@@ -92,6 +97,11 @@ def table_row_ids(frame: pd.DataFrame, classes: tuple[str, ...], codes: np.ndarr
     return out
 
 
+def numeric_columns(frame: pd.DataFrame) -> list[bool]:
+    """Which columns :func:`table_row_ids` hashes as numbers."""
+    return [bool(pd.api.types.is_numeric_dtype(frame[c])) for c in frame.columns]
+
+
 def _check_names(table: pd.DataFrame, names: Collection[str], option: str, path: str) -> None:
     have = {str(c) for c in table.columns}
     for name in names:
@@ -109,6 +119,8 @@ def table_to_dataset(
     text_column: str = "text",
     categorical: Collection[str] = (),
     ignore: Collection[str] = (),
+    fmt: str | None = None,
+    row_ids: np.ndarray | None = None,
 ) -> Dataset:
     """Turn a table into a Dataset: a ``text`` column makes it text, else tabular.
 
@@ -116,7 +128,9 @@ def table_to_dataset(
     categories one-hot, dates split into parts, missing cells imputed with an
     indicator column. ``categorical`` and ``ignore`` name columns to treat as
     categories or to leave out. Columns left out for a reason (ids, free text) are
-    listed in ``dataset.schema.notes``.
+    listed in ``dataset.schema.notes``. ``fmt`` names the source format (default: the
+    path's suffix); ``row_ids`` are content ids already computed with
+    :func:`table_row_ids` (for instance shard by shard on a cluster).
 
     Example
     -------
@@ -145,7 +159,8 @@ def table_to_dataset(
         if len(missing):
             raise DataError(f"the id ('{id_column}') is empty", path=path, row=int(missing[0]))
         ids = table[id_column].astype(str).to_numpy(dtype=object)
-    fmt = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else "frame"
+    if fmt is None:
+        fmt = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else "frame"
     meta = {"label_kind": kind, "format": fmt,
             "options": json.dumps({"label": label, "id": id_column,
                                    "categorical": sorted(categorical), "ignore": sorted(ignore)})}
@@ -157,6 +172,9 @@ def table_to_dataset(
         bad = np.flatnonzero(texts.isna().to_numpy())
         if len(bad):
             raise DataError(f"'{text_column}' is missing", path=path, row=int(bad[0]))
+        blank = np.flatnonzero(texts.astype(str).str.strip().eq("").to_numpy())
+        if len(blank):
+            raise DataError(f"'{text_column}' is empty", path=path, row=int(blank[0]))
         return Dataset(
             labels=codes, classes=classes, texts=tuple(texts.astype(str)), ids=ids,
             source=path, label_column=label, meta=meta,
@@ -173,6 +191,10 @@ def table_to_dataset(
                                 "allowed; leave the cell empty if it is unknown)",
                                 path=path, row=int(bad[0]))
     schema = TableSchema.infer(table[rest], categorical=categorical, ignore=ignore)
+    if ids is None and row_ids is not None:
+        if len(row_ids) != len(table):
+            raise UsageError(f"{len(row_ids)} row ids for {len(table)} rows")
+        ids = np.asarray(row_ids, dtype=object)
     if ids is None:
         ids = table_row_ids(table[rest], classes, codes)
     if not schema.used:

@@ -57,6 +57,11 @@ def save_table(table: pd.DataFrame, path: str | Path) -> None:
 def _npz_x(dataset: Dataset) -> np.ndarray:
     """X as it was read: the input's shape (N x H x W stays so) and dtype."""
     x = dataset.matrix() if dataset.images is None else dataset.images
+    if dataset.meta.get("npz_missing"):  # imputed on load: NaN back, indicators dropped
+        cols = [int(j) for j in dataset.meta["npz_missing"].split(",")]
+        width = x.shape[1] - len(cols)
+        x = x[:, :width].astype(np.float64)
+        x[:, cols] = np.where(dataset.matrix()[:, width:] >= 0.5, np.nan, x[:, cols])
     if dataset.images is not None and dataset.meta.get("x_ndim") == "3" and x.shape[-1] == 1:
         x = x[..., 0]
     dtype = np.dtype(dataset.meta.get("x_dtype", "float32"))
@@ -95,7 +100,8 @@ def save_dataset(dataset: Dataset, path: str | Path) -> None:
         arrays: dict[str, np.ndarray] = {"X": _npz_x(dataset),
                                          "y": y.astype(str) if y.dtype == object else y}
         if dataset.features is not None:
-            arrays["feature_names"] = np.asarray(dataset.feature_names, dtype=str)
+            arrays["feature_names"] = np.asarray(dataset.feature_names[:arrays["X"].shape[1]],
+                                                 dtype=str)
         if dataset.meta.get("label_kind") == "npz-classes":
             arrays["classes"] = np.asarray(dataset.classes, dtype=str)
         if dataset.meta.get("format") == "npz" and "ids" in dataset.meta.get("npz_keys", ""):

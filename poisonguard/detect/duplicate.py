@@ -119,7 +119,8 @@ class DuplicateDetector(Detector):
         closeness = np.zeros(n)  # 1 = exact copy, 0 = at max_ratio * typical distance or more
         partner = np.full(n, -1, dtype=np.int64)
         # Exact copies: the representative of each group with another label.
-        group = exact_duplicate_groups(dataset.matrix())
+        group = (exact_duplicate_groups(dataset.matrix()) if dataset.texts is None
+                 else np.unique(np.asarray(dataset.texts, dtype=str), return_inverse=True)[1])
         for members in shared_groups(group):
             for i in members:
                 other = members[labels[members] != labels[i]]

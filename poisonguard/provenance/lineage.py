@@ -35,8 +35,22 @@ def dataset_root(dataset: Dataset) -> str:
 
 def data_ref(path: str | os.PathLike[str], dataset: Dataset | None = None,
              **extra: Any) -> dict[str, Any]:
-    """``{"path": absolute path, "root": dataset_root(dataset)}`` for a ledger entry."""
-    ref: dict[str, Any] = {"path": str(Path(path).absolute())}
+    """``{"path": absolute path, "root": dataset_root(dataset)}`` for a ledger entry.
+
+    A built-in dataset (``"builtin:NAME"``) keeps its name as the path.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> ref = data_ref("builtin:wine", builtin_dataset("wine"))
+    >>> ref["path"], len(ref["root"])
+    ('builtin:wine', 64)
+    >>> data_ref("clean.csv", rows=0)["rows"]
+    0
+    """
+    spec = str(path)
+    ref: dict[str, Any] = {"path": spec if spec.startswith("builtin:") else
+                           str(Path(path).absolute())}
     if dataset is not None:
         ref["root"] = dataset_root(dataset)
     ref.update(extra)

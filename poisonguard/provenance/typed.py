@@ -24,6 +24,8 @@ How each format becomes typed values:
   appearance; a cell is the canonical JSON of its value (absent keys are null).
 - **NPZ**: one row per index of the arrays whose first dimension is the row count
   (``X``, ``y``, ...), each cell the row's bytes in little-endian order.
+- **Parquet folder** (only ``.parquet`` files, same columns): the rows of its files
+  in name order, as one table (:mod:`poisonguard.data.folders`).
 - **Image folder**: one row per file in sorted order: ``path``, ``class``, and
   ``sha256`` of the file's bytes.
 """
@@ -44,7 +46,7 @@ import pyarrow.compute as pc
 
 from poisonguard.errors import DataError, UsageError
 
-__all__ = ["InputLimits", "TypedColumn", "TypedSource", "open_typed"]
+__all__ = ["InputLimits", "TypedColumn", "TypedSource", "open_typed", "read_row_group"]
 
 _BATCH = 65_536
 _INT_TEXT = r"^(0|-?[1-9][0-9]*)$"
@@ -168,6 +170,40 @@ def _parquet(path: Path, limits: InputLimits) -> TypedSource:
             raise DataError(f"cannot read Parquet: {exc}", path=str(path)) from None
 
     return TypedSource(str(path), "parquet", cols, batches)
+
+
+def read_row_group(path: str | os.PathLike[str], row_group: int,
+                   columns: list[TypedColumn]) -> Iterator[list[pa.Array]]:
+    """The typed batches of one row group of a Parquet file (a shard of parallel work)."""
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=_BATCH, row_groups=[row_group]):
+            if batch.schema.names != [c.name for c in columns]:
+                raise DataError("its columns differ from the dataset's", path=str(path))
+            yield [canonical_array(batch.column(i), c.type) for i, c in enumerate(columns)]
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read Parquet: {exc}", path=str(path)) from None
+
+
+def _parquet_folder(path: Path, files: list[Path], limits: InputLimits) -> TypedSource:
+    """Every file of a Parquet folder, in name order, as one source (same columns)."""
+    limits.check_bytes(sum(f.stat().st_size for f in files), str(path))
+    parts = [_parquet(f, limits) for f in files]
+    rows = 0
+    for f in files:
+        import pyarrow.parquet as pq
+
+        rows += pq.ParquetFile(f).metadata.num_rows
+        limits.check_rows(rows, str(path))
+
+    def batches() -> Iterator[list[pa.Array]]:
+        for part in parts:
+            yield from part.batches()
+
+    return TypedSource(str(path), "parquet", parts[0].columns, batches,
+                       files=[f.name for f in files])
 
 
 # ---------------------------------------------------------------- CSV
@@ -383,7 +419,10 @@ def open_typed(path: str | os.PathLike[str], *, limits: InputLimits | None = Non
     if not p.exists():
         raise DataError("no such file or directory", path=str(p))
     if p.is_dir():
-        return _folder(p, limits)
+        from poisonguard.data.folders import parquet_files
+
+        files = parquet_files(p)
+        return _folder(p, limits) if files is None else _parquet_folder(p, files, limits)
     size = p.stat().st_size
     limits.check_bytes(size, str(p))
     if size == 0:

@@ -36,7 +36,9 @@ def build_representation(
 
     ``embeddings`` (N x K, user-supplied) replace the input features for any modality.
     Tabular data and embeddings get an MLP; images get a small CNN, which needs the
-    ``torch`` extra (without it an image scan stops with an error naming the extra).
+    ``torch`` extra (without it an image scan stops with an error naming the extra);
+    texts get an MLP on their all-MiniLM-L6-v2 sentence embeddings (the ``text``
+    extra; :mod:`poisonguard.represent.text`), whose scaled vectors are the features.
     """
     if embeddings is not None:
         emb = np.asarray(embeddings, dtype=np.float32)
@@ -50,8 +52,13 @@ def build_representation(
                                   progress=progress, model_name="mlp-on-embeddings",
                                   keep_oof_embedding=keep_oof_embedding)
     if dataset.modality == "text":
-        raise DataError("text data needs --embeddings (text embedding lands with the text issue)",
-                        path=dataset.source)
+        from poisonguard.represent.text import EMBEDDING_MODEL, embed_texts
+
+        assert dataset.texts is not None
+        emb = embed_texts(dataset.texts, progress=progress)
+        return mlp_representation(emb, dataset.labels, dataset.n_classes, folds=folds, seed=seed,
+                                  progress=progress, model_name=f"mlp-on-{EMBEDDING_MODEL}",
+                                  keep_oof_embedding=keep_oof_embedding)
     if dataset.modality == "image":
         from poisonguard.represent.image import image_representation
 

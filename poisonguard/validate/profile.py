@@ -30,7 +30,8 @@ from poisonguard.validate.sketches import (
 )
 from poisonguard.validate.sources import ColumnBatch
 
-__all__ = ["FORMAT", "Profile", "Profiler", "load_profile", "merge_profiles", "save_profile"]
+__all__ = ["FORMAT", "BatchProfile", "Profile", "Profiler", "load_profile", "merge_profiles",
+           "save_profile"]
 
 FORMAT = "poisonguard-profile"
 VERSION = 1
@@ -156,6 +157,17 @@ class Profile:
             raise DataError(f"malformed profile: {type(exc).__name__}: {exc}", path=path) from None
 
 
+@dataclass
+class BatchProfile:
+    """One batch's profile, row fingerprints, class names and per-row codes into them."""
+
+    profile: Profile
+    fingerprints: np.ndarray
+    names: tuple[str, ...]
+    codes: np.ndarray
+    offset: int = 0
+
+
 class Profiler:
     """Accumulates a :class:`Profile` from column batches (one pass, bounded memory)."""
 
@@ -176,19 +188,32 @@ class Profiler:
 
     def update(self, batch: ColumnBatch, fp: np.ndarray | None = None) -> np.ndarray:
         """Add a batch; returns its row fingerprints (computed unless given)."""
+        part = self.profile_batch(batch, fp)
+        self.add(part)
+        return part.fingerprints
+
+    def profile_batch(self, batch: ColumnBatch, fp: np.ndarray | None = None) -> BatchProfile:
+        """The profile of one batch alone (pure: a worker can compute it; see :meth:`add`)."""
         if fp is None:
             fp = row_fingerprints(batch.numeric, batch.categorical, batch.hashed, len(batch))
-        part = self._profile_batch(batch, fp)
-        self._p = part if self._p is None else merge_profiles([self._p, part])
+        return BatchProfile(self._profile_batch(batch, fp), fp, batch.names,
+                            batch.codes.astype(np.int32), batch.offset)
+
+    def add(self, part: BatchProfile) -> None:
+        """Merge a batch's profile; in batch order, the same as :meth:`update`."""
+        p = part.profile
+        if self._p is not None and (p.numeric != self._p.numeric
+                                    or p.categorical != self._p.categorical):
+            raise DataError("the columns changed between batches", row=part.offset)
+        self._p = p if self._p is None else merge_profiles([self._p, p])
         if self.max_fingerprints:
-            for n in batch.names:
+            for n in part.names:
                 if n not in self._names:
                     self._names.append(n)
-            pos = np.array([self._names.index(n) for n in batch.names], dtype=np.int64)
-            self._pending.append((fp, pos[batch.codes].astype(np.int32)))
+            pos = np.array([self._names.index(n) for n in part.names], dtype=np.int64)
+            self._pending.append((part.fingerprints, pos[part.codes].astype(np.int32)))
             if sum(len(h) for h, _ in self._pending) > max(self.max_fingerprints, 1 << 20):
                 self._flush()
-        return fp
 
     def result(self, *, sources: Sequence[str] = (), label_column: str = "label",
                modality: str = "tabular") -> Profile:
@@ -212,8 +237,6 @@ class Profiler:
 
     def _profile_batch(self, batch: ColumnBatch, fp: np.ndarray) -> Profile:
         num, cat = list(batch.numeric), list(batch.categorical)
-        if self._p is not None and (num != self._p.numeric or cat != self._p.categorical):
-            raise DataError("the columns changed between batches", row=batch.offset)
         classes = class_order(batch.names)
         codes = np.array([classes.index(n) for n in batch.names], dtype=np.int64)[batch.codes]
         x = (np.column_stack([batch.numeric[n] for n in num]) if num
@@ -223,9 +246,10 @@ class Profiler:
             np.full(len(batch), -1)
         moments, categories, samples = [], [], []
         cat_missing = np.zeros((len(classes), len(cat)), dtype=np.int64)
+        typed = np.array([n in batch.integer for n in num], dtype=bool)
         for c in range(len(classes)):
             rows = np.flatnonzero(codes == c)
-            moments.append(Moments.of(x[rows]))
+            moments.append(Moments.of(x[rows], integer_typed=typed))
             per_col = []
             for j, name in enumerate(cat):
                 vals = pd.Series(batch.categorical[name][rows], dtype=object)

@@ -139,14 +139,21 @@ class Moments:
                    np.full(d, -np.inf), np.ones(d, dtype=bool))
 
     @classmethod
-    def of(cls, x: np.ndarray) -> Moments:
-        """Moments of an N x D float64 matrix (NaN = missing)."""
+    def of(cls, x: np.ndarray, integer_typed: np.ndarray | None = None) -> Moments:
+        """Moments of an N x D float64 matrix (NaN = missing).
+
+        ``integer`` is true for a column whose values are all whole AND that is stored
+        as integers (``integer_typed``, default: every column): a float column whose
+        values happen to be whole stays float.
+        """
         valid = ~np.isnan(x)
         n = valid.sum(axis=0).astype(float)
         safe = np.where(valid, x, 0.0)
         mean = np.divide(safe.sum(axis=0), n, out=np.zeros(x.shape[1]), where=n > 0)
         m2 = (np.where(valid, x - mean, 0.0) ** 2).sum(axis=0)
         integer = (np.where(valid, np.round(x), 0.0) == safe).all(axis=0)
+        if integer_typed is not None:
+            integer &= integer_typed
         return cls(n, (~valid).sum(axis=0).astype(float), mean, m2,
                    np.where(valid, x, np.inf).min(axis=0, initial=np.inf),
                    np.where(valid, x, -np.inf).max(axis=0, initial=-np.inf), integer)

@@ -13,15 +13,17 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from poisonguard.data import Dataset, load_table
+from poisonguard.data.folders import ParquetShard
 from poisonguard.errors import DataError
 
-__all__ = ["ColumnBatch", "DatasetSource", "Kind", "Source", "TableSource", "open_source"]
+__all__ = ["ColumnBatch", "DatasetSource", "Kind", "Source", "TableSource", "open_source",
+           "shard_batches"]
 
 Kind = Literal["numeric", "categorical"]
 TEXT_COLUMN = "text"
@@ -38,6 +40,9 @@ class ColumnBatch:
     categorical: dict[str, np.ndarray]
     hashed: dict[str, np.ndarray] = field(default_factory=dict)  # extra uint64 content hashes
     bad_type: dict[str, np.ndarray] = field(default_factory=dict)  # rows that failed coercion
+    #: numeric columns stored as integers (integer or boolean dtype): only these get the
+    #: "not an integer" rule; a float column stays float even when its values are whole
+    integer: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -114,10 +119,11 @@ def frame_to_batch(frame: pd.DataFrame, *, path: str, label: str, offset: int,
     categorical: dict[str, np.ndarray] = {}
     hashed: dict[str, np.ndarray] = {}
     bad_type: dict[str, np.ndarray] = {}
+    integer: set[str] = set()
     for name in (str(c) for c in frame.columns if c != label and str(c) not in exclude):
         col = frame[name]
         if name == TEXT_COLUMN and not pd.api.types.is_numeric_dtype(col):
-            _text_columns(col.fillna("").astype(str).tolist(), numeric, hashed)
+            integer.update(_text_columns(col.fillna("").astype(str).tolist(), numeric, hashed))
             continue
         is_num = pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col)
         want = schema.get(name) if schema else None
@@ -132,22 +138,36 @@ def frame_to_batch(frame: pd.DataFrame, *, path: str, label: str, offset: int,
                 row = int(np.flatnonzero(np.isinf(values))[0])
                 raise DataError(f"column '{name}' has inf", path=path, row=offset + row)
             numeric[name] = values
+            if _integer_typed(col.dtype):
+                integer.add(name)
         else:
             categorical[name] = _as_strings(col)
-    return ColumnBatch(offset, codes, names, numeric, categorical, hashed, bad_type)
+    return ColumnBatch(offset, codes, names, numeric, categorical, hashed, bad_type,
+                       frozenset(integer))
+
+
+def _integer_typed(dtype: Any) -> bool:
+    """Integer or boolean storage (a dtype, or its name as a typed schema keeps it)."""
+    try:
+        return bool(pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+    except TypeError:  # a name pandas does not know as a dtype
+        return False
 
 
 def _text_columns(texts: list[str], numeric: dict[str, np.ndarray],
-                  hashed: dict[str, np.ndarray]) -> None:
+                  hashed: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """Length columns and a content hash of a text column; returns the integer columns."""
     from poisonguard.validate.sketches import string_hash
 
     numeric["text.chars"] = np.fromiter((len(t) for t in texts), np.float64, len(texts))
     numeric["text.words"] = np.fromiter((len(t.split()) for t in texts), np.float64, len(texts))
     hashed[TEXT_COLUMN] = string_hash(np.asarray(texts, dtype=object))
+    return ("text.chars", "text.words")
 
 
 class TableSource(Source):
-    """CSV (read whole, served in slices) or Parquet (streamed in record batches)."""
+    """CSV (read whole, served in slices), or a Parquet file or folder streamed row
+    group by row group (:func:`shard_batches`)."""
 
     def __init__(self, path: str | Path, *, label: str = "label", batch_rows: int = 65_536,
                  schema: Mapping[str, Kind] | None = None,
@@ -168,20 +188,39 @@ class TableSource(Source):
                 yield frame_to_batch(part, path=self.path, label=self.label_column,
                                      offset=start, schema=self.schema, exclude=self.exclude)
             return
-        import pyarrow.parquet as pq
+        from poisonguard.data.folders import parquet_shards
 
-        try:
-            # pre_buffer=False: the default pre-buffering keeps every row group read so far
-            pf = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
-        except Exception as exc:  # pyarrow raises many types for corrupt files
-            raise DataError(f"cannot read Parquet: {exc}", path=self.path) from None
-        if pf.metadata.num_rows == 0:
+        shards = parquet_shards(self.path)
+        if not shards:
             raise DataError("file has no rows", path=self.path)
-        offset = 0
-        for rb in pf.iter_batches(batch_size=self.batch_rows):
-            yield frame_to_batch(rb.to_pandas(), path=self.path, label=self.label_column,
-                                 offset=offset, schema=self.schema, exclude=self.exclude)
-            offset += rb.num_rows
+        for shard in shards:
+            yield from shard_batches(shard, path=self.path, label=self.label_column,
+                                     batch_rows=self.batch_rows, schema=self.schema,
+                                     exclude=self.exclude)
+
+
+def shard_batches(shard: ParquetShard, *, path: str, label: str, batch_rows: int = 65_536,
+                  schema: Mapping[str, Kind] | None = None,
+                  exclude: Collection[str] = ()) -> Iterator[ColumnBatch]:
+    """The column batches of one Parquet row group (a unit of parallel work).
+
+    Rows are numbered in the dataset (``shard.offset`` on), errors name ``path``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        # pre_buffer=False: the default pre-buffering keeps every row group read so far
+        pf = pq.ParquetFile(shard.path, pre_buffer=False, buffer_size=1 << 20)
+        frames = [rb.to_pandas() for rb in
+                  pf.iter_batches(batch_size=batch_rows, row_groups=[shard.row_group])]
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cannot read Parquet: {exc}", path=shard.path) from None
+    offset = shard.offset
+    for frame in frames:
+        yield frame_to_batch(frame, path=path, label=label, offset=offset, schema=schema,
+                             exclude=exclude)
+        offset += len(frame)
 
 
 class DatasetSource(Source):
@@ -198,22 +237,30 @@ class DatasetSource(Source):
         numeric: dict[str, np.ndarray] = {}
         categorical: dict[str, np.ndarray] = {}
         hashed: dict[str, np.ndarray] = {}
+        integer: tuple[str, ...] = ()
         if d.texts is not None:
-            _text_columns(list(d.texts), numeric, hashed)
+            integer = _text_columns(list(d.texts), numeric, hashed)
         elif d.schema is not None:
-            _typed_columns(d, numeric, categorical)
+            integer = _typed_columns(d, numeric, categorical)
         else:
-            x = d.matrix().astype(np.float64)
+            matrix = d.matrix()
+            x = matrix.astype(np.float64)
             for j, name in enumerate(_names(d)):
                 numeric[name] = x[:, j]
-        yield ColumnBatch(0, d.labels, d.classes, numeric, categorical, hashed)
+            if _integer_typed(matrix.dtype):
+                integer = tuple(numeric)
+        yield ColumnBatch(0, d.labels, d.classes, numeric, categorical, hashed,
+                          integer=frozenset(integer))
 
 
 def _typed_columns(d: Dataset, numeric: dict[str, np.ndarray],
-                   categorical: dict[str, np.ndarray]) -> None:
-    """A typed table's columns back from its encoding: categories by name, NaN kept."""
+                   categorical: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """A typed table's columns back from its encoding: categories by name, NaN kept.
+
+    Returns the columns stored as integers (integer dtypes, date parts)."""
     assert d.schema is not None and d.features is not None
     x = d.features.astype(np.float64)
+    integer: list[str] = []
     for c in d.schema.used:
         block = x[:, c.start:c.stop]
         missing = block[:, -1] >= 0.5 if c.has_missing else np.zeros(len(x), dtype=bool)
@@ -225,6 +272,9 @@ def _typed_columns(d: Dataset, numeric: dict[str, np.ndarray],
             continue
         for k, part in enumerate(c.encoded_names()[:c.width - int(c.has_missing)]):
             numeric[part] = np.where(missing, np.nan, block[:, k])
+            if c.kind == "date" or _integer_typed(c.dtype):
+                integer.append(part)
+    return tuple(integer)
 
 
 def _names(d: Dataset) -> list[str]:
@@ -244,12 +294,16 @@ def open_source(path: str | Path | Dataset, *, label: str = "label", batch_rows:
     bounded in memory); everything else opens through
     :func:`poisonguard.datasets.open_dataset`, the one opener.
     """
+    from poisonguard.data.folders import parquet_files
     from poisonguard.datasets import BUILTIN_PREFIX, open_dataset
 
     if not isinstance(path, Dataset) and not str(path).startswith(BUILTIN_PREFIX):
         p = Path(path)
         if not p.exists():
             raise DataError("no such file or directory", path=str(p))
+        if p.is_dir() and parquet_files(p) is not None:
+            return TableSource(p, label=label, batch_rows=batch_rows, schema=schema,
+                               exclude=exclude)
         if p.is_file() and p.suffix.lower() in {".csv", ".parquet", ".pq"}:
             if p.stat().st_size == 0:
                 raise DataError("file is empty", path=str(p))

@@ -5,12 +5,12 @@ import pytest
 import poisonguard.attack as attack
 from poisonguard.attack import ATTACKS, attack_applies, run_attack
 from poisonguard.data import Dataset
-from poisonguard.datasets import open_dataset
+from poisonguard.datasets import builtin_dataset, open_dataset
 from poisonguard.errors import DataError, UsageError
 
 CLI_KINDS = ["flip", "flip-targeted", "flip-adversarial", "outliers", "mislabeled",
              "near-duplicates", "badnets", "blend", "tabular-trigger", "clean-label",
-             "feature-collision"]
+             "feature-collision", "token-trigger", "sentence-trigger", "style-trigger"]
 
 
 def test_every_cli_kind_is_registered() -> None:
@@ -19,8 +19,8 @@ def test_every_cli_kind_is_registered() -> None:
 
 def test_public_api_is_exactly_all() -> None:
     public = {n for n in dir(attack) if not n.startswith("_")}
-    submodules = {"backdoor", "cleanlabel", "flip", "inject", "options", "trigger", "truth",
-                  "write"}
+    submodules = {"backdoor", "cleanlabel", "flip", "inject", "options", "text", "trigger",
+                  "truth", "write"}
     assert public - submodules - {"annotations", "functools", "Any", "Callable", "Path",
                                   "dataclass", "Dataset", "UsageError", "load_dataset"} \
         == set(attack.__all__)
@@ -30,6 +30,8 @@ def test_public_api_is_exactly_all() -> None:
 def test_every_applicable_kind_runs_and_records_its_kind(kind: str, digits: Dataset,
                                                          wine: Dataset) -> None:
     data = digits if attack_applies(kind, digits) else wine
+    if not attack_applies(kind, data):
+        data = builtin_dataset("tweets-300")
     res = run_attack(kind, data, rate=0.03, target=0, seed=1)
     assert res.truth.kind == kind
     assert res.truth.seed == 1

@@ -94,6 +94,12 @@ def test_real_scan_finds_tabular_trigger(tmp_path: Path) -> None:
         (["scan", "{tmp}/ok.csv", "--fail-on", "3"], "--fail-on must be between 0 and 1"),
         (["clean", "{tmp}/ok.csv", "--findings", "{tmp}/ok.csv", "--out", "{tmp}/o.csv"],
          "invalid JSON"),
+        # --out FILE: scan writes a folder; refused before any work, the file untouched
+        (["scan", "{tmp}/ok.csv", "--out", "{tmp}/ok.csv"],
+         "ok.csv: --out must be a folder (it is a file)"),
+        (["scan", "{tmp}/ok.csv", "--out", "{tmp}/ok.csv/scan"],
+         "cannot write there: " + "{tmp}/ok.csv is a file, not a folder"),
+        (["scan", "{tmp}/ok.csv", "--report", "{tmp}"], "--report must be a file path"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
@@ -103,6 +109,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: s
     pd.DataFrame({"a": rng.normal(size=10), "label": [0, 1] * 5}).to_csv(tmp_path / "ok.csv",
                                                                          index=False)
     argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    needle = needle.replace("{tmp}", str(tmp_path))
     proc = subprocess.run([sys.executable, "-m", "poisonguard", *argv], capture_output=True,
                           text=True, env={**os.environ, "COLUMNS": "200"}, check=False)
     assert proc.returncode == 2, proc.stderr
@@ -110,3 +117,5 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: s
     assert len(lines) == 1 and needle in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o.csv").exists() and not (tmp_path / "scan").exists()
+    assert not (tmp_path / "ledger.sqlite").exists()  # nothing recorded either
+    assert len(pd.read_csv(tmp_path / "ok.csv")) == 10

@@ -90,11 +90,17 @@ def test_npz_images_and_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="'X' has 4 rows but 'y' has 3"):
         load_dataset(tmp_path / "bad.npz")
     x = np.zeros((3, 2))
-    x[2, 1] = np.nan
-    np.savez(tmp_path / "nan.npz", X=x, y=np.array([0, 1, 0]))
-    with pytest.raises(DataError) as info:
-        load_dataset(tmp_path / "nan.npz")
+    x[2, 1] = np.inf
+    np.savez(tmp_path / "inf.npz", X=x, y=np.array([0, 1, 0]))
+    with pytest.raises(DataError, match="'X' has inf") as info:
+        load_dataset(tmp_path / "inf.npz")
     assert info.value.row == 2
+    images = np.zeros((3, 4, 4))
+    images[1, 2, 2] = np.nan
+    np.savez(tmp_path / "nan-images.npz", X=images, y=np.array([0, 1, 0]))
+    with pytest.raises(DataError, match="NaN pixels") as info:
+        load_dataset(tmp_path / "nan-images.npz")
+    assert info.value.row == 1
     np.savez(tmp_path / "obj.npz", X=np.array([{"a": 1}], dtype=object), y=np.array([0]))
     with pytest.raises(DataError, match="without pickle"):
         load_dataset(tmp_path / "obj.npz")
@@ -153,3 +159,27 @@ def test_dataset_invariants() -> None:
     ds = Dataset(labels=np.array([0, 1]), classes=("a", "b"), features=np.zeros((2, 2)))
     with pytest.raises(ValueError):
         ds.features[0, 0] = 1.0  # read-only: detectors cannot mutate their input
+
+
+def test_npz_missing_features_are_imputed_like_tables_and_written_back(tmp_path: Path) -> None:
+    """NaN in an NPZ feature matrix: median fill plus a ``(missing)`` indicator column,
+    as typed tables do; writing the dataset as NPZ gives the NaN back."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    x[[3, 7], 1] = np.nan
+    y = np.array([0, 1] * 20)
+    np.savez(tmp_path / "nan.npz", X=x, y=y, feature_names=np.array(["a", "b", "c"]))
+    ds = load_dataset(tmp_path / "nan.npz")
+    assert ds.feature_names == ("a", "b", "c", "b (missing)")
+    assert ds.features is not None and np.isfinite(ds.features).all()
+    assert ds.features[3, 1] == pytest.approx(np.nanmedian(x[:, 1]))
+    assert ds.features[:, 3].nonzero()[0].tolist() == [3, 7]
+    save_dataset(ds, tmp_path / "back.npz")
+    with np.load(tmp_path / "back.npz") as back:
+        assert back["X"].shape == x.shape
+        np.testing.assert_array_equal(np.isnan(back["X"]), np.isnan(x))
+        np.testing.assert_allclose(back["X"][~np.isnan(x)], x[~np.isnan(x)], rtol=1e-6)
+        assert back["feature_names"].tolist() == ["a", "b", "c"]
+    np.savez(tmp_path / "empty-col.npz", X=np.full((4, 2), np.nan), y=np.array([0, 1] * 2))
+    with pytest.raises(DataError, match="every cell is NaN"):
+        load_dataset(tmp_path / "empty-col.npz")

@@ -1,11 +1,5 @@
-"""Real public tables that ship offline in PyPI packages, as published (NaN included).
-
-- penguins (palmerpenguins): 344 rows, label ``species``; NaN in four measurements
-  and in ``sex``; ``island`` and ``sex`` are strings.
-- cars (vega_datasets, local): 406 rows, label ``Origin``; NaN in
-  ``Miles_per_Gallon`` and ``Horsepower``; ``Name`` is free text; ``Year`` a date.
-- seattle-weather (vega_datasets, local): 1,461 rows, label ``weather``; a ``date``
-  column unique per row.
+"""Real public tables that ship offline in PyPI packages, as published (NaN included):
+the tables and their label columns come from ``benchmarks/_real_tables.py``.
 
 Each table gets a string id column ``row_id`` (P0000, P0001, ...) like many real
 exports, so that ``--id`` is exercised.
@@ -13,37 +7,14 @@ exports, so that ``--id`` is exercised.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from benchmarks._real_tables import TABLES
 
-def _penguins() -> pd.DataFrame:
-    import palmerpenguins
-
-    return palmerpenguins.load_penguins()
-
-
-def _cars() -> pd.DataFrame:
-    from vega_datasets import local_data
-
-    return local_data.cars()
-
-
-def _weather() -> pd.DataFrame:
-    from vega_datasets import local_data
-
-    return local_data.seattle_weather()
-
-
-#: name -> (loader, label column)
-TABLES: dict[str, tuple[Callable[[], pd.DataFrame], str]] = {
-    "penguins": (_penguins, "species"),
-    "cars": (_cars, "Origin"),
-    "seattle-weather": (_weather, "weather"),
-}
+__all__ = ["TABLES", "real_files", "with_ids"]
 
 
 def with_ids(frame: pd.DataFrame) -> pd.DataFrame:

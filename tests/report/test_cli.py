@@ -68,3 +68,20 @@ def test_report_rejects_a_file_that_is_not_findings(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"rows": "nope"}), encoding="utf-8")
     result = CliRunner().invoke(app, ["report", str(bad), "--out", str(tmp_path / "r.html")])
     assert result.exit_code == 2 and "not a poisonguard findings file" in result.output
+
+
+@pytest.mark.parametrize("out, message", [
+    ("{tmp}", "--out must be a file path (it is a folder)"),
+    ("{tmp}/findings.json/r.html", "findings.json is a file, not a folder"),
+])
+def test_report_out_must_be_a_writable_file_path(wine_findings: tuple[Path, Path],
+                                                 tmp_path: Path, out: str,
+                                                 message: str) -> None:
+    findings = wine_findings[0]
+    before = findings.read_bytes()
+    result = CliRunner().invoke(app, ["report", str(findings),
+                                      "--out", out.replace("{tmp}", str(tmp_path))])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert findings.read_bytes() == before
+    assert not list(tmp_path.glob("*.html"))

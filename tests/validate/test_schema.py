@@ -111,3 +111,26 @@ def test_public_api_is_all() -> None:
     public = {n for n in dir(v) if not n.startswith("_")
               and not isinstance(getattr(v, n), types.ModuleType)}
     assert public == set(v.__all__)
+
+
+def test_integer_rule_only_for_integer_columns(tmp_path: Path) -> None:
+    """vega cars: Displacement is a float column whose values are whole but one (row 0
+    of the held-back part); only integer-typed columns (Weight_in_lbs) get the rule."""
+    from vega_datasets import local_data
+
+    cars = local_data.cars().drop(columns=["Name", "Year"])
+    whole = (cars["Displacement"] % 1 == 0).to_numpy()
+    assert (~whole).sum() == 1  # the one 'not whole' displacement of the published table
+    base, new = tmp_path / "base.parquet", tmp_path / "new.parquet"
+    cars[whole].to_parquet(base)
+    batch = cars[~whole | (np.arange(len(cars)) % 7 == 0)].reset_index(drop=True)
+    batch["Weight_in_lbs"] = batch["Weight_in_lbs"].astype(float)
+    batch.loc[1, "Weight_in_lbs"] = 3000.5  # an integer column gets a fraction: a finding
+    batch.to_parquet(new)
+    profile = profile_data(base, label="Origin")
+    types = {c["name"]: c["type"] for c in profile.to_dict()["summary"]["columns"]}
+    assert types["Displacement"] == "float" and types["Weight_in_lbs"] == "integer"
+    report = check(profile, new, label="Origin")
+    not_integers = {f.feature: f.rows for f in report.findings
+                    if f.check == "schema" and "not integers" in f.message}
+    assert not_integers == {"Weight_in_lbs": (1,)}

@@ -1,0 +1,265 @@
+"""Benchmark ``--engine ray`` against in-process: scan loading, profile, snapshot.
+
+The data is a folder of Parquet files (8 files, row groups of 65,536 rows) of ROWS x
+COLS float32 features and an int label (5 classes). Every (job, engine, rows) runs in
+a fresh child process, so that its peak memory (``ru_maxrss``) is its own. The Ray
+child starts a local Ray with 2 CPUs (its start-up time is measured apart), then runs
+the job through an engine that also records, per shard, the worker's time and peak
+RSS, and the driver's own time between shards (the serial reduction). From those
+per-row costs the report projects a run on a bigger cluster. Usage::
+
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_ray.py \\
+        --rows 250000,1000000 --jobs load,profile,snapshot
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from benchmarks._common import command_line, machine, md_table, parse_ints, parse_names
+
+JOBS = ("load", "profile", "snapshot", "scan")
+FILES = 8
+ROW_GROUP = 65_536
+
+
+def make_folder(rows: int, cols: int, folder: Path) -> Path:
+    """ROWS x COLS float32 features with an int label, in FILES Parquet files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(cols, 5)).astype(np.float32)
+    bounds = np.linspace(0, rows, FILES + 1).astype(int)
+    for k in range(FILES):
+        n = int(bounds[k + 1] - bounds[k])
+        x = rng.normal(size=(n, cols)).astype(np.float32)
+        label = (x @ w).argmax(axis=1)
+        table = pa.table({**{f"f{j}": x[:, j] for j in range(cols)}, "label": label})
+        pq.write_table(table, folder / f"part-{k:05d}.parquet", row_group_size=ROW_GROUP)
+    return folder
+
+
+def _measured(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def run(item: Any) -> Any:
+        import resource as res
+        import time as tm
+
+        t0 = tm.process_time()
+        w0 = tm.perf_counter()
+        out = fn(item)
+        return out, {"cpu_s": tm.process_time() - t0, "wall_s": tm.perf_counter() - w0,
+                     "peak_rss_mib": res.getrusage(res.RUSAGE_SELF).ru_maxrss / 1024}
+
+    return run
+
+
+def _measuring_engine(inner: Any, log: list[dict[str, float]], driver: list[float],
+                      spans: list[float]) -> Any:
+    from poisonguard.engine import Engine
+    from poisonguard.progress import Progress
+
+    class Measuring(Engine):
+        name = inner.name
+
+        def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
+                stage: str = "working", progress: Progress | None = None) -> Iterator[Any]:
+            start = time.perf_counter()
+            for out, stats in inner.map(_measured(fn), items, stage=stage, progress=progress):
+                log.append(stats)
+                t0 = time.perf_counter()
+                yield out
+                driver.append(time.perf_counter() - t0)  # the consumer's reduction
+            spans.append(time.perf_counter() - start)  # the whole map, start to last result
+
+    return Measuring()
+
+
+def child(job: str, engine_name: str, folder: str) -> dict[str, Any]:
+    """One measurement (runs in its own process)."""
+    out: dict[str, Any] = {"job": job, "engine": engine_name}
+    log: list[dict[str, float]] = []
+    driver: list[float] = []
+    spans: list[float] = []
+    engine = None
+    if engine_name == "ray":
+        from poisonguard.engine import RayEngine
+        from poisonguard.errors import UsageError
+
+        ray_engine = RayEngine(num_cpus=2)
+        for attempt in range(5):  # a busy machine can miss Ray's fixed 30 s start-up wait
+            try:
+                ray_engine._ensure()
+                break
+            except UsageError:
+                out["failed_starts"] = attempt + 1
+        else:
+            raise UsageError("Ray did not start in 5 attempts")
+        out["startup_s"] = ray_engine.startup_seconds
+        engine = _measuring_engine(ray_engine, log, driver, spans)
+    if engine is not None:  # a first, cold run: Ray starts its worker processes
+        t0 = time.perf_counter()
+        _job(job, folder, engine, {})
+        out["cold_seconds"] = time.perf_counter() - t0
+        log.clear()
+        driver.clear()
+        spans.clear()
+    t0 = time.perf_counter()
+    _job(job, folder, engine, out)
+    out["seconds"] = time.perf_counter() - t0
+    out["driver_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if log:
+        out["shards"] = len(log)
+        out["worker_cpu_s"] = sum(s["cpu_s"] for s in log)
+        out["worker_peak_rss_mib"] = max(s["peak_rss_mib"] for s in log)
+        out["driver_reduce_s"] = sum(driver)
+        out["map_s"] = sum(spans)
+    if engine_name == "ray":
+        ray_engine.close()
+    return out
+
+
+def _job(job: str, folder: str, engine: Any, out: dict[str, Any]) -> None:
+    from poisonguard.datasets import open_dataset
+    from poisonguard.provenance.snapshot import build_manifest
+    from poisonguard.scan import scan
+    from poisonguard.validate import profile_data
+
+    if job == "load":
+        ds = open_dataset(folder, engine=engine)
+        out["rows"] = len(ds)
+    elif job == "profile":
+        out["rows"] = profile_data(folder, engine=engine).rows
+    elif job == "snapshot":
+        manifest = build_manifest(folder, engine=engine)
+        out["rows"], out["root"] = manifest.rows, manifest.root
+    else:
+        findings = scan(folder, engine=engine)
+        out["rows"], out["flagged"] = len(findings.rows), findings.summary["flagged"]
+
+
+def run_child(job: str, engine: str, folder: Path) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, __file__, "--child", job, engine, str(folder)],
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    if proc.returncode != 0:
+        return {"job": job, "engine": engine, "error": proc.stderr.strip()[-500:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def projection(results: list[dict[str, Any]], *, rows: int = 100_000_000, nodes: int = 16,
+               cpus: int = 8) -> list[dict[str, Any]]:
+    """Project each job to ``rows`` on ``nodes`` x ``cpus`` from the measured cost curve.
+
+    The warm Ray times at two sizes give a line ``fixed + rows x marginal``. Of the
+    marginal cost per row, the workers' CPU time per row divided by the 2 local CPUs
+    is the parallel part; the rest (driver reading and reductions, transfers,
+    scheduling) is taken as serial, an upper bound. Projected: Ray start-up + fixed +
+    rows x (worker CPU per row / (nodes x cpus) + serial per row). In-process: rows x
+    its own marginal cost per row.
+    """
+    out = []
+    for job in sorted({r["job"] for r in results}):
+        runs = {e: sorted((r for r in results if r["job"] == job and r["engine"] == e
+                           and "seconds" in r), key=lambda r: r["n_rows"])
+                for e in ("local", "ray")}
+        if not runs["local"] or not runs["ray"]:
+            continue
+        ray_fixed, ray_slope = _line(runs["ray"])
+        _, local_slope = _line(runs["local"])
+        big = runs["ray"][-1]
+        worker = big["worker_cpu_s"] / big["n_rows"]
+        serial = max(ray_slope - worker / 2, 0.0)
+        cluster = big.get("startup_s", 0.0) + ray_fixed + rows * (worker / (nodes * cpus)
+                                                                  + serial)
+        out.append({"job": job, "sizes": ",".join(str(r["n_rows"]) for r in runs["ray"]),
+                    "ray_fixed_s": ray_fixed, "ray_us_per_row": 1e6 * ray_slope,
+                    "worker_cpu_us_per_row": 1e6 * worker, "serial_us_per_row": 1e6 * serial,
+                    "local_us_per_row": 1e6 * local_slope, "cluster_100M_s": cluster,
+                    "in_process_100M_s": rows * local_slope})
+    return out
+
+
+def _line(runs: list[dict[str, Any]]) -> tuple[float, float]:
+    """(intercept s, slope s/row) through the smallest and largest run (one run: 0, s/n)."""
+    a, b = runs[0], runs[-1]
+    if a is b:
+        return 0.0, b["seconds"] / b["n_rows"]
+    slope = (b["seconds"] - a["seconds"]) / (b["n_rows"] - a["n_rows"])
+    return max(a["seconds"] - slope * a["n_rows"], 0.0), max(slope, 0.0)
+
+
+def report(payload: dict[str, Any]) -> str:
+    """The RESULTS.md section of a run."""
+    res = payload["results"]
+    m = payload["machine"]
+    cols = ["n_rows", "job", "engine", "seconds", "cold_seconds", "startup_s", "shards",
+            "worker_cpu_s", "worker_peak_rss_mib", "driver_reduce_s", "driver_peak_rss_mib"]
+    for r in res:
+        if "seconds" in r:
+            r["rows_per_s"] = r["n_rows"] / r["seconds"]
+    lines = [f"Machine: {m.get('nproc')} CPUs ({m.get('cpu')}), {m.get('ram_gib')} GiB; "
+             f"load average before {payload['load_before']}, after {payload['load_after']} "
+             "(shared with other jobs: times are pessimistic and noisy).",
+             f"Command: `{payload['command']}`", "",
+             *md_table([*cols[:4], "rows_per_s", *cols[4:]], res), "",
+             "Projection to 100M rows on 16 nodes x 8 CPUs (model in `projection()`):", "",
+             *md_table(["job", "sizes", "ray_fixed_s", "ray_us_per_row",
+                        "worker_cpu_us_per_row", "serial_us_per_row", "local_us_per_row",
+                        "cluster_100M_s", "in_process_100M_s"], projection(res))]
+    errors = [r for r in res if "error" in r]
+    if errors:
+        lines += ["", "Runs that failed: " + "; ".join(
+            f"{r['job']}/{r['engine']}/{r['n_rows']}: {r['error'].splitlines()[-1][:160]}"
+            for r in errors)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", default="250000,1000000")
+    ap.add_argument("--cols", type=int, default=50)
+    ap.add_argument("--jobs", default="load,profile,snapshot")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ray.json")
+    ap.add_argument("--child", nargs=3, metavar=("JOB", "ENGINE", "FOLDER"))
+    ap.add_argument("--report", type=Path, help="Print the RESULTS.md section of a run's JSON.")
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return
+    if args.report:
+        print(report(json.loads(args.report.read_text())))
+        return
+    results: list[dict[str, Any]] = []
+    load_before = list(os.getloadavg())
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in parse_ints(args.rows):
+            folder = make_folder(rows, args.cols, Path(tmp) / f"rows-{rows}")
+            for job in parse_names(args.jobs):
+                for engine in ("local", "ray"):
+                    r = run_child(job, engine, folder)
+                    r["n_rows"] = rows
+                    results.append(r)
+                    print(json.dumps(r), flush=True)
+    payload = {"command": command_line(__file__, argv), "machine": machine(),
+               "load_before": load_before, "load_after": list(os.getloadavg()),
+               "cols": args.cols, "results": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=1) + "\n")
+    print(report(payload))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The Ray engine: shards run as Ray Data ``map_batches`` tasks, results stream back.
+
+Each work item becomes one Ray Data block and one task (``map_batches`` with one
+item per batch), so a task's memory is one shard's (a Parquet row group), the
+streaming executor keeps only a bounded window of results in flight
+(backpressure), and a task whose worker dies is run again on another worker (Ray
+Data's default for tasks, ``max_retries=-1``: until it succeeds), so the job still
+finishes with the same result. Results come back in item order
+(``preserve_order``), which keeps every reduction in the same order as in-process.
+
+Ray ships work to workers with pickle: the cluster is a trust boundary, like the
+machine that runs poisonguard (docs/distributed.md). Inputs from users are never
+unpickled: workers read them from the paths in the work items.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+
+from poisonguard.engine.base import Engine
+from poisonguard.errors import MissingDependencyError, UsageError
+from poisonguard.progress import NullProgress, Progress
+
+__all__ = ["RayEngine"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DEFAULT_CPUS = 2
+
+
+def _ray() -> Any:
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError("ray[data]", "dist", "--engine ray") from exc
+    return ray
+
+
+def _run_one(batch: dict[str, np.ndarray], *, fn: Callable[[Any], Any]) -> dict[str, np.ndarray]:
+    """One Ray Data batch (one work item) -> its result, as a one-row object column."""
+    out = np.empty(len(batch["item"]), dtype=object)
+    for k, item in enumerate(batch["item"]):
+        out[k] = fn(item)
+    return {"index": np.asarray(batch["index"]), "result": out}
+
+
+class RayEngine(Engine):
+    """Run shards on a Ray cluster (``address``) or on a local Ray started on demand.
+
+    Parameters
+    ----------
+    address
+        ``ray://host:10001`` (Ray Client), ``auto`` or ``host:6379`` (on a cluster
+        node); None starts a local Ray with ``num_cpus`` CPUs, shut down on
+        :meth:`close`. When Ray is already initialised in this process, that
+        cluster is used and left running.
+    num_cpus
+        CPUs of the local Ray (default 2); ignored when joining a cluster.
+    object_store_memory
+        Bytes of the local Ray's object store (default: Ray's own).
+
+    Example
+    -------
+    >>> engine = RayEngine(num_cpus=2)  # doctest: +SKIP
+    >>> list(engine.map(abs, [-1, 2]))  # doctest: +SKIP
+    [1, 2]
+    """
+
+    name = "ray"
+
+    def __init__(self, *, address: str | None = None, num_cpus: int | None = None,
+                 object_store_memory: int | None = None) -> None:
+        if num_cpus is not None and num_cpus < 1:
+            raise UsageError("num_cpus must be at least 1")
+        self.address = address
+        self.num_cpus = num_cpus or DEFAULT_CPUS
+        self.object_store_memory = object_store_memory
+        self._started = False
+        #: seconds Ray took to start or connect (0 when it was already running)
+        self.startup_seconds = 0.0
+
+    def _ensure(self) -> Any:
+        ray = _ray()
+        if ray.is_initialized():
+            return ray
+        t0 = time.perf_counter()
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                  "logging_level": "ERROR"}
+        try:
+            if self.address is None:
+                ray.init(address="local", num_cpus=self.num_cpus,
+                         object_store_memory=self.object_store_memory, **kwargs)
+            else:
+                ray.init(address=self.address, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - ray.init raises bare Exception on timeouts
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            where = self.address or "a local Ray"
+            raise UsageError(f"cannot start or reach {where}: {exc}") from None
+        self._started = True
+        self.startup_seconds = time.perf_counter() - t0
+        return ray
+
+    def describe(self) -> str:
+        where = self.address or "local"
+        ray = _ray()
+        if not ray.is_initialized():
+            return f"ray ({where})"
+        return f"ray ({where}, {int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T], *, stage: str = "working",
+            progress: Progress | None = None) -> Iterator[R]:
+        progress = progress or NullProgress()
+        if not items:
+            return
+        ray = self._ensure()
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = True  # reductions run in row order
+        ctx.enable_progress_bars = False  # our progress says which shard
+        ds = ray.data.from_items([{"index": k, "item": item} for k, item in enumerate(items)],
+                                 override_num_blocks=len(items))
+        ds = ds.map_batches(functools.partial(_run_one, fn=fn), batch_size=1,
+                            batch_format="numpy", num_cpus=1)
+        total, where = len(items), self.describe()
+        progress.update(f"{stage} on {where}: shard 0/{total}", done=0, total=total)
+        for k, row in enumerate(ds.iter_rows()):
+            if int(row["index"]) != k:  # never reduce out of order: results would differ
+                raise RuntimeError(f"Ray returned shard {row['index']} where {k} was due")
+            progress.update(f"{stage} on {where}: shard {k + 1}/{total}", done=k + 1,
+                            total=total)
+            yield row["result"]
+
+    def close(self) -> None:
+        if self._started:
+            _ray().shutdown()
+            self._started = False
