@@ -13,11 +13,11 @@ by ``min_margin`` of the votes: 9 against 1 at the default); the neighbours that
 outvote it agree with their own neighbours at least as much as the 30th percentile
 of all rows do (``purity_quantile``: a flipped row sits inside a settled region of another class, a
 clean boundary row among other boundary rows); and the out-of-fold model does not
-back the given label (``max_model_support``). The vote margin must also reach the
-``1 - max_fpr`` quantile of the margins that labels drawn from the data's natural
-class overlap produce under the same rule (:mod:`poisonguard.detect.overlap`): on
-hard data, where classes mix, a 9-to-1 vote happens to clean rows too. The ``label``
-detector already weighs the neighbour votes together with the model; this detector is
+back the given label (``max_model_support``). Natural class overlap must not explain
+the label either: the out-of-fold model is sure (``certain``) of another class
+(:func:`poisonguard.detect.overlap.natural_label_proba` gives the label no chance).
+On hard data, where classes mix, a 9-to-1 vote happens to clean rows too; there such
+rows are left for review. The ``label`` detector already weighs the neighbour votes together with the model; this detector is
 the strict second opinion for rows where the neighbours leave no doubt, and adds few
 clean flags.
 """
@@ -32,7 +32,7 @@ import numpy as np
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.neighbours import nearest_neighbours, neighbour_votes
-from poisonguard.detect.overlap import DEFAULT_CERTAIN, DEFAULT_MAX_FPR, null_threshold
+from poisonguard.detect.overlap import DEFAULT_CERTAIN, natural_label_proba
 from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.params import Interval, OneOf
 from poisonguard.represent.base import Representation
@@ -62,10 +62,10 @@ class KnnDetector(Detector):
     max_model_support:
         flag only rows whose out-of-fold probability of the given label is below
         this (1.0: ignore the model).
-    max_fpr, certain:
-        target clean false-positive rate, and the out-of-fold confidence below which
-        labels are drawn from the model's probabilities in the null of natural class
-        overlap (:mod:`poisonguard.detect.overlap`).
+    certain:
+        out-of-fold confidence from which the model is sure of a class: only rows
+        whose label contradicts a sure model are flagged; the others that the
+        neighbours outvote are left for review.
     """
 
     name = "knn"
@@ -76,21 +76,19 @@ class KnnDetector(Detector):
         "min_margin": Interval(float, 0, 1),
         "purity_quantile": Interval(float, 0, 1),
         "max_model_support": Interval(float, 0, 1),
-        "max_fpr": Interval(float, 0, 1, closed="neither"),
         "certain": Interval(float, 0, 1, closed="right"),
         "seed": Interval(int, 0, None),
     }
 
     def __init__(self, *, k: int = 10, space: Space = "features",
                  min_margin: float = 0.8, purity_quantile: float = 0.3,
-                 max_model_support: float = 0.5, max_fpr: float = DEFAULT_MAX_FPR,
-                 certain: float = DEFAULT_CERTAIN, seed: int = 0) -> None:
+                 max_model_support: float = 0.5, certain: float = DEFAULT_CERTAIN,
+                 seed: int = 0) -> None:
         self.k = k
         self.space = space
         self.min_margin = min_margin
         self.purity_quantile = purity_quantile
         self.max_model_support = max_model_support
-        self.max_fpr = max_fpr
         self.certain = certain
         self.seed = seed
 
@@ -108,9 +106,10 @@ class KnnDetector(Detector):
         _, idx = nearest_neighbours(x, self.k, seed=self.seed)
         proba = np.asarray(representation.proba, dtype=np.float64)
         vote = self._votes(labels, idx, proba)
-        null = null_threshold(lambda y: self._votes(y, idx, proba).passing, proba,
-                              max_fpr=self.max_fpr, seed=self.seed, certain=self.certain)
-        flags = (vote.margin >= self.min_margin) & (vote.passing >= null.threshold)
+        rows = np.arange(len(labels))
+        natural = natural_label_proba(proba, certain=self.certain)[rows, labels] > 0
+        outvoted = (vote.margin >= self.min_margin) & (vote.passing > -1.0)
+        flags = outvoted & ~natural
         scores = _scores(vote.margin, self.min_margin)
         names = dataset.classes
         k = idx.shape[1]
@@ -121,13 +120,16 @@ class KnnDetector(Detector):
             for i in np.flatnonzero(flags)
         }
         suggested = {int(i): int(vote.best[i]) for i in np.flatnonzero(flags)}
+        review = {int(i): (f"{round(vote.best_share[i] * k)} of {k} neighbours are "
+                           f"{names[vote.best[i]]}, but the out-of-fold model is unsure "
+                           f"here (natural overlap of {names[labels[i]]} and "
+                           f"{names[vote.best[i]]})")
+                  for i in np.flatnonzero(outvoted & natural)}
         return DetectorResult(
             detector=self.name, scores=scores, flags=flags, reasons=reasons,
-            suggested_labels=suggested, dataset=dataset,
+            suggested_labels=suggested, review=review, dataset=dataset,
             meta={"space": space, "k": k, "purity_floor": round(vote.floor, 4),
-                  "null_threshold": round(null.threshold, 4),
-                  "expected_clean_flags": round(null.expected_flags, 2),
-                  "max_fpr": self.max_fpr,
+                  "certain": self.certain,
                   "neighbour_agreement": round(float(vote.own.mean()), 4)},
         )
 
@@ -149,17 +151,14 @@ class KnnDetector(Detector):
         floor = float(np.quantile(own, self.purity_quantile))
         support = proba[rows, labels]
         eligible = (best_share > 0.5) & (purity >= floor) & (support < self.max_model_support)
-        # Votes come in steps of 1/k: the model's doubt about the label breaks ties, so
-        # that the null quantile can fall between two vote counts.
         return _Votes(own=own, best=best, best_share=best_share, margin=margin,
-                      support=support, floor=floor,
-                      passing=np.where(eligible, margin + 0.1 * (1.0 - support), -1.0))
+                      support=support, floor=floor, passing=np.where(eligible, margin, -1.0))
 
 
 @dataclass(frozen=True)
 class _Votes:
-    """The neighbour vote of every row; ``passing`` is the margin (plus a tenth of the
-    model's doubt about the label) where the rule's other conditions hold, -1 elsewhere."""
+    """The neighbour vote of every row; ``passing`` is the margin where the rule's other
+    conditions hold, -1 elsewhere."""
 
     own: np.ndarray
     best: np.ndarray
