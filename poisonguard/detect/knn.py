@@ -17,9 +17,9 @@ back the given label (``max_model_support``). Natural class overlap must not exp
 the label either: the out-of-fold model is sure (``certain``) of another class
 (:func:`poisonguard.detect.overlap.natural_label_proba` gives the label no chance).
 On hard data, where classes mix, a 9-to-1 vote happens to clean rows too; there such
-rows are left for review. The ``label`` detector already weighs the neighbour votes together with the model; this detector is
-the strict second opinion for rows where the neighbours leave no doubt, and adds few
-clean flags.
+rows are left for review. The ``label`` detector already weighs the neighbour votes
+together with the model; this detector is the strict second opinion for rows where
+the neighbours leave no doubt, and adds few clean flags.
 """
 
 from __future__ import annotations
