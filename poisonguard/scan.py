@@ -14,6 +14,7 @@ from poisonguard.data import Dataset, dataset_digest
 from poisonguard.datasets import DataInput, open_dataset
 from poisonguard.detect import Detector, DetectorResult, DetectorSpec, resolve_detectors
 from poisonguard.detect.fusion import fuse
+from poisonguard.detect.hypotheses import Hypotheses, demote, vet_hypotheses
 from poisonguard.detect.overlap import DEFAULT_MAX_FPR
 from poisonguard.detect.reliability import reliability
 from poisonguard.engine import Engine
@@ -81,8 +82,12 @@ def scan_dataset(
             progress.update(f"detector {det.name}", done=k, total=len(chosen))
             results.append(det.score(dataset, representation))
     progress.update("fusing", done=len(chosen), total=len(chosen))
-    return (_findings(dataset, results, representation, max_fpr=max_fpr), results,
-            representation)
+    vetted = vet_hypotheses(results, dataset)
+    results = [demote(r, vetted.unfounded[r.detector], "a separate cluster, but its labels "
+                      "look no more doubtful than the rest (not a backdoor)", dataset)
+               if r.detector in vetted.unfounded else r for r in results]
+    return (_findings(dataset, results, representation, max_fpr=max_fpr, hypotheses=vetted),
+            results, representation)
 
 
 def with_fpr_budget(detectors: Sequence[Detector], max_fpr: float) -> list[Detector]:
@@ -197,7 +202,7 @@ def scan(
 
 
 def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representation, *,
-              max_fpr: float) -> Findings:
+              max_fpr: float, hypotheses: Hypotheses) -> Findings:
     fused = fuse(results, len(dataset))
     rows = RowTable(
         row_index=np.arange(len(dataset)), ids=dataset.ids, score=np.round(fused.scores, 6),
@@ -213,14 +218,14 @@ def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representati
     flagged_labels = dataset.labels[fused.flags]
     by_class = {dataset.classes[c]: int(n) for c, n in
                 enumerate(np.bincount(flagged_labels, minlength=dataset.n_classes)) if n}
-    hypotheses = [h for r in results for h in r.hypotheses]
     per_detector = {r.detector: int(r.n_flagged) for r in results}
     summary = {
         "rows": len(dataset),
         "flagged": int(fused.flags.sum()),
         "by_class": by_class,
         "by_detector": per_detector,
-        "suspected_attacks": hypotheses,
+        "suspected_attacks": list(hypotheses.kept),
+        "withdrawn_hypotheses": list(hypotheses.withdrawn),
         "clean_classes": [name for name in dataset.classes if name not in by_class],
         "classes": list(dataset.classes),
         "representation": {"model": rep.model, "layer": rep.layer},
