@@ -15,6 +15,7 @@ per-row costs the report projects a run on a bigger cluster. Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -116,13 +117,15 @@ def child(job: str, engine_name: str, folder: str) -> dict[str, Any]:
         log.clear()
         driver.clear()
         spans.clear()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     _job(job, folder, engine, out)
     out["seconds"] = time.perf_counter() - t0
+    out["driver_cpu_s"] = time.process_time() - c0  # robust to a busy machine, unlike wall
     out["driver_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if log:
         out["shards"] = len(log)
         out["worker_cpu_s"] = sum(s["cpu_s"] for s in log)
+        out["worker_wall_s"] = sum(s["wall_s"] for s in log)
         out["worker_peak_rss_mib"] = max(s["peak_rss_mib"] for s in log)
         out["driver_reduce_s"] = sum(driver)
         out["map_s"] = sum(spans)
@@ -132,6 +135,7 @@ def child(job: str, engine_name: str, folder: str) -> dict[str, Any]:
 
 
 def _job(job: str, folder: str, engine: Any, out: dict[str, Any]) -> None:
+    from poisonguard.data import dataset_digest
     from poisonguard.datasets import open_dataset
     from poisonguard.provenance.snapshot import build_manifest
     from poisonguard.scan import scan
@@ -139,9 +143,12 @@ def _job(job: str, folder: str, engine: Any, out: dict[str, Any]) -> None:
 
     if job == "load":
         ds = open_dataset(folder, engine=engine)
-        out["rows"] = len(ds)
+        out["rows"], out["digest"] = len(ds), dataset_digest(ds)  # over every row id
     elif job == "profile":
-        out["rows"] = profile_data(folder, engine=engine).rows
+        prof = profile_data(folder, engine=engine)
+        out["rows"] = prof.rows
+        out["digest"] = hashlib.sha256(json.dumps(prof.to_dict(), sort_keys=True).encode()
+                                       ).hexdigest()
     elif job == "snapshot":
         manifest = build_manifest(folder, engine=engine)
         out["rows"], out["root"] = manifest.rows, manifest.root
@@ -161,44 +168,34 @@ def run_child(job: str, engine: str, folder: Path) -> dict[str, Any]:
 
 def projection(results: list[dict[str, Any]], *, rows: int = 100_000_000, nodes: int = 16,
                cpus: int = 8) -> list[dict[str, Any]]:
-    """Project each job to ``rows`` on ``nodes`` x ``cpus`` from the measured cost curve.
+    """Project each job to ``rows`` on ``nodes`` x ``cpus`` from measured CPU costs.
 
-    The warm Ray times at two sizes give a line ``fixed + rows x marginal``. Of the
-    marginal cost per row, the workers' CPU time per row divided by the 2 local CPUs
-    is the parallel part; the rest (driver reading and reductions, transfers,
-    scheduling) is taken as serial, an upper bound. Projected: Ray start-up + fixed +
-    rows x (worker CPU per row / (nodes x cpus) + serial per row). In-process: rows x
-    its own marginal cost per row.
+    Wall times on a shared machine mostly measure the other jobs, so the model uses
+    CPU seconds per row (``process_time``): the workers' (parallel) and the driver's
+    (serial: reading, merging, Ray's client side). Projected wall time on the cluster:
+    Ray start-up + rows x (worker CPU per row / (nodes x cpus) + driver CPU per row),
+    assuming the workers scale linearly and the driver is never starved. In-process:
+    rows x its CPU per row. I/O waits and network transfers are not in the model.
     """
     out = []
     for job in sorted({r["job"] for r in results}):
-        runs = {e: sorted((r for r in results if r["job"] == job and r["engine"] == e
-                           and "seconds" in r), key=lambda r: r["n_rows"])
-                for e in ("local", "ray")}
+        runs = {e: [r for r in results if r["job"] == job and r["engine"] == e
+                    and "driver_cpu_s" in r] for e in ("local", "ray")}
         if not runs["local"] or not runs["ray"]:
             continue
-        ray_fixed, ray_slope = _line(runs["ray"])
-        _, local_slope = _line(runs["local"])
-        big = runs["ray"][-1]
+        big = max(runs["ray"], key=lambda r: r["n_rows"])
+        local = max(runs["local"], key=lambda r: r["n_rows"])
         worker = big["worker_cpu_s"] / big["n_rows"]
-        serial = max(ray_slope - worker / 2, 0.0)
-        cluster = big.get("startup_s", 0.0) + ray_fixed + rows * (worker / (nodes * cpus)
-                                                                  + serial)
-        out.append({"job": job, "sizes": ",".join(str(r["n_rows"]) for r in runs["ray"]),
-                    "ray_fixed_s": ray_fixed, "ray_us_per_row": 1e6 * ray_slope,
-                    "worker_cpu_us_per_row": 1e6 * worker, "serial_us_per_row": 1e6 * serial,
-                    "local_us_per_row": 1e6 * local_slope, "cluster_100M_s": cluster,
-                    "in_process_100M_s": rows * local_slope})
+        driver = big["driver_cpu_s"] / big["n_rows"]
+        local_cpu = local["driver_cpu_s"] / local["n_rows"]
+        out.append({"job": job, "from_rows": big["n_rows"],
+                    "worker_cpu_us_per_row": 1e6 * worker,
+                    "driver_cpu_us_per_row": 1e6 * driver,
+                    "local_cpu_us_per_row": 1e6 * local_cpu,
+                    "cluster_100M_s": big.get("startup_s", 0.0)
+                    + rows * (worker / (nodes * cpus) + driver),
+                    "in_process_100M_s": rows * local_cpu})
     return out
-
-
-def _line(runs: list[dict[str, Any]]) -> tuple[float, float]:
-    """(intercept s, slope s/row) through the smallest and largest run (one run: 0, s/n)."""
-    a, b = runs[0], runs[-1]
-    if a is b:
-        return 0.0, b["seconds"] / b["n_rows"]
-    slope = (b["seconds"] - a["seconds"]) / (b["n_rows"] - a["n_rows"])
-    return max(a["seconds"] - slope * a["n_rows"], 0.0), max(slope, 0.0)
 
 
 def report(payload: dict[str, Any]) -> str:
@@ -206,7 +203,8 @@ def report(payload: dict[str, Any]) -> str:
     res = payload["results"]
     m = payload["machine"]
     cols = ["n_rows", "job", "engine", "seconds", "cold_seconds", "startup_s", "shards",
-            "worker_cpu_s", "worker_peak_rss_mib", "driver_reduce_s", "driver_peak_rss_mib"]
+            "driver_cpu_s", "worker_cpu_s", "worker_wall_s", "worker_peak_rss_mib",
+            "driver_peak_rss_mib"]
     for r in res:
         if "seconds" in r:
             r["rows_per_s"] = r["n_rows"] / r["seconds"]
@@ -216,9 +214,9 @@ def report(payload: dict[str, Any]) -> str:
              f"Command: `{payload['command']}`", "",
              *md_table([*cols[:4], "rows_per_s", *cols[4:]], res), "",
              "Projection to 100M rows on 16 nodes x 8 CPUs (model in `projection()`):", "",
-             *md_table(["job", "sizes", "ray_fixed_s", "ray_us_per_row",
-                        "worker_cpu_us_per_row", "serial_us_per_row", "local_us_per_row",
-                        "cluster_100M_s", "in_process_100M_s"], projection(res))]
+             *md_table(["job", "from_rows", "worker_cpu_us_per_row", "driver_cpu_us_per_row",
+                        "local_cpu_us_per_row", "cluster_100M_s", "in_process_100M_s"],
+                       projection(res))]
     errors = [r for r in res if "error" in r]
     if errors:
         lines += ["", "Runs that failed: " + "; ".join(

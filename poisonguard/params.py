@@ -26,7 +26,15 @@ __all__ = ["Constraint", "Interval", "OneOf", "SequenceOf", "check_params"]
 
 
 class Constraint(Protocol):
-    """What a parameter accepts: ``accepts(value)`` and a phrase for the message."""
+    """What a parameter accepts: ``accepts(value)`` and a phrase for the message.
+
+    Examples
+    --------
+    >>> from poisonguard.params import Interval
+    >>> rule = Interval(int, 1, None)  # a Constraint
+    >>> rule.accepts(3), rule.accepts(0)
+    (True, False)
+    """
 
     def accepts(self, value: Any) -> bool: ...
 

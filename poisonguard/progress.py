@@ -10,13 +10,33 @@ __all__ = ["NullProgress", "PlainProgress", "Progress"]
 
 
 class Progress(Protocol):
-    """Receives stage updates: ``update("training fold 2/5", done=2, total=6)``."""
+    """Receives stage updates: ``update("training fold 2/5", done=2, total=6)``.
+
+    Examples
+    --------
+    >>> class Stages:  # any object with this update method is a Progress
+    ...     def __init__(self):
+    ...         self.seen = []
+    ...     def update(self, stage, *, done, total):
+    ...         self.seen.append(stage)
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.scan import scan_dataset
+    >>> stages = Stages()
+    >>> _ = scan_dataset(builtin_dataset("wine"), detectors="duplicate", progress=stages)
+    >>> stages.seen[-1]
+    'fusing'
+    """
 
     def update(self, stage: str, *, done: int, total: int) -> None: ...
 
 
 class NullProgress:
-    """Progress that shows nothing (the library default)."""
+    """Progress that shows nothing (the library default).
+
+    Examples
+    --------
+    >>> NullProgress().update("fitting", done=1, total=3)  # shows nothing
+    """
 
     def update(self, stage: str, *, done: int, total: int) -> None:
         return None

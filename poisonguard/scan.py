@@ -62,6 +62,18 @@ def scan_dataset(
     ``max_fpr`` is the clean false-positive rate of the label-based flags together:
     it is split evenly among the chosen detectors that take a ``max_fpr``
     (:func:`with_fpr_budget`).
+
+    ``seed`` reaches the representation and every detector chosen by name
+    (:func:`~poisonguard.detect.resolve_detectors`); only the parts of the
+    representation the chosen detectors read are built (``Detector.requires``): a
+    scan whose detectors read only the input features trains no model.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> findings, results, rep = scan_dataset(builtin_dataset("wine"), detectors="label,knn")
+    >>> [r.detector for r in results], rep.proba.shape
+    (['label', 'knn'], (178, 3))
     """
     progress = progress or NullProgress()
     torch_threads = threads
@@ -69,13 +81,13 @@ def scan_dataset(
     if threads < 1:
         raise UsageError("threads must be at least 1")
     _check_scannable(dataset)
-    chosen = with_fpr_budget(resolve_detectors(detectors, dataset.modality), max_fpr)
+    chosen = with_fpr_budget(resolve_detectors(detectors, dataset.modality, seed=seed),
+                             max_fpr)
     with threadpool_limits(limits=threads):
         if representation is None:
-            reads = frozenset().union(*(det.requires() for det in chosen))
+            reads = frozenset[str]().union(*(det.requires() for det in chosen))
             representation = build_representation(dataset, embeddings=embeddings, seed=seed,
-                                                  progress=progress,
-                                                  keep_oof_embedding="embedding_oof" in reads,
+                                                  progress=progress, needs=reads,
                                                   threads=torch_threads)
         results: list[DetectorResult] = []
         for k, det in enumerate(chosen):
@@ -153,7 +165,8 @@ def scan(
     embeddings
         Optional N x K embeddings to use as the representation.
     seed
-        Seed of the cross-validated models; the same seed gives the same findings.
+        Seed of the cross-validated models and of every detector named (by
+        default all of them); the same seed gives the same findings.
     progress
         Receives stage updates (:class:`~poisonguard.progress.PlainProgress` prints
         them).

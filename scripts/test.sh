@@ -9,4 +9,5 @@ for setup in .ci/install-postgres.sh .ci/install-browser.sh; do
 done
 ruff check poisonguard tests benchmarks
 mypy
-pytest "$@"
+# every core; tests of one module share a worker (module-scoped servers start once)
+pytest -n auto --dist loadscope "$@"

@@ -48,3 +48,10 @@ def tiny_representation(dataset: Dataset) -> Representation:
     x = dataset.matrix()
     proba = np.eye(dataset.n_classes)[dataset.labels]
     return Representation(features=x, embedding=x, proba=proba)
+
+
+def f1(flags: np.ndarray, poisoned: np.ndarray) -> float:
+    """F1 of boolean ``flags`` against the ``poisoned`` row indices."""
+    truth = np.zeros(len(flags), dtype=bool)
+    truth[poisoned] = True
+    return 2 * int((flags & truth).sum()) / (int(flags.sum()) + int(truth.sum()))

@@ -41,7 +41,15 @@ REASON_COLUMNS = ("poisonguard_row", "poisonguard_score", "poisonguard_reasons")
 
 @dataclass(frozen=True)
 class CleanPlan:
-    """Row indices to keep, to quarantine, and to relabel (index -> label code)."""
+    """Row indices to keep, to quarantine, and to relabel (index -> label code).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plan = CleanPlan(keep=np.array([0, 1, 3]), drop=np.array([2]), relabel={3: 0})
+    >>> plan.n_changed
+    2
+    """
 
     keep: np.ndarray
     drop: np.ndarray
@@ -54,7 +62,20 @@ class CleanPlan:
 
 @dataclass(frozen=True)
 class CleanResult:
-    """What :func:`apply_findings` did: the plan and the files it wrote."""
+    """What :func:`apply_findings` did: the plan and the files it wrote.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import poisonguard
+    >>> from poisonguard.clean import apply_findings
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> out = tempfile.mkdtemp() + "/clean.csv"
+    >>> result = apply_findings(wine, poisonguard.scan(wine), out)
+    >>> len(result.plan.keep) + len(result.plan.drop)
+    178
+    """
 
     plan: CleanPlan
     out: Path

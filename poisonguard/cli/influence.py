@@ -41,6 +41,11 @@ class Method(StrEnum):
     influence_functions = "if"
 
 
+class Layers(StrEnum):
+    last = "last"
+    all = "all"
+
+
 @command("influence")
 def influence_command(
     data: DataArg,
@@ -56,6 +61,12 @@ def influence_command(
     model: Annotated[Path | None, typer.Option(
         "--model", help="tracin: a checkpoint folder or a 'poisonguard train' folder with a "
                         "torch model (safetensors only); default: train one into OUT/model.")
+    ] = None,
+    layers: Annotated[Layers, typer.Option(
+        help="tracin: gradients of the output layer only (exact, fast) or of all layers "
+             "(randomly projected).")] = Layers.last,
+    epochs: Annotated[int | None, typer.Option(
+        help="tracin without --model: training epochs (default: by data size).", min=1)
     ] = None,
     top: Annotated[int, typer.Option(help="Rows listed per query and direction.", min=1)] = 20,
     k: Annotated[int, typer.Option(help="knn-shapley: neighbours.", min=1)] = 10,
@@ -76,6 +87,7 @@ def influence_command(
     predicted class, with scores and their own scan findings."""
     from threadpoolctl import threadpool_limits
 
+    from poisonguard.data import check_output_path
     from poisonguard.datasets import open_dataset
     from poisonguard.findings import load_findings
     from poisonguard.influence import run_influence
@@ -86,13 +98,15 @@ def influence_command(
         return open_dataset(spec, label=label, id_column=id_column,
                             categorical=column_list(categorical), ignore=column_list(ignore))
 
+    check_output_path(out, folder=True, name="--out")
     dataset = opened(data)
     queries = [int(v) for v in query.split(",")] if _ROWS.match(query) else opened(query)
     scanned = load_findings(findings) if findings is not None else None
     with threadpool_limits(limits=threads or 1):
         result, written = run_influence(dataset, queries, out, method=method.value, top=top,
                                         k=k, model_dir=model, findings=scanned, seed=seed,
-                                        threads=threads)
+                                        threads=threads, layers=layers.value,
+                                        epochs=epochs)
     if not no_ledger:
         inputs = [data_ref(data, dataset)]
         if not isinstance(queries, list):

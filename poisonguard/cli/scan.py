@@ -123,6 +123,10 @@ def scan_command(
     report: Annotated[Path | None, typer.Option(help="Also write an HTML report here.")] = None,
     png: Annotated[Path | None, typer.Option(
         help="Also write a PNG summary figure here (and the report, to OUT/report.html).")] = None,
+    target_input: Annotated[str | None, typer.Option(
+        help="Inputs under attack (same format and columns as DATA, labelled with their "
+             "correct class): also run the influence detector on the rows pushing them to "
+             "another class.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for model training.")] = 0,
     max_fpr: Annotated[float, typer.Option(
         "--max-fpr", help="Target clean false-positive rate of the label-based flags "
@@ -160,9 +164,16 @@ def scan_command(
                                engine=runner, progress=bar)
     if show:
         print_notes(dataset)
+    chosen: Any = detectors
+    if target_input is not None:
+        from poisonguard.influence.targeted import aim_at_targets
+
+        chosen = aim_at_targets(detectors, dataset, open_dataset(
+            target_input, label=label, id_column=id_column,
+            categorical=column_list(categorical), ignore=column_list(ignore)))
     emb = load_embeddings(embeddings, len(dataset)) if embeddings is not None else None
     with progress_bar(show, progress_mode.value) as progress:
-        findings, _, rep = scan_dataset(dataset, detectors=detectors,
+        findings, _, rep = scan_dataset(dataset, detectors=chosen,
                                         embeddings=emb, seed=seed, progress=progress,
                                         threads=threads, max_fpr=max_fpr)
     target = out / f"findings.{fmt.value}"

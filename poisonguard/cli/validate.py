@@ -50,8 +50,10 @@ def profile_command(
     address: AddressOpt = None,
 ) -> None:
     """Profile trusted data: schema, sketches, label and class statistics, fingerprints."""
+    from poisonguard.data import check_output_path
     from poisonguard.validate import profile_data, save_profile
 
+    check_output_path(out, name="--out")
     if any(Path(d).resolve() == out.resolve() for d in data if not d.startswith("builtin:")):
         raise UsageError(f"{out}: refusing to overwrite an input")
     with engine_for(engine, address) as runner, \
@@ -93,8 +95,11 @@ def check_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Gate a new batch: exit 1 when it fails the checks against the baseline, else 0."""
+    from poisonguard.data import check_output_path
     from poisonguard.validate import check, load_config, load_profile, save_report
 
+    if out is not None:
+        check_output_path(out, name="--out")
     cfg = load_config(config)
     base = load_profile(baseline)
     with progress_bar(not quiet and not as_json, progress_mode.value) as progress:

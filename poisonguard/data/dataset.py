@@ -8,7 +8,7 @@ poisonguard may rely on its invariants (lengths agree, labels are integer codes 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -22,6 +22,8 @@ Modality = Literal["tabular", "image", "text"]
 __all__ = ["ROW_ID_PREFIX", "Dataset", "Modality", "dataset_digest", "row_ids"]
 
 ROW_ID_PREFIX = b"poisonguard-row-v1\x00"
+#: Rows converted to float32 at a time when hashing ids or reading pixels in chunks.
+ID_BLOCK_ROWS = 4_096
 
 
 def row_ids(
@@ -39,20 +41,27 @@ def row_ids(
     little-endian float32 in H x W x C order preceded by the shape, texts as UTF-8.
     The same values hash the same whatever file format they were read from. Exact
     duplicate rows (same values, same label) share an id.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ids = row_ids(("a", "b"), np.array([0, 1]), features=np.array([[1.0], [1.0]]))
+    >>> len(ids), len(ids[0]), ids[0] != ids[1]  # same values, other label: another id
+    (2, 64, True)
     """
     names = [c.encode("utf-8") + b"\x00" for c in classes]
     out = np.empty(len(labels), dtype=object)
-    if features is not None:
-        body = np.ascontiguousarray(features, dtype="<f4")
-        for i in range(len(labels)):
-            h = hashlib.sha256(ROW_ID_PREFIX + names[labels[i]] + body[i].tobytes())
-            out[i] = h.hexdigest()
-    elif images is not None:
-        body = np.ascontiguousarray(images, dtype="<f4")
-        shape = ("x".join(str(s) for s in body.shape[1:]) + "\x00").encode()
-        for i in range(len(labels)):
-            h = hashlib.sha256(ROW_ID_PREFIX + names[labels[i]] + shape + body[i].tobytes())
-            out[i] = h.hexdigest()
+    values = features if features is not None else images
+    if values is not None:
+        shape = b"" if features is not None else \
+            ("x".join(str(s) for s in values.shape[1:]) + "\x00").encode()
+        # Converted to float32 a block of rows at a time: uint8 images never exist as a
+        # full float32 copy, and the bytes hashed are the same as converting at once.
+        for start in range(0, len(labels), ID_BLOCK_ROWS):
+            body = np.ascontiguousarray(values[start:start + ID_BLOCK_ROWS], dtype="<f4")
+            for i, row in enumerate(body, start):
+                h = hashlib.sha256(ROW_ID_PREFIX + names[labels[i]] + shape + row.tobytes())
+                out[i] = h.hexdigest()
     elif texts is not None:
         for i, text in enumerate(texts):
             h = hashlib.sha256(ROW_ID_PREFIX + names[labels[i]] + text.encode("utf-8"))
@@ -66,8 +75,11 @@ def row_ids(
 class Dataset:
     """Labelled rows of one modality, with stable ids.
 
-    Exactly one of ``features`` (N x D float32), ``images`` (N x H x W x C float32,
-    values as given, typically 0..255 or 0..1) or ``texts`` (list of str) is set.
+    Exactly one of ``features`` (N x D float32), ``images`` (N x H x W x C, values as
+    given, typically 0..255 or 0..1; uint8 when given as uint8, which keeps a million
+    32 x 32 x 3 images at 3 GB instead of 12, else float32) or ``texts`` (list of str)
+    is set. Read pixels as float32 with :meth:`pixel_chunks` (a block of rows at a
+    time) or :meth:`matrix` (all at once, a float32 copy for uint8 images).
     ``labels`` are int64 codes into ``classes``. ``ids`` are always set: the data's
     id column when it has one, else content hashes (:func:`row_ids`). ``schema``
     (tables only) says how the original typed columns were encoded into
@@ -137,13 +149,15 @@ class Dataset:
         elif schema is not None:
             raise ValueError("only tabular datasets have a schema")
         if images is not None:
-            images = np.asarray(images, dtype=np.float32)
+            images = np.asarray(images)
+            if images.dtype != np.uint8:
+                images = np.asarray(images, dtype=np.float32)
+                if not np.isfinite(images).all():
+                    raise ValueError("images must be finite")
             if images.ndim == 3:
                 images = images[..., None]
             if images.ndim != 4 or len(images) != n:
                 raise ValueError("images must be N x H x W x C with one image per label")
-            if not np.isfinite(images).all():
-                raise ValueError("images must be finite")
         if texts is not None:
             texts = tuple(texts)
             if len(texts) != n:
@@ -179,12 +193,39 @@ class Dataset:
         return len(self.classes)
 
     def matrix(self) -> np.ndarray:
-        """Features, or images flattened to N x (H*W*C); texts have no matrix."""
+        """Features, or images flattened to N x (H*W*C) float32; texts have no matrix.
+
+        For uint8 images this is a full float32 copy (4x the pixels): detectors that
+        can work a block of rows at a time should use :meth:`pixel_chunks`.
+        """
         if self.features is not None:
             return self.features
         if self.images is not None:
-            return self.images.reshape(len(self), -1)
+            return np.asarray(self.images.reshape(len(self), -1), dtype=np.float32)
         raise ValueError("a text dataset has no feature matrix; embed it first")
+
+    def pixel_chunks(self, rows: int = ID_BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+        """``(start, block)`` pairs covering :meth:`matrix` a block of rows at a time.
+
+        ``block`` is ``rows`` x D float32 (the last one shorter), equal to
+        ``matrix()[start:start + rows]`` without the full copy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> ds = Dataset(labels=np.array([0, 1, 1]), classes=("a", "b"),
+        ...              images=np.zeros((3, 2, 2, 1), dtype=np.uint8))
+        >>> [(start, block.shape, block.dtype.name) for start, block in ds.pixel_chunks(2)]
+        [(0, (2, 4), 'float32'), (2, (1, 4), 'float32')]
+        """
+        if rows < 1:
+            raise ValueError("rows must be at least 1")
+        source = self.images if self.images is not None else self.features
+        if source is None:
+            raise ValueError("a text dataset has no pixels or features; embed it first")
+        for start in range(0, len(self), rows):
+            block = source[start:start + rows]
+            yield start, np.asarray(block.reshape(len(block), -1), dtype=np.float32)
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> Dataset:
         """The rows at ``indices`` (in that order), keeping their ids."""
@@ -236,7 +277,15 @@ class Dataset:
 
 
 def dataset_digest(dataset: Dataset) -> str:
-    """SHA-256 over the row ids in order: the dataset's content fingerprint."""
+    """SHA-256 over the row ids in order: the dataset's content fingerprint.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> len(dataset_digest(wine)), dataset_digest(wine) == dataset_digest(wine.subset(range(178)))
+    (64, True)
+    """
     h = hashlib.sha256()
     step = 65_536  # same bytes as hashing id by id, in a few large updates
     for start in range(0, len(dataset.ids), step):

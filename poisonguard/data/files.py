@@ -20,6 +20,16 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
 
     Nothing half-written is ever left at ``target``: on any error the temporary file
     is removed and the exception propagates.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> target = Path(tempfile.mkdtemp()) / "out.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> target.read_text()
+    'done'
     """
     target = Path(target)
     check_output_path(target)
@@ -45,16 +55,51 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically (see :func:`atomic_path`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> target = Path(tempfile.mkdtemp()) / "blob.bin"
+    >>> atomic_write_bytes(target, b"PG")
+    >>> target.read_bytes()
+    b'PG'
+    """
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
 
 
 def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` as UTF-8 to ``target`` atomically (see :func:`atomic_path`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> target = Path(tempfile.mkdtemp()) / "note.txt"
+    >>> atomic_write_text(target, "héllo")
+    >>> target.read_text(encoding="utf-8")
+    'héllo'
+    """
     atomic_write_bytes(target, text.encode("utf-8"))
 
 
 def ensure_not_same(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
-    """Refuse to write an output over an input file."""
+    """Refuse to write an output over an input file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> data = Path(tempfile.mkdtemp()) / "data.csv"
+    >>> _ = data.write_text("a,label")
+    >>> ensure_not_same(data, data.with_name("clean.csv"))  # another file: fine
+    >>> ensure_not_same(data, data)
+    Traceback (most recent call last):
+    ...
+    poisonguard.errors.UsageError: ...: refusing to overwrite the input file
+    """
     s, t = Path(source), Path(target)
     if t.exists() and s.exists() and s.resolve() == t.resolve():
         raise UsageError(f"{t}: refusing to overwrite the input file")

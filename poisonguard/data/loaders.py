@@ -105,7 +105,17 @@ def load_dataset(
 
 
 def load_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file as it is, with strict parsing."""
+    """Read a CSV or Parquet file as it is, with strict parsing.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = path.write_text(chr(10).join(["a,label", "1.5,x", "2.5,y"]))
+    >>> load_table(path).shape
+    (2, 2)
+    """
     p = Path(path)
     if p.stat().st_size == 0:
         raise DataError("file is empty", path=str(p))
@@ -306,7 +316,17 @@ def _load_image_folder(root: Path) -> Dataset:
 
 
 def load_embeddings(path: str | Path, n_rows: int) -> np.ndarray:
-    """User-supplied embeddings: a .npy array or an .npz with one array, N x K, no pickle."""
+    """User-supplied embeddings: a .npy array or an .npz with one array, N x K, no pickle.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> path = tempfile.mkdtemp() + "/emb.npy"
+    >>> np.save(path, np.zeros((4, 2)))
+    >>> load_embeddings(path, 4).shape
+    (4, 2)
+    """
     p = Path(path)
     if not p.exists():
         raise DataError("no such embeddings file", path=str(p))

@@ -47,6 +47,16 @@ class Column:
 
     ``start:stop`` is the encoded slice (empty for excluded columns). ``values`` are
     the categories in the original Python type (``labels`` as shown to people).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from poisonguard.data import table_to_dataset
+    >>> t = pd.DataFrame({"island": ["A", "B", "A"], "mass": [1.0, 2.0, 3.0],
+    ...                   "species": ["x", "y", "x"]})
+    >>> col = table_to_dataset(t, path="<frame>", label="species").schema.columns[0]
+    >>> col.name, col.kind, col.labels, (col.start, col.stop)
+    ('island', 'categorical', ('A', 'B'), (0, 2))
     """
 
     name: str
@@ -145,7 +155,18 @@ def _infer_column(name: str, col: pd.Series, *, categorical: bool, ignored: bool
 
 @dataclass(frozen=True)
 class TableSchema:
-    """How a table's feature columns map to the encoded matrix, and back."""
+    """How a table's feature columns map to the encoded matrix, and back.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from poisonguard.data import table_to_dataset
+    >>> t = pd.DataFrame({"island": ["A", "B", "A"], "mass": [1.0, None, 3.0],
+    ...                   "species": ["x", "y", "x"]})
+    >>> schema = table_to_dataset(t, path="<frame>", label="species").schema
+    >>> schema.names
+    ('island = A', 'island = B', 'mass', 'mass (missing)')
+    """
 
     columns: tuple[Column, ...]
     notes: tuple[str, ...] = field(default=())

@@ -31,7 +31,15 @@ MAX_CLASSES = 1000
 
 def label_codes(values: pd.Series | np.ndarray, path: str, *,
                 label: str = "label") -> tuple[np.ndarray, tuple[str, ...], str]:
-    """Integer codes, class names, and the label kind ('int' or 'str')."""
+    """Integer codes, class names, and the label kind ('int' or 'str').
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> codes, classes, kind = label_codes(pd.Series(["b", "a", "b"]), "<frame>")
+    >>> codes.tolist(), classes, kind
+    ([1, 0, 1], ('a', 'b'), 'str')
+    """
     series = pd.Series(values)
     missing = np.flatnonzero(series.isna().to_numpy())
     if len(missing):
@@ -55,7 +63,16 @@ def label_codes(values: pd.Series | np.ndarray, path: str, *,
 
 
 def check_classes(n_classes: int, n_rows: int, *, label: str, path: str) -> None:
-    """Refuse a label column that cannot be a class label (one class per row or so)."""
+    """Refuse a label column that cannot be a class label (one class per row or so).
+
+    Examples
+    --------
+    >>> check_classes(3, 178, label="label", path="wine.csv")  # fine: nothing returned
+    >>> check_classes(150, 178, label="id", path="wine.csv")
+    Traceback (most recent call last):
+    ...
+    poisonguard.errors.DataError: wine.csv: the label column 'id' has 150 distinct values ...
+    """
     if n_classes > MAX_CLASSES or (n_rows >= 20 and n_classes > MAX_CLASS_SHARE * n_rows):
         raise DataError(
             f"the label column '{label}' has {n_classes} distinct values in {n_rows} rows: "

@@ -19,6 +19,12 @@ def label_values(dataset: Dataset, codes: np.ndarray | None = None) -> np.ndarra
     """Labels as the user wrote them (integers where the input had integers).
 
     ``codes`` (default: the dataset's own labels) are label codes into its classes.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> label_values(builtin_dataset("wine"))[:3].tolist()
+    [0, 0, 0]
     """
     codes = dataset.labels if codes is None else codes
     if dataset.meta.get("label_kind") == "npz-classes":
@@ -30,7 +36,15 @@ def label_values(dataset: Dataset, codes: np.ndarray | None = None) -> np.ndarra
 
 
 def dataset_to_table(dataset: Dataset) -> pd.DataFrame:
-    """A tabular or text dataset as a DataFrame with its label column last."""
+    """A tabular or text dataset as a DataFrame with its label column last.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> table = dataset_to_table(builtin_dataset("wine"))
+    >>> table.shape, table.columns[-1]
+    ((178, 14), 'label')
+    """
     if dataset.features is not None:
         table = pd.DataFrame(dataset.features, columns=list(dataset.feature_names))
     elif dataset.texts is not None:
@@ -42,7 +56,17 @@ def dataset_to_table(dataset: Dataset) -> pd.DataFrame:
 
 
 def save_table(table: pd.DataFrame, path: str | Path) -> None:
-    """Write a DataFrame as CSV or Parquet (by suffix), atomically."""
+    """Write a DataFrame as CSV or Parquet (by suffix), atomically.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> path = tempfile.mkdtemp() + "/t.parquet"
+    >>> save_table(pd.DataFrame({"a": [1, 2], "label": ["x", "y"]}), path)
+    >>> pd.read_parquet(path).shape
+    (2, 2)
+    """
     p = Path(path)
     suffix = p.suffix.lower()
     with atomic_path(p, suffix=suffix) as tmp:

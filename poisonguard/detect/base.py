@@ -215,7 +215,19 @@ D = TypeVar("D", bound=type[Detector])
 
 
 def register_detector(cls: D) -> D:
-    """Class decorator: make a detector findable by its ``name``."""
+    """Class decorator: make a detector findable by its ``name``.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.detect import Detector
+    >>> @register_detector  # doctest: +SKIP
+    ... class MyDetector(Detector):
+    ...     name = "my-detector"
+    ...     def score(self, dataset, representation):
+    ...         ...
+    >>> poisonguard.scan("builtin:wine", detectors="my-detector")  # doctest: +SKIP
+    """
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:

@@ -16,7 +16,15 @@ a few features holding the same exact values on a subset of one class, values th
 
 A natural sub-population sharing exact values (zeros in a measurement) can pass
 these tests when it is large and pure; this is why the detector is stricter than
-``trigger``. It runs by default (no flags on the clean built-in sets;
+``trigger``.
+
+What kind of backdoor a confirmed pattern is, is then tested, not assumed: with the
+pattern masked, a model trained on the other rows classifies the subset
+(:func:`~poisonguard.detect.trigger_mask.mask_test`). When most of it then looks like
+*other* classes (``min_other``; significant at ``alpha``), the rows were relabelled:
+a dirty-label backdoor, announced as ``backdoor -> class X`` (as ``trigger`` does),
+never as clean-label. Only a subset that still looks like its own class is announced
+as ``clean-label backdoor?``. It runs by default (no flags on the clean built-in sets;
 docs/detectors-trigger.md).
 """
 
@@ -28,6 +36,7 @@ import numpy as np
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
+from poisonguard.detect.trigger_mask import MaskTest, mask_test, principal_basis
 from poisonguard.detect.trigger_search import (
     MINING_CONSTRAINTS,
     describe_features,
@@ -44,19 +53,24 @@ class CleanLabelDetector(Detector):
     """Flag rows of one class that share a rare, tightly co-occurring pattern.
 
     ``alpha`` is the family-wise level of the label-concentration test (strict:
-    there is no second test to catch a natural pattern); ``min_purity`` the share
-    of the subset that must belong to its class.
+    there is no second test to catch a natural pattern) and of the masking test;
+    ``min_purity`` the share of the subset that must belong to its class;
+    ``min_other`` the share of it that must look like other classes once the pattern
+    is masked for the finding to be named a dirty-label backdoor.
     """
 
     name = "cleanlabel"
     needs = frozenset({"features"})
     modalities = frozenset({"tabular", "image"})
-    parameter_constraints = {**MINING_CONSTRAINTS, "max_outside": Interval(float, 0, None)}
+    parameter_constraints = {**MINING_CONSTRAINTS, "max_outside": Interval(float, 0, None),
+                             "min_other": Interval(float, 0, 1, closed="right")}
 
     def __init__(self, *, alpha: float = 1e-6, min_purity: float = 0.95,
                  min_jaccard: float = 0.5, max_outside: float = 1.0, min_rows: int = 5,
-                 max_fraction: float = 0.2, max_rows: int = 50_000, seed: int = 0) -> None:
+                 max_fraction: float = 0.2, max_rows: int = 50_000, min_other: float = 0.5,
+                 seed: int = 0) -> None:
         self.alpha = alpha
+        self.min_other = min_other
         self.min_purity = min_purity
         self.min_jaccard = min_jaccard
         self.max_outside = max_outside
@@ -80,6 +94,7 @@ class CleanLabelDetector(Detector):
         reasons: dict[int, str] = {}
         hypotheses: list[str] = []
         found: list[dict[str, Any]] = []
+        projection: tuple[np.ndarray, np.ndarray] | None = None
         for cand in candidates:
             strength = -np.log10(max(cand.label_p * n_tests, 1e-300))
             # log10 evidence mapped so that the level alpha lands on 0.5.
@@ -95,13 +110,24 @@ class CleanLabelDetector(Detector):
             items, shape, pixels = describe_features(cand.features, cand.values, image_shape,
                                                      dataset.feature_names)
             cls = dataset.classes[cand.label]
+            if projection is None:
+                projection = principal_basis(representation.features, seed=self.seed)
+            test = self._masked(cand.features, cand.values, members, cand.label, x, dataset,
+                                representation, projection)
+            dirty = (test.fraction_other >= self.min_other
+                     and test.p_value * n_tests < self.alpha)
             reason = (f"class {cls}: {cand.n_rows} rows share {items} (median pairwise "
-                      f"Jaccard {cand.jaccard:.2f}), values almost no other row has")
-            hypotheses.append(f"clean-label backdoor? class {cls}: {cand.n_rows} rows share "
-                              f"{shape}")
+                      f"Jaccard {cand.jaccard:.2f}), values almost no other row has; with it "
+                      f"masked, {test.n_other} of {len(test.rows)} look like other classes")
+            hypotheses.append(
+                f"backdoor -> class {cls}: {cand.n_rows} rows share {shape} and look like "
+                "other classes without it (relabelled: dirty label)" if dirty else
+                f"clean-label backdoor? class {cls}: {cand.n_rows} rows share {shape}")
             found.append({"class": cand.label, "features": list(cand.features),
                           "values": list(cand.values), "rows": cand.n_rows, "pixels": pixels,
-                          "p_label": cand.label_p, "jaccard": cand.jaccard})
+                          "p_label": cand.label_p, "jaccard": cand.jaccard,
+                          "looks_other": test.n_other, "p_mask": test.p_value,
+                          "kind": "dirty-label" if dirty else "clean-label"})
             scores[members] = np.maximum(scores[members], raw)
             flags[members] = True
             for i in members:
@@ -111,3 +137,17 @@ class CleanLabelDetector(Detector):
             flags=flags, reasons=reasons, hypotheses=tuple(hypotheses), dataset=dataset,
             meta={"triggers": found, "candidates": len(candidates)},
         )
+
+    def _masked(self, features: tuple[int, ...], values: tuple[float, ...], members: np.ndarray,
+                label: int, x: np.ndarray, dataset: Dataset, representation: Representation,
+                projection: tuple[np.ndarray, np.ndarray] | None) -> MaskTest:
+        """Do the members look like their class once the pattern is masked?
+
+        Wide patterns (a blend) are masked cell by cell, where each row holds them."""
+        cells = None
+        if len(features) > max(16, x.shape[1] // 2):
+            cells = (np.asarray(x[members][:, list(features)])
+                     == np.asarray(values, dtype=x.dtype))
+        return mask_test(representation.features, dataset.labels, dataset.n_classes,
+                         candidate=members, label=label, masked=features, cells=cells,
+                         projection=projection, seed=self.seed)

@@ -1,18 +1,23 @@
 """Nearest-neighbour search and neighbour label votes, shared by the label, knn,
 outlier and duplicate detectors.
 
-Exact scikit-learn search up to ``exact_max_rows`` rows; beyond that an inverted-file
-faiss index (approximate, about N log N) when faiss is installed, else scikit-learn's
-exact search (slower but correct). Results exclude each row itself, even when the row
-has exact duplicates.
+On the CPU: exact scikit-learn search up to ``exact_max_rows`` rows; beyond that an
+inverted-file faiss index (approximate, about N log N) when faiss is installed, else
+scikit-learn's exact search (slower but correct). With a CUDA device (torch already
+loaded, as an image scan has it): exact search by blocked matrix products on the
+device, in float64 like scikit-learn's (``backend="torch"``; on the CPU it gives the
+same neighbours as scikit-learn where distances do not tie). Results exclude each
+row itself, even when the row has exact duplicates.
 
 A small cache keyed on the array object lets detectors that search the same space
-(say ``knn`` and ``duplicate`` on the scaled features) share one search per scan.
+(label, knn and duplicate on the scaled features) share one search per scan: the
+largest k asked for is kept and smaller requests are its first columns.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections import OrderedDict
 from typing import Any, Literal
 
@@ -29,12 +34,15 @@ __all__ = [
     "nearest_in_sample",
     "nearest_neighbours",
     "neighbour_votes",
+    "torch_device",
 ]
 
 EXACT_MAX_ROWS = 50_000
-Backend = Literal["auto", "sklearn", "faiss"]
+Backend = Literal["auto", "sklearn", "faiss", "torch"]
+#: Query rows per block of the torch search (a block x N distance matrix at a time).
+TORCH_BLOCK_ROWS = 4_096
 
-_CACHE: OrderedDict[tuple[int, tuple[int, ...], str, int],
+_CACHE: OrderedDict[tuple[int, tuple[int, ...], str, int],  # id, shape, backend, seed
                     tuple[np.ndarray, np.ndarray, np.ndarray]]
 _CACHE = OrderedDict()
 _CACHE_SIZE = 4
@@ -76,6 +84,41 @@ def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, n
         out_d[rest] = np.take_along_axis(dist[rest], order, axis=1)
         out_i[rest] = np.take_along_axis(sub_i, order, axis=1)
     return out_d, out_i
+
+
+def torch_device() -> str | None:
+    """"cuda" when torch is already loaded and sees a CUDA device, else None.
+
+    torch is not imported here: a tabular scan never pays for loading it.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return None
+    return "cuda"
+
+
+def _torch_search(x: np.ndarray, k: int, *, device: str | None = None,
+                  block_rows: int = TORCH_BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k-NN by blocked ``|q|^2 + |r|^2 - 2 q.r`` in float64 on ``device``.
+
+    Equal distances are ordered by row index. The rows stay on the device; each
+    block of queries makes one block x N distance matrix there.
+    """
+    import torch
+
+    dev = torch.device(device or torch_device() or "cpu")
+    ref = torch.as_tensor(np.ascontiguousarray(x), device=dev).to(torch.float64)
+    ref_sq = (ref * ref).sum(dim=1)
+    dists, idxs = [], []
+    for start in range(0, len(ref), block_rows):
+        q = ref[start:start + block_rows]
+        d2 = ref_sq[start:start + block_rows, None] + ref_sq[None, :] - 2.0 * (q @ ref.T)
+        top = torch.topk(d2.clamp_(min=0.0), k, dim=1, largest=False, sorted=True)
+        vals, cols = top.values.cpu().numpy(), top.indices.cpu().numpy()
+        by_index = np.lexsort((cols, vals), axis=1)  # equal distances: lower index first
+        dists.append(np.sqrt(np.take_along_axis(vals, by_index, axis=1)).astype(np.float32))
+        idxs.append(np.take_along_axis(cols, by_index, axis=1).astype(np.int64))
+    return np.concatenate(dists), np.concatenate(idxs)
 
 
 def _sklearn_search(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -148,8 +191,16 @@ def nearest_neighbours(
     """The ``k`` nearest other rows of every row of ``x`` (Euclidean).
 
     Returns ``(distances, indices)``, both N x k, nearest first, never containing
-    the row itself. ``k`` is capped at N - 1. ``backend="auto"`` is exact
-    scikit-learn up to ``exact_max_rows`` rows and approximate faiss (IVF) beyond.
+    the row itself. ``k`` is capped at N - 1. ``backend="auto"`` is the exact torch
+    search on a CUDA device when torch is loaded and sees one (:func:`torch_device`);
+    otherwise exact scikit-learn up to ``exact_max_rows`` rows and approximate faiss
+    (IVF) beyond. ``backend="torch"`` without a CUDA device runs on the CPU.
+
+    Examples
+    --------
+    >>> x = np.array([[0.0], [1.0], [3.0]])
+    >>> nearest_neighbours(x, 1, cache=False)[1].ravel().tolist()
+    [1, 0, 1]
     """
     x = np.asarray(x)
     if x.ndim != 2:
@@ -160,14 +211,17 @@ def nearest_neighbours(
     k = min(k, n - 1)
     if k < 1:
         return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
-    if backend not in ("auto", "sklearn", "faiss"):
-        raise UsageError(f"unknown neighbour backend '{backend}' (auto, sklearn, faiss)")
-    use_faiss = backend == "faiss" or (backend == "auto" and n > exact_max_rows
-                                       and faiss_available())
+    if backend not in ("auto", "sklearn", "faiss", "torch"):
+        raise UsageError(f"unknown neighbour backend '{backend}' (auto, sklearn, faiss, torch)")
     if backend == "faiss" and not faiss_available():
         raise UsageError("neighbour backend 'faiss' needs the faiss-cpu package")
+    chosen = backend
+    if backend == "auto":
+        chosen = "torch" if torch_device() else (
+            "faiss" if n > exact_max_rows and faiss_available() else "sklearn")
+    use_faiss = chosen == "faiss"
     # The seed shapes only the approximate (faiss IVF) search.
-    key = (id(x), x.shape, "faiss" if use_faiss else "sklearn", seed if use_faiss else 0)
+    key = (id(x), x.shape, chosen, seed if use_faiss else 0)
     hit = _CACHE.get(key) if cache else None
     if hit is not None and hit[0] is x and hit[1].shape[1] >= k:
         _CACHE.move_to_end(key)
@@ -175,6 +229,8 @@ def nearest_neighbours(
     search_k = min(k + 1, n)
     if use_faiss:
         dist, idx = _faiss_search(x, search_k, exact=n <= exact_max_rows, seed=seed)
+    elif chosen == "torch":
+        dist, idx = _torch_search(x, search_k)
     else:
         dist, idx = _sklearn_search(x, search_k)
     dist, idx = _drop_self(dist, idx, k)

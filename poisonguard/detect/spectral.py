@@ -29,10 +29,15 @@ import numpy as np
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.subpopulation import find_subpopulations, robust_whiten
+from poisonguard.detect.thresholds import robust_z
 from poisonguard.params import Interval
 from poisonguard.represent.base import Representation
 
-__all__ = ["SpectralDetector", "SpectreDetector", "que_scores", "spectral_projection"]
+__all__ = ["SpectralDetector", "SpectreDetector", "que_direction", "que_scores",
+           "spectral_projection"]
+
+#: Floor of ``||S|| - 1`` in the QUE weights (:func:`que_scores`).
+_MIN_EXCESS = 0.1
 
 
 def spectral_projection(embedding: np.ndarray) -> np.ndarray:
@@ -42,26 +47,79 @@ def spectral_projection(embedding: np.ndarray) -> np.ndarray:
     if not np.any(e):
         return np.zeros(len(e))
     _, _, vt = np.linalg.svd(e, full_matrices=False)
-    p = e @ vt[0]
-    # Orient so that the heavier tail is positive (sign of an SVD is arbitrary).
-    return p if np.sum(p**3) >= 0 else -p
+    return _heavier_tail_positive(e @ vt[0])
 
 
-def que_scores(white: np.ndarray, *, alpha: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
-    """QUantum Entropy outlier scores of whitened rows and the top whitened direction.
+def que_scores(white: np.ndarray, *, alpha: float = 4.0) -> np.ndarray:
+    """QUantum Entropy (QUE) outlier score of each whitened row (SPECTRE's scoring).
 
-    ``tau_i = w_i' Q w_i`` with ``Q = exp(alpha (S - I) / (||S|| - 1)) / tr(...)`` and
-    ``S`` the covariance of the whitened rows (SPECTRE's scoring).
+    ``tau_i = w_i' Q w_i`` with ``Q = exp(alpha (S - I) / (||S|| - 1)) / tr(exp(...))``
+    and ``S`` the second moment of the whitened rows ``w`` (their robust centre is 0).
+    ``alpha`` moves the score between the Mahalanobis norm (``alpha -> 0``: every
+    direction weighs the same, ``tau = |w|^2 / k``) and the squared projection on the
+    top direction of ``S`` (``alpha -> inf``: spectral signatures after whitening).
+    On clean, well-whitened rows the mean score is about 1.
+
+    ``||S|| - 1`` is floored at 0.1: when no direction carries excess variance the
+    weights do not pile onto one arbitrary eigenvector of a nearly flat spectrum.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> white = np.random.default_rng(0).normal(size=(500, 4))
+    >>> white[:10, 0] += 8  # ten outlying rows
+    >>> tau = que_scores(white, alpha=4.0)
+    >>> bool(tau[:10].min() > np.quantile(tau[10:], 0.99))
+    True
     """
     w = np.asarray(white, dtype=np.float64)
-    cov = w.T @ w / max(len(w), 1)
-    vals, vecs = np.linalg.eigh(cov)
-    top = float(vals[-1])
-    scale = alpha / max(top - 1.0, 1e-6)
-    weights = np.exp(np.clip(scale * (vals - 1.0), -700, 700) - scale * (top - 1.0))
+    if len(w) == 0:
+        return np.zeros(0)
+    second = w.T @ w / len(w)
+    vals, vecs = np.linalg.eigh(second)
+    excess = max(float(vals[-1]) - 1.0, _MIN_EXCESS)
+    logits = alpha * (vals - 1.0) / excess
+    weights = np.exp(logits - logits.max())
     weights /= weights.sum()
-    tau = ((w @ vecs) ** 2) @ weights
-    return tau, vecs[:, -1]
+    return np.asarray(((w @ vecs) ** 2) @ weights)
+
+
+def que_direction(white: np.ndarray, *, alpha: float = 4.0) -> np.ndarray:
+    """Signed projection of whitened rows on their QUE-weighted mean direction.
+
+    The rows QUE scores as outlying (:func:`que_scores`) pull the direction
+    ``u = sum_i tau_i w_i`` towards themselves: a poisoned subpopulation sits on one
+    side of the robust centre, so ``u`` points at it, while the scores of a clean
+    class cancel out (symmetric about 0). Returns ``w @ u / |u|`` oriented so that
+    the heavier tail is positive; clean rows project to about N(0, 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> white = np.random.default_rng(0).normal(size=(500, 4))
+    >>> white[:10, 2] -= 8  # ten rows out on one side
+    >>> proj = que_direction(white)
+    >>> bool(proj[:10].min() > proj[10:].max())
+    True
+    """
+    w = np.asarray(white, dtype=np.float64)
+    tau = que_scores(w, alpha=alpha)
+    u = tau @ w
+    norm = float(np.linalg.norm(u))
+    if norm <= 1e-12:
+        return np.zeros(len(w))
+    proj = w @ (u / norm)
+    return _heavier_tail_positive(proj)
+
+
+def _heavier_tail_positive(proj: np.ndarray) -> np.ndarray:
+    """Fix the sign of a projection (arbitrary for an SVD): the heavier tail is positive.
+
+    Computed in float64 on the robust-z scale, so that a sign flip of the basis
+    gives exactly the same output.
+    """
+    skew = float(np.sum(robust_z(proj) ** 3))
+    return proj if skew >= 0 else -proj
 
 
 class _SpectralBase(Detector):
@@ -124,6 +182,4 @@ class SpectreDetector(_SpectralBase):
 
     def _direction(self, emb: np.ndarray) -> np.ndarray:
         white = robust_whiten(emb, dims=self.dims, seed=self.seed)
-        tau, top = que_scores(white, alpha=self.alpha)
-        proj = white @ top
-        return proj if np.sum(proj**3) >= 0 else -proj
+        return que_direction(white, alpha=self.alpha)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from poisonguard.data import Dataset, atomic_write_text
+from poisonguard.data import Dataset, atomic_write_text, check_output_path
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, RowFinding
 
@@ -82,9 +82,7 @@ class InfluenceResult:
 
     def write(self, out: str | Path) -> Path:
         """Write ``influence.json`` and ``influencers.csv`` into the folder ``out``."""
-        folder = Path(out)
-        if folder.exists() and not folder.is_dir():
-            raise UsageError(f"{folder}: --out must be a folder (it is a file)")
+        folder = check_output_path(out, folder=True, name="--out")
         folder.mkdir(parents=True, exist_ok=True)
         lines = ["query,direction,rank,row,id,label,score,finding"]
         for e in self.explanations:
@@ -273,12 +271,13 @@ def explain(train: Dataset, queries: Sequence[int] | Dataset, *, method: str = "
 def run_influence(train: Dataset, queries: Sequence[int] | Dataset, out: str | Path, *,
                   method: str = "if", top: int = 20, k: int = 10,
                   model_dir: str | Path | None = None, findings: Findings | None = None,
-                  seed: int = 0, threads: int | None = None) -> tuple[InfluenceResult,
-                                                                      list[Path]]:
+                  seed: int = 0, threads: int | None = None,
+                  layers: str = "last", epochs: int | None = None
+                  ) -> tuple[InfluenceResult, list[Path]]:
     """:func:`explain`, then write ``influence.json``, ``influencers.csv`` and
     ``report.html`` into the folder ``out`` (TracIn without a model folder also
     writes the checkpoints it trains to ``out/model``); returns the result and the
-    paths written (JSON first).
+    paths written (JSON first). ``threads``, ``layers`` and ``epochs`` are TracIn's.
 
     Example
     -------
@@ -290,10 +289,8 @@ def run_influence(train: Dataset, queries: Sequence[int] | Dataset, out: str | P
     """
     from poisonguard.report.influence import write_influence_report
 
-    folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder}: --out must be a folder (it is a file)")
-    options: dict[str, Any] = {"threads": threads}
+    folder = check_output_path(out, folder=True, name="--out")
+    options: dict[str, Any] = {"threads": threads, "layers": layers, "epochs": epochs}
     if method == "tracin" and model_dir is None:
         options["save_to"] = folder / "model"
     result = explain(train, queries, method=method, top=top, k=k, model_dir=model_dir,

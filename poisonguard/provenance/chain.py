@@ -19,6 +19,17 @@ GENESIS = "0" * 64
 
 @dataclass(frozen=True)
 class LedgerEntry:
+    """One entry of the hash chain: ``entry_hash`` covers its content and ``prev_hash``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.provenance import Ledger
+    >>> e = Ledger(pathlib.Path(tempfile.mkdtemp()) / "l.db").append("scan")
+    >>> e.seq, e.prev_hash == GENESIS, e.computed_hash() == e.entry_hash
+    (1, True, True)
+    """
+
     seq: int
     kind: str
     actor: str
@@ -43,6 +54,14 @@ class LedgerEntry:
 
 @dataclass(frozen=True)
 class LedgerProblem:
+    """One break in the chain, named by the entry where it was found.
+
+    Examples
+    --------
+    >>> str(LedgerProblem(3, "its hash does not match its content"))
+    'entry 3: its hash does not match its content'
+    """
+
     seq: int
     message: str
 

@@ -32,7 +32,15 @@ CHECKPOINT_FORMAT = "poisonguard-ledger-checkpoint"
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A signed (size, head) of the ledger; ``body`` is what the signature covers."""
+    """A signed (size, head) of the ledger; ``body`` is what the signature covers.
+
+    Examples
+    --------
+    >>> from poisonguard.provenance.keys import Ed25519PrivateKey
+    >>> cp = Checkpoint.sign(2, "ab" * 32, "2026-01-01T00:00:00Z", Ed25519PrivateKey.generate())
+    >>> cp.size, cp.head == "ab" * 32
+    (2, True)
+    """
 
     body: dict[str, Any]
     signature: dict[str, Any]
@@ -64,7 +72,21 @@ class Checkpoint:
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """A checkpoint exported by ``ledger checkpoint --out``."""
+    """A checkpoint exported by ``ledger checkpoint --out``.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> from poisonguard.provenance import Ledger
+    >>> from poisonguard.provenance.keys import Ed25519PrivateKey
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> led = Ledger(d / "l.db")
+    >>> _ = led.append("scan")
+    >>> cp = led.checkpoint(Ed25519PrivateKey.generate())
+    >>> _ = (d / "cp.json").write_text(json.dumps(cp.to_dict()))
+    >>> read_checkpoint(d / "cp.json").size
+    1
+    """
     try:
         obj = json.loads(Path(path).read_text(encoding="utf-8"))
         body = {k: v for k, v in obj.items() if k != "signature"}

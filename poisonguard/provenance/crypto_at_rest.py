@@ -44,7 +44,15 @@ def _parse_key(text: str, where: str) -> bytes:
 
 
 def load_data_key(path: str | Path | None = None) -> bytes | None:
-    """The key from ``path``, else from ``$POISONGUARD_SNAPSHOT_KEY``, else None."""
+    """The key from ``path``, else from ``$POISONGUARD_SNAPSHOT_KEY``, else None.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = generate_data_key(pathlib.Path(tempfile.mkdtemp()) / "k")
+    >>> len(load_data_key(p))
+    32
+    """
     if path is not None:
         try:
             return _parse_key(Path(path).read_text(encoding="ascii"), str(path))

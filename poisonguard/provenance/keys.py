@@ -135,7 +135,15 @@ def _read(path: str | Path, what: str) -> bytes:
 
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:
-    """An Ed25519 private key from a PEM file (or a directory holding poisonguard.key)."""
+    """An Ed25519 private key from a PEM file (or a directory holding poisonguard.key).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> priv, pub = generate_keypair(tempfile.mkdtemp())
+    >>> type(load_private_key(priv)).__name__
+    'Ed25519PrivateKey'
+    """
     data = _read(path, "private")
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -147,7 +155,15 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
 
 
 def load_public_key(path: str | Path) -> Ed25519PublicKey:
-    """An Ed25519 public key from a PEM file (or a directory holding poisonguard.pub)."""
+    """An Ed25519 public key from a PEM file (or a directory holding poisonguard.pub).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> priv, pub = generate_keypair(tempfile.mkdtemp())
+    >>> type(load_public_key(pub)).__name__
+    'Ed25519PublicKey'
+    """
     data = _read(path, "public")
     try:
         key = serialization.load_pem_public_key(data)

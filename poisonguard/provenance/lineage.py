@@ -27,6 +27,13 @@ def dataset_root(dataset: Dataset) -> str:
     This digest of what the detectors see (:func:`poisonguard.data.row_ids`) is what
     ``scan`` and ``clean`` record to link versions; it is *not* a snapshot's root,
     which commits to the file's typed cells (``ledger lineage`` matches both).
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> dataset_root(wine) == dataset_root(builtin_dataset("wine")), len(dataset_root(wine))
+    (True, 64)
     """
     ids = row_ids(dataset.classes, dataset.labels, features=dataset.features,
                   images=dataset.images, texts=dataset.texts)
@@ -61,7 +68,20 @@ def record_derivation(kind: str, inputs: list[tuple[str | os.PathLike[str], Data
                       outputs: list[tuple[str | os.PathLike[str], Dataset | None]], *,
                       details: dict[str, Any] | None = None, actor: str | None = None,
                       ledger: Ledger | str | os.PathLike[str] | None = None) -> LedgerEntry:
-    """Record that ``outputs`` were made from ``inputs`` (e.g. by ``clean``)."""
+    """Record that ``outputs`` were made from ``inputs`` (e.g. by ``clean``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.provenance import Ledger
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> wine = builtin_dataset("wine")
+    >>> e = record_derivation("clean", [("builtin:wine", wine)],
+    ...                       [(d / "w.csv", wine.subset(range(10)))], ledger=Ledger(d / "l.db"))
+    >>> e.kind, e.inputs[0]["path"]
+    ('clean', 'builtin:wine')
+    """
     return record_event(kind, inputs=[data_ref(p, d) for p, d in inputs],
                         outputs=[data_ref(p, d) for p, d in outputs],
                         details=details, actor=actor, ledger=ledger)
@@ -69,7 +89,13 @@ def record_derivation(kind: str, inputs: list[tuple[str | os.PathLike[str], Data
 
 @dataclass
 class LineageNode:
-    """One version of the data: where it was, its root, what made it, what it came from."""
+    """One version of the data: where it was, its root, what made it, what it came from.
+
+    Examples
+    --------
+    >>> LineageNode(path="w.csv", root=None).parents
+    []
+    """
 
     path: str
     root: str | None
@@ -121,6 +147,20 @@ def lineage(*, root: str | None = None, path: str | os.PathLike[str] | None = No
 
     ``root`` is the ML-view root (:func:`dataset_root`), ``data_root`` the typed
     root a snapshot of the file records; entries holding either match.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.provenance import Ledger
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> led = Ledger(d / "l.db")
+    >>> wine = builtin_dataset("wine")
+    >>> _ = record_derivation("clean", [("builtin:wine", wine)],
+    ...                       [(d / "w.csv", wine.subset(range(10)))], ledger=led)
+    >>> node = lineage(path=d / "w.csv", ledger=led)
+    >>> node.produced_by.kind, [p.path for p in node.parents]
+    ('clean', ['builtin:wine'])
     """
     led = ledger if isinstance(ledger, Ledger) else Ledger(ledger, create=False)
     try:

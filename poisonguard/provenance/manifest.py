@@ -74,7 +74,18 @@ def now_iso() -> str:
 @dataclass
 class Manifest:
     """A manifest in memory: the signed ``header``, the N x 32 ``row_hashes``, and the
-    encrypted cell fingerprints (``cells``, nonce + ciphertext) or None."""
+    encrypted cell fingerprints (``cells``, nonce + ciphertext) or None.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.provenance import build_manifest
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("x,label\\n1,a\\n2,b\\n3,c\\n")
+    >>> m = build_manifest(p)
+    >>> m.rows, len(m.root), m.signature is None
+    (3, 64, True)
+    """
 
     header: dict[str, Any]
     row_hashes: np.ndarray
@@ -133,6 +144,19 @@ def open_cells(manifest: Manifest, key: Ed25519PrivateKey) -> np.ndarray | None:
 
 
 def sign_manifest(manifest: Manifest, key: Ed25519PrivateKey) -> Manifest:
+    """A copy of ``manifest`` whose header carries an Ed25519 signature by ``key``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.provenance import build_manifest
+    >>> from poisonguard.provenance.keys import Ed25519PrivateKey
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("x,label\\n1,a\\n2,b\\n")
+    >>> signed = sign_manifest(build_manifest(p), Ed25519PrivateKey.generate())
+    >>> signed.signature["algorithm"]
+    'ed25519'
+    """
     header = {k: v for k, v in manifest.header.items() if k != "signature"}
     header["signature"] = signature_block(key, manifest_body(header))
     return Manifest(header, manifest.row_hashes, manifest.cells)
@@ -140,7 +164,19 @@ def sign_manifest(manifest: Manifest, key: Ed25519PrivateKey) -> Manifest:
 
 def write_manifest(manifest: Manifest, out: str | Path, *, data_key: bytes | None = None
                    ) -> None:
-    """Write atomically; the whole file encrypted with AES-GCM when ``data_key`` is given."""
+    """Write atomically; the whole file encrypted with AES-GCM when ``data_key`` is given.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.provenance import build_manifest
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "t.csv").write_text("x,label\\n1,a\\n2,b\\n")
+    >>> m = build_manifest(d / "t.csv")
+    >>> write_manifest(m, d / "t.manifest")
+    >>> read_manifest(d / "t.manifest").root == m.root
+    True
+    """
     head = canonical_json(manifest.header)
     data = MAGIC + struct.pack("<Q", len(head)) + head + manifest.body_bytes()
     atomic_write_bytes(out, encrypt(data, data_key) if data_key is not None else data)
@@ -151,6 +187,16 @@ def read_manifest(path: str | Path, *, data_key: bytes | None = None) -> Manifes
 
     Checks the layout, the header fields and that the body matches the SHA-256 the
     header records (the signature and the root are checked by ``verify``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.provenance import build_manifest
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "t.csv").write_text("x,label\\n1,a\\n2,b\\n")
+    >>> write_manifest(build_manifest(d / "t.csv"), d / "t.manifest")
+    >>> read_manifest(d / "t.manifest").rows
+    2
     """
     p = Path(path)
     try:

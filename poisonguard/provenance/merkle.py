@@ -36,7 +36,14 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class InclusionProof:
-    """That the leaf ``leaf_data`` sits at ``leaf_index`` in the tree with ``root``."""
+    """That the leaf ``leaf_data`` sits at ``leaf_index`` in the tree with ``root``.
+
+    Examples
+    --------
+    >>> p = MerkleTree([b"a", b"b", b"c"]).proof(1, b"b")
+    >>> p.leaf_index, p.tree_size, InclusionProof.from_dict(p.to_dict()) == p
+    (1, 3, True)
+    """
 
     leaf_index: int
     tree_size: int
@@ -70,7 +77,14 @@ class InclusionProof:
 
 
 class MerkleTree:
-    """All levels of the tree over ``leaves`` (raw leaf data, e.g. 32-byte row hashes)."""
+    """All levels of the tree over ``leaves`` (raw leaf data, e.g. 32-byte row hashes).
+
+    Examples
+    --------
+    >>> tree = MerkleTree([b"a", b"b", b"c"])
+    >>> tree.size, len(tree.root)
+    (3, 64)
+    """
 
     def __init__(self, leaves: Sequence[bytes]) -> None:
         level = [_sha(b"\x00" + d).digest() for d in leaves]
@@ -157,7 +171,14 @@ def root_and_path(leaf_data: Any, index: int | None = None) -> tuple[str, list[b
 
 
 def verify_inclusion(proof: InclusionProof, root: str | None = None) -> bool:
-    """RFC 9162 2.1.3.2: does the proof lead from its leaf to ``root`` (default its own)?"""
+    """RFC 9162 2.1.3.2: does the proof lead from its leaf to ``root`` (default its own)?
+
+    Examples
+    --------
+    >>> tree = MerkleTree([b"a", b"b", b"c"])
+    >>> verify_inclusion(tree.proof(1, b"b")), verify_inclusion(tree.proof(1, b"x"), tree.root)
+    (True, False)
+    """
     expected = proof.root if root is None else root
     if not 0 <= proof.leaf_index < proof.tree_size:
         return False

@@ -54,7 +54,7 @@ def sign_model(path: str | Path, key: Ed25519PrivateKey, *, source: str = "") ->
     >>> import tempfile, pathlib
     >>> from poisonguard.provenance.keys import Ed25519PrivateKey
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.safetensors"
-    >>> _ = p.write_bytes(b'\x02\x00\x00\x00\x00\x00\x00\x00{}')
+    >>> _ = p.write_bytes(b'\\x02\\x00\\x00\\x00\\x00\\x00\\x00\\x00{}')
     >>> sign_model(p, Ed25519PrivateKey.generate())["scan"]
     {'format': 'safetensors', 'safe': True}
     """
@@ -95,7 +95,7 @@ def verify_model_file(path: str | Path, manifest: dict[str, Any],
     >>> from poisonguard.provenance.keys import Ed25519PrivateKey
     >>> key = Ed25519PrivateKey.generate()
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.safetensors"
-    >>> _ = p.write_bytes(b'\x02\x00\x00\x00\x00\x00\x00\x00{}')
+    >>> _ = p.write_bytes(b'\\x02\\x00\\x00\\x00\\x00\\x00\\x00\\x00{}')
     >>> verify_model_file(p, sign_model(p, key), key.public_key())[1]
     []
     """

@@ -86,7 +86,17 @@ class ModelLimits:
 
 @dataclass
 class ModelScan:
-    """The verdict on one model file. ``safe`` is False when it must not be loaded."""
+    """The verdict on one model file. ``safe`` is False when it must not be loaded.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pickle
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.pkl"
+    >>> _ = p.write_bytes(pickle.dumps({"w": [1.0]}))
+    >>> result = scan_model(p)
+    >>> result.format, result.safe, result.problems
+    ('pickle', True, [])
+    """
 
     path: str
     format: str

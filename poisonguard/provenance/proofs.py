@@ -45,7 +45,17 @@ def prove_row(manifest: Manifest, row: int) -> InclusionProof:
 
 
 def read_proof(path: str | os.PathLike[str]) -> InclusionProof:
-    """A proof written by ``verify --row N --proof-out FILE``."""
+    """A proof written by ``verify --row N --proof-out FILE``.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> from poisonguard.provenance import MerkleTree
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "proof.json"
+    >>> _ = p.write_text(json.dumps(MerkleTree([b"a", b"b"]).proof(0, b"a").to_dict()))
+    >>> read_proof(p).tree_size
+    2
+    """
     try:
         return InclusionProof.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
@@ -54,7 +64,13 @@ def read_proof(path: str | os.PathLike[str]) -> InclusionProof:
 
 @dataclass(frozen=True)
 class ProofCheck:
-    """The outcome: ``ok`` and one line that says why (values escaped by the caller)."""
+    """The outcome: ``ok`` and one line that says why (values escaped by the caller).
+
+    Examples
+    --------
+    >>> ProofCheck(ok=True, root="ab", signature=None, message="row 1 is included").ok
+    True
+    """
 
     ok: bool
     root: str

@@ -40,7 +40,13 @@ __all__ = ["RowChange", "VerifyResult", "check_manifest", "match_rows", "verify_
 
 @dataclass(frozen=True)
 class RowChange:
-    """One row that differs. ``index`` is the new position, ``old_index`` the manifest's."""
+    """One row that differs. ``index`` is the new position, ``old_index`` the manifest's.
+
+    Examples
+    --------
+    >>> RowChange(kind="modified", index=1, old_index=1).kind
+    'modified'
+    """
 
     kind: str  # "added", "removed", "modified" or "moved"
     index: int | None
@@ -69,7 +75,21 @@ class RowChange:
 
 @dataclass
 class VerifyResult:
-    """What ``verify`` found. ``identical`` is the exit-0 condition (with a good signature)."""
+    """What ``verify`` found. ``identical`` is the exit-0 condition (with a good signature).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.provenance import build_manifest, verify_file
+    >>> from poisonguard.provenance.trust import SignaturePolicy
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("x,label\\n1,a\\n2,b\\n")
+    >>> m = build_manifest(p)
+    >>> _ = p.write_text("x,label\\n1,a\\n9,b\\n")
+    >>> r = verify_file(p, m, policy=SignaturePolicy(allow_unsigned=True))
+    >>> r.identical, r.rows_old, r.rows_new
+    (False, 2, 2)
+    """
 
     signature: str
     old_root: str
@@ -119,7 +139,21 @@ class VerifyResult:
 
 
 def check_manifest(manifest: Manifest, policy: SignaturePolicy) -> str:
-    """Check the signature (under ``policy``) and that the root matches the row hashes."""
+    """Check the signature (under ``policy``) and that the root matches the row hashes.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.provenance import build_manifest, sign_manifest
+    >>> from poisonguard.provenance.keys import Ed25519PrivateKey
+    >>> from poisonguard.provenance.trust import SignaturePolicy
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("x,label\\n1,a\\n2,b\\n")
+    >>> key = Ed25519PrivateKey.generate()
+    >>> check_manifest(sign_manifest(build_manifest(p), key),
+    ...                SignaturePolicy(pinned=key.public_key()))
+    '...'
+    """
     status = policy.check(manifest.signature, manifest_body(manifest.header),
                           what="the manifest")
     root, _ = root_and_path(manifest.row_hashes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from poisonguard.data import Dataset
@@ -11,9 +13,57 @@ from poisonguard.represent.base import Representation
 from poisonguard.represent.tabular import mlp_representation, scale_features, scale_table
 
 __all__ = [
-    "Representation", "build_representation", "mlp_representation", "scale_features",
-    "scale_table",
+    "Representation", "build_representation", "feature_representation", "mlp_representation",
+    "scale_features", "scale_table",
 ]
+
+
+#: Parts of a representation that need a trained model.
+_MODEL_PARTS = frozenset({"embedding", "proba", "embedding_oof"})
+
+
+def _checked_embeddings(dataset: Dataset, embeddings: np.ndarray) -> np.ndarray:
+    emb = np.asarray(embeddings, dtype=np.float32)
+    if emb.ndim != 2 or len(emb) != len(dataset):
+        raise DataError(
+            f"embeddings must be {len(dataset)} x K, got shape {emb.shape}", path=dataset.source
+        )
+    if not np.isfinite(emb).all():
+        raise DataError("embeddings have NaN or inf", path=dataset.source)
+    return emb
+
+
+def feature_representation(dataset: Dataset, *,
+                           embeddings: np.ndarray | None = None) -> Representation:
+    """Only the scaled input features: no model is trained.
+
+    The features are those :func:`build_representation` would build (user-supplied
+    ``embeddings`` or a text's sentence embeddings standardised; a typed table
+    robustly scaled; images and plain arrays standardised). ``embedding`` and
+    ``proba`` are N x 0: a detector that reads them fails loudly instead of reading
+    made-up values.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> rep = feature_representation(builtin_dataset("wine"))
+    >>> rep.features.shape, rep.proba.shape, rep.model
+    ((178, 13), (178, 0), 'none (features only)')
+    """
+    if embeddings is None and dataset.modality == "text":
+        from poisonguard.represent.text import embed_texts
+
+        assert dataset.texts is not None
+        embeddings = embed_texts(dataset.texts)
+    if embeddings is not None:
+        x = scale_features(_checked_embeddings(dataset, embeddings))
+    elif dataset.schema is not None and dataset.modality == "tabular":
+        x = scale_table(dataset.matrix(), dataset.schema.kinds())
+    else:
+        x = scale_features(dataset.matrix())
+    empty = np.zeros((len(x), 0), dtype=np.float32)
+    return Representation(features=x, embedding=empty, proba=empty.astype(np.float64),
+                          model="none (features only)")
 
 
 def build_representation(
@@ -25,11 +75,16 @@ def build_representation(
     progress: Progress | None = None,
     keep_oof_embedding: bool = True,
     threads: int | None = None,
+    needs: Collection[str] | None = None,
 ) -> Representation:
     """The representation for ``dataset``.
 
-    ``keep_oof_embedding=False`` lets the MLP skip the out-of-fold activations (no
-    detector in the scan reads them), which saves N x 64 floats.
+    ``needs`` names the parts the caller will read (``Detector.requires``: features,
+    embedding, proba, embedding_oof; default all). Without ``embedding``, ``proba``
+    and ``embedding_oof`` no model is trained: only the scaled input features are
+    built (:func:`feature_representation`). Without ``embedding_oof`` the model
+    skips the out-of-fold activations, which saves N x 64 floats (as does
+    ``keep_oof_embedding=False``).
 
     ``threads`` sets torch's CPU threads for images (default: the image
     representation's own choice); BLAS threads are the caller's (``threadpool_limits``).
@@ -40,14 +95,12 @@ def build_representation(
     texts get an MLP on their all-MiniLM-L6-v2 sentence embeddings (the ``text``
     extra; :mod:`poisonguard.represent.text`), whose scaled vectors are the features.
     """
+    if needs is not None:
+        if not set(needs) & _MODEL_PARTS:
+            return feature_representation(dataset, embeddings=embeddings)
+        keep_oof_embedding = keep_oof_embedding and "embedding_oof" in needs
     if embeddings is not None:
-        emb = np.asarray(embeddings, dtype=np.float32)
-        if emb.ndim != 2 or len(emb) != len(dataset):
-            raise DataError(
-                f"embeddings must be {len(dataset)} x K, got shape {emb.shape}", path=dataset.source
-            )
-        if not np.isfinite(emb).all():
-            raise DataError("embeddings have NaN or inf", path=dataset.source)
+        emb = _checked_embeddings(dataset, embeddings)
         return mlp_representation(emb, dataset.labels, dataset.n_classes, folds=folds, seed=seed,
                                   progress=progress, model_name="mlp-on-embeddings",
                                   keep_oof_embedding=keep_oof_embedding)

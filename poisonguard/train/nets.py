@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from poisonguard.errors import MissingDependencyError
-from poisonguard.represent.image import _build_net as _scan_cnn
+from poisonguard.represent.cnn import build_cnn as _scan_cnn
 
 __all__ = ["build_net", "forward", "replace_batchnorm", "torch_module"]
 

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from poisonguard.represent.image import epochs_for_steps
+from poisonguard.represent.cnn import NetSettings
 from poisonguard.train.nets import build_net, forward, torch_module
 
 __all__ = ["TorchClassifier", "Objective", "train_net"]
@@ -52,7 +52,7 @@ def train_net(net: Any, x: Any, y: Any, *, epochs: int, batch_size: int, lr: flo
     net.eval()
 
 
-class TorchClassifier(ClassifierMixin, BaseEstimator):
+class TorchClassifier(ClassifierMixin, BaseEstimator, NetSettings):
     """A small CNN (``image_shape`` given) or MLP classifier, scikit-learn style.
 
     Parameters
@@ -83,20 +83,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                  hidden: int = 64, epochs: int | None = None, target_steps: int = 300,
                  batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 1e-4,
                  seed: int = 0, device: str | None = None) -> None:
+        # scikit-learn reads the parameters from this signature; NetSettings stores them
+        NetSettings.__init__(self, width=width, hidden=hidden, epochs=epochs,
+                             target_steps=target_steps, batch_size=batch_size, lr=lr,
+                             weight_decay=weight_decay, seed=seed, device=device)
         self.image_shape = image_shape
-        self.width = width
-        self.hidden = hidden
-        self.epochs = epochs
-        self.target_steps = target_steps
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.seed = seed
-        self.device = device
 
     # -- pieces subclasses reuse -------------------------------------------------------
     def _n_epochs(self, n: int) -> int:
-        return epochs_for_steps(self.epochs, n, self.batch_size, self.target_steps, (5, 100))
+        return self.epochs_for(n, (5, 100))
 
     def _learn_scaling(self, x: np.ndarray) -> None:
         if self.image_shape is not None:
@@ -130,8 +125,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("X must be a non-empty 2-D array with one row per label")
         self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
         self.n_features_in_ = x.shape[1]
-        self.device_ = str(torch.device(self.device or
-                                        ("cuda" if torch.cuda.is_available() else "cpu")))
+        self.device_ = str(self.resolve_device(torch))
         self._learn_scaling(x)
         torch.manual_seed(self.seed)
         shape = None if self.image_shape is None else tuple(int(v) for v in self.image_shape)
@@ -195,8 +189,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         torch = torch_module()
         self.classes_ = np.asarray(classes)
         self.n_features_in_ = int(n_features)
-        self.device_ = str(torch.device(self.device or
-                                        ("cuda" if torch.cuda.is_available() else "cpu")))
+        self.device_ = str(self.resolve_device(torch))
         self.mean_ = np.asarray(arrays["scale.mean"], dtype=np.float32)
         self.std_ = np.asarray(arrays["scale.std"], dtype=np.float32)
         shape = None if self.image_shape is None else tuple(int(v) for v in self.image_shape)

@@ -24,7 +24,13 @@ class _Strict(BaseModel):
 
 
 class FeatureRule(_Strict):
-    """Per-feature choices: the test, its threshold, or skip the feature."""
+    """Per-feature choices: the test, its threshold, or skip the feature.
+
+    Examples
+    --------
+    >>> FeatureRule(test="psi", threshold=0.25).test
+    'psi'
+    """
 
     test: TestName | None = None
     threshold: float | None = Field(default=None, ge=0)
@@ -48,7 +54,14 @@ class Checks(_Strict):
 
 
 class CheckConfig(_Strict):
-    """Everything ``check`` can be told; the defaults are documented in docs/validate.md."""
+    """Everything ``check`` can be told; the defaults are documented in docs/validate.md.
+
+    Examples
+    --------
+    >>> config = CheckConfig(alpha=0.05, features={"proline": FeatureRule(ignore=True)})
+    >>> config.alpha, config.features["proline"].ignore
+    (0.05, True)
+    """
 
     alpha: float = Field(default=0.01, gt=0, lt=1)
     correction: Literal["holm", "bh"] = "holm"
@@ -115,7 +128,13 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None) -> CheckConfig:
-    """The config in ``path`` (defaults when None); bad keys are a one-line UsageError."""
+    """The config in ``path`` (defaults when None); bad keys are a one-line UsageError.
+
+    Examples
+    --------
+    >>> load_config(None).alpha  # no file: the defaults
+    0.01
+    """
     if path is None:
         return CheckConfig()
     p = Path(path)

@@ -50,7 +50,15 @@ def class_order(names: Iterable[str]) -> list[str]:
 
 @dataclass
 class Profile:
-    """Statistics of a dataset; see the module docstring and docs/validate.md."""
+    """Statistics of a dataset; see the module docstring and docs/validate.md.
+
+    Examples
+    --------
+    >>> from poisonguard.validate import profile_data
+    >>> profile = profile_data("builtin:wine")
+    >>> profile.rows, profile.classes, len(profile.numeric)
+    (178, ['0', '1', '2'], 13)
+    """
 
     classes: list[str]
     label_counts: np.ndarray
@@ -169,7 +177,17 @@ class BatchProfile:
 
 
 class Profiler:
-    """Accumulates a :class:`Profile` from column batches (one pass, bounded memory)."""
+    """Accumulates a :class:`Profile` from column batches (one pass, bounded memory).
+
+    Examples
+    --------
+    >>> from poisonguard.validate import open_source
+    >>> profiler = Profiler(sample_per_class=50)
+    >>> for batch in open_source("builtin:wine"):
+    ...     _ = profiler.update(batch)
+    >>> profiler.result(sources=["builtin:wine"]).rows
+    178
+    """
 
     def __init__(self, *, sample_per_class: int = 1000, max_fingerprints: int = 1_000_000,
                  keep_index: bool = False) -> None:
@@ -269,7 +287,17 @@ class Profiler:
 
 
 def merge_profiles(profiles: Sequence[Profile]) -> Profile:
-    """One profile of the union of the profiled rows (same columns required)."""
+    """One profile of the union of the profiled rows (same columns required).
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.validate import profile_data
+    >>> wine = builtin_dataset("wine")
+    >>> a, b = profile_data(wine.subset(range(100))), profile_data(wine.subset(range(100, 178)))
+    >>> merge_profiles([a, b]).rows
+    178
+    """
     if not profiles:
         raise UsageError("nothing to merge")
     first = profiles[0]
@@ -314,12 +342,30 @@ def merge_profiles(profiles: Sequence[Profile]) -> Profile:
 
 
 def save_profile(profile: Profile, path: str | Path) -> None:
-    """Write the profile as JSON, atomically."""
+    """Write the profile as JSON, atomically.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from poisonguard.validate import profile_data
+    >>> path = tempfile.mkdtemp() + "/wine.profile.json"
+    >>> save_profile(profile_data("builtin:wine"), path)
+    >>> load_profile(path).rows
+    178
+    """
     atomic_write_text(path, json.dumps(profile.to_dict(), separators=(",", ":")))
 
 
 def load_profile(path: str | Path) -> Profile:
-    """Read a profile written by :func:`save_profile` (DataError names the file)."""
+    """Read a profile written by :func:`save_profile` (DataError names the file).
+
+    Examples
+    --------
+    >>> load_profile("missing.profile.json")
+    Traceback (most recent call last):
+    ...
+    poisonguard.errors.DataError: missing.profile.json: ...
+    """
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))

@@ -21,6 +21,13 @@ class Finding:
     ``p_value`` is raw, ``p_adjusted`` corrected for multiple testing (None for rules
     such as a missing column). ``rows`` are indices of the new batch to blame (at
     most ``max_rows`` of them; ``n_rows`` is the full count).
+
+    Examples
+    --------
+    >>> f = Finding("schema", "column", feature="age", severity="fail",
+    ...             message="column 'age' is missing")
+    >>> f.to_dict()["message"]
+    "column 'age' is missing"
     """
 
     check: str
@@ -51,7 +58,15 @@ class Finding:
 
 @dataclass(frozen=True)
 class CheckReport:
-    """The gate's verdict on a batch: ``passed`` is False when any finding fails."""
+    """The gate's verdict on a batch: ``passed`` is False when any finding fails.
+
+    Examples
+    --------
+    >>> from poisonguard.validate import check, profile_data
+    >>> report = check(profile_data("builtin:wine"), "builtin:wine")
+    >>> report.passed, report.failures
+    (True, [])
+    """
 
     findings: tuple[Finding, ...]
     summary: dict[str, Any]
@@ -81,4 +96,16 @@ class CheckReport:
 
 
 def save_report(report: CheckReport, path: str | Path) -> None:
+    """Write the report as JSON (``to_dict()``), atomically.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from poisonguard.validate import check, profile_data
+    >>> report = check(profile_data("builtin:wine"), "builtin:wine")
+    >>> path = tempfile.mkdtemp() + "/report.json"
+    >>> save_report(report, path)
+    >>> json.load(open(path))["passed"]
+    True
+    """
     atomic_write_text(path, json.dumps(report.to_dict(), indent=1) + "\n")

@@ -31,7 +31,14 @@ TEXT_COLUMN = "text"
 
 @dataclass(frozen=True)
 class ColumnBatch:
-    """Rows ``offset .. offset + len(labels) - 1`` of a source, as columns."""
+    """Rows ``offset .. offset + len(labels) - 1`` of a source, as columns.
+
+    Examples
+    --------
+    >>> batch = next(iter(open_source("builtin:wine")))
+    >>> len(batch), batch.names, sorted(batch.numeric)[:2]
+    (178, ('0', '1', '2'), ['alcalinity_of_ash', 'alcohol'])
+    """
 
     offset: int
     codes: np.ndarray  # int64 per row, into ``names``
@@ -66,7 +73,14 @@ class ColumnBatch:
 
 
 class Source:
-    """A re-iterable sequence of :class:`ColumnBatch` (check reads it twice)."""
+    """A re-iterable sequence of :class:`ColumnBatch` (check reads it twice).
+
+    Examples
+    --------
+    >>> source = open_source("builtin:wine")
+    >>> sum(len(batch) for batch in source) == sum(len(batch) for batch in source) == 178
+    True
+    """
 
     path: str = ""
     label_column: str = "label"
@@ -293,6 +307,12 @@ def open_source(path: str | Path | Dataset, *, label: str = "label", batch_rows:
     CSV and Parquet stream as typed columns (their own reader, so that Parquet stays
     bounded in memory); everything else opens through
     :func:`poisonguard.datasets.open_dataset`, the one opener.
+
+    Examples
+    --------
+    >>> source = open_source("builtin:wine")
+    >>> source.modality, sum(len(batch) for batch in source)
+    ('tabular', 178)
     """
     from poisonguard.data.folders import parquet_files
     from poisonguard.datasets import BUILTIN_PREFIX, open_dataset

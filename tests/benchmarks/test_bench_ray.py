@@ -16,17 +16,13 @@ def test_data_folder_and_local_child(tmp_path: Path) -> None:
     assert run["rows"] == 2_000 and run["seconds"] > 0 and len(run["root"]) == 64
 
 
-def test_projection_follows_the_measured_cost_line() -> None:
+def test_projection_from_cpu_costs() -> None:
     results = [
-        {"job": "profile", "engine": "local", "n_rows": 100, "seconds": 2.0},
-        {"job": "profile", "engine": "local", "n_rows": 300, "seconds": 6.0},
-        {"job": "profile", "engine": "ray", "n_rows": 100, "seconds": 11.0,
-         "worker_cpu_s": 2.0, "startup_s": 5.0},
-        {"job": "profile", "engine": "ray", "n_rows": 300, "seconds": 13.0,
-         "worker_cpu_s": 6.0, "startup_s": 5.0},
+        {"job": "profile", "engine": "local", "n_rows": 100, "driver_cpu_s": 2.0},
+        {"job": "profile", "engine": "ray", "n_rows": 100, "driver_cpu_s": 0.5,
+         "worker_cpu_s": 4.0, "startup_s": 5.0},
     ]
     (row,) = bench_ray.projection(results, rows=1_000, nodes=2, cpus=2)
-    assert row["ray_fixed_s"] == pytest.approx(10.0)  # 11 s at 100 rows, +1 s per 100
-    assert row["serial_us_per_row"] == pytest.approx(0.0)  # 0.01 s/row = worker CPU / 2
-    assert row["cluster_100M_s"] == pytest.approx(5.0 + 10.0 + 1_000 * 0.02 / 4)
+    assert row["worker_cpu_us_per_row"] == pytest.approx(40_000)
+    assert row["cluster_100M_s"] == pytest.approx(5.0 + 1_000 * (0.04 / 4 + 0.005))
     assert row["in_process_100M_s"] == pytest.approx(20.0)

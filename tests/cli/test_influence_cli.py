@@ -10,10 +10,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from poisonguard.attack import run_attack
 from poisonguard.cli import app
-from poisonguard.data import save_dataset
+from poisonguard.data import Dataset, save_dataset
 from poisonguard.datasets import builtin_dataset
+from poisonguard.findings import load_findings
 from poisonguard.provenance import Ledger
+from poisonguard.train.storage import save_model
+from poisonguard.train.torch_estimator import TorchClassifier
 
 runner = CliRunner()
 
@@ -91,3 +95,48 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: s
     assert len(lines) == 1 and needle in lines[0], result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert not (tmp_path / "o").exists()
+
+
+def test_tracin_with_a_trained_torch_model_folder(tmp_path: Path) -> None:
+    data = tmp_path / "wine.csv"
+    save_dataset(builtin_dataset("wine"), data)
+    wine = builtin_dataset("wine")
+    model = tmp_path / "model"  # the folder 'poisonguard train --base mlp' writes
+    net = TorchClassifier(epochs=3).fit(wine.features, wine.labels)
+    save_model(net, model, method="itlm", class_names=list(wine.classes), image_shape=None)
+    result = runner.invoke(app, ["influence", str(data), "--query", "7", "--method", "tracin",
+                                 "--model", str(model), "--top", "3", "--out",
+                                 str(tmp_path / "o"), "--no-ledger", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "o" / "influence.json").read_text())
+    assert doc["method"] == "tracin" and doc["meta"]["checkpoints"] == 1
+    assert len(doc["queries"][0]["raising"]) == 3
+    # without --model, TracIn trains checkpoints into OUT/model (safetensors only)
+    result = runner.invoke(app, ["influence", str(data), "--query", "7", "--method", "tracin",
+                                 "--layers", "all", "--epochs", "4", "--top", "3", "--out",
+                                 str(tmp_path / "p"), "--no-ledger", "--quiet"])
+    assert result.exit_code == 0, result.output
+    files = sorted(p.name for p in (tmp_path / "p" / "model").iterdir())
+    assert files[-1] == "checkpoints.json" and all(
+        f.endswith(".safetensors") for f in files[:-1])
+
+
+def test_scan_with_a_target_input_runs_the_targeted_detector(tmp_path: Path) -> None:
+    wine = builtin_dataset("wine")
+    attack = run_attack("feature-collision", wine, rate=0.05, target=0, seed=0)
+    params = attack.truth.params
+    data, target = tmp_path / "poisoned.csv", tmp_path / "target.csv"
+    save_dataset(attack.dataset, data)
+    victim = np.asarray(params["victim"], dtype=np.float32)[None]
+    save_dataset(Dataset(labels=np.array([params["victim_label"]]), classes=wine.classes,
+                         features=victim, feature_names=wine.feature_names), target)
+    result = runner.invoke(app, ["scan", str(data), "--detectors", "duplicate",
+                                 "--target-input", str(target), "--out", str(tmp_path / "s"),
+                                 "--no-ledger", "--json"])
+    assert result.exit_code == 0, result.output
+    findings = load_findings(tmp_path / "s" / "findings.json")
+    assert list(findings.detectors) == ["duplicate", "influence"]
+    flagged = set(findings.flagged_indices())
+    poison = set(attack.truth.poisoned.tolist())
+    assert len(flagged & poison) >= 0.8 * len(poison)
+    assert any("targeted poisoning" in h for h in findings.summary["suspected_attacks"])

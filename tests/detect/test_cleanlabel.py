@@ -52,10 +52,16 @@ def test_clean_label_on_a_table() -> None:
     assert CleanLabelDetector().score(small.dataset, features_only(small.dataset)).n_flagged == 0
 
 
-def test_dirty_label_patch_is_also_a_rare_pattern() -> None:
-    res = badnets(builtin_dataset("digits"), rate=0.01, target=0, seed=0)
+@pytest.mark.parametrize("rate", [0.01, 0.05])
+def test_dirty_label_patch_is_named_a_backdoor_not_clean_label(rate: float) -> None:
+    """The relabelled rows look like their source digits once the patch is masked:
+    a dirty-label backdoor, never announced as clean-label (issue 12)."""
+    res = badnets(builtin_dataset("digits"), rate=rate, target=0, seed=0)
     result = CleanLabelDetector().score(res.dataset, features_only(res.dataset))
     assert f1(result.flags, res.truth.poisoned) >= 0.9
+    assert len(result.hypotheses) == 1 and result.hypotheses[0].startswith(
+        "backdoor -> class 0:") and "dirty label" in result.hypotheses[0]
+    assert result.meta["triggers"][0]["kind"] == "dirty-label"
 
 
 def test_scores_rank_poisoned_rows_first() -> None:

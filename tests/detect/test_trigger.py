@@ -23,18 +23,13 @@ from poisonguard.detect.trigger_search import mine_triggers, rows_matching
 from poisonguard.detect.trigger_windows import mine_windows
 from poisonguard.errors import UsageError
 from poisonguard.represent import Representation, scale_features
+from tests.helpers import f1
 
 
 def features_only(dataset: Dataset) -> Representation:
     f = scale_features(dataset.matrix())
     proba = np.full((len(dataset), dataset.n_classes), 1.0 / dataset.n_classes)
     return Representation(features=f, embedding=f, proba=proba, model="input-features")
-
-
-def f1(flags: np.ndarray, poisoned: np.ndarray) -> float:
-    truth = np.zeros(len(flags), dtype=bool)
-    truth[poisoned] = True
-    return 2 * int((flags & truth).sum()) / (int(flags.sum()) + int(truth.sum()))
 
 
 def attacked(fn: Any, name: str, **params: Any) -> tuple[AttackResult, Representation]:

@@ -82,3 +82,32 @@ def test_without_torch_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(MissingDependencyError, match=r"poisonguard\[torch\]"):
         image_representation(_small_digits(60))
+
+
+def test_large_plan_stops_early_on_held_out_loss_and_keeps_classes_apart() -> None:
+    torch = pytest.importorskip("torch")
+    from poisonguard.represent.cnn import SmallCNN
+    from poisonguard.represent.pixels import PixelBatches, channel_stats
+
+    digits = builtin_dataset("digits")
+    assert digits.images is not None
+    images = digits.images.astype(np.uint8)  # 0..16 whole numbers: same values
+    mean, std = channel_stats(images)
+    batches = PixelBatches(torch, images, mean, std, device=torch.device("cpu"))
+    rows = np.arange(0, len(images), 2)
+    model = SmallCNN(n_classes=10, large=True, max_epochs=4, seed=0).fit(
+        batches, rows, digits.labels)
+    assert 1 <= model.epochs_ <= 4
+    proba, act = model.forward(batches, np.arange(1, len(images), 2))
+    assert act.shape == (len(images) // 2, 64)
+    assert (proba.argmax(axis=1) == digits.labels[1::2]).mean() > 0.8
+
+
+def test_uint8_and_float_images_give_the_same_plan_and_shapes() -> None:
+    small = _small_digits(120)
+    assert small.images is not None
+    as_bytes = Dataset(labels=small.labels, classes=small.classes,
+                       images=small.images.astype(np.uint8))
+    rep = image_representation(as_bytes, folds=2, seed=0, epochs=1)
+    assert rep.meta["plan"] == "small" and rep.features.dtype == np.float32
+    assert rep.proba.shape == (120, 10)

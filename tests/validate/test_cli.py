@@ -58,6 +58,11 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
         ["check", str(new), "--baseline", str(prof), "--label", "nope"],
         ["profile", str(base), "--label", "nope", "--out", str(tmp_path / "x.json")],
     ]
+    (tmp_path / "outdir").mkdir()
+    cases += [  # --out a folder: refused before any work
+        ["check", str(new), "--baseline", str(prof), "--out", str(tmp_path / "outdir")],
+        ["profile", str(base), "--out", str(tmp_path / "outdir")],
+    ]
     cfg = tmp_path / "gate.toml"
     cfg.write_text("alpha = 0.01\nbogus = true\n")
     cases.append(["check", str(new), "--baseline", str(prof), "--config", str(cfg)])

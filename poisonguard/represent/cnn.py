@@ -1,0 +1,312 @@
+"""The scan's small CNN: training settings shared with the train package, device-aware.
+
+:class:`NetSettings` holds the settings both this CNN and
+:class:`poisonguard.train.TorchClassifier` take (one constructor, one epochs rule).
+:class:`SmallCNN` trains on :class:`~poisonguard.represent.pixels.PixelBatches`: the
+images stay in their stored dtype and are scaled a batch at a time on the device.
+
+Two training plans:
+
+- up to :data:`SMALL_ROWS` training rows (the 1,797 digits, small folders): batches
+  of 64, a one-cycle schedule over about ``target_steps`` steps, as the scan always
+  trained (the same result for the same seed);
+- larger data: larger batches (256 on the CPU, 1,024 on a GPU) with the learning rate
+  scaled by the square root of the batch ratio, at most ``max_epochs`` passes with a
+  warm-up then cosine schedule, and early stopping on the loss of a held-out tenth
+  (checked after each pass). On CUDA the forward and backward passes run in bfloat16
+  autocast where the GPU supports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import numpy as np
+
+from poisonguard.errors import MissingDependencyError, UsageError
+from poisonguard.represent.pixels import PixelBatches
+
+__all__ = ["LAYERS", "SMALL_ROWS", "NetSettings", "SmallCNN", "build_cnn", "epochs_for_steps",
+           "torch_module"]
+
+#: Layers whose activations can serve as the embedding.
+LAYERS = ("penultimate", "conv")
+#: Up to this many training rows the CNN trains with the small-data plan.
+SMALL_ROWS = 4_096
+#: Rows per forward pass when predicting.
+PREDICT_ROWS = 1_024
+
+
+def torch_module() -> Any:
+    """``torch``, or a MissingDependencyError naming the extra."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise MissingDependencyError("torch", "torch", "scanning images") from exc
+    return torch
+
+
+def epochs_for_steps(epochs: int | None, n: int, batch_size: int, target_steps: int,
+                     bounds: tuple[int, int]) -> int:
+    """Epochs to train: ``epochs`` when given, else enough for about ``target_steps`` steps.
+
+    Parameters
+    ----------
+    epochs : int or None
+        An explicit epoch count, returned as is when not None.
+    n : int
+        Training rows.
+    batch_size : int
+        Rows per step.
+    target_steps : int
+        Optimiser steps wanted in total.
+    bounds : tuple of int
+        Lowest and highest epoch count when derived from ``target_steps``.
+
+    Returns
+    -------
+    int
+        The epoch count.
+
+    Examples
+    --------
+    >>> epochs_for_steps(None, 1000, 64, 700, (4, 40))
+    40
+    """
+    if epochs is not None:
+        return int(epochs)
+    per_epoch = max(1, math.ceil(n / batch_size))
+    low, high = bounds
+    return int(min(high, max(low, math.ceil(target_steps / per_epoch))))
+
+
+def build_cnn(torch: Any, channels: int, size: int, n_classes: int, width: int,
+              hidden: int) -> Any:
+    """Conv blocks (one per halving until the map is at most 8 x 8), a dense layer, logits.
+
+    A ``ModuleDict`` with ``features`` (conv blocks, pooled to 4 x 4 and flattened),
+    ``head`` (dense + ReLU: the penultimate layer) and ``out`` (logits).
+    """
+    nn = torch.nn
+    blocks: list[Any] = []
+    c_in, c_out, side = channels, width, size
+    while True:
+        blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+        c_in = c_out
+        if side <= 8:
+            break
+        blocks.append(nn.MaxPool2d(2))
+        side = math.ceil(side / 2)
+        c_out = min(c_out * 2, 4 * width)
+    blocks += [nn.Conv2d(c_in, c_in, 3, padding=1), nn.BatchNorm2d(c_in), nn.ReLU(),
+               nn.AdaptiveAvgPool2d(4), nn.Flatten()]
+    features = nn.Sequential(*blocks)
+    head = nn.Sequential(nn.Linear(c_in * 16, hidden), nn.ReLU())
+    return nn.ModuleDict({"features": features, "head": head,
+                          "out": nn.Linear(hidden, n_classes)})
+
+
+class NetSettings:
+    """Training settings of a small torch network (CNN or MLP).
+
+    Parameters
+    ----------
+    width, hidden : int
+        CNN channels of the first block; units of the hidden dense layer.
+    epochs : int or None
+        Passes over the data; None: about ``target_steps`` optimiser steps.
+    target_steps : int
+        Steps wanted when ``epochs`` is None.
+    batch_size, lr, weight_decay
+        AdamW settings.
+    seed : int
+        Seeds initialisation and batch order.
+    device : str or None
+        "cpu", "cuda", ...; None uses CUDA when present.
+
+    Examples
+    --------
+    >>> NetSettings(width=8).epochs_for(1000, (4, 40))
+    40
+    """
+
+    def __init__(self, *, width: int = 16, hidden: int = 64, epochs: int | None = None,
+                 target_steps: int = 700, batch_size: int = 64, lr: float = 3e-3,
+                 weight_decay: float = 1e-4, seed: int = 0, device: str | None = None) -> None:
+        self.width = width
+        self.hidden = hidden
+        self.epochs = epochs
+        self.target_steps = target_steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.seed = seed
+        self.device = device
+
+    def epochs_for(self, n: int, bounds: tuple[int, int]) -> int:
+        """Epochs for ``n`` training rows (:func:`epochs_for_steps` with these settings)."""
+        return epochs_for_steps(self.epochs, n, self.batch_size, self.target_steps, bounds)
+
+    def resolve_device(self, torch: Any) -> Any:
+        """The torch device: ``device`` when set, else CUDA when present, else the CPU."""
+        return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _bf16(torch: Any, dev: Any) -> bool:
+    return bool(dev.type == "cuda" and torch.cuda.is_bf16_supported())
+
+
+def _autocast(bf16: bool) -> Any:
+    """bfloat16 autocast on CUDA when ``bf16``, else nothing (CPU math stays float32)."""
+    if not bf16:
+        return contextlib.nullcontext()
+    torch = torch_module()
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+
+
+class SmallCNN(NetSettings):
+    """A small CNN classifier trained on :class:`PixelBatches` rows.
+
+    ``fit(batches, rows, labels)`` trains on ``rows`` of the stored images (``labels``:
+    one int label per stored image); ``forward(batches, rows)`` gives probabilities
+    and activations of the rows. Parameters: those of :class:`NetSettings`, plus
+    ``n_classes``, ``max_epochs`` (the large-data plan's cap on passes), ``large``
+    (which plan; None: the large one above :data:`SMALL_ROWS` training rows) and
+    ``channels_last`` (the batches' memory format, see :meth:`PixelBatches.take`).
+    """
+
+    def __init__(self, *, n_classes: int, max_epochs: int = 8, large: bool | None = None,
+                 channels_last: bool = False, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.n_classes = n_classes
+        self.max_epochs = max_epochs
+        self.large = large
+        self.channels_last = channels_last
+
+    def fit(self, batches: PixelBatches, rows: np.ndarray, labels: np.ndarray) -> SmallCNN:
+        """Train on ``rows``; the small-data or the large-data plan by their number."""
+        torch = torch_module()
+        torch.manual_seed(self.seed)
+        dev = torch.device(batches.device)
+        self.device_ = str(dev)
+        h, w, c = batches.shape
+        net = build_cnn(torch, c, max(h, w), self.n_classes, self.width, self.hidden).to(dev)
+        yt = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=dev)
+        rows_t = torch.as_tensor(np.asarray(rows, dtype=np.int64))
+        if not (len(rows) > SMALL_ROWS if self.large is None else self.large):
+            self.epochs_ = self.epochs_for(len(rows), (4, 40))
+            self._fit_small(net, batches, rows_t, yt)
+        else:
+            self._fit_large(net, batches, rows_t, yt)
+        net.eval()
+        self.net_ = net
+        return self
+
+    def _fit_small(self, net: Any, batches: PixelBatches, rows: Any, yt: Any) -> None:
+        torch = torch_module()
+        n = len(rows)
+        steps = self.epochs_ * max(1, math.ceil(n / self.batch_size))
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps)
+        gen = torch.Generator().manual_seed(self.seed)
+        net.train()
+        for _ in range(self.epochs_):
+            order = rows[torch.randperm(n, generator=gen)]
+            for start in range(0, n, self.batch_size):
+                idx = order[start:start + self.batch_size]
+                if len(idx) < 2:  # batch norm needs two rows
+                    continue
+                self._step(net, opt, self._take(batches, idx), yt[idx.to(yt.device)], False)
+                sched.step()
+
+    def _take(self, batches: PixelBatches, rows: Any) -> Any:
+        return batches.take(rows, channels_last=self.channels_last)
+
+    def _step(self, net: Any, opt: Any, xb: Any, yb: Any, bf16: bool) -> None:
+        torch = torch_module()
+        with _autocast(bf16):
+            logits = net["out"](net["head"](net["features"](xb)))
+            loss = torch.nn.functional.cross_entropy(logits.float(), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def _fit_large(self, net: Any, batches: PixelBatches, rows: Any, yt: Any) -> None:
+        torch = torch_module()
+        dev = torch.device(batches.device)
+        bf16 = _bf16(torch, dev)
+        gen = torch.Generator().manual_seed(self.seed)
+        shuffled = rows[torch.randperm(len(rows), generator=gen)]
+        n_held = max(len(rows) // 10, 2)
+        held, train = shuffled[:n_held], shuffled[n_held:]
+        batch = 1_024 if dev.type == "cuda" else 256
+        lr = self.lr * math.sqrt(batch / 64)
+        per_epoch = math.ceil(len(train) / batch)
+        max_epochs = int(self.epochs) if self.epochs is not None else self.max_epochs
+        total = max_epochs * per_epoch
+        warm = max(1, per_epoch // 2)
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(
+            (s + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0)))))
+        best, best_state, epochs = math.inf, None, 0
+        for _ in range(max_epochs):
+            net.train()
+            order = train[torch.randperm(len(train), generator=gen)]
+            for start in range(0, len(order), batch):
+                idx = order[start:start + batch]
+                if len(idx) >= 2:
+                    self._step(net, opt, self._take(batches, idx), yt[idx.to(yt.device)], bf16)
+                sched.step()
+            epochs += 1
+            loss = self._held_loss(net, batches, held, yt, bf16)
+            if loss < best - 1e-4:
+                best = loss
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            elif self.epochs is None:
+                break  # the held-out loss stopped improving
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        self.epochs_ = epochs
+
+    def _held_loss(self, net: Any, batches: PixelBatches, held: Any, yt: Any,
+                   bf16: bool) -> float:
+        torch = torch_module()
+        net.eval()
+        total = 0.0
+        with torch.no_grad(), _autocast(bf16):
+            for start in range(0, len(held), PREDICT_ROWS):
+                idx = held[start:start + PREDICT_ROWS]
+                logits = net["out"](net["head"](net["features"](self._take(batches, idx))))
+                total += float(torch.nn.functional.cross_entropy(
+                    logits.float(), yt[idx.to(yt.device)], reduction="sum"))
+        return total / len(held)
+
+    def forward(self, batches: PixelBatches, rows: np.ndarray | None = None, *,
+                layer: str = "penultimate") -> tuple[np.ndarray, np.ndarray]:
+        """``(proba, activations)`` of ``rows`` (all stored images when None).
+
+        ``proba`` is N x n_classes float64; ``activations`` the ``layer`` ("penultimate"
+        or "conv") as float32. Rows go through the net :data:`PREDICT_ROWS` at a time.
+        """
+        torch = torch_module()
+        if layer not in LAYERS:
+            raise UsageError(f"unknown layer '{layer}' (known: {', '.join(LAYERS)})")
+        bf16 = _bf16(torch, torch.device(self.device_))
+        total = batches.n if rows is None else len(rows)
+        rows_t = None if rows is None else torch.as_tensor(np.asarray(rows, dtype=np.int64))
+        acts, logits = [], []
+        with torch.no_grad(), _autocast(bf16):
+            for start in range(0, total, PREDICT_ROWS):
+                part = slice(start, start + PREDICT_ROWS) if rows_t is None \
+                    else rows_t[start:start + PREDICT_ROWS]
+                conv = self.net_["features"](self._take(batches, part))
+                hidden = self.net_["head"](conv)
+                acts.append((hidden if layer == "penultimate" else conv).float().cpu().numpy())
+                logits.append(self.net_["out"](hidden).float().cpu().numpy())
+        z = np.concatenate(logits).astype(np.float64)
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return np.asarray(p / p.sum(axis=1, keepdims=True)), \
+            np.asarray(np.concatenate(acts), dtype=np.float32)
