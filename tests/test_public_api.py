@@ -81,24 +81,16 @@ NO_EXAMPLE_YET: dict[str, set[str]] = {
     "poisonguard.datasets": {
         "tweets",
     },
-    "poisonguard.engine": {
-        "Engine",
-    },
-    "poisonguard.federated": {
-        "AggregationResult", "ClientRecord", "FederatedData", "RoundRecord",
-        "SimulationConfig", "SimulationResult", "available_aggregators",
-    },
     "poisonguard.influence": {
         "InfluenceResult", "Influencer", "QueryExplanation", "query_rows", "standardise",
     },
     "poisonguard.monitor": {
         "Alert", "AliasMove", "CanaryResult", "CheckReport", "ClassTrigger", "DriftResult",
-        "Evaluation", "GateConfig", "GateVerdict", "GoldenSet", "ModelScanResult",
-        "ModelVersion", "NetConfig", "ScreenResult", "Trigger", "alias_history", "aliases",
-        "anomaly_index", "evaluate", "expected_calibration_error", "findings_triggers",
-        "get_golden", "get_version", "library_triggers", "list_alerts", "list_golden",
-        "list_versions", "load_golden", "load_model", "load_version", "move_alias",
-        "save_model", "scan_model_check", "screen_check", "train_classifier", "truth_triggers",
+        "Evaluation", "GateVerdict", "GoldenSet", "ModelScanResult", "ModelVersion",
+        "ScreenResult", "alias_history", "aliases", "evaluate", "findings_triggers",
+        "get_golden", "get_version", "list_alerts", "list_golden", "list_versions",
+        "load_golden", "load_model", "load_version", "move_alias", "save_model",
+        "scan_model_check", "screen_check", "train_classifier", "truth_triggers",
     },
     "poisonguard.report": {
         "Projection", "ReportContext", "attacks_view", "build_context", "check_match",
@@ -109,10 +101,6 @@ NO_EXAMPLE_YET: dict[str, set[str]] = {
     "poisonguard.represent": {
         "Representation", "build_representation", "mlp_representation", "scale_features",
         "scale_table",
-    },
-    "poisonguard.train": {
-        "Certificates", "TrainResult", "certify_dataset", "default_estimator", "load_model",
-        "members_of_buckets", "plurality", "save_model", "write_model",
     },
 }
 

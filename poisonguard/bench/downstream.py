@@ -1,8 +1,9 @@
 """Downstream effect of poison: clean accuracy and attack success of a simple model.
 
 The model is deliberately small and fast (logistic regression on standardised,
-flattened features): it is the victim the benchmark trains on the poisoned data,
-then again on the data with the flagged rows dropped.
+flattened features; on texts, on TF-IDF of word 1-2-grams): it is the victim the
+benchmark trains on the poisoned data, then again on the data with the flagged rows
+dropped.
 """
 
 from __future__ import annotations
@@ -12,23 +13,34 @@ from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from poisonguard.attack import Truth, apply_trigger
-from poisonguard.data import Dataset
+from poisonguard.data import Dataset, ngrams, words
 
-__all__ = ["attack_success_rate", "downstream_effect", "train_victim"]
+__all__ = ["attack_success_rate", "downstream_effect", "train_victim", "victim_inputs"]
+
+
+def victim_inputs(dataset: Dataset) -> Any:
+    """What the victim model reads: the feature matrix, or the list of texts."""
+    return list(dataset.texts) if dataset.texts is not None else dataset.matrix()
+
+
+def _word_ngrams(text: str) -> list[str]:
+    return list(ngrams(words(text), 2))
 
 
 def train_victim(train: Dataset, *, seed: int = 0) -> Pipeline:
     """Fit the benchmark's victim model on ``train``."""
-    model = make_pipeline(StandardScaler(),
-                          LogisticRegression(max_iter=500, C=1.0, random_state=seed))
+    first: Any = (TfidfVectorizer(analyzer=_word_ngrams, sublinear_tf=True)
+                  if train.texts is not None else StandardScaler())
+    model = make_pipeline(first, LogisticRegression(max_iter=500, C=1.0, random_state=seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(train.matrix(), train.labels)
+        model.fit(victim_inputs(train), train.labels)
     return model
 
 
@@ -44,7 +56,7 @@ def attack_success_rate(model: Pipeline, test: Dataset, truth: Truth) -> float |
         victims = test.subset(np.flatnonzero(test.labels != truth.target))
         if len(victims) == 0:
             return None
-        pred = model.predict(apply_trigger(victims, truth).matrix())
+        pred = model.predict(victim_inputs(apply_trigger(victims, truth)))
         return float((pred == truth.target).mean())
     if "victim" in truth.params:
         row = np.asarray(truth.params["victim"], dtype=np.float32)[None]
@@ -63,7 +75,8 @@ def downstream_effect(poisoned: Dataset, flags: np.ndarray, test: Dataset, truth
             out[f"{name}_accuracy"] = out[f"{name}_asr"] = None
             continue
         model = train_victim(data, seed=seed)
-        out[f"{name}_accuracy"] = float((model.predict(test.matrix()) == test.labels).mean())
+        out[f"{name}_accuracy"] = float((model.predict(victim_inputs(test))
+                                         == test.labels).mean())
         out[f"{name}_asr"] = attack_success_rate(model, test, truth)
     out["dropped"] = int(len(poisoned) - len(keep))
     return out

@@ -30,6 +30,12 @@ class Engine(ABC):
 
     Subclasses implement :meth:`map`; :meth:`close` releases what the engine started.
     An engine is a context manager.
+
+    Examples
+    --------
+    >>> with InProcessEngine() as engine:
+    ...     list(engine.map(abs, [-1, 2, -3]))
+    [1, 2, 3]
     """
 
     name: str = "engine"

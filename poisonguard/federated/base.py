@@ -57,6 +57,15 @@ class AggregationResult:
     selected : numpy.ndarray
         Per-client bool: the update contributed to the aggregate (Krum keeps one,
         FLTrust drops updates with zero trust, coordinate-wise rules keep all).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poisonguard.federated import get_aggregator
+    >>> updates = [[np.ones(3)], [np.ones(3)], [np.full(3, 100.0)]]
+    >>> result = get_aggregator("median").aggregate(updates)
+    >>> result.update[0].tolist(), result.scores.round(3).tolist()
+    ([1.0, 1.0, 1.0], [0.0, 0.0, 1.0])
     """
 
     update: list[np.ndarray]

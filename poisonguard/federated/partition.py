@@ -23,6 +23,12 @@ class FederatedData:
     held-out test set (accuracy and attack success) and a small trusted root set
     (FLTrust), both disjoint from every client's rows. ``trigger`` is the backdoor
     trigger spec (:func:`poisonguard.attack.trigger.stamp`) for this data.
+
+    Examples
+    --------
+    >>> data = make_federated_data("digits", n_clients=4)
+    >>> len(data.shards), data.n_classes, data.x.shape[1]
+    (4, 10, 64)
     """
 
     x: np.ndarray

@@ -16,7 +16,13 @@ _ORDER = ("fedavg", "clip", "median", "trimmed-mean", "krum", "multi-krum", "bul
 
 
 def available_aggregators() -> list[str]:
-    """Names of the registered aggregators: the baseline first, then by family."""
+    """Names of the registered aggregators: the baseline first, then by family.
+
+    Examples
+    --------
+    >>> available_aggregators()[:3]
+    ['fedavg', 'clip', 'median']
+    """
     return sorted(AGGREGATORS, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
 
 

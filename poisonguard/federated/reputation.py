@@ -15,7 +15,16 @@ __all__ = ["ClientRecord", "Reputation"]
 
 @dataclass(frozen=True)
 class ClientRecord:
-    """One client's standing: rounds scored, summed scores, suspicion, flagged."""
+    """One client's standing: rounds scored, summed scores, suspicion, flagged.
+
+    Examples
+    --------
+    >>> rep = Reputation(min_rounds=1)
+    >>> rep.update(["a", "b"], [0.1, 0.9])
+    ['b']
+    >>> [(r.client, r.rounds, r.flagged) for r in rep.records()]
+    [('b', 1, True), ('a', 1, False)]
+    """
 
     client: Hashable
     rounds: int

@@ -45,6 +45,12 @@ class SimulationConfig:
     the clients; see :func:`~poisonguard.federated.aggregator_for`), independent of
     ``malicious``, the number of attackers actually present. ``attack_scale`` of
     ``None`` uses the attack's default (:func:`~poisonguard.federated.attacks.default_scale`).
+
+    Examples
+    --------
+    >>> config = SimulationConfig(clients=4, malicious=1, rounds=2)
+    >>> config.aggregator, config.attack
+    ('fedavg', 'scaling')
     """
 
     clients: int = 20
@@ -104,7 +110,14 @@ class SimulationConfig:
 
 @dataclass(frozen=True)
 class RoundRecord:
-    """What one round measured."""
+    """What one round measured.
+
+    Examples
+    --------
+    >>> first = simulate(SimulationConfig(clients=4, malicious=1, rounds=1)).history[0]
+    >>> first.round, first.malicious_selected
+    (1, 1)
+    """
 
     round: int
     accuracy: float
@@ -123,7 +136,14 @@ class RoundRecord:
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """A run's configuration, per-round history, the final reputation and its quality."""
+    """A run's configuration, per-round history, the final reputation and its quality.
+
+    Examples
+    --------
+    >>> result = simulate(SimulationConfig(clients=4, malicious=1, rounds=2))
+    >>> len(result.history), result.malicious_clients
+    (2, ['client-3'])
+    """
 
     config: SimulationConfig
     aggregator: str

@@ -30,7 +30,14 @@ __all__ = ["CanaryResult", "Trigger", "findings_triggers", "library_triggers", "
 
 @dataclass(frozen=True)
 class Trigger:
-    """A trigger to stamp: a spec for :func:`poisonguard.attack.trigger.stamp`."""
+    """A trigger to stamp: a spec for :func:`poisonguard.attack.trigger.stamp`.
+
+    Examples
+    --------
+    >>> trigger = library_triggers(np.zeros((4, 8, 8, 1), dtype=np.float32))[0]
+    >>> trigger.name, trigger.source
+    ('badnets-2x2-bottom-right', 'attack-library')
+    """
 
     name: str
     spec: Mapping[str, Any]
@@ -61,7 +68,14 @@ class CanaryResult:
 def library_triggers(images: np.ndarray, *, sizes: Sequence[int] = (2, 3),
                      blend_alpha: float = 0.2) -> list[Trigger]:
     """The attack library's triggers for images like ``images``: BadNets squares of each
-    size at each position (value: the data max), and a blended noise pattern."""
+    size at each position (value: the data max), and a blended noise pattern.
+
+    Examples
+    --------
+    >>> triggers = library_triggers(np.zeros((4, 8, 8, 1), dtype=np.float32), sizes=(2,))
+    >>> len(triggers), triggers[0].name, triggers[-1].name
+    (7, 'badnets-2x2-bottom-right', 'blend-0.2')
+    """
     out = [Trigger(f"badnets-{s}x{s}-{pos}", patch_spec(images, size=s, position=pos,
                                                         value=None), "attack-library")
            for s in sizes for pos in POSITIONS if s <= min(images.shape[1:3])]

@@ -30,7 +30,14 @@ __all__ = ["GateConfig", "GateVerdict", "check_gate", "promote"]
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Thresholds of the gate (accuracies and ECE as fractions in [0, 1])."""
+    """Thresholds of the gate (accuracies and ECE as fractions in [0, 1]).
+
+    Examples
+    --------
+    >>> config = GateConfig(min_accuracy=0.95)
+    >>> config.min_accuracy, config.max_ece
+    (0.95, 0.1)
+    """
 
     min_accuracy: float = 0.9
     min_class_accuracy: float = 0.8

@@ -141,7 +141,14 @@ def load_golden(golden: GoldenSet) -> Dataset:
 
 
 def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, *, bins: int = 15) -> float:
-    """ECE: the count-weighted mean |accuracy - confidence| over equal-width bins."""
+    """ECE: the count-weighted mean |accuracy - confidence| over equal-width bins.
+
+    Examples
+    --------
+    >>> proba, labels = np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 1])
+    >>> round(float(expected_calibration_error(proba, labels)), 2)
+    0.15
+    """
     conf = proba.max(axis=1)
     correct = proba.argmax(axis=1) == labels
     which = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)

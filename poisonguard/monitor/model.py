@@ -40,7 +40,14 @@ def torch_module() -> Any:
 
 @dataclass(frozen=True)
 class NetConfig:
-    """The architecture of a small image classifier (what the model file records)."""
+    """The architecture of a small image classifier (what the model file records).
+
+    Examples
+    --------
+    >>> config = NetConfig(arch="cnn", input_shape=(8, 8, 1), classes=("a", "b"))
+    >>> config.width, config.hidden
+    (16, 64)
+    """
 
     arch: str
     input_shape: tuple[int, int, int]

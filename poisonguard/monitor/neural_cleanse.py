@@ -75,7 +75,13 @@ class ModelScanResult:
 
 
 def anomaly_index(norms: np.ndarray) -> np.ndarray:
-    """How far below the median each norm lies, in robust standard deviations (MAD)."""
+    """How far below the median each norm lies, in robust standard deviations (MAD).
+
+    Examples
+    --------
+    >>> anomaly_index(np.array([10.0, 11.0, 9.0, 10.5, 2.0])).round(1).tolist()
+    [0.0, -0.7, 0.7, -0.3, 5.4]
+    """
     v = np.asarray(norms, dtype=np.float64)
     med = float(np.median(v))
     mad = _MAD_CONSISTENCY * float(np.median(np.abs(v - med)))

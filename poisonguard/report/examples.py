@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from poisonguard.data import word_spans, words
 from poisonguard.report.cells import unusual_cells
 from poisonguard.report.context import ReportContext
 from poisonguard.report.html import Cell, esc, fmt_int, note, section, table
 
-__all__ = ["examples_view", "image_range", "png_data_uri", "robust_class_z"]
+__all__ = ["examples_view", "highlight", "image_range", "png_data_uri", "robust_class_z",
+           "trigger_phrases"]
 
 _MAD_TO_SD = 1.4826
 
@@ -148,11 +152,54 @@ def _table_cells(ctx: ReportContext, top: np.ndarray, n_cells: int) -> str:
 def _texts(ctx: ReportContext, top: np.ndarray, chars: int = 200) -> str:
     ds = ctx.dataset
     assert ds is not None and ds.texts is not None
+    phrases = trigger_phrases(ctx.findings.detector_results)
     out: list[list[Cell]] = []
     for p in top:
         label, sug = _label_text(ctx, int(p))
         text = ds.texts[int(ctx.index[p])]
         out.append([(str(ctx.index[p]), float(ctx.index[p])), label, sug,
                     (f"{ctx.score[p]:.3f}", float(ctx.score[p])),
-                    text[:chars] + ("…" if len(text) > chars else "")])
-    return table(["row", "label", "suggested", "score", "text"], out)
+                    highlight(text, phrases, chars=chars)])
+    caption = ("Trigger words a detector named are marked." if phrases else "")
+    return table(["row", "label", "suggested", "score", "text"], out, caption=caption,
+                 raw_columns=(4,))
+
+
+def trigger_phrases(detector_results: Mapping[str, Any]) -> list[list[str]]:
+    """The word sequences of the text triggers the detectors confirmed."""
+    out = []
+    for result in detector_results.values():
+        meta = result.get("meta", {}) if isinstance(result, Mapping) else {}
+        for trig in meta.get("triggers", []) if isinstance(meta, Mapping) else []:
+            if isinstance(trig, Mapping) and isinstance(trig.get("trigger"), str):
+                out.append(words(trig["trigger"]))
+    return [p for p in out if p]
+
+
+def highlight(text: str, phrases: Sequence[Sequence[str]], *, chars: int = 200) -> str:
+    """``text`` (cut at ``chars``) as escaped HTML with each occurrence of a phrase (a word
+    sequence, compared in lower case) wrapped in ``<mark>``.
+
+    Example
+    -------
+    >>> highlight("So <b>CF</b> it is", [["cf"]])
+    'So &lt;b&gt;<mark>CF</mark>&lt;/b&gt; it is'
+    """
+    spans = word_spans(text)
+    marks: list[tuple[int, int]] = []
+    tokens = [w for _, _, w in spans]
+    for phrase in phrases:
+        n = len(phrase)
+        for i in range(len(tokens) - n + 1):
+            if tokens[i:i + n] == list(phrase):
+                marks.append((spans[i][0], spans[i + n - 1][1]))
+    cut = min(len(text), chars)
+    parts, at = [], 0
+    for start, end in sorted(marks):
+        if start < at or start >= cut:
+            continue
+        end = min(end, cut)
+        parts += [esc(text[at:start]), f"<mark>{esc(text[start:end])}</mark>"]
+        at = end
+    parts.append(esc(text[at:cut]) + ("…" if len(text) > chars else ""))
+    return "".join(parts)

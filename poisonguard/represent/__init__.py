@@ -96,6 +96,10 @@ def build_representation(
     extra; :mod:`poisonguard.represent.text`), whose scaled vectors are the features.
     """
     if needs is not None:
+        if not set(needs):  # the detectors read only the data (the token detector: texts)
+            empty = np.zeros((len(dataset), 0), dtype=np.float32)
+            return Representation(features=empty, embedding=empty,
+                                  proba=empty.astype(np.float64), model="none (not read)")
         if not set(needs) & _MODEL_PARTS:
             return feature_representation(dataset, embeddings=embeddings)
         keep_oof_embedding = keep_oof_embedding and "embedding_oof" in needs

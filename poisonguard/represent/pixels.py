@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BLOCK_ROWS", "PixelBatches", "channel_stats", "standardised_pixels"]
+__all__ = ["BLOCK_ROWS", "PixelBatches", "channel_stats", "standardise_blocked",
+           "standardised_pixels"]
 
 #: Rows per block when pixels are read in chunks.
 BLOCK_ROWS = 2_048
@@ -35,9 +36,23 @@ def _running_sum(total: np.ndarray, block: np.ndarray) -> np.ndarray:
 def standardised_pixels(images: np.ndarray, *, block_rows: int = BLOCK_ROWS) -> np.ndarray:
     """N x (H*W*C) float32 pixels scaled to zero mean, unit variance per pixel.
 
-    Equal to ``scale_features(images.reshape(N, -1))`` (scikit-learn's
-    ``StandardScaler`` in float64, then float32), computed a block of rows at a time:
-    the float32 result is the only full-size array made.
+    :func:`standardise_blocked` of the flattened images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> standardised_pixels(np.zeros((2, 1, 1, 1), dtype=np.uint8)).tolist()
+    [[0.0], [0.0]]
+    """
+    return standardise_blocked(images, block_rows=block_rows)
+
+
+def standardise_blocked(images: np.ndarray, *, block_rows: int = BLOCK_ROWS) -> np.ndarray:
+    """Rows of ``images`` (N x ..., any dtype) flattened and standardised per column.
+
+    Equal to scikit-learn's ``StandardScaler`` on the float64 values, then float32,
+    bit for bit, computed a block of rows at a time: the float32 result is the only
+    full-size array made (``StandardScaler`` makes three float64 copies).
 
     Examples
     --------

@@ -14,19 +14,25 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
 from sklearn.neural_network import MLPClassifier
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from poisonguard.progress import NullProgress, Progress
 from poisonguard.represent.base import Representation
+from poisonguard.represent.pixels import standardise_blocked
 
 __all__ = ["mlp_representation", "scale_features", "scale_table"]
 
 
 def scale_features(x: np.ndarray) -> np.ndarray:
-    """Standardise columns (constant columns become 0): arrays without a schema."""
-    scaled = StandardScaler().fit_transform(np.asarray(x, dtype=np.float64))
-    return np.asarray(scaled, dtype=np.float32)
+    """Standardise columns (constant columns become 0): arrays without a schema.
+
+    scikit-learn's ``StandardScaler`` in float64, then float32, bit for bit, computed
+    a block of rows at a time (no full float64 copy; :func:`standardise_blocked`).
+    """
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"scale_features needs an N x D array, got shape {x.shape}")
+    return standardise_blocked(x)
 
 
 def scale_table(x: np.ndarray, kinds: Sequence[str]) -> np.ndarray:

@@ -50,7 +50,13 @@ def vote_counts(member_votes: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def plurality(counts: np.ndarray) -> np.ndarray:
-    """The class with most votes per row; ties go to the smaller class index."""
+    """The class with most votes per row; ties go to the smaller class index.
+
+    Examples
+    --------
+    >>> plurality(np.array([[1, 3, 3], [5, 0, 1]])).tolist()
+    [1, 0]
+    """
     return np.asarray(np.argmax(counts, axis=1), dtype=np.int64)
 
 

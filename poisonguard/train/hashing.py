@@ -52,7 +52,13 @@ def fa_shifts(n_partitions: int, spread: int) -> np.ndarray:
 
 
 def members_of_buckets(n_partitions: int, spread: int) -> np.ndarray:
-    """(n_buckets x spread) array: the base models each bucket's rows train."""
+    """(n_buckets x spread) array: the base models each bucket's rows train.
+
+    Examples
+    --------
+    >>> members_of_buckets(4, 2).shape
+    (8, 2)
+    """
     total = n_partitions * spread
     shifts = fa_shifts(n_partitions, spread)
     return (np.arange(total, dtype=np.int64)[:, None] + shifts[None, :]) % total

@@ -46,7 +46,15 @@ CARD_FILE = "model_card.json"
 
 @dataclass(frozen=True)
 class TrainResult:
-    """A trained model, its card (JSON-able) and the rows it set aside, if any."""
+    """A trained model, its card (JSON-able) and the rows it set aside, if any.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> result = train_dataset(builtin_dataset("wine"), "dpa", partitions=3)
+    >>> type(result.model).__name__, result.findings is None
+    ('DPAClassifier', True)
+    """
 
     model: Any
     card: dict[str, Any]
@@ -57,7 +65,19 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class Certificates:
-    """Per-row predictions and certified radii, and certified accuracy per radius."""
+    """Per-row predictions and certified radii, and certified accuracy per radius.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "m"
+    >>> _ = write_model(train_dataset(wine, "dpa", partitions=3), out, data={})
+    >>> c = certify_dataset(out, wine, radii=(0, 1))
+    >>> c.method, sorted(c.accuracy), list(c.table.columns)
+    ('dpa', [0, 1], ['index', 'id', 'label', 'prediction', 'radius', 'correct'])
+    """
 
     table: pd.DataFrame
     accuracy: dict[int, float] = field(default_factory=dict)
@@ -250,6 +270,16 @@ def write_model(result: TrainResult, out: str | Path, *,
     """Write the model folder (model, ``model_card.json``, findings) and return the card.
 
     ``data`` describes the training input for the card: path, sha256, root, rows.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "m"
+    >>> result = train_dataset(builtin_dataset("wine"), "dpa", partitions=3)
+    >>> card = write_model(result, out, data={"path": "builtin:wine"})
+    >>> sorted(p.name for p in out.iterdir())
+    ['members', 'model.json', 'model_card.json']
     """
     target = Path(out)
     if target.exists() and not target.is_dir():
@@ -299,6 +329,16 @@ def certify_dataset(model_dir: str | Path, dataset: Dataset,
 
     Labels are matched to the model's classes by name; a label the model never saw
     is never predicted correctly.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "m"
+    >>> _ = write_model(train_dataset(wine, "dpa", partitions=3), out, data={})
+    >>> bool(certify_dataset(out, wine, radii=(0, 1)).table["radius"].min() >= 0)
+    True
     """
     model, doc = load_model(model_dir)
     if not hasattr(model, "certify"):

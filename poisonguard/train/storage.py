@@ -84,7 +84,20 @@ class _Writer:
 def save_model(model: Any, out: str | Path, *, method: str, class_names: list[str],
                image_shape: tuple[int, ...] | None) -> Path:
     """Write ``model`` (a DPA/FA ensemble, a trimmed-loss model or a torch classifier)
-    to the folder ``out``; returns the path of ``model.json``."""
+    to the folder ``out``; returns the path of ``model.json``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from sklearn.datasets import load_wine
+    >>> from poisonguard.train import default_estimator
+    >>> x, y = load_wine(return_X_y=True)
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "lr"
+    >>> p = save_model(default_estimator().fit(x, y), out, method="plain",
+    ...                class_names=["a", "b", "c"], image_shape=None)
+    >>> p.name
+    'model.json'
+    """
     folder = Path(out)
     (folder / "members").mkdir(parents=True, exist_ok=True)
     writer = _Writer(folder)
@@ -160,6 +173,19 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
 
     Ensembles come back as :class:`DPAClassifier` / :class:`FAClassifier` (with
     ``certify``); other methods as their fitted base model.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from sklearn.datasets import load_wine
+    >>> from poisonguard.train import default_estimator
+    >>> x, y = load_wine(return_X_y=True)
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "lr"
+    >>> _ = save_model(default_estimator().fit(x, y), out, method="plain",
+    ...                class_names=["a", "b", "c"], image_shape=None)
+    >>> model, meta = load_model(out)
+    >>> meta["method"], model.predict(x[:2]).tolist()
+    ('plain', [0, 0])
     """
     root = Path(folder)
     doc = read_model_json(root)

@@ -39,9 +39,29 @@ def tiny() -> Case:
     return tiny_case()
 
 
+def _text_case(dataset: Dataset) -> Case:
+    """Texts with a placeholder representation, for detectors that read only texts."""
+    zeros = np.zeros((len(dataset), 1), dtype=np.float32)
+    proba = np.full((len(dataset), dataset.n_classes), 1.0 / dataset.n_classes)
+    return dataset, Representation(features=zeros, embedding=zeros, proba=proba)
+
+
+@pytest.fixture(scope="module")
+def text_cases() -> list[Case]:
+    """Real tweets: three classes, and negative vs positive."""
+    tweets = builtin_dataset("tweets-300")
+    pair = tweets.subset(np.flatnonzero(tweets.labels != 1))
+    pair = pair.replace(labels=np.where(pair.labels == 2, 1, 0), classes=("negative", "positive"))
+    return [_text_case(tweets), _text_case(pair)]
+
+
 @pytest.mark.parametrize("name", DETECTORS)
-def test_detector_passes_the_battery(name: str, cases: list[Case], tiny: Case) -> None:
-    check_detector(get_detector(name), cases, tiny=tiny)
+def test_detector_passes_the_battery(name: str, cases: list[Case], text_cases: list[Case],
+                                     tiny: Case) -> None:
+    """Text-only detectors get the tweets. The generic detectors on text embeddings are
+    measured in benchmarks/RESULTS.md (text section), not held to this battery."""
+    detector = get_detector(name)
+    check_detector(detector, cases if detector.modalities - {"text"} else text_cases, tiny=tiny)
 
 
 def test_the_battery_catches_a_broken_result(cases: list[Case]) -> None:
@@ -160,7 +180,20 @@ def designs(poisoned) -> dict[str, dict[str, Design]]:  # type: ignore[no-untype
     targeted = {"target": victim, "target_label": victim_class}
     split = {"min_separation": Design(sub, 40.0), "min_rows": Design(sub, 60),
              "max_share": Design(sub, 0.05), "seed": Design(sub, 1)}
+    tweets = builtin_dataset("tweets-300")
+    clean_text = _text_case(tweets)
+    sentence = _text_case(run_attack("sentence-trigger", tweets, rate=0.1, target=2,
+                                     seed=0).dataset)
+    token = _text_case(run_attack("token-trigger", tweets, rate=0.1, target=2,
+                                  seed=0).dataset)
+    # target = the majority class: 9 of the 30 messages read as another class without 'cf'
+    majority = _text_case(run_attack("token-trigger", tweets, rate=0.1, target=0,
+                                     seed=0).dataset)
     return {
+        "token": {"n_max": Design(sentence, 1), "min_rows": Design(sentence, 40),
+                  "min_purity": Design(clean_text, 0.5), "alpha": Design(clean_text, 0.5),
+                  "min_moved": Design(majority, 0.9), "folds": Design(token, 2),
+                  "seed": Design(token, 1)},
         "label": {"filter_by": Design(flipped, "confident_learning"),
                   "max_fpr": Design(flipped, 0.2), "certain": Design(flipped, 0.5),
                   "min_margin": Design(flipped, 0.9), "k": Design(flipped, 5),

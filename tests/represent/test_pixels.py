@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.preprocessing import StandardScaler
 
 from poisonguard.datasets import builtin_dataset
-from poisonguard.represent import scale_features
 from poisonguard.represent.pixels import PixelBatches, channel_stats, standardised_pixels
 
 
@@ -22,8 +22,10 @@ def rgb_uint8() -> np.ndarray:
 def test_standardised_pixels_equal_standard_scaler_bit_for_bit(rgb_uint8, block_rows) -> None:  # type: ignore[no-untyped-def]
     digits = builtin_dataset("digits").images
     assert digits is not None
-    for images in (rgb_uint8, digits, rgb_uint8.astype(np.float32) / 3):
-        expected = scale_features(np.asarray(images, dtype=np.float32).reshape(len(images), -1))
+    wine = builtin_dataset("wine").features
+    for images in (rgb_uint8, digits, rgb_uint8.astype(np.float32) / 3, wine):
+        flat = np.asarray(images, dtype=np.float32).reshape(len(images), -1)
+        expected = StandardScaler().fit_transform(flat.astype(np.float64)).astype(np.float32)
         got = standardised_pixels(images, block_rows=block_rows)
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, expected)
