@@ -18,6 +18,15 @@ flags the row. Seeds 0..S-1 for the attacks; the scan's seed is 0.
     .venv/bin/python benchmarks/bench_real_tables.py --seeds 3
 
 Writes benchmarks/results/real-tables.md and real-tables.json.
+
+``--full`` (issue 12): every table of ``TABLES`` and ``HELD_OUT`` (statsmodels'
+anes96, label ``vote``, and fair, label ``occupation``: only measured, never tuned
+on) under four cases: clean; 5% random flips plus 2% exact copies of real rows with
+another label; a targeted flip (5% of the rows, taken from the largest class,
+relabelled to the second largest); 3% injected outliers (random labels). Side by
+side: poisonguard, Datalab, a k-NN disagreement baseline (k=10, the majority label of
+the neighbours differs) and IsolationForest (scikit-learn defaults), all on the
+scan's own robust-scaled features. Writes results/real-tables-full.md/.json.
 """
 
 from __future__ import annotations
@@ -36,8 +45,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmarks._common import command_line, machine, md_table, versions, write_results  # noqa: E402,E501
-from benchmarks._real_tables import TABLES  # noqa: E402
-from benchmarks._references import run_reference  # noqa: E402
+from benchmarks._real_tables import HELD_OUT, TABLES  # noqa: E402
+from benchmarks._references import Flags, run_reference  # noqa: E402
 from poisonguard.attack import run_attack  # noqa: E402
 from poisonguard.bench.metrics import detection_metrics  # noqa: E402
 from poisonguard.data import Dataset  # noqa: E402
@@ -47,9 +56,56 @@ from poisonguard.scan import scan_dataset  # noqa: E402
 
 CASES = {"clean": None, "flip 5%": ("flip", 0.05, {}),
          "conflicting duplicates 2%": ("near-duplicates", 0.02, {"noise": 0.0})}
+#: --full: the cases of issue 12 (see the module docstring).
+FULL_CASES = ("clean", "flip 5% + duplicates 2%", "targeted flip 5%", "outliers 3%")
 
 
-def _one(ds: Dataset, truth_mask: np.ndarray | None) -> list[dict[str, Any]]:
+def _attacked(base: Dataset, case: str, seed: int) -> tuple[Dataset, np.ndarray | None]:
+    """The table under ``case`` and its poisoned-row mask (None when untouched)."""
+    if case == "clean":
+        return base, None
+    if case in CASES:
+        kind, rate, params = CASES[case]  # type: ignore[misc]
+        res = run_attack(kind, base, rate=rate, seed=seed, **params)
+        return res.dataset, res.truth.mask
+    if case == "flip 5% + duplicates 2%":
+        flipped = run_attack("flip", base, rate=0.05, seed=seed)
+        dup = run_attack("near-duplicates", flipped.dataset, rate=0.02, seed=seed, noise=0.0)
+        mask = dup.truth.mask.copy()
+        mask[:len(base)] |= flipped.truth.mask
+        return dup.dataset, mask
+    if case == "targeted flip 5%":  # rows of the largest class relabelled to the second
+        order = np.argsort(-np.bincount(base.labels), kind="stable")
+        res = run_attack("flip-targeted", base, rate=0.05, seed=seed, source=int(order[0]),
+                         target=int(order[1]))
+        return res.dataset, res.truth.mask
+    if case == "outliers 3%":
+        res = run_attack("outliers", base, rate=0.03, seed=seed)
+        return res.dataset, res.truth.mask
+    raise ValueError(case)
+
+
+def _knn_disagreement(labels: np.ndarray, features: np.ndarray, k: int = 10) -> Flags:
+    """Baseline: flag a row when the majority label of its k nearest rows differs."""
+    from sklearn.neighbors import NearestNeighbors
+
+    idx = NearestNeighbors(n_neighbors=min(k + 1, len(labels))).fit(features).kneighbors(
+        features, return_distance=False)[:, 1:]
+    votes = np.stack([np.bincount(labels[row], minlength=labels.max() + 1) for row in idx])
+    share = votes[np.arange(len(labels)), labels] / idx.shape[1]
+    return votes.argmax(axis=1) != labels, 1.0 - share
+
+
+def _isolation_forest(features: np.ndarray, seed: int = 0) -> Flags:
+    """Baseline: scikit-learn's IsolationForest (contamination 'auto') on the features."""
+    from sklearn.ensemble import IsolationForest
+
+    forest = IsolationForest(random_state=seed).fit(features)
+    return forest.predict(features) == -1, -forest.score_samples(features)
+
+
+def _one(ds: Dataset, truth_mask: np.ndarray | None, *, baselines: bool = False
+         ) -> list[dict[str, Any]]:
     started = time.perf_counter()
     findings, _, rep = scan_dataset(ds, seed=0)
     seconds = time.perf_counter() - started
@@ -61,18 +117,45 @@ def _one(ds: Dataset, truth_mask: np.ndarray | None) -> list[dict[str, Any]]:
     dl_flags, dl_scores = run_reference("datalab", labels=ds.labels, n_classes=ds.n_classes,
                                         proba=rep.proba, features=rep.features,
                                         embedding=rep.embedding, true_rate=None)
+    tools = [("poisonguard", ours, ours_scores), ("datalab", dl_flags, dl_scores)]
+    if baselines:
+        tools += [("knn-disagreement", *_knn_disagreement(ds.labels, rep.features)),
+                  ("isolation-forest", *_isolation_forest(rep.features))]
+    reliability = findings.summary.get("reliability") or {}
     out = []
-    for tool, flags, scores in (("poisonguard", ours, ours_scores),
-                                ("datalab", dl_flags, dl_scores)):
+    for tool, flags, scores in tools:
         row: dict[str, Any] = {"tool": tool, "flagged": int(flags.sum()),
                                "flagged_pct": 100 * float(flags.mean())}
         if truth_mask is not None:
             m = detection_metrics(flags, truth_mask, scores)
-            row.update(precision=m["precision"], recall=m["recall"], auroc=m.get("auroc"))
+            p, r = m["precision"], m["recall"]
+            row.update(precision=p, recall=r, f1=2 * p * r / (p + r) if p + r else 0.0,
+                       auroc=m.get("auroc"))
         if tool == "poisonguard":
             row["seconds"] = seconds
+            row["oof_accuracy"] = reliability.get("out_of_fold_accuracy")
+            row["expected_clean_flags"] = reliability.get("expected_clean_flags")
+            row["review"] = findings.summary.get("review", 0)
+            row["hypotheses"] = len(findings.summary["suspected_attacks"])
         out.append(row)
     return out
+
+
+def run_full(seeds: int, tables: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Issue 12's cases on every table (held-out ones included), with the baselines."""
+    every = {**TABLES, **HELD_OUT}
+    rows: list[dict[str, Any]] = []
+    for name in tables or list(every):
+        load, label = every[name]
+        base = open_dataset(load(), label=label)
+        for case in FULL_CASES:
+            for seed in range(1 if case == "clean" else seeds):
+                ds, mask = _attacked(base, case, seed)
+                for r in _one(ds, mask, baselines=True):
+                    rows.append({"table": name, "held_out": name in HELD_OUT, "rows": len(ds),
+                                 "case": case, "seed": seed, **r})
+                    print(rows[-1], flush=True)
+    return rows
 
 
 def run(seeds: int) -> list[dict[str, Any]]:
@@ -97,8 +180,9 @@ def run(seeds: int) -> list[dict[str, Any]]:
 def _mean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     frame = pd.DataFrame(rows)
     keys = ["table", "case", "tool"]
-    num = [c for c in ("rows", "flagged", "flagged_pct", "precision", "recall", "auroc",
-                       "seconds") if c in frame]
+    num = [c for c in ("rows", "flagged", "flagged_pct", "precision", "recall", "f1", "auroc",
+                       "seconds", "oof_accuracy", "expected_clean_flags", "review",
+                       "hypotheses") if c in frame]
     agg = frame.groupby(keys, sort=False)[num].mean().reset_index()
     agg["seeds"] = frame.groupby(keys, sort=False).size().to_numpy()
     return agg.to_dict("records")
@@ -106,9 +190,10 @@ def _mean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     cols = ["table", "case", "tool", "rows", "flagged", "flagged_pct", "precision", "recall",
-            "auroc", "seeds"]
+            "f1", "auroc", "oof_accuracy", "expected_clean_flags", "review", "hypotheses",
+            "seeds"]
     heads = ["table", "case", "tool", "rows", "flagged", "flagged %", "precision", "recall",
-             "AUROC", "seeds"]
+             "F1", "AUROC", "OOF acc.", "expected clean", "review", "hypotheses", "seeds"]
     lines = ["# Real tables: poisonguard vs Datalab", "", f"Command: `{meta['command']}`",
              f"Machine: {meta['machine']}", "", *md_table(cols, summary, heads), ""]
     return "\n".join(lines)
@@ -118,12 +203,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--full", action="store_true",
+                        help="issue 12's cases on all tables (anes96 and fair held out), "
+                             "with the k-NN and IsolationForest baselines")
+    parser.add_argument("--tables", default=None, help="comma-separated subset (--full)")
     args = parser.parse_args(argv)
-    rows = run(args.seeds)
+    rows = (run_full(args.seeds, args.tables.split(",") if args.tables else None)
+            if args.full else run(args.seeds))
     meta = {"command": command_line(__file__, argv), "machine": machine(),
-            "versions": versions(("palmerpenguins", "vega_datasets"))}
+            "versions": versions(("palmerpenguins", "vega_datasets", "statsmodels"))}
     summary = _mean(rows)
-    md, js = write_results("real-tables", markdown(summary, meta),
+    md, js = write_results("real-tables-full" if args.full else "real-tables",
+                           markdown(summary, meta),
                            {"meta": meta, "rows": rows, "summary": summary}, args.out)
     print(f"wrote {md} and {js}")
     return 0

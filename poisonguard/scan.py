@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -11,15 +12,18 @@ from threadpoolctl import threadpool_limits
 
 from poisonguard.data import Dataset, dataset_digest
 from poisonguard.datasets import DataInput, open_dataset
-from poisonguard.detect import DetectorResult, DetectorSpec, resolve_detectors
+from poisonguard.detect import Detector, DetectorResult, DetectorSpec, resolve_detectors
 from poisonguard.detect.fusion import fuse
+from poisonguard.detect.hypotheses import Hypotheses, demote, vet_hypotheses
+from poisonguard.detect.overlap import DEFAULT_MAX_FPR
+from poisonguard.detect.reliability import reliability
 from poisonguard.engine import Engine
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, Reason, RowTable
 from poisonguard.progress import NullProgress, Progress
 from poisonguard.represent import Representation, build_representation
 
-__all__ = ["DEFAULT_THREADS", "scan", "scan_dataset"]
+__all__ = ["DEFAULT_THREADS", "scan", "scan_dataset", "with_fpr_budget"]
 
 #: BLAS/OpenMP threads of a scan unless told otherwise. The scan's linear algebra is
 #: many small per-class problems: on 2 cores, one thread was as fast as two on a quiet
@@ -49,11 +53,15 @@ def scan_dataset(
     seed: int = 0,
     progress: Progress | None = None,
     threads: int | None = None,
+    max_fpr: float = DEFAULT_MAX_FPR,
 ) -> tuple[Findings, list[DetectorResult], Representation]:
     """Scan and also return the raw detector results and the representation.
 
     ``threads`` caps the CPU threads of the whole scan: BLAS and OpenMP (default
     :data:`DEFAULT_THREADS`) and, when given, torch's threads for images.
+    ``max_fpr`` is the clean false-positive rate of the label-based flags together:
+    it is split evenly among the chosen detectors that take a ``max_fpr``
+    (:func:`with_fpr_budget`).
 
     ``seed`` reaches the representation and every detector chosen by name
     (:func:`~poisonguard.detect.resolve_detectors`); only the parts of the
@@ -73,7 +81,8 @@ def scan_dataset(
     if threads < 1:
         raise UsageError("threads must be at least 1")
     _check_scannable(dataset)
-    chosen = resolve_detectors(detectors, dataset.modality, seed=seed)
+    chosen = with_fpr_budget(resolve_detectors(detectors, dataset.modality, seed=seed),
+                             max_fpr)
     with threadpool_limits(limits=threads):
         if representation is None:
             reads = frozenset[str]().union(*(det.requires() for det in chosen))
@@ -85,7 +94,37 @@ def scan_dataset(
             progress.update(f"detector {det.name}", done=k, total=len(chosen))
             results.append(det.score(dataset, representation))
     progress.update("fusing", done=len(chosen), total=len(chosen))
-    return _findings(dataset, results, representation), results, representation
+    vetted = vet_hypotheses(results, dataset)
+    results = [demote(r, vetted.unfounded[r.detector], "a separate cluster, but its labels "
+                      "look no more doubtful than the rest (not a backdoor)", dataset)
+               if r.detector in vetted.unfounded else r for r in results]
+    return (_findings(dataset, results, representation, max_fpr=max_fpr, hypotheses=vetted),
+            results, representation)
+
+
+def with_fpr_budget(detectors: Sequence[Detector], max_fpr: float) -> list[Detector]:
+    """Copies of ``detectors`` whose ``max_fpr`` parameters share ``max_fpr`` evenly.
+
+    The detectors without that parameter are returned as they are; the instances
+    passed in are never modified.
+
+    Examples
+    --------
+    >>> from poisonguard.detect import resolve_detectors
+    >>> [d.get_params().get("max_fpr") for d in
+    ...  with_fpr_budget(resolve_detectors("label,knn,outlier", "tabular"), 0.01)]
+    [0.005, 0.005, None]
+    """
+    if not 0 < max_fpr < 1:
+        raise UsageError("max_fpr must be between 0 and 1 (exclusive)")
+    takers = [d for d in detectors if "max_fpr" in d.get_params()]
+    out: list[Detector] = []
+    for det in detectors:
+        if det in takers:
+            det = copy.copy(det)
+            det.max_fpr = max_fpr / len(takers)  # type: ignore[attr-defined]
+        out.append(det)
+    return out
 
 
 def scan(
@@ -101,6 +140,7 @@ def scan(
     seed: int = 0,
     progress: Progress | None = None,
     threads: int | None = None,
+    max_fpr: float = DEFAULT_MAX_FPR,
     engine: Engine | None = None,
 ) -> Findings:
     """Scan training data for poisoned rows; every row gets a score, flags say why.
@@ -132,6 +172,12 @@ def scan(
         them).
     threads
         CPU threads for the numeric work (default 1).
+    max_fpr
+        Target clean false-positive rate of the label-based flags (``label``,
+        ``knn``, ``duplicate`` together): each holds its flags to the label
+        disagreement that the data's natural class overlap produces
+        (:mod:`poisonguard.detect.overlap`). ``summary["reliability"]`` reports the
+        expected clean flags and the out-of-fold accuracy.
     engine
         Where to load a Parquet file or folder and hash its rows
         (:mod:`poisonguard.engine`, e.g. a Ray cluster). The representation and the
@@ -163,11 +209,13 @@ def scan(
     dataset = open_dataset(data, y, label=label, id_column=id_column, categorical=categorical,
                            ignore=ignore, engine=engine, progress=progress)
     findings, _, _ = scan_dataset(dataset, detectors=detectors, embeddings=embeddings,
-                                  seed=seed, progress=progress, threads=threads)
+                                  seed=seed, progress=progress, threads=threads,
+                                  max_fpr=max_fpr)
     return findings
 
 
-def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representation) -> Findings:
+def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representation, *,
+              max_fpr: float, hypotheses: Hypotheses) -> Findings:
     fused = fuse(results, len(dataset))
     rows = RowTable(
         row_index=np.arange(len(dataset)), ids=dataset.ids, score=np.round(fused.scores, 6),
@@ -179,21 +227,27 @@ def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representati
         if results else np.zeros((len(dataset), 0)),
         classes=dataset.classes,
     )
+    review = int((fused.actions == "review").sum())
     flagged_labels = dataset.labels[fused.flags]
     by_class = {dataset.classes[c]: int(n) for c, n in
                 enumerate(np.bincount(flagged_labels, minlength=dataset.n_classes)) if n}
-    hypotheses = [h for r in results for h in r.hypotheses]
     per_detector = {r.detector: int(r.n_flagged) for r in results}
     summary = {
         "rows": len(dataset),
         "flagged": int(fused.flags.sum()),
         "by_class": by_class,
         "by_detector": per_detector,
-        "suspected_attacks": hypotheses,
+        "suspected_attacks": list(hypotheses.kept),
+        "withdrawn_hypotheses": list(hypotheses.withdrawn),
         "clean_classes": [name for name in dataset.classes if name not in by_class],
         "classes": list(dataset.classes),
         "representation": {"model": rep.model, "layer": rep.layer},
+        "review": review,
     }
+    proba = np.asarray(rep.proba) if rep.proba is not None else np.zeros((0, 0))
+    if proba.shape == (len(dataset), dataset.n_classes):  # absent when nothing needed it
+        summary["reliability"] = reliability(dataset.labels, proba, dataset.classes, results,
+                                             max_fpr=max_fpr, review=review)
     return Findings(
         dataset={"path": dataset.source, "rows": len(dataset), "modality": dataset.modality,
                  "sha256": dataset_digest(dataset), "classes": list(dataset.classes),

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from poisonguard.data import Dataset
     from poisonguard.findings import Findings
 
-__all__ = ["print_summary"]
+__all__ = ["print_reliability", "print_summary"]
 
 
 class OutputFormat(StrEnum):
@@ -71,6 +71,7 @@ def print_summary(findings: Findings, *, top: int = 10) -> None:
         out_console.print(f"[red]Suspected[/red] {hypothesis}", markup=True)
     if s.get("clean_classes"):
         out_console.print(f"Classes found clean by every detector: {', '.join(s['clean_classes'])}")
+    print_reliability(s.get("reliability"))
     ranked = sorted(findings.flagged, key=lambda r: -r.score)[:top]
     if not ranked:
         return
@@ -81,6 +82,25 @@ def print_summary(findings: Findings, *, top: int = 10) -> None:
         detail = "; ".join(f"{x.detector}: {x.detail}" for x in r.reasons)
         table.add_row(str(r.index), f"{r.score:.3f}", r.action, detail)
     out_console.print(table)
+
+
+def print_reliability(section: dict[str, Any] | None) -> None:
+    """The scan's own reliability: out-of-fold accuracy, overlap, expected clean flags."""
+    if not section:
+        return
+    colour = "green" if section["evidence"] == "strong" else "yellow"
+    out_console.print(f"[{colour}]Reliability[/{colour}]: {section['note']} "
+                      f"(--max-fpr {section['max_fpr']:g}).", markup=True, soft_wrap=True)
+    recall = ", ".join(f"{name} {c['recall']:.0%}" for name, c in section["per_class"].items())
+    out_console.print(f"Out-of-fold recall per class: {recall}", markup=False, soft_wrap=True)
+    if section["overlap"]:
+        pairs = ", ".join(f"{p['given']} given / {p['true']} likely: ~{p['rows']} rows"
+                          for p in section["overlap"][:4])
+        out_console.print(f"Class overlap (confident learning): {pairs}", markup=False,
+                          soft_wrap=True)
+    if section.get("review"):
+        out_console.print(f"{section['review']} rows left for review (labels the natural "
+                          "overlap explains; not flagged)", markup=False)
 
 
 @command("scan")
@@ -108,6 +128,10 @@ def scan_command(
              "correct class): also run the influence detector on the rows pushing them to "
              "another class.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for model training.")] = 0,
+    max_fpr: Annotated[float, typer.Option(
+        "--max-fpr", help="Target clean false-positive rate of the label-based flags "
+        "(label, knn, duplicate together), held against the data's natural class "
+        "overlap.")] = 0.005,
     threads: ThreadsOpt = None,
     ledger: LedgerOpt = None,
     no_ledger: NoLedgerOpt = False,
@@ -127,6 +151,8 @@ def scan_command(
 
     if fail_on is not None and not 0.0 <= fail_on <= 1.0:
         raise UsageError("--fail-on must be between 0 and 1")
+    if not 0.0 < max_fpr < 1.0:
+        raise UsageError("--max-fpr must be between 0 and 1 (exclusive)")
     check_output_path(out, folder=True, name="--out")
     for option, extra in (("--report", report), ("--png", png)):
         if extra is not None:
@@ -149,7 +175,7 @@ def scan_command(
     with progress_bar(show, progress_mode.value) as progress:
         findings, _, rep = scan_dataset(dataset, detectors=chosen,
                                         embeddings=emb, seed=seed, progress=progress,
-                                        threads=threads)
+                                        threads=threads, max_fpr=max_fpr)
     target = out / f"findings.{fmt.value}"
     save_findings(findings, target)
     if report is not None or png is not None:

@@ -42,6 +42,9 @@ class DetectorResult:
 
     ``reasons`` maps a flagged row index to one short human sentence.
     ``suggested_labels`` maps a row index to the label code the detector believes.
+    ``review`` maps an unflagged row the detector questions to a short sentence: a
+    label that natural class overlap explains, for a person to look at, not a claim
+    of poisoning (the fused action of such a row is ``review``).
     ``hypotheses`` are dataset-level sentences ("backdoor -> class 0: 54 rows share
     a 2x2 patch at the image corner"). ``clean_classes`` is derived, never given: of
     the classes the detector examined (``examined``, default every class of
@@ -66,6 +69,7 @@ class DetectorResult:
     flags: np.ndarray
     reasons: Mapping[int, str] = field(default_factory=dict)
     suggested_labels: Mapping[int, int] = field(default_factory=dict)
+    review: Mapping[int, str] = field(default_factory=dict)
     hypotheses: tuple[str, ...] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
     clean_classes: tuple[int, ...] = field(init=False)
@@ -87,6 +91,8 @@ class DetectorResult:
         object.__setattr__(
             self, "suggested_labels", {int(k): int(v) for k, v in self.suggested_labels.items()}
         )
+        object.__setattr__(self, "review", {int(k): str(v) for k, v in self.review.items()
+                                            if not flags[int(k)]})
         object.__setattr__(self, "clean_classes", _clean_classes(flags, dataset, examined))
 
     @property
@@ -104,6 +110,7 @@ class DetectorResult:
         return {
             "detector": self.detector,
             "flagged": self.n_flagged,
+            "review": len(self.review),
             "threshold": self.threshold,
             "hypotheses": list(self.hypotheses),
             "clean_classes": list(self.clean_classes),

@@ -21,6 +21,7 @@ import numpy as np
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.neighbours import nearest_neighbours
+from poisonguard.detect.overlap import DEFAULT_CERTAIN, natural_label_proba
 from poisonguard.params import Interval
 from poisonguard.represent.base import Representation
 
@@ -94,6 +95,10 @@ class DuplicateDetector(Detector):
         when the support of the two labels (each in [0, 1], averaged over the two
         copies' probabilities and their neighbours' labels) differs by less than this,
         both copies are flagged.
+    certain:
+        out-of-fold confidence from which the model is sure of a class; a conflicting
+        copy is flagged only when its label contradicts a sure model, and left for
+        review otherwise.
     """
 
     name = "duplicate"
@@ -102,14 +107,16 @@ class DuplicateDetector(Detector):
         "k": Interval(int, 1, None),
         "max_ratio": Interval(float, 0, 1, closed="neither"),
         "tie": Interval(float, 0, 1),
+        "certain": Interval(float, 0, 1, closed="right"),
         "seed": Interval(int, 0, None),
     }
 
     def __init__(self, *, k: int = 5, max_ratio: float = 0.1, tie: float = 0.1,
-                 seed: int = 0) -> None:
+                 certain: float = DEFAULT_CERTAIN, seed: int = 0) -> None:
         self.k = k
         self.max_ratio = max_ratio
         self.tie = tie
+        self.certain = certain
         self.seed = seed
 
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
@@ -139,8 +146,10 @@ class DuplicateDetector(Detector):
             closeness[better] = best[better]
             partner[better] = idx[better, j[better]]
         candidates = np.flatnonzero(closeness >= 0.5)
+        natural = natural_label_proba(proba, certain=self.certain)[np.arange(n), labels] > 0
         flags = np.zeros(n, dtype=bool)
         reasons: dict[int, str] = {}
+        review: dict[int, str] = {}
         for i in candidates:
             j = int(partner[i])
             around = np.setdiff1d(np.r_[idx[i], idx[j]], [i, j])
@@ -151,15 +160,20 @@ class DuplicateDetector(Detector):
             theirs = proba[i, labels[j]] + proba[j, labels[j]] + 2 * np.mean(
                 labels[around] == labels[j])
             if mine - theirs < self.tie * 4:
-                flags[i] = True
                 what = "an exact copy" if closeness[i] >= 1.0 else "a near copy"
-                reasons[int(i)] = (f"{what} of row {j}, which is labelled "
-                                   f"{dataset.classes[labels[j]]} (this row: "
-                                   f"{dataset.classes[labels[i]]})")
+                sentence = (f"{what} of row {j}, which is labelled "
+                            f"{dataset.classes[labels[j]]} (this row: "
+                            f"{dataset.classes[labels[i]]})")
+                if natural[i]:
+                    review[int(i)] = (sentence + "; the out-of-fold model is unsure here "
+                                      "(natural overlap of the two classes)")
+                else:
+                    flags[i] = True
+                    reasons[int(i)] = sentence
         return DetectorResult(
             detector=self.name, scores=closeness, flags=flags, reasons=reasons,
             suggested_labels={int(i): int(labels[partner[i]]) for i in np.flatnonzero(flags)},
-            dataset=dataset,
+            review=review, dataset=dataset,
             meta={"typical_neighbour_distance": round(typical, 6),
                   "conflicting_pairs": int(len(candidates))},
         )

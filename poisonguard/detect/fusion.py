@@ -17,15 +17,16 @@ NO_LABEL = -1
 
 @dataclass(frozen=True, eq=False)
 class FusedRows:
-    """Per-row fused outcome; ``reasons`` holds the flagged rows only.
+    """Per-row fused outcome; ``reasons`` holds the flagged and the review rows.
 
     ``reasons[i]`` lists (detector, score, detail) for every detector that flagged
-    row ``i``, highest score first.
+    row ``i``, highest score first; for an unflagged row every detector that put it
+    up for review.
     """
 
     scores: np.ndarray
     flags: np.ndarray
-    actions: np.ndarray  # "keep" | "drop" | "relabel" per row
+    actions: np.ndarray  # "keep" | "drop" | "relabel" | "review" per row
     suggested: np.ndarray  # suggested label per row, NO_LABEL when none
     reasons: dict[int, list[tuple[str, float, str]]]
 
@@ -46,8 +47,10 @@ def fuse(results: Sequence[DetectorResult], n_rows: int) -> FusedRows:
     Every detector puts its own threshold at score 0.5, so the max is >= 0.5 exactly
     when some detector's score crossed its threshold. The action is ``relabel`` when
     every detector that flagged the row suggests a label, ``drop`` otherwise; the
-    suggestion is that of the first flagging detector that has one. Vectorised: only
-    flagged rows get Python objects (their reasons).
+    suggestion is that of the first flagging detector that has one. An unflagged
+    row that some detector puts up for review (a label natural class overlap
+    explains) gets ``review``. Vectorised: only flagged and review rows get Python
+    objects (their reasons).
     """
     if not results:
         return FusedRows(np.zeros(n_rows), np.zeros(n_rows, dtype=bool),
@@ -66,6 +69,12 @@ def fuse(results: Sequence[DetectorResult], n_rows: int) -> FusedRows:
     relabel = flags & ~(flag_matrix & (offered == NO_LABEL)).any(axis=0)
     actions = np.where(relabel, "relabel", np.where(flags, "drop", "keep")).astype(object)
     reasons: dict[int, list[tuple[str, float, str]]] = {}
+    for r in results:
+        for i, detail in r.review.items():
+            if not flags[i]:
+                actions[i] = "review"
+                reasons.setdefault(i, []).append((r.detector, float(scores[i]),
+                                                  f"review: {detail}"))
     for i in np.flatnonzero(flags).tolist():
         row = [(r.detector, float(stacked[d, i]), r.reasons.get(i, "score above threshold"))
                for d, r in enumerate(results) if flag_matrix[d, i]]

@@ -13,13 +13,18 @@ by ``min_margin`` of the votes: 9 against 1 at the default); the neighbours that
 outvote it agree with their own neighbours at least as much as the 30th percentile
 of all rows do (``purity_quantile``: a flipped row sits inside a settled region of another class, a
 clean boundary row among other boundary rows); and the out-of-fold model does not
-back the given label (``max_model_support``). The ``label`` detector already weighs
-the neighbour votes together with the model; this detector is the strict second
-opinion for rows where the neighbours leave no doubt, and adds few clean flags.
+back the given label (``max_model_support``). Natural class overlap must not explain
+the label either: the out-of-fold model is sure (``certain``) of another class
+(:func:`poisonguard.detect.overlap.natural_label_proba` gives the label no chance).
+On hard data, where classes mix, a 9-to-1 vote happens to clean rows too; there such
+rows are left for review. The ``label`` detector already weighs the neighbour votes
+together with the model; this detector is the strict second opinion for rows where
+the neighbours leave no doubt, and adds few clean flags.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -27,6 +32,7 @@ import numpy as np
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.neighbours import nearest_neighbours, neighbour_votes
+from poisonguard.detect.overlap import DEFAULT_CERTAIN, natural_label_proba
 from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.params import Interval, OneOf
 from poisonguard.represent.base import Representation
@@ -56,6 +62,10 @@ class KnnDetector(Detector):
     max_model_support:
         flag only rows whose out-of-fold probability of the given label is below
         this (1.0: ignore the model).
+    certain:
+        out-of-fold confidence from which the model is sure of a class: only rows
+        whose label contradicts a sure model are flagged; the others that the
+        neighbours outvote are left for review.
     """
 
     name = "knn"
@@ -66,17 +76,20 @@ class KnnDetector(Detector):
         "min_margin": Interval(float, 0, 1),
         "purity_quantile": Interval(float, 0, 1),
         "max_model_support": Interval(float, 0, 1),
+        "certain": Interval(float, 0, 1, closed="right"),
         "seed": Interval(int, 0, None),
     }
 
     def __init__(self, *, k: int = 10, space: Space = "features",
                  min_margin: float = 0.8, purity_quantile: float = 0.3,
-                 max_model_support: float = 0.5, seed: int = 0) -> None:
+                 max_model_support: float = 0.5, certain: float = DEFAULT_CERTAIN,
+                 seed: int = 0) -> None:
         self.k = k
         self.space = space
         self.min_margin = min_margin
         self.purity_quantile = purity_quantile
         self.max_model_support = max_model_support
+        self.certain = certain
         self.seed = seed
 
     def requires(self) -> frozenset[str]:
@@ -91,7 +104,37 @@ class KnnDetector(Detector):
         labels = np.asarray(dataset.labels)
         x, space = self._space(representation)
         _, idx = nearest_neighbours(x, self.k, seed=self.seed)
-        votes = neighbour_votes(labels, idx, dataset.n_classes)
+        proba = np.asarray(representation.proba, dtype=np.float64)
+        vote = self._votes(labels, idx, proba)
+        rows = np.arange(len(labels))
+        natural = natural_label_proba(proba, certain=self.certain)[rows, labels] > 0
+        outvoted = (vote.margin >= self.min_margin) & (vote.passing > -1.0)
+        flags = outvoted & ~natural
+        scores = _scores(vote.margin, self.min_margin)
+        names = dataset.classes
+        k = idx.shape[1]
+        reasons = {
+            int(i): (f"label {names[labels[i]]} but {round(vote.best_share[i] * k)} of {k} "
+                     f"neighbours are {names[vote.best[i]]} ({round(vote.own[i] * k)} share its "
+                     f"label; out-of-fold p(label)={vote.support[i]:.2f})")
+            for i in np.flatnonzero(flags)
+        }
+        suggested = {int(i): int(vote.best[i]) for i in np.flatnonzero(flags)}
+        review = {int(i): (f"{round(vote.best_share[i] * k)} of {k} neighbours are "
+                           f"{names[vote.best[i]]}, but the out-of-fold model is unsure "
+                           f"here (natural overlap of {names[labels[i]]} and "
+                           f"{names[vote.best[i]]})")
+                  for i in np.flatnonzero(outvoted & natural)}
+        return DetectorResult(
+            detector=self.name, scores=scores, flags=flags, reasons=reasons,
+            suggested_labels=suggested, review=review, dataset=dataset,
+            meta={"space": space, "k": k, "purity_floor": round(vote.floor, 4),
+                  "certain": self.certain,
+                  "neighbour_agreement": round(float(vote.own.mean()), 4)},
+        )
+
+    def _votes(self, labels: np.ndarray, idx: np.ndarray, proba: np.ndarray) -> _Votes:
+        votes = neighbour_votes(labels, idx, proba.shape[1])
         rows = np.arange(len(labels))
         own = votes[rows, labels]
         others = votes.copy()
@@ -106,25 +149,24 @@ class KnnDetector(Detector):
         backers = labels[idx] == best[:, None]
         purity = (own[idx] * backers).sum(axis=1) / np.maximum(backers.sum(axis=1), 1)
         floor = float(np.quantile(own, self.purity_quantile))
-        support = np.asarray(representation.proba, dtype=np.float64)[rows, labels]
-        flags = ((margin >= self.min_margin) & (best_share > 0.5) & (purity >= floor)
-                 & (support < self.max_model_support))
-        scores = _scores(margin, self.min_margin)
-        names = dataset.classes
-        k = idx.shape[1]
-        reasons = {
-            int(i): (f"label {names[labels[i]]} but {round(best_share[i] * k)} of {k} "
-                     f"neighbours are {names[best[i]]} ({round(own[i] * k)} share its label; "
-                     f"out-of-fold p(label)={support[i]:.2f})")
-            for i in np.flatnonzero(flags)
-        }
-        suggested = {int(i): int(best[i]) for i in np.flatnonzero(flags)}
-        return DetectorResult(
-            detector=self.name, scores=scores, flags=flags, reasons=reasons,
-            suggested_labels=suggested, dataset=dataset,
-            meta={"space": space, "k": k, "purity_floor": round(floor, 4),
-                  "neighbour_agreement": round(float(own.mean()), 4)},
-        )
+        support = proba[rows, labels]
+        eligible = (best_share > 0.5) & (purity >= floor) & (support < self.max_model_support)
+        return _Votes(own=own, best=best, best_share=best_share, margin=margin,
+                      support=support, floor=floor, passing=np.where(eligible, margin, -1.0))
+
+
+@dataclass(frozen=True)
+class _Votes:
+    """The neighbour vote of every row; ``passing`` is the margin where the rule's other
+    conditions hold, -1 elsewhere."""
+
+    own: np.ndarray
+    best: np.ndarray
+    best_share: np.ndarray
+    margin: np.ndarray
+    support: np.ndarray
+    floor: float
+    passing: np.ndarray
 
 
 def _scores(margin: np.ndarray, min_margin: float) -> np.ndarray:

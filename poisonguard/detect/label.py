@@ -8,12 +8,15 @@ and the other way round, while a flipped row loses both. On the built-in sets th
 ensemble ranks flips better than either alone (AUROC 0.989 against 0.976 and 0.967
 on breast cancer at 10% flips; docs/detectors-classic.md).
 
-A row is a label issue when cleanlab's confident learning
-(:func:`cleanlab.filter.find_label_issues`, per-class thresholds from the data) says
-so *and* the ensemble prefers another class by a clear margin. The confidence floor
-is data-driven: the ensemble must be as sure of the other class as it is of a low
-quantile (5%) of the rows whose label it agrees with, so hard but clean rows near a
-class boundary are ranked high but not flagged.
+A row is flagged when cleanlab's confident learning
+(:func:`cleanlab.filter.find_label_issues`, per-class thresholds from the data) calls
+its label an issue and the ensemble prefers another class by a margin that natural
+class overlap does not explain: the margin must reach the ``1 - max_fpr`` quantile
+of the margins that labels drawn from the data's own overlap produce
+(:mod:`poisonguard.detect.overlap`), so that on clean data of this difficulty at
+most about ``max_fpr`` of the rows are flagged (``meta["expected_clean_flags"]``
+counts the margin rule alone, an upper bound). The other label issues are natural
+overlap: they are put up for review (``DetectorResult.review``), not flagged.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from cleanlab.filter import find_label_issues
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.neighbours import nearest_neighbours, neighbour_votes
+from poisonguard.detect.overlap import DEFAULT_CERTAIN, DEFAULT_MAX_FPR, null_threshold
 from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.errors import UsageError
 from poisonguard.params import Interval, OneOf
@@ -51,6 +55,15 @@ def label_margins(labels: np.ndarray, proba: np.ndarray) -> np.ndarray:
     return np.asarray(other.max(axis=1) - given)
 
 
+def ensemble_proba(labels: np.ndarray, model: np.ndarray, idx: np.ndarray, n_classes: int,
+                   neighbour_weight: float) -> np.ndarray:
+    """The out-of-fold model averaged with the neighbours' label shares (``idx``: N x k)."""
+    if neighbour_weight <= 0:
+        return model
+    votes = neighbour_votes(labels, idx, n_classes)
+    return np.asarray((1 - neighbour_weight) * model + neighbour_weight * votes)
+
+
 def _scores(margin: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """Flagged rows in [0.5, 1], the rest in [0, 0.5], both increasing with the margin."""
     unit = (np.clip(margin, -1.0, 1.0) + 1.0) / 2.0
@@ -66,9 +79,12 @@ class LabelDetector(Detector):
     filter_by:
         cleanlab's ``filter_by`` rule (``both``, ``prune_by_noise_rate``,
         ``confident_learning``, ...).
-    confidence_quantile:
-        a flagged row's ensemble confidence in its suggested class must reach this
-        quantile of the confidence on rows whose label the ensemble agrees with.
+    max_fpr:
+        target clean false-positive rate: the margin threshold is the ``1 - max_fpr``
+        quantile of the margins under natural class overlap.
+    certain:
+        out-of-fold confidence at which the model is taken as sure: natural overlap
+        is drawn from the model's probabilities only below it.
     min_margin:
         a flagged row's suggested class must beat its given label by this much.
     k:
@@ -81,18 +97,20 @@ class LabelDetector(Detector):
     needs = frozenset({"proba", "features"})
     parameter_constraints = {
         "filter_by": OneOf(*FILTER_BY),
-        "confidence_quantile": Interval(float, 0, 1, closed="left"),
+        "max_fpr": Interval(float, 0, 1, closed="neither"),
+        "certain": Interval(float, 0, 1, closed="right"),
         "min_margin": Interval(float, 0, 1),
         "k": Interval(int, 1, None),
         "neighbour_weight": Interval(float, 0, 1),
         "seed": Interval(int, 0, None),
     }
 
-    def __init__(self, *, filter_by: str = "both", confidence_quantile: float = 0.05,
-                 min_margin: float = 0.2, k: int = 20, neighbour_weight: float = 0.5,
-                 seed: int = 0) -> None:
+    def __init__(self, *, filter_by: str = "both", max_fpr: float = DEFAULT_MAX_FPR,
+                 certain: float = DEFAULT_CERTAIN, min_margin: float = 0.2, k: int = 20,
+                 neighbour_weight: float = 0.5, seed: int = 0) -> None:
         self.filter_by = filter_by
-        self.confidence_quantile = confidence_quantile
+        self.max_fpr = max_fpr
+        self.certain = certain
         self.min_margin = min_margin
         self.k = k
         self.neighbour_weight = neighbour_weight
@@ -107,28 +125,43 @@ class LabelDetector(Detector):
         if model.shape != (len(labels), dataset.n_classes):
             raise UsageError(f"label: proba must be {len(labels)} x {dataset.n_classes}, "
                              f"got {model.shape}")
-        votes = np.zeros_like(model)
+        idx = np.zeros((len(labels), 0), dtype=np.int64)
         if self.neighbour_weight > 0:
             _, idx = nearest_neighbours(representation.features, self.k, seed=self.seed)
-            votes = neighbour_votes(labels, idx, dataset.n_classes)
-        proba = (1 - self.neighbour_weight) * model + self.neighbour_weight * votes
+
+        def margins(y: np.ndarray) -> np.ndarray:
+            return label_margins(y, ensemble_proba(y, model, idx, dataset.n_classes,
+                                                   self.neighbour_weight))
+
+        proba = ensemble_proba(labels, model, idx, dataset.n_classes, self.neighbour_weight)
+        votes = neighbour_votes(labels, idx, dataset.n_classes) if idx.shape[1] else model
         pred = proba.argmax(axis=1)
-        confidence = proba.max(axis=1)
         margin = label_margins(labels, proba)
         agree = pred == labels
-        floor = (float(np.quantile(confidence[agree], self.confidence_quantile))
-                 if agree.any() else 1.0)
+        null = null_threshold(margins, model, max_fpr=self.max_fpr, seed=self.seed,
+                              certain=self.certain)
         issues = self._issues(labels, proba)
-        flags = issues & ~agree & (confidence >= floor) & (margin >= self.min_margin)
+        # cleanlab's issue test on top only removes flags: the null's expected clean
+        # flags (margin alone) bound the rule's.
+        flags = issues & ~agree & (margin >= max(self.min_margin, null.threshold))
+        review = issues & ~agree & ~flags
         names = dataset.classes
         reasons = {int(i): _reason(names, labels[i], pred[i], model[i], votes[i],
                                    self.neighbour_weight > 0)
                    for i in np.flatnonzero(flags)}
         suggested = {int(i): int(pred[i]) for i in np.flatnonzero(flags)}
+        overlap = {int(i): (_reason(names, labels[i], pred[i], model[i], votes[i],
+                                    self.neighbour_weight > 0)
+                            + f"; margin {margin[i]:.2f} is within the natural overlap of "
+                              f"{names[labels[i]]} and {names[pred[i]]} "
+                              f"(threshold {null.threshold:.2f})")
+                   for i in np.flatnonzero(review)}
         return DetectorResult(
             detector=self.name, scores=_scores(margin, flags), flags=flags, reasons=reasons,
-            suggested_labels=suggested, dataset=dataset,
-            meta={"confidence_floor": round(floor, 4), "cleanlab_issues": int(issues.sum()),
+            suggested_labels=suggested, review=overlap, dataset=dataset,
+            meta={"margin_threshold": round(null.threshold, 4),
+                  "expected_clean_flags": round(null.expected_flags, 2),
+                  "max_fpr": self.max_fpr, "cleanlab_issues": int(issues.sum()),
                   "ensemble_accuracy": round(float(agree.mean()), 4),
                   "out_of_fold_accuracy": round(float((model.argmax(axis=1) == labels).mean()),
                                                 4)},

@@ -13,6 +13,7 @@ from poisonguard.report.context import ReportContext, build_context
 from poisonguard.report.examples import examples_view
 from poisonguard.report.html import esc
 from poisonguard.report.projection import Projection, project
+from poisonguard.report.reliability import reliability_view
 from poisonguard.report.views import (
     classes_view,
     contributions_view,
@@ -67,14 +68,15 @@ document.querySelectorAll("table.sortable th").forEach(function(th){
 });
 """
 
-_NAV = [("summary", "Summary"), ("attacks", "Attacks"), ("classes", "Classes"),
+_NAV = [("summary", "Summary"), ("reliability", "Reliability"), ("attacks", "Attacks"),
+        ("classes", "Classes"),
         ("projection", "Projection"), ("histograms", "Scores"), ("detectors", "Detectors"),
         ("examples", "Examples"), ("flagged", "Flagged rows")]
 
 
 def render_context(ctx: ReportContext, projection: Projection | None) -> str:
     """The whole page for an already-built context and projection."""
-    views = [summary_view(ctx), attacks_view(ctx), classes_view(ctx),
+    views = [summary_view(ctx), reliability_view(ctx), attacks_view(ctx), classes_view(ctx),
              projection_view(ctx, projection), histograms_view(ctx), contributions_view(ctx),
              examples_view(ctx), flagged_table_view(ctx)]
     path = str(ctx.findings.dataset.get("path", "")) or "dataset"

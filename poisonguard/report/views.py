@@ -23,11 +23,12 @@ def summary_view(ctx: ReportContext) -> str:
     """Headline numbers: rows, flagged, actions, detectors, where the data came from."""
     f = ctx.findings
     n, k = ctx.n_rows, ctx.n_flagged
-    actions = {a: 0 for a in ("drop", "relabel", "review")}
+    actions = {a: 0 for a in ("drop", "relabel")}
     for p in np.flatnonzero(ctx.flagged):
         action = f.rows[int(p)].action
         if action in actions:
             actions[action] += 1
+    actions["review (not flagged)"] = int(f.summary.get("review", 0))
     tiles = [("rows", fmt_int(n)), ("flagged", f"{fmt_int(k)} ({100 * k / max(n, 1):.2f}%)"),
              *((a, fmt_int(c)) for a, c in actions.items()),
              ("suspected attacks", fmt_int(len(f.summary.get("suspected_attacks") or [])))]

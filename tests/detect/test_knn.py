@@ -21,10 +21,12 @@ def test_clean_data_is_mostly_left_alone(clean) -> None:  # type: ignore[no-unty
 def test_random_flips_are_found(poisoned) -> None:  # type: ignore[no-untyped-def]
     attack, rep = poisoned("digits-tabular", "flip", rate=0.1, seed=1)
     result = KnnDetector().score(attack.dataset, rep)
-    # Measured 0.72: knn is the strict second opinion (9 of 10 neighbours against the
-    # label, and the out-of-fold model does not back it); precision is what it owes.
+    # Measured 0.65 (precision 0.98): knn is the strict second opinion (9 of 10
+    # neighbours against the label, the out-of-fold model does not back it and is
+    # sure of another class); precision is what it owes. 0.72 before the natural
+    # overlap rule, which leaves 15 rows in unsure regions for review.
     flags = result.flags
-    assert _f1(flags, attack.truth.poisoned) >= 0.65
+    assert _f1(flags, attack.truth.poisoned) >= 0.58
     assert attack.truth.mask[flags].mean() >= 0.9
     i = int(np.flatnonzero(result.flags)[0])
     assert "of 10 neighbours are" in result.reasons[i]

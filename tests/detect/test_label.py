@@ -9,6 +9,10 @@ from poisonguard.detect.label import LabelDetector, label_margins
 from tests.helpers import f1 as _f1
 
 
+def _precision(flags: np.ndarray, poisoned: np.ndarray) -> float:
+    return float(np.isin(np.flatnonzero(flags), poisoned).mean())
+
+
 def test_margins() -> None:
     proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])
     np.testing.assert_allclose(label_margins(np.array([0, 0]), proba), [-0.5, 0.7])
@@ -25,11 +29,13 @@ def test_clean_data_is_mostly_left_alone(clean) -> None:  # type: ignore[no-unty
 def test_random_flips_are_found_and_the_true_label_suggested(poisoned) -> None:  # type: ignore[no-untyped-def]
     attack, rep = poisoned("digits-tabular", "flip", rate=0.1, seed=1)
     result = LabelDetector().score(attack.dataset, rep)
-    # Measured 0.89 (0.92 together with knn; the scan's fusion flags either). The
-    # out-of-fold model alone (neighbour_weight=0) gets 0.80 here.
-    assert _f1(result.flags, attack.truth.poisoned) >= 0.85
+    # Flags are held to a clean false-positive rate of 0.5% against the natural class
+    # overlap: measured precision 0.985, recall 0.73, F1 0.837 (0.844 with knn). Before
+    # that threshold: F1 0.89 at a lower precision.
+    assert _f1(result.flags, attack.truth.poisoned) >= 0.8
+    assert _precision(result.flags, attack.truth.poisoned) >= 0.97
     both = result.flags | KnnDetector().score(attack.dataset, rep).flags
-    assert _f1(both, attack.truth.poisoned) >= 0.88
+    assert _f1(both, attack.truth.poisoned) >= 0.81
     alone = LabelDetector(neighbour_weight=0.0).score(attack.dataset, rep)
     assert alone.meta["ensemble_accuracy"] == alone.meta["out_of_fold_accuracy"]
     found = [i for i in attack.truth.poisoned if result.flags[i]]

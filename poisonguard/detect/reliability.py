@@ -1,0 +1,116 @@
+"""How much the scan's label evidence can be trusted on this data.
+
+A scan's label-based flags (``label``, ``knn``, ``duplicate``) are only as good as
+the held-out model behind them: on a table where the out-of-fold model is 60%
+accurate, classes overlap and labels disagree with it naturally. The reliability
+section says so in numbers, from the data alone:
+
+- the out-of-fold accuracy and, per class, recall and precision; the confusion of
+  given against predicted labels;
+- the class pairs that overlap: cleanlab's estimated joint of given and true labels
+  (:func:`cleanlab.count.estimate_joint`), off-diagonal cells above half a percent;
+- how many rows the label-based detectors would flag on clean data of this
+  difficulty at the scan's ``max_fpr`` (their ``expected_clean_flags``, measured on
+  labels drawn from the natural overlap, :mod:`poisonguard.detect.overlap`), and how
+  many rows they put up for review instead of flagging.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from poisonguard.detect.base import DetectorResult
+
+__all__ = ["STRONG_ACCURACY", "reliability"]
+
+#: Out-of-fold accuracy from which label evidence is called strong.
+STRONG_ACCURACY = 0.9
+#: Estimated joint cells (share of all rows) listed as class overlap.
+_MIN_OVERLAP = 0.005
+
+
+def _overlap(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str]
+             ) -> list[dict[str, Any]]:
+    counts = np.bincount(labels, minlength=proba.shape[1])
+    if (counts < 2).any():
+        return []
+    from cleanlab.count import estimate_joint
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        joint = np.asarray(estimate_joint(labels, proba), dtype=np.float64)
+    n = len(labels)
+    pairs = [{"given": classes[a], "true": classes[b], "share": round(float(joint[a, b]), 4),
+              "rows": int(round(float(joint[a, b]) * n))}
+             for a in range(len(classes)) for b in range(len(classes))
+             if a != b and joint[a, b] >= _MIN_OVERLAP]
+    return sorted(pairs, key=lambda p: -float(p["share"]))
+
+
+def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
+                results: Sequence[DetectorResult], *, max_fpr: float,
+                review: int = 0) -> dict[str, Any]:
+    """The reliability section of a scan summary (plain JSON types).
+
+    Parameters
+    ----------
+    labels, proba
+        Given label codes and the out-of-fold probabilities of the representation.
+    classes
+        Class names, in code order.
+    results
+        The scan's detector results; those with ``expected_clean_flags`` in their
+        meta (the label-based detectors) give the expected clean flags.
+    max_fpr
+        The scan's target clean false-positive rate of its label-based flags.
+    review
+        Rows the fused scan put up for review (action ``review``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([0, 0, 0, 1, 1, 1])
+    >>> proba = np.array([[.9, .1], [.8, .2], [.3, .7], [.2, .8], [.1, .9], [.6, .4]])
+    >>> r = reliability(labels, proba, ("a", "b"), [], max_fpr=0.005)
+    >>> r["out_of_fold_accuracy"], r["evidence"]
+    (0.6667, 'weak')
+    """
+    labels = np.asarray(labels)
+    k = len(classes)
+    pred = np.asarray(proba).argmax(axis=1)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (labels, pred), 1)
+    accuracy = float(np.trace(confusion)) / max(len(labels), 1)
+    per_class = {
+        classes[c]: {"rows": int(confusion[c].sum()),
+                     "recall": round(float(confusion[c, c]) / max(int(confusion[c].sum()), 1), 4),
+                     "precision": round(float(confusion[c, c])
+                                        / max(int(confusion[:, c].sum()), 1), 4)}
+        for c in range(k)}
+    label_based = [r for r in results if "expected_clean_flags" in r.meta]
+    expected = float(sum(float(r.meta["expected_clean_flags"]) for r in label_based))
+    strong = accuracy >= STRONG_ACCURACY
+    n = max(len(labels), 1)
+    note = (f"out-of-fold accuracy {accuracy:.1%}: "
+            + ("label evidence is strong" if strong else
+               "label evidence is weak, classes overlap; label flags are held to the "
+               "natural overlap and many label doubts are left for review")
+            + (f"; on clean data this hard, the label detectors would flag about "
+               f"{expected:.1f} rows ({expected / n:.2%})" if label_based else ""))
+    return {
+        "out_of_fold_accuracy": round(accuracy, 4),
+        "evidence": "strong" if strong else "weak",
+        "per_class": per_class,
+        "confusion": {"classes": list(classes), "given_by_predicted": confusion.tolist()},
+        "overlap": _overlap(labels, np.asarray(proba, dtype=np.float64), classes),
+        "max_fpr": max_fpr,
+        "label_detectors": [r.detector for r in label_based],
+        "expected_clean_flags": round(expected, 2),
+        "expected_clean_share": round(expected / n, 4),
+        "review": int(review),
+        "note": note,
+    }

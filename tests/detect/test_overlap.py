@@ -1,0 +1,106 @@
+"""Natural class overlap, the FPR budget and vetted hypotheses (detect/overlap.py,
+detect/hypotheses.py, scan.with_fpr_budget)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from poisonguard.data import Dataset
+from poisonguard.detect import resolve_detectors
+from poisonguard.detect.base import DetectorResult
+from poisonguard.detect.hypotheses import demote, vet_hypotheses
+from poisonguard.detect.label import LabelDetector
+from poisonguard.detect.overlap import natural_label_proba, null_labels
+from poisonguard.errors import UsageError
+from poisonguard.represent.base import Representation
+from poisonguard.scan import with_fpr_budget
+
+
+def _overlapping(n: int = 1500, seed: int = 0) -> tuple[Dataset, Representation]:
+    """Two overlapping classes whose labels are drawn from the null of natural overlap
+    itself: a clean dataset of exactly the difficulty the detector assumes."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (n, 2))
+    p1 = 1 / (1 + np.exp(-2.5 * x[:, 0]))
+    proba = np.column_stack([1 - p1, p1])
+    labels = null_labels(proba, draws=1, seed=seed + 1)[0]
+    ds = Dataset(labels=labels, classes=("a", "b"), features=x.astype(np.float32), source="t")
+    return ds, Representation(features=x, embedding=x, proba=proba)
+
+
+def test_natural_overlap_is_the_model_where_unsure_and_its_class_where_sure() -> None:
+    p = natural_label_proba(np.array([[0.85, 0.15], [0.55, 0.45]]), certain=0.8)
+    np.testing.assert_allclose(p, [[1.0, 0.0], [0.55, 0.45]])
+    drawn = null_labels(np.array([[0.9, 0.1]] * 50), draws=3)
+    assert drawn.shape == (3, 50) and not drawn.any()
+
+
+@pytest.mark.parametrize("max_fpr", [0.005, 0.05])
+def test_max_fpr_is_honoured_on_clean_data_of_the_assumed_difficulty(max_fpr: float) -> None:
+    ds, rep = _overlapping()
+    result = LabelDetector(max_fpr=max_fpr).score(ds, rep)
+    assert result.meta["expected_clean_flags"] <= 1.5 * max_fpr * len(ds)
+    assert result.flags.mean() <= 2 * max_fpr  # measured, not only promised
+    assert result.meta["max_fpr"] == max_fpr
+
+
+def test_flips_in_sure_regions_are_flagged_and_boundary_doubts_reviewed() -> None:
+    ds, rep = _overlapping()
+    labels = ds.labels.copy()
+    sure = np.flatnonzero(np.abs(ds.features[:, 0]) > 2.0)[:20]
+    labels[sure] = 1 - labels[sure]
+    flipped = ds.replace(labels=labels)
+    result = LabelDetector().score(flipped, rep)
+    assert result.flags[sure].mean() >= 0.6  # measured 0.75 (15 of 20)
+    assert result.flags.sum() <= len(sure) + 3
+    assert all(i not in result.review for i in np.flatnonzero(result.flags))
+    assert all("natural overlap" in text for text in result.review.values())
+
+
+def test_the_fpr_budget_is_shared_and_instances_are_not_modified() -> None:
+    chosen = resolve_detectors("label,knn,outlier", "tabular")
+    shared = with_fpr_budget(chosen, 0.01)
+    assert [d.get_params().get("max_fpr") for d in shared] == [0.01, None, None]
+    assert chosen[0].get_params()["max_fpr"] == 0.005
+    with pytest.raises(UsageError):
+        with_fpr_budget(chosen, 1.5)
+
+
+def _result(name: str, n: int, flagged: np.ndarray, hypotheses: tuple[str, ...],
+            ds: Dataset, scores: np.ndarray | None = None) -> DetectorResult:
+    flags = np.zeros(n, dtype=bool)
+    flags[flagged] = True
+    base = np.where(flags, 0.9, 0.1) if scores is None else scores
+    return DetectorResult(name, base, flags, reasons={int(i): "x" for i in flagged},
+                          hypotheses=hypotheses, dataset=ds,
+                          meta={"classes": {"a": {}, "b": {}}})
+
+
+def test_a_dirty_label_backdoor_is_not_also_clean_label() -> None:
+    n = 100
+    ds = Dataset(labels=np.repeat([0, 1], n // 2), classes=("a", "b"),
+                 features=np.zeros((n, 2), np.float32), source="t")
+    rows = np.arange(60, 70)
+    trigger = _result("trigger", n, rows, ("backdoor -> class b: 10 rows share a patch",), ds)
+    clean = _result("cleanlabel", n, rows, ("clean-label backdoor? class b: 10 rows share",), ds)
+    vetted = vet_hypotheses([trigger, clean], ds)
+    assert vetted.kept == ("backdoor -> class b: 10 rows share a patch",)
+    assert "dirty-label backdoor" in vetted.withdrawn[0]["why"]
+
+
+def test_a_cluster_of_rows_with_trusted_labels_is_no_backdoor() -> None:
+    n = 200
+    ds = Dataset(labels=np.repeat([0, 1], n // 2), classes=("a", "b"),
+                 features=np.zeros((n, 2), np.float32), source="t")
+    cluster = np.arange(120, 130)
+    label = _result("label", n, np.array([], dtype=int), (), ds, scores=np.full(n, 0.05))
+    spectre = _result("spectre", n, cluster, ("backdoor -> class b: 10 rows form ...",), ds)
+    vetted = vet_hypotheses([label, spectre], ds)
+    assert vetted.kept == () and "natural sub-type" in vetted.withdrawn[0]["why"]
+    demoted = demote(spectre, vetted.unfounded["spectre"], "not a backdoor", ds)
+    assert demoted.n_flagged == 0 and set(demoted.review) == set(cluster.tolist())
+    doubted = np.full(n, 0.05)
+    doubted[cluster] = 0.4  # the held-out models doubt these labels: relabelled rows
+    label = _result("label", n, np.array([], dtype=int), (), ds, scores=doubted)
+    assert vet_hypotheses([label, spectre], ds).kept == spectre.hypotheses
