@@ -114,7 +114,7 @@ def with_fpr_budget(detectors: Sequence[Detector], max_fpr: float) -> list[Detec
     >>> from poisonguard.detect import resolve_detectors
     >>> [d.get_params().get("max_fpr") for d in
     ...  with_fpr_budget(resolve_detectors("label,knn,outlier", "tabular"), 0.01)]
-    [0.005, 0.005, None]
+    [0.01, None, None]
     """
     if not 0 < max_fpr < 1:
         raise UsageError("max_fpr must be between 0 and 1 (exclusive)")
