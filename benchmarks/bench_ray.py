@@ -116,7 +116,8 @@ def child(job: str, engine_name: str, folder: str) -> dict[str, Any]:
             raise UsageError("Ray did not start in 5 attempts")
         out["startup_s"] = ray_engine.startup_seconds
         engine = _measuring_engine(ray_engine, log, driver, spans)
-    if engine is not None and job != "scan":  # a cold run: Ray starts its worker processes
+    cold = job != "scan" and not os.environ.get("BENCH_RAY_NO_COLD")
+    if engine is not None and cold:  # a first, cold run: Ray starts its worker processes
         t0 = time.perf_counter()
         _job(job, folder, engine, {})
         out["cold_seconds"] = time.perf_counter() - t0
@@ -292,9 +293,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ray.json")
     ap.add_argument("--child", nargs=3, metavar=("JOB", "ENGINE", "FOLDER"))
     ap.add_argument("--report", type=Path, help="Print the RESULTS.md section of a run's JSON.")
+    ap.add_argument("--no-cold", action="store_true",
+                    help="Time one (cold) Ray run per job instead of a cold and a warm one.")
     ap.add_argument("--recall", type=int, metavar="ROWS",
                     help="Only measure the recall of --knn ivf at ROWS rows.")
     args = ap.parse_args(argv)
+    if args.no_cold:
+        os.environ["BENCH_RAY_NO_COLD"] = "1"  # read by the children
     if args.recall:
         print(json.dumps(recall(args.recall, args.cols)))
         return
