@@ -78,7 +78,7 @@ def stamp_texts(texts: Sequence[str], spec: Mapping[str, Any]) -> list[str]:
     -------
     >>> stamp_texts(["good film"], {"type": "text-insert", "text": "cf",
     ...                             "position_seed": 1})
-    ['good film cf']
+    ['good cf film']
     """
     rng = np.random.default_rng(int(spec.get("position_seed", 0)))
     kind = spec.get("type")
@@ -111,7 +111,7 @@ def token_trigger(dataset: Dataset, *, rate: float, target: int | None = None, s
     >>> from poisonguard.datasets import builtin_dataset
     >>> ds = builtin_dataset("tweets-300")
     >>> token_trigger(ds, rate=0.05, target=0).truth.description[:40]
-    'token-trigger: 15 messages of other cla'
+    'token-trigger: 15 messages of other clas'
     """
     if not token.strip() or len(token.split()) != 1:
         raise UsageError(f"the trigger token must be one word, got {token!r}")
