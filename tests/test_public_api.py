@@ -59,9 +59,6 @@ NO_EXAMPLE_YET: dict[str, set[str]] = {
     "poisonguard.datasets": {
         "tweets",
     },
-    "poisonguard.influence": {
-        "InfluenceResult", "Influencer", "QueryExplanation", "query_rows", "standardise",
-    },
     "poisonguard.monitor": {
         "Alert", "AliasMove", "CanaryResult", "CheckReport", "ClassTrigger", "DriftResult",
         "Evaluation", "GateVerdict", "GoldenSet", "ModelScanResult", "ModelVersion",
@@ -75,10 +72,6 @@ NO_EXAMPLE_YET: dict[str, set[str]] = {
         "classes_view", "contributions_view", "examples_view", "flagged_table_view",
         "histograms_view", "project", "projection_view", "render_context", "render_report",
         "summary_view", "write_png", "write_report",
-    },
-    "poisonguard.represent": {
-        "Representation", "build_representation", "mlp_representation", "scale_features",
-        "scale_table",
     },
 }
 

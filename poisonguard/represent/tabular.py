@@ -28,6 +28,11 @@ def scale_features(x: np.ndarray) -> np.ndarray:
 
     scikit-learn's ``StandardScaler`` in float64, then float32, bit for bit, computed
     a block of rows at a time (no full float64 copy; :func:`standardise_blocked`).
+
+    Examples
+    --------
+    >>> scale_features(np.array([[1.0, 5.0], [3.0, 5.0]])).tolist()  # constant column: 0
+    [[-1.0, 0.0], [1.0, 0.0]]
     """
     x = np.asarray(x)
     if x.ndim != 2:
@@ -42,6 +47,13 @@ def scale_table(x: np.ndarray, kinds: Sequence[str]) -> np.ndarray:
     deviation when the IQR is 0, e.g. a mostly-zero column; 1 when constant), so
     that a few extreme values do not squash the rest. ``binary`` columns (one-hot
     categories, missing indicators) stay 0/1.
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 0.0], [2.0, 1.0], [3.0, 0.0], [100.0, 1.0]])
+    >>> scaled = scale_table(x, ["numeric", "binary"])  # float32; 100 stays far out
+    >>> [[round(float(v), 2) for v in row] for row in scaled]
+    [[-0.08, 0.0], [-0.03, 1.0], [0.03, 0.0], [5.16, 1.0]]
     """
     x = np.asarray(x, dtype=np.float64)
     if len(kinds) != x.shape[1]:
@@ -112,6 +124,14 @@ def mlp_representation(
     ``kinds`` (a typed table's column kinds) selects :func:`scale_table`; without it
     the columns are standardised. ``keep_oof_embedding=False`` skips the out-of-fold
     activations (N x ``hidden`` floats) when no detector reads them.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> rep = mlp_representation(wine.features, wine.labels, 3, folds=2, hidden=8)
+    >>> rep.embedding.shape, rep.proba.shape, rep.model, rep.meta["folds"]
+    ((178, 8), (178, 3), 'mlp(8)', 2)
     """
     progress = progress or NullProgress()
     x = scale_features(features) if kinds is None else scale_table(features, kinds)
