@@ -67,12 +67,6 @@ NO_EXAMPLE_YET: dict[str, set[str]] = {
         "load_golden", "load_model", "load_version", "move_alias", "save_model",
         "scan_model_check", "screen_check", "train_classifier", "truth_triggers",
     },
-    "poisonguard.report": {
-        "Projection", "ReportContext", "attacks_view", "build_context", "check_match",
-        "classes_view", "contributions_view", "examples_view", "flagged_table_view",
-        "histograms_view", "project", "projection_view", "render_context", "render_report",
-        "summary_view", "write_png", "write_report",
-    },
 }
 
 
