@@ -56,17 +56,6 @@ NO_EXAMPLE_YET: dict[str, set[str]] = {
     "poisonguard.attack": {
         "badnets", "blend", "sentence_trigger", "style_trigger", "tabular_trigger",
     },
-    "poisonguard.datasets": {
-        "tweets",
-    },
-    "poisonguard.monitor": {
-        "Alert", "AliasMove", "CanaryResult", "CheckReport", "ClassTrigger", "DriftResult",
-        "Evaluation", "GateVerdict", "GoldenSet", "ModelScanResult", "ModelVersion",
-        "ScreenResult", "alias_history", "aliases", "evaluate", "findings_triggers",
-        "get_golden", "get_version", "list_alerts", "list_golden", "list_versions",
-        "load_golden", "load_model", "load_version", "move_alias", "save_model",
-        "scan_model_check", "screen_check", "train_classifier", "truth_triggers",
-    },
 }
 
 

@@ -22,7 +22,16 @@ __all__ = ["DriftResult", "prediction_drift"]
 
 @dataclass(frozen=True)
 class DriftResult:
-    """The two tests' statistics and Holm-adjusted p-values, and the verdict."""
+    """The two tests' statistics and Holm-adjusted p-values, and the verdict.
+
+    Examples
+    --------
+    >>> base = np.array([[0.9, 0.1]] * 50 + [[0.2, 0.8]] * 50)
+    >>> recent = np.array([[0.9, 0.1]] * 95 + [[0.2, 0.8]] * 5)
+    >>> drift = prediction_drift(base, recent, ["cat", "dog"])
+    >>> drift.drifted, drift.recent_share
+    (True, {'cat': 0.95, 'dog': 0.05})
+    """
 
     drifted: bool
     alpha: float

@@ -56,7 +56,19 @@ class GateConfig:
 
 @dataclass(frozen=True)
 class GateVerdict:
-    """The gate's decision, the reasons for a refusal, and the numbers behind it."""
+    """The gate's decision, the reasons for a refusal, and the numbers behind it.
+
+    Examples
+    --------
+    >>> from poisonguard.monitor import Evaluation
+    >>> champion = Evaluation(n=100, accuracy=0.95, ece=0.03, per_class={"a": 0.95, "b": 0.95},
+    ...                       class_counts={"a": 50, "b": 50})
+    >>> candidate = Evaluation(n=100, accuracy=0.90, ece=0.03, per_class={"a": 0.99, "b": 0.81},
+    ...                        class_counts={"a": 50, "b": 50})
+    >>> verdict = check_gate(candidate, champion)
+    >>> verdict.passed, verdict.reasons[0]
+    (False, 'accuracy 0.900 < champion 0.950 - 0.01')
+    """
 
     passed: bool
     reasons: tuple[str, ...]
