@@ -338,8 +338,8 @@ def scanned_options(
     ignore); so ``clean`` and ``report`` open the file as ``scan`` did without the
     user repeating ``--label`` or ``--id``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> scanned_options({"options": {"label": "species", "id": "row"}})["id_column"]
     'row'
     """

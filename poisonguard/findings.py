@@ -182,8 +182,8 @@ class Findings:
         "detector: detail" per flagging detector, joined by " | ") and one
         ``score:DETECTOR`` column per detector.
 
-        Example
-        -------
+        Examples
+        --------
         >>> import poisonguard
         >>> frame = poisonguard.scan("builtin:wine").to_frame()
         >>> frame.sort_values("score", ascending=False).head()  # doctest: +SKIP

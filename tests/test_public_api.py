@@ -49,19 +49,9 @@ PUBLIC_PACKAGES = (
     "poisonguard.scan", "poisonguard.train", "poisonguard.validate",
 )
 
-#: Public names still without a numpydoc Examples section (issue 20). The list only
-#: shrinks: a NEW public function or class needs an example, and a listed name that
-#: gains one must leave the list (both fail the test below).
-NO_EXAMPLE_YET: dict[str, set[str]] = {
-    "poisonguard.attack": {
-        "badnets", "blend", "sentence_trigger", "style_trigger", "tabular_trigger",
-    },
-}
-
-
 def _has_example(obj: object) -> bool:
     doc = obj.__doc__ or ""
-    return "Example" in doc and ">>> " in doc
+    return "Examples\n" in doc and ">>> " in doc
 
 
 def public_objects() -> Iterator[tuple[str, str, Any]]:
@@ -78,12 +68,6 @@ def public_objects() -> Iterator[tuple[str, str, Any]]:
 
 
 def test_every_public_function_and_class_of_every_package_has_an_example() -> None:
-    new, fixed = [], []
-    for package, name, obj in public_objects():
-        listed = name in NO_EXAMPLE_YET.get(package, set())
-        if not _has_example(obj) and not listed:
-            new.append(f"{package}.{name}")
-        elif _has_example(obj) and listed:
-            fixed.append(f"{package}.{name}")
-    assert not new, f"public names without a numpydoc Examples section: {new}"
-    assert not fixed, f"these have an example now: remove them from NO_EXAMPLE_YET: {fixed}"
+    missing = [f"{package}.{name}" for package, name, obj in public_objects()
+               if not _has_example(obj)]
+    assert not missing, f"public names without a numpydoc Examples section: {missing}"

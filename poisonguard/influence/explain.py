@@ -261,8 +261,8 @@ def explain(train: Dataset, queries: Sequence[int] | Dataset, *, method: str = "
     -------
     InfluenceResult
 
-    Example
-    -------
+    Examples
+    --------
     >>> from poisonguard.datasets import builtin_dataset
     >>> wine = builtin_dataset("wine")
     >>> result = explain(wine, [0], method="knn-shapley", top=3)
@@ -321,8 +321,8 @@ def run_influence(train: Dataset, queries: Sequence[int] | Dataset, out: str | P
     writes the checkpoints it trains to ``out/model``); returns the result and the
     paths written (JSON first). ``threads``, ``layers`` and ``epochs`` are TracIn's.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile
     >>> from poisonguard.datasets import builtin_dataset
     >>> result, paths = run_influence(builtin_dataset("wine"), [5], tempfile.mkdtemp(), top=3)

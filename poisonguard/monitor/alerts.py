@@ -122,8 +122,8 @@ def raise_alert(kind: str, subject: str, message: str, *, model: str = "",
     ``webhook`` (default ``$POISONGUARD_WEBHOOK``) is an http(s) URL that receives the
     alert as a JSON POST, once.
 
-    Example
-    -------
+    Examples
+    --------
     >>> a = raise_alert("canary", "badnets-2x2-bottom-right", "predictions collapse to 0",
     ...                 model="digits v3", webhook="http://127.0.0.1:9000/hook")  # doctest: +SKIP
     >>> a.new, a.posted                                                          # doctest: +SKIP

@@ -160,8 +160,8 @@ def run_canaries(model: ImageClassifier, golden: Dataset, triggers: Sequence[Tri
                  threshold: float = 0.5) -> list[CanaryResult]:
     """Stamp each trigger on the golden inputs; report the ASR and whether it fired.
 
-    Example
-    -------
+    Examples
+    --------
     >>> results = run_canaries(model, golden, library_triggers(golden.images))  # doctest: +SKIP
     >>> [(r.trigger, r.target) for r in results if r.fired]                      # doctest: +SKIP
     [('badnets-2x2-bottom-right', '0')]

@@ -107,8 +107,8 @@ def canary_check(name: str, *, golden: str, version: int | None = None,
                  ledger: LedgerLike = None, actor: str | None = None) -> CheckReport:
     """Run the trigger canaries on a registered model; alert for each trigger that fires.
 
-    Example
-    -------
+    Examples
+    --------
     >>> report = canary_check("digits", golden="digits-golden")  # doctest: +SKIP
     >>> report.alarm                                              # doctest: +SKIP
     False

@@ -50,8 +50,8 @@ def prediction_drift(baseline_proba: np.ndarray, recent_proba: np.ndarray,
                      classes: Sequence[str], *, alpha: float = 0.01) -> DriftResult:
     """Compare predicted-class shares and confidences of recent inputs with the baseline.
 
-    Example
-    -------
+    Examples
+    --------
     >>> base = model.predict_proba(golden.images)                      # doctest: +SKIP
     >>> prediction_drift(base, model.predict_proba(batch), model.classes).drifted  # doctest: +SKIP
     False

@@ -87,8 +87,8 @@ def check_gate(candidate: Evaluation, champion: Evaluation | None,
                config: GateConfig | None = None) -> GateVerdict:
     """Judge a candidate's golden-set numbers (against the champion's, when there is one).
 
-    Example
-    -------
+    Examples
+    --------
     >>> verdict = check_gate(evaluate(new, golden), evaluate(old, golden))  # doctest: +SKIP
     >>> verdict.passed, verdict.reasons                                      # doctest: +SKIP
     (False, ('class 3 accuracy 0.712 < champion 0.981 - 0.05',))
@@ -123,8 +123,8 @@ def promote(name: str, *, golden: str, version: int | None = None, alias: str | 
 
     Returns the verdict, the ``champion`` move (None when refused) and the candidate.
 
-    Example
-    -------
+    Examples
+    --------
     >>> verdict, move, cand = promote("digits", golden="digits-golden")  # doctest: +SKIP
     >>> verdict.passed, move.to_version                                   # doctest: +SKIP
     (True, 2)

@@ -90,8 +90,8 @@ def register_golden(path: str | Path, *, name: str, label: str = "label",
                     actor: str | None = None) -> GoldenSet:
     """Hash ``path`` and record it as the next version of golden set ``name``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> g = register_golden("golden.npz", name="digits-golden")  # doctest: +SKIP
     >>> g.version, g.rows                                         # doctest: +SKIP
     (1, 719)

@@ -97,8 +97,8 @@ def _build(torch: Any, cfg: NetConfig) -> Any:
 class ImageClassifier:
     """A torch image classifier taking N x H x W x C arrays in data units.
 
-    Example
-    -------
+    Examples
+    --------
     >>> model = load_model("model.safetensors")            # doctest: +SKIP
     >>> model.predict(images[:5])                            # doctest: +SKIP
     array([0, 1, 2, 3, 4])
@@ -263,8 +263,8 @@ def train_on_file(data: str | Path, out: str | Path, *, label: str = "label",
     with as many rows, e.g. a poisoned copy) are left out of training and, when
     ``holdout_out`` is given, written there: a clean held-out set makes a golden set.
 
-    Example
-    -------
+    Examples
+    --------
     >>> train_on_file("builtin:digits", "clean.safetensors", holdout=0.4,
     ...               holdout_out="golden.npz")                         # doctest: +SKIP
     """

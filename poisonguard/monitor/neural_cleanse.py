@@ -193,8 +193,8 @@ def neural_cleanse(model: ImageClassifier, images: np.ndarray, labels: np.ndarra
     threshold : float
         Anomaly index above which a class is flagged (2 in the paper).
 
-    Example
-    -------
+    Examples
+    --------
     >>> result = neural_cleanse(model, golden.images, golden.labels)  # doctest: +SKIP
     >>> [model.classes[i] for i in result.flagged]                      # doctest: +SKIP
     ['0']

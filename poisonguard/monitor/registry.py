@@ -138,8 +138,8 @@ def register_model(path: str | Path, *, name: str, signature: str | Path | None 
                    actor: str | None = None) -> ModelVersion:
     """Register ``path`` as the next version of model ``name`` (and point ``alias`` at it).
 
-    Example
-    -------
+    Examples
+    --------
     >>> v = register_model("model.safetensors", name="digits", alias="candidate")  # doctest: +SKIP
     >>> v.version                                                                   # doctest: +SKIP
     1
@@ -364,8 +364,8 @@ def rollback(name: str, *, reason: str, alias: str = CHAMPION, ledger: LedgerLik
              actor: str | None = None) -> AliasMove:
     """Restore the alias's previous value (the one before the last promotion still standing).
 
-    Example
-    -------
+    Examples
+    --------
     >>> move = rollback("digits", reason="canary alert on v3")  # doctest: +SKIP
     >>> move.from_version, move.to_version                       # doctest: +SKIP
     (3, 2)

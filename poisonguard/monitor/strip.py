@@ -64,8 +64,8 @@ class StripScreener:
     seed : int
         Seeds the choice of overlays.
 
-    Example
-    -------
+    Examples
+    --------
     >>> screener = StripScreener(target_frr=0.05).fit(model, golden.images)  # doctest: +SKIP
     >>> screener.screen(batch).rejected.sum()                                 # doctest: +SKIP
     3
@@ -126,8 +126,8 @@ def strip_dependency(screener: StripScreener, *, field: str = "inputs",
     """A FastAPI dependency: parse ``{field: [...]}`` from the JSON body, screen it, and
     answer ``status_code`` naming the rejected rows, or return the inputs as an array.
 
-    Example
-    -------
+    Examples
+    --------
     >>> guard = strip_dependency(StripScreener().fit(model, golden.images))  # doctest: +SKIP
     >>> @app.post("/predict")                                                # doctest: +SKIP
     ... def predict(images: np.ndarray = Depends(guard)): ...
