@@ -150,19 +150,18 @@ def scan_model_check(name: str, *, golden: str, version: int | None = None,
     --------
     >>> import tempfile, pathlib
     >>> from poisonguard.data import save_dataset
+    >>> from poisonguard.datasets import builtin_dataset
     >>> from poisonguard.monitor import register_golden, register_model, save_model
     >>> from poisonguard.monitor import train_classifier
-    >>> from poisonguard.datasets import builtin_dataset
-    >>> digits = builtin_dataset("digits")
-    >>> model = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
-    ...                          arch="mlp", epochs=3)
     >>> tmp = pathlib.Path(tempfile.mkdtemp())
-    >>> ledger = tmp / "ledger.sqlite"
-    >>> save_dataset(digits.subset(range(200, 300)), tmp / "golden.npz")
-    >>> _ = register_golden(tmp / "golden.npz", name="gold", ledger=ledger)
-    >>> _ = register_model(save_model(model, tmp / "m.safetensors"), name="digits",
-    ...                    alias="champion", ledger=ledger)
-    >>> report = scan_model_check("digits", golden="gold", steps=5, ledger=ledger)
+    >>> digits = builtin_dataset("digits")
+    >>> save_dataset(digits.subset(range(200, 300)), tmp / "gold.npz")
+    >>> gold = register_golden(tmp / "gold.npz", name="gold", ledger=tmp / "l.sqlite")
+    >>> net = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
+    ...                        arch="mlp", epochs=3)
+    >>> _ = register_model(save_model(net, tmp / "net.safetensors"), name="digits",
+    ...                    alias="champion", ledger=tmp / "l.sqlite")
+    >>> report = scan_model_check("digits", golden="gold", steps=5, ledger=tmp / "l.sqlite")
     >>> report.check, len(report.result.classes)
     ('scan-model', 10)
     """
@@ -235,20 +234,18 @@ def screen_check(name: str, data: str | Path, *, golden: str, label: str = "labe
     --------
     >>> import tempfile, pathlib
     >>> from poisonguard.data import save_dataset
+    >>> from poisonguard.datasets import builtin_dataset
     >>> from poisonguard.monitor import register_golden, register_model, save_model
     >>> from poisonguard.monitor import train_classifier
-    >>> from poisonguard.datasets import builtin_dataset
-    >>> digits = builtin_dataset("digits")
-    >>> model = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
-    ...                          arch="mlp", epochs=3)
-    >>> tmp = pathlib.Path(tempfile.mkdtemp())
-    >>> ledger = tmp / "ledger.sqlite"
-    >>> save_dataset(digits.subset(range(200, 300)), tmp / "g.npz")
-    >>> _ = register_golden(tmp / "g.npz", name="golden", ledger=ledger)
-    >>> _ = register_model(save_model(model, tmp / "m.safetensors"), name="digits",
-    ...                    alias="champion", ledger=ledger)
-    >>> save_dataset(digits.subset(range(300, 340)), tmp / "batch.npz")
-    >>> outcome = screen_check("digits", tmp / "batch.npz", golden="golden", ledger=ledger)
+    >>> digits, folder = builtin_dataset("digits"), pathlib.Path(tempfile.mkdtemp())
+    >>> for name, rows in (("golden", range(200, 300)), ("batch", range(300, 340))):
+    ...     save_dataset(digits.subset(rows), folder / f"{name}.npz")
+    >>> store = folder / "ledger.sqlite"
+    >>> _ = register_model(save_model(train_classifier(
+    ...     digits.images[:200], digits.labels[:200], digits.classes, arch="mlp", epochs=3),
+    ...     folder / "m.safetensors"), name="digits", alias="champion", ledger=store)
+    >>> _ = register_golden(folder / "golden.npz", name="golden", ledger=store)
+    >>> outcome = screen_check("digits", folder / "batch.npz", golden="golden", ledger=store)
     >>> len(outcome.result.strip.rejected), sorted(outcome.result.to_dict())
     (40, ['drift', 'rejection_p', 'strip', 'target_frr'])
     """
