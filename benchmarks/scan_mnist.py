@@ -57,6 +57,7 @@ def cached(path: Path | None) -> Representation | None:
         return None
     with np.load(path) as z:
         oof = z["embedding_oof"] if "embedding_oof" in z.files else None
+        oof = None if oof is None or not len(oof) else oof
         return Representation(features=z["features"], embedding=z["embedding"],
                               proba=z["proba"], embedding_oof=oof, model=str(z["model"]))
 
@@ -64,9 +65,9 @@ def cached(path: Path | None) -> Representation | None:
 def store(path: Path | None, rep: Representation) -> None:
     if path is None or path.exists():
         return
-    extra = {} if rep.embedding_oof is None else {"embedding_oof": rep.embedding_oof}
+    oof = np.zeros(0) if rep.embedding_oof is None else rep.embedding_oof
     np.savez(path, features=rep.features, embedding=rep.embedding, proba=rep.proba,
-             model=np.array(rep.model), **extra)
+             model=np.array(rep.model), embedding_oof=oof)
 
 
 def counts(flags: np.ndarray, truth: np.ndarray) -> list[int]:
