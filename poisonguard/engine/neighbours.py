@@ -1,6 +1,7 @@
 """The k-NN detectors' neighbour search on an engine: per-shard searches, merged.
 
-The rows are cut into reference *shards* of ``shard_rows`` consecutive rows. The
+The rows are cut into reference *shards* of ``shard_rows`` consecutive rows (at most
+16 shards by default). The
 engine runs one task per block of query rows: shard after shard, the task finds each
 query's k nearest rows of that shard and keeps the k best of its running list and the
 shard's, ordered by (distance, row index). The k best over all shards are the k best
@@ -42,8 +43,12 @@ __all__ = ["KNN_MODES", "KnnMode", "RowRange", "engine_neighbours", "sharded_nei
 KnnMode = Literal["auto", "exact", "ivf"]
 #: ``--knn`` choices: auto (exact up to 50,000 rows, IVF beyond), exact, ivf.
 KNN_MODES: tuple[str, ...] = ("auto", "exact", "ivf")
-#: Rows per reference shard and per query block (defaults).
+#: Rows per reference shard and per query block (defaults). Beyond MAX_SHARDS x
+#: SHARD_ROWS rows the shards grow instead: every query visits every shard, so the
+#: work is N x shards x (one shard's search), and few large shards keep it near the
+#: in-process IVF's.
 SHARD_ROWS = 250_000
+MAX_SHARDS = 16
 BLOCK_ROWS = 50_000
 
 
@@ -128,13 +133,14 @@ def _ranges(n: int, size: int) -> tuple[RowRange, ...]:
 
 
 def sharded_neighbours(x: np.ndarray, k: int, *, engine: Engine, mode: KnnMode = "auto",
-                       seed: int = 0, shard_rows: int = SHARD_ROWS,
+                       seed: int = 0, shard_rows: int | None = None,
                        block_rows: int = BLOCK_ROWS,
                        progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of every row of ``x`` (itself included), on ``engine``.
 
     Returns N x k float32 distances and int64 row indices, nearest first (ties: lower
-    row index first). See the module docstring for how the search is cut.
+    row index first). See the module docstring for how the search is cut;
+    ``shard_rows`` defaults to 250,000 rows, or N / 16 when that is more.
 
     Examples
     --------
@@ -147,10 +153,12 @@ def sharded_neighbours(x: np.ndarray, k: int, *, engine: Engine, mode: KnnMode =
 
     if mode not in KNN_MODES:
         raise UsageError(f"unknown neighbour search '{mode}' (known: {', '.join(KNN_MODES)})")
-    if k < 1 or shard_rows < 1 or block_rows < 1:
-        raise UsageError("k, shard_rows and block_rows must be at least 1")
     x = np.asarray(x)
     n = len(x)
+    if shard_rows is None:
+        shard_rows = max(SHARD_ROWS, -(-n // MAX_SHARDS))
+    if k < 1 or shard_rows < 1 or block_rows < 1:
+        raise UsageError("k, shard_rows and block_rows must be at least 1")
     ivf = mode == "ivf" or (mode == "auto" and n > EXACT_MAX_ROWS and faiss_available())
     if ivf and not faiss_available():
         raise UsageError("the 'ivf' neighbour search needs the faiss-cpu package")
