@@ -89,8 +89,12 @@ class CleanResult:
 
         Examples
         --------
-        >>> result.ledger_outputs(label="species")  # doctest: +SKIP
-        [{'path': '/data/clean.csv', 'root': '...'}, {'path': '...', 'rows': 0}]
+        >>> import tempfile, pathlib, poisonguard
+        >>> wine = poisonguard.open_dataset("builtin:wine")
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "clean.csv"
+        >>> result = apply_findings(wine, poisonguard.scan(wine, detectors="outlier"), out)
+        >>> [(pathlib.Path(r["path"]).name, sorted(r)) for r in result.ledger_outputs()]
+        [('clean.csv', ['path', 'root']), ('clean.quarantine.csv', ['path', 'rows'])]
         """
         from poisonguard.datasets import open_dataset
         from poisonguard.provenance import data_ref
@@ -141,10 +145,14 @@ def plan_cleaning(findings: Findings, n_rows: int, *, action: Action = "quaranti
     row are resolved first: one consistent copy (the majority label) is kept, every
     other copy is quarantined, and none of them is relabelled.
 
-    Example
-    -------
-    >>> plan = plan_cleaning(findings, len(dataset))  # doctest: +SKIP
-    >>> plan.drop  # the rows that go to quarantine  # doctest: +SKIP
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.attack import inject_outliers
+    >>> data = inject_outliers(poisonguard.open_dataset("builtin:wine"), rate=0.03).dataset
+    >>> plan = plan_cleaning(poisonguard.scan(data, detectors="outlier"), len(data))
+    >>> plan.drop.tolist(), len(plan.keep), plan.relabel  # the 6 added outliers go
+    ([178, 179, 180, 181, 182, 183], 178, {})
     """
     if action not in ACTIONS:
         raise UsageError(f"unknown action '{action}' (known: {', '.join(ACTIONS)})")
@@ -203,9 +211,16 @@ def apply_findings(
     ``poisonguard_score`` and ``poisonguard_reasons``. See :func:`plan_cleaning` for
     the actions.
 
-    Example
-    -------
-    >>> apply_findings(dataset, findings, "clean.csv")  # doctest: +SKIP
+    Examples
+    --------
+    >>> import tempfile, pathlib, poisonguard
+    >>> from poisonguard.attack import inject_outliers
+    >>> data = inject_outliers(poisonguard.open_dataset("builtin:wine"), rate=0.03).dataset
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> result = apply_findings(data, poisonguard.scan(data, detectors="outlier"),
+    ...                         folder / "clean.csv")
+    >>> result.out.name, result.quarantine.name, len(result.plan.drop)
+    ('clean.csv', 'clean.quarantine.csv', 6)
     """
     _check_matches(findings, dataset)
     out_path = Path(out)

@@ -49,6 +49,11 @@ def scale_features(x: np.ndarray) -> np.ndarray:
 
     scikit-learn's ``StandardScaler`` in float64, then float32, bit for bit, computed
     a block of rows at a time (no full float64 copy; :func:`standardise_blocked`).
+
+    Examples
+    --------
+    >>> scale_features(np.array([[1.0, 5.0], [3.0, 5.0]])).tolist()  # constant column: 0
+    [[-1.0, 0.0], [1.0, 0.0]]
     """
     x = np.asarray(x)
     if x.ndim != 2:
@@ -165,6 +170,14 @@ def mlp_representation(
     the columns are standardised. ``keep_oof_embedding=False`` skips the out-of-fold
     activations (N x ``hidden`` floats) when no detector reads them. ``hidden``
     defaults to :func:`hidden_units` of the row count (narrower for large data).
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> rep = mlp_representation(wine.features, wine.labels, 3, folds=2, hidden=8)
+    >>> rep.embedding.shape, rep.proba.shape, rep.model, rep.meta["folds"]
+    ((178, 8), (178, 3), 'mlp(8)', 2)
     """
     progress = progress or NullProgress()
     x = scale_features(features) if kinds is None else scale_table(features, kinds)
