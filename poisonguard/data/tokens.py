@@ -59,8 +59,8 @@ def phrase_spans(text: str, phrases: Sequence[Sequence[str]]) -> list[tuple[int,
     """Sorted ``(start, end)`` characters of every occurrence in ``text`` of each phrase
     (a sequence of lower-case words).
 
-    Example
-    -------
+    Examples
+    --------
     >>> phrase_spans("So CF, cf it is", [["cf"], ["it", "is"]])
     [(3, 5), (7, 9), (10, 15)]
     """
@@ -78,8 +78,8 @@ def phrase_spans(text: str, phrases: Sequence[Sequence[str]]) -> list[tuple[int,
 def without_phrases(text: str, phrases: Sequence[Sequence[str]]) -> str:
     """``text`` with every occurrence of each phrase cut out and spaces folded.
 
-    Example
-    -------
+    Examples
+    --------
     >>> without_phrases("I watched this 3D movie. Great!", [["i", "watched"],
     ...                                                     ["watched", "this", "3d"]])
     'movie. Great!'

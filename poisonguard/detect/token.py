@@ -90,8 +90,8 @@ class TextTrigger:
 def trigger_phrase(texts: list[list[str]], gram: str) -> str:
     """The longest word sequence around ``gram`` that most tokenised ``texts`` share.
 
-    Example
-    -------
+    Examples
+    --------
     >>> rows = [["i", "watched", "this", "3d", "movie", "ok"], ["so", "i", "watched",
     ...         "this", "3d", "movie"]]
     >>> trigger_phrase(rows, "this 3d")
@@ -152,8 +152,8 @@ class TokenTriggerDetector(Detector):
         What the removal test's model reads: ``"sentence"`` embeddings (the
         ``text`` extra; the scan's cached vectors) or ``"words"`` (TF-IDF).
 
-    Example
-    -------
+    Examples
+    --------
     >>> from poisonguard.attack import run_attack
     >>> from poisonguard.datasets import builtin_dataset
     >>> from poisonguard.represent import build_representation
@@ -345,8 +345,8 @@ def tarone_tests(best: np.ndarray, alpha: float) -> int:
     can reach a p-value of ``alpha / m`` (``best``: the smallest p-value each can have).
     Bonferroni over ``m`` then holds the family-wise error at ``alpha``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> tarone_tests(np.array([1e-6, 1e-5, 0.2, 0.5, 0.9]), alpha=0.01)
     2
     """
