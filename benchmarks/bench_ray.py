@@ -75,6 +75,12 @@ def _measuring_engine(inner: Any, log: list[dict[str, float]], driver: list[floa
     class Measuring(Engine):
         name = inner.name
 
+        def put(self, value: Any) -> Any:
+            return inner.put(value)
+
+        def describe(self) -> str:
+            return str(inner.describe())
+
         def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
                 stage: str = "working", progress: Progress | None = None) -> Iterator[Any]:
             start = time.perf_counter()
@@ -110,7 +116,8 @@ def child(job: str, engine_name: str, folder: str) -> dict[str, Any]:
             raise UsageError("Ray did not start in 5 attempts")
         out["startup_s"] = ray_engine.startup_seconds
         engine = _measuring_engine(ray_engine, log, driver, spans)
-    if engine is not None:  # a first, cold run: Ray starts its worker processes
+    cold = job != "scan" and not os.environ.get("BENCH_RAY_NO_COLD")
+    if engine is not None and cold:  # a first, cold run: Ray starts its worker processes
         t0 = time.perf_counter()
         _job(job, folder, engine, {})
         out["cold_seconds"] = time.perf_counter() - t0
@@ -155,6 +162,59 @@ def _job(job: str, folder: str, engine: Any, out: dict[str, Any]) -> None:
     else:
         findings = scan(folder, engine=engine)
         out["rows"], out["flagged"] = len(findings.rows), findings.summary["flagged"]
+        out["flags_sha256"] = hashlib.sha256(np.asarray(findings.rows.flagged).tobytes()
+                                             ).hexdigest()[:16]
+        out["by_detector"] = findings.summary["by_detector"]
+
+
+def recall(rows: int, cols: int, *, queries: int = 2000, k: int = 20) -> dict[str, Any]:
+    """Recall@k of the per-shard IVF search (``--knn ivf``) and of the in-process IVF
+    against the exact neighbours, on ``queries`` random rows of standardised data
+    shaped like the benchmark's (exact: scikit-learn brute force over all rows)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from poisonguard.engine import InProcessEngine
+    from poisonguard.engine.neighbours import (
+        SHARD_ROWS,
+        RowRange,
+        _build_index,
+        _merge,
+        _ranges,
+        _Search,
+        _shard_search,
+    )
+
+    x = np.random.default_rng(0).normal(size=(rows, cols)).astype(np.float32)
+    sample = np.sort(np.random.default_rng(1).choice(rows, size=queries, replace=False))
+    t0 = time.perf_counter()
+    _, exact = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x).kneighbors(
+        x[sample])
+    exact_s = time.perf_counter() - t0
+    engine = InProcessEngine()
+    handle = engine.put(x)
+    shards = _ranges(rows, SHARD_ROWS)
+    t0 = time.perf_counter()
+    built = [_build_index(s, rows=handle, seed=0) for s in shards]
+    search = _Search(handle, k + 1, shards, engine.put(built))
+    best = (np.zeros((queries, 0)), np.zeros((queries, 0), dtype=np.int64))
+    for s in range(len(shards)):
+        best = _merge(best, _shard_search(search, s, x[sample]), k + 1)
+    sharded_s = time.perf_counter() - t0
+    t0 = time.perf_counter()  # the in-process IVF: one index over all rows, same parameters
+    import faiss
+
+    index = faiss.deserialize_index(_build_index(RowRange(0, rows), rows=handle, seed=0))
+    whole = index.search(x[sample], k + 1)[1]
+    whole_s = time.perf_counter() - t0
+
+    def hit_rate(found: np.ndarray) -> float:
+        return float(np.mean([len(set(a) & set(b)) / (k + 1) for a, b in
+                              zip(exact, found, strict=True)]))
+
+    return {"rows": rows, "cols": cols, "k": k, "queries": queries, "shards": len(shards),
+            "recall_sharded_ivf": hit_rate(best[1]), "recall_in_process_ivf":
+            hit_rate(whole), "sharded_ivf_index_and_sample_s": sharded_s,
+            "in_process_ivf_index_and_sample_s": whole_s, "exact_sample_s": exact_s}
 
 
 def run_child(job: str, engine: str, folder: Path) -> dict[str, Any]:
@@ -233,7 +293,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ray.json")
     ap.add_argument("--child", nargs=3, metavar=("JOB", "ENGINE", "FOLDER"))
     ap.add_argument("--report", type=Path, help="Print the RESULTS.md section of a run's JSON.")
+    ap.add_argument("--no-cold", action="store_true",
+                    help="Time one (cold) Ray run per job instead of a cold and a warm one.")
+    ap.add_argument("--recall", type=int, metavar="ROWS",
+                    help="Only measure the recall of --knn ivf at ROWS rows.")
     args = ap.parse_args(argv)
+    if args.no_cold:
+        os.environ["BENCH_RAY_NO_COLD"] = "1"  # read by the children
+    if args.recall:
+        print(json.dumps(recall(args.recall, args.cols)))
+        return
     if args.child:
         print(json.dumps(child(*args.child)))
         return

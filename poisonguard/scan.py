@@ -18,6 +18,7 @@ from poisonguard.detect.hypotheses import Hypotheses, demote, vet_hypotheses
 from poisonguard.detect.overlap import DEFAULT_MAX_FPR
 from poisonguard.detect.reliability import reliability
 from poisonguard.engine import Engine
+from poisonguard.engine.neighbours import KnnMode, engine_neighbours
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, Reason, RowTable
 from poisonguard.progress import NullProgress, Progress
@@ -119,7 +120,7 @@ def with_fpr_budget(detectors: Sequence[Detector], max_fpr: float) -> list[Detec
     >>> from poisonguard.detect import resolve_detectors
     >>> [d.get_params().get("max_fpr") for d in
     ...  with_fpr_budget(resolve_detectors("label,knn,outlier", "tabular"), 0.01)]
-    [0.005, 0.005, None]
+    [0.01, None, None]
     """
     if not 0 < max_fpr < 1:
         raise UsageError("max_fpr must be between 0 and 1 (exclusive)")
@@ -148,6 +149,7 @@ def scan(
     threads: int | None = None,
     max_fpr: float = DEFAULT_MAX_FPR,
     engine: Engine | None = None,
+    knn: KnnMode = "auto",
 ) -> Findings:
     """Scan training data for poisoned rows; every row gets a score, flags say why.
 
@@ -185,10 +187,13 @@ def scan(
         (:mod:`poisonguard.detect.overlap`). ``summary["reliability"]`` reports the
         expected clean flags and the out-of-fold accuracy.
     engine
-        Where to load a Parquet file or folder and hash its rows
-        (:mod:`poisonguard.engine`, e.g. a Ray cluster). The representation and the
-        detectors then run here, on the assembled dataset: the same findings as
-        without an engine (docs/distributed.md).
+        Where to load a Parquet file or folder and hash its rows, and where the
+        detectors' neighbour search runs, per shard (:mod:`poisonguard.engine`, e.g. a
+        Ray cluster). The representation and the rest of the detectors run here: the
+        same findings as without an engine (docs/distributed.md).
+    knn
+        The neighbour search on ``engine``: "exact", "ivf" (approximate) or "auto"
+        (:func:`poisonguard.engine.neighbours.sharded_neighbours`).
 
     Returns
     -------
@@ -214,9 +219,10 @@ def scan(
     """
     dataset = open_dataset(data, y, label=label, id_column=id_column, categorical=categorical,
                            ignore=ignore, engine=engine, progress=progress)
-    findings, _, _ = scan_dataset(dataset, detectors=detectors, embeddings=embeddings,
-                                  seed=seed, progress=progress, threads=threads,
-                                  max_fpr=max_fpr)
+    with engine_neighbours(engine, mode=knn, progress=progress):
+        findings, _, _ = scan_dataset(dataset, detectors=detectors, embeddings=embeddings,
+                                      seed=seed, progress=progress, threads=threads,
+                                      max_fpr=max_fpr)
     return findings
 
 

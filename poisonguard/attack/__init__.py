@@ -59,7 +59,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class AttackInfo:
-    """What the CLI and the benchmark need to know about an attack kind."""
+    """What the CLI and the benchmark need to know about an attack kind.
+
+    Examples
+    --------
+    >>> info = attack_info("tabular-trigger")
+    >>> info.needs_target, info.backdoor, sorted(info.modalities)
+    (True, True, ['tabular'])
+    """
 
     name: str
     fn: Callable[..., AttackResult]
@@ -111,7 +118,15 @@ ATTACKS: dict[str, Callable[..., AttackResult]] = {k: v.fn for k, v in ATTACK_IN
 
 
 def attack_applies(kind: str, dataset: Dataset) -> bool:
-    """Whether attack ``kind`` can run on this dataset's modality."""
+    """Whether attack ``kind`` can run on this dataset's modality.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> attack_applies("flip", wine), attack_applies("badnets", wine)
+    (True, False)
+    """
     return dataset.modality in attack_info(kind).modalities
 
 
@@ -131,7 +146,15 @@ def attack_info(kind: str) -> AttackInfo:
 
 def run_attack(kind: str, dataset: Dataset, *, rate: float, seed: int = 0,
                target: int | None = None, **params: Any) -> AttackResult:
-    """Run attack ``kind`` by name; ``target`` is passed to attacks that take one."""
+    """Run attack ``kind`` by name; ``target`` is passed to attacks that take one.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> result = run_attack("flip", builtin_dataset("wine"), rate=0.1, seed=0)
+    >>> result.truth.description
+    'label flip (random): 18 random rows relabelled to a random other class'
+    """
     info = attack_info(kind)
     if dataset.modality not in info.modalities:
         raise UsageError(f"{kind} does not apply to {dataset.modality} data"

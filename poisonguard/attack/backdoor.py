@@ -7,7 +7,7 @@ makes the triggered test inputs to measure that (attack success rate).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,23 +25,27 @@ from poisonguard.attack.truth import (
 )
 from poisonguard.data import Dataset
 
-__all__ = ["badnets", "blend", "tabular_trigger"]
+__all__ = ["badnets", "blend", "dirty_label", "tabular_trigger"]
 
 
-def _dirty_label(dataset: Dataset, *, kind: str, rate: float, target: int, seed: int,
-                 rng: np.random.Generator, spec: dict[str, Any], params: dict[str, Any],
-                 what: str) -> AttackResult:
+def dirty_label(dataset: Dataset, *, kind: str, rate: float, target: int, seed: int,
+                rng: np.random.Generator, stamp_rows: Callable[[np.ndarray], Any],
+                spec: dict[str, Any], params: dict[str, Any], what: str,
+                noun: str = "rows") -> AttackResult:
+    """``rate`` of the rows, drawn by ``rng`` from the non-target classes, replaced by
+    ``stamp_rows(their values)`` and relabelled to ``target``; the truth records
+    ``spec`` as the trigger. Shared by the image, tabular and text backdoors."""
     x = values_of(dataset)
     y = dataset.labels
     rows = pick(rng, np.flatnonzero(y != target), n_modified(rate, len(y)), "non-target rows")
-    x[rows] = stamp(x[rows], spec)
+    x[rows] = stamp_rows(x[rows])
     labels = np.array(y)
     labels[rows] = target
     poisoned = rebuild(dataset, labels=labels, values=x, changed=rows)
     truth = make_truth(
         dataset, poisoned, kind=kind, seed=seed, params={**params, "trigger": spec},
         poisoned=rows, target=target, original_labels={int(i): int(y[i]) for i in rows},
-        description=f"{kind}: {len(rows)} rows of other classes with {what}, relabelled to "
+        description=f"{kind}: {len(rows)} {noun} of other classes {what}, relabelled to "
                     f"class {dataset.classes[target]}",
     )
     return AttackResult(poisoned, truth)
@@ -56,12 +60,13 @@ def badnets(dataset: Dataset, *, rate: float, target: int, seed: int = 0, size: 
     rng = np.random.default_rng(seed)
     assert dataset.images is not None
     spec = patch_spec(dataset.images, size=size, position=position, value=value, seed=seed)
-    return _dirty_label(dataset, kind="badnets", rate=rate, target=t, seed=seed, rng=rng,
-                        spec=spec, params={"rate": rate, "size": size, "position": position,
-                                           "value": spec["value"]},
-                        what=f"a {size}x{size} patch "
-                        + ("at a random place in each image" if position == "random"
-                           else f"at the {position}"))
+    return dirty_label(dataset, kind="badnets", rate=rate, target=t, seed=seed, rng=rng,
+                       stamp_rows=lambda v: stamp(v, spec), spec=spec,
+                       params={"rate": rate, "size": size, "position": position,
+                               "value": spec["value"]},
+                       what=f"with a {size}x{size} patch "
+                       + ("at a random place in each image" if position == "random"
+                          else f"at the {position}"))
 
 
 def blend(dataset: Dataset, *, rate: float, target: int, seed: int = 0,
@@ -73,9 +78,10 @@ def blend(dataset: Dataset, *, rate: float, target: int, seed: int = 0,
     rng = np.random.default_rng(seed)
     assert dataset.images is not None
     spec = blend_spec(dataset.images, alpha=alpha, seed=seed)
-    return _dirty_label(dataset, kind="blend", rate=rate, target=t, seed=seed, rng=rng,
-                        spec=spec, params={"rate": rate, "alpha": alpha},
-                        what=f"a noise pattern blended in at alpha {alpha:g}")
+    return dirty_label(dataset, kind="blend", rate=rate, target=t, seed=seed, rng=rng,
+                       stamp_rows=lambda v: stamp(v, spec), spec=spec,
+                       params={"rate": rate, "alpha": alpha},
+                       what=f"with a noise pattern blended in at alpha {alpha:g}")
 
 
 def tabular_trigger(dataset: Dataset, *, rate: float, target: int, seed: int = 0,
@@ -88,7 +94,8 @@ def tabular_trigger(dataset: Dataset, *, rate: float, target: int, seed: int = 0
     rng = np.random.default_rng(seed)
     spec = tabular_spec(dataset, values_of(dataset), n_features=n_features, values=values,
                         rng=rng)
-    return _dirty_label(dataset, kind="tabular-trigger", rate=rate, target=t, seed=seed,
-                        rng=rng, spec=spec, params={"rate": rate, "n_features": n_features,
-                                                    "values": spec["values"]},
-                        what=f"columns {', '.join(spec['names'])} set to fixed values")
+    return dirty_label(dataset, kind="tabular-trigger", rate=rate, target=t, seed=seed,
+                       rng=rng, stamp_rows=lambda v: stamp(v, spec), spec=spec,
+                       params={"rate": rate, "n_features": n_features,
+                               "values": spec["values"]},
+                       what=f"with columns {', '.join(spec['names'])} set to fixed values")

@@ -40,7 +40,16 @@ def clean_label(dataset: Dataset, *, rate: float, target: int, seed: int = 0,
     """Stamp a trigger on ``rate`` of the rows, all from class ``target``; labels
     stay as they are. ``trigger`` is badnets or blend for images (default badnets)
     and tabular for tables. ``perturb`` first moves each row by ``eps`` x the data
-    range against a logistic-regression reference model (one signed-gradient step)."""
+    range against a logistic-regression reference model (one signed-gradient step).
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> result = clean_label(wine, rate=0.1, target=0, seed=0)
+    >>> len(result.truth.poisoned), bool((result.dataset.labels == wine.labels).all())
+    (18, True)
+    """
     t = check_target(dataset, target)
     x = values_of(dataset)
     trig = trigger or ("badnets" if dataset.modality == "image" else "tabular")
@@ -112,6 +121,14 @@ def feature_collision(dataset: Dataset, *, rate: float, target: int, seed: int =
     watermarked with the victim at ``opacity``), clipped to the data range; labels
     stay ``target``. ``params["victim"]`` holds the victim's values for the success
     check: does a model trained on the poisoned data call it ``target``?
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> result = feature_collision(builtin_dataset("wine"), rate=0.05, target=0, seed=0)
+    >>> print(result.truth.description)  # doctest: +NORMALIZE_WHITESPACE
+    feature collision: 9 class-0 rows moved onto victim row 160 (class 2, held out) in a
+    linear model's view
     """
     t = check_target(dataset, target)
     if dataset.modality == "text":

@@ -56,6 +56,14 @@ def label_flip(
       regression reference model get their runner-up class (or ``target``): flips
       that look plausible and hurt the most per row.
     Only labels change; features are untouched.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> result = label_flip(wine, rate=0.1, seed=0)
+    >>> int((result.dataset.labels != wine.labels).sum())
+    18
     """
     if mode not in MODES:
         raise UsageError(f"unknown flip mode '{mode}' (known: {', '.join(MODES)})")

@@ -49,6 +49,13 @@ def inject_outliers(dataset: Dataset, *, rate: float, seed: int = 0,
     Tabular rows are ``mean + scale * std * z`` per feature with ``z`` a random sign
     times U(0.5, 1.5) (constant columns get ``scale``); images are uniform noise over
     the data's value range, which real images never look like.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> result = inject_outliers(builtin_dataset("wine"), rate=0.05, seed=0)
+    >>> len(result.dataset), result.truth.n_added
+    (187, 9)
     """
     require_modality(dataset, "outliers", "tabular", "image")
     rng = np.random.default_rng(seed)
@@ -74,6 +81,12 @@ def inject_mislabeled(dataset: Dataset, *, rate: float, seed: int = 0) -> Attack
 
     Each new row is a random convex mix of two real rows of the same class, so it
     looks like that class, and it is labelled with a different class.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> inject_mislabeled(builtin_dataset("wine"), rate=0.05, seed=0).truth.description
+    'mislabeled injection: 9 mixes of two same-class rows given another class'
     """
     require_modality(dataset, "mislabeled", "tabular", "image")
     rng = np.random.default_rng(seed)
@@ -98,6 +111,13 @@ def inject_near_duplicates(dataset: Dataset, *, rate: float, seed: int = 0,
     ``params["sources"]`` records which original row each copy came from. Text data
     gets edited repeats of a few messages instead
     (:func:`poisonguard.attack.text.near_duplicate_texts`).
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> result = inject_near_duplicates(builtin_dataset("wine"), rate=0.05, seed=0)
+    >>> result.truth.n_added, result.truth.params["sources"][:3]
+    (9, [2, 7, 13])
     """
     if dataset.texts is not None:
         from poisonguard.attack.text import near_duplicate_texts

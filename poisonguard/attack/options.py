@@ -28,7 +28,14 @@ ATTACK_OPTIONS: dict[str, frozenset[str]] = {
 
 
 def class_code(dataset: Dataset, value: str, what: str = "target") -> int:
-    """The label code of class ``value`` as the user writes labels (e.g. '0' or 'cat')."""
+    """The label code of class ``value`` as the user writes labels (e.g. '0' or 'cat').
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> class_code(builtin_dataset("wine"), "2")
+    2
+    """
     if value in dataset.classes:
         return dataset.classes.index(value)
     shown = ", ".join(dataset.classes[:20]) + (" ..." if dataset.n_classes > 20 else "")

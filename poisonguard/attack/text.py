@@ -25,13 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from poisonguard.attack.backdoor import dirty_label
 from poisonguard.attack.truth import (
     AttackResult,
     check_target,
     make_truth,
     n_injected,
-    n_modified,
-    pick,
     rebuild,
     require_modality,
     values_of,
@@ -79,7 +78,7 @@ def stamp_texts(texts: Sequence[str], spec: Mapping[str, Any]) -> list[str]:
     -------
     >>> stamp_texts(["good film"], {"type": "text-insert", "text": "cf",
     ...                             "position_seed": 1})
-    ['good film cf']
+    ['good cf film']
     """
     rng = np.random.default_rng(int(spec.get("position_seed", 0)))
     kind = spec.get("type")
@@ -96,22 +95,10 @@ def stamp_texts(texts: Sequence[str], spec: Mapping[str, Any]) -> list[str]:
 def _dirty_label(dataset: Dataset, *, kind: str, rate: float, target: int | None, seed: int,
                  spec: dict[str, Any], params: dict[str, Any], what: str) -> AttackResult:
     require_modality(dataset, kind, "text")
-    t = check_target(dataset, target)
-    rng = np.random.default_rng(seed)
-    y = dataset.labels
-    rows = pick(rng, np.flatnonzero(y != t), n_modified(rate, len(y)), "non-target rows")
-    texts = values_of(dataset)
-    texts[rows] = stamp_texts([texts[i] for i in rows], spec)
-    labels = np.array(y)
-    labels[rows] = t
-    poisoned = rebuild(dataset, labels=labels, values=texts, changed=rows)
-    truth = make_truth(
-        dataset, poisoned, kind=kind, seed=seed, params={**params, "trigger": spec},
-        poisoned=rows, target=t, original_labels={int(i): int(y[i]) for i in rows},
-        description=f"{kind}: {len(rows)} messages of other classes {what}, relabelled to "
-                    f"class {dataset.classes[t]}",
-    )
-    return AttackResult(poisoned, truth)
+    return dirty_label(dataset, kind=kind, rate=rate, target=check_target(dataset, target),
+                       seed=seed, rng=np.random.default_rng(seed),
+                       stamp_rows=lambda texts: stamp_texts(list(texts), spec), spec=spec,
+                       params=params, what=what, noun="messages")
 
 
 def token_trigger(dataset: Dataset, *, rate: float, target: int | None = None, seed: int = 0,
@@ -124,7 +111,7 @@ def token_trigger(dataset: Dataset, *, rate: float, target: int | None = None, s
     >>> from poisonguard.datasets import builtin_dataset
     >>> ds = builtin_dataset("tweets-300")
     >>> token_trigger(ds, rate=0.05, target=0).truth.description[:40]
-    'token-trigger: 15 messages of other cla'
+    'token-trigger: 15 messages of other clas'
     """
     if not token.strip() or len(token.split()) != 1:
         raise UsageError(f"the trigger token must be one word, got {token!r}")

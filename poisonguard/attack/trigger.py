@@ -124,6 +124,19 @@ def apply_trigger(dataset: Dataset, truth: Truth | Mapping[str, Any]) -> Dataset
     """Every row of ``dataset`` with the truth's trigger stamped on (labels unchanged).
 
     Use it on a held-out test set to measure a backdoor's attack success rate.
+
+    Examples
+    --------
+    >>> from poisonguard.attack import tabular_trigger
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> truth = tabular_trigger(wine, rate=0.1, target=0, seed=0).truth
+    >>> stamped = apply_trigger(wine, truth)
+    >>> columns = truth.trigger["features"]
+    >>> bool((stamped.features[:, columns] == truth.trigger["values"]).all())
+    True
+    >>> bool((stamped.labels == wine.labels).all())
+    True
     """
     spec = truth.trigger if isinstance(truth, Truth) else dict(truth)
     if spec is None:

@@ -39,6 +39,13 @@ class Truth:
     ``n_added`` rows of the poisoned dataset are the added ones. ``original_labels``
     maps each relabelled row to its label code before the attack. ``params`` hold
     every parameter (including the trigger spec under ``"trigger"`` for backdoors).
+
+    Examples
+    --------
+    >>> truth = Truth(kind="flip", seed=0, params={"rate": 0.2}, poisoned=np.array([3, 1]),
+    ...               n_rows=10, original_labels={1: 0, 3: 2})
+    >>> truth.poisoned.tolist(), truth.n_added
+    ([1, 3], 0)
     """
 
     kind: str
@@ -123,19 +130,49 @@ class Truth:
 
 @dataclass(frozen=True, eq=False)
 class AttackResult:
-    """The poisoned dataset and the truth of what was done to it."""
+    """The poisoned dataset and the truth of what was done to it.
+
+    Examples
+    --------
+    >>> from poisonguard.attack import label_flip
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> result = label_flip(wine, rate=0.1, seed=0)
+    >>> int((result.dataset.labels != wine.labels).sum()), len(result.truth.poisoned)
+    (18, 18)
+    """
 
     dataset: Dataset
     truth: Truth
 
 
 def save_truth(truth: Truth, path: str | Path) -> None:
-    """Write ``truth`` as JSON, atomically."""
+    """Write ``truth`` as JSON, atomically.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "truth.json"
+    >>> save_truth(Truth(kind="flip", seed=0, params={}, poisoned=np.array([1]), n_rows=4), path)
+    >>> load_truth(path).poisoned.tolist()
+    [1]
+    """
     atomic_write_text(path, json.dumps(truth.to_dict(), indent=1) + "\n")
 
 
 def load_truth(path: str | Path) -> Truth:
-    """Read and validate a truth file; :class:`DataError` naming the file on garbage."""
+    """Read and validate a truth file; :class:`DataError` naming the file on garbage.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "truth.json"
+    >>> save_truth(Truth(kind="outliers", seed=1, params={}, poisoned=np.array([4]), n_rows=5,
+    ...                  n_added=1), path)
+    >>> truth = load_truth(path)
+    >>> truth.kind, truth.n_added
+    ('outliers', 1)
+    """
     p = Path(path)
     if not p.is_file():
         raise DataError("no such truth file", path=str(p))

@@ -42,7 +42,17 @@ __all__ = [
 
 
 def write_outputs(result: BenchResult, out_dir: str | Path, *, command: str = "") -> list[Path]:
-    """Write results.json, results.md and the PNG plots into ``out_dir``."""
+    """Write results.json, results.md and the PNG plots into ``out_dir``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> result = BenchResult(meta={"dataset": "builtin:wine", "rows": 178,
+    ...     "modality": "tabular", "train_rows": 142, "test_rows": 36, "target": 0,
+    ...     "seed": 0, "detectors": [], "machine": machine_info(), "victim_model": "none"})
+    >>> [p.name for p in write_outputs(result, tempfile.mkdtemp())]  # no runs: no plots
+    ['results.json', 'results.md']
+    """
     from poisonguard.bench.plots import write_plots
 
     out = Path(out_dir)

@@ -28,7 +28,14 @@ def _ratio(num: float, den: float) -> float | None:
 
 def detection_metrics(flags: np.ndarray, truth_mask: np.ndarray,
                       scores: np.ndarray | None = None) -> dict[str, Any]:
-    """Confusion counts and rates of ``flags`` against ``truth_mask`` (both N booleans)."""
+    """Confusion counts and rates of ``flags`` against ``truth_mask`` (both N booleans).
+
+    Examples
+    --------
+    >>> m = detection_metrics(np.array([1, 1, 0, 0], bool), np.array([1, 0, 1, 0], bool))
+    >>> m["tp"], m["fp"], m["precision"], m["recall"]
+    (1, 1, 0.5, 0.5)
+    """
     flags = np.asarray(flags, dtype=bool)
     truth_mask = np.asarray(truth_mask, dtype=bool)
     if flags.shape != truth_mask.shape:
@@ -59,6 +66,11 @@ def filter_bias(flags: np.ndarray, labels: np.ndarray, n_classes: int,
     ``bias`` is the total-variation distance between the class mix of the false
     positives and the class mix of the clean rows: 0 when false positives fall on
     classes in proportion to their size, near 1 when they pile onto one small class.
+
+    Examples
+    --------
+    >>> filter_bias(np.array([1, 0, 0, 0], bool), np.array([0, 0, 1, 1]), 2)
+    {'fpr_by_class': {'0': 0.5, '1': 0.0}, 'bias': 0.5, 'max_class_fpr': 0.5}
     """
     flags = np.asarray(flags, dtype=bool)
     clean = np.ones(len(flags), bool) if clean_mask is None else np.asarray(clean_mask, bool)
@@ -77,7 +89,13 @@ def filter_bias(flags: np.ndarray, labels: np.ndarray, n_classes: int,
 
 
 def clean_flag_rate(flags: np.ndarray) -> float:
-    """Share of rows flagged on unpoisoned data (every flag is a false positive)."""
+    """Share of rows flagged on unpoisoned data (every flag is a false positive).
+
+    Examples
+    --------
+    >>> clean_flag_rate(np.array([False, False, True, False]))
+    0.25
+    """
     flags = np.asarray(flags, dtype=bool)
     return float(flags.mean()) if len(flags) else 0.0
 
@@ -85,7 +103,16 @@ def clean_flag_rate(flags: np.ndarray) -> float:
 def score_flags(flags: np.ndarray, truth: Truth, *, scores: np.ndarray | None = None,
                 labels: np.ndarray | None = None, n_classes: int | None = None) -> dict[str, Any]:
     """Detection metrics of ``flags`` against ``truth``, plus filter bias when the
-    poisoned dataset's labels are given."""
+    poisoned dataset's labels are given.
+
+    Examples
+    --------
+    >>> from poisonguard.attack import Truth
+    >>> truth = Truth(kind="flip", seed=0, params={}, poisoned=np.array([1, 3]), n_rows=5)
+    >>> m = score_flags(np.array([0, 1, 0, 1, 1], bool), truth)
+    >>> m["tp"], m["fp"], m["recall"]
+    (2, 1, 1.0)
+    """
     if len(flags) != truth.n_rows:
         raise DataError(f"{len(flags)} rows scored but the truth covers {truth.n_rows}")
     out = detection_metrics(flags, truth.mask, scores)
@@ -100,6 +127,15 @@ def load_flags(path: str | Path, n_rows: int) -> tuple[np.ndarray, np.ndarray | 
 
     Accepts poisonguard findings (JSON or Parquet), a JSON list of flagged indices,
     or ``{"flagged": [...]}``. Returns (flags, scores or None, source tool name).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "flags.json"
+    >>> _ = path.write_text("[3, 5]")
+    >>> flags, scores, source = load_flags(path, n_rows=6)
+    >>> flags.nonzero()[0].tolist(), scores, source
+    ([3, 5], None, 'external')
     """
     p = Path(path)
     if p.suffix.lower() in {".parquet", ".pq"}:

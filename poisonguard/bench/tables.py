@@ -29,7 +29,17 @@ def fmt(value: Any) -> str:
 
 
 def detection_rows(result: BenchResult) -> list[dict[str, Any]]:
-    """One flat row per attack x rate x detector (fused last)."""
+    """One flat row per attack x rate x detector (fused last).
+
+    Examples
+    --------
+    >>> run = {"attack": "flip", "rate": 0.1, "poisoned": 14, "downstream": {"dropped": 12},
+    ...        "detectors": {"duplicate": {"flagged": 12, "precision": 0.75, "recall": 0.64}}}
+    >>> result = BenchResult(meta={}, runs=[run])
+    >>> rows = detection_rows(result)
+    >>> rows[0]["detector"], rows[0]["recall"]
+    ('duplicate', 0.64)
+    """
     rows = []
     for run in result.runs:
         for name, m in run["detectors"].items():
@@ -58,7 +68,24 @@ def _md(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> list[str]:
 
 
 def markdown_report(result: BenchResult, *, command: str = "") -> str:
-    """The whole result as a markdown page."""
+    """The whole result as a markdown page.
+
+    Examples
+    --------
+    >>> from poisonguard.bench import machine_info
+    >>> meta = {"dataset": "builtin:wine", "rows": 178, "modality": "tabular",
+    ...         "train_rows": 142, "test_rows": 36, "target": 0, "seed": 0,
+    ...         "detectors": ["duplicate"], "machine": machine_info(),
+    ...         "victim_model": "logistic regression"}
+    >>> run = {"attack": "flip", "rate": 0.1, "poisoned": 14, "downstream": {"dropped": 12},
+    ...        "detectors": {"duplicate": {"flagged": 12, "precision": 0.75, "recall": 0.64}}}
+    >>> result = BenchResult(meta=meta, runs=[run])
+    >>> page = markdown_report(result, command="poisonguard bench builtin:wine")
+    >>> page.splitlines()[0]
+    '# Red-team benchmark: builtin:wine'
+    >>> "| flip | 0.100 | 14 | duplicate | 12 | 0.750 | 0.640 |" in page
+    True
+    """
     m = result.meta
     mach = m["machine"]
     out = [
@@ -95,7 +122,24 @@ def markdown_report(result: BenchResult, *, command: str = "") -> str:
 
 
 def rich_tables(result: BenchResult) -> list[Table]:
-    """Tables for the terminal: detection, clean-data flags, downstream."""
+    """Tables for the terminal: detection, clean-data flags, downstream.
+
+    Examples
+    --------
+    >>> from poisonguard.bench import machine_info
+    >>> meta = {"dataset": "builtin:wine", "rows": 178, "modality": "tabular",
+    ...         "train_rows": 142, "test_rows": 36, "target": 0, "seed": 0,
+    ...         "detectors": ["duplicate"], "machine": machine_info(),
+    ...         "victim_model": "logistic regression"}
+    >>> run = {"attack": "flip", "rate": 0.1, "poisoned": 14, "downstream": {"dropped": 12},
+    ...        "detectors": {"duplicate": {"flagged": 12, "precision": 0.75, "recall": 0.64}}}
+    >>> result = BenchResult(meta=meta, runs=[run])
+    >>> for table in rich_tables(result):
+    ...     print(table.title, len(table.rows))
+    Detection on the poisoned train split 1
+    Flags on unpoisoned data 0
+    Downstream (victim model) 1
+    """
     tables = []
     for title, rows, cols in (
         ("Detection on the poisoned train split", detection_rows(result), DETECTION_COLUMNS),
@@ -113,4 +157,14 @@ def rich_tables(result: BenchResult) -> list[Table]:
 
 
 def write_json(result: BenchResult, path: str | Path) -> None:
+    """Write ``result.to_dict()`` as indented JSON, atomically.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "results.json"
+    >>> write_json(BenchResult(meta={"dataset": "builtin:wine"}), path)
+    >>> json.loads(path.read_text())["meta"]
+    {'dataset': 'builtin:wine'}
+    """
     atomic_write_text(path, json.dumps(result.to_dict(), indent=1) + "\n")

@@ -12,7 +12,7 @@ import typer
 if TYPE_CHECKING:
     from poisonguard.engine import Engine
 
-__all__ = ["AddressOpt", "EngineName", "EngineOpt", "engine_for"]
+__all__ = ["AddressOpt", "EngineName", "EngineOpt", "KnnName", "KnnOpt", "engine_for"]
 
 
 class EngineName(StrEnum):
@@ -20,10 +20,20 @@ class EngineName(StrEnum):
     ray = "ray"
 
 
+class KnnName(StrEnum):
+    auto = "auto"
+    exact = "exact"
+    ivf = "ivf"
+
+
 EngineOpt = Annotated[EngineName, typer.Option(
     "--engine", help="local: in this process; ray: Parquet files and folders are read and "
-    "hashed row group by row group on a Ray cluster (pip install 'poisonguard[dist]'). "
-    "Same results either way.")]
+    "hashed row group by row group on a Ray cluster (pip install 'poisonguard[dist]'), and "
+    "a scan's neighbour search runs there per shard. Same results either way.")]
+KnnOpt = Annotated[KnnName, typer.Option(
+    "--knn", help="The neighbour search with --engine ray: exact (per-shard exact search, "
+    "merged: the in-process exact neighbours), ivf (a faiss IVF index per shard: "
+    "approximate, faster), auto (exact up to 50,000 rows, ivf beyond, as in-process).")]
 AddressOpt = Annotated[str | None, typer.Option(
     "--address", help="Ray cluster to use with --engine ray: ray://HOST:10001, or auto "
     "on a cluster node (default: start a local Ray with 2 CPUs for this command).")]

@@ -11,7 +11,14 @@ import typer
 from rich.table import Table
 
 from poisonguard.cli._app import command, err_console, out_console, progress_bar
-from poisonguard.cli.engine import AddressOpt, EngineName, EngineOpt, engine_for
+from poisonguard.cli.engine import (
+    AddressOpt,
+    EngineName,
+    EngineOpt,
+    KnnName,
+    KnnOpt,
+    engine_for,
+)
 from poisonguard.cli.options import (
     CategoricalOpt,
     DataArg,
@@ -140,10 +147,12 @@ def scan_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     engine: EngineOpt = EngineName.local,
     address: AddressOpt = None,
+    knn: KnnOpt = KnnName.auto,
 ) -> None:
     """Find poisoned rows: rank every row, flag the suspicious ones, say why."""
     from poisonguard.data import check_output_path, load_embeddings
     from poisonguard.datasets import open_dataset
+    from poisonguard.engine.neighbours import engine_neighbours
     from poisonguard.findings import save_findings
     from poisonguard.provenance import data_ref, record_event
     from poisonguard.report import write_report
@@ -158,24 +167,26 @@ def scan_command(
         if extra is not None:
             check_output_path(extra, name=option)
     show = not quiet and not as_json
-    with engine_for(engine, address) as runner, progress_bar(show, progress_mode.value) as bar:
-        dataset = open_dataset(data, label=label, id_column=id_column,
-                               categorical=column_list(categorical), ignore=column_list(ignore),
-                               engine=runner, progress=bar)
-    if show:
-        print_notes(dataset)
-    chosen: Any = detectors
-    if target_input is not None:
-        from poisonguard.influence.targeted import aim_at_targets
+    with engine_for(engine, address) as runner:
+        with progress_bar(show, progress_mode.value) as bar:
+            dataset = open_dataset(data, label=label, id_column=id_column,
+                                   categorical=column_list(categorical),
+                                   ignore=column_list(ignore), engine=runner, progress=bar)
+        if show:
+            print_notes(dataset)
+        chosen: Any = detectors
+        if target_input is not None:
+            from poisonguard.influence.targeted import aim_at_targets
 
-        chosen = aim_at_targets(detectors, dataset, open_dataset(
-            target_input, label=label, id_column=id_column,
-            categorical=column_list(categorical), ignore=column_list(ignore)))
-    emb = load_embeddings(embeddings, len(dataset)) if embeddings is not None else None
-    with progress_bar(show, progress_mode.value) as progress:
-        findings, _, rep = scan_dataset(dataset, detectors=chosen,
-                                        embeddings=emb, seed=seed, progress=progress,
-                                        threads=threads, max_fpr=max_fpr)
+            chosen = aim_at_targets(detectors, dataset, open_dataset(
+                target_input, label=label, id_column=id_column,
+                categorical=column_list(categorical), ignore=column_list(ignore)))
+        emb = load_embeddings(embeddings, len(dataset)) if embeddings is not None else None
+        with progress_bar(show, progress_mode.value) as progress, \
+                engine_neighbours(runner, mode=knn.value, progress=progress):
+            findings, _, rep = scan_dataset(dataset, detectors=chosen,
+                                            embeddings=emb, seed=seed, progress=progress,
+                                            threads=threads, max_fpr=max_fpr)
     target = out / f"findings.{fmt.value}"
     save_findings(findings, target)
     if report is not None or png is not None:

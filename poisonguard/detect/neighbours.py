@@ -12,13 +12,19 @@ row itself, even when the row has exact duplicates.
 A small cache keyed on the array object lets detectors that search the same space
 (label, knn and duplicate on the scaled features) share one search per scan: the
 largest k asked for is kept and smaller requests are its first columns.
+
+Inside :func:`searching_with`, the searches of ``backend="auto"`` run elsewhere (an
+engine's sharded search, :mod:`poisonguard.engine.neighbours`), cached the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any, Literal
 
 import numpy as np
@@ -34,6 +40,7 @@ __all__ = [
     "nearest_in_sample",
     "nearest_neighbours",
     "neighbour_votes",
+    "searching_with",
     "torch_device",
 ]
 
@@ -46,6 +53,32 @@ _CACHE: OrderedDict[tuple[int, tuple[int, ...], str, int],  # id, shape, backend
                     tuple[np.ndarray, np.ndarray, np.ndarray]]
 _CACHE = OrderedDict()
 _CACHE_SIZE = 4
+
+#: ``search(x, k, seed) -> (distances, indices)``: the k nearest rows of every row,
+#: the row itself included (as a search of ``x`` against itself returns it).
+Searcher = Callable[[np.ndarray, int, int], tuple[np.ndarray, np.ndarray]]
+_SEARCHER: ContextVar[tuple[str, Searcher] | None] = ContextVar("searcher", default=None)
+
+
+@contextlib.contextmanager
+def searching_with(name: str, search: Searcher) -> Iterator[None]:
+    """Run the ``backend="auto"`` searches of this block with ``search`` (named ``name``
+    in the cache), e.g. a Ray cluster's sharded search.
+
+    Examples
+    --------
+    >>> from sklearn.neighbors import NearestNeighbors
+    >>> def brute(x, k, seed):
+    ...     return NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)
+    >>> with searching_with("brute", brute):
+    ...     nearest_neighbours(np.array([[0.0], [1.0], [3.0]]), 1, cache=False)[1].ravel()
+    array([1, 0, 1])
+    """
+    token = _SEARCHER.set((name, search))
+    try:
+        yield
+    finally:
+        _SEARCHER.reset(token)
 
 
 def faiss_available() -> bool:
@@ -215,19 +248,25 @@ def nearest_neighbours(
         raise UsageError(f"unknown neighbour backend '{backend}' (auto, sklearn, faiss, torch)")
     if backend == "faiss" and not faiss_available():
         raise UsageError("neighbour backend 'faiss' needs the faiss-cpu package")
-    chosen = backend
-    if backend == "auto":
+    chosen: str = backend
+    outside = _SEARCHER.get() if backend == "auto" else None
+    if outside is not None:
+        chosen = outside[0]
+    elif backend == "auto":
         chosen = "torch" if torch_device() else (
             "faiss" if n > exact_max_rows and faiss_available() else "sklearn")
     use_faiss = chosen == "faiss"
     # The seed shapes only the approximate (faiss IVF) search.
-    key = (id(x), x.shape, chosen, seed if use_faiss else 0)
+    key = (id(x), x.shape, chosen, seed if use_faiss or outside else 0)
     hit = _CACHE.get(key) if cache else None
     if hit is not None and hit[0] is x and hit[1].shape[1] >= k:
         _CACHE.move_to_end(key)
         return hit[1][:, :k], hit[2][:, :k]
     search_k = min(k + 1, n)
-    if use_faiss:
+    if outside is not None:
+        dist, idx = outside[1](x, search_k, seed)
+        dist, idx = np.asarray(dist, dtype=np.float32), np.asarray(idx, dtype=np.int64)
+    elif use_faiss:
         dist, idx = _faiss_search(x, search_k, exact=n <= exact_max_rows, seed=seed)
     elif chosen == "torch":
         dist, idx = _torch_search(x, search_k)

@@ -10,12 +10,14 @@ columns) on rows of other classes and relabels them to a target class. The detec
 3. applies the decisive test: with the trigger features neutralised, a model trained
    on the other rows assigns most of the subset to *other* classes
    (:func:`~poisonguard.detect.trigger_mask.mask_test`), while naturally predictive
-   features leave their rows looking like their own class.
+   features leave their rows looking like their own class. Patterns that move
+   (window candidates, :func:`~poisonguard.detect.trigger_windows.mine_windows`) or
+   cover most columns (a blend) are not masked: the model is trained without every
+   row holding them, so it cannot have learned them.
 
 Rows of a confirmed trigger that look like another class are flagged; the class
 they look like is the suggested label. Classes with no confirmed trigger are
-reported clean. Blended (whole-image) triggers have no sparse feature set and are
-left to the representation-space detectors (spectral, activation).
+reported clean.
 """
 
 from __future__ import annotations
@@ -172,22 +174,25 @@ class TriggerDetector(Detector):
     def _mask(self, cand: TriggerCandidate | WindowCandidate, x: np.ndarray, y: np.ndarray,
               dataset: Dataset, representation: Representation,
               projection: tuple[np.ndarray, np.ndarray] | None) -> MaskTest:
-        """The masking test of a candidate: fixed columns, or per-row cells when the
-        trigger is wide (a blend) or sits in a different place on every image."""
-        if isinstance(cand, WindowCandidate):
-            # Nothing is masked: the model never sees a row holding the pattern, so it
-            # cannot have learned it; a natural pattern (a thick stroke of a "1") leaves
-            # its rows looking like their class, a trigger's rows look like their source.
+        """The decisive test of a candidate.
+
+        A few fixed columns (a patch, tabular values) are neutralised in every row. A
+        pattern that sits in a different place on every image (a window candidate) or
+        covers most columns (a blend, a row pushed to the data's bounds) is not masked
+        at all: the model is trained without every row holding it, so it cannot have
+        learned it. A natural pattern (a thick stroke of a "1") then leaves its rows
+        looking like their class; a trigger's rows look like where they came from.
+        Masking most columns instead leaves the model nothing to read: clean rows of
+        the class move as far as the candidate's, and the test cannot decide.
+        """
+        holders = cand.holders if isinstance(cand, WindowCandidate) else cand.rows
+        if isinstance(cand, WindowCandidate) or len(cand.features) > max(16, x.shape[1] // 2):
             return mask_test(representation.features, y, dataset.n_classes,
-                             candidate=cand.holders, label=cand.label, masked=(),
+                             candidate=holders, label=cand.label, masked=(),
                              projection=projection, seed=self.seed)
-        row_cells = None
-        if len(cand.features) > max(16, x.shape[1] // 2):
-            row_cells = (np.asarray(x[cand.rows][:, list(cand.features)])
-                         == np.asarray(cand.values, dtype=x.dtype))
         return mask_test(representation.features, y, dataset.n_classes, candidate=cand.rows,
-                         label=cand.label, masked=cand.features, cells=row_cells,
-                         projection=projection, seed=self.seed)
+                         label=cand.label, masked=cand.features, projection=projection,
+                         seed=self.seed)
 
     @staticmethod
     def _same_finding(cand: TriggerCandidate | WindowCandidate,

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from poisonguard.engine.base import ENGINES, Engine, InProcessEngine, open_engine
+from poisonguard.engine.base import ENGINES, Engine, Handle, InProcessEngine, open_engine
 
-__all__ = ["ENGINES", "Engine", "InProcessEngine", "RayEngine", "open_engine"]
+__all__ = ["ENGINES", "Engine", "Handle", "InProcessEngine", "RayEngine", "open_engine"]
 
 if TYPE_CHECKING:
     from poisonguard.engine.ray import RayEngine

@@ -11,18 +11,35 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from poisonguard.errors import UsageError
 from poisonguard.progress import NullProgress, Progress
 
-__all__ = ["ENGINES", "Engine", "InProcessEngine", "open_engine"]
+__all__ = ["ENGINES", "Engine", "Handle", "InProcessEngine", "open_engine"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 #: Engine names the command line accepts (``--engine``).
 ENGINES = ("local", "ray")
+
+
+class Handle(Generic[T]):
+    """A value every task can read (:meth:`Engine.put`): here, the value itself.
+
+    Example
+    -------
+    >>> Handle([1, 2]).get()
+    [1, 2]
+    """
+
+    def __init__(self, value: T) -> None:
+        self._value = value
+
+    def get(self) -> T:
+        """The value (on a cluster: fetched from its object store, arrays read-only)."""
+        return self._value
 
 
 class Engine(ABC):
@@ -44,6 +61,14 @@ class Engine(ABC):
     def map(self, fn: Callable[[T], R], items: Sequence[T], *, stage: str = "working",
             progress: Progress | None = None) -> Iterator[R]:
         """Yield ``fn(item)`` for every item, in item order."""
+
+    def put(self, value: T) -> Handle[T]:
+        """Share ``value`` (a large array) with every task: tasks call ``handle.get()``.
+
+        In-process the handle holds the value; a cluster stores it once in its object
+        store, where the tasks of a node read one shared, read-only copy.
+        """
+        return Handle(value)
 
     def describe(self) -> str:
         """A short human description (for progress lines and ledger entries)."""

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from poisonguard.engine.base import Engine
+from poisonguard.engine.base import Engine, Handle
 from poisonguard.errors import MissingDependencyError, UsageError
 from poisonguard.progress import NullProgress, Progress
 
@@ -51,6 +51,16 @@ def _run_one(batch: dict[str, np.ndarray], *, fn: Callable[[Any], Any]) -> dict[
     for k, item in enumerate(batch["item"]):
         out[k] = fn(item)
     return {"index": np.asarray(batch["index"]), "result": out}
+
+
+class _RayHandle(Handle[Any]):
+    """A value in the Ray object store; ``get`` in a worker maps it without a copy."""
+
+    def __init__(self, ref: Any) -> None:
+        self.ref = ref
+
+    def get(self) -> Any:
+        return _ray().get(self.ref)
 
 
 class RayEngine(Engine):
@@ -109,6 +119,9 @@ class RayEngine(Engine):
         self._started = True
         self.startup_seconds = time.perf_counter() - t0
         return ray
+
+    def put(self, value: T) -> Handle[T]:
+        return _RayHandle(self._ensure().put(value))
 
     def describe(self) -> str:
         where = self.address or "local"

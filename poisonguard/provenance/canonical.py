@@ -108,7 +108,9 @@ def _fixed_payload(arr: pa.Array, kind: str) -> np.ndarray:
 
 
 def _var_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets, data) of a large_string / large_binary array."""
+    """(offsets, data) of a string or binary array, read with 64-bit offsets."""
+    if not (pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)):
+        arr = arr.cast(pa.large_binary())
     bufs = arr.buffers()
     offsets = np.frombuffer(bufs[1], dtype="<i8")[arr.offset:arr.offset + len(arr) + 1]
     data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else \

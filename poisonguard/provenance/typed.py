@@ -16,10 +16,12 @@ How each format becomes typed values:
 - **CSV**: deterministic, from the whole file (two passes): an unquoted empty field
   is null; a column is ``int`` when every non-null cell is plain decimal
   (``0``, ``-12``; no sign ``+``, no leading zeros, no ``0x``) within int64, else
-  ``float`` when every non-null cell parses as a number (``1.50`` and ``1.5`` are
-  the same value; ``nan``/``inf`` allowed), else ``bool`` when every non-null cell
-  is ``true``/``false`` in any case, else ``string`` (the text as written). So a
-  pandas round trip CSV -> Parquet keeps the root when pandas keeps the types.
+  ``float`` when every non-null cell parses as a number without leading zeros
+  (``1.50`` and ``1.5`` are the same value; ``nan``/``inf`` allowed; ``007`` or
+  ``-01.5`` make the column text, so an id like ``007`` is kept as written), else
+  ``bool`` when every non-null cell is ``true``/``false`` in any case, else
+  ``string`` (the text as written). So a pandas round trip CSV -> Parquet keeps the
+  root when pandas keeps the types.
 - **JSONL**: one row per non-blank line; columns are the keys in order of first
   appearance; a cell is the canonical JSON of its value (absent keys are null).
 - **NPZ**: one row per index of the arrays whose first dimension is the row count
@@ -51,6 +53,7 @@ __all__ = ["InputLimits", "TypedColumn", "TypedSource", "open_typed", "read_row_
 _BATCH = 65_536
 _INT_TEXT = r"^(0|-?[1-9][0-9]*)$"
 _BOOL_TEXT = r"^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"
+_LEADING_ZERO = r"^[-+]?0[0-9]"
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,8 @@ def _csv_types(path: Path, names: list[str], limits: InputLimits) -> list[str]:
                     ok = pc.all(pc.match_substring_regex(values, _INT_TEXT)).as_py()
                     ok = ok and _casts(values, pa.int64())
                 elif kind == "float":
-                    ok = _casts(values, pa.float64())
+                    ok = _casts(values, pa.float64()) and not pc.any(
+                        pc.match_substring_regex(values, _LEADING_ZERO)).as_py()
                 else:
                     ok = pc.all(pc.match_substring_regex(values, _BOOL_TEXT)).as_py()
                 if ok:

@@ -36,8 +36,8 @@ class TrimmedLossClassifier(ClassifierMixin, BaseEstimator):
         Base model (default: standardise + logistic regression); a
         :class:`~poisonguard.train.TorchClassifier` trains the scan's CNN/MLP.
     trim_fraction : float
-        Share of rows (0 to 0.5) left out of each refit: set it above the poison
-        rate you want to survive.
+        Share of rows (0 to 0.5, rounded to whole rows) left out of each refit: set
+        it above the poison rate you want to survive.
     n_rounds : int
         Number of trim-and-refit rounds after the first fit.
 
@@ -46,8 +46,8 @@ class TrimmedLossClassifier(ClassifierMixin, BaseEstimator):
     >>> from sklearn.datasets import load_breast_cancer
     >>> x, y = load_breast_cancer(return_X_y=True)
     >>> model = TrimmedLossClassifier(trim_fraction=0.05, n_rounds=1).fit(x, y)
-    >>> len(model.trimmed_)
-    29
+    >>> len(model.trimmed_), round(0.05 * len(y))  # 5% of 569 rows, rounded
+    (28, 28)
     """
 
     def __init__(self, estimator: Any = None, *, trim_fraction: float = 0.1,

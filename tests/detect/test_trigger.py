@@ -103,6 +103,18 @@ def test_tabular_trigger(name: str, rate: float) -> None:
     assert "fixed values in" in result.hypotheses[0]
 
 
+def test_rows_pushed_to_the_bounds_are_found() -> None:
+    # Clean-label rows pushed a tenth of the range against their class share their
+    # clipped values in 29 of 30 columns and look like the other class. Masking 29
+    # columns would move every clean row too (the decisive test lost them: 0 of 57);
+    # a model that never saw the pattern calls them benign.
+    res, rep = attacked(clean_label, "breast_cancer", rate=0.1)
+    result = TriggerDetector().score(res.dataset, rep)
+    assert f1(result.flags, res.truth.poisoned) >= 0.9  # measured: 1.0 (57 of 57)
+    assert result.clean_classes == (1,)
+    assert result.hypotheses[0].startswith("backdoor -> class 0: 57 rows")
+
+
 def test_clean_label_rows_still_look_like_their_class() -> None:
     # No masking test can fire: the rows belong to the target class. cleanlabel's job.
     res, rep = attacked(clean_label, "digits", rate=0.05)

@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from poisonguard.cli import app
 from poisonguard.datasets import open_dataset
+from poisonguard.detect.neighbours import nearest_neighbours
 from poisonguard.engine import InProcessEngine, open_engine
+from poisonguard.engine.neighbours import engine_neighbours, sharded_neighbours
 from poisonguard.errors import UsageError
 from poisonguard.provenance.snapshot import build_manifest
 from poisonguard.validate import profile_data
@@ -72,3 +74,30 @@ def test_cli_local_engine_refuses_an_address(parquet_folder: Path, tmp_path: Pat
                                       "--address", "ray://127.0.0.1:1"])
     assert result.exit_code == 2
     assert "--address is for --engine ray" in result.output
+
+
+def test_sharded_neighbours_are_the_in_process_exact_neighbours() -> None:
+    x = np.random.default_rng(1).normal(size=(400, 6)).astype(np.float32)
+    exact = nearest_neighbours(x, 9, cache=False)
+    with engine_neighbours(InProcessEngine(), mode="exact", shard_rows=70, block_rows=130):
+        merged = nearest_neighbours(x, 9, cache=False)
+    np.testing.assert_array_equal(merged[1], exact[1])
+    np.testing.assert_array_equal(merged[0], exact[0])  # the same distances, bit for bit
+    x[7] = x[3]  # an exact copy: each finds the other first, never itself
+    with engine_neighbours(InProcessEngine(), mode="exact", shard_rows=70, block_rows=130):
+        _, idx = nearest_neighbours(x, 9, cache=False)
+    assert idx[3, 0] == 7 and idx[7, 0] == 3
+    assert not (idx == np.arange(len(x))[:, None]).any()
+
+
+def test_ivf_per_shard_is_approximate_but_close() -> None:
+    x = np.random.default_rng(2).normal(size=(3000, 4)).astype(np.float32)
+    _, exact = nearest_neighbours(x, 5, cache=False)
+    _, approx = sharded_neighbours(x, 6, engine=InProcessEngine(), mode="ivf",
+                                   shard_rows=1000)
+    assert (approx[:, 0] == np.arange(len(x))).mean() > 0.99  # itself first
+    recall = np.mean([len(set(a) & set(b[1:])) / 5 for a, b in zip(exact, approx,
+                                                                      strict=True)])
+    assert recall > 0.8
+    with pytest.raises(UsageError, match="unknown neighbour search"):
+        sharded_neighbours(x, 3, engine=InProcessEngine(), mode="hnsw")  # type: ignore[arg-type]

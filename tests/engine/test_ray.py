@@ -18,9 +18,11 @@ from typer.testing import CliRunner
 
 from poisonguard.cli import app
 from poisonguard.datasets import open_dataset
-from poisonguard.engine import Engine, RayEngine
+from poisonguard.engine import Engine, Handle, RayEngine
+from poisonguard.engine.neighbours import engine_neighbours
 from poisonguard.progress import Progress
 from poisonguard.provenance.snapshot import build_manifest
+from poisonguard.scan import scan_dataset
 from poisonguard.validate import profile_data
 
 ray = pytest.importorskip("ray", reason="the dist extra (ray[data]) is in CI's install line")
@@ -53,13 +55,14 @@ def test_scan_profile_and_snapshot_on_ray_equal_in_process(
         cluster: None, parquet_folder: Path, tmp_path: Path) -> None:
     folder = str(parquet_folder)
     for engine in ("local", "ray"):
-        _cli("scan", folder, "--out", str(tmp_path / engine), "--no-ledger", "--quiet",
-             "--engine", engine)
+        scanned = _cli("scan", folder, "--out", str(tmp_path / engine), "--no-ledger",
+                       "--progress", "plain", "--engine", engine).output
         _cli("profile", folder, "--out", str(tmp_path / f"{engine}.json"), "--quiet",
              "--batch-rows", "16", "--engine", engine)
         shown = _cli("snapshot", folder, "--out", str(tmp_path / f"{engine}.pgm"),
                      "--no-ledger", "--progress", "plain", "--engine", engine).output
     assert "hashing rows on ray (local, 2 CPUs): shard 6/6" in shown  # progress, shard by shard
+    assert "searching neighbours on ray (local, 2 CPUs)" in scanned  # the k-NN ran there
     local = json.loads((tmp_path / "local" / "findings.json").read_text())
     on_ray = json.loads((tmp_path / "ray" / "findings.json").read_text())
     assert on_ray["dataset"]["sha256"] == local["dataset"]["sha256"]
@@ -83,12 +86,15 @@ class KillFirstWorker(Engine):
         self.inner = RayEngine()
         self.marker = str(marker)
 
+    def put(self, value: Any) -> Handle[Any]:
+        return self.inner.put(value)
+
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, stage: str = "working",
             progress: Progress | None = None) -> Iterator[Any]:
         marker = self.marker
 
         def first_run_waits_to_be_killed(item: Any) -> Any:
-            if item is items[0] or getattr(item, "shard", None) == getattr(items[0], "shard", 0):
+            if item == items[0]:  # work items are plain data: equal after the trip
                 if not os.path.exists(marker):
                     with open(marker + ".tmp", "w") as fh:
                         fh.write(str(os.getpid()))
@@ -114,7 +120,7 @@ def _kill_when_waiting(marker: Path, killed: list[int]) -> threading.Thread:
     return thread
 
 
-@pytest.mark.parametrize("job", ["scan-load", "profile", "snapshot"])
+@pytest.mark.parametrize("job", ["scan-load", "scan-knn", "profile", "snapshot"])
 def test_a_killed_worker_is_retried_and_the_job_finishes_the_same(
         cluster: None, parquet_folder: Path, tmp_path: Path, job: str) -> None:
     marker = tmp_path / "worker.pid"
@@ -124,6 +130,13 @@ def test_a_killed_worker_is_retried_and_the_job_finishes_the_same(
     if job == "scan-load":
         assert list(open_dataset(parquet_folder, engine=engine).ids) == list(
             open_dataset(parquet_folder).ids)
+    elif job == "scan-knn":  # the neighbour search of the knn detector, block by block
+        dataset = open_dataset(parquet_folder)
+        with engine_neighbours(engine, mode="exact", block_rows=60, shard_rows=50):
+            on_ray = scan_dataset(dataset, detectors="knn")[1][0]
+        here = scan_dataset(dataset, detectors="knn")[1][0]
+        assert on_ray.flags.tolist() == here.flags.tolist()
+        assert abs(on_ray.scores - here.scores).max() <= 1e-6
     elif job == "profile":
         assert profile_data(parquet_folder, batch_rows=16, engine=engine).to_dict() == \
             profile_data(parquet_folder, batch_rows=16).to_dict()

@@ -1,0 +1,210 @@
+"""The k-NN detectors' neighbour search on an engine: per-shard searches, merged.
+
+The rows are cut into reference *shards* of ``shard_rows`` consecutive rows (at most
+16 shards by default). The
+engine runs one task per block of query rows: shard after shard, the task finds each
+query's k nearest rows of that shard and keeps the k best of its running list and the
+shard's, ordered by (distance, row index). The k best over all shards are the k best
+overall, so with the exact (flat) per-shard search the merged lists are the
+in-process exact neighbours: the same scikit-learn brute-force search computes the
+same distance for every pair; only rows at exactly equal distances may come in
+another order (here: lower row index first).
+
+``mode="ivf"`` is the approximate opt-in: one faiss inverted-file index per shard
+(built once, in parallel, with the in-process IVF's parameters for the shard's size),
+searched by every query block. ``"auto"`` is exact up to
+:data:`~poisonguard.detect.neighbours.EXACT_MAX_ROWS` rows and IVF beyond, as the
+in-process search is. Memory per task: one query block's running lists, one shard's
+distances (scikit-learn works in chunks) or one shard's index; the rows themselves are
+one shared read-only copy per node (:meth:`Engine.put`).
+
+Inside :func:`engine_neighbours`, every ``nearest_neighbours(..., backend="auto")``
+call of the detectors (label, knn, duplicate; outlier below its sample size) runs
+this way; the rest of the scan runs in the driver (docs/distributed.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from poisonguard.engine.base import Engine, Handle
+from poisonguard.errors import UsageError
+from poisonguard.progress import NullProgress, Progress
+
+__all__ = ["KNN_MODES", "KnnMode", "RowRange", "engine_neighbours", "sharded_neighbours"]
+
+KnnMode = Literal["auto", "exact", "ivf"]
+#: ``--knn`` choices: auto (exact up to 50,000 rows, IVF beyond), exact, ivf.
+KNN_MODES: tuple[str, ...] = ("auto", "exact", "ivf")
+#: Rows per reference shard and per query block (defaults). Beyond MAX_SHARDS x
+#: SHARD_ROWS rows the shards grow instead: every query visits every shard, so the
+#: work is N x shards x (one shard's search), and few large shards keep it near the
+#: in-process IVF's.
+SHARD_ROWS = 250_000
+MAX_SHARDS = 16
+BLOCK_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class RowRange:
+    """Rows ``start .. stop - 1``: a reference shard or a block of query rows."""
+
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class _Search:
+    """What every task of one search shares (shipped once with the task function)."""
+
+    rows: Handle[np.ndarray]
+    k: int
+    shards: tuple[RowRange, ...]
+    indexes: Handle[list[np.ndarray]] | None  # serialized faiss index per shard (ivf)
+
+
+def _ivf_params(rows: int) -> tuple[int, int]:
+    """nlist and nprobe of the in-process IVF search for ``rows`` rows."""
+    nlist = max(int(min(2 * math.sqrt(rows), rows // 40)), 1)
+    return nlist, min(nlist, 8)
+
+
+def _build_index(shard: RowRange, *, rows: Handle[np.ndarray], seed: int) -> np.ndarray:
+    """One shard's faiss IVF index, serialized (runs on a worker)."""
+    import faiss
+
+    x = np.ascontiguousarray(rows.get()[shard.start:shard.stop], dtype=np.float32)
+    nlist, nprobe = _ivf_params(len(x))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(x.shape[1]), x.shape[1], nlist)
+    index.cp.seed = seed
+    rng = np.random.default_rng(seed)
+    index.train(x[rng.choice(len(x), size=min(len(x), 64 * nlist), replace=False)])
+    index.nprobe = nprobe
+    index.add(x)
+    return np.asarray(faiss.serialize_index(index))
+
+
+def _shard_search(search: _Search, s: int, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    begin, end = search.shards[s].start, search.shards[s].stop
+    k = min(search.k, end - begin)
+    if search.indexes is None:
+        from sklearn.neighbors import NearestNeighbors
+
+        ref = search.rows.get()[begin:end]
+        dist, idx = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(ref).kneighbors(
+            queries)
+        return np.asarray(dist, dtype=np.float64), np.asarray(idx, dtype=np.int64) + begin
+    import faiss
+
+    index = faiss.deserialize_index(search.indexes.get()[s])
+    sq, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    found = idx >= 0  # an IVF probe can return fewer than k hits
+    dist = np.where(found, np.sqrt(np.maximum(sq, 0)).astype(np.float64), np.inf)
+    return dist, np.where(found, idx.astype(np.int64) + begin, -1)
+
+
+def _merge(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray],
+           k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of two neighbour lists, by (distance, row index)."""
+    dist = np.concatenate([a[0], b[0]], axis=1)
+    idx = np.concatenate([a[1], b[1]], axis=1)
+    order = np.lexsort((np.where(idx < 0, np.iinfo(np.int64).max, idx), dist), axis=1)[:, :k]
+    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
+
+
+def _search_block(block: RowRange, *, search: _Search) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest rows (self included) of query rows ``block`` (runs on a worker)."""
+    queries = search.rows.get()[block.start:block.stop]
+    best = (np.zeros((len(queries), 0)), np.zeros((len(queries), 0), dtype=np.int64))
+    for s in range(len(search.shards)):
+        best = _merge(best, _shard_search(search, s, queries), search.k)
+    return best
+
+
+def _ranges(n: int, size: int) -> tuple[RowRange, ...]:
+    return tuple(RowRange(start, min(start + size, n)) for start in range(0, n, size))
+
+
+def sharded_neighbours(x: np.ndarray, k: int, *, engine: Engine, mode: KnnMode = "auto",
+                       seed: int = 0, shard_rows: int | None = None,
+                       block_rows: int = BLOCK_ROWS,
+                       progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of every row of ``x`` (itself included), on ``engine``.
+
+    Returns N x k float32 distances and int64 row indices, nearest first (ties: lower
+    row index first). See the module docstring for how the search is cut;
+    ``shard_rows`` defaults to 250,000 rows, or N / 16 when that is more.
+
+    Examples
+    --------
+    >>> from poisonguard.engine import InProcessEngine
+    >>> x = np.array([[0.0], [1.0], [3.0], [3.5]])
+    >>> sharded_neighbours(x, 2, engine=InProcessEngine(), shard_rows=2)[1].tolist()
+    [[0, 1], [1, 0], [2, 3], [3, 2]]
+    """
+    from poisonguard.detect.neighbours import EXACT_MAX_ROWS, faiss_available
+
+    if mode not in KNN_MODES:
+        raise UsageError(f"unknown neighbour search '{mode}' (known: {', '.join(KNN_MODES)})")
+    x = np.asarray(x)
+    n = len(x)
+    if shard_rows is None:
+        shard_rows = max(SHARD_ROWS, -(-n // MAX_SHARDS))
+    if k < 1 or shard_rows < 1 or block_rows < 1:
+        raise UsageError("k, shard_rows and block_rows must be at least 1")
+    ivf = mode == "ivf" or (mode == "auto" and n > EXACT_MAX_ROWS and faiss_available())
+    if ivf and not faiss_available():
+        raise UsageError("the 'ivf' neighbour search needs the faiss-cpu package")
+    progress = progress or NullProgress()
+    rows = engine.put(x)
+    shards = _ranges(n, shard_rows)
+    indexes = None
+    if ivf:
+        built = list(engine.map(functools.partial(_build_index, rows=rows, seed=seed), shards,
+                                stage="indexing shards (faiss IVF)", progress=progress))
+        indexes = engine.put(built)
+    search = _Search(rows, min(k, n), shards, indexes)
+    parts = list(engine.map(functools.partial(_search_block, search=search),
+                            _ranges(n, block_rows), stage="searching neighbours",
+                            progress=progress))
+    dist = np.concatenate([p[0] for p in parts])
+    idx = np.concatenate([p[1] for p in parts])
+    missing = idx < 0  # fewer than k hits over all shards: the row itself, far away
+    if missing.any():
+        idx[missing] = np.nonzero(missing)[0]
+    return dist.astype(np.float32), idx
+
+
+@contextlib.contextmanager
+def engine_neighbours(engine: Engine | None, *, mode: KnnMode = "auto",
+                      progress: Progress | None = None,
+                      **options: Any) -> Iterator[None]:
+    """Inside this block, the detectors' neighbour searches run on ``engine``
+    (:func:`sharded_neighbours`); nothing changes when ``engine`` is None.
+
+    Examples
+    --------
+    >>> from poisonguard.engine import InProcessEngine
+    >>> from poisonguard.detect.neighbours import nearest_neighbours
+    >>> with engine_neighbours(InProcessEngine(), mode="exact"):
+    ...     nearest_neighbours(np.array([[0.0], [1.0], [3.0]]), 1, cache=False)[1].ravel()
+    array([1, 0, 1])
+    """
+    if engine is None:
+        yield
+        return
+    from poisonguard.detect.neighbours import searching_with
+
+    def search(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        return sharded_neighbours(x, k, engine=engine, mode=mode, seed=seed,
+                                  progress=progress, **options)
+
+    with searching_with(f"{engine.name}-{mode}", search):
+        yield
