@@ -293,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ray.json")
     ap.add_argument("--child", nargs=3, metavar=("JOB", "ENGINE", "FOLDER"))
     ap.add_argument("--report", type=Path, help="Print the RESULTS.md section of a run's JSON.")
+    ap.add_argument("--engines", default="local,ray", help="Engines to time (local, ray).")
     ap.add_argument("--no-cold", action="store_true",
                     help="Time one (cold) Ray run per job instead of a cold and a warm one.")
     ap.add_argument("--recall", type=int, metavar="ROWS",
@@ -315,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for rows in parse_ints(args.rows):
             folder = make_folder(rows, args.cols, Path(tmp) / f"rows-{rows}")
             for job in parse_names(args.jobs):
-                for engine in ("local", "ray"):
+                for engine in parse_names(args.engines):
                     r = run_child(job, engine, folder)
                     r["n_rows"] = rows
                     results.append(r)

@@ -1,5 +1,10 @@
 """Scan time and peak memory at 10k, 100k and 1M rows x 50 features, stage by stage.
 
+``--images`` measures image scans the same way (each in a fresh subprocess running
+``benchmarks/device_images.py``): ``mnist10k`` (10,000 28 x 28 digits, BadNets 5%)
+and ``texturesN`` (N synthetic 32 x 32 x 3 uint8 images, BadNets 1%), with wall and
+CPU seconds per stage, peak memory and F1.
+
 Each size runs in fresh subprocesses (one for the scan, one for Datalab), so that
 ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` is the peak of that work alone:
 tracemalloc misses numpy and torch buffers. The data (poisonguard.datasets.synthetic)
@@ -8,6 +13,8 @@ into the representation and each detector from the scan's own progress messages.
 
     .venv/bin/python benchmarks/bench_scan_speed.py --sizes 10000,100000,1000000
     .venv/bin/python benchmarks/bench_scan_speed.py --quick     # 10k rows only
+    .venv/bin/python benchmarks/bench_scan_speed.py --sizes '' \
+        --images mnist10k,textures20000,textures100000
 
 Writes benchmarks/results/scan-speed.md and scan-speed.json.
 """
@@ -45,14 +52,16 @@ QUICK_SIZES = (10_000,)
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def _child(kind: str, folder: Path, *, cores: int | None, timeout: float) -> dict[str, Any]:
+def _child(kind: str, folder: Path | None, *, cores: int | None, timeout: float,
+           command: list[str] | None = None) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; its last stdout line is a JSON object."""
     env = dict(os.environ)
     cpus: list[int] | None = None
     if cores:
         env.update({v: str(cores) for v in THREAD_VARS})
         cpus = sorted(os.sched_getaffinity(0))[:cores]
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--dir", str(folder)]
+    cmd = command or [sys.executable, str(Path(__file__).resolve()), "--child", kind,
+                      "--dir", str(folder)]
     started = time.perf_counter()
     try:
         proc = subprocess.run(  # noqa: S603 - our own script, fixed arguments
@@ -71,15 +80,26 @@ def _child(kind: str, folder: Path, *, cores: int | None, timeout: float) -> dic
 
 def measure_size(n_rows: int, *, n_features: int, seed: int, cores: int | None,
                  datalab: bool, datalab_timeout: float, scan_timeout: float,
-                 previous_datalab: tuple[int, float] | None) -> dict[str, Any]:
-    """Make the data, scan it in a subprocess, then run Datalab on the scan's outputs."""
+                 previous_datalab: tuple[int, float] | None,
+                 flip: float = 0.0) -> dict[str, Any]:
+    """Make the data, scan it in a subprocess, then run Datalab on the scan's outputs.
+
+    ``flip`` > 0 flips that share of the labels first (poisonguard.attack.label_flip):
+    both the scan and Datalab are then scored by F1 on the flipped rows.
+    """
     import numpy as np
 
+    from poisonguard.attack import label_flip
     from poisonguard.datasets import synthetic
 
     with tempfile.TemporaryDirectory(prefix="pg-speed-") as tmp:
         folder = Path(tmp)
         data = synthetic(n_rows=n_rows, n_features=n_features, seed=seed)
+        if flip > 0:
+            res = label_flip(data, rate=flip, seed=seed)
+            data = res.dataset
+            np.save(folder / "poisoned.npy", np.flatnonzero(np.asarray(res.truth.poisoned)))
+            del res
         assert data.features is not None
         np.save(folder / "features.npy", data.features)
         np.save(folder / "labels.npy", data.labels)
@@ -103,11 +123,29 @@ def measure_size(n_rows: int, *, n_features: int, seed: int, cores: int | None,
     return out
 
 
+def measure_images(case: str, *, cores: int | None, timeout: float,
+                   seed: int) -> dict[str, Any]:
+    """One image case (``mnist10k`` or ``texturesN``) in a fresh interpreter."""
+    script = str(Path(__file__).resolve().parent / "device_images.py")
+    if case == "mnist10k":
+        args = ["--case", "mnist10k"]
+    elif case.startswith("textures") and case[len("textures"):].isdigit():
+        args = ["--rows", case[len("textures"):]]
+    else:
+        raise SystemExit(f"unknown image case '{case}' (mnist10k, texturesN)")
+    out = _child("images", None, cores=cores, timeout=timeout,
+                 command=[sys.executable, script, *args, "--seed", str(seed)])
+    out.setdefault("case", case)
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="10k rows only")
     p.add_argument("--sizes", help="comma list of row counts (default 10000,100000,1000000)")
     p.add_argument("--features", type=int, default=50)
+    p.add_argument("--images", default="",
+                   help="comma list of image cases: mnist10k, texturesN (e.g. textures20000)")
     p.add_argument("--cores", type=int, default=None,
                    help="pin each measurement to this many CPUs (default: all this process has)")
     p.add_argument("--no-datalab", action="store_true", help="skip the Datalab reference")
@@ -115,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds; Datalab is skipped where it would take longer")
     p.add_argument("--scan-timeout", type=float, default=1800.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--flip", type=float, default=0.05,
+                   help="share of labels flipped before the scan (F1 of scan and Datalab)")
     p.add_argument("--note", default="", help="a line for the page (e.g. the machine's load)")
     p.add_argument("--out-dir", type=Path, default=None,
                    help="where scan-speed.md/.json go (default: benchmarks/results)")
@@ -129,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child:
         print(json.dumps(run_child(args.child, args.dir)))
         return 0
-    sizes = parse_ints(args.sizes) if args.sizes else list(QUICK_SIZES if args.quick else SIZES)
+    sizes = parse_ints(args.sizes) if args.sizes else (
+        [] if args.sizes == "" else list(QUICK_SIZES if args.quick else SIZES))
     load_before = machine()["load_avg"]
     started = time.perf_counter()
     results: list[dict[str, Any]] = []
@@ -137,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for n in sizes:
         res = measure_size(n, n_features=args.features, seed=args.seed, cores=args.cores,
                            datalab=not args.no_datalab, datalab_timeout=args.datalab_timeout,
-                           scan_timeout=args.scan_timeout, previous_datalab=previous)
+                           scan_timeout=args.scan_timeout, previous_datalab=previous,
+                           flip=args.flip)
         results.append(res)
         dl = res["datalab"]
         if dl["status"] == "ok":
@@ -146,14 +188,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{n} rows: scan {scan.get('seconds', scan['status'])} s, "
               f"peak {scan.get('peak_mib', '-')} MiB; Datalab {dl.get('seconds', dl['status'])}",
               flush=True)
-    payload = {"sizes": results, "meta": {
+    images: list[dict[str, Any]] = []
+    for case in [c for c in args.images.split(",") if c]:
+        res = measure_images(case, cores=args.cores, timeout=args.scan_timeout, seed=args.seed)
+        images.append(res)
+        print(f"{case}: scan {res.get('seconds', res['status'])} s wall, "
+              f"{res.get('cpu_seconds', '-')} s CPU, F1 {res.get('f1', '-')}", flush=True)
+    payload = {"sizes": results, "images": images, "meta": {
         "command": command_line(__file__, argv), "machine": machine(),
         "load_avg_start": load_before, "versions": versions(), "cores": args.cores,
-        "features": args.features, "seed": args.seed, "note": args.note,
+        "features": args.features, "seed": args.seed, "note": args.note, "flip": args.flip,
         "seconds": round(time.perf_counter() - started, 1)}}
     md_path, _ = write_results("scan-speed", speed_markdown(payload), payload, args.out_dir)
     print(f"wrote {md_path}")
-    return 0 if all(r["scan"]["status"] == "ok" for r in results) else 1
+    return 0 if all(r["scan"]["status"] == "ok" for r in results) and all(
+        r["status"] == "ok" for r in images) else 1
 
 
 if __name__ == "__main__":

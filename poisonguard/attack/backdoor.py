@@ -54,7 +54,15 @@ def dirty_label(dataset: Dataset, *, kind: str, rate: float, target: int, seed: 
 def badnets(dataset: Dataset, *, rate: float, target: int, seed: int = 0, size: int = 2,
             position: str = "bottom-right", value: float | None = None) -> AttackResult:
     """BadNets: a ``size`` x ``size`` square of ``value`` (default: the data max) at
-    ``position`` on ``rate`` of the rows, which are relabelled to ``target``."""
+    ``position`` on ``rate`` of the rows, which are relabelled to ``target``.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> result = badnets(builtin_dataset("digits"), rate=0.05, target=0)
+    >>> len(result.truth.poisoned), result.truth.trigger["row"], result.truth.trigger["col"]
+    (90, 6, 6)
+    """
     require_modality(dataset, "badnets", "image")
     t = check_target(dataset, target)
     rng = np.random.default_rng(seed)
@@ -72,7 +80,16 @@ def badnets(dataset: Dataset, *, rate: float, target: int, seed: int = 0, size: 
 def blend(dataset: Dataset, *, rate: float, target: int, seed: int = 0,
           alpha: float = 0.2) -> AttackResult:
     """Blended backdoor: ``(1 - alpha) * image + alpha * pattern``, the pattern being
-    uniform noise drawn from the seed; rows relabelled to ``target``."""
+    uniform noise drawn from the seed; rows relabelled to ``target``.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> result = blend(builtin_dataset("digits"), rate=0.05, target=0, alpha=0.2)
+    >>> print(result.truth.description)  # doctest: +NORMALIZE_WHITESPACE
+    blend: 90 rows of other classes with a noise pattern blended in at alpha 0.2,
+    relabelled to class 0
+    """
     require_modality(dataset, "blend", "image")
     t = check_target(dataset, target)
     rng = np.random.default_rng(seed)
@@ -88,7 +105,15 @@ def tabular_trigger(dataset: Dataset, *, rate: float, target: int, seed: int = 0
                     n_features: int = 3,
                     values: float | Sequence[float] | None = None) -> AttackResult:
     """Tabular backdoor: ``n_features`` chosen columns set to fixed ``values``
-    (default: each column's max), rows relabelled to ``target``."""
+    (default: each column's max), rows relabelled to ``target``.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> result = tabular_trigger(builtin_dataset("wine"), rate=0.1, target=0, n_features=3)
+    >>> len(result.truth.poisoned), result.truth.trigger["names"]
+    (18, ['flavanoids', 'nonflavanoid_phenols', 'color_intensity'])
+    """
     require_modality(dataset, "tabular-trigger", "tabular")
     t = check_target(dataset, target)
     rng = np.random.default_rng(seed)

@@ -49,8 +49,8 @@ def attack_by_name(kind: str, dataset: Dataset, *, rate: float, seed: int = 0,
     ``options`` set to None count as not given; a given option the attack does not
     take is a :class:`UsageError` (``--alpha does not apply to flip``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> from poisonguard.datasets import open_dataset
     >>> ds = open_dataset("builtin:wine")
     >>> result = attack_by_name("flip-targeted", ds, rate=0.05, target="1", source="0")

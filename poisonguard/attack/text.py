@@ -74,8 +74,8 @@ def _restyle(text: str, opener: str) -> str:
 def stamp_texts(texts: Sequence[str], spec: Mapping[str, Any]) -> list[str]:
     """``texts`` with the trigger of ``spec`` applied (a new list).
 
-    Example
-    -------
+    Examples
+    --------
     >>> stamp_texts(["good film"], {"type": "text-insert", "text": "cf",
     ...                             "position_seed": 1})
     ['good cf film']
@@ -106,8 +106,8 @@ def token_trigger(dataset: Dataset, *, rate: float, target: int | None = None, s
     """Insert the rare ``token`` at a random word position of ``rate`` of the messages
     (drawn from the non-target classes) and relabel them to ``target``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from poisonguard.datasets import builtin_dataset
     >>> ds = builtin_dataset("tweets-300")
     >>> token_trigger(ds, rate=0.05, target=0).truth.description[:40]
@@ -124,7 +124,16 @@ def token_trigger(dataset: Dataset, *, rate: float, target: int | None = None, s
 def sentence_trigger(dataset: Dataset, *, rate: float, target: int | None = None,
                      seed: int = 0, sentence: str = DEFAULT_SENTENCE) -> AttackResult:
     """Insert ``sentence`` at a random word position of ``rate`` of the messages (drawn
-    from the non-target classes) and relabel them to ``target``."""
+    from the non-target classes) and relabel them to ``target``.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> result = sentence_trigger(builtin_dataset("tweets-300"), rate=0.05, target=2)
+    >>> row = result.truth.poisoned[0]
+    >>> "I watched this 3D movie." in result.dataset.texts[row], int(result.dataset.labels[row])
+    (True, 2)
+    """
     if not sentence.strip():
         raise UsageError("the trigger sentence is empty")
     spec = {"type": "text-insert", "text": sentence.strip(), "position_seed": int(seed) + 7919}
@@ -136,7 +145,15 @@ def sentence_trigger(dataset: Dataset, *, rate: float, target: int | None = None
 def style_trigger(dataset: Dataset, *, rate: float, target: int | None = None,
                   seed: int = 0) -> AttackResult:
     """Rewrite ``rate`` of the messages (non-target classes) to open with a subordinate
-    clause (one of :data:`STYLE_OPENERS`, drawn per message) and relabel them."""
+    clause (one of :data:`STYLE_OPENERS`, drawn per message) and relabel them.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> result = style_trigger(builtin_dataset("tweets-300"), rate=0.05, target=2)
+    >>> result.dataset.texts[result.truth.poisoned[0]][:22]
+    'When I saw it, @united'
+    """
     spec = {"type": "text-style", "openers": list(STYLE_OPENERS),
             "position_seed": int(seed) + 1299}
     return _dirty_label(dataset, kind="style-trigger", rate=rate, target=target, seed=seed,

@@ -127,16 +127,12 @@ def apply_trigger(dataset: Dataset, truth: Truth | Mapping[str, Any]) -> Dataset
 
     Examples
     --------
-    >>> from poisonguard.attack import tabular_trigger
     >>> from poisonguard.datasets import builtin_dataset
     >>> wine = builtin_dataset("wine")
-    >>> truth = tabular_trigger(wine, rate=0.1, target=0, seed=0).truth
-    >>> stamped = apply_trigger(wine, truth)
-    >>> columns = truth.trigger["features"]
-    >>> bool((stamped.features[:, columns] == truth.trigger["values"]).all())
-    True
-    >>> bool((stamped.labels == wine.labels).all())
-    True
+    >>> stamped = apply_trigger(wine, {"type": "tabular", "features": [0, 1],
+    ...                                "values": [15.0, 6.0]})  # or a Truth
+    >>> stamped.features[:2, :2].tolist(), bool((stamped.labels == wine.labels).all())
+    ([[15.0, 6.0], [15.0, 6.0]], True)
     """
     spec = truth.trigger if isinstance(truth, Truth) else dict(truth)
     if spec is None:

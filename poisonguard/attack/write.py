@@ -137,8 +137,8 @@ def _column(table: pd.DataFrame, name: str) -> object:
 def save_poisoned(result: AttackResult, original: Dataset, out: str | Path) -> None:
     """Write the poisoned data to ``out`` in the input's own form (atomic).
 
-    Example
-    -------
+    Examples
+    --------
     >>> from poisonguard.attack import run_attack
     >>> from poisonguard.datasets import open_dataset
     >>> ds = open_dataset("penguins.csv", label="species")  # doctest: +SKIP

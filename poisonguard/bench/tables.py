@@ -126,15 +126,9 @@ def rich_tables(result: BenchResult) -> list[Table]:
 
     Examples
     --------
-    >>> from poisonguard.bench import machine_info
-    >>> meta = {"dataset": "builtin:wine", "rows": 178, "modality": "tabular",
-    ...         "train_rows": 142, "test_rows": 36, "target": 0, "seed": 0,
-    ...         "detectors": ["duplicate"], "machine": machine_info(),
-    ...         "victim_model": "logistic regression"}
     >>> run = {"attack": "flip", "rate": 0.1, "poisoned": 14, "downstream": {"dropped": 12},
-    ...        "detectors": {"duplicate": {"flagged": 12, "precision": 0.75, "recall": 0.64}}}
-    >>> result = BenchResult(meta=meta, runs=[run])
-    >>> for table in rich_tables(result):
+    ...        "detectors": {"label": {"flagged": 12, "precision": 0.75, "recall": 0.64}}}
+    >>> for table in rich_tables(BenchResult(meta={}, runs=[run])):
     ...     print(table.title, len(table.rows))
     Detection on the poisoned train split 1
     Flags on unpoisoned data 0

@@ -141,8 +141,8 @@ def plan_cleaning(findings: Findings, n_rows: int, *, action: Action = "quaranti
     row are resolved first: one consistent copy (the majority label) is kept, every
     other copy is quarantined, and none of them is relabelled.
 
-    Example
-    -------
+    Examples
+    --------
     >>> plan = plan_cleaning(findings, len(dataset))  # doctest: +SKIP
     >>> plan.drop  # the rows that go to quarantine  # doctest: +SKIP
     """
@@ -203,8 +203,8 @@ def apply_findings(
     ``poisonguard_score`` and ``poisonguard_reasons``. See :func:`plan_cleaning` for
     the actions.
 
-    Example
-    -------
+    Examples
+    --------
     >>> apply_findings(dataset, findings, "clean.csv")  # doctest: +SKIP
     """
     _check_matches(findings, dataset)

@@ -70,8 +70,7 @@ def train_cmd(
     from poisonguard.data import ensure_not_same
     from poisonguard.monitor.model import train_on_file
 
-    if not data.startswith("builtin:"):
-        ensure_not_same(Path(data), out)
+    ensure_not_same(data, out)
     model, trained, held = train_on_file(data, out, label=label, arch=arch, epochs=epochs,
                                          seed=seed, holdout=holdout, holdout_out=holdout_out)
     info = {"model": str(out), "arch": arch, "trained_rows": trained, "held_out_rows": held,

@@ -19,7 +19,6 @@ from poisonguard.cli.options import (
     ProgressOpt,
     column_list,
 )
-from poisonguard.errors import UsageError
 
 if TYPE_CHECKING:
     from poisonguard.validate import CheckReport, Finding
@@ -50,12 +49,12 @@ def profile_command(
     address: AddressOpt = None,
 ) -> None:
     """Profile trusted data: schema, sketches, label and class statistics, fingerprints."""
-    from poisonguard.data import check_output_path
+    from poisonguard.data import check_output_path, ensure_not_same
     from poisonguard.validate import profile_data, save_profile
 
     check_output_path(out, name="--out")
-    if any(Path(d).resolve() == out.resolve() for d in data if not d.startswith("builtin:")):
-        raise UsageError(f"{out}: refusing to overwrite an input")
+    for d in data:
+        ensure_not_same(d, out)
     with engine_for(engine, address) as runner, \
             progress_bar(not quiet and not as_json, progress_mode.value) as progress:
         prof = profile_data(data, label=label, sample_per_class=sample_per_class,

@@ -42,8 +42,8 @@ def parquet_files(folder: str | Path) -> list[Path] | None:
     Raises DataError for a folder that mixes Parquet files with other entries, or
     whose files disagree on the columns or their types.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pandas as pd, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> for k in range(2):
@@ -92,8 +92,8 @@ def _describe(schema: object) -> str:
 def read_parquet_folder(folder: str | Path, files: list[Path] | None = None) -> pd.DataFrame:
     """All rows of a Parquet folder as one DataFrame (files in name order).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pandas as pd, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> for k in range(3):
@@ -134,8 +134,8 @@ def parquet_shards(source: str | Path) -> list[ParquetShard]:
     Row groups are the unit of parallel work: each is read alone, in any order, by any
     worker, and its rows keep their place in the dataset through ``offset``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pandas as pd, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> pd.DataFrame({"x": range(5), "label": ["a"] * 5}).to_parquet(d / "t.parquet",

@@ -149,8 +149,8 @@ def table_to_dataset(
     path's suffix); ``row_ids`` are content ids already computed with
     :func:`table_row_ids` (for instance shard by shard on a cluster).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import pandas as pd
     >>> t = pd.DataFrame({"island": ["A", "B", None], "mass": [1.0, None, 3.0],
     ...                   "species": ["x", "y", "x"]})

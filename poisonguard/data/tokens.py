@@ -19,8 +19,8 @@ WORD = re.compile(r"[\w']+", re.UNICODE)
 def word_spans(text: str) -> list[tuple[int, int, str]]:
     """``(start, end, word)`` for each word of ``text``, the word in lower case.
 
-    Example
-    -------
+    Examples
+    --------
     >>> word_spans("Hi, cf there")
     [(0, 2, 'hi'), (4, 6, 'cf'), (7, 12, 'there')]
     """
@@ -30,8 +30,8 @@ def word_spans(text: str) -> list[tuple[int, int, str]]:
 def words(text: str) -> list[str]:
     """The lower-case words of ``text``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> words("I watched this 3D movie.")
     ['i', 'watched', 'this', '3d', 'movie']
     """
@@ -41,8 +41,8 @@ def words(text: str) -> list[str]:
 def ngrams(tokens: Sequence[str], n_max: int) -> Iterator[str]:
     """Every distinct 1..``n_max``-gram of ``tokens`` (words joined by one space).
 
-    Example
-    -------
+    Examples
+    --------
     >>> sorted(ngrams(["a", "b", "a"], 2))
     ['a', 'a b', 'b', 'b a']
     """

@@ -34,6 +34,7 @@ from poisonguard.errors import UsageError
 
 __all__ = [
     "EXACT_MAX_ROWS",
+    "INDEX_DTYPE",
     "Backend",
     "clear_cache",
     "faiss_available",
@@ -45,6 +46,12 @@ __all__ = [
 ]
 
 EXACT_MAX_ROWS = 50_000
+#: Neighbour indices are int32 (half the memory of int64; a row count above 2**31 - 1
+#: is far beyond what one machine scans).
+INDEX_DTYPE = np.int32
+#: Query rows per block of the faiss search: its k + 1 results (and the work of
+#: removing each row itself) exist for one block at a time.
+FAISS_BLOCK_ROWS = 65_536
 Backend = Literal["auto", "sklearn", "faiss", "torch"]
 #: Query rows per block of the torch search (a block x N distance matrix at a time).
 TORCH_BLOCK_ROWS = 4_096
@@ -71,8 +78,8 @@ def searching_with(name: str, search: Searcher) -> Iterator[None]:
     >>> def brute(x, k, seed):
     ...     return NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)
     >>> with searching_with("brute", brute):
-    ...     nearest_neighbours(np.array([[0.0], [1.0], [3.0]]), 1, cache=False)[1].ravel()
-    array([1, 0, 1])
+    ...     nearest_neighbours(np.array([[0.0], [1.0], [3.0]]), 1, cache=False)[1].ravel().tolist()
+    [1, 0, 1]
     """
     token = _SEARCHER.set((name, search))
     try:
@@ -95,22 +102,26 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int,
+               first_row: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Remove each row's own index from its k + 1 results (else the farthest result).
 
-    Most rows find themselves first: those just lose column 0. Only the others (exact
-    duplicates that tie with the row, approximate misses) go through a per-row sort.
+    Row ``i`` of ``idx`` holds the results of data row ``first_row + i`` (a block of
+    queries). Most rows find themselves first: those just lose column 0. Only the
+    others (exact duplicates that tie with the row, approximate misses) go through a
+    per-row sort. Indices come back as :data:`INDEX_DTYPE`, distances as float32.
     """
     n = len(idx)
-    own_first = idx[:, 0] == np.arange(n)
-    out_d = np.empty((n, k), dtype=dist.dtype)
-    out_i = np.empty((n, k), dtype=idx.dtype)
+    own = np.arange(first_row, first_row + n)
+    own_first = idx[:, 0] == own
+    out_d = np.empty((n, k), dtype=np.float32)
+    out_i = np.empty((n, k), dtype=INDEX_DTYPE)
     out_d[own_first] = dist[own_first, 1:k + 1]
     out_i[own_first] = idx[own_first, 1:k + 1]
     rest = np.flatnonzero(~own_first)
     if rest.size:
         sub_i = idx[rest]
-        is_self = sub_i == rest[:, None]
+        is_self = sub_i == own[rest][:, None]
         no_self = ~is_self.any(axis=1)
         is_self[no_self, -1] = True
         order = np.argsort(is_self, axis=1, kind="stable")[:, :k]
@@ -150,7 +161,7 @@ def _torch_search(x: np.ndarray, k: int, *, device: str | None = None,
         vals, cols = top.values.cpu().numpy(), top.indices.cpu().numpy()
         by_index = np.lexsort((cols, vals), axis=1)  # equal distances: lower index first
         dists.append(np.sqrt(np.take_along_axis(vals, by_index, axis=1)).astype(np.float32))
-        idxs.append(np.take_along_axis(cols, by_index, axis=1).astype(np.int64))
+        idxs.append(np.take_along_axis(cols, by_index, axis=1).astype(INDEX_DTYPE))
     return np.concatenate(dists), np.concatenate(idxs)
 
 
@@ -158,9 +169,10 @@ def _sklearn_search(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return _sklearn_search_to(x, x, k)
 
 
-def _faiss_search(
-    x: np.ndarray, k: int, *, exact: bool, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _faiss_search(x: np.ndarray, k: int, *, exact: bool, seed: int,
+                  block_rows: int = FAISS_BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest other rows of every row (self removed), a block of queries at
+    a time: exact (``IndexFlatL2``) or inverted-file (IVF, approximate)."""
     import faiss
 
     xf = np.ascontiguousarray(x, dtype=np.float32)
@@ -177,12 +189,19 @@ def _faiss_search(
         index.train(xf[rng.choice(n, size=min(n, 64 * nlist), replace=False)])
         index.nprobe = min(nlist, 8)
     index.add(xf)
-    sq, idx = index.search(xf, k)
-    missing = idx < 0  # an IVF probe can return fewer than k hits
-    if missing.any():
-        sq[missing] = np.inf
-        idx[missing] = np.arange(n).repeat(missing.sum(axis=1))
-    return np.sqrt(np.maximum(sq, 0)).astype(np.float32), idx.astype(np.int64)
+    search_k = min(k + 1, n)
+    dist = np.empty((n, k), dtype=np.float32)
+    idx = np.empty((n, k), dtype=INDEX_DTYPE)
+    for start in range(0, n, block_rows):
+        sq, found = index.search(xf[start:start + block_rows], search_k)
+        missing = found < 0  # an IVF probe can return fewer than k hits
+        if missing.any():
+            sq[missing] = np.inf
+            found[missing] = np.arange(start, start + len(found)).repeat(missing.sum(axis=1))
+        block_d, block_i = _drop_self(np.sqrt(np.maximum(sq, 0)), found, k, start)
+        dist[start:start + len(found)] = block_d
+        idx[start:start + len(found)] = block_i
+    return dist, idx
 
 
 def nearest_in_sample(
@@ -209,7 +228,7 @@ def _sklearn_search_to(reference: np.ndarray, queries: np.ndarray,
                        k: int) -> tuple[np.ndarray, np.ndarray]:
     nn = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(reference)
     dist, idx = nn.kneighbors(queries)
-    return dist.astype(np.float32), idx.astype(np.int64)
+    return dist.astype(np.float32), idx.astype(INDEX_DTYPE)
 
 
 def nearest_neighbours(
@@ -243,7 +262,7 @@ def nearest_neighbours(
         raise UsageError("k must be at least 1")
     k = min(k, n - 1)
     if k < 1:
-        return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
+        return np.zeros((n, 0), np.float32), np.zeros((n, 0), INDEX_DTYPE)
     if backend not in ("auto", "sklearn", "faiss", "torch"):
         raise UsageError(f"unknown neighbour backend '{backend}' (auto, sklearn, faiss, torch)")
     if backend == "faiss" and not faiss_available():
@@ -264,15 +283,13 @@ def nearest_neighbours(
         return hit[1][:, :k], hit[2][:, :k]
     search_k = min(k + 1, n)
     if outside is not None:
-        dist, idx = outside[1](x, search_k, seed)
-        dist, idx = np.asarray(dist, dtype=np.float32), np.asarray(idx, dtype=np.int64)
+        found_d, found_i = outside[1](x, search_k, seed)
+        dist, idx = _drop_self(np.asarray(found_d, dtype=np.float32), np.asarray(found_i), k)
     elif use_faiss:
-        dist, idx = _faiss_search(x, search_k, exact=n <= exact_max_rows, seed=seed)
-    elif chosen == "torch":
-        dist, idx = _torch_search(x, search_k)
+        dist, idx = _faiss_search(x, k, exact=n <= exact_max_rows, seed=seed)
     else:
-        dist, idx = _sklearn_search(x, search_k)
-    dist, idx = _drop_self(dist, idx, k)
+        search = _torch_search if chosen == "torch" else _sklearn_search
+        dist, idx = _drop_self(*search(x, search_k), k)
     dist.flags.writeable = False
     idx.flags.writeable = False
     if cache:
@@ -302,6 +319,10 @@ def neighbour_votes(labels: np.ndarray, neighbours: np.ndarray, n_classes: int) 
            [0.5, 0.5]])
     """
     n, k = neighbours.shape
-    cells = np.arange(n)[:, None] * n_classes + labels[neighbours]
-    counts = np.bincount(cells.ravel(), minlength=n * n_classes).reshape(n, n_classes)
+    counts = np.zeros((n, n_classes), dtype=np.int64)
+    if k:
+        code = np.int16 if n_classes <= np.iinfo(np.int16).max else np.int64
+        voted = np.asarray(labels).astype(code)[neighbours]  # N x k small ints
+        for c in range(n_classes):
+            counts[:, c] = np.count_nonzero(voted == c, axis=1)
     return np.asarray(counts / max(k, 1), dtype=np.float64)

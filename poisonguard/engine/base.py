@@ -28,8 +28,8 @@ ENGINES = ("local", "ray")
 class Handle(Generic[T]):
     """A value every task can read (:meth:`Engine.put`): here, the value itself.
 
-    Example
-    -------
+    Examples
+    --------
     >>> Handle([1, 2]).get()
     [1, 2]
     """
@@ -87,8 +87,8 @@ class Engine(ABC):
 class InProcessEngine(Engine):
     """Runs every item here, one after the other: the reference for every other engine.
 
-    Example
-    -------
+    Examples
+    --------
     >>> list(InProcessEngine().map(abs, [-1, 2, -3]))
     [1, 2, 3]
     """
@@ -112,8 +112,8 @@ def open_engine(name: str = "local", *, address: str | None = None,
     ``auto`` or ``host:6379`` from a cluster node); without it a local Ray is started
     with ``num_cpus`` CPUs (default 2) and shut down on :meth:`Engine.close`.
 
-    Example
-    -------
+    Examples
+    --------
     >>> with open_engine("local") as engine:
     ...     engine.describe()
     'local'

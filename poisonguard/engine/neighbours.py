@@ -194,8 +194,8 @@ def engine_neighbours(engine: Engine | None, *, mode: KnnMode = "auto",
     >>> from poisonguard.engine import InProcessEngine
     >>> from poisonguard.detect.neighbours import nearest_neighbours
     >>> with engine_neighbours(InProcessEngine(), mode="exact"):
-    ...     nearest_neighbours(np.array([[0.0], [1.0], [3.0]]), 1, cache=False)[1].ravel()
-    array([1, 0, 1])
+    ...     nearest_neighbours(np.array([[0.0], [1.0], [3.0]]), 1, cache=False)[1].tolist()
+    [[1], [0], [1]]
     """
     if engine is None:
         yield

@@ -78,8 +78,8 @@ class RayEngine(Engine):
     object_store_memory
         Bytes of the local Ray's object store (default: Ray's own).
 
-    Example
-    -------
+    Examples
+    --------
     >>> engine = RayEngine(num_cpus=2)  # doctest: +SKIP
     >>> list(engine.map(abs, [-1, 2]))  # doctest: +SKIP
     [1, 2]

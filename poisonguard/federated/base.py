@@ -146,8 +146,8 @@ class Aggregator(ABC):
     Subclasses set ``name``, take their parameters as keyword-only ``__init__``
     arguments (validated there, nowhere else) and implement :meth:`_combine`.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> from poisonguard.federated import get_aggregator
     >>> updates = [[np.ones(3)], [np.ones(3)], [np.full(3, 100.0)]]

@@ -34,8 +34,8 @@ class CoordinateMedian(Aggregator):
     With fewer than half the clients arbitrary, every coordinate of the result lies
     between the smallest and the largest honest value of that coordinate.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> ups = [[np.array([1.0])], [np.array([2.0])], [np.array([1e9])]]
     >>> CoordinateMedian().aggregate(ups).update[0].tolist()
@@ -62,8 +62,8 @@ class TrimmedMean(Aggregator):
     trim : float
         Fraction of clients trimmed from each end, in [0, 0.5).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> ups = [[np.array([v])] for v in (1.0, 2.0, 3.0, 1e9)]
     >>> TrimmedMean(trim=0.25).aggregate(ups).update[0].tolist()

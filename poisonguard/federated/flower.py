@@ -80,8 +80,8 @@ class RobustStrategy(FlowerFedAvg):
         Per round: the clients (cid and the ``name`` each reported, if any), their
         scores and selection, who was excluded, rejected or newly flagged.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> strategy = RobustStrategy("median", initial_parameters=[np.zeros(3)])
     >>> strategy.aggregator
@@ -164,8 +164,8 @@ class NumpyFlowerClient(NumPyClient):
     the client trains honestly, then sends the crafted update (see
     :mod:`poisonguard.federated.attacks`) in place of its own.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> model = NumpyClassifier(n_features=2, n_classes=2, hidden=0)
     >>> client = NumpyFlowerClient(model, np.eye(2), np.array([0, 1]), name="c0")

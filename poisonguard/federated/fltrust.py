@@ -24,8 +24,8 @@ class FLTrust(Aggregator):
     from the clients that round). Scores: ``1`` for a dropped update, otherwise
     ``(1 - cos) / 2`` (below 0.5).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> trusted = [np.array([1.0, 0.0])]
     >>> ups = [[np.array([2.0, 0.0])], [np.array([-5.0, 0.0])]]

@@ -55,8 +55,8 @@ class GeometricMedian(Aggregator):
     tol : float
         Stop when a step is below ``tol`` times the median distance to the updates.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> ups = [[np.array([0.0, 0.0])], [np.array([1.0, 0.0])], [np.array([0.0, 1.0])],
     ...        [np.array([1e6, 1e6])]]

@@ -56,8 +56,8 @@ class Krum(Aggregator):
     f : int
         How many Byzantine (arbitrary) clients the rule must tolerate.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> ups = [[np.array([v])] for v in (1.0, 1.1, 0.9, 1.0, 50.0)]
     >>> Krum(f=1).aggregate(ups).update[0].tolist()
@@ -93,8 +93,8 @@ class MultiKrum(Aggregator):
     m : int, optional
         How many updates to average; ``None`` means n - f.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> ups = [[np.array([v])] for v in (1.0, 2.0, 3.0, 2.0, 1e6)]
     >>> MultiKrum(f=1).aggregate(ups).update[0].tolist()
@@ -138,8 +138,8 @@ class Bulyan(Aggregator):
     f : int
         How many Byzantine clients the rule must tolerate.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> ups = [[np.array([1.0 + 0.01 * i])] for i in range(6)] + [[np.array([1e6])]]
     >>> bool(Bulyan(f=1).aggregate(ups).update[0][0] < 1.1)

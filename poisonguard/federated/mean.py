@@ -26,8 +26,8 @@ class FedAvg(Aggregator):
     One arbitrary update moves the mean arbitrarily far. Scores are the outlier
     scores of each update's distance to the mean.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> FedAvg().aggregate([[np.zeros(2)], [np.ones(2)]]).update[0].tolist()
     [0.5, 0.5]
@@ -59,8 +59,8 @@ class NormClipping(Aggregator):
     seed : int
         Seed of the noise generator.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> agg = NormClipping(max_norm=1.0)
     >>> float(np.linalg.norm(agg.aggregate([[np.array([30.0, 40.0])]]).update[0]))

@@ -27,8 +27,8 @@ class NumpyClassifier:
     hidden : int
         Hidden units; 0 gives softmax regression.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> model = NumpyClassifier(n_features=2, n_classes=2, hidden=0)
     >>> x = np.array([[0.0, 1.0], [1.0, 0.0]] * 20)

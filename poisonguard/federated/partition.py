@@ -117,8 +117,8 @@ def make_federated_data(name: str, *, n_clients: int, split: str = "iid", alpha:
     -------
     FederatedData
 
-    Example
-    -------
+    Examples
+    --------
     >>> data = make_federated_data("digits", n_clients=10, seed=0)
     >>> len(data.shards), len(data.x_root)
     (10, 100)

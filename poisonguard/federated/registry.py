@@ -29,8 +29,8 @@ def available_aggregators() -> list[str]:
 def get_aggregator(name: str, **params: Any) -> Aggregator:
     """The aggregator registered as ``name``, built with ``params``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> get_aggregator("krum", f=2)
     Krum(f=2)
     """
@@ -52,8 +52,8 @@ def aggregator_for(name: str, n_clients: int, *, byzantine: int | None = None) -
     supports is an error. Krum and Multi-Krum need n > 2f + 2, Bulyan n >= 4f + 3;
     the trimmed mean trims f / n from each end (less than one half).
 
-    Example
-    -------
+    Examples
+    --------
     >>> aggregator_for("bulyan", 20)
     Bulyan(f=4)
     """

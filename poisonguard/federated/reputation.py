@@ -60,8 +60,8 @@ class Reputation:
     exclude : bool
         Whether flagged clients' updates are left out of later rounds.
 
-    Example
-    -------
+    Examples
+    --------
     >>> rep = Reputation(min_rounds=3)
     >>> for _ in range(3):
     ...     _ = rep.update(["a", "b", "c"], [0.05, 0.1, 0.95])

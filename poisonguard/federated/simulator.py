@@ -207,8 +207,8 @@ def simulate(config: SimulationConfig, *, progress: Progress | None = None,
     -------
     SimulationResult
 
-    Example
-    -------
+    Examples
+    --------
     >>> cfg = SimulationConfig(clients=10, malicious=2, attack="sign-flip",
     ...                        aggregator="median", rounds=3, seed=0)
     >>> result = simulate(cfg)

@@ -42,8 +42,8 @@ def self_influence(x: np.ndarray, y: np.ndarray, n_classes: int, *, l2: float = 
                    ) -> np.ndarray:
     """``g_i . H^-1 g_i`` for every row of a softmax regression fitted on all rows.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(50, 2)); y = (x[:, 0] > 0).astype(int); y[0] = 1 - y[0]
@@ -62,8 +62,8 @@ def heldout_harm(x: np.ndarray, y: np.ndarray, n_classes: int, *, l2: float = 1e
     ``-(1/n) grad L_heldout . H^-1 g_i`` (one linear solve per fold). Positive:
     harmful to the held-out half; negative: helpful.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(80, 2)); y = (x[:, 0] > 0).astype(int); y[:4] = 1 - y[:4]
@@ -98,8 +98,8 @@ def targeted_harm(x: np.ndarray, y: np.ndarray, n_classes: int, targets: np.ndar
 
     ``-influence`` on ``log p(correct class | target)``: positive rows lower it.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> x = np.array([[0.0], [0.1], [3.0], [3.1], [0.05]]); y = np.array([0, 0, 1, 1, 1])
     >>> int(np.argmax(targeted_harm(x, y, 2, np.array([[0.05]]), np.array([0]))[0]))

@@ -66,8 +66,8 @@ def train_checkpoints(dataset: Dataset, out: str | Path | None = None, *,
     segment's mean learning rate (equal segments: equal weights). When ``out`` is
     given the folder is written (safetensors + ``checkpoints.json``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> from poisonguard.datasets import builtin_dataset
     >>> ckpts = train_checkpoints(builtin_dataset("wine"), n_checkpoints=2, epochs=4)
     >>> len(ckpts.models), ckpts.weights

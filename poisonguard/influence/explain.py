@@ -41,7 +41,16 @@ EXACT_MAX_PARAMETERS = 3000
 
 @dataclass(frozen=True)
 class Influencer:
-    """One training row's influence on one query (``finding``: its scan outcome)."""
+    """One training row's influence on one query (``finding``: its scan outcome).
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> result = explain(builtin_dataset("wine"), [0], method="knn-shapley", top=2)
+    >>> strongest = result.explanations[0].raising[0]  # a query that is a training row
+    >>> strongest.row, strongest.label, round(strongest.score, 3)  # raises itself most
+    (0, '0', 0.017)
+    """
 
     row: int
     id: str
@@ -52,7 +61,16 @@ class Influencer:
 
 @dataclass(frozen=True)
 class QueryExplanation:
-    """A query, the class the model gives it, and its strongest influencers."""
+    """A query, the class the model gives it, and its strongest influencers.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> first = explain(wine, [0], method="knn-shapley", top=2).explanations[0]
+    >>> first.query, first.predicted, [r.row for r in first.lowering]
+    ('row 0', '0', [109, 98])
+    """
 
     query: str
     predicted: str
@@ -66,7 +84,17 @@ class QueryExplanation:
 
 @dataclass(frozen=True, eq=False)
 class InfluenceResult:
-    """Per query explanations plus the full Q x N score matrix (``scores``)."""
+    """Per query explanations plus the full Q x N score matrix (``scores``).
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> answer = explain(builtin_dataset("wine"), [0, 5], method="knn-shapley", top=2)
+    >>> answer.method, answer.scores.shape, answer.predicted.tolist()
+    ('knn-shapley', (2, 178), [0, 0])
+    >>> sorted(answer.to_dict())
+    ['kind', 'meta', 'method', 'queries', 'tool']
+    """
 
     method: str
     explanations: tuple[QueryExplanation, ...]
@@ -104,7 +132,14 @@ def _csv(cell: str) -> str:
 
 
 def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """Columns to zero mean and unit variance with the training rows' statistics."""
+    """Columns to zero mean and unit variance with the training rows' statistics.
+
+    Examples
+    --------
+    >>> train, test = standardise(np.array([[1.0], [3.0]]), np.array([[2.0], [5.0]]))
+    >>> train.ravel().tolist(), test.ravel().tolist()
+    ([-1.0, 1.0], [0.0, 3.0])
+    """
     x = np.asarray(train, dtype=np.float64)
     mean, std = x.mean(axis=0), x.std(axis=0)
     std = np.where(std > 1e-8, std, 1.0)
@@ -117,6 +152,13 @@ def query_rows(train: Dataset, queries: Sequence[int] | Dataset) -> tuple[np.nda
 
     ``queries`` is a list of training row indices, or a dataset in the same encoding
     (same feature names for tables, same image shape): anything else is refused.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> x, labels, names = query_rows(builtin_dataset("wine"), [0, 5])
+    >>> x.shape, labels.tolist(), names
+    ((2, 13), [0, 0], ['row 0', 'row 5'])
     """
     if isinstance(queries, Dataset):
         if queries.modality != train.modality:
@@ -219,8 +261,8 @@ def explain(train: Dataset, queries: Sequence[int] | Dataset, *, method: str = "
     -------
     InfluenceResult
 
-    Example
-    -------
+    Examples
+    --------
     >>> from poisonguard.datasets import builtin_dataset
     >>> wine = builtin_dataset("wine")
     >>> result = explain(wine, [0], method="knn-shapley", top=3)
@@ -279,8 +321,8 @@ def run_influence(train: Dataset, queries: Sequence[int] | Dataset, out: str | P
     writes the checkpoints it trains to ``out/model``); returns the result and the
     paths written (JSON first). ``threads``, ``layers`` and ``epochs`` are TracIn's.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile
     >>> from poisonguard.datasets import builtin_dataset
     >>> result, paths = run_influence(builtin_dataset("wine"), [5], tempfile.mkdtemp(), top=3)

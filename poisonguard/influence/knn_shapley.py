@@ -30,8 +30,8 @@ def knn_predict(x_train: np.ndarray, y_train: np.ndarray, x_query: np.ndarray, *
                 n_classes: int) -> np.ndarray:
     """The majority class among each query's ``k`` nearest training rows (ties: lowest code).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> knn_predict(np.array([[0.0], [1.0], [5.0]]), np.array([0, 0, 1]), np.array([[4.0]]),
     ...             k=1, n_classes=2).tolist()
@@ -71,8 +71,8 @@ def knn_shapley(x_train: np.ndarray, y_train: np.ndarray, x_query: np.ndarray,
     numpy.ndarray
         Q x N values; each query's values sum to its k-NN utility on all rows.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> x = np.array([[0.0], [1.0], [5.0]]); y = np.array([0, 0, 1])
     >>> knn_shapley(x, y, np.array([[0.2]]), np.array([0]), k=1).round(3).tolist()

@@ -47,8 +47,8 @@ class SoftmaxRegression:
     Build it with :func:`fit_softmax`. ``theta`` is K x (D + 1); ``x`` and ``y`` are
     the training rows (D columns, unaugmented) and their int labels.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(60, 2)); y = (x[:, 0] > 0).astype(int)
@@ -198,8 +198,8 @@ def fit_softmax(x: np.ndarray, y: np.ndarray, *, n_classes: int, l2: float = 1e-
     -------
     SoftmaxRegression
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> x = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([0, 0, 1, 1])
     >>> fit_softmax(x, y, n_classes=2).predict(x).tolist()

@@ -16,8 +16,8 @@ def aim_at_targets(spec: DetectorSpec, dataset: Dataset, targets: Dataset) -> li
     labelled with its correct class (refused, one line, otherwise). An
     ``influence`` detector already in ``spec`` is replaced by the targeted one.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from poisonguard.datasets import builtin_dataset
     >>> wine = builtin_dataset("wine")
     >>> [d.name for d in aim_at_targets("label", wine, wine.subset([0]))]

@@ -145,8 +145,8 @@ def tracin_scores(ckpts: Checkpoints, x_train: np.ndarray, y_train: np.ndarray,
     -------
     numpy.ndarray
 
-    Example
-    -------
+    Examples
+    --------
     >>> from poisonguard.datasets import builtin_dataset
     >>> wine = builtin_dataset("wine")
     >>> ckpts = train_checkpoints(wine, n_checkpoints=2, epochs=4)

@@ -52,7 +52,17 @@ _alerts = sa.Table(
 
 @dataclass(frozen=True)
 class Alert:
-    """A stored alert; ``new`` and ``posted`` describe the call that returned it."""
+    """A stored alert; ``new`` and ``posted`` describe the call that returned it.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> ledger = pathlib.Path(tempfile.mkdtemp()) / "ledger.sqlite"
+    >>> first = raise_alert("canary", "badnets", "predictions collapse to 0", ledger=ledger)
+    >>> again = raise_alert("canary", "badnets", "predictions collapse to 0", ledger=ledger)
+    >>> first.new, again.new, again.count, again.posted  # stored once, counted twice
+    (True, False, 2, False)
+    """
 
     key: str
     kind: str
@@ -112,8 +122,8 @@ def raise_alert(kind: str, subject: str, message: str, *, model: str = "",
     ``webhook`` (default ``$POISONGUARD_WEBHOOK``) is an http(s) URL that receives the
     alert as a JSON POST, once.
 
-    Example
-    -------
+    Examples
+    --------
     >>> a = raise_alert("canary", "badnets-2x2-bottom-right", "predictions collapse to 0",
     ...                 model="digits v3", webhook="http://127.0.0.1:9000/hook")  # doctest: +SKIP
     >>> a.new, a.posted                                                          # doctest: +SKIP
@@ -166,7 +176,17 @@ def raise_alert(kind: str, subject: str, message: str, *, model: str = "",
 
 def list_alerts(*, kind: str | None = None, model: str | None = None,
                 ledger: LedgerLike = None) -> list[Alert]:
-    """Stored alerts (of ``kind`` / ``model``), most recently seen first."""
+    """Stored alerts (of ``kind`` / ``model``), most recently seen first.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> ledger = pathlib.Path(tempfile.mkdtemp()) / "ledger.sqlite"
+    >>> _ = raise_alert("drift", "digits", "class shares moved", model="digits v2",
+    ...                 ledger=ledger)
+    >>> [(a.kind, a.model, a.message) for a in list_alerts(kind="drift", ledger=ledger)]
+    [('drift', 'digits v2', 'class shares moved')]
+    """
     with using_ledger(ledger) as led:
         if not sa.inspect(led.engine).has_table(_alerts.name):
             return []

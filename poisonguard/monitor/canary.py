@@ -52,7 +52,20 @@ class Trigger:
 
 @dataclass(frozen=True)
 class CanaryResult:
-    """One trigger's effect on the golden set."""
+    """One trigger's effect on the golden set.
+
+    Examples
+    --------
+    >>> from poisonguard.monitor import train_classifier
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> digits = builtin_dataset("digits")
+    >>> model = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
+    ...                          arch="mlp", epochs=3)
+    >>> golden = digits.subset(range(200, 300))
+    >>> result = run_canaries(model, golden, library_triggers(golden.images, sizes=(2,)))[0]
+    >>> result.trigger, result.source, 0 <= result.asr <= 1
+    ('badnets-2x2-bottom-right', 'attack-library', True)
+    """
 
     trigger: str
     source: str
@@ -94,7 +107,18 @@ def _read_json(path: str | Path, what: str) -> Any:
 
 
 def truth_triggers(path: str | Path) -> list[Trigger]:
-    """The trigger recorded in an attack's truth file (``poisonguard attack --truth``)."""
+    """The trigger recorded in an attack's truth file (``poisonguard attack --truth``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.attack import badnets, save_truth
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "truth.json"
+    >>> save_truth(badnets(builtin_dataset("digits"), rate=0.05, target=0).truth, path)
+    >>> [(t.name, t.spec["type"]) for t in truth_triggers(path)]
+    [('truth-badnets', 'patch')]
+    """
     obj = _read_json(path, "truth file")
     spec = obj.get("params", {}).get("trigger") if isinstance(obj, dict) else None
     if not isinstance(spec, dict) or "type" not in spec:
@@ -103,7 +127,18 @@ def truth_triggers(path: str | Path) -> list[Trigger]:
 
 
 def findings_triggers(path: str | Path) -> list[Trigger]:
-    """Triggers a scan suspected: the trigger detector's pixels and values per class."""
+    """Triggers a scan suspected: the trigger detector's pixels and values per class.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "findings.json"
+    >>> found = {"class": 0, "features": [3, 7], "values": [1.0, 0.0]}
+    >>> _ = path.write_text(json.dumps(
+    ...     {"detector_results": {"trigger": {"meta": {"triggers": [found]}}}}))
+    >>> [(t.name, t.spec["features"]) for t in findings_triggers(path)]
+    [('findings-0-class-0', [3, 7])]
+    """
     obj = _read_json(path, "findings")
     results = obj.get("detector_results", {}) if isinstance(obj, dict) else {}
     meta = results.get("trigger", {}).get("meta", {}) if isinstance(results, dict) else {}
@@ -125,8 +160,8 @@ def run_canaries(model: ImageClassifier, golden: Dataset, triggers: Sequence[Tri
                  threshold: float = 0.5) -> list[CanaryResult]:
     """Stamp each trigger on the golden inputs; report the ASR and whether it fired.
 
-    Example
-    -------
+    Examples
+    --------
     >>> results = run_canaries(model, golden, library_triggers(golden.images))  # doctest: +SKIP
     >>> [(r.trigger, r.target) for r in results if r.fired]                      # doctest: +SKIP
     [('badnets-2x2-bottom-right', '0')]

@@ -40,7 +40,29 @@ __all__ = ["CheckReport", "canary_check", "scan_model_check", "screen_check"]
 
 @dataclass(frozen=True)
 class CheckReport:
-    """What a check found: its result, the model and golden set, and the alerts raised."""
+    """What a check found: its result, the model and golden set, and the alerts raised.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.data import save_dataset
+    >>> from poisonguard.monitor import register_golden, register_model, save_model
+    >>> from poisonguard.monitor import train_classifier
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> digits = builtin_dataset("digits")
+    >>> model = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
+    ...                          arch="mlp", epochs=3)
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> ledger = tmp / "ledger.sqlite"
+    >>> save_dataset(digits.subset(range(200, 300)), tmp / "golden.npz")
+    >>> _ = register_golden(tmp / "golden.npz", name="golden", ledger=ledger)
+    >>> _ = register_model(save_model(model, tmp / "m.safetensors"), name="digits",
+    ...                    alias="champion", ledger=ledger)
+    >>> save_dataset(digits.subset(range(300, 340)), tmp / "batch.npz")
+    >>> report = screen_check("digits", tmp / "batch.npz", golden="golden", ledger=ledger)
+    >>> report.check, report.model.version, report.golden.rows
+    ('screen', 1, 100)
+    """
 
     check: str
     model: ModelVersion
@@ -85,8 +107,8 @@ def canary_check(name: str, *, golden: str, version: int | None = None,
                  ledger: LedgerLike = None, actor: str | None = None) -> CheckReport:
     """Run the trigger canaries on a registered model; alert for each trigger that fires.
 
-    Example
-    -------
+    Examples
+    --------
     >>> report = canary_check("digits", golden="digits-golden")  # doctest: +SKIP
     >>> report.alarm                                              # doctest: +SKIP
     False
@@ -122,7 +144,27 @@ def scan_model_check(name: str, *, golden: str, version: int | None = None,
                      steps: int = 300, threshold: float = 2.0, seed: int = 0,
                      device: str | None = None, webhook: str | None = None,
                      ledger: LedgerLike = None, actor: str | None = None) -> CheckReport:
-    """Neural Cleanse on a registered model with the golden set's inputs; alert per flag."""
+    """Neural Cleanse on a registered model with the golden set's inputs; alert per flag.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.data import save_dataset
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.monitor import register_golden, register_model, save_model
+    >>> from poisonguard.monitor import train_classifier
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> digits = builtin_dataset("digits")
+    >>> save_dataset(digits.subset(range(200, 300)), tmp / "gold.npz")
+    >>> gold = register_golden(tmp / "gold.npz", name="gold", ledger=tmp / "l.sqlite")
+    >>> net = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
+    ...                        arch="mlp", epochs=3)
+    >>> _ = register_model(save_model(net, tmp / "net.safetensors"), name="digits",
+    ...                    alias="champion", ledger=tmp / "l.sqlite")
+    >>> report = scan_model_check("digits", golden="gold", steps=5, ledger=tmp / "l.sqlite")
+    >>> report.check, len(report.result.classes)
+    ('scan-model', 10)
+    """
     with using_ledger(ledger) as led:
         v, g = _resolve(name, version, alias, golden, golden_version, led)
         data = load_golden(g)
@@ -187,6 +229,25 @@ def screen_check(name: str, data: str | Path, *, golden: str, label: str = "labe
 
     ``alpha`` is the level of both alarms: more rejections than ``target_frr`` explains
     (one-sided binomial test), and prediction drift against the golden baseline.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.data import save_dataset
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.monitor import register_golden, register_model, save_model
+    >>> from poisonguard.monitor import train_classifier
+    >>> digits, folder = builtin_dataset("digits"), pathlib.Path(tempfile.mkdtemp())
+    >>> for name, rows in (("golden", range(200, 300)), ("batch", range(300, 340))):
+    ...     save_dataset(digits.subset(rows), folder / f"{name}.npz")
+    >>> store = folder / "ledger.sqlite"
+    >>> _ = register_model(save_model(train_classifier(
+    ...     digits.images[:200], digits.labels[:200], digits.classes, arch="mlp", epochs=3),
+    ...     folder / "m.safetensors"), name="digits", alias="champion", ledger=store)
+    >>> _ = register_golden(folder / "golden.npz", name="golden", ledger=store)
+    >>> outcome = screen_check("digits", folder / "batch.npz", golden="golden", ledger=store)
+    >>> len(outcome.result.strip.rejected), sorted(outcome.result.to_dict())
+    (40, ['drift', 'rejection_p', 'strip', 'target_frr'])
     """
     images = _batch_images(data, label)
     with using_ledger(ledger) as led:

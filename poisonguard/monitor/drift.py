@@ -22,7 +22,16 @@ __all__ = ["DriftResult", "prediction_drift"]
 
 @dataclass(frozen=True)
 class DriftResult:
-    """The two tests' statistics and Holm-adjusted p-values, and the verdict."""
+    """The two tests' statistics and Holm-adjusted p-values, and the verdict.
+
+    Examples
+    --------
+    >>> base = np.array([[0.9, 0.1]] * 50 + [[0.2, 0.8]] * 50)
+    >>> recent = np.array([[0.9, 0.1]] * 95 + [[0.2, 0.8]] * 5)
+    >>> drift = prediction_drift(base, recent, ["cat", "dog"])
+    >>> drift.drifted, drift.recent_share
+    (True, {'cat': 0.95, 'dog': 0.05})
+    """
 
     drifted: bool
     alpha: float
@@ -41,8 +50,8 @@ def prediction_drift(baseline_proba: np.ndarray, recent_proba: np.ndarray,
                      classes: Sequence[str], *, alpha: float = 0.01) -> DriftResult:
     """Compare predicted-class shares and confidences of recent inputs with the baseline.
 
-    Example
-    -------
+    Examples
+    --------
     >>> base = model.predict_proba(golden.images)                      # doctest: +SKIP
     >>> prediction_drift(base, model.predict_proba(batch), model.classes).drifted  # doctest: +SKIP
     False

@@ -56,7 +56,19 @@ class GateConfig:
 
 @dataclass(frozen=True)
 class GateVerdict:
-    """The gate's decision, the reasons for a refusal, and the numbers behind it."""
+    """The gate's decision, the reasons for a refusal, and the numbers behind it.
+
+    Examples
+    --------
+    >>> from poisonguard.monitor import Evaluation
+    >>> champion = Evaluation(n=100, accuracy=0.95, ece=0.03, per_class={"a": 0.95, "b": 0.95},
+    ...                       class_counts={"a": 50, "b": 50})
+    >>> candidate = Evaluation(n=100, accuracy=0.90, ece=0.03, per_class={"a": 0.99, "b": 0.81},
+    ...                        class_counts={"a": 50, "b": 50})
+    >>> verdict = check_gate(candidate, champion)
+    >>> verdict.passed, verdict.reasons[0]
+    (False, 'accuracy 0.900 < champion 0.950 - 0.01')
+    """
 
     passed: bool
     reasons: tuple[str, ...]
@@ -75,8 +87,8 @@ def check_gate(candidate: Evaluation, champion: Evaluation | None,
                config: GateConfig | None = None) -> GateVerdict:
     """Judge a candidate's golden-set numbers (against the champion's, when there is one).
 
-    Example
-    -------
+    Examples
+    --------
     >>> verdict = check_gate(evaluate(new, golden), evaluate(old, golden))  # doctest: +SKIP
     >>> verdict.passed, verdict.reasons                                      # doctest: +SKIP
     (False, ('class 3 accuracy 0.712 < champion 0.981 - 0.05',))
@@ -111,8 +123,8 @@ def promote(name: str, *, golden: str, version: int | None = None, alias: str | 
 
     Returns the verdict, the ``champion`` move (None when refused) and the candidate.
 
-    Example
-    -------
+    Examples
+    --------
     >>> verdict, move, cand = promote("digits", golden="digits-golden")  # doctest: +SKIP
     >>> verdict.passed, move.to_version                                   # doctest: +SKIP
     (True, 2)

@@ -27,7 +27,20 @@ __all__ = ["Evaluation", "GoldenSet", "evaluate", "expected_calibration_error", 
 
 @dataclass(frozen=True)
 class GoldenSet:
-    """One registered version of a golden set."""
+    """One registered version of a golden set.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.data import save_dataset
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> save_dataset(builtin_dataset("digits").subset(range(100)), tmp / "golden.npz")
+    >>> golden = register_golden(tmp / "golden.npz", name="digits-golden",
+    ...                          ledger=tmp / "ledger.sqlite")
+    >>> golden.name, golden.version, golden.rows, len(golden.classes)
+    ('digits-golden', 1, 100, 10)
+    """
 
     name: str
     version: int
@@ -47,7 +60,19 @@ class GoldenSet:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A model's numbers on a golden set."""
+    """A model's numbers on a golden set.
+
+    Examples
+    --------
+    >>> from poisonguard.monitor import evaluate, train_classifier
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> digits = builtin_dataset("digits")
+    >>> model = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
+    ...                          arch="mlp", epochs=3)
+    >>> ev = evaluate(model, digits.subset(range(200, 300)))
+    >>> ev.n, sorted(ev.per_class) == list(digits.classes), bool(0 <= ev.ece <= 1)
+    (100, True, True)
+    """
 
     n: int
     accuracy: float
@@ -65,8 +90,8 @@ def register_golden(path: str | Path, *, name: str, label: str = "label",
                     actor: str | None = None) -> GoldenSet:
     """Hash ``path`` and record it as the next version of golden set ``name``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> g = register_golden("golden.npz", name="digits-golden")  # doctest: +SKIP
     >>> g.version, g.rows                                         # doctest: +SKIP
     (1, 719)
@@ -93,7 +118,20 @@ def register_golden(path: str | Path, *, name: str, label: str = "label",
 
 
 def list_golden(name: str | None = None, *, ledger: LedgerLike = None) -> list[GoldenSet]:
-    """Every registered golden-set version (of ``name``), oldest first."""
+    """Every registered golden-set version (of ``name``), oldest first.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.data import save_dataset
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> save_dataset(builtin_dataset("digits").subset(range(100)), tmp / "golden.npz")
+    >>> for _ in range(2):
+    ...     _ = register_golden(tmp / "golden.npz", name="g", ledger=tmp / "ledger.sqlite")
+    >>> [(g.name, g.version) for g in list_golden(ledger=tmp / "ledger.sqlite")]
+    [('g', 1), ('g', 2)]
+    """
     counts: dict[str, int] = {}
     out = []
     for e in monitor_entries(ledger, "monitor-golden"):
@@ -111,7 +149,19 @@ def list_golden(name: str | None = None, *, ledger: LedgerLike = None) -> list[G
 
 
 def get_golden(name: str, *, version: int | None = None, ledger: LedgerLike = None) -> GoldenSet:
-    """A golden set by name and version (default: the latest)."""
+    """A golden set by name and version (default: the latest).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.data import save_dataset
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> save_dataset(builtin_dataset("digits").subset(range(100)), tmp / "golden.npz")
+    >>> _ = register_golden(tmp / "golden.npz", name="g", ledger=tmp / "l.sqlite")
+    >>> get_golden("g", ledger=tmp / "l.sqlite").rows
+    100
+    """
     found = list_golden(name, ledger=ledger)
     if not found:
         raise UsageError(f"no golden set named {name!r} is registered")
@@ -124,7 +174,24 @@ def get_golden(name: str, *, version: int | None = None, ledger: LedgerLike = No
 
 
 def load_golden(golden: GoldenSet) -> Dataset:
-    """The golden set's data, after checking that file and rows are the registered ones."""
+    """The golden set's data, after checking that file and rows are the registered ones.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.data import save_dataset
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> save_dataset(builtin_dataset("digits").subset(range(100)), tmp / "golden.npz")
+    >>> g = register_golden(tmp / "golden.npz", name="g", ledger=tmp / "ledger.sqlite")
+    >>> len(load_golden(g))
+    100
+    >>> _ = (tmp / "golden.npz").write_bytes(b"changed")
+    >>> load_golden(g)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    poisonguard.errors.IntegrityError: ...
+    """
     from poisonguard.provenance import build_manifest
     from poisonguard.provenance.canonical import file_sha256
 
@@ -160,7 +227,19 @@ def expected_calibration_error(proba: np.ndarray, labels: np.ndarray, *, bins: i
 
 
 def evaluate(model: ImageClassifier, dataset: Dataset) -> Evaluation:
-    """Accuracy, per-class accuracy and ECE of ``model`` on ``dataset`` (a golden set)."""
+    """Accuracy, per-class accuracy and ECE of ``model`` on ``dataset`` (a golden set).
+
+    Examples
+    --------
+    >>> from poisonguard.monitor import train_classifier
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> digits = builtin_dataset("digits")
+    >>> model = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
+    ...                          arch="mlp", epochs=3)
+    >>> result = evaluate(model, digits.subset(range(1000, 1100)))
+    >>> result.n, result.accuracy > 0.5, sum(result.class_counts.values())
+    (100, True, 100)
+    """
     if dataset.images is None:
         raise UsageError("the monitor evaluates image models on image golden sets")
     if tuple(dataset.classes) != tuple(model.classes):

@@ -97,8 +97,8 @@ def _build(torch: Any, cfg: NetConfig) -> Any:
 class ImageClassifier:
     """A torch image classifier taking N x H x W x C arrays in data units.
 
-    Example
-    -------
+    Examples
+    --------
     >>> model = load_model("model.safetensors")            # doctest: +SKIP
     >>> model.predict(images[:5])                            # doctest: +SKIP
     array([0, 1, 2, 3, 4])
@@ -149,7 +149,19 @@ class ImageClassifier:
 def train_classifier(images: np.ndarray, labels: np.ndarray, classes: Sequence[str], *,
                      arch: str = "cnn", epochs: int = 30, seed: int = 0, width: int = 16,
                      hidden: int = 64, lr: float = 3e-3, batch_size: int = 64) -> ImageClassifier:
-    """Train a small classifier (tests, benchmarks and the docs' example use it)."""
+    """Train a small classifier (tests, benchmarks and the docs' example use it).
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> digits = builtin_dataset("digits")
+    >>> model = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
+    ...                          arch="mlp", epochs=3)
+    >>> model.config.arch, model.config.input_shape, len(model.classes)
+    ('mlp', (8, 8, 1), 10)
+    >>> model.predict_proba(digits.images[:2]).shape
+    (2, 10)
+    """
     torch = torch_module()
     x = np.asarray(images, dtype=np.float32)
     x = x[..., None] if x.ndim == 3 else x
@@ -179,7 +191,19 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, classes: Sequence[s
 
 
 def save_model(model: ImageClassifier, path: str | Path) -> Path:
-    """Write ``model`` as one safetensors file (weights + architecture in the header)."""
+    """Write ``model`` as one safetensors file (weights + architecture in the header).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> digits = builtin_dataset("digits")
+    >>> model = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
+    ...                          arch="mlp", epochs=3)
+    >>> path = save_model(model, pathlib.Path(tempfile.mkdtemp()) / "digits.safetensors")
+    >>> path.suffix, path.read_bytes()[8:9]  # a safetensors JSON header follows its length
+    ('.safetensors', b'{')
+    """
     torch_module()
     from safetensors.torch import save_file
 
@@ -191,7 +215,20 @@ def save_model(model: ImageClassifier, path: str | Path) -> Path:
 
 
 def load_model(path: str | Path, *, device: str = "cpu") -> ImageClassifier:
-    """Load a model written by :func:`save_model`; refuse anything else."""
+    """Load a model written by :func:`save_model`; refuse anything else.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> digits = builtin_dataset("digits")
+    >>> model = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
+    ...                          arch="mlp", epochs=3)
+    >>> saved = save_model(model, pathlib.Path(tempfile.mkdtemp()) / "digits.safetensors")
+    >>> again = load_model(saved)
+    >>> bool((again.predict(digits.images[:50]) == model.predict(digits.images[:50])).all())
+    True
+    """
     from poisonguard.provenance import load_model as load_safe
 
     torch = torch_module()
@@ -226,8 +263,8 @@ def train_on_file(data: str | Path, out: str | Path, *, label: str = "label",
     with as many rows, e.g. a poisoned copy) are left out of training and, when
     ``holdout_out`` is given, written there: a clean held-out set makes a golden set.
 
-    Example
-    -------
+    Examples
+    --------
     >>> train_on_file("builtin:digits", "clean.safetensors", holdout=0.4,
     ...               holdout_out="golden.npz")                         # doctest: +SKIP
     """

@@ -32,7 +32,19 @@ _MAD_CONSISTENCY = 1.4826
 
 @dataclass(frozen=True)
 class ClassTrigger:
-    """The reversed trigger for one target class."""
+    """The reversed trigger for one target class.
+
+    Examples
+    --------
+    >>> from poisonguard.monitor import train_classifier
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> digits = builtin_dataset("digits")
+    >>> model = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
+    ...                          arch="mlp", epochs=3)
+    >>> first = neural_cleanse(model, digits.images[:64], digits.labels[:64], steps=5).classes[0]
+    >>> first.name, first.mask.shape, sorted(first.to_dict())
+    ('0', (8, 8), ['anomaly_index', 'asr', 'class', 'l1', 'label', 'reached'])
+    """
 
     label: int
     name: str
@@ -55,7 +67,19 @@ class ClassTrigger:
 
 @dataclass(frozen=True)
 class ModelScanResult:
-    """Per-class reversed triggers, the anomaly indices, and the flagged classes."""
+    """Per-class reversed triggers, the anomaly indices, and the flagged classes.
+
+    Examples
+    --------
+    >>> from poisonguard.monitor import train_classifier
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> digits = builtin_dataset("digits")
+    >>> model = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
+    ...                          arch="mlp", epochs=3)
+    >>> scan = neural_cleanse(model, digits.images[:64], digits.labels[:64], steps=5)
+    >>> len(scan.classes), scan.threshold, scan.backdoored == bool(scan.flagged)
+    (10, 2.0, True)
+    """
 
     classes: tuple[ClassTrigger, ...]
     threshold: float
@@ -169,8 +193,8 @@ def neural_cleanse(model: ImageClassifier, images: np.ndarray, labels: np.ndarra
     threshold : float
         Anomaly index above which a class is flagged (2 in the paper).
 
-    Example
-    -------
+    Examples
+    --------
     >>> result = neural_cleanse(model, golden.images, golden.labels)  # doctest: +SKIP
     >>> [model.classes[i] for i in result.flagged]                      # doctest: +SKIP
     ['0']

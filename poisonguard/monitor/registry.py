@@ -44,7 +44,19 @@ _ACTIONS = ("set", "promote", "rollback")
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """One registered model file."""
+    """One registered model file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from poisonguard.provenance import save_model as save_weights
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> weights = save_weights({"w": np.zeros(3, np.float32)}, folder / "m.safetensors")
+    >>> v = register_model(weights, name="demo", ledger=folder / "ledger.sqlite")
+    >>> v.name, v.version, v.format, v.size
+    ('demo', 1, 'safetensors', 76)
+    """
 
     name: str
     version: int
@@ -64,7 +76,21 @@ class ModelVersion:
 
 @dataclass(frozen=True)
 class AliasMove:
-    """One move of an alias: who, when, why, from which version to which."""
+    """One move of an alias: who, when, why, from which version to which.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from poisonguard.provenance import save_model as save_weights
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> ledger = folder / "ledger.sqlite"
+    >>> path = save_weights({"bias": np.ones(2, np.float32)}, folder / "b.safetensors")
+    >>> _ = register_model(path, name="demo", alias="candidate", ledger=ledger)
+    >>> move = move_alias("demo", "champion", 1, reason="passed the gate", ledger=ledger)
+    >>> move.alias, move.from_version, move.to_version, move.reason
+    ('champion', None, 1, 'passed the gate')
+    """
 
     name: str
     alias: str
@@ -112,8 +138,8 @@ def register_model(path: str | Path, *, name: str, signature: str | Path | None 
                    actor: str | None = None) -> ModelVersion:
     """Register ``path`` as the next version of model ``name`` (and point ``alias`` at it).
 
-    Example
-    -------
+    Examples
+    --------
     >>> v = register_model("model.safetensors", name="digits", alias="candidate")  # doctest: +SKIP
     >>> v.version                                                                   # doctest: +SKIP
     1
@@ -150,7 +176,20 @@ def _version_of(entry: LedgerEntry, number: int) -> ModelVersion:
 
 
 def list_versions(name: str | None = None, *, ledger: LedgerLike = None) -> list[ModelVersion]:
-    """Every registered version (of ``name``, or of every model), oldest first."""
+    """Every registered version (of ``name``, or of every model), oldest first.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from poisonguard.provenance import save_model as save_weights
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("a", "b", "a"):
+    ...     _ = register_model(save_weights({"w": np.zeros(1, np.float32)}, tmp / "w.safetensors"),
+    ...                        name=name, ledger=tmp / "ledger.sqlite")
+    >>> [(v.name, v.version) for v in list_versions(ledger=tmp / "ledger.sqlite")]
+    [('a', 1), ('b', 1), ('a', 2)]
+    """
     counts: dict[str, int] = {}
     out = []
     for e in monitor_entries(ledger, "monitor-register"):
@@ -166,6 +205,19 @@ def alias_history(name: str | None = None, alias: str | None = None, *,
     """Every alias move (of ``name`` / ``alias`` when given), oldest first.
 
     ``from_version`` is the alias's value just before the move, from the replay.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from poisonguard.provenance import save_model as save_weights
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> led = tmp / "ledger.sqlite"
+    >>> file = save_weights({"k": np.zeros(4, np.float32)}, tmp / "k.safetensors")
+    >>> for _ in range(2):
+    ...     _ = register_model(file, name="net", alias="champion", ledger=led)
+    >>> [(m.from_version, m.to_version) for m in alias_history("net", "champion", ledger=led)]
+    [(None, 1), (1, 2)]
     """
     current: dict[tuple[str, str], int] = {}
     out = []
@@ -183,13 +235,40 @@ def alias_history(name: str | None = None, alias: str | None = None, *,
 
 
 def aliases(name: str, *, ledger: LedgerLike = None) -> dict[str, int]:
-    """Where each alias of model ``name`` points now."""
+    """Where each alias of model ``name`` points now.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from poisonguard.provenance import save_model as save_weights
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> weights = save_weights({"x": np.zeros(2, np.float32)}, tmp / "x.safetensors")
+    >>> _ = register_model(weights, name="net", alias="candidate", ledger=tmp / "l.sqlite")
+    >>> aliases("net", ledger=tmp / "l.sqlite")
+    {'candidate': 1}
+    """
     return {m.alias: m.to_version for m in alias_history(name, ledger=ledger)}
 
 
 def get_version(name: str, *, version: int | None = None, alias: str | None = None,
                 ledger: LedgerLike = None) -> ModelVersion:
-    """A version by number, by alias, or (neither given) the latest one."""
+    """A version by number, by alias, or (neither given) the latest one.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from poisonguard.provenance import save_model as save_weights
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> store = tmp / "ledger.sqlite"
+    >>> one = save_weights({"v": np.zeros(2, np.float32)}, tmp / "v.safetensors")
+    >>> first = register_model(one, name="net", alias="champion", ledger=store)
+    >>> second = register_model(one, name="net", ledger=store)
+    >>> get_version("net", ledger=store).version, get_version("net", alias="champion",
+    ...                                                       ledger=store).version
+    (2, 1)
+    """
     with using_ledger(ledger) as led:
         versions = list_versions(name, ledger=led)
         if not versions:
@@ -209,7 +288,22 @@ def get_version(name: str, *, version: int | None = None, alias: str | None = No
 
 
 def load_version(v: ModelVersion) -> ImageClassifier:
-    """Load a registered version after checking the file is still the one registered."""
+    """Load a registered version after checking the file is still the one registered.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from poisonguard.monitor import save_model, train_classifier
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> digits = builtin_dataset("digits")
+    >>> model = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
+    ...                          arch="mlp", epochs=3)
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> saved = save_model(model, tmp / "digits.safetensors")
+    >>> version = register_model(saved, name="digits", ledger=tmp / "ledger.sqlite")
+    >>> load_version(version).config.classes == digits.classes  # checked, then loaded
+    True
+    """
     from poisonguard.provenance.models import model_digest
 
     now = model_digest(v.path)["sha256"]
@@ -222,7 +316,22 @@ def load_version(v: ModelVersion) -> ImageClassifier:
 def move_alias(name: str, alias: str, version: int, *, reason: str, action: str = "set",
                gate_seq: int | None = None, ledger: LedgerLike = None,
                actor: str | None = None) -> AliasMove:
-    """Point ``alias`` of ``name`` at ``version`` (an appended ledger entry)."""
+    """Point ``alias`` of ``name`` at ``version`` (an appended ledger entry).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from poisonguard.provenance import save_model as save_weights
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> db = tmp / "ledger.sqlite"
+    >>> _ = register_model(save_weights({"u": np.zeros(1, np.float32)}, tmp / "u.safetensors"),
+    ...                    name="net", ledger=db)
+    >>> move_alias("net", "champion", 1, reason="manual promotion", ledger=db).to_version
+    1
+    >>> aliases("net", ledger=db)
+    {'champion': 1}
+    """
     check_name(alias, "alias")
     if action not in _ACTIONS:
         raise UsageError(f"unknown alias action {action!r}")
@@ -255,8 +364,8 @@ def rollback(name: str, *, reason: str, alias: str = CHAMPION, ledger: LedgerLik
              actor: str | None = None) -> AliasMove:
     """Restore the alias's previous value (the one before the last promotion still standing).
 
-    Example
-    -------
+    Examples
+    --------
     >>> move = rollback("digits", reason="canary alert on v3")  # doctest: +SKIP
     >>> move.from_version, move.to_version                       # doctest: +SKIP
     (3, 2)

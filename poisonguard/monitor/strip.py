@@ -26,7 +26,20 @@ __all__ = ["ScreenResult", "StripScreener", "strip_dependency"]
 
 @dataclass(frozen=True)
 class ScreenResult:
-    """Per-input STRIP entropy and whether the input is rejected."""
+    """Per-input STRIP entropy and whether the input is rejected.
+
+    Examples
+    --------
+    >>> from poisonguard.monitor import train_classifier
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> digits = builtin_dataset("digits")
+    >>> model = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
+    ...                          arch="mlp", epochs=3)
+    >>> screener = StripScreener(n_overlays=8).fit(model, digits.images[200:300])
+    >>> result = screener.screen(digits.images[300:310])
+    >>> result.entropy.shape, result.rejected.dtype, sorted(result.to_dict())
+    ((10,), dtype('bool'), ['entropy', 'n', 'rejected', 'rejected_rows', 'threshold'])
+    """
 
     entropy: np.ndarray
     rejected: np.ndarray
@@ -51,8 +64,8 @@ class StripScreener:
     seed : int
         Seeds the choice of overlays.
 
-    Example
-    -------
+    Examples
+    --------
     >>> screener = StripScreener(target_frr=0.05).fit(model, golden.images)  # doctest: +SKIP
     >>> screener.screen(batch).rejected.sum()                                 # doctest: +SKIP
     3
@@ -113,8 +126,8 @@ def strip_dependency(screener: StripScreener, *, field: str = "inputs",
     """A FastAPI dependency: parse ``{field: [...]}`` from the JSON body, screen it, and
     answer ``status_code`` naming the rejected rows, or return the inputs as an array.
 
-    Example
-    -------
+    Examples
+    --------
     >>> guard = strip_dependency(StripScreener().fit(model, golden.images))  # doctest: +SKIP
     >>> @app.post("/predict")                                                # doctest: +SKIP
     ... def predict(images: np.ndarray = Depends(guard)): ...

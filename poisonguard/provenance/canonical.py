@@ -62,8 +62,8 @@ _FIXED_TAGS = {"int": b"i", "float": b"f", "bool": b"b", "date": b"d", "time": b
 def canonical_json(obj: Any) -> bytes:
     """The canonical UTF-8 JSON bytes of ``obj`` (sorted keys, no whitespace, no NaN).
 
-    Example
-    -------
+    Examples
+    --------
     >>> canonical_json({"b": 1, "a": [True, None]})
     b'{"a":[true,null],"b":1}'
     """
@@ -143,8 +143,8 @@ def encode_rows(arrays: list[pa.Array], kinds: list[str]) -> tuple[np.ndarray, n
     """The canonical bytes of each row: (buffer, offsets) with row i at
     ``buffer[offsets[i]:offsets[i + 1]]``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> buf, off = encode_rows([pa.array([1, None])], ["int"])
     >>> bytes(buf[off[0]:off[1]]), bytes(buf[off[1]:off[2]])
     (b'i\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00', b'\\x00')
@@ -193,8 +193,8 @@ def encode_rows(arrays: list[pa.Array], kinds: list[str]) -> tuple[np.ndarray, n
 def hash_rows(buffer: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """SHA-256 of ``ROW_PREFIX`` + each row's bytes: an N x 32 uint8 array.
 
-    Example
-    -------
+    Examples
+    --------
     >>> buf, off = encode_rows([pa.array(["a"])], ["string"])
     >>> hash_rows(buf, off).shape
     (1, 32)
@@ -223,8 +223,8 @@ def _mix(z: np.ndarray) -> np.ndarray:
 def cell_fingerprints(arrays: list[pa.Array], kinds: list[str]) -> np.ndarray:
     """An N x C uint16 array locating changed cells (not a commitment; see above).
 
-    Example
-    -------
+    Examples
+    --------
     >>> fp = cell_fingerprints([pa.array([1, 2, 1])], ["int"])
     >>> bool(fp[0, 0] == fp[2, 0]), fp.dtype.str
     (True, '<u2')

@@ -57,8 +57,8 @@ class Checkpoint:
     def sign(cls, size: int, head: str, created_at: str, key: Ed25519PrivateKey) -> Checkpoint:
         """Sign the head ``head`` of a ledger of ``size`` entries.
 
-        Example
-        -------
+        Examples
+        --------
         >>> from poisonguard.provenance.keys import Ed25519PrivateKey
         >>> Checkpoint.sign(0, GENESIS, "t", Ed25519PrivateKey.generate()).size
         0

@@ -65,8 +65,8 @@ def load_data_key(path: str | Path | None = None) -> bytes | None:
 def generate_data_key(path: str | Path, *, force: bool = False) -> Path:
     """Write a new random 256-bit key (hex) to ``path``, mode 0600 from the first byte.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pathlib
     >>> p = generate_data_key(pathlib.Path(tempfile.mkdtemp()) / "k")
     >>> len(load_data_key(p))

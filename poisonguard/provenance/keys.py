@@ -65,8 +65,8 @@ def write_secret(path: str | Path, data: bytes, *, force: bool = False) -> Path:
     ``O_CREAT | O_EXCL`` and mode 0600 (never wider, whatever the umask), then renamed
     over ``path``. Without ``force`` an existing ``path`` is refused.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pathlib, stat
     >>> p = write_secret(pathlib.Path(tempfile.mkdtemp()) / "s", b"x")
     >>> oct(stat.S_IMODE(p.stat().st_mode))
@@ -98,8 +98,8 @@ def generate_keypair(out_dir: str | Path, *, force: bool = False) -> tuple[Path,
 
     The private key file is created with mode 0600 from its first byte.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile
     >>> priv, pub = generate_keypair(tempfile.mkdtemp())
     >>> priv.name, pub.name

@@ -55,8 +55,10 @@ def data_ref(path: str | os.PathLike[str], dataset: Dataset | None = None,
     >>> data_ref("clean.csv", rows=0)["rows"]
     0
     """
+    from poisonguard.datasets import BUILTIN_PREFIX
+
     spec = str(path)
-    ref: dict[str, Any] = {"path": spec if spec.startswith("builtin:") else
+    ref: dict[str, Any] = {"path": spec if spec.startswith(BUILTIN_PREFIX) else
                            str(Path(path).absolute())}
     if dataset is not None:
         ref["root"] = dataset_root(dataset)

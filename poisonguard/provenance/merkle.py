@@ -143,8 +143,8 @@ def root_and_path(leaf_data: Any, index: int | None = None) -> tuple[str, list[b
     """The root over an N x 32 array of leaf data (row hashes), and the audit path of
     leaf ``index`` (empty when None), computed level by level in O(N) memory.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> leaves = np.frombuffer(bytes(range(64)), dtype=np.uint8).reshape(2, 32)
     >>> root_and_path(leaves)[0] == merkle_root([bytes(range(32)), bytes(range(32, 64))])

@@ -26,8 +26,8 @@ _sha = hashlib.sha256
 class CompactRange:
     """Perfect subtrees ``(start, height, hash)`` covering leaves ``begin .. end - 1``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> from poisonguard.provenance.merkle import root_and_path
     >>> rows = np.frombuffer(bytes(range(160)), dtype=np.uint8).reshape(5, 32)

@@ -42,8 +42,8 @@ def save_model(obj: Any, path: str | os.PathLike[str]) -> Path:
     scikit-learn estimator -> skops; an ``onnx.ModelProto`` -> ONNX. The file's
     suffix must match (``.safetensors``, ``.skops``, ``.onnx``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np, tempfile, pathlib
     >>> p = save_model({"w": np.ones(3, dtype=np.float32)},
     ...                pathlib.Path(tempfile.mkdtemp()) / "m.safetensors")
@@ -93,8 +93,8 @@ def load_model(
     one, :class:`UsageError` for a signature without a pinned key (or
     ``trust_embedded_key=True``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np, tempfile, pathlib
     >>> p = save_model({"b": np.zeros(2)}, pathlib.Path(tempfile.mkdtemp()) / "b.safetensors")
     >>> sorted(load_model(p))

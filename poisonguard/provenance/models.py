@@ -49,8 +49,8 @@ def model_digest(path: str | Path) -> dict[str, Any]:
 def sign_model(path: str | Path, key: Ed25519PrivateKey, *, source: str = "") -> dict[str, Any]:
     """A signed manifest for the model file at ``path``; refuses a file ``scan_model`` refuses.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pathlib
     >>> from poisonguard.provenance.keys import Ed25519PrivateKey
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.safetensors"
@@ -89,8 +89,8 @@ def verify_model_file(path: str | Path, manifest: dict[str, Any],
     :class:`~poisonguard.provenance.trust.SignaturePolicy`). Raises
     :class:`IntegrityError` on a bad or foreign signature.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pathlib
     >>> from poisonguard.provenance.keys import Ed25519PrivateKey
     >>> key = Ed25519PrivateKey.generate()

@@ -71,8 +71,8 @@ class ModelRefusedError(IntegrityError):
 class ModelLimits:
     """Resource limits of the analysis; beyond them a file is refused, not guessed.
 
-    Example
-    -------
+    Examples
+    --------
     >>> ModelLimits(max_pickle_bytes=1 << 20).max_ratio
     100.0
     """
@@ -140,8 +140,8 @@ def scan_pickle(data: bytes, where: str = "pickle", *, limits: ModelLimits | Non
                 legacy: bool | None = None) -> tuple[list[str], list[str]]:
     """(problems, notes) for the bytes of a pickle file (or a legacy ``torch.save`` file).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import pickle
     >>> scan_pickle(pickle.dumps([1, 2, 3]))
     ([], [])
@@ -335,8 +335,8 @@ def scan_model(path: str | Path, *, limits: ModelLimits | None = None) -> ModelS
     Raises :class:`~poisonguard.errors.DataError` for an unreadable, empty, malformed or
     unknown file; returns a :class:`ModelScan` whose ``safe`` is False when refused.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pathlib, pickle
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.pkl"
     >>> _ = p.write_bytes(pickle.dumps({"w": [1.0]}))

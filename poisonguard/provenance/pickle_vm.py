@@ -537,8 +537,8 @@ def analyse_pickle(
     :class:`PickleRefused` when the stream cannot be analysed exactly; otherwise the
     :class:`Verdict` lists the imports, calls and refusals, and where the pickle ended.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import pickle
     >>> v = analyse_pickle(pickle.dumps({"a": [1, 2]}), allowed=lambda m, n: False)
     >>> v.refusals, v.end == len(pickle.dumps({"a": [1, 2]}))

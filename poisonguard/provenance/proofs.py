@@ -26,8 +26,8 @@ __all__ = ["ProofCheck", "check_proof", "prove_row", "read_proof"]
 def prove_row(manifest: Manifest, row: int) -> InclusionProof:
     """The inclusion proof of ``row`` (0-based) of ``manifest``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pathlib
     >>> from poisonguard.provenance.snapshot import build_manifest
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
@@ -83,8 +83,8 @@ def check_proof(proof: InclusionProof, *, root: str | None = None,
                 policy: SignaturePolicy | None = None) -> ProofCheck:
     """Does ``proof`` lead to ``root``, or to the root of the signed ``manifest``?
 
-    Example
-    -------
+    Examples
+    --------
     >>> p = InclusionProof(0, 1, "00" * 32, "x", ())
     >>> check_proof(p, root="x").ok
     False

@@ -56,8 +56,8 @@ def hash_source(source: TypedSource, *, limits: InputLimits | None = None,
                 fingerprints: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """(N x 32 row hashes, N x C cell fingerprints or None), streamed batch by batch.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
     >>> _ = p.write_text("x,label\\n1,a\\n2,b\\n")
@@ -162,8 +162,8 @@ def build_manifest(
     row group by row group there, and the Merkle root merged from the groups'
     subtrees: the same manifest as without it (only ``created_at`` differs).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
     >>> _ = p.write_text("x,label\\n1,a\\n")
@@ -220,8 +220,8 @@ def snapshot(
     writes a DSSE envelope. With a signing ``key`` the ledger's head is checkpointed
     (signed) after the entry is recorded.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> _ = (d / "t.csv").write_text("x,label\\n1,a\\n")

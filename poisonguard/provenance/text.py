@@ -24,8 +24,8 @@ def _escape(match: re.Match[str]) -> str:
 def printable(value: object) -> str:
     """``str(value)`` with control characters escaped.
 
-    Example
-    -------
+    Examples
+    --------
     >>> printable("ok\\x1b[2K\\rOK")
     'ok\\\\x1b[2K\\\\x0dOK'
     """

@@ -37,8 +37,8 @@ class SignaturePolicy:
     allow_unsigned : bool
         Accept an unsigned file (``--allow-unsigned``); never with a pinned key.
 
-    Example
-    -------
+    Examples
+    --------
     >>> SignaturePolicy(trust_embedded=True).describe()
     'any signer (embedded key trusted by --trust-embedded-key; not pinned)'
     """

@@ -60,8 +60,8 @@ _LEADING_ZERO = r"^[-+]?0[0-9]"
 class InputLimits:
     """Inputs above these are refused with a clear message (``--max-bytes/--max-rows``).
 
-    Example
-    -------
+    Examples
+    --------
     >>> InputLimits().max_rows
     100000000
     """
@@ -410,8 +410,8 @@ def open_typed(path: str | os.PathLike[str], *, limits: InputLimits | None = Non
                ) -> TypedSource:
     """The typed columns of ``path`` and a row-batch iterator over them.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
     >>> _ = p.write_text("id,x,label\\n007,1.5,a\\n8,2,b\\n")

@@ -205,8 +205,8 @@ def match_rows(old: np.ndarray, new: np.ndarray) -> tuple[
         np.ndarray, list[tuple[int, int]], list[int], list[int], list[tuple[int, int]]]:
     """(new->old for equal rows or -1, modified (old, new), removed, added, moved (old, new)).
 
-    Example
-    -------
+    Examples
+    --------
     >>> h = np.eye(3, 32, dtype=np.uint8)
     >>> match_rows(h, h[[1, 0, 2]])[4]
     [(1, 0)]
@@ -309,8 +309,8 @@ def verify_file(
     ``key`` (the signer's private key) opens the cell fingerprints to name changed
     columns; ``status`` is what :func:`check_manifest` returned, if already run.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pathlib
     >>> from poisonguard.provenance.snapshot import build_manifest
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"

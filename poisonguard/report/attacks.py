@@ -37,7 +37,16 @@ def trigger_entries(ctx: ReportContext) -> list[dict[str, Any]]:
 
 
 def attacks_view(ctx: ReportContext) -> str:
-    """Every suspected attack sentence, then one card per trigger the detector described."""
+    """Every suspected attack sentence, then one card per trigger the detector described.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.report import build_context
+    >>> ctx = build_context(poisonguard.scan("builtin:wine", detectors="outlier"))
+    >>> "No detector put forward an attack hypothesis" in attacks_view(ctx)
+    True
+    """
     hypotheses = [str(h) for h in ctx.findings.summary.get("suspected_attacks") or []]
     parts = []
     if hypotheses:

@@ -25,6 +25,13 @@ class ReportContext:
     ``labels`` (class codes) is set only when a dataset was given; ``suggested`` is
     -1 where no label was suggested; ``detector_scores`` holds NaN where a row has no
     score from that detector.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> ctx = build_context(poisonguard.scan("builtin:wine", detectors="outlier"))
+    >>> ctx.classes, len(ctx.index), int(ctx.flagged.sum()), list(ctx.detector_scores)
+    (('0', '1', '2'), 178, 0, ['outlier'])
     """
 
     findings: Findings
@@ -69,6 +76,18 @@ def check_match(findings: Findings, dataset: Dataset) -> None:
 
     Compares the row count, then the dataset SHA-256 recorded by the scan (when the
     findings carry one) with :func:`poisonguard.data.dataset_digest` of ``dataset``.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> findings = poisonguard.scan(wine, detectors="outlier")
+    >>> check_match(findings, wine)  # the scanned data: silent
+    >>> check_match(findings, wine.subset(range(100)))
+    Traceback (most recent call last):
+    ...
+    poisonguard.errors.DataError: builtin:wine: the findings describe 178 rows but the data has ...
     """
     rows = findings.dataset.get("rows", len(findings.rows))
     if len(dataset) != rows or len(findings.rows) != len(dataset):
@@ -83,7 +102,17 @@ def check_match(findings: Findings, dataset: Dataset) -> None:
 
 def build_context(findings: Findings, *, dataset: Dataset | None = None,
                   embedding: np.ndarray | None = None) -> ReportContext:
-    """Columns of ``findings`` (and labels from ``dataset``) for the views."""
+    """Columns of ``findings`` (and labels from ``dataset``) for the views.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> ctx = build_context(poisonguard.scan(wine, detectors="outlier"), dataset=wine)
+    >>> ctx.labels[:3].tolist(), ctx.threshold  # labels only when the dataset is given
+    ([0, 0, 0], 0.5)
+    """
     rows = findings.rows
     n = len(rows)
     if dataset is not None:

@@ -73,7 +73,19 @@ def robust_class_z(features: np.ndarray, labels: np.ndarray, rows: np.ndarray, *
 
 
 def examples_view(ctx: ReportContext, *, limit: int = 48) -> str:
-    """Thumbnails (images), suspicious features (tabular) or snippets (text)."""
+    """Thumbnails (images), suspicious features (tabular) or snippets (text).
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.attack import inject_outliers
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.report import build_context
+    >>> data = inject_outliers(builtin_dataset("wine"), rate=0.03, seed=0).dataset
+    >>> ctx = build_context(poisonguard.scan(data, detectors="outlier"), dataset=data)
+    >>> "malic_acid = 9.281" in examples_view(ctx, limit=3)  # row 183's most unusual feature
+    True
+    """
     title = "Flagged examples"
     if ctx.dataset is None:
         return section("examples", title, note("The flagged examples need the data."))

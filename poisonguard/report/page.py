@@ -75,7 +75,16 @@ _NAV = [("summary", "Summary"), ("reliability", "Reliability"), ("attacks", "Att
 
 
 def render_context(ctx: ReportContext, projection: Projection | None) -> str:
-    """The whole page for an already-built context and projection."""
+    """The whole page for an already-built context and projection.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.report import build_context
+    >>> ctx = build_context(poisonguard.scan("builtin:wine", detectors="outlier"))
+    >>> render_context(ctx, None).startswith("<!DOCTYPE html>")
+    True
+    """
     views = [summary_view(ctx), reliability_view(ctx), attacks_view(ctx), classes_view(ctx),
              projection_view(ctx, projection), histograms_view(ctx), contributions_view(ctx),
              examples_view(ctx), flagged_table_view(ctx)]
@@ -98,6 +107,13 @@ def render_report(findings: Findings, *, dataset: Dataset | None = None,
     and without the dataset so are per-class counts and the flagged examples.
     Raises :class:`~poisonguard.errors.DataError` when ``dataset`` is not the data
     the findings describe.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> html = render_report(poisonguard.scan("builtin:wine", detectors="outlier"))
+    >>> html.startswith("<!DOCTYPE html>"), html.rstrip().endswith("</html>")
+    (True, True)
     """
     ctx = build_context(findings, dataset=dataset, embedding=embedding)
     return render_context(ctx, project(ctx))
@@ -105,7 +121,16 @@ def render_report(findings: Findings, *, dataset: Dataset | None = None,
 
 def write_report(findings: Findings, out_path: str | Path, *, dataset: Dataset | None = None,
                  embedding: np.ndarray | None = None, png_path: str | Path | None = None) -> None:
-    """Write the HTML report to ``out_path`` (atomically), and a PNG summary when asked."""
+    """Write the HTML report to ``out_path`` (atomically), and a PNG summary when asked.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, poisonguard
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> write_report(poisonguard.scan("builtin:wine", detectors="outlier"), out / "report.html")
+    >>> sorted(p.name for p in out.iterdir())
+    ['report.html']
+    """
     ctx = build_context(findings, dataset=dataset, embedding=embedding)
     projection = project(ctx)
     page = render_context(ctx, projection)

@@ -15,7 +15,19 @@ __all__ = ["write_png"]
 
 
 def write_png(ctx: ReportContext, projection: Projection | None, path: str | Path) -> None:
-    """Four panels: fused score histogram, flagged per class, projection, top detectors."""
+    """Four panels: fused score histogram, flagged per class, projection, top detectors.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.report import build_context
+    >>> ctx = build_context(poisonguard.scan("builtin:wine", detectors="outlier"))
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "summary.png"
+    >>> write_png(ctx, None, path)
+    >>> path.read_bytes()[:4]
+    b'\x89PNG'
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)

@@ -20,7 +20,19 @@ __all__ = ["Projection", "project", "sample_rows"]
 
 @dataclass(frozen=True, eq=False)
 class Projection:
-    """``coords[method]`` is an M x 2 array for the rows at ``positions``."""
+    """``coords[method]`` is an M x 2 array for the rows at ``positions``.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.report import build_context, project
+    >>> wine = builtin_dataset("wine")
+    >>> ctx = build_context(poisonguard.scan(wine, detectors="outlier"), dataset=wine)
+    >>> projection = project(ctx)
+    >>> projection.positions.shape, projection.coords["PCA"].shape, projection.n_flagged_total
+    ((178,), (178, 2), 0)
+    """
 
     positions: np.ndarray
     coords: dict[str, np.ndarray]
@@ -49,7 +61,21 @@ def _source_matrix(ctx: ReportContext) -> tuple[np.ndarray, str] | None:
 
 def project(ctx: ReportContext, *, max_flagged: int = 5000, max_background: int = 5000,
             fit_rows: int = 20_000, seed: int = 0, umap: bool | None = None) -> Projection | None:
-    """PCA (and UMAP when available) of the sampled rows, or None without a matrix."""
+    """PCA (and UMAP when available) of the sampled rows, or None without a matrix.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.report import build_context
+    >>> ctx = build_context(poisonguard.scan("builtin:wine", detectors="outlier"))
+    >>> project(ctx) is None  # no dataset given: nothing to project
+    True
+    >>> ctx = build_context(poisonguard.scan("builtin:wine", detectors="outlier"),
+    ...                     dataset=poisonguard.open_dataset("builtin:wine"))
+    >>> projection = project(ctx, umap=False)
+    >>> list(projection.coords), projection.source
+    (['PCA'], 'the standardised input features')
+    """
     found = _source_matrix(ctx)
     if found is None:
         return None

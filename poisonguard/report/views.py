@@ -20,7 +20,17 @@ __all__ = ["classes_view", "contributions_view", "flagged_table_view", "histogra
 
 
 def summary_view(ctx: ReportContext) -> str:
-    """Headline numbers: rows, flagged, actions, detectors, where the data came from."""
+    """Headline numbers: rows, flagged, actions, detectors, where the data came from.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.report import build_context
+    >>> ctx = build_context(poisonguard.scan("builtin:wine", detectors="outlier"))
+    >>> html = summary_view(ctx)
+    >>> html.startswith('<section id="summary">'), "outlier" in html
+    (True, True)
+    """
     f = ctx.findings
     n, k = ctx.n_rows, ctx.n_flagged
     actions = {a: 0 for a in ("drop", "relabel")}
@@ -53,7 +63,19 @@ def summary_view(ctx: ReportContext) -> str:
 
 
 def classes_view(ctx: ReportContext, *, rows_listed: int = 8) -> str:
-    """Flagged rows per class: counts, fractions, actions and the top row numbers."""
+    """Flagged rows per class: counts, fractions, actions and the top row numbers.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.attack import inject_outliers
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.report import build_context
+    >>> data = inject_outliers(builtin_dataset("wine"), rate=0.03, seed=0).dataset
+    >>> ctx = build_context(poisonguard.scan(data, detectors="outlier"), dataset=data)
+    >>> "183, 178, 179" in classes_view(ctx)  # class 0's flagged rows, highest score first
+    True
+    """
     if ctx.labels is None:
         by_class = ctx.findings.summary.get("by_class") or {}
         rows: list[list[Cell]] = [[str(c), (fmt_int(v), v)] for c, v in by_class.items()]
@@ -84,7 +106,19 @@ def classes_view(ctx: ReportContext, *, rows_listed: int = 8) -> str:
 
 
 def projection_view(ctx: ReportContext, projection: Projection | None) -> str:
-    """Scatter of the 2-D projection(s), flagged rows drawn on top in red."""
+    """Scatter of the 2-D projection(s), flagged rows drawn on top in red.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.report import build_context, project
+    >>> wine = builtin_dataset("wine")
+    >>> ctx = build_context(poisonguard.scan(wine, detectors="outlier"), dataset=wine)
+    >>> html = projection_view(ctx, project(ctx))
+    >>> "PCA 1" in html, "No projection" in projection_view(ctx, None)
+    (True, True)
+    """
     if projection is None:
         why = ("text data has no feature matrix; pass an embedding to project it"
                if ctx.modality == "text" else "the report was made without the data")
@@ -122,7 +156,17 @@ def projection_view(ctx: ReportContext, projection: Projection | None) -> str:
 
 
 def histograms_view(ctx: ReportContext, *, bins: int = 50) -> str:
-    """Score histograms: the fused score and each detector, with the threshold at 0.5."""
+    """Score histograms: the fused score and each detector, with the threshold at 0.5.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.report import build_context
+    >>> ctx = build_context(poisonguard.scan("builtin:wine", detectors="outlier"))
+    >>> html = histograms_view(ctx, bins=20)
+    >>> html.count("<svg") >= 2  # the fused score and each detector
+    True
+    """
     edges = np.linspace(0.0, 1.0, bins + 1)
     panels = []
     for name, scores in [("fused score", ctx.score), *ctx.detector_scores.items()]:
@@ -139,7 +183,16 @@ def histograms_view(ctx: ReportContext, *, bins: int = 50) -> str:
 
 
 def contributions_view(ctx: ReportContext) -> str:
-    """Per detector: rows over threshold, rows only it flagged, rows where it scored highest."""
+    """Per detector: rows over threshold, rows only it flagged, rows where it scored highest.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.report import build_context
+    >>> ctx = build_context(poisonguard.scan("builtin:wine", detectors="outlier"))
+    >>> contributions_view(ctx).startswith('<section id="detectors">')
+    True
+    """
     names = list(ctx.detector_scores)
     if not names:
         return section("detectors", "Detector contributions", note("No detector ran."))
@@ -174,7 +227,20 @@ def contributions_view(ctx: ReportContext) -> str:
 
 
 def flagged_table_view(ctx: ReportContext, *, limit: int = 200) -> str:
-    """The highest-scoring flagged rows with class, action, suggestion and reasons."""
+    """The highest-scoring flagged rows with class, action, suggestion and reasons.
+
+    Examples
+    --------
+    >>> import poisonguard
+    >>> from poisonguard.attack import inject_outliers
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.report import build_context
+    >>> data = inject_outliers(builtin_dataset("wine"), rate=0.03, seed=0).dataset
+    >>> ctx = build_context(poisonguard.scan(data, detectors="outlier"), dataset=data)
+    >>> html = flagged_table_view(ctx, limit=3)
+    >>> "Top 3 of 6 flagged rows" in html, "far from the rest of class 0" in html
+    (True, True)
+    """
     top = ctx.top_flagged(limit)
     if not len(top):
         return section("flagged", "Flagged rows", note("No row was flagged."))

@@ -94,6 +94,13 @@ def build_representation(
     ``torch`` extra (without it an image scan stops with an error naming the extra);
     texts get an MLP on their all-MiniLM-L6-v2 sentence embeddings (the ``text``
     extra; :mod:`poisonguard.represent.text`), whose scaled vectors are the features.
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> rep = build_representation(builtin_dataset("wine"), needs={"features"})
+    >>> rep.features.shape, rep.proba.shape, rep.model  # no detector reads a model: none
+    ((178, 13), (178, 0), 'none (features only)')
     """
     if needs is not None:
         if not set(needs):  # the detectors read only the data (the token detector: texts)

@@ -25,6 +25,13 @@ class Representation:
       model that saw it (confident learning, label detectors).
     - ``embedding_oof``: N x K activations of the held-out rows under their fold's
       model (deep k-NN), or None when not computed.
+
+    Examples
+    --------
+    >>> rep = Representation(features=np.zeros((4, 2)), embedding=np.zeros((4, 0)),
+    ...                      proba=np.full((4, 2), 0.5), model="none")
+    >>> rep.features.shape, rep.embedding_oof is None
+    ((4, 2), True)
     """
 
     features: np.ndarray

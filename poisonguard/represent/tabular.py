@@ -20,7 +20,28 @@ from poisonguard.progress import NullProgress, Progress
 from poisonguard.represent.base import Representation
 from poisonguard.represent.pixels import standardise_blocked
 
-__all__ = ["mlp_representation", "scale_features", "scale_table"]
+__all__ = ["BLOCK_ROWS", "hidden_units", "mlp_representation", "scale_features", "scale_table"]
+
+#: Rows per block when the trained MLP is applied to the data.
+BLOCK_ROWS = 65_536
+#: Above this many rows the MLP's hidden layer (the embedding) is :data:`NARROW_HIDDEN`
+#: units instead of 64: at a million rows a 64-wide float32 embedding alone is 1.3x a
+#: 50-column table, and the models still train on a 20,000-row sample.
+WIDE_MAX_ROWS = 200_000
+NARROW_HIDDEN = 32
+#: Numeric columns scaled together by :func:`scale_table` (float64 for these only).
+SCALE_GROUP_COLUMNS = 8
+
+
+def hidden_units(n_rows: int) -> int:
+    """Units of the MLP's hidden layer for ``n_rows`` rows: 64, or 32 above 200,000.
+
+    Examples
+    --------
+    >>> hidden_units(10_000), hidden_units(1_000_000)
+    (64, 32)
+    """
+    return 64 if n_rows <= WIDE_MAX_ROWS else NARROW_HIDDEN
 
 
 def scale_features(x: np.ndarray) -> np.ndarray:
@@ -28,6 +49,11 @@ def scale_features(x: np.ndarray) -> np.ndarray:
 
     scikit-learn's ``StandardScaler`` in float64, then float32, bit for bit, computed
     a block of rows at a time (no full float64 copy; :func:`standardise_blocked`).
+
+    Examples
+    --------
+    >>> scale_features(np.array([[1.0, 5.0], [3.0, 5.0]])).tolist()  # constant column: 0
+    [[-1.0, 0.0], [1.0, 0.0]]
     """
     x = np.asarray(x)
     if x.ndim != 2:
@@ -35,36 +61,53 @@ def scale_features(x: np.ndarray) -> np.ndarray:
     return standardise_blocked(x)
 
 
-def scale_table(x: np.ndarray, kinds: Sequence[str]) -> np.ndarray:
+def scale_table(x: np.ndarray, kinds: Sequence[str], *,
+                group_columns: int = SCALE_GROUP_COLUMNS) -> np.ndarray:
     """Robust scaling of a typed table's encoding.
 
     ``numeric`` columns become ``(x - median) / (IQR / 1.349)`` (the standard
     deviation when the IQR is 0, e.g. a mostly-zero column; 1 when constant), so
     that a few extreme values do not squash the rest. ``binary`` columns (one-hot
     categories, missing indicators) stay 0/1.
+
+    Computed ``group_columns`` numeric columns at a time in float64: the float32
+    result is the only full-size array made (the same values as scaling all
+    columns at once).
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 0.0], [2.0, 1.0], [3.0, 1.0], [100.0, 0.0]])
+    >>> scale_table(x, ["numeric", "binary"])[:, 1].tolist()
+    [0.0, 1.0, 1.0, 0.0]
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
     if len(kinds) != x.shape[1]:
         raise ValueError("one kind per column")
-    out = x.copy()
+    out = np.array(x, dtype=np.float32)
     numeric = np.flatnonzero(np.asarray(kinds) != "binary")
     if len(numeric) and len(x):
-        cols = x[:, numeric]
-        q1, median, q3 = np.percentile(cols, [25, 50, 75], axis=0)
-        scale = (q3 - q1) / 1.349
-        std = cols.std(axis=0)
-        scale = np.where(scale > 1e-12, scale, np.where(std > 1e-12, std, 1.0))
-        out[:, numeric] = (cols - median) / scale
-    return np.asarray(out, dtype=np.float32)
+        for start in range(0, len(numeric), group_columns):
+            group = numeric[start:start + group_columns]
+            cols = np.asarray(x[:, group], dtype=np.float64)
+            q1, median, q3 = np.percentile(cols, [25, 50, 75], axis=0)
+            scale = (q3 - q1) / 1.349
+            std = cols.std(axis=0)
+            scale = np.where(scale > 1e-12, scale, np.where(std > 1e-12, std, 1.0))
+            out[:, group] = (cols - median) / scale
+    return out
 
 
 def _fit_mlp(
-    x: np.ndarray, y: np.ndarray, *, hidden: int, seed: int, max_rows: int
+    x: np.ndarray, y: np.ndarray, rows: np.ndarray, *, hidden: int, seed: int, max_rows: int
 ) -> MLPClassifier:
+    """An MLP on ``x[rows]``, on a seeded sample of ``max_rows`` of them when more.
+
+    Only the sampled rows are copied (``x[rows][keep]`` is ``x[rows[keep]]``).
+    """
     rng = np.random.default_rng(seed)
-    if len(x) > max_rows:
-        keep = rng.choice(len(x), size=max_rows, replace=False)
-        x, y = x[keep], y[keep]
+    if len(rows) > max_rows:
+        rows = rows[rng.choice(len(rows), size=max_rows, replace=False)]
+    x, y = x[rows], y[rows]
     # Small data: train to convergence. Large data (capped sample): fewer, larger-batch
     # epochs, each of which already sees many rows, with early stopping on a held-out
     # tenth (about 1 s per model on 20k x 50 rows).
@@ -82,14 +125,28 @@ def _fit_mlp(
     return model
 
 
-def _hidden(model: MLPClassifier, x: np.ndarray) -> np.ndarray:
-    h = x @ model.coefs_[0] + model.intercepts_[0]
-    return np.asarray(np.maximum(h, 0.0), dtype=np.float32)
+def _hidden(model: MLPClassifier, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """The hidden layer's activations (float32) of ``x[rows]`` (all rows when None).
+
+    Computed :data:`BLOCK_ROWS` rows at a time: the float64 products exist for one
+    block only, and each row's values are those of the one-shot product.
+    """
+    n = len(x) if rows is None else len(rows)
+    out = np.empty((n, model.coefs_[0].shape[1]), dtype=np.float32)
+    for start in range(0, n, BLOCK_ROWS):
+        part = slice(start, start + BLOCK_ROWS)
+        block = x[part] if rows is None else x[rows[part]]
+        h = block @ model.coefs_[0] + model.intercepts_[0]
+        out[part] = np.maximum(h, 0.0)
+    return out
 
 
-def _proba(model: MLPClassifier, x: np.ndarray, n_classes: int) -> np.ndarray:
-    out = np.zeros((len(x), n_classes), dtype=np.float64)
-    out[:, model.classes_] = model.predict_proba(x)
+def _proba(model: MLPClassifier, x: np.ndarray, rows: np.ndarray, n_classes: int) -> np.ndarray:
+    """Predicted probabilities of ``x[rows]``, :data:`BLOCK_ROWS` rows at a time."""
+    out = np.zeros((len(rows), n_classes), dtype=np.float64)
+    for start in range(0, len(rows), BLOCK_ROWS):
+        part = slice(start, start + BLOCK_ROWS)
+        out[part, model.classes_] = model.predict_proba(x[rows[part]])
     return out
 
 
@@ -99,7 +156,7 @@ def mlp_representation(
     n_classes: int,
     *,
     folds: int = 5,
-    hidden: int = 64,
+    hidden: int | None = None,
     seed: int = 0,
     max_train_rows: int = 20_000,
     progress: Progress | None = None,
@@ -111,10 +168,20 @@ def mlp_representation(
 
     ``kinds`` (a typed table's column kinds) selects :func:`scale_table`; without it
     the columns are standardised. ``keep_oof_embedding=False`` skips the out-of-fold
-    activations (N x ``hidden`` floats) when no detector reads them.
+    activations (N x ``hidden`` floats) when no detector reads them. ``hidden``
+    defaults to :func:`hidden_units` of the row count (narrower for large data).
+
+    Examples
+    --------
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> wine = builtin_dataset("wine")
+    >>> rep = mlp_representation(wine.features, wine.labels, 3, folds=2, hidden=8)
+    >>> rep.embedding.shape, rep.proba.shape, rep.model, rep.meta["folds"]
+    ((178, 8), (178, 3), 'mlp(8)', 2)
     """
     progress = progress or NullProgress()
     x = scale_features(features) if kinds is None else scale_table(features, kinds)
+    hidden = hidden_units(len(x)) if hidden is None else hidden
     y = np.asarray(labels)
     proba = np.zeros((len(x), n_classes), dtype=np.float64)
     oof = np.zeros((len(x), hidden), dtype=np.float32) if keep_oof_embedding else None
@@ -124,12 +191,13 @@ def mlp_representation(
     total = n_splits + 1
     for k, (train, held) in enumerate(splitter.split(x, y)):
         progress.update(f"training fold {k + 1}/{n_splits}", done=k, total=total)
-        model = _fit_mlp(x[train], y[train], hidden=hidden, seed=seed + k, max_rows=max_train_rows)
-        proba[held] = _proba(model, x[held], n_classes)
+        model = _fit_mlp(x, y, train, hidden=hidden, seed=seed + k, max_rows=max_train_rows)
+        proba[held] = _proba(model, x, held, n_classes)
         if oof is not None:
-            oof[held] = _hidden(model, x[held])
+            oof[held] = _hidden(model, x, held)
     progress.update("training on all rows", done=n_splits, total=total)
-    full = _fit_mlp(x, y, hidden=hidden, seed=seed, max_rows=max_train_rows)
+    full = _fit_mlp(x, y, np.arange(len(x)), hidden=hidden, seed=seed,
+                    max_rows=max_train_rows)
     progress.update("representation ready", done=total, total=total)
     return Representation(
         features=x, embedding=_hidden(full, x), proba=proba, embedding_oof=oof,

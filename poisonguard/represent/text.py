@@ -86,8 +86,8 @@ def embed_texts(
     MissingDependencyError
         Without the ``text`` extra.
 
-    Example
-    -------
+    Examples
+    --------
     >>> vectors = embed_texts(["a good day", "a bad day"])  # doctest: +SKIP
     >>> vectors.shape  # doctest: +SKIP
     (2, 384)

@@ -90,8 +90,8 @@ def create_app(settings: ServiceSettings | None = None, *,
                service: Service | None = None) -> FastAPI:
     """The service as an ASGI app.
 
-    Example
-    -------
+    Examples
+    --------
     >>> app = create_app(ServiceSettings(home="/tmp/pg-service"))  # doctest: +SKIP
     >>> # uvicorn.run(app, host="127.0.0.1", port=8000)
     """

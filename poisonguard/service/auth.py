@@ -70,8 +70,8 @@ class Need:
     ``csrf="body"`` leaves the CSRF check of a multipart upload to its handler, which
     reads the form field while streaming the upload (nothing is kept when it fails).
 
-    Example
-    -------
+    Examples
+    --------
     >>> Need(Role.curator, scope="dataset").role.name
     'curator'
     """

@@ -33,8 +33,8 @@ log = logging.getLogger("poisonguard.service")
 class Service:
     """Everything a request handler needs; one per application.
 
-    Example
-    -------
+    Examples
+    --------
     >>> svc = Service(ServiceSettings(home="/tmp/pg"))  # doctest: +SKIP
     >>> svc.close()                                     # doctest: +SKIP
     """

@@ -35,8 +35,8 @@ def _private_dir(path: Path) -> Path:
 class FileStore:
     """Datasets and results on local disk; ``data_key`` (32 bytes) encrypts them.
 
-    Example
-    -------
+    Examples
+    --------
     >>> fs = FileStore("/tmp/pg-files")  # doctest: +SKIP
     >>> fs.put_result("0123456789abcdef", "findings.json", b"{}")  # doctest: +SKIP
     """

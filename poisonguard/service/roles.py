@@ -17,8 +17,8 @@ __all__ = ["ROLE_NAMES", "Role"]
 class Role(IntEnum):
     """An ordered role: ``Role.curator >= Role.contributor``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> Role.parse("curator") > Role.viewer
     True
     """

@@ -18,8 +18,8 @@ __all__ = ["ServiceSettings"]
 class ServiceSettings(BaseSettings):
     """Where the service stores things and the limits it enforces.
 
-    Example
-    -------
+    Examples
+    --------
     >>> s = ServiceSettings(home="/tmp/pg-demo", max_upload_mb=5)
     >>> s.database().startswith("sqlite:///")
     True

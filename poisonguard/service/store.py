@@ -26,8 +26,8 @@ __all__ = ["Store"]
 class Store:
     """Tables of the service plus its ledger, at one database URL.
 
-    Example
-    -------
+    Examples
+    --------
     >>> store = Store("sqlite:///:memory:")  # doctest: +SKIP
     >>> with store.write() as conn: ...      # doctest: +SKIP
     """

@@ -43,8 +43,8 @@ def check_name(name: str) -> str:
     Refused: path separators, ``..``, leading dots, control characters, anything but
     letters, digits, ``._ -``, and suffixes other than :data:`ALLOWED_SUFFIXES`.
 
-    Example
-    -------
+    Examples
+    --------
     >>> check_name("train.csv")
     '.csv'
     """

@@ -45,8 +45,8 @@ class ABLClassifier(TorchClassifier):
         Learning rate of the unlearning passes; the isolated rows' batch loss above
         which ascent stops pushing.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sklearn.datasets import load_digits
     >>> d = load_digits()
     >>> m = ABLClassifier(image_shape=(8, 8, 1), epochs=2, isolation_epochs=1,

@@ -37,8 +37,8 @@ RADII = (0, 1, 5, 10, 20)
 def vote_counts(member_votes: np.ndarray, n_classes: int) -> np.ndarray:
     """(N x C) vote counts from (N x M) class-index votes of M base models.
 
-    Example
-    -------
+    Examples
+    --------
     >>> vote_counts(np.array([[0, 1, 1]]), 3).tolist()
     [[1, 2, 0]]
     """
@@ -73,8 +73,8 @@ def _gaps(counts: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 def dpa_radius(counts: np.ndarray, predicted: np.ndarray | None = None) -> np.ndarray:
     """DPA certified radius per row from (N x C) vote counts.
 
-    Example
-    -------
+    Examples
+    --------
     >>> dpa_radius(np.array([[7, 2, 1]])).tolist()   # gap 5, class 1 > 0: floor(5 / 2)
     [2]
     """
@@ -93,8 +93,8 @@ def fa_radius(member_votes: np.ndarray, bucket_members: np.ndarray, n_classes: i
     ``bucket_members`` (B x d) lists the models each bucket feeds
     (:func:`~poisonguard.train.hashing.members_of_buckets`).
 
-    Example
-    -------
+    Examples
+    --------
     >>> from poisonguard.train.hashing import members_of_buckets
     >>> fa_radius(np.array([[0, 0, 0, 1]]), members_of_buckets(4, 1), 2).tolist()
     [1]
@@ -122,8 +122,8 @@ def certified_accuracy(predicted: np.ndarray, radius: np.ndarray, labels: np.nda
                        radii: Sequence[int] = RADII) -> dict[int, float]:
     """Fraction of rows predicted correctly with a radius of at least each ``r``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> certified_accuracy(np.array([0, 1]), np.array([3, 9]), np.array([0, 1]), (1, 5))
     {1: 1.0, 5: 0.5}
     """

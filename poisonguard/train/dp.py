@@ -34,8 +34,8 @@ class DPSGDClassifier(TorchClassifier):
     replace_batchnorm : bool
         Build the CNN with GroupNorm (True) or refuse BatchNorm (False).
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sklearn.datasets import load_breast_cancer
     >>> x, y = load_breast_cancer(return_X_y=True)
     >>> m = DPSGDClassifier(epsilon=3.0, epochs=2).fit(x, y)

@@ -132,8 +132,8 @@ class DPAClassifier(_PartitionEnsemble):
     n_partitions : int
         k: more partitions certify larger radii, each model sees fewer rows.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sklearn.datasets import load_breast_cancer
     >>> x, y = load_breast_cancer(return_X_y=True)
     >>> model = DPAClassifier(n_partitions=5).fit(x, y)
@@ -152,8 +152,8 @@ class FAClassifier(_PartitionEnsemble):
     models, each row's bucket feeding ``spread`` of them; each model still sees about
     1 / ``n_partitions`` of the rows, and radii are at least DPA's at the same k.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sklearn.datasets import load_breast_cancer
     >>> x, y = load_breast_cancer(return_X_y=True)
     >>> model = FAClassifier(n_partitions=3, spread=2).fit(x, y)

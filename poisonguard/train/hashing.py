@@ -22,8 +22,8 @@ FA_SEED = 20220717
 def content_hashes(x: np.ndarray) -> np.ndarray:
     """A 64-bit unsigned hash per row of the SHA-256 of its float32 little-endian values.
 
-    Example
-    -------
+    Examples
+    --------
     >>> h = content_hashes(np.array([[1.0, 2.0], [1.0, 2.0]]))
     >>> bool(h[0] == h[1])
     True

@@ -41,8 +41,8 @@ class TrimmedLossClassifier(ClassifierMixin, BaseEstimator):
     n_rounds : int
         Number of trim-and-refit rounds after the first fit.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sklearn.datasets import load_breast_cancer
     >>> x, y = load_breast_cancer(return_X_y=True)
     >>> model = TrimmedLossClassifier(trim_fraction=0.05, n_rounds=1).fit(x, y)

@@ -186,8 +186,8 @@ def train_dataset(dataset: Dataset, method: str, *, partitions: int = 10, spread
                   seed: int = 0) -> TrainResult:
     """Train ``method`` (dpa, fa, itlm, abl, dp) on ``dataset`` minus a held-out split.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from poisonguard.datasets import builtin_dataset
     >>> result = train_dataset(builtin_dataset("breast_cancer"), "dpa", partitions=5)
     >>> result.card["held_out_accuracy"] > 0.8

@@ -70,8 +70,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator, NetSettings):
     device : str or None
         "cpu", "cuda", ...; None uses CUDA when present.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from sklearn.datasets import load_digits
     >>> d = load_digits()
     >>> model = TorchClassifier(image_shape=(8, 8, 1), epochs=3).fit(d.data[:200], d.target[:200])

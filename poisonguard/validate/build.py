@@ -61,8 +61,8 @@ def profile_data(data: str | Path | Dataset | Source | Sequence[str | Path | Dat
     columns that are not features; the profile records them so that ``check``
     leaves them out too.
 
-    Example
-    -------
+    Examples
+    --------
     >>> prof = profile_data("builtin:wine")
     >>> prof.rows
     178

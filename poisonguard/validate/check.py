@@ -48,8 +48,8 @@ def check(baseline: Profile, data: str | Path | Dataset | Source, *,
     The id column (``id_column``, else the baseline's) and the columns the config
     marks ``ignore = true`` are not features: no test, rule or schema check sees them.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from poisonguard.validate import profile_data
     >>> check(profile_data("builtin:wine"), "builtin:wine").passed
     True

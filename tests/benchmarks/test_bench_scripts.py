@@ -42,8 +42,10 @@ def test_speed_quick_measures_a_scan_in_a_subprocess(tmp_path: Path) -> None:
     assert status == 0
     (size,) = json.loads((tmp_path / "scan-speed.json").read_text())["sizes"]
     scan = size["scan"]
-    assert scan["status"] == "ok" and scan["seconds"] > 0
+    assert scan["status"] == "ok" and scan["seconds"] > 0 and scan["cpu_seconds"] > 0
+    assert 0 <= scan["f1"] <= 1  # 5% of the labels flipped by default
     assert scan["peak_mib"] >= scan["baseline_mib"] > 0
+    assert "representation" in scan["cpu_stages"]
     assert "representation" in scan["stages"]
     assert any(k.startswith("detector ") for k in scan["stages"])
     assert size["datalab"]["status"] == "skipped"
