@@ -193,7 +193,7 @@ def designs(poisoned) -> dict[str, dict[str, Design]]:  # type: ignore[no-untype
         "token": {"n_max": Design(sentence, 1), "min_rows": Design(sentence, 40),
                   "min_purity": Design(clean_text, 0.5), "alpha": Design(clean_text, 0.5),
                   "min_moved": Design(majority, 0.9), "folds": Design(token, 2),
-                  "seed": Design(token, 1)},
+                  "seed": Design(token, 1), "reader": Design(token, "words")},
         "label": {"filter_by": Design(flipped, "confident_learning"),
                   "max_fpr": Design(flipped, 0.2), "certain": Design(flipped, 0.5),
                   "min_margin": Design(flipped, 0.9), "k": Design(flipped, 5),
