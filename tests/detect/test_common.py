@@ -200,7 +200,7 @@ def designs(poisoned) -> dict[str, dict[str, Design]]:  # type: ignore[no-untype
                   "neighbour_weight": Design(flipped, 0.0), "seed": Design(big, 1)},
         "knn": {"k": Design(flipped, 5), "space": Design(flipped, "embedding_oof"),
                 "min_margin": Design(flipped, 0.5), "purity_quantile": Design(flipped, 0.9),
-                "max_model_support": Design(flipped, 0.01), "certain": Design(flipped, 0.99),
+                "certain": Design(flipped, 0.99),
                 "seed": Design(big, 1)},
         "outlier": {"k": Design(flipped, 10), "z_flag": Design(flipped, 3.0),
                     "n_estimators": Design(flipped, 20), "max_samples": Design(flipped, 64),
