@@ -89,8 +89,12 @@ class CleanResult:
 
         Examples
         --------
-        >>> result.ledger_outputs(label="species")  # doctest: +SKIP
-        [{'path': '/data/clean.csv', 'root': '...'}, {'path': '...', 'rows': 0}]
+        >>> import tempfile, pathlib, poisonguard
+        >>> wine = poisonguard.open_dataset("builtin:wine")
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "clean.csv"
+        >>> result = apply_findings(wine, poisonguard.scan(wine, detectors="outlier"), out)
+        >>> [(pathlib.Path(r["path"]).name, sorted(r)) for r in result.ledger_outputs()]
+        [('clean.csv', ['path', 'root']), ('clean.quarantine.csv', ['path', 'rows'])]
         """
         from poisonguard.datasets import open_dataset
         from poisonguard.provenance import data_ref
@@ -143,8 +147,12 @@ def plan_cleaning(findings: Findings, n_rows: int, *, action: Action = "quaranti
 
     Examples
     --------
-    >>> plan = plan_cleaning(findings, len(dataset))  # doctest: +SKIP
-    >>> plan.drop  # the rows that go to quarantine  # doctest: +SKIP
+    >>> import poisonguard
+    >>> from poisonguard.attack import inject_outliers
+    >>> data = inject_outliers(poisonguard.open_dataset("builtin:wine"), rate=0.03).dataset
+    >>> plan = plan_cleaning(poisonguard.scan(data, detectors="outlier"), len(data))
+    >>> plan.drop.tolist(), len(plan.keep), plan.relabel  # the 6 added outliers go
+    ([178, 179, 180, 181, 182, 183], 178, {})
     """
     if action not in ACTIONS:
         raise UsageError(f"unknown action '{action}' (known: {', '.join(ACTIONS)})")
@@ -205,7 +213,14 @@ def apply_findings(
 
     Examples
     --------
-    >>> apply_findings(dataset, findings, "clean.csv")  # doctest: +SKIP
+    >>> import tempfile, pathlib, poisonguard
+    >>> from poisonguard.attack import inject_outliers
+    >>> data = inject_outliers(poisonguard.open_dataset("builtin:wine"), rate=0.03).dataset
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> result = apply_findings(data, poisonguard.scan(data, detectors="outlier"),
+    ...                         folder / "clean.csv")
+    >>> result.out.name, result.quarantine.name, len(result.plan.drop)
+    ('clean.csv', 'clean.quarantine.csv', 6)
     """
     _check_matches(findings, dataset)
     out_path = Path(out)
