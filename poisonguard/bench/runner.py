@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
 from poisonguard.attack import ATTACK_INFO, attack_applies, run_attack
-from poisonguard.attack.truth import check_rate
+from poisonguard.attack.truth import Truth, check_rate
 from poisonguard.bench.downstream import (
     attack_success_rate,
     downstream_effect,
@@ -41,6 +41,8 @@ from poisonguard.scan import DEFAULT_THREADS, scan_dataset
 __all__ = ["FUSED", "BenchResult", "machine_info", "run_bench"]
 
 FUSED = "fused"
+#: ``observe(where, dataset, representation, truth)``: see :func:`run_bench`.
+Observer = Callable[[str, Dataset, Representation, Truth | None], None]
 
 
 @dataclass
@@ -88,20 +90,23 @@ def machine_info() -> dict[str, Any]:
 
 
 def _representation(dataset: Dataset, seed: int, folds: int, threads: int | None,
-                    names: list[str]) -> Representation:
-    """Only the parts the detectors ``names`` read, as in scan. ``threads`` means what it
-    means in scan: BLAS/OpenMP and torch threads."""
-    needs = frozenset[str]().union(*(get_detector(n).requires() for n in names))
+                    names: list[str], reads: Collection[str] = ()) -> Representation:
+    """Only the parts the detectors ``names`` read (and ``reads``), as in scan.
+    ``threads`` means what it means in scan: BLAS/OpenMP and torch threads."""
+    needs = frozenset(reads).union(*(get_detector(n).requires() for n in names))
     with threadpool_limits(limits=threads or DEFAULT_THREADS):
         return build_representation(dataset, folds=folds, seed=seed, threads=threads,
                                     needs=needs)
 
 
 def _scan(dataset: Dataset, names: list[str], seed: int, errors: list[dict[str, Any]],
-          where: str, folds: int = 5,
-          threads: int | None = None) -> tuple[Findings, list[DetectorResult]]:
+          where: str, folds: int = 5, threads: int | None = None,
+          observe: Observer | None = None, truth: Truth | None = None,
+          reads: Collection[str] = ()) -> tuple[Findings, list[DetectorResult]]:
     """Scan with one representation; a detector that crashes is recorded and left out."""
-    rep = _representation(dataset, seed, folds, threads, names)
+    rep = _representation(dataset, seed, folds, threads, names, reads)
+    if observe is not None:
+        observe(where, dataset, rep, truth)
     try:
         findings, results, _ = scan_dataset(dataset, detectors=names, representation=rep,
                                             seed=seed, threads=threads)
@@ -143,11 +148,17 @@ def run_bench(
     folds: int = 5,
     threads: int | None = None,
     progress: Progress | None = None,
+    observe: Observer | None = None,
+    reads: Collection[str] = (),
 ) -> BenchResult:
     """Run every attack x rate, scan each poisoned train split, score against the truth.
 
     ``folds`` is the cross-validation of the representation (the scan's default is 5);
     ``threads`` caps the CNN's torch threads for image data (default: the scan's).
+    ``observe(where, dataset, representation, truth)`` is called with each scanned
+    dataset ("clean data" or "KIND@RATE"; truth None when clean) and the representation
+    its detectors read, built with the extra parts ``reads`` ("proba", "embedding_oof",
+    ...): benchmarks run other tools on that same representation.
 
     Examples
     --------
@@ -190,7 +201,8 @@ def run_bench(
                                    "reason": f"does not apply to {dataset.modality} data"})
     total = len(plan) + 1
     progress.update("clean data", done=0, total=total)
-    findings, results = _scan(train, names, seed, result.errors, "clean data", folds, threads)
+    findings, results = _scan(train, names, seed, result.errors, "clean data", folds, threads,
+                              observe, None, reads)
     for res in results:
         result.clean[res.detector] = {
             "clean_fpr": clean_flag_rate(res.flags),
@@ -211,7 +223,7 @@ def run_bench(
             continue
         poisoned, truth = attacked.dataset, attacked.truth
         findings, results = _scan(poisoned, names, seed, result.errors, f"{kind}@{rate:g}",
-                                  folds, threads)
+                                  folds, threads, observe, truth, reads)
         per_detector = {
             res.detector: score_flags(res.flags, truth, scores=res.scores,
                                       labels=poisoned.labels, n_classes=poisoned.n_classes)

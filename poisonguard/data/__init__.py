@@ -19,7 +19,8 @@ _WHERE = {
     "check_classes": "tables", "label_codes": "tables", "table_to_dataset": "tables",
     "dataset_to_table": "writers", "label_values": "writers", "save_dataset": "writers",
     "save_table": "writers",
-    "ngrams": "tokens", "word_spans": "tokens", "words": "tokens",
+    "ngrams": "tokens", "phrase_spans": "tokens", "without_phrases": "tokens",
+    "word_spans": "tokens", "words": "tokens",
 }
 
 __all__ = [
@@ -41,10 +42,12 @@ __all__ = [
     "load_embeddings",
     "load_table",
     "ngrams",
+    "phrase_spans",
     "row_ids",
     "save_dataset",
     "save_table",
     "table_to_dataset",
+    "without_phrases",
     "word_spans",
     "words",
 ]
@@ -61,7 +64,7 @@ if TYPE_CHECKING:
     from poisonguard.data.loaders import load_dataset, load_embeddings, load_table
     from poisonguard.data.schema import Column, TableSchema
     from poisonguard.data.tables import check_classes, label_codes, table_to_dataset
-    from poisonguard.data.tokens import ngrams, word_spans, words
+    from poisonguard.data.tokens import ngrams, phrase_spans, without_phrases, word_spans, words
     from poisonguard.data.writers import (
         dataset_to_table,
         label_values,

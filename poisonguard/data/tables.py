@@ -45,6 +45,14 @@ def label_codes(values: pd.Series | np.ndarray, path: str, *,
     if len(missing):
         raise DataError(f"the label ('{label}') is empty; every row needs a label",
                         path=path, row=int(missing[0]))
+    if series.dtype == object:  # Parquet list/struct cells are not class labels
+        scalar = series.map(lambda v: isinstance(v, str | int | float | np.generic))
+        bad = np.flatnonzero(~scalar.to_numpy(dtype=bool))
+        if len(bad):
+            kind = {"ndarray": "list", "dict": "struct"}.get(
+                type(series.iloc[bad[0]]).__name__, type(series.iloc[bad[0]]).__name__)
+            raise DataError(f"the label ('{label}') must be a string or a number, got a "
+                            f"{kind}", path=path, row=int(bad[0]))
     if pd.api.types.is_float_dtype(series):
         arr = series.to_numpy(dtype=float)
         bad = np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 
-__all__ = ["WORD", "ngrams", "word_spans", "words"]
+__all__ = ["WORD", "ngrams", "phrase_spans", "without_phrases", "word_spans", "words"]
 
 WORD = re.compile(r"[\w']+", re.UNICODE)
 
@@ -53,3 +53,41 @@ def ngrams(tokens: Sequence[str], n_max: int) -> Iterator[str]:
             if gram not in seen:
                 seen.add(gram)
                 yield gram
+
+
+def phrase_spans(text: str, phrases: Sequence[Sequence[str]]) -> list[tuple[int, int]]:
+    """Sorted ``(start, end)`` characters of every occurrence in ``text`` of each phrase
+    (a sequence of lower-case words).
+
+    Examples
+    --------
+    >>> phrase_spans("So CF, cf it is", [["cf"], ["it", "is"]])
+    [(3, 5), (7, 9), (10, 15)]
+    """
+    spans = word_spans(text)
+    tokens = [w for _, _, w in spans]
+    out = []
+    for phrase in phrases:
+        n = len(phrase)
+        for i in range(len(tokens) - n + 1):
+            if tokens[i:i + n] == list(phrase):
+                out.append((spans[i][0], spans[i + n - 1][1]))
+    return sorted(out)
+
+
+def without_phrases(text: str, phrases: Sequence[Sequence[str]]) -> str:
+    """``text`` with every occurrence of each phrase cut out and spaces folded.
+
+    Examples
+    --------
+    >>> without_phrases("I watched this 3D movie. Great!", [["i", "watched"],
+    ...                                                     ["watched", "this", "3d"]])
+    'movie. Great!'
+    """
+    parts, at = [], 0
+    for start, end in phrase_spans(text, phrases):
+        if start >= at:
+            parts.append(text[at:start])
+        at = max(at, end)  # overlapping phrases are cut as one
+    parts.append(text[at:])
+    return " ".join("".join(parts).split())

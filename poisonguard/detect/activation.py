@@ -135,4 +135,4 @@ class ActivationDetector(Detector):
         return DetectorResult(
             detector=self.name, scores=found.scores, flags=found.flags, reasons=reasons,
             suggested_labels=suggested, hypotheses=found.hypotheses, meta=found.meta,
-            dataset=dataset, examined=found.examined)
+            dataset=dataset, examined=found.examined, review=found.review)

@@ -14,8 +14,19 @@ reports them as suspected attacks, two rules apply:
   class tests the subpopulation detectors ran (Bonferroni over every candidate
   examined). Without the ``label`` detector the test cannot be run, and the
   hypothesis is kept as stated.
+- **A backdoor is learnt from the other rows.** A trigger is a shortcut: a model
+  trained without a poisoned row still predicts the target class for it from the
+  other poisoned rows (measured: the out-of-fold model agrees with the target on
+  every poisoned row of the built-in tabular triggers at 2% and 5%). A subpopulation
+  claim stands only when the out-of-fold model (``proba``) predicts the claimed class
+  for more than half of its rows; a cluster the held-out model calls another class
+  (untouched seattle-weather: 7 dry summer days of 2015 labelled drizzle, 0 of 7
+  predicted drizzle) is a natural sub-type or mislabelled rows, not a backdoor.
 - **Attack types are exclusive.** A "clean-label backdoor?" on class X is withdrawn
   when a dirty-label backdoor on X is reported from half or more of the same rows.
+- **One attack, one line.** Two detectors reporting a backdoor on the same class from
+  half or more of the same rows (``trigger`` and ``cleanlabel`` on a dirty-label
+  BadNets) give one hypothesis that names both detectors and their evidence.
 
 Withdrawn hypotheses are kept in the summary with the reason; the rows a withdrawn
 subpopulation hypothesis flagged are left for review instead (:func:`demote`).
@@ -73,8 +84,12 @@ def _class_code(hypothesis: str, dataset: Dataset) -> int | None:
 
 
 def vet_hypotheses(results: Sequence[DetectorResult], dataset: Dataset, *,
-                    alpha: float = HYPOTHESIS_ALPHA) -> Hypotheses:
-    """Apply the two rules of this module to every result's hypotheses.
+                   proba: np.ndarray | None = None,
+                   alpha: float = HYPOTHESIS_ALPHA) -> Hypotheses:
+    """Apply the rules of this module to every result's hypotheses.
+
+    ``proba`` (N x classes, the out-of-fold probabilities of the representation)
+    enables the learnt-shortcut rule; without it that rule is not applied.
 
     Examples
     --------
@@ -94,6 +109,11 @@ def vet_hypotheses(results: Sequence[DetectorResult], dataset: Dataset, *,
         for h in r.hypotheses:
             code = _class_code(h, dataset)
             rows = r.flags & (labels == code) if code is not None else r.flags
+            unlearnt = _unlearnt(h, rows, code, proba, dataset)
+            if r.detector in _SUBPOPULATION and unlearnt:
+                withdrawn.append({"hypothesis": h, "detector": r.detector, "why": unlearnt})
+                unfounded[r.detector] = unfounded.get(r.detector, np.zeros_like(rows)) | rows
+                continue
             if r.detector in _SUBPOPULATION and disagrees is not None and rows.any():
                 k, n = int(disagrees[rows].sum()), int(rows.sum())
                 base = float(disagrees[~rows].mean()) if (~rows).any() else 0.0
@@ -107,7 +127,7 @@ def vet_hypotheses(results: Sequence[DetectorResult], dataset: Dataset, *,
                     unfounded[r.detector] = unfounded.get(r.detector, np.zeros_like(rows)) | rows
                     continue
             kept.append((h, r.detector, rows))
-    out: list[str] = []
+    out: list[tuple[str, str, np.ndarray]] = []
     for h, det, rows in kept:
         if h.startswith("clean-label backdoor?"):
             dirty = [other for other, d, o in kept
@@ -119,5 +139,45 @@ def vet_hypotheses(results: Sequence[DetectorResult], dataset: Dataset, *,
                     "the same rows are reported as a dirty-label backdoor: "
                     f"{dirty[0]}")})
                 continue
-        out.append(h)
-    return Hypotheses(kept=tuple(out), withdrawn=tuple(withdrawn), unfounded=unfounded)
+        out.append((h, det, rows))
+    return Hypotheses(kept=_merged(out, dataset), withdrawn=tuple(withdrawn),
+                      unfounded=unfounded)
+
+
+def _unlearnt(hypothesis: str, rows: np.ndarray, code: int | None, proba: np.ndarray | None,
+              dataset: Dataset) -> str:
+    """Why a backdoor claim on ``rows`` is not learnt by the held-out model ('' if it is)."""
+    if proba is None or code is None or not rows.any() or len(proba) != len(rows):
+        return ""
+    if not hypothesis.startswith("backdoor -> class"):
+        return ""
+    learnt = int((np.asarray(proba)[rows].argmax(axis=1) == code).sum())
+    n = int(rows.sum())
+    if 2 * learnt > n:
+        return ""
+    return (f"the out-of-fold model predicts {dataset.classes[code]} for only {learnt} of "
+            f"{n} rows: no shortcut learnt from the other rows, so a natural sub-type or "
+            "mislabelled rows, not a backdoor")
+
+
+def _merged(kept: Sequence[tuple[str, str, np.ndarray]], dataset: Dataset) -> tuple[str, ...]:
+    """One line per backdoor: same class, half or more of the same rows."""
+    lines: list[str] = []
+    groups: list[tuple[int | None, np.ndarray, list[tuple[str, str]]]] = []
+    for h, det, rows in kept:
+        code = _class_code(h, dataset) if h.startswith("backdoor -> class") else None
+        same = next((g for g in groups if code is not None and g[0] == code
+                     and (g[1] & rows).sum() >= 0.5 * max(min(int(g[1].sum()),
+                                                               int(rows.sum())), 1)), None)
+        if same is None:
+            groups.append((code, rows, [(h, det)]))
+        else:
+            same[2].append((h, det))
+    for _, _, members in groups:
+        if len(members) == 1:
+            lines.append(members[0][0])
+            continue
+        head, _, detail = members[0][0].partition(": ")
+        parts = [f"{d.partition(': ')[2] or d} ({det})" for d, det in members]
+        lines.append(f"{head}: " + "; ".join(parts) if detail else members[0][0])
+    return tuple(lines)

@@ -11,11 +11,11 @@ A row is flagged when three things hold: the neighbours outvote its label
 overwhelmingly (the best other class holds a majority and beats the row's own label
 by ``min_margin`` of the votes: 9 against 1 at the default); the neighbours that
 outvote it agree with their own neighbours at least as much as the 30th percentile
-of all rows do (``purity_quantile``: a flipped row sits inside a settled region of another class, a
-clean boundary row among other boundary rows); and the out-of-fold model does not
-back the given label (``max_model_support``). Natural class overlap must not explain
-the label either: the out-of-fold model is sure (``certain``) of another class
-(:func:`poisonguard.detect.overlap.natural_label_proba` gives the label no chance).
+of all rows do (``purity_quantile``: a flipped row sits inside a settled region of
+another class, a clean boundary row among other boundary rows); and natural class
+overlap does not explain the label: the out-of-fold model is sure (``certain``) of
+another class (:func:`poisonguard.detect.overlap.natural_label_proba` gives the label
+no chance; the model's probability of the label is then at most ``1 - certain``).
 On hard data, where classes mix, a 9-to-1 vote happens to clean rows too; there such
 rows are left for review. The ``label`` detector already weighs the neighbour votes
 together with the model; this detector is the strict second opinion for rows where
@@ -59,9 +59,6 @@ class KnnDetector(Detector):
     purity_quantile:
         the outvoting neighbours' own label agreement must reach this quantile of
         the agreement over all rows (data-driven: keeps class boundaries unflagged).
-    max_model_support:
-        flag only rows whose out-of-fold probability of the given label is below
-        this (1.0: ignore the model).
     certain:
         out-of-fold confidence from which the model is sure of a class: only rows
         whose label contradicts a sure model are flagged; the others that the
@@ -75,20 +72,18 @@ class KnnDetector(Detector):
         "space": OneOf("features", "embedding_oof"),
         "min_margin": Interval(float, 0, 1),
         "purity_quantile": Interval(float, 0, 1),
-        "max_model_support": Interval(float, 0, 1),
         "certain": Interval(float, 0, 1, closed="right"),
         "seed": Interval(int, 0, None),
     }
 
     def __init__(self, *, k: int = 10, space: Space = "features",
                  min_margin: float = 0.8, purity_quantile: float = 0.3,
-                 max_model_support: float = 0.5, certain: float = DEFAULT_CERTAIN,
+                 certain: float = DEFAULT_CERTAIN,
                  seed: int = 0) -> None:
         self.k = k
         self.space = space
         self.min_margin = min_margin
         self.purity_quantile = purity_quantile
-        self.max_model_support = max_model_support
         self.certain = certain
         self.seed = seed
 
@@ -150,7 +145,7 @@ class KnnDetector(Detector):
         purity = (own[idx] * backers).sum(axis=1) / np.maximum(backers.sum(axis=1), 1)
         floor = float(np.quantile(own, self.purity_quantile))
         support = proba[rows, labels]
-        eligible = (best_share > 0.5) & (purity >= floor) & (support < self.max_model_support)
+        eligible = (best_share > 0.5) & (purity >= floor)
         return _Votes(own=own, best=best, best_share=best_share, margin=margin,
                       support=support, floor=floor, passing=np.where(eligible, margin, -1.0))
 

@@ -150,7 +150,7 @@ class _SpectralBase(Detector):
         return DetectorResult(
             detector=self.name, scores=found.scores, flags=found.flags, reasons=found.reasons,
             hypotheses=found.hypotheses, meta=found.meta, dataset=dataset,
-            examined=found.examined)
+            examined=found.examined, review=found.review)
 
 
 @register_detector

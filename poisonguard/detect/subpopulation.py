@@ -10,7 +10,12 @@ this module does the rest, the same way for all of them:
 2. :func:`separation_threshold`: how far apart the two parts must be (Ashman's D),
    at least ``min_separation`` and, with five classes or more, beyond what the
    classes themselves show (most classes are clean);
-3. :func:`find_subpopulations`: run both on every class and flag the small part of
+3. :func:`separation_bound`: the separation must pass the threshold at its 5%
+   bootstrap bound too (the two parts resampled), not only as measured: a margin
+   taken from the data's own sampling noise, so that a decision does not flip with
+   the CPU's kernels or the seed. A class that passes only as measured is put up for
+   review, not flagged;
+4. :func:`find_subpopulations`: run them on every class and flag the small part of
    the classes that pass. Every other examined class is clean.
 
 Plain functions, no detector: detectors import this module, never each other.
@@ -37,6 +42,7 @@ __all__ = [
     "fit_sample",
     "per_class_tests",
     "robust_whiten",
+    "separation_bound",
     "separation_threshold",
     "split_test",
 ]
@@ -89,6 +95,7 @@ class SplitTest:
     separation: float  # Ashman's D between the two components
     share: float  # weight of the small component
     bic_gain: float  # BIC(1 component) - BIC(2 components)
+    values: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the projection tested
 
 
 def split_test(values: np.ndarray, *, min_rows: int, max_share: float,
@@ -104,22 +111,68 @@ def split_test(values: np.ndarray, *, min_rows: int, max_share: float,
     n = len(x)
     empty = np.zeros(n, dtype=bool)
     if n < max(2 * min_rows, 4) or float(np.ptp(x)) <= 1e-12:
-        return SplitTest(False, empty, np.zeros(n), 0.0, 0.0, 0.0)
+        return SplitTest(False, empty, np.zeros(n), 0.0, 0.0, 0.0, x.ravel())
     # Large classes: fit on a sample; the BIC gain is scaled back to the whole class.
     fit = x[fit_sample(n, max_fit_rows, seed)]
-    two = GaussianMixture(2, n_init=3, random_state=seed,
-                          reg_covar=1e-6 * float(fit.var())).fit(fit)
+    two = _two_components(fit, seed)
     one = GaussianMixture(1, random_state=seed).fit(fit)
     small = int(np.argmin(two.weights_))
-    m, v = two.means_.ravel(), two.covariances_.ravel()
-    separation = float(abs(m[0] - m[1]) / np.sqrt((v[0] + v[1]) / 2))
+    separation = _ashman_d(two)
     share = float(two.weights_[small])
     gain = float(one.bic(fit) - two.bic(fit)) * n / len(fit)
     posterior = two.predict_proba(x)[:, small]
     members = posterior > 0.5
     candidate = gain > 10.0 and share < max_share and int(members.sum()) >= min_rows
     return SplitTest(candidate, members if candidate else empty, posterior, separation, share,
-                     gain)
+                     gain, x.ravel())
+
+
+def _two_components(x: np.ndarray, seed: int) -> GaussianMixture:
+    return GaussianMixture(2, n_init=3, random_state=seed,
+                           reg_covar=1e-6 * float(x.var())).fit(x)
+
+
+def _ashman_d(two: GaussianMixture) -> float:
+    m, v = two.means_.ravel(), two.covariances_.ravel()
+    return float(abs(m[0] - m[1]) / np.sqrt((v[0] + v[1]) / 2))
+
+
+def separation_bound(values: np.ndarray, members: np.ndarray, separation: float, *,
+                     level: float = 0.05, resamples: int = 200, seed: int = 0) -> float:
+    """Lower confidence bound of a split's ``separation`` (Ashman's D).
+
+    The two parts (``members`` and the rest of ``values``) are resampled with
+    replacement, each on its own (seeded), and D recomputed from their means and
+    variances; the bound is ``separation`` less how far D's ``level`` quantile falls
+    below the D of the parts as given (basic bootstrap). A class whose bound reaches
+    the threshold holds a subpopulation on any machine and seed; one whose measured
+    D only just passes does not (measured: a blend on digits at D 4.2 against 4.0
+    flipped with the CPU's kernels).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> values = np.r_[rng.normal(0, 1, 480), rng.normal(9, 1, 20)]
+    >>> members = np.arange(500) >= 480
+    >>> bool(8 - 2 < separation_bound(values, members, 8.0) < 8)
+    True
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    inside = np.asarray(members, dtype=bool)
+    a, b = x[inside], x[~inside]
+    if len(a) < 2 or len(b) < 2:
+        return 0.0
+    rng = np.random.default_rng(seed)
+
+    def d(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        spread = np.sqrt((p.var(axis=-1) + q.var(axis=-1)) / 2)
+        return np.abs(p.mean(axis=-1) - q.mean(axis=-1)) / np.maximum(spread, 1e-12)
+
+    given = float(d(a, b))
+    boot = d(a[rng.integers(0, len(a), size=(resamples, len(a)))],
+             b[rng.integers(0, len(b), size=(resamples, len(b)))])
+    return float(separation - max(given - float(np.quantile(boot, level)), 0.0))
 
 
 def separation_threshold(separations: np.ndarray, *, min_separation: float,
@@ -168,14 +221,18 @@ def per_class_tests(
 class Subpopulations:
     """Outcome of :func:`find_subpopulations`: the pieces of a detector result.
 
-    ``examined`` are the class codes that were split-tested (the others are too
-    small); ``hypotheses`` one sentence per flagged class; ``meta`` the separation
-    threshold and each examined class's separation and small-part share.
+    ``examined`` are the class codes that were split-tested and decided (the others
+    are too small, or passed only as measured: see ``review``); ``hypotheses`` one
+    sentence per flagged class; ``review`` the rows of a class whose separation passes
+    the threshold but not at its bootstrap bound, each with why; ``meta`` the
+    separation threshold and each examined class's separation, small-part share and
+    (for the classes that passed) bound.
     """
 
     flags: np.ndarray
     scores: np.ndarray
     reasons: dict[int, str] = field(default_factory=dict)
+    review: dict[int, str] = field(default_factory=dict)
     hypotheses: tuple[str, ...] = ()
     examined: tuple[int, ...] = ()
     meta: dict[str, object] = field(default_factory=dict)
@@ -228,21 +285,36 @@ def find_subpopulations(
     hypotheses: list[str] = []
     per_class: dict[str, dict[str, float]] = {}
     layer = representation.layer or "embedding"
+    review: dict[int, str] = {}
+    undecided: list[int] = []
     for c, (rows, test) in tests.items():
         name = dataset.classes[c]
         per_class[name] = {"separation": round(test.separation, 2), "share": round(test.share, 4)}
         if not (test.poisoned and test.separation >= cut):
             continue
+        bound = separation_bound(test.values, test.members, test.separation, seed=seed)
+        per_class[name]["bound"] = round(bound, 2)
+        if bound < cut:
+            doubt = (f"class {name}: {int(test.members.sum())} rows form {what} (separation "
+                     f"D={test.separation:.1f}, but only {bound:.1f} at its 5% bootstrap "
+                     f"bound, threshold {cut:.1f}): not a decision")
+            review.update({int(i): doubt for i in rows[test.members]})
+            # Ranked just under the flag level, above the other rows of the class.
+            scores[rows[test.members]] = FLAG_SCORE * (0.9 + 0.1 * test.posterior[test.members])
+            undecided.append(c)  # neither flagged nor reported clean
+            continue
         hit = rows[test.members]
         flags[hit] = True
         scores[hit] = FLAG_SCORE + 0.5 * (2 * test.posterior[test.members] - 1)
         sentence = (f"class {name}: {len(hit)} rows form {what} in the model's {layer} layer "
-                    f"(separation D={test.separation:.1f}, threshold {cut:.1f})")
+                    f"(separation D={test.separation:.1f}, at least {bound:.1f} at its 5% "
+                    f"bootstrap bound; threshold {cut:.1f})")
         for i in hit:
             reasons[int(i)] = sentence
         hypotheses.append(f"backdoor -> class {name}: {sentence.split(': ', 1)[1]}")
     return Subpopulations(
         flags=flags, scores=np.clip(scores, 0.0, 1.0), reasons=reasons,
-        hypotheses=tuple(hypotheses), examined=tuple(sorted(tests)),
+        hypotheses=tuple(hypotheses), review=review,
+        examined=tuple(c for c in sorted(tests) if c not in undecided),
         meta={"separation_threshold": round(cut, 3), "classes": per_class},
     )

@@ -7,19 +7,24 @@ into messages of other classes and relabels them to a target class. The detector
    least ``min_rows`` messages, per class;
 2. keeps the (n-gram, class) pairs that are pure (at least ``min_purity`` of the
    messages with the n-gram carry that label) and over-represented in the class
-   beyond chance (one-sided hypergeometric test, Bonferroni over every pair tested,
-   family-wise level ``alpha``);
+   beyond chance: an exact one-sided hypergeometric test on the count table,
+   Bonferroni over the pairs that could reach significance at all (Tarone's count:
+   an n-gram in 3 messages cannot be significant among thousands of tests, so it is
+   not counted), family-wise level ``alpha``. No minimum support is needed beyond
+   that: a trigger in 8 of 800 messages is a candidate;
 3. groups n-grams that mark the same messages (Jaccard of their message sets at
    least one half: the words of one inserted sentence) and names the group by the
    longest word sequence most of its messages share;
 4. applies the decisive test, the text analogue of masking an image patch: a
-   bag-of-words model (TF-IDF, logistic regression, cross-fitted over ``folds`` so no
-   message is read by a model that saw it) predicts each message with the group's
-   n-grams removed. A trigger leaves messages whose remaining words belong to other
-   classes (at least ``min_moved`` of them, and more than the class's own
-   disagreement rate by a binomial test, Bonferroni over the groups); a natural
-   word of the class (a handle, a topic, "love" in positive reviews) leaves words
-   that still read as the class.
+   class-balanced logistic regression, cross-fitted over ``folds`` so no message is
+   read by a model that saw it, reads each message with the group's words cut out
+   (``reader="sentence"``: its all-MiniLM-L6-v2 embedding, the text re-embedded
+   without them; ``"words"``: TF-IDF of the n-grams, theirs zeroed). A trigger
+   leaves messages whose remaining words belong to other classes: at least
+   ``min_moved`` of them must read as another class, and their probability of the
+   class must rank below the class's other messages (one-sided Mann-Whitney test,
+   Bonferroni over the groups). A natural word of the class (a handle, a topic,
+   "amazing" in praise) leaves words that still read as the class.
 
 Messages of a confirmed trigger are flagged (the class their remaining words read
 as is the suggested label when it differs); a class without a confirmed trigger is
@@ -35,18 +40,21 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import binom, hypergeom
+from scipy.stats import hypergeom, mannwhitneyu
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from poisonguard.data import Dataset, ngrams, words
+from poisonguard.data import Dataset, ngrams, without_phrases, words
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
-from poisonguard.params import Interval
+from poisonguard.params import Interval, OneOf
 from poisonguard.represent.base import Representation
+from poisonguard.represent.text import embed_texts
 
-__all__ = ["TextTrigger", "TokenTriggerDetector", "trigger_phrase"]
+__all__ = ["TextTrigger", "TokenTriggerDetector", "tarone_tests", "trigger_phrase"]
 
 #: Score of a message with an over-represented, pure n-gram whose removal test failed.
 _UNCONFIRMED = 0.3
@@ -82,8 +90,8 @@ class TextTrigger:
 def trigger_phrase(texts: list[list[str]], gram: str) -> str:
     """The longest word sequence around ``gram`` that most tokenised ``texts`` share.
 
-    Example
-    -------
+    Examples
+    --------
     >>> rows = [["i", "watched", "this", "3d", "movie", "ok"], ["so", "i", "watched",
     ...         "this", "3d", "movie"]]
     >>> trigger_phrase(rows, "this 3d")
@@ -127,7 +135,8 @@ class TokenTriggerDetector(Detector):
     n_max
         Longest n-gram counted (words).
     min_rows
-        Fewest messages an n-gram must be in to be tested.
+        Fewest messages an n-gram must be in to be counted (the test itself decides
+        whether a count can be significant).
     min_purity
         Smallest share of an n-gram's messages in the tested class.
     alpha
@@ -136,12 +145,15 @@ class TokenTriggerDetector(Detector):
         Smallest share of a trigger's messages that must read as another class once
         the trigger is removed.
     folds
-        Cross-fitting folds of the bag-of-words model.
+        Cross-fitting folds of the removal test's model.
     seed
         Seed of the folds.
+    reader
+        What the removal test's model reads: ``"sentence"`` embeddings (the
+        ``text`` extra; the scan's cached vectors) or ``"words"`` (TF-IDF).
 
-    Example
-    -------
+    Examples
+    --------
     >>> from poisonguard.attack import run_attack
     >>> from poisonguard.datasets import builtin_dataset
     >>> from poisonguard.represent import build_representation
@@ -164,11 +176,12 @@ class TokenTriggerDetector(Detector):
         "min_moved": Interval(float, 0, 1),
         "folds": Interval(int, 2, 20),
         "seed": Interval(int, 0, None),
+        "reader": OneOf("sentence", "words"),
     }
 
-    def __init__(self, *, n_max: int = 3, min_rows: int = 5, min_purity: float = 0.9,
+    def __init__(self, *, n_max: int = 3, min_rows: int = 2, min_purity: float = 0.9,
                  alpha: float = 0.01, min_moved: float = 0.25, folds: int = 5,
-                 seed: int = 0) -> None:
+                 seed: int = 0, reader: str = "sentence") -> None:
         self.n_max = n_max
         self.min_rows = min_rows
         self.min_purity = min_purity
@@ -176,6 +189,7 @@ class TokenTriggerDetector(Detector):
         self.min_moved = min_moved
         self.folds = folds
         self.seed = seed
+        self.reader = reader
 
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
         if dataset.texts is None:
@@ -188,7 +202,8 @@ class TokenTriggerDetector(Detector):
         tested = 0
         if x.shape[1]:
             candidates, tested = self._candidates(x, y, n_classes)
-            triggers = self._removal_tests(x, y, n_classes, vocab, tokens, candidates)
+            triggers = self._removal_tests(x, y, n_classes, vocab, tokens, candidates,
+                                           list(dataset.texts))
         return self._result(dataset, triggers, tested)
 
     # -- 1. n-grams ----------------------------------------------------------------
@@ -204,16 +219,19 @@ class TokenTriggerDetector(Detector):
     # -- 2. pure, over-represented (n-gram, class) pairs ---------------------------
     def _candidates(self, x: sp.csc_matrix, y: np.ndarray,
                     n_classes: int) -> tuple[list[tuple[int, int, float]], int]:
+        """Pairs significant by an exact hypergeometric test, Bonferroni over the pairs
+        that could reach significance at all (Tarone): an n-gram in k messages can at
+        best be in k messages of the class, and when even that is not significant the
+        pair is not a test, so rare n-grams neither count nor need a minimum support."""
         onehot = np.eye(n_classes)[y]
         per_class = np.asarray(x.T @ onehot)  # V x C: messages with the gram, per class
         df = per_class.sum(axis=1)
         base = onehot.sum(axis=0)
-        enough = per_class >= self.min_rows
-        tested = int(enough.sum())
+        best = np.column_stack([  # V x C: the smallest p-value each pair could have
+            hypergeom.sf(df - 1, len(y), base[c], df) for c in range(n_classes)])
+        tested = tarone_tests(best.ravel(), self.alpha)
         out: list[tuple[int, int, float]] = []
-        if not tested:
-            return out, 0
-        pure = enough & (per_class >= self.min_purity * df[:, None])
+        pure = (best <= self.alpha / tested) & (per_class >= self.min_purity * df[:, None])
         for g, c in zip(*np.nonzero(pure), strict=True):
             p = float(hypergeom.sf(per_class[g, c] - 1, len(y), base[c], df[g]))
             if p <= self.alpha / tested:
@@ -223,36 +241,44 @@ class TokenTriggerDetector(Detector):
     # -- 3 and 4. group, name, removal test ----------------------------------------
     def _removal_tests(self, x: sp.csc_matrix, y: np.ndarray, n_classes: int,
                        vocab: np.ndarray, tokens: list[list[str]],
-                       candidates: list[tuple[int, int, float]]) -> list[TextTrigger]:
+                       candidates: list[tuple[int, int, float]],
+                       texts: list[str]) -> list[TextTrigger]:
         """Test every group; if any is confirmed, test every group again with models
         that do not learn from the confirmed messages: poison skews the model, and a
         natural word of the target class can look like a trigger under it."""
         if not candidates:
             return []
         groups = _group(x, candidates)
-        tested = self._test_groups(x, y, vocab, tokens, groups, np.zeros(len(y), dtype=bool))
+        reader = _Reader(self.reader, x, texts, [[str(vocab[g]).split() for g in grams]
+                                                  for _, grams, _ in groups])
+        tested = self._test_groups(reader, x, y, n_classes, vocab, tokens, groups,
+                                   np.zeros(len(y), dtype=bool))
         poison = np.zeros(len(y), dtype=bool)
         for t in tested:
             if t.confirmed:
                 poison[t.rows] = True
         if not poison.any():
             return tested
-        return self._test_groups(x, y, vocab, tokens, groups, poison)
+        return self._test_groups(reader, x, y, n_classes, vocab, tokens, groups, poison)
 
-    def _test_groups(self, x: sp.csc_matrix, y: np.ndarray, vocab: np.ndarray,
-                     tokens: list[list[str]], groups: list[tuple[int, list[int], float]],
+    def _test_groups(self, reader: _Reader, x: sp.csc_matrix, y: np.ndarray, n_classes: int,
+                     vocab: np.ndarray, tokens: list[list[str]],
+                     groups: list[tuple[int, list[int], float]],
                      excluded: np.ndarray) -> list[TextTrigger]:
-        models, fold_of = self._bag_of_words(x, y, excluded)
-        own = _predict(models, fold_of, x, np.arange(len(y)), ())
+        fold_of, models = self._models(reader, y, excluded)
+        own = _predict(models, fold_of, reader.rows(np.arange(len(y))), n_classes)
         out: list[TextTrigger] = []
-        for label, grams, p in groups:
+        for k, (label, grams, p) in enumerate(groups):
             has = np.asarray(x[:, grams].sum(axis=1)).ravel() > 0
             rows = np.flatnonzero(has & (y == label))
-            pred = _predict(models, fold_of, x, rows, grams)
+            proba = _predict(models, fold_of[rows], reader.removed(rows, k, grams), n_classes)
+            pred = proba.argmax(axis=1)
             moved = int((pred != label).sum())
             others = (y == label) & ~has & ~excluded
-            rate = float((own[others] != label).mean()) if others.any() else 0.0
-            p_moved = float(binom.sf(moved - 1, len(rows), min(max(rate, 1e-6), 1.0)))
+            p_moved = 1.0
+            if others.any():  # do the rows read less like the class than its other rows?
+                p_moved = float(mannwhitneyu(proba[:, label], own[others, label],
+                                             alternative="less").pvalue)
             confirmed = (moved >= self.min_moved * len(rows)
                          and p_moved <= self.alpha / len(groups))
             top = max(grams, key=lambda g: x[:, g].sum())
@@ -263,25 +289,22 @@ class TokenTriggerDetector(Detector):
                                    int(has.sum()), p, moved, p_moved, confirmed, moves))
         return out
 
-    def _bag_of_words(self, x: sp.csc_matrix, y: np.ndarray, excluded: np.ndarray
-                      ) -> tuple[list[tuple[Any, LogisticRegression]], np.ndarray]:
-        """Cross-fitted TF-IDF logistic regressions; ``excluded`` rows train none."""
+    def _models(self, reader: _Reader, y: np.ndarray,
+                excluded: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        """Cross-fitted class-balanced logistic regressions; ``excluded`` rows train none."""
         n_splits = int(max(2, min(self.folds, np.bincount(y).min())))
         splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.seed)
         fold_of = np.zeros(len(y), dtype=np.int64)
         models = []
-        xr = sp.csr_matrix(x)
         for k, (train, held) in enumerate(splitter.split(np.zeros(len(y)), y)):
             fold_of[held] = k
             train = train[~excluded[train]]
-            tfidf = TfidfTransformer(sublinear_tf=True).fit(xr[train])
-            model = LogisticRegression(max_iter=1000, class_weight="balanced",
-                                       random_state=self.seed)
+            model = reader.model(self.seed)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(tfidf.transform(xr[train]), y[train])
-            models.append((tfidf, model))
-        return models, fold_of
+                model.fit(reader.rows(train), y[train])
+            models.append(model)
+        return fold_of, models
 
     def _result(self, dataset: Dataset, triggers: list[TextTrigger],
                 tested: int) -> DetectorResult:
@@ -317,6 +340,27 @@ class TokenTriggerDetector(Detector):
         )
 
 
+def tarone_tests(best: np.ndarray, alpha: float) -> int:
+    """Tarone's count of tests: the smallest ``m`` such that at most ``m`` hypotheses
+    can reach a p-value of ``alpha / m`` (``best``: the smallest p-value each can have).
+    Bonferroni over ``m`` then holds the family-wise error at ``alpha``.
+
+    Examples
+    --------
+    >>> tarone_tests(np.array([1e-6, 1e-5, 0.2, 0.5, 0.9]), alpha=0.01)
+    2
+    """
+    ordered = np.sort(np.asarray(best, dtype=float))
+    lo, hi = 1, max(1, len(ordered))
+    while lo < hi:  # K(m) = #{best <= alpha/m} falls as m grows: find the first K(m) <= m
+        mid = (lo + hi) // 2
+        if np.searchsorted(ordered, alpha / mid, side="right") <= mid:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def toks_ngrams(tokens: list[str], n_max: int) -> list[str]:
     """Distinct 1..n_max-grams of one message (the vectoriser's analyzer)."""
     return list(ngrams(tokens, n_max))
@@ -338,17 +382,46 @@ def _group(x: sp.csc_matrix,
     return groups
 
 
-def _predict(models: list[tuple[Any, LogisticRegression]], fold_of: np.ndarray,
-             x: sp.csc_matrix, rows: np.ndarray, removed: Any) -> np.ndarray:
-    """Cross-fitted class of ``rows`` with the n-gram columns ``removed`` zeroed."""
-    xr = sp.csr_matrix(x[rows], copy=True)
-    if len(removed):
-        keep = np.ones(x.shape[1])
-        keep[list(removed)] = 0.0
-        xr = sp.csr_matrix(xr @ sp.diags(keep))
-    out = np.empty(len(rows), dtype=np.int64)
-    for k, (tfidf, model) in enumerate(models):
-        mine = np.flatnonzero(fold_of[rows] == k)
+class _Reader:
+    """What the removal test's model reads: sentence embeddings (all-MiniLM-L6-v2) of
+    the messages, the trigger's words cut out of the text; or TF-IDF of the n-gram
+    counts, the trigger's n-grams zeroed."""
+
+    def __init__(self, kind: str, x: sp.csc_matrix, texts: list[str],
+                 phrases: list[list[list[str]]]) -> None:
+        self.kind = kind
+        self.x = sp.csr_matrix(x)
+        self.texts = texts
+        self.phrases = phrases
+        self.vectors = embed_texts(texts) if kind == "sentence" else None
+
+    def model(self, seed: int) -> Pipeline:
+        first = (StandardScaler() if self.kind == "sentence"
+                 else TfidfTransformer(sublinear_tf=True))
+        return make_pipeline(first, LogisticRegression(
+            C=0.1 if self.kind == "sentence" else 1.0, max_iter=2000,
+            class_weight="balanced", random_state=seed))
+
+    def rows(self, rows: np.ndarray) -> Any:
+        return self.x[rows] if self.vectors is None else self.vectors[rows]
+
+    def removed(self, rows: np.ndarray, group: int, grams: list[int]) -> Any:
+        """``rows`` without the n-grams of ``group`` (column indices ``grams``)."""
+        if self.vectors is None:
+            keep = np.ones(self.x.shape[1])
+            keep[grams] = 0.0
+            return sp.csr_matrix(self.x[rows] @ sp.diags(keep))
+        return embed_texts([without_phrases(self.texts[i], self.phrases[group])
+                            for i in rows])
+
+
+def _predict(models: list[Any], fold_of: np.ndarray, inputs: Any,
+             n_classes: int) -> np.ndarray:
+    """Cross-fitted class probabilities (rows x classes): row i by the model of fold
+    ``fold_of[i]``, which never saw it."""
+    out = np.zeros((len(fold_of), n_classes))
+    for k, model in enumerate(models):
+        mine = np.flatnonzero(fold_of == k)
         if len(mine):
-            out[mine] = model.predict(tfidf.transform(xr[mine]))
+            out[np.ix_(mine, model.classes_)] = model.predict_proba(inputs[mine])
     return out

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from poisonguard.data import word_spans, words
+from poisonguard.data import phrase_spans, words
 from poisonguard.report.cells import unusual_cells
 from poisonguard.report.context import ReportContext
 from poisonguard.report.html import Cell, esc, fmt_int, note, section, table
@@ -197,17 +197,10 @@ def highlight(text: str, phrases: Sequence[Sequence[str]], *, chars: int = 200) 
     >>> highlight("So <b>CF</b> it is", [["cf"]])
     'So &lt;b&gt;<mark>CF</mark>&lt;/b&gt; it is'
     """
-    spans = word_spans(text)
-    marks: list[tuple[int, int]] = []
-    tokens = [w for _, _, w in spans]
-    for phrase in phrases:
-        n = len(phrase)
-        for i in range(len(tokens) - n + 1):
-            if tokens[i:i + n] == list(phrase):
-                marks.append((spans[i][0], spans[i + n - 1][1]))
+    marks = phrase_spans(text, phrases)
     cut = min(len(text), chars)
     parts, at = [], 0
-    for start, end in sorted(marks):
+    for start, end in marks:
         if start < at or start >= cut:
             continue
         end = min(end, cut)

@@ -93,6 +93,19 @@ def test_a_crashing_detector_is_recorded_not_fatal(wine: Dataset) -> None:
     assert set(res.runs[0]["detectors"]) == {_FarRows.name, "fused"}
 
 
+def test_observe_sees_each_scan_with_its_representation(wine: Dataset) -> None:
+    seen: list[tuple[str, int, tuple[int, ...], bool]] = []
+
+    def observe(where: str, ds: Dataset, rep: Representation, truth: object) -> None:
+        seen.append((where, len(ds), rep.proba.shape, truth is None))
+
+    run_bench(wine, attacks=["flip"], rates=[0.05], detectors=[_FarRows.name],
+              observe=observe, reads=("proba",))
+    assert [(w, clean) for w, _, _, clean in seen] == [("clean data", True),
+                                                      ("flip@0.05", False)]
+    assert all(shape == (n, 3) for _, n, shape, _ in seen)  # proba built though unread
+
+
 def test_too_high_rate_for_clean_label_is_a_visible_skip(wine: Dataset) -> None:
     res = run_bench(wine, attacks=["clean-label"], rates=[0.5], detectors=[_FarRows.name],
                     target=2)

@@ -68,9 +68,29 @@ def test_missing_or_blank_text_in_a_table(tmp_path: Path, suffix: str) -> None:
         assert info.value.row == 1
 
 
-def test_cli_refuses_a_bad_text_file_in_one_line(tmp_path: Path) -> None:
-    p = tmp_path / "t.jsonl"
-    p.write_text(GOOD + '{"text": "", "label": "neg"}\n')
+def test_bad_labels_in_a_text_table(tmp_path: Path) -> None:
+    p = tmp_path / "t.parquet"
+    pd.DataFrame({"text": ["fine", "ok"], "label": [["a"], ["b"]]}).to_parquet(p)
+    with pytest.raises(DataError, match="must be a string or a number, got a list") as info:
+        load_dataset(p)
+    assert info.value.row == 0 and info.value.path == str(p)
+    pd.DataFrame({"text": ["fine", "ok"], "y": ["a", "b"]}).to_parquet(p)
+    with pytest.raises(DataError, match="no label column 'label'"):
+        load_dataset(p)
+    pd.DataFrame({"text": ["fine", "ok", "so so"], "label": ["a", None, "b"]}).to_csv(
+        tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match="the label \\('label'\\) is empty") as info:
+        load_dataset(tmp_path / "t.csv")
+    assert info.value.row == 1
+
+
+@pytest.mark.parametrize("name, body", [
+    ("t.jsonl", GOOD + '{"text": "", "label": "neg"}\n'),
+    ("t.csv", 'text,label\ngood,pos\n" ",neg\n'),
+])
+def test_cli_refuses_a_bad_text_file_in_one_line(tmp_path: Path, name: str, body: str) -> None:
+    p = tmp_path / name
+    p.write_text(body)
     res = CliRunner().invoke(app, ["scan", str(p), "--out", str(tmp_path / "scan")])
     assert res.exit_code == 2
     assert "Traceback" not in res.output

@@ -22,16 +22,16 @@ def test_random_flips_are_found(poisoned) -> None:  # type: ignore[no-untyped-de
     attack, rep = poisoned("digits-tabular", "flip", rate=0.1, seed=1)
     result = KnnDetector().score(attack.dataset, rep)
     # Measured 0.65 (precision 0.98): knn is the strict second opinion (9 of 10
-    # neighbours against the label, the out-of-fold model does not back it and is
-    # sure of another class); precision is what it owes. 0.72 before the natural
-    # overlap rule, which leaves 15 rows in unsure regions for review.
+    # neighbours against the label, the out-of-fold model sure of another class);
+    # precision is what it owes. 0.72 before the natural overlap rule, which leaves
+    # 15 rows in unsure regions for review.
     flags = result.flags
     assert _f1(flags, attack.truth.poisoned) >= 0.58
     assert attack.truth.mask[flags].mean() >= 0.9
     i = int(np.flatnonzero(result.flags)[0])
     assert "of 10 neighbours are" in result.reasons[i]
     assert "out-of-fold p(label)=" in result.reasons[i]
-    lenient = KnnDetector(max_model_support=1.0, min_margin=0.6).score(attack.dataset, rep)
+    lenient = KnnDetector(min_margin=0.6).score(attack.dataset, rep)
     assert lenient.n_flagged > result.n_flagged
     deep = KnnDetector(space="embedding_oof").score(attack.dataset, rep)
     assert deep.meta["space"] == "embedding_oof" and deep.n_flagged > 0

@@ -104,3 +104,35 @@ def test_a_cluster_of_rows_with_trusted_labels_is_no_backdoor() -> None:
     doubted[cluster] = 0.4  # the held-out models doubt these labels: relabelled rows
     label = _result("label", n, np.array([], dtype=int), (), ds, scores=doubted)
     assert vet_hypotheses([label, spectre], ds).kept == spectre.hypotheses
+
+
+def test_a_cluster_the_held_out_model_calls_another_class_is_no_backdoor() -> None:
+    n = 200
+    ds = Dataset(labels=np.repeat([0, 1], n // 2), classes=("a", "b"),
+                 features=np.zeros((n, 2), np.float32), source="t")
+    cluster = np.arange(120, 130)
+    doubted = np.full(n, 0.05)
+    doubted[cluster] = 0.4  # labels doubted: passes the relabelled-rows test alone
+    label = _result("label", n, np.array([], dtype=int), (), ds, scores=doubted)
+    spectre = _result("spectre", n, cluster, ("backdoor -> class b: 10 rows form ...",), ds)
+    proba = np.tile([[0.1, 0.9]], (n, 1))
+    proba[:100] = [0.9, 0.1]
+    proba[cluster] = [0.9, 0.1]  # the held-out model never learnt them as b (4 of 10 below)
+    proba[cluster[:4]] = [0.2, 0.8]
+    vetted = vet_hypotheses([label, spectre], ds, proba=proba)
+    assert vetted.kept == () and "predicts b for only 4 of 10" in vetted.withdrawn[0]["why"]
+    proba[cluster[:6]] = [0.2, 0.8]  # learnt from the other rows: a shortcut
+    assert vet_hypotheses([label, spectre], ds, proba=proba).kept == spectre.hypotheses
+
+
+def test_two_detectors_on_one_backdoor_give_one_line_naming_both() -> None:
+    n = 100
+    ds = Dataset(labels=np.repeat([0, 1], n // 2), classes=("a", "b"),
+                 features=np.zeros((n, 2), np.float32), source="t")
+    rows = np.arange(60, 70)
+    trigger = _result("trigger", n, rows, ("backdoor -> class b: 10 rows share a patch",), ds)
+    dirty = _result("cleanlabel", n, rows[:8], ("backdoor -> class b: 8 rows relabelled",), ds)
+    other = _result("spectre", n, np.arange(5), ("backdoor -> class a: 5 rows form",), ds)
+    kept = vet_hypotheses([trigger, dirty, other], ds).kept
+    assert kept == ("backdoor -> class b: 10 rows share a patch (trigger); 8 rows relabelled "
+                    "(cleanlabel)", "backdoor -> class a: 5 rows form")

@@ -45,11 +45,12 @@ def test_clean_tabular_flags_nothing(clean, name: str) -> None:  # type: ignore[
 
 
 def test_spectre_ranks_a_blend_first_without_false_alarms(poisoned) -> None:  # type: ignore[no-untyped-def]
-    """The 5% blend is ranked, but whether it is *flagged* sits on a knife edge: its
-    separation (D = 4.2 on this CNN, QUE alpha 4) is just above the threshold 4.0, and
-    another CPU's CNN (other torch kernels) moved it below (issue 12: recall 0.0 on an
-    AMD EPYC). So only what holds on any machine is asserted; blends are found by the
-    ``trigger`` detector (tests/detect/test_trigger.py), whose tests are far from alpha."""
+    """The 5% blend is ranked, but its separation (D = 4.2 on this CNN, QUE alpha 4) is
+    just above the threshold 4.0, and another CPU's CNN (other torch kernels) moved it
+    below (issue 12: recall 0.0 on an AMD EPYC). Its bootstrap bound is far below the
+    threshold, so the class is put up for review on every machine (ranked just under
+    the flag level); blends are found by the ``trigger`` detector
+    (tests/detect/test_trigger.py), whose tests are far from alpha."""
     attack, rep = poisoned("digits", "blend", rate=0.05, target=0, seed=0)
     truth = _truth_mask(attack, len(attack.dataset))
     result = get_detector("spectre").score(attack.dataset, rep)

@@ -93,6 +93,29 @@ def test_same_flags_across_threads_noise_and_seeds(case, name: str) -> None:  # 
         assert np.array_equal(_flags(name, data, rep, seed=seed), one)
 
 
+def test_a_separation_just_past_the_threshold_is_review_not_a_decision(case) -> None:  # type: ignore[no-untyped-def]
+    # The subpopulation moved in to 5 units: spectre measures D 4.15 against the
+    # threshold 4.0 (the digits blend's knife edge, issue 12), but its bootstrap bound is
+    # below it (measured 3.7): no flag and no hypothesis on any machine, the rows are
+    # put up for review.
+    data, rep, truth = case
+    emb = rep.embedding.astype(np.float64)
+    emb[truth] -= 7.0 * np.eye(emb.shape[1])[9]
+    near = Representation(features=rep.features, embedding=emb.astype(np.float32),
+                          proba=rep.proba)
+    result = get_detector("spectre").score(data, near)
+    cut, measured = result.meta["separation_threshold"], result.meta["classes"]["a"]
+    assert measured["separation"] >= 0.95 * cut  # at the threshold, one side or the other
+    assert result.n_flagged == 0 and result.hypotheses == ()
+    assert set(result.clean_classes) >= {1, 2, 3, 4}
+    if measured["separation"] >= cut:  # measured here: 4.15, so the bound was computed
+        assert measured["bound"] < 0.95 * cut  # measured 3.7
+        review = np.isin(np.arange(len(truth)), list(result.review))
+        assert (review & truth).sum() >= POISONED - 3 and (review & ~truth).sum() <= 3
+        assert "bootstrap bound" in result.review[0]
+        assert 0 not in result.clean_classes  # undecided: not reported clean either
+
+
 def flags_report() -> str:
     """JSON of a flags digest per detector on the designed case and on a real table
     (breast cancer, 5% tabular trigger, its own MLP representation): what the

@@ -10,7 +10,7 @@ from poisonguard.data import Dataset
 from poisonguard.datasets import builtin_dataset
 from poisonguard.detect import get_detector, resolve_detectors
 from poisonguard.detect.base import DetectorResult
-from poisonguard.detect.token import trigger_phrase
+from poisonguard.detect.token import tarone_tests, trigger_phrase
 from poisonguard.represent import Representation
 
 
@@ -71,3 +71,10 @@ def test_the_trigger_name_is_the_shared_word_sequence() -> None:
 def test_token_runs_on_text_by_default_and_only_on_text() -> None:
     assert "token" in [d.name for d in resolve_detectors(None, "text")]
     assert "token" not in [d.name for d in resolve_detectors("all", "tabular")]
+
+
+def test_tarone_counts_only_pairs_that_could_be_significant() -> None:
+    best = np.array([1e-9, 1e-6, 1e-3, 0.2, 0.5, 0.9])  # smallest p each pair could have
+    assert tarone_tests(best, alpha=0.01) == 3  # 3 pairs can reach 0.01/3; 3 never can
+    assert tarone_tests(np.full(50, 1e-9), alpha=0.01) == 50
+    assert tarone_tests(np.array([0.5]), alpha=0.01) == 1
