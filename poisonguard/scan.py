@@ -226,6 +226,24 @@ def scan(
     return findings
 
 
+#: Detectors whose evidence is the label itself: a scan without any of them cannot say
+#: a class is free of label flips (text scans leave them out by default).
+LABEL_FLIP_DETECTORS = frozenset({"label", "knn"})
+
+
+def untested_attacks(detectors: Sequence[str]) -> list[str]:
+    """Attack families no detector of the scan tests (today: label flips).
+
+    Examples
+    --------
+    >>> untested_attacks(["token", "duplicate", "outlier"])
+    ['label flips']
+    >>> untested_attacks(["label", "outlier"])
+    []
+    """
+    return [] if LABEL_FLIP_DETECTORS & set(detectors) else ["label flips"]
+
+
 def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representation, *,
               max_fpr: float, hypotheses: Hypotheses) -> Findings:
     fused = fuse(results, len(dataset))
@@ -252,6 +270,7 @@ def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representati
         "suspected_attacks": list(hypotheses.kept),
         "withdrawn_hypotheses": list(hypotheses.withdrawn),
         "clean_classes": [name for name in dataset.classes if name not in by_class],
+        "untested": untested_attacks([r.detector for r in results]),
         "classes": list(dataset.classes),
         "representation": {"model": rep.model, "layer": rep.layer},
         "review": review,

@@ -72,3 +72,14 @@ def test_a_scan_with_a_model_reader_still_builds_the_model(clean) -> None:  # ty
     wine, _ = clean("wine")
     _, _, rep = scan_dataset(wine, detectors="outlier,label")
     assert rep.proba.shape == (len(wine), wine.n_classes) and rep.embedding_oof is None
+
+
+def test_a_scan_without_a_label_detector_says_label_flips_were_not_tested(  # type: ignore[no-untyped-def]
+        clean) -> None:
+    wine, _ = clean("wine")
+    flipped = wine.labels.copy()
+    flipped[:20] = (flipped[:20] + 1) % wine.n_classes  # flips nothing here can see
+    findings, _, _ = scan_dataset(wine.replace(labels=flipped), detectors="outlier")
+    assert findings.summary["untested"] == ["label flips"]
+    with_label, _, _ = scan_dataset(wine, detectors="outlier,label")
+    assert with_label.summary["untested"] == []

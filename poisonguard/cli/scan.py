@@ -76,8 +76,14 @@ def print_summary(findings: Findings, *, top: int = 10) -> None:
         out_console.print(f"Flagged per class: {counts}")
     for hypothesis in s.get("suspected_attacks", []):
         out_console.print(f"[red]Suspected[/red] {hypothesis}", markup=True)
+    untested = s.get("untested", [])
     if s.get("clean_classes"):
-        out_console.print(f"Classes found clean by every detector: {', '.join(s['clean_classes'])}")
+        caveat = f" (not tested: {', '.join(untested)})" if untested else ""
+        out_console.print(f"Classes found clean by every detector: "
+                          f"{', '.join(s['clean_classes'])}{caveat}")
+    if untested:
+        out_console.print(f"Not tested: {', '.join(untested)} (no label or knn detector in "
+                          "this scan; add them with --detectors)")
     print_reliability(s.get("reliability"))
     ranked = sorted(findings.flagged, key=lambda r: -r.score)[:top]
     if not ranked:
