@@ -77,13 +77,15 @@ def print_summary(findings: Findings, *, top: int = 10) -> None:
     for hypothesis in s.get("suspected_attacks", []):
         out_console.print(f"[red]Suspected[/red] {hypothesis}", markup=True)
     untested = s.get("untested", [])
-    if s.get("clean_classes"):
-        caveat = f" (not tested: {', '.join(untested)})" if untested else ""
-        out_console.print(f"Classes found clean by every detector: "
-                          f"{', '.join(s['clean_classes'])}{caveat}")
-    if untested:
-        out_console.print(f"Not tested: {', '.join(untested)} (no label or knn detector in "
-                          "this scan; add them with --detectors)")
+    caveat = (f"not tested: {', '.join(untested)} (no label or knn detector in this scan; "
+              "add them with --detectors)") if untested else ""
+    if s.get("clean_classes") and not untested:
+        out_console.print(f"Classes found clean by every detector: {', '.join(s['clean_classes'])}")
+    elif s.get("clean_classes"):
+        out_console.print(f"Classes without a flag: {', '.join(s['clean_classes'])}; {caveat}",
+                          markup=False, soft_wrap=True)
+    elif untested:
+        out_console.print(caveat.capitalize(), markup=False, soft_wrap=True)
     print_reliability(s.get("reliability"))
     ranked = sorted(findings.flagged, key=lambda r: -r.score)[:top]
     if not ranked:

@@ -51,7 +51,8 @@ def test_scan_then_clean_with_stub_detector(wine_csv: Path, tmp_path: Path, _led
     assert result.exit_code == 1, result.output  # the gate fails: rows flagged above 0.5
     assert "3 flagged" in result.output
     # the stub tests no labels: classes without a flag are not called free of flips
-    assert "Not tested: label flips" in result.output
+    assert "not tested: label flips" in result.output
+    assert "found clean" not in result.output
     findings = load_findings(tmp_path / "scan" / "findings.json")
     assert findings.flagged_indices() == [3, 40, 41]
     assert len(findings.rows) == 178
