@@ -99,7 +99,8 @@ def scan_dataset(
     results = [demote(r, vetted.unfounded[r.detector], "a separate cluster, but not a "
                       "backdoor by the scan's tests (summary: withdrawn_hypotheses)", dataset)
                if r.detector in vetted.unfounded else r for r in results]
-    return (_findings(dataset, results, representation, max_fpr=max_fpr, hypotheses=vetted),
+    return (_findings(dataset, results, representation, max_fpr=max_fpr, hypotheses=vetted,
+                      untested=untested_attacks(chosen)),
             results, representation)
 
 
@@ -226,26 +227,22 @@ def scan(
     return findings
 
 
-#: Detectors whose evidence is the label itself: a scan without any of them cannot say
-#: a class is free of label flips (text scans leave them out by default).
-LABEL_FLIP_DETECTORS = frozenset({"label", "knn"})
-
-
-def untested_attacks(detectors: Sequence[str]) -> list[str]:
+def untested_attacks(detectors: Sequence[Detector]) -> list[str]:
     """Attack families no detector of the scan tests (today: label flips).
 
     Examples
     --------
-    >>> untested_attacks(["token", "duplicate", "outlier"])
+    >>> from poisonguard.detect import resolve_detectors
+    >>> untested_attacks(resolve_detectors("duplicate,outlier", "tabular"))
     ['label flips']
-    >>> untested_attacks(["label", "outlier"])
+    >>> untested_attacks(resolve_detectors("label,outlier", "tabular"))
     []
     """
-    return [] if LABEL_FLIP_DETECTORS & set(detectors) else ["label flips"]
+    return [] if any(d.finds_label_flips for d in detectors) else ["label flips"]
 
 
 def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representation, *,
-              max_fpr: float, hypotheses: Hypotheses) -> Findings:
+              max_fpr: float, hypotheses: Hypotheses, untested: list[str]) -> Findings:
     fused = fuse(results, len(dataset))
     rows = RowTable(
         row_index=np.arange(len(dataset)), ids=dataset.ids, score=np.round(fused.scores, 6),
@@ -270,7 +267,7 @@ def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representati
         "suspected_attacks": list(hypotheses.kept),
         "withdrawn_hypotheses": list(hypotheses.withdrawn),
         "clean_classes": [name for name in dataset.classes if name not in by_class],
-        "untested": untested_attacks([r.detector for r in results]),
+        "untested": untested,
         "classes": list(dataset.classes),
         "representation": {"model": rep.model, "layer": rep.layer},
         "review": review,

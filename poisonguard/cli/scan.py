@@ -77,8 +77,8 @@ def print_summary(findings: Findings, *, top: int = 10) -> None:
     for hypothesis in s.get("suspected_attacks", []):
         out_console.print(f"[red]Suspected[/red] {hypothesis}", markup=True)
     untested = s.get("untested", [])
-    caveat = (f"not tested: {', '.join(untested)} (no label or knn detector in this scan; "
-              "add them with --detectors)") if untested else ""
+    caveat = (f"not tested: {', '.join(untested)} (no detector of this scan tests labels; "
+              "label and knn do: add them with --detectors)") if untested else ""
     if s.get("clean_classes") and not untested:
         out_console.print(f"Classes found clean by every detector: {', '.join(s['clean_classes'])}")
     elif s.get("clean_classes"):

@@ -150,6 +150,7 @@ class Detector(ABC):
     ``needs`` names the parts of the representation used ("features", "embedding",
     "proba", "embedding_oof") so that the scan builds only what is needed;
     ``modalities`` lists the data kinds the detector supports;
+    ``finds_label_flips`` says whether it can find label flips;
     ``parameter_constraints`` declares what each constructor parameter accepts
     (:mod:`poisonguard.params`; merged along the class hierarchy). ``score`` checks
     the parameters against them before it runs, with one message format.
@@ -159,6 +160,9 @@ class Detector(ABC):
     needs: ClassVar[frozenset[str]] = frozenset({"features"})
     modalities: ClassVar[frozenset[Modality]] = frozenset({"tabular", "image", "text"})
     parameter_constraints: ClassVar[Mapping[str, Constraint]] = {}
+    #: True when the detector's evidence is the label itself (it can find label flips);
+    #: a scan with none of these says label flips were not tested.
+    finds_label_flips: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

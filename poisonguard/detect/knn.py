@@ -66,6 +66,7 @@ class KnnDetector(Detector):
     """
 
     name = "knn"
+    finds_label_flips = True
     needs = frozenset({"embedding_oof", "features", "proba"})
     parameter_constraints = {
         "k": Interval(int, 1, None),

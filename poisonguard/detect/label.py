@@ -94,6 +94,7 @@ class LabelDetector(Detector):
     """
 
     name = "label"
+    finds_label_flips = True
     needs = frozenset({"proba", "features"})
     parameter_constraints = {
         "filter_by": OneOf(*FILTER_BY),
