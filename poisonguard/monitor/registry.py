@@ -384,7 +384,8 @@ def rollback(name: str, *, reason: str, alias: str = CHAMPION, ledger: LedgerLik
     >>> tmp = pathlib.Path(tempfile.mkdtemp())
     >>> ledger = tmp / "ledger.sqlite"
     >>> for version in (1, 2, 3):
-    ...     path = save_weights({"w": np.full(3, version, np.float32)}, tmp / f"v{version}.safetensors")
+    ...     weights = {"w": np.full(3, version, np.float32)}
+    ...     path = save_weights(weights, tmp / f"v{version}.safetensors")
     ...     _ = register_model(path, name="digits", ledger=ledger)
     ...     _ = move_alias("digits", "champion", version, action="promote", reason="gate passed",
     ...                    ledger=ledger)

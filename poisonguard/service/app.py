@@ -98,10 +98,11 @@ def create_app(settings: ServiceSettings | None = None, *,
     >>> app = create_app(ServiceSettings(home=tempfile.mkdtemp()))
     >>> _ = add_user(app.state.service.store, "ana", "curator")
     >>> _, token = issue_token(app.state.service.store, "ana")
+    >>> bearer = {"Authorization": f"Bearer {token}"}
     >>> with TestClient(app) as client:  # or: uvicorn.run(app, host="127.0.0.1", port=8000)
     ...     print(client.get("/api/health").json())
     ...     print(client.get("/api/me").status_code)
-    ...     print(client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).json()["role"])
+    ...     print(client.get("/api/me", headers=bearer).json()["role"])
     {'status': 'ok'}
     401
     curator
