@@ -188,7 +188,7 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
     share = np.where(all_error > 0, sure_error / np.maximum(all_error, 1e-12), 1.0)
     tested = sure > 0
     p_values = np.ones((k, k))
-    for j, i in zip(*np.nonzero(tested)):
+    for j, i in np.argwhere(tested):
         p_values[j, i] = binom.sf(sure[j, i] - 1, sure[j, i] + unsure[j, i], share[i])
     # All pairs at once (flips spread thinly over many pairs): the sure share of all
     # disagreement against the model's sure share of all its error.
