@@ -16,9 +16,10 @@ The probes (each query's nearest centroids) are refined here in float64
 (:func:`ivf_probes`), so a row's probes never depend on how the queries were cut into
 blocks.
 
-Parameters from N (:func:`ivf_parameters`): about ``sqrt(N)`` lists of at least
-:data:`MIN_LIST_ROWS` rows, ``nprobe`` the larger of 16 and 1% of the lists; measured
-recall@20 against the exact search in benchmarks/RESULTS.md ("session 6").
+Parameters from N (:func:`ivf_parameters`): ``2 sqrt(N)`` lists of at least
+:data:`MIN_LIST_ROWS` rows, 8 probes: each query scans about ``4 sqrt(N)`` rows (4,000 of
+1M). Recall@20 against the exact search and the cost of more probes are measured in
+benchmarks/RESULTS.md ("session 6"); more probes buy recall at a proportional cost.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ __all__ = [
 #: Queries per block of probe computation, and the extra centroids refined in float64.
 PROBE_ROWS = 4_096
 PROBE_MARGIN = 8
-#: Smallest average inverted list.
+#: Smallest average inverted list, and the lists each query scans.
 MIN_LIST_ROWS = 40
+NPROBE = 8
 #: Training rows per list (seeded sample) and k-means iterations of the quantizer.
 TRAIN_ROWS_PER_LIST = 32
 TRAIN_ITERATIONS = 12
@@ -56,20 +58,20 @@ LOCAL_BLOCK_ROWS = 65_536
 
 
 def ivf_parameters(n: int) -> tuple[int, int]:
-    """``(nlist, nprobe)`` for ``n`` rows: ``sqrt(n)`` lists (at least 40 rows each),
-    ``max(16, nlist // 100)`` probes (at most all lists).
+    """``(nlist, nprobe)`` for ``n`` rows: ``2 sqrt(n)`` lists (at least 40 rows each),
+    8 probes (at most all lists): about ``4 sqrt(n)`` rows scanned per query.
 
     Examples
     --------
     >>> ivf_parameters(1_000_000)
-    (1000, 16)
+    (2000, 8)
     >>> ivf_parameters(100)
     (2, 2)
     """
     if n < 1:
         raise UsageError("an IVF search needs at least one row")
-    nlist = max(min(int(math.sqrt(n)), n // MIN_LIST_ROWS), 1)
-    return nlist, min(nlist, max(16, nlist // 100))
+    nlist = max(min(int(2 * math.sqrt(n)), n // MIN_LIST_ROWS), 1)
+    return nlist, min(nlist, NPROBE)
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def ivf_layout(x: np.ndarray, *, seed: int = 0, nlist: int | None = None,
     >>> x = np.random.default_rng(0).normal(size=(400, 3))
     >>> layout = ivf_layout(x, seed=0)
     >>> layout.centroids.shape, layout.nprobe
-    ((10, 3), 10)
+    ((10, 3), 8)
     """
     import faiss
 
@@ -136,9 +138,10 @@ def ivf_probes(layout: IvfLayout, x: np.ndarray, start: int, stop: int) -> np.nd
         hi = min(lo + PROBE_ROWS, len(x))
         q = np.ascontiguousarray(x[lo:hi], dtype=np.float32)
         near = quantizer.search(q, wide)[1]
-        d2 = np.zeros(near.shape)
-        for j in range(q.shape[1]):  # float64, one coordinate at a time: no B x wide x D
-            d2 += (q[:, j, None].astype(np.float64) - centroids[near, j]) ** 2
+        diff = centroids[near]  # B x wide x D float64 (a few tens of MB per block)
+        diff -= q.astype(np.float64)[:, None, :]
+        np.square(diff, out=diff)
+        d2 = diff.sum(axis=2)  # each pair summed alone: the same value in any block
         order = np.lexsort((near, d2), axis=1)[:, :nprobe]
         keep_lo, keep_hi = max(lo, start), min(hi, stop)
         out[keep_lo - start:keep_hi - start] = np.take_along_axis(near, order, axis=1)[

@@ -20,12 +20,11 @@ engine's sharded search, :mod:`poisonguard.engine.neighbours`), cached the same 
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors

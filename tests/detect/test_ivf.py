@@ -58,7 +58,7 @@ def test_the_layout_is_seeded_and_the_parameters_grow_with_n(rows: np.ndarray) -
                                   ivf_layout(rows, seed=4).centroids)
     assert not np.array_equal(ivf_layout(rows, seed=4).centroids,
                               ivf_layout(rows, seed=5).centroids)
-    assert ivf_parameters(4000) == (63, 16)
+    assert ivf_parameters(4000) == (100, 8)
     assert ivf_parameters(10) == (1, 1)
 
 
