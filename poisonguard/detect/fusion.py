@@ -98,7 +98,7 @@ def fuse(results: Sequence[DetectorResult], n_rows: int, *,
     usable = flag_matrix & (offered != NO_LABEL)
     first = usable.argmax(axis=0)
     suggested = np.where(usable.any(axis=0), offered[first, np.arange(n_rows)], NO_LABEL)
-    relabel = flags & ~(flag_matrix & (offered == NO_LABEL)).any(axis=0)
+    relabel = flags & usable.any(axis=0) & ~(flag_matrix & (offered == NO_LABEL)).any(axis=0)
     actions = np.where(relabel, "relabel", np.where(flags, "drop", "keep")).astype(object)
     reasons: dict[int, list[tuple[str, float, str]]] = {}
     for r in results:
