@@ -110,8 +110,8 @@ class TriggerDetector(Detector):
         # The family: every (item set, class) and every (window pattern, class) examined.
         family = max((len(items) + n_pairs) * n_classes + n_window_tests, 1)
         queue: list[TriggerCandidate | WindowCandidate] = [
-            c for c in [*items, *pairs] if c.label_p * family < self.alpha and c.n_label >= self.min_rows
-            and c.purity >= self.min_purity]
+            c for c in [*items, *pairs] if c.label_p * family < self.alpha
+            and c.n_label >= self.min_rows and c.purity >= self.min_purity]
         queue += [w for w in windows if w.label_p * family < self.alpha]
         queue.sort(key=lambda c: c.label_p)
         queue = queue[: self.max_candidates]
