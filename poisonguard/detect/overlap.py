@@ -27,11 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import binom
 
 from poisonguard.detect.thresholds import tail_threshold
 
-__all__ = ["DEFAULT_CERTAIN", "DEFAULT_MAX_FPR", "NullThreshold", "natural_label_proba",
-           "null_labels", "null_threshold"]
+__all__ = ["DEFAULT_CERTAIN", "DEFAULT_MAX_FPR", "DEFAULT_PAIR_ALPHA", "NullThreshold",
+           "PairExcess", "natural_label_proba", "null_labels", "null_threshold", "pair_excess"]
 
 #: The clean false-positive rate a label-based flag is held to unless told otherwise.
 DEFAULT_MAX_FPR = 0.005
@@ -108,3 +109,94 @@ def null_threshold(statistic: Callable[[np.ndarray], np.ndarray], proba: np.ndar
     threshold = max(tail_threshold(stats.ravel(), max_fpr), float(np.nextafter(0.0, 1.0)))
     expected = float((stats >= threshold).sum()) / len(stats)
     return NullThreshold(threshold=threshold, expected_flags=expected, max_fpr=max_fpr)
+
+
+
+#: Family-wise level of the sure-disagreement tests (Bonferroni over the tests made).
+DEFAULT_PAIR_ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class PairExcess:
+    """Which ordered class pairs show injected flips, not natural confusion.
+
+    ``sure[j, i]`` / ``unsure[j, i]``: rows labelled ``j`` that the out-of-fold model
+    puts in class ``i`` with top probability at least / below ``certain``.
+    ``natural_share[i]``: the share of class ``i``'s natural disagreement that falls on
+    its sure rows, from the model's own error rates (``1 - top``) summed over its sure
+    and its unsure rows. ``licensed[j, i]``: the pair's sure share exceeds that
+    beyond chance (one-sided binomial test), or all pairs together do.
+    """
+
+    sure: np.ndarray
+    unsure: np.ndarray
+    natural_share: np.ndarray
+    p_values: np.ndarray
+    pooled_p_value: float
+    licensed: np.ndarray
+    alpha: float
+
+    def unexplained(self, labels: np.ndarray, proba: np.ndarray,
+                    certain: float = DEFAULT_CERTAIN) -> np.ndarray:
+        """Rows whose label a sure model contradicts inside a licensed pair."""
+        p = np.asarray(proba, dtype=np.float64)
+        pred = p.argmax(axis=1)
+        sure = (p.max(axis=1) >= certain) & (pred != labels)
+        return np.asarray(sure & self.licensed[labels, pred])
+
+
+def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAULT_CERTAIN,
+                alpha: float = DEFAULT_PAIR_ALPHA) -> PairExcess:
+    """Test where label disagreement fails to thin out as the model grows sure.
+
+    Natural confusion lives on class boundaries: the model's own error rate
+    ``1 - top`` says how it splits between the rows it is sure of and the rows it is
+    not, and natural disagreement follows that split. Injected flips are spread
+    through feature space: they leave a floor of disagreement among the sure rows,
+    so more of a pair's disagreement falls on sure rows than the model's error rates
+    allow. Each ordered pair (label ``j``, model class ``i``) with sure disagreement
+    is tested (binomial: its sure count among its sure + unsure disagreement, against
+    ``natural_share[i]``), and all pairs pooled once (random flips spread thinly over
+    many pairs); Bonferroni over every test made.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> proba = np.vstack([np.tile([[0.99, 0.01]], (200, 1)), np.tile([[0.6, 0.4]], (50, 1))])
+    >>> labels = np.r_[np.zeros(200, dtype=int), np.zeros(30, dtype=int), np.ones(20, dtype=int)]
+    >>> bool(pair_excess(labels, proba).licensed.any())  # disagreement on the boundary only
+    False
+    >>> labels[:20] = 1  # 20 sure rows contradicted: a floor among the sure rows
+    >>> pair_excess(labels, proba).licensed.tolist()
+    [[False, False], [True, False]]
+    """
+    y = np.asarray(labels)
+    p = np.asarray(proba, dtype=np.float64)
+    k = p.shape[1]
+    top = p.max(axis=1)
+    pred = p.argmax(axis=1)
+    is_sure = top >= certain
+    sure = np.zeros((k, k))
+    unsure = np.zeros((k, k))
+    np.add.at(sure, (y[is_sure], pred[is_sure]), 1.0)
+    np.add.at(unsure, (y[~is_sure], pred[~is_sure]), 1.0)
+    np.fill_diagonal(sure, 0.0)
+    np.fill_diagonal(unsure, 0.0)
+    error = 1.0 - top
+    sure_error = np.bincount(pred[is_sure], weights=error[is_sure], minlength=k)
+    all_error = np.bincount(pred, weights=error, minlength=k)
+    share = np.where(all_error > 0, sure_error / np.maximum(all_error, 1e-12), 1.0)
+    tested = sure > 0
+    p_values = np.ones((k, k))
+    for j, i in np.argwhere(tested):
+        p_values[j, i] = binom.sf(sure[j, i] - 1, sure[j, i] + unsure[j, i], share[i])
+    # All pairs at once (flips spread thinly over many pairs): the sure share of all
+    # disagreement against the model's sure share of all its error.
+    pooled_share = float(sure_error.sum() / max(all_error.sum(), 1e-12))
+    total = float(sure.sum())
+    pooled = (float(binom.sf(total - 1, total + unsure.sum(), pooled_share))
+              if total > 0 else 1.0)
+    level = alpha / (int(tested.sum()) + 1)
+    licensed = tested & ((p_values <= level) | (pooled <= level))
+    return PairExcess(sure=sure, unsure=unsure, natural_share=share, p_values=p_values,
+                      pooled_p_value=pooled, licensed=licensed, alpha=alpha)
