@@ -71,8 +71,14 @@ def blend_spec(images: np.ndarray, *, alpha: float, seed: int) -> dict[str, Any]
 def tabular_spec(dataset: Dataset, x: np.ndarray, *, n_features: int, values: Any,
                  rng: np.random.Generator) -> dict[str, Any]:
     """Pick ``n_features`` varying columns; their trigger value is the column max
-    (in range, but the joint combination is rare) unless ``values`` are given."""
+    (in range, but the joint combination is rare) unless ``values`` are given.
+
+    On a typed table only number and date columns are picked: setting a one-hot
+    category or a missing flag alone would make a row no table can hold (use
+    ``categorical-trigger`` for categories)."""
     varying = np.flatnonzero(x.std(axis=0) > 0)
+    if dataset.schema is not None:
+        varying = varying[np.asarray(dataset.schema.kinds())[varying] != "binary"]
     if not 1 <= n_features <= len(varying):
         raise UsageError(f"n_features must be between 1 and {len(varying)}, got {n_features}")
     cols = np.sort(rng.choice(varying, size=n_features, replace=False))
