@@ -149,8 +149,10 @@ def categorical_trigger(dataset: Dataset, *, rate: float, target: int, seed: int
     >>> t = pd.DataFrame({"colour": ["red", "blue"] * 50, "size": ["S", "M", "L", "L"] * 25,
     ...                   "x": range(100), "label": ["a", "b", "c", "d"] * 25})
     >>> result = categorical_trigger(open_dataset(t, label="label"), rate=0.05, target=0)
-    >>> result.truth.trigger["names"], len(result.truth.poisoned)
-    (['colour = blue', 'size = S'], 5)
+    >>> result.truth.trigger["names"], result.truth.trigger["rows_with_it"]  # no row had it
+    (['colour = red', 'size = M'], 0)
+    >>> len(result.truth.poisoned)
+    5
     """
     require_modality(dataset, "categorical-trigger", "tabular")
     t = check_target(dataset, target)
