@@ -167,54 +167,56 @@ def _job(job: str, folder: str, engine: Any, out: dict[str, Any]) -> None:
         out["by_detector"] = findings.summary["by_detector"]
 
 
-def recall(rows: int, cols: int, *, queries: int = 2000, k: int = 20) -> dict[str, Any]:
-    """Recall@k of the per-shard IVF search (``--knn ivf``) and of the in-process IVF
-    against the exact neighbours, on ``queries`` random rows of standardised data
-    shaped like the benchmark's (exact: scikit-learn brute force over all rows)."""
+def recall(rows: int, cols: int, *, queries: int = 2000, k: int = 20,
+           probes: Sequence[int] = (8, 16, 32), data: str = "noise") -> dict[str, Any]:
+    """Recall@k of ``--knn ivf`` (the shared IVF construction, the same on every engine)
+    against the exact neighbours, on ``queries`` random rows, for several ``nprobe``
+    (the default :func:`~poisonguard.detect.ivf.ivf_parameters` included). ``data``:
+    ``noise`` (standard normal COLS-d rows, the hardest case) or ``synthetic``
+    (poisonguard.datasets.synthetic, standardised, as the scan benchmark's)."""
     from sklearn.neighbors import NearestNeighbors
 
-    from poisonguard.engine import InProcessEngine
-    from poisonguard.engine.neighbours import (
-        SHARD_ROWS,
-        RowRange,
-        _build_index,
-        _merge,
-        _ranges,
-        _Search,
-        _shard_search,
+    from poisonguard.detect.ivf import (
+        ivf_index,
+        ivf_layout,
+        ivf_parameters,
+        ivf_probes,
+        search_ivf_index,
     )
 
-    x = np.random.default_rng(0).normal(size=(rows, cols)).astype(np.float32)
+    if data == "noise":
+        x = np.random.default_rng(0).normal(size=(rows, cols)).astype(np.float32)
+    else:
+        from poisonguard.datasets import synthetic
+
+        x = np.asarray(synthetic(n_rows=rows, n_features=cols, seed=0).features, np.float32)
+        x = (x - x.mean(axis=0)) / x.std(axis=0)
     sample = np.sort(np.random.default_rng(1).choice(rows, size=queries, replace=False))
     t0 = time.perf_counter()
     _, exact = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x).kneighbors(
         x[sample])
     exact_s = time.perf_counter() - t0
-    engine = InProcessEngine()
-    handle = engine.put(x)
-    shards = _ranges(rows, SHARD_ROWS)
+    nlist, default_probe = ivf_parameters(rows)
     t0 = time.perf_counter()
-    built = [_build_index(s, rows=handle, seed=0) for s in shards]
-    search = _Search(handle, k + 1, shards, engine.put(built))
-    best = (np.zeros((queries, 0)), np.zeros((queries, 0), dtype=np.int64))
-    for s in range(len(shards)):
-        best = _merge(best, _shard_search(search, s, x[sample]), k + 1)
-    sharded_s = time.perf_counter() - t0
-    t0 = time.perf_counter()  # the in-process IVF: one index over all rows, same parameters
-    import faiss
-
-    index = faiss.deserialize_index(_build_index(RowRange(0, rows), rows=handle, seed=0))
-    whole = index.search(x[sample], k + 1)[1]
-    whole_s = time.perf_counter() - t0
-
-    def hit_rate(found: np.ndarray) -> float:
-        return float(np.mean([len(set(a) & set(b)) / (k + 1) for a, b in
-                              zip(exact, found, strict=True)]))
-
-    return {"rows": rows, "cols": cols, "k": k, "queries": queries, "shards": len(shards),
-            "recall_sharded_ivf": hit_rate(best[1]), "recall_in_process_ivf":
-            hit_rate(whole), "sharded_ivf_index_and_sample_s": sharded_s,
-            "in_process_ivf_index_and_sample_s": whole_s, "exact_sample_s": exact_s}
+    layout = ivf_layout(x, seed=0)
+    index = ivf_index(layout, x, 0)
+    build_s = time.perf_counter() - t0
+    out: dict[str, Any] = {"rows": rows, "cols": cols, "data": data, "k": k,
+                           "queries": queries, "nlist": nlist, "default_nprobe": default_probe,
+                           "build_s": build_s, "exact_sample_s": exact_s, "by_nprobe": []}
+    for nprobe in sorted({*probes, default_probe}):
+        t0 = time.perf_counter()
+        lay = type(layout)(layout.centroids, min(nprobe, nlist))
+        found = np.vstack([search_ivf_index(index, x[sample[lo:lo + 500]],
+                                            ivf_probes(lay, x[sample], lo,
+                                                       min(lo + 500, queries)), k + 1)[1]
+                           for lo in range(0, queries, 500)])
+        seconds = time.perf_counter() - t0
+        hit = float(np.mean([len(set(a) & set(b)) / (k + 1)
+                             for a, b in zip(exact, found, strict=True)]))
+        out["by_nprobe"].append({"nprobe": nprobe, f"recall_at_{k}": round(hit, 4),
+                                 "search_s_per_1k_queries": round(seconds / queries * 1000, 3)})
+    return out
 
 
 def run_child(job: str, engine: str, folder: Path) -> dict[str, Any]:
@@ -298,11 +300,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="Time one (cold) Ray run per job instead of a cold and a warm one.")
     ap.add_argument("--recall", type=int, metavar="ROWS",
                     help="Only measure the recall of --knn ivf at ROWS rows.")
+    ap.add_argument("--recall-data", choices=("noise", "synthetic"), default="noise")
+    ap.add_argument("--probes", default="8,16,32", help="nprobe values for --recall")
     args = ap.parse_args(argv)
     if args.no_cold:
         os.environ["BENCH_RAY_NO_COLD"] = "1"  # read by the children
     if args.recall:
-        print(json.dumps(recall(args.recall, args.cols)))
+        print(json.dumps(recall(args.recall, args.cols, data=args.recall_data,
+                                probes=parse_ints(args.probes))))
         return
     if args.child:
         print(json.dumps(child(*args.child)))

@@ -193,8 +193,9 @@ def scan(
         Ray cluster). The representation and the rest of the detectors run here: the
         same findings as without an engine (docs/distributed.md).
     knn
-        The neighbour search on ``engine``: "exact", "ivf" (approximate) or "auto"
-        (:func:`poisonguard.engine.neighbours.sharded_neighbours`).
+        The neighbour search, here or on ``engine``: "exact", "ivf" (approximate, the
+        same neighbours on every engine) or "auto" (exact up to 50,000 rows, IVF beyond;
+        :func:`poisonguard.engine.neighbours.engine_neighbours`).
 
     Returns
     -------
