@@ -244,7 +244,7 @@ def untested_attacks(detectors: Sequence[Detector]) -> list[str]:
 
 def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representation, *,
               max_fpr: float, hypotheses: Hypotheses, untested: list[str]) -> Findings:
-    fused = fuse(results, len(dataset))
+    fused = fuse(results, len(dataset), claims=hypotheses.claims)
     rows = RowTable(
         row_index=np.arange(len(dataset)), ids=dataset.ids, score=np.round(fused.scores, 6),
         flagged=fused.flags, action=fused.actions, suggested=fused.suggested,
