@@ -168,15 +168,18 @@ def _job(job: str, folder: str, engine: Any, out: dict[str, Any]) -> None:
 
 
 def recall(rows: int, cols: int, *, queries: int = 2000, k: int = 20,
-           probes: Sequence[int] = (8, 16, 32), data: str = "noise") -> dict[str, Any]:
+           probes: Sequence[int] = (8, 12, 16), lists: Sequence[int] = (),
+           data: str = "synthetic") -> dict[str, Any]:
     """Recall@k of ``--knn ivf`` (the shared IVF construction, the same on every engine)
-    against the exact neighbours, on ``queries`` random rows, for several ``nprobe``
-    (the default :func:`~poisonguard.detect.ivf.ivf_parameters` included). ``data``:
-    ``noise`` (standard normal COLS-d rows, the hardest case) or ``synthetic``
-    (poisonguard.datasets.synthetic, standardised, as the scan benchmark's)."""
+    against the exact neighbours, on ``queries`` random rows, for each ``nlist`` (the
+    default of :func:`~poisonguard.detect.ivf.ivf_parameters` and ``lists``) and
+    ``nprobe``, with the CPU seconds the probes and the list scans would take for 1M
+    queries. ``data``: ``synthetic`` (poisonguard.datasets.synthetic, standardised: the
+    scan benchmark's data) or ``noise`` (standard normal rows, the hardest case)."""
     from sklearn.neighbors import NearestNeighbors
 
     from poisonguard.detect.ivf import (
+        IvfLayout,
         ivf_index,
         ivf_layout,
         ivf_parameters,
@@ -192,30 +195,33 @@ def recall(rows: int, cols: int, *, queries: int = 2000, k: int = 20,
         x = np.asarray(synthetic(n_rows=rows, n_features=cols, seed=0).features, np.float32)
         x = (x - x.mean(axis=0)) / x.std(axis=0)
     sample = np.sort(np.random.default_rng(1).choice(rows, size=queries, replace=False))
-    t0 = time.perf_counter()
     _, exact = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x).kneighbors(
         x[sample])
-    exact_s = time.perf_counter() - t0
-    nlist, default_probe = ivf_parameters(rows)
-    t0 = time.perf_counter()
-    layout = ivf_layout(x, seed=0)
-    index = ivf_index(layout, x, 0)
-    build_s = time.perf_counter() - t0
+    default_lists, default_probe = ivf_parameters(rows)
     out: dict[str, Any] = {"rows": rows, "cols": cols, "data": data, "k": k,
-                           "queries": queries, "nlist": nlist, "default_nprobe": default_probe,
-                           "build_s": build_s, "exact_sample_s": exact_s, "by_nprobe": []}
-    for nprobe in sorted({*probes, default_probe}):
-        t0 = time.perf_counter()
-        lay = type(layout)(layout.centroids, min(nprobe, nlist))
-        found = np.vstack([search_ivf_index(index, x[sample[lo:lo + 500]],
-                                            ivf_probes(lay, x[sample], lo,
-                                                       min(lo + 500, queries)), k + 1)[1]
-                           for lo in range(0, queries, 500)])
-        seconds = time.perf_counter() - t0
-        hit = float(np.mean([len(set(a) & set(b)) / (k + 1)
-                             for a, b in zip(exact, found, strict=True)]))
-        out["by_nprobe"].append({"nprobe": nprobe, f"recall_at_{k}": round(hit, 4),
-                                 "search_s_per_1k_queries": round(seconds / queries * 1000, 3)})
+                           "queries": queries, "default": [default_lists, default_probe],
+                           "runs": []}
+    per_million = 1e6 / queries
+    for nlist in sorted({default_lists, *lists}):
+        c0 = time.process_time()
+        layout = ivf_layout(x, seed=0, nlist=nlist)
+        index = ivf_index(layout, x, 0)
+        build = time.process_time() - c0
+        for nprobe in sorted({*probes, default_probe}):
+            lay = IvfLayout(layout.centroids, min(nprobe, nlist))
+            c0 = time.process_time()
+            probe = ivf_probes(lay, x[sample], 0, queries)
+            c1 = time.process_time()
+            found = search_ivf_index(index, x[sample], probe, k + 1)[1]
+            c2 = time.process_time()
+            hit = float(np.mean([len(set(a) & set(b)) / (k + 1)
+                                 for a, b in zip(exact, found, strict=True)]))
+            out["runs"].append({"nlist": nlist, "nprobe": lay.nprobe,
+                                f"recall_at_{k}": round(hit, 3),
+                                "build_cpu_s": round(build, 1),
+                                "probe_cpu_s_per_1m": round((c1 - c0) * per_million, 1),
+                                "scan_cpu_s_per_1m": round((c2 - c1) * per_million, 1)})
+            print(json.dumps(out["runs"][-1]), file=sys.stderr, flush=True)
     return out
 
 
@@ -300,14 +306,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="Time one (cold) Ray run per job instead of a cold and a warm one.")
     ap.add_argument("--recall", type=int, metavar="ROWS",
                     help="Only measure the recall of --knn ivf at ROWS rows.")
-    ap.add_argument("--recall-data", choices=("noise", "synthetic"), default="noise")
-    ap.add_argument("--probes", default="8,16,32", help="nprobe values for --recall")
+    ap.add_argument("--recall-data", choices=("noise", "synthetic"), default="synthetic")
+    ap.add_argument("--probes", default="8,12,16", help="nprobe values for --recall")
+    ap.add_argument("--lists", default="", help="nlist values for --recall (besides the "
+                    "default)")
     args = ap.parse_args(argv)
     if args.no_cold:
         os.environ["BENCH_RAY_NO_COLD"] = "1"  # read by the children
     if args.recall:
         print(json.dumps(recall(args.recall, args.cols, data=args.recall_data,
-                                probes=parse_ints(args.probes))))
+                                probes=parse_ints(args.probes),
+                                lists=parse_ints(args.lists) if args.lists else ())))
         return
     if args.child:
         print(json.dumps(child(*args.child)))

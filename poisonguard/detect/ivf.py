@@ -54,7 +54,7 @@ TRAIN_ROWS_PER_LIST = 32
 TRAIN_ITERATIONS = 12
 #: Rows per shard and per query block of the in-process search.
 LOCAL_SHARD_ROWS = 262_144
-LOCAL_BLOCK_ROWS = 65_536
+LOCAL_BLOCK_ROWS = 16_384
 
 
 def ivf_parameters(n: int) -> tuple[int, int]:
