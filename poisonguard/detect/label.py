@@ -161,6 +161,12 @@ class LabelDetector(Detector):
         # null's expected clean flags (margin alone) bound the rule's.
         doubted = issues & ~agree & (margin >= max(self.min_margin, null.threshold))
         flags = doubted & (~contradicted | excess.unexplained(labels, model, self.certain))
+        # A pair that passes both tests (no boundary, and an excess of sure
+        # disagreement) has no natural overlap to explain any of its doubts: there a
+        # clear doubt of both classifiers (same class, min_margin) is a flip,
+        # whatever cleanlab's count and the null's margin say.
+        flags |= (~agree & (margin >= self.min_margin) & (model.argmax(axis=1) == pred)
+                  & excess.strong[labels, pred])
         review = issues & ~agree & ~flags
         names = dataset.classes
         reasons = {int(i): _reason(names, labels[i], pred[i], model[i], votes[i],

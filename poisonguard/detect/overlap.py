@@ -136,6 +136,7 @@ class PairExcess:
     natural_share: np.ndarray
     p_values: np.ndarray
     licensed: np.ndarray
+    strong: np.ndarray
     alpha: float
 
     def unexplained(self, labels: np.ndarray, proba: np.ndarray,
@@ -211,7 +212,9 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
                                  float(binom.sf(high[j, i] - 1, high[j, i] + low[j, i], share[i])))
     tested = sure > 0
     share = natural
-    no_boundary = (sure >= MIN_PATTERN) & (sure > unsure + unsure.T)
+    boundary = unsure + unsure.T
+    no_boundary = (sure >= MIN_PATTERN) & (sure > boundary)
     excess = p_values <= alpha / len(bands) / max(int(tested.sum()), 1)
     return PairExcess(sure=sure, unsure=unsure, natural_share=share, p_values=p_values,
-                      licensed=tested & (no_boundary | excess), alpha=alpha)
+                      licensed=tested & (no_boundary | excess),
+                      strong=excess & (sure > 2 * boundary), alpha=alpha)
