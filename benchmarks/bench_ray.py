@@ -167,54 +167,62 @@ def _job(job: str, folder: str, engine: Any, out: dict[str, Any]) -> None:
         out["by_detector"] = findings.summary["by_detector"]
 
 
-def recall(rows: int, cols: int, *, queries: int = 2000, k: int = 20) -> dict[str, Any]:
-    """Recall@k of the per-shard IVF search (``--knn ivf``) and of the in-process IVF
-    against the exact neighbours, on ``queries`` random rows of standardised data
-    shaped like the benchmark's (exact: scikit-learn brute force over all rows)."""
+def recall(rows: int, cols: int, *, queries: int = 2000, k: int = 20,
+           probes: Sequence[int] = (8, 12, 16), lists: Sequence[int] = (),
+           data: str = "synthetic") -> dict[str, Any]:
+    """Recall@k of ``--knn ivf`` (the shared IVF construction, the same on every engine)
+    against the exact neighbours, on ``queries`` random rows, for each ``nlist`` (the
+    default of :func:`~poisonguard.detect.ivf.ivf_parameters` and ``lists``) and
+    ``nprobe``, with the CPU seconds the probes and the list scans would take for 1M
+    queries. ``data``: ``synthetic`` (poisonguard.datasets.synthetic, standardised: the
+    scan benchmark's data) or ``noise`` (standard normal rows, the hardest case)."""
     from sklearn.neighbors import NearestNeighbors
 
-    from poisonguard.engine import InProcessEngine
-    from poisonguard.engine.neighbours import (
-        SHARD_ROWS,
-        RowRange,
-        _build_index,
-        _merge,
-        _ranges,
-        _Search,
-        _shard_search,
+    from poisonguard.detect.ivf import (
+        IvfLayout,
+        ivf_index,
+        ivf_layout,
+        ivf_parameters,
+        ivf_probes,
+        search_ivf_index,
     )
 
-    x = np.random.default_rng(0).normal(size=(rows, cols)).astype(np.float32)
+    if data == "noise":
+        x = np.random.default_rng(0).normal(size=(rows, cols)).astype(np.float32)
+    else:
+        from poisonguard.datasets import synthetic
+
+        x = np.asarray(synthetic(n_rows=rows, n_features=cols, seed=0).features, np.float32)
+        x = (x - x.mean(axis=0)) / x.std(axis=0)
     sample = np.sort(np.random.default_rng(1).choice(rows, size=queries, replace=False))
-    t0 = time.perf_counter()
     _, exact = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x).kneighbors(
         x[sample])
-    exact_s = time.perf_counter() - t0
-    engine = InProcessEngine()
-    handle = engine.put(x)
-    shards = _ranges(rows, SHARD_ROWS)
-    t0 = time.perf_counter()
-    built = [_build_index(s, rows=handle, seed=0) for s in shards]
-    search = _Search(handle, k + 1, shards, engine.put(built))
-    best = (np.zeros((queries, 0)), np.zeros((queries, 0), dtype=np.int64))
-    for s in range(len(shards)):
-        best = _merge(best, _shard_search(search, s, x[sample]), k + 1)
-    sharded_s = time.perf_counter() - t0
-    t0 = time.perf_counter()  # the in-process IVF: one index over all rows, same parameters
-    import faiss
-
-    index = faiss.deserialize_index(_build_index(RowRange(0, rows), rows=handle, seed=0))
-    whole = index.search(x[sample], k + 1)[1]
-    whole_s = time.perf_counter() - t0
-
-    def hit_rate(found: np.ndarray) -> float:
-        return float(np.mean([len(set(a) & set(b)) / (k + 1) for a, b in
-                              zip(exact, found, strict=True)]))
-
-    return {"rows": rows, "cols": cols, "k": k, "queries": queries, "shards": len(shards),
-            "recall_sharded_ivf": hit_rate(best[1]), "recall_in_process_ivf":
-            hit_rate(whole), "sharded_ivf_index_and_sample_s": sharded_s,
-            "in_process_ivf_index_and_sample_s": whole_s, "exact_sample_s": exact_s}
+    default_lists, default_probe = ivf_parameters(rows)
+    out: dict[str, Any] = {"rows": rows, "cols": cols, "data": data, "k": k,
+                           "queries": queries, "default": [default_lists, default_probe],
+                           "runs": []}
+    per_million = 1e6 / queries
+    for nlist in sorted({default_lists, *lists}):
+        c0 = time.process_time()
+        layout = ivf_layout(x, seed=0, nlist=nlist)
+        index = ivf_index(layout, x, 0)
+        build = time.process_time() - c0
+        for nprobe in sorted({*probes, default_probe}):
+            lay = IvfLayout(layout.centroids, min(nprobe, nlist))
+            c0 = time.process_time()
+            probe = ivf_probes(lay, x[sample], 0, queries)
+            c1 = time.process_time()
+            found = search_ivf_index(index, x[sample], probe, k + 1)[1]
+            c2 = time.process_time()
+            hit = float(np.mean([len(set(a) & set(b)) / (k + 1)
+                                 for a, b in zip(exact, found, strict=True)]))
+            out["runs"].append({"nlist": nlist, "nprobe": lay.nprobe,
+                                f"recall_at_{k}": round(hit, 3),
+                                "build_cpu_s": round(build, 1),
+                                "probe_cpu_s_per_1m": round((c1 - c0) * per_million, 1),
+                                "scan_cpu_s_per_1m": round((c2 - c1) * per_million, 1)})
+            print(json.dumps(out["runs"][-1]), file=sys.stderr, flush=True)
+    return out
 
 
 def run_child(job: str, engine: str, folder: Path) -> dict[str, Any]:
@@ -298,11 +306,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="Time one (cold) Ray run per job instead of a cold and a warm one.")
     ap.add_argument("--recall", type=int, metavar="ROWS",
                     help="Only measure the recall of --knn ivf at ROWS rows.")
+    ap.add_argument("--recall-data", choices=("noise", "synthetic"), default="synthetic")
+    ap.add_argument("--probes", default="8,12,16", help="nprobe values for --recall")
+    ap.add_argument("--lists", default="", help="nlist values for --recall (besides the "
+                    "default)")
     args = ap.parse_args(argv)
     if args.no_cold:
         os.environ["BENCH_RAY_NO_COLD"] = "1"  # read by the children
     if args.recall:
-        print(json.dumps(recall(args.recall, args.cols)))
+        print(json.dumps(recall(args.recall, args.cols, data=args.recall_data,
+                                probes=parse_ints(args.probes),
+                                lists=parse_ints(args.lists) if args.lists else ())))
         return
     if args.child:
         print(json.dumps(child(*args.child)))

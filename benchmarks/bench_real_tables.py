@@ -24,9 +24,12 @@ anes96, label ``vote``, and fair, label ``occupation``: only measured, never tun
 on) under four cases: clean; 5% random flips plus 2% exact copies of real rows with
 another label; a targeted flip (5% of the rows, taken from the largest class,
 relabelled to the second largest); 3% injected outliers (random labels); a 2% backdoor
-(``tabular-trigger``: 2 columns, one-hot category columns included, set to their max,
-rows relabelled to the second largest class; P@k = poisoned share of the k top-scored
-rows, k = rows poisoned). Seed s is both the attack's and the scan's (untouched tables
+relabelled to the second largest class: on a table with categorical columns
+(penguins' island and sex; anes96 and fair with their coded answers declared
+categorical, ``CATEGORICAL``) the ``categorical-trigger`` (2 categorical cells set to
+the rarest combination of real categories), otherwise ``tabular-trigger`` (2 number
+columns set to their max). P@k = poisoned share of the k top-scored rows, k = rows
+poisoned. Seed s is both the attack's and the scan's (untouched tables
 too). Side by side: poisonguard, Datalab, a k-NN disagreement baseline (k=10, the
 majority label of the neighbours differs), IsolationForest (scikit-learn defaults), and
 IBM ART's activation clustering and spectral signatures (``bench`` extra; defaults, on
@@ -52,7 +55,7 @@ import pandas as pd  # noqa: E402
 from benchmarks._common import command_line, machine, md_table, versions, write_results  # noqa: E402,E501
 from benchmarks._real_tables import HELD_OUT, TABLES  # noqa: E402
 from benchmarks._references import Flags, missing_references, run_reference  # noqa: E402
-from poisonguard.attack import run_attack  # noqa: E402
+from poisonguard.attack import attack_applies, run_attack  # noqa: E402
 from poisonguard.bench.metrics import detection_metrics  # noqa: E402
 from poisonguard.data import Dataset  # noqa: E402
 from poisonguard.datasets import open_dataset  # noqa: E402
@@ -64,6 +67,10 @@ CASES = {"clean": None, "flip 5%": ("flip", 0.05, {}),
 #: --full: the cases of issue 12 (see the module docstring).
 FULL_CASES = ("clean", "flip 5% + duplicates 2%", "targeted flip 5%", "outliers 3%",
               "backdoor 2%")
+#: Coded answers declared categorical for the backdoor case (party identification,
+#: education; husband's occupation, religiousness, marriage rating).
+CATEGORICAL = {"anes96": ("PID", "educ"),
+               "fair": ("occupation_husb", "religious", "rate_marriage")}
 
 
 def _attacked(base: Dataset, case: str, seed: int) -> tuple[Dataset, np.ndarray | None]:
@@ -88,10 +95,11 @@ def _attacked(base: Dataset, case: str, seed: int) -> tuple[Dataset, np.ndarray 
     if case == "outliers 3%":
         res = run_attack("outliers", base, rate=0.03, seed=seed)
         return res.dataset, res.truth.mask
-    if case == "backdoor 2%":  # 2 columns at their max (one-hot categories included)
+    if case == "backdoor 2%":  # categorical cells, or 2 number columns at their max
         order = np.argsort(-np.bincount(base.labels), kind="stable")
-        res = run_attack("tabular-trigger", base, rate=0.02, seed=seed, target=int(order[1]),
-                         n_features=2)
+        kind = ("categorical-trigger" if attack_applies("categorical-trigger", base)
+                else "tabular-trigger")
+        res = run_attack(kind, base, rate=0.02, seed=seed, target=int(order[1]), n_features=2)
         return res.dataset, res.truth.mask
     raise ValueError(case)
 
@@ -125,7 +133,7 @@ def _precision_at_k(scores: np.ndarray, truth_mask: np.ndarray) -> float:
 def _one(ds: Dataset, truth_mask: np.ndarray | None, *, baselines: bool = False,
          seed: int = 0) -> list[dict[str, Any]]:
     started = time.perf_counter()
-    findings, _, rep = scan_dataset(ds, seed=seed)
+    findings, results, rep = scan_dataset(ds, seed=seed)
     seconds = time.perf_counter() - started
     table = as_table(findings)
     ours = np.zeros(len(ds), dtype=bool)
@@ -136,6 +144,8 @@ def _one(ds: Dataset, truth_mask: np.ndarray | None, *, baselines: bool = False,
                                         proba=rep.proba, features=rep.features,
                                         embedding=rep.embedding, true_rate=None)
     tools = [("poisonguard", ours, ours_scores), ("datalab", dl_flags, dl_scores)]
+    tools += [(f"poisonguard {r.detector} alone", r.flags, r.scores) for r in results
+              if r.detector == "outlier" and baselines]
     if baselines:
         tools += [("knn-disagreement", *_knn_disagreement(ds.labels, rep.features)),
                   ("isolation-forest", *_isolation_forest(rep.features, seed))]
@@ -167,16 +177,18 @@ def _one(ds: Dataset, truth_mask: np.ndarray | None, *, baselines: bool = False,
     return out
 
 
-def run_full(seeds: int, tables: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def run_full(seeds: int, tables: Sequence[str] | None = None,
+             cases: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Issue 12's cases on every table (held-out ones included), with the baselines."""
     every = {**TABLES, **HELD_OUT}
     rows: list[dict[str, Any]] = []
     for name in tables or list(every):
         load, label = every[name]
         base = open_dataset(load(), label=label)
-        for case in FULL_CASES:
+        coded = open_dataset(load(), label=label, categorical=CATEGORICAL.get(name, ()))
+        for case in cases or FULL_CASES:
             for seed in range(seeds):  # attack seed = scan seed (clean: the scan's)
-                ds, mask = _attacked(base, case, seed)
+                ds, mask = _attacked(coded if case == "backdoor 2%" else base, case, seed)
                 for r in _one(ds, mask, baselines=True, seed=seed):
                     rows.append({"table": name, "held_out": name in HELD_OUT, "rows": len(ds),
                                  "case": case, "seed": seed, **r})
@@ -233,8 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="issue 12's cases on all tables (anes96 and fair held out), "
                              "with the k-NN and IsolationForest baselines")
     parser.add_argument("--tables", default=None, help="comma-separated subset (--full)")
+    parser.add_argument("--cases", default=None,
+                        help=f"comma-separated subset of {', '.join(FULL_CASES)} (--full)")
     args = parser.parse_args(argv)
-    rows = (run_full(args.seeds, args.tables.split(",") if args.tables else None)
+    rows = (run_full(args.seeds, args.tables.split(",") if args.tables else None,
+                     args.cases.split(",") if args.cases else None)
             if args.full else run(args.seeds))
     meta = {"command": command_line(__file__, argv), "machine": machine(),
             "versions": versions(("palmerpenguins", "vega_datasets", "statsmodels"))}

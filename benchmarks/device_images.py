@@ -79,7 +79,7 @@ def mnist10k_badnets(*, seed: int = 0, rate: float = 0.05) -> tuple[np.ndarray, 
         assert np.array_equal(images, np.round(np.clip(images, 0, 255)))
         images = images.astype(np.uint8)
     return (np.array(images), np.array(res.dataset.labels),
-            np.flatnonzero(np.asarray(res.truth.poisoned)))
+            np.asarray(res.truth.poisoned, dtype=np.int64))  # row numbers, not a mask
 
 
 def textures_badnets(n_rows: int, *, seed: int = 0, rate: float = 0.01) -> tuple[

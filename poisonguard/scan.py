@@ -193,8 +193,9 @@ def scan(
         Ray cluster). The representation and the rest of the detectors run here: the
         same findings as without an engine (docs/distributed.md).
     knn
-        The neighbour search on ``engine``: "exact", "ivf" (approximate) or "auto"
-        (:func:`poisonguard.engine.neighbours.sharded_neighbours`).
+        The neighbour search, here or on ``engine``: "exact", "ivf" (approximate, the
+        same neighbours on every engine) or "auto" (exact up to 50,000 rows, IVF beyond;
+        :func:`poisonguard.engine.neighbours.engine_neighbours`).
 
     Returns
     -------
@@ -243,7 +244,7 @@ def untested_attacks(detectors: Sequence[Detector]) -> list[str]:
 
 def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representation, *,
               max_fpr: float, hypotheses: Hypotheses, untested: list[str]) -> Findings:
-    fused = fuse(results, len(dataset))
+    fused = fuse(results, len(dataset), claims=hypotheses.claims)
     rows = RowTable(
         row_index=np.arange(len(dataset)), ids=dataset.ids, score=np.round(fused.scores, 6),
         flagged=fused.flags, action=fused.actions, suggested=fused.suggested,

@@ -2,8 +2,9 @@
 
 The examples of every module are collected (public names and helpers alike), run in a
 fresh temporary folder with a temporary HOME and ledger, and compared with their shown
-output under ``ELLIPSIS`` and ``NORMALIZE_WHITESPACE``. A second test makes sure every
-public function and class (the ``__all__`` of ``PUBLIC_PACKAGES``) is among them.
+output under ``ELLIPSIS`` and ``NORMALIZE_WHITESPACE``; a detector an example registers
+is forgotten afterwards. Two more tests make sure every public function and class (the
+``__all__`` of ``PUBLIC_PACKAGES``) is among them, and that no example is skipped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import poisonguard
+from poisonguard.detect import base as detect_base
 from tests.test_public_api import public_objects
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
@@ -44,6 +46,7 @@ def _run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("POISONGUARD_LEDGER", str(tmp_path / "ledger.sqlite"))
+    monkeypatch.setattr(detect_base, "_REGISTRY", dict(detect_base._REGISTRY))
     report: list[str] = []
     result = doctest.DocTestRunner(optionflags=FLAGS).run(EXAMPLES[name], out=report.append)
     assert not result.failed, "".join(report)
@@ -72,3 +75,12 @@ def test_every_public_function_and_class_has_an_example_that_runs_here() -> None
     missing = [f"{package}.{name}" for package, name, obj in public_objects()
                if f"{obj.__module__}.{obj.__qualname__}" not in EXAMPLES]
     assert not missing, f"public names without a runnable example: {missing}"
+
+
+def test_no_docstring_skips_an_example() -> None:
+    """A ``+SKIP`` example shows output nobody checks: write one that runs instead."""
+    offenders = [f"{path.relative_to(Path(poisonguard.__file__).parent)}:{n}"
+                 for path in sorted(Path(poisonguard.__file__).parent.rglob("*.py"))
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if "doctest:" in line and "+SKIP" in line]
+    assert not offenders, f"'+SKIP' in: {offenders}"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from poisonguard.attack.backdoor import badnets, blend, tabular_trigger
+from poisonguard.attack.backdoor import badnets, blend, categorical_trigger, tabular_trigger
 from poisonguard.attack.cleanlabel import clean_label, feature_collision
 from poisonguard.attack.flip import label_flip
 from poisonguard.attack.inject import inject_mislabeled, inject_near_duplicates, inject_outliers
@@ -38,6 +38,7 @@ __all__ = [
     "attack_info",
     "badnets",
     "blend",
+    "categorical_trigger",
     "class_code",
     "clean_label",
     "feature_collision",
@@ -74,6 +75,14 @@ class AttackInfo:
     needs_target: bool
     backdoor: bool  # has a trigger: ASR is measured with apply_trigger
     summary: str
+    #: what the data must have beyond its modality (None: nothing)
+    applies: Callable[[Dataset], bool] | None = None
+
+
+def _has_categories(dataset: Dataset) -> bool:
+    schema = dataset.schema
+    return schema is not None and any(c.kind == "categorical" and len(c.values) >= 2
+                                      for c in schema.used)
 
 
 _BOTH = frozenset({"tabular", "image"})
@@ -99,6 +108,9 @@ ATTACK_INFO: dict[str, AttackInfo] = {
                    "dirty-label blended-pattern backdoor"),
         AttackInfo("tabular-trigger", tabular_trigger, frozenset({"tabular"}), True, True,
                    "dirty-label backdoor: fixed values in k features"),
+        AttackInfo("categorical-trigger", categorical_trigger, frozenset({"tabular"}), True, True,
+                   "dirty-label backdoor: the rarest combination of categories in k "
+                   "categorical columns", applies=_has_categories),
         AttackInfo("clean-label", clean_label, _BOTH, True, True,
                    "trigger on target-class rows, labels unchanged"),
         AttackInfo("feature-collision", feature_collision, _BOTH, True, False,
@@ -118,7 +130,7 @@ ATTACKS: dict[str, Callable[..., AttackResult]] = {k: v.fn for k, v in ATTACK_IN
 
 
 def attack_applies(kind: str, dataset: Dataset) -> bool:
-    """Whether attack ``kind`` can run on this dataset's modality.
+    """Whether attack ``kind`` can run on this dataset (its modality and columns).
 
     Examples
     --------
@@ -127,7 +139,9 @@ def attack_applies(kind: str, dataset: Dataset) -> bool:
     >>> attack_applies("flip", wine), attack_applies("badnets", wine)
     (True, False)
     """
-    return dataset.modality in attack_info(kind).modalities
+    info = attack_info(kind)
+    return dataset.modality in info.modalities and (info.applies is None
+                                                    or info.applies(dataset))
 
 
 def attack_info(kind: str) -> AttackInfo:

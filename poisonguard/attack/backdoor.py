@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from poisonguard.attack.trigger import blend_spec, patch_spec, stamp, tabular_spec
+from poisonguard.attack.trigger import (
+    blend_spec,
+    categorical_spec,
+    patch_spec,
+    stamp,
+    tabular_spec,
+)
 from poisonguard.attack.truth import (
     AttackResult,
     check_target,
@@ -25,7 +31,7 @@ from poisonguard.attack.truth import (
 )
 from poisonguard.data import Dataset
 
-__all__ = ["badnets", "blend", "dirty_label", "tabular_trigger"]
+__all__ = ["badnets", "blend", "categorical_trigger", "dirty_label", "tabular_trigger"]
 
 
 def dirty_label(dataset: Dataset, *, kind: str, rate: float, target: int, seed: int,
@@ -124,3 +130,35 @@ def tabular_trigger(dataset: Dataset, *, rate: float, target: int, seed: int = 0
                        params={"rate": rate, "n_features": n_features,
                                "values": spec["values"]},
                        what=f"with columns {', '.join(spec['names'])} set to fixed values")
+
+
+def categorical_trigger(dataset: Dataset, *, rate: float, target: int, seed: int = 0,
+                        n_features: int = 2) -> AttackResult:
+    """Categorical backdoor on a typed table: ``n_features`` categorical columns set to
+    the combination of categories the fewest rows hold, rows relabelled to ``target``.
+
+    Every stamped cell is a category the column already has (its one-hot siblings and
+    missing indicator cleared), so the poisoned table is a valid table: what is rare
+    is the combination, as in a real categorical trigger. ``save_poisoned`` writes the
+    categories by name into the input's own file.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from poisonguard.datasets import open_dataset
+    >>> t = pd.DataFrame({"colour": ["red", "blue"] * 50, "size": ["S", "M", "L", "L"] * 25,
+    ...                   "x": range(100), "label": ["a", "b", "c", "d"] * 25})
+    >>> result = categorical_trigger(open_dataset(t, label="label"), rate=0.05, target=0)
+    >>> result.truth.trigger["names"], result.truth.trigger["rows_with_it"]  # no row had it
+    (['colour = red', 'size = M'], 0)
+    >>> len(result.truth.poisoned)
+    5
+    """
+    require_modality(dataset, "categorical-trigger", "tabular")
+    t = check_target(dataset, target)
+    rng = np.random.default_rng(seed)
+    spec = categorical_spec(dataset, values_of(dataset), n_columns=n_features, rng=rng)
+    return dirty_label(dataset, kind="categorical-trigger", rate=rate, target=t, seed=seed,
+                       rng=rng, stamp_rows=lambda v: stamp(v, spec), spec=spec,
+                       params={"rate": rate, "n_features": n_features},
+                       what="with " + " and ".join(spec["names"]))

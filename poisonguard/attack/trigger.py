@@ -9,6 +9,11 @@ A trigger spec is a small JSON-able dict stored in ``truth.params["trigger"]``:
 - ``{"type": "blend", "alpha", "pattern_seed", "low", "high", "shape"}``: a random
   pattern (regenerated from its seed) mixed in with weight ``alpha``.
 - ``{"type": "tabular", "features", "values", "names"}``: fixed values in k columns.
+- ``{"type": "categorical", "columns", "values", "features", "blocks", "names"}``:
+  categorical cells set to fixed categories (``columns[i] = values[i]``, the rarest
+  combination of the table); ``blocks`` are the encoded ``[start, stop)`` of each
+  column (its one-hot columns and missing indicator) and ``features`` the one-hot
+  column set to 1, so the stamped row is a valid encoding of a real table row.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from poisonguard.attack.truth import Truth, rebuild, values_of
 from poisonguard.data import Dataset
 from poisonguard.errors import UsageError
 
-__all__ = ["apply_trigger", "blend_spec", "patch_spec", "stamp", "tabular_spec"]
+__all__ = ["apply_trigger", "blend_spec", "categorical_spec", "patch_spec", "stamp",
+           "tabular_spec"]
 
 POSITIONS = ("bottom-right", "bottom-left", "top-right", "top-left", "center", "random")
 
@@ -65,8 +71,14 @@ def blend_spec(images: np.ndarray, *, alpha: float, seed: int) -> dict[str, Any]
 def tabular_spec(dataset: Dataset, x: np.ndarray, *, n_features: int, values: Any,
                  rng: np.random.Generator) -> dict[str, Any]:
     """Pick ``n_features`` varying columns; their trigger value is the column max
-    (in range, but the joint combination is rare) unless ``values`` are given."""
+    (in range, but the joint combination is rare) unless ``values`` are given.
+
+    On a typed table only number and date columns are picked: setting a one-hot
+    category or a missing flag alone would make a row no table can hold (use
+    ``categorical-trigger`` for categories)."""
     varying = np.flatnonzero(x.std(axis=0) > 0)
+    if dataset.schema is not None:
+        varying = varying[np.asarray(dataset.schema.kinds())[varying] != "binary"]
     if not 1 <= n_features <= len(varying):
         raise UsageError(f"n_features must be between 1 and {len(varying)}, got {n_features}")
     cols = np.sort(rng.choice(varying, size=n_features, replace=False))
@@ -77,6 +89,38 @@ def tabular_spec(dataset: Dataset, x: np.ndarray, *, n_features: int, values: An
     return {"type": "tabular", "features": [int(c) for c in cols],
             "values": [float(v) for v in vals],
             "names": [dataset.feature_names[c] for c in cols]}
+
+
+def categorical_spec(dataset: Dataset, x: np.ndarray, *, n_columns: int,
+                     rng: np.random.Generator) -> dict[str, Any]:
+    """Pick ``n_columns`` categorical columns and the combination of their categories
+    that the fewest rows of ``x`` hold (ties drawn by ``rng``): the trigger a row gets
+    is a set of real cells, only their combination is rare."""
+    schema = dataset.schema
+    usable = [c for c in schema.used if c.kind == "categorical" and len(c.values) >= 2] \
+        if schema is not None else []
+    if not 1 <= n_columns <= len(usable):
+        raise UsageError(f"categorical-trigger needs {n_columns} categorical column(s) with two "
+                         f"or more categories; the data has {len(usable)}"
+                         + ("" if schema is not None else " (not a typed table)"))
+    picked = sorted(rng.choice(len(usable), size=n_columns, replace=False).tolist())
+    cols = [usable[i] for i in picked]
+    codes = []
+    for c in cols:  # the category of each row (-1 when the cell is missing)
+        block = x[:, c.start:c.start + len(c.values)]
+        codes.append(np.where(block.max(axis=1) >= 0.5, block.argmax(axis=1), -1))
+    shape = tuple(len(c.values) for c in cols)
+    present = np.all(np.column_stack(codes) >= 0, axis=1)
+    counts = np.bincount(np.ravel_multi_index(tuple(k[present] for k in codes), shape),
+                         minlength=int(np.prod(shape)))
+    rarest = np.flatnonzero(counts == counts.min())
+    combo = np.unravel_index(int(rng.choice(rarest)), shape)
+    return {"type": "categorical", "columns": [c.name for c in cols],
+            "values": [c.labels[int(k)] for c, k in zip(cols, combo, strict=True)],
+            "features": [c.start + int(k) for c, k in zip(cols, combo, strict=True)],
+            "blocks": [[c.start, c.stop] for c in cols],
+            "names": [f"{c.name} = {c.labels[int(k)]}" for c, k in zip(cols, combo, strict=True)],
+            "rows_with_it": int(counts.min())}
 
 
 def stamp(values: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
@@ -115,6 +159,15 @@ def stamp(values: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
         if cols and max(cols) >= out.shape[1]:
             raise UsageError(f"the trigger uses column {max(cols)}; the data has {out.shape[1]}")
         out[:, cols] = np.asarray(spec["values"], dtype=np.float32)
+    elif kind == "categorical":
+        if out.ndim != 2:
+            raise UsageError("a categorical trigger needs tabular data")
+        for (start, stop), j in zip(spec["blocks"], spec["features"], strict=True):
+            if not 0 <= int(start) <= int(j) < int(stop) <= out.shape[1]:
+                raise UsageError(f"the trigger uses columns {start}..{stop - 1}; the data has "
+                                 f"{out.shape[1]}")
+            out[:, int(start):int(stop)] = 0.0  # siblings and the missing indicator cleared
+            out[:, int(j)] = 1.0
     else:
         raise UsageError(f"unknown trigger type {kind!r}")
     return out

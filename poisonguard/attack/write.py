@@ -139,10 +139,21 @@ def save_poisoned(result: AttackResult, original: Dataset, out: str | Path) -> N
 
     Examples
     --------
+    >>> import tempfile, pathlib
     >>> from poisonguard.attack import run_attack
     >>> from poisonguard.datasets import open_dataset
-    >>> ds = open_dataset("penguins.csv", label="species")  # doctest: +SKIP
-    >>> save_poisoned(run_attack("flip", ds, rate=0.05), ds, "poisoned.csv")  # doctest: +SKIP
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> table = pd.DataFrame({"length": [float(i % 9) for i in range(60)],
+    ...                       "island": ["north", "south", "west"] * 20,
+    ...                       "species": ["adelie", "gentoo"] * 30})
+    >>> table.to_csv(tmp / "birds.csv", index=False)
+    >>> ds = open_dataset(tmp / "birds.csv", label="species")
+    >>> save_poisoned(run_attack("flip", ds, rate=0.1), ds, tmp / "poisoned.csv")
+    >>> poisoned = pd.read_csv(tmp / "poisoned.csv")
+    >>> list(poisoned.columns), int((poisoned["species"] != table["species"]).sum())
+    (['length', 'island', 'species'], 6)
+    >>> poisoned.drop(columns="species").equals(table.drop(columns="species"))
+    True
     """
     check_output(original, out)
     if _is_table_file(original):

@@ -29,8 +29,9 @@ from poisonguard.errors import UsageError
 #: The attack kinds, for --help without importing the attacks (a test keeps this
 #: equal to poisonguard.attack.ATTACK_INFO).
 ATTACK_KINDS = ("flip", "flip-targeted", "flip-adversarial", "outliers", "mislabeled",
-                "near-duplicates", "badnets", "blend", "tabular-trigger", "clean-label",
-                "feature-collision", "token-trigger", "sentence-trigger", "style-trigger")
+                "near-duplicates", "badnets", "blend", "tabular-trigger", "categorical-trigger",
+                "clean-label", "feature-collision", "token-trigger", "sentence-trigger",
+                "style-trigger")
 
 __all__ = ["attack_command", "bench_command", "score_command"]
 
@@ -58,7 +59,8 @@ def attack_command(
     = None,
     alpha: Annotated[float | None, typer.Option(help="blend pattern weight (default 0.2)")]
     = None,
-    n_features: Annotated[int | None, typer.Option(help="tabular-trigger columns (default 3)")]
+    n_features: Annotated[int | None, typer.Option(
+        help="tabular-trigger columns (default 3); categorical-trigger columns (default 2)")]
     = None,
     trigger: Annotated[str | None, typer.Option(help="clean-label trigger: badnets, blend, "
                                                      "tabular")] = None,

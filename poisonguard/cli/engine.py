@@ -31,9 +31,10 @@ EngineOpt = Annotated[EngineName, typer.Option(
     "hashed row group by row group on a Ray cluster (pip install 'poisonguard[dist]'), and "
     "a scan's neighbour search runs there per shard. Same results either way.")]
 KnnOpt = Annotated[KnnName, typer.Option(
-    "--knn", help="The neighbour search with --engine ray: exact (per-shard exact search, "
-    "merged: the in-process exact neighbours), ivf (a faiss IVF index per shard: "
-    "approximate, faster), auto (exact up to 50,000 rows, ivf beyond, as in-process).")]
+    "--knn", help="The neighbour search, the same on every engine: exact (per-shard exact "
+    "search, merged: the exact neighbours), ivf (approximate: one faiss IVF quantizer "
+    "trained on a seeded sample, inverted lists per shard; same neighbours in-process and "
+    "on Ray), auto (exact up to 50,000 rows, ivf beyond).")]
 AddressOpt = Annotated[str | None, typer.Option(
     "--address", help="Ray cluster to use with --engine ray: ray://HOST:10001, or auto "
     "on a cluster node (default: start a local Ray with 2 CPUs for this command).")]

@@ -224,13 +224,19 @@ def register_detector(cls: D) -> D:
     Examples
     --------
     >>> import poisonguard
-    >>> from poisonguard.detect import Detector
-    >>> @register_detector  # doctest: +SKIP
-    ... class MyDetector(Detector):
-    ...     name = "my-detector"
+    >>> @register_detector
+    ... class FarFromMean(Detector):  # flags rows z standard deviations from a feature's mean
+    ...     name = "far-from-mean"
+    ...     def __init__(self, *, z: float = 4.0) -> None:
+    ...         self.z = z
     ...     def score(self, dataset, representation):
-    ...         ...
-    >>> poisonguard.scan("builtin:wine", detectors="my-detector")  # doctest: +SKIP
+    ...         x = representation.features
+    ...         worst = (np.abs(x - x.mean(axis=0)) / x.std(axis=0)).max(axis=1)
+    ...         return DetectorResult(self.name, worst / (worst + self.z), worst > self.z,
+    ...                               dataset=dataset)
+    >>> findings = poisonguard.scan("builtin:wine", detectors="far-from-mean")
+    >>> findings.detectors, findings.flagged_indices()  # row 95: 4.4 sd, the next 3.7
+    (('far-from-mean',), [95])
     """
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")

@@ -30,6 +30,14 @@ reports them as suspected attacks, two rules apply:
 
 Withdrawn hypotheses are kept in the summary with the reason; the rows a withdrawn
 subpopulation hypothesis flagged are left for review instead (:func:`demote`).
+
+The rows a kept hypothesis names (``Hypotheses.claims``) are those its detector flagged
+in the claimed class and, for a confirmed fixed trigger of at most
+``MAX_HOLDER_FEATURES`` features, every row of the claimed class holding it (the
+``trigger`` detector flags only the holders that look like another class once the
+trigger is masked; the others carry the same stamped values and the same label). The
+scan's fusion ranks them above rows only single-detector evidence flags
+(:func:`~poisonguard.detect.fusion.fuse`).
 """
 
 from __future__ import annotations
@@ -43,8 +51,14 @@ from scipy.stats import binom
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import DetectorResult
+from poisonguard.detect.trigger_search import rows_matching
 
-__all__ = ["HYPOTHESIS_ALPHA", "Hypotheses", "demote", "vet_hypotheses"]
+__all__ = ["HYPOTHESIS_ALPHA", "MAX_HOLDER_FEATURES", "Claim", "Hypotheses", "demote",
+           "vet_hypotheses"]
+
+#: A confirmed trigger of at most this many fixed features names every holder of its
+#: class (a blend's shared blank pixels do not identify rows).
+MAX_HOLDER_FEATURES = 16
 
 #: Family-wise error rate of the scan's backdoor claims.
 HYPOTHESIS_ALPHA = 0.01
@@ -52,6 +66,15 @@ _SUBPOPULATION = frozenset({"spectral", "spectre", "activation"})
 #: The label detector's score at a zero margin (its scores map margin -1..1 to 0..0.5).
 _DISAGREES = 0.25
 _CLASS = re.compile(r"^(?:backdoor -> class|clean-label backdoor\? class) (.+?):")
+
+
+@dataclass(frozen=True, eq=False)
+class Claim:
+    """A kept hypothesis, the detector that stated it and the rows it names (N bools)."""
+
+    detector: str
+    hypothesis: str
+    rows: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -62,6 +85,8 @@ class Hypotheses:
     withdrawn: tuple[dict[str, str], ...]
     #: detector -> rows flagged only for a withdrawn hypothesis
     unfounded: dict[str, np.ndarray]
+    #: every kept hypothesis (before merging into one line per backdoor) and its rows
+    claims: tuple[Claim, ...] = ()
 
 
 def demote(result: DetectorResult, rows: np.ndarray, why: str,
@@ -106,7 +131,7 @@ def vet_hypotheses(results: Sequence[DetectorResult], dataset: Dataset, *,
     withdrawn: list[dict[str, str]] = []
     unfounded: dict[str, np.ndarray] = {}
     for r in results:
-        for h in r.hypotheses:
+        for n_h, h in enumerate(r.hypotheses):
             code = _class_code(h, dataset)
             rows = r.flags & (labels == code) if code is not None else r.flags
             unlearnt = _unlearnt(h, rows, code, proba, dataset)
@@ -126,7 +151,7 @@ def vet_hypotheses(results: Sequence[DetectorResult], dataset: Dataset, *,
                         "sub-type, not relabelled rows")})
                     unfounded[r.detector] = unfounded.get(r.detector, np.zeros_like(rows)) | rows
                     continue
-            kept.append((h, r.detector, rows))
+            kept.append((h, r.detector, rows | _holders(r, n_h, code, dataset)))
     out: list[tuple[str, str, np.ndarray]] = []
     for h, det, rows in kept:
         if h.startswith("clean-label backdoor?"):
@@ -141,7 +166,32 @@ def vet_hypotheses(results: Sequence[DetectorResult], dataset: Dataset, *,
                 continue
         out.append((h, det, rows))
     return Hypotheses(kept=_merged(out, dataset), withdrawn=tuple(withdrawn),
-                      unfounded=unfounded)
+                      unfounded=unfounded,
+                      claims=tuple(Claim(det, h, rows) for h, det, rows in out))
+
+
+def _holders(result: DetectorResult, n_h: int, code: int | None,
+             dataset: Dataset) -> np.ndarray:
+    """Rows of class ``code`` holding the fixed trigger of ``result``'s hypothesis
+    ``n_h`` (its ``meta['triggers']`` entry), or none."""
+    found = np.zeros(len(dataset), dtype=bool)
+    triggers = result.meta.get("triggers") or []
+    if code is None or len(triggers) != len(result.hypotheses):
+        return found
+    t = triggers[n_h]
+    features = tuple(int(f) for f in t.get("features") or ())
+    if t.get("location", "fixed") != "fixed" or not 0 < len(features) <= MAX_HOLDER_FEATURES \
+            or int(t.get("class", -1)) != code:
+        return found
+    if dataset.features is not None:
+        cells = dataset.features[:, list(features)]
+    elif dataset.images is not None:
+        cells = dataset.images.reshape(len(dataset), -1)[:, list(features)]
+    else:
+        return found
+    found[rows_matching(np.asarray(cells, dtype=np.float32), tuple(range(len(features))),
+                        tuple(float(v) for v in t["values"]))] = True
+    return found & (np.asarray(dataset.labels) == code)
 
 
 def _unlearnt(hypothesis: str, rows: np.ndarray, code: int | None, proba: np.ndarray | None,

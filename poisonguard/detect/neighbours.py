@@ -20,12 +20,11 @@ engine's sharded search, :mod:`poisonguard.engine.neighbours`), cached the same 
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
@@ -169,39 +168,44 @@ def _sklearn_search(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return _sklearn_search_to(x, x, k)
 
 
-def _faiss_search(x: np.ndarray, k: int, *, exact: bool, seed: int,
-                  block_rows: int = FAISS_BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest other rows of every row (self removed), a block of queries at
-    a time: exact (``IndexFlatL2``) or inverted-file (IVF, approximate)."""
+def _faiss_search(x: np.ndarray, k: int, *, block_rows: int = FAISS_BLOCK_ROWS
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest other rows of every row (self removed) by faiss's exact
+    ``IndexFlatL2``, a block of queries at a time."""
     import faiss
 
     xf = np.ascontiguousarray(x, dtype=np.float32)
     n, d = xf.shape
-    index: Any
-    if exact:
-        index = faiss.IndexFlatL2(d)
-    else:
-        nlist = max(int(min(2 * math.sqrt(n), n // 40)), 1)
-        quantizer = faiss.IndexFlatL2(d)
-        index = faiss.IndexIVFFlat(quantizer, d, nlist)
-        index.cp.seed = seed
-        rng = np.random.default_rng(seed)
-        index.train(xf[rng.choice(n, size=min(n, 64 * nlist), replace=False)])
-        index.nprobe = min(nlist, 8)
+    index = faiss.IndexFlatL2(d)
     index.add(xf)
     search_k = min(k + 1, n)
     dist = np.empty((n, k), dtype=np.float32)
     idx = np.empty((n, k), dtype=INDEX_DTYPE)
     for start in range(0, n, block_rows):
         sq, found = index.search(xf[start:start + block_rows], search_k)
-        missing = found < 0  # an IVF probe can return fewer than k hits
-        if missing.any():
-            sq[missing] = np.inf
-            found[missing] = np.arange(start, start + len(found)).repeat(missing.sum(axis=1))
         block_d, block_i = _drop_self(np.sqrt(np.maximum(sq, 0)), found, k, start)
         dist[start:start + len(found)] = block_d
         idx[start:start + len(found)] = block_i
     return dist, idx
+
+
+def _ivf_search(x: np.ndarray, k: int, *, seed: int,
+                block_rows: int = FAISS_BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest other rows of every row by the shared IVF construction
+    (:func:`poisonguard.detect.ivf.ivf_neighbours`, the same on every engine). Each
+    row's own entry is removed block by block, in place: the result is a view of the
+    search's N x (k + 1) arrays (no second copy)."""
+    from poisonguard.detect.ivf import ivf_neighbours
+
+    dist, idx = ivf_neighbours(x, min(k + 1, len(x)), seed=seed)
+    for start in range(0, len(x), block_rows):
+        d, i = dist[start:start + block_rows], idx[start:start + block_rows]
+        missing = i < 0  # an IVF probe can return fewer than k hits
+        if missing.any():
+            i[missing] = np.arange(start, start + len(i)).repeat(missing.sum(axis=1))
+        block_d, block_i = _drop_self(d, i, k, start)
+        d[:, :k], i[:, :k] = block_d, block_i
+    return dist[:, :k], idx[:, :k]
 
 
 def nearest_in_sample(
@@ -286,7 +290,7 @@ def nearest_neighbours(
         found_d, found_i = outside[1](x, search_k, seed)
         dist, idx = _drop_self(np.asarray(found_d, dtype=np.float32), np.asarray(found_i), k)
     elif use_faiss:
-        dist, idx = _faiss_search(x, k, exact=n <= exact_max_rows, seed=seed)
+        dist, idx = _faiss_search(x, k) if n <= exact_max_rows else _ivf_search(x, k, seed=seed)
     else:
         search = _torch_search if chosen == "torch" else _sklearn_search
         dist, idx = _drop_self(*search(x, search_k), k)

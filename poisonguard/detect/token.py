@@ -158,11 +158,14 @@ class TokenTriggerDetector(Detector):
     >>> from poisonguard.datasets import builtin_dataset
     >>> from poisonguard.represent import build_representation
     >>> tweets = run_attack("token-trigger", builtin_dataset("tweets-300"), rate=0.1,
-    ...                     target=2).dataset  # doctest: +SKIP
-    >>> result = TokenTriggerDetector().score(
-    ...     tweets, build_representation(tweets))  # doctest: +SKIP
-    >>> result.hypotheses[0][:38]  # doctest: +SKIP
-    'backdoor -> class positive: 30 rows co'
+    ...                     target=2).dataset
+    >>> detector = TokenTriggerDetector(reader="words")  # TF-IDF: no sentence model to load
+    >>> result = detector.score(tweets, build_representation(tweets, needs=detector.requires()))
+    >>> print(result.hypotheses[0])
+    backdoor -> class positive: 30 rows contain 'cf' (p = ...); without it ... of them read as
+    another class
+    >>> result.n_flagged
+    30
     """
 
     name = "token"

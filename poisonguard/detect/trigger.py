@@ -29,6 +29,7 @@ import numpy as np
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.thresholds import FLAG_SCORE
+from poisonguard.detect.trigger_categories import category_pairs
 from poisonguard.detect.trigger_mask import MaskTest, mask_test, principal_basis
 from poisonguard.detect.trigger_search import (
     MINING_CONSTRAINTS,
@@ -96,6 +97,9 @@ class TriggerDetector(Detector):
         items = mine_triggers(x, y, n_classes, min_rows=self.min_rows,
                               max_fraction=self.max_fraction, min_jaccard=self.min_jaccard,
                               max_rows=self.max_rows, seed=self.seed)
+        pairs, n_pairs = category_pairs(x, y, n_classes, dataset.schema, min_rows=self.min_rows,
+                                        max_fraction=self.max_fraction,
+                                        min_purity=self.min_purity)
         windows: list[WindowCandidate] = []
         n_window_tests = 0
         if dataset.images is not None and self.window_sizes:
@@ -104,10 +108,10 @@ class TriggerDetector(Detector):
                 min_rows=self.min_rows, max_fraction=self.max_fraction,
                 max_rows=self.max_rows, seed=self.seed)
         # The family: every (item set, class) and every (window pattern, class) examined.
-        family = max(len(items) * n_classes + n_window_tests, 1)
+        family = max((len(items) + n_pairs) * n_classes + n_window_tests, 1)
         queue: list[TriggerCandidate | WindowCandidate] = [
-            c for c in items if c.label_p * family < self.alpha and c.n_label >= self.min_rows
-            and c.purity >= self.min_purity]
+            c for c in [*items, *pairs] if c.label_p * family < self.alpha
+            and c.n_label >= self.min_rows and c.purity >= self.min_purity]
         queue += [w for w in windows if w.label_p * family < self.alpha]
         queue.sort(key=lambda c: c.label_p)
         queue = queue[: self.max_candidates]

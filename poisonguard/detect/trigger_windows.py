@@ -129,13 +129,17 @@ def mine_windows(
         total = per_class.sum(axis=1, keepdims=True)
         p = binom.sf(per_class - 1, total, base[None, :])
         w_side = images.shape[2] - size + 1
+        # The sampled images holding each kept pattern, grouped once (in row order):
+        # the same rows as testing every sampled image's windows for the pattern.
+        pairs = np.flatnonzero(ok)
+        pairs = pairs[np.argsort(pat[pairs], kind="stable")]
+        bounds = np.searchsorted(pat[pairs], np.arange(len(kept) + 1))
         for k, c in np.argwhere((p <= max_p) & (per_class >= min_rows)):
             key = uniq[kept[k]]
-            first = int(sample[img[np.flatnonzero(pat == k)[0]]])
-            r0, c0 = divmod(int(np.flatnonzero(window_hashes(images[first:first + 1], size)[0]
-                                               == key)[0]), w_side)
-            holders = (sample[(hashes == key).any(axis=1)] if len(sample) == n
-                       else _holders(images, size, key))
+            in_sample = img[pairs[bounds[k]:bounds[k + 1]]]
+            r0, c0 = divmod(int(np.flatnonzero(hashes[in_sample[0]] == key)[0]), w_side)
+            first = int(sample[in_sample[0]])
+            holders = sample[in_sample] if len(sample) == n else _holders(images, size, key)
             rows = holders[y[holders] == c]
             if len(rows) < min_rows:
                 continue

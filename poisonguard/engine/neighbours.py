@@ -10,9 +10,12 @@ in-process exact neighbours: the same scikit-learn brute-force search computes t
 same distance for every pair; only rows at exactly equal distances may come in
 another order (here: lower row index first).
 
-``mode="ivf"`` is the approximate opt-in: one faiss inverted-file index per shard
-(built once, in parallel, with the in-process IVF's parameters for the shard's size),
-searched by every query block. ``"auto"`` is exact up to
+``mode="ivf"`` is the approximate opt-in, built as in-process
+(:mod:`poisonguard.detect.ivf`): one coarse quantizer trained once in the driver on a
+seeded sample, shipped to every shard; each shard gets inverted lists over those
+centroids (built once, in parallel); each query block computes its probes once and
+searches every shard with them. The merged lists are the in-process IVF neighbours
+(flags equal, distances bit for bit on the same machine). ``"auto"`` is exact up to
 :data:`~poisonguard.detect.neighbours.EXACT_MAX_ROWS` rows and IVF beyond, as the
 in-process search is. Memory per task: one query block's running lists, one shard's
 distances (scikit-learn works in chunks) or one shard's index; the rows themselves are
@@ -27,14 +30,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from poisonguard.engine.base import Engine, Handle
+from poisonguard.detect.ivf import (
+    IvfLayout,
+    ivf_index,
+    ivf_layout,
+    ivf_neighbours,
+    ivf_probes,
+    merge_neighbours,
+    search_ivf_index,
+)
+from poisonguard.engine.base import Engine, Handle, InProcessEngine
 from poisonguard.errors import UsageError
 from poisonguard.progress import NullProgress, Progress
 
@@ -67,31 +78,20 @@ class _Search:
     rows: Handle[np.ndarray]
     k: int
     shards: tuple[RowRange, ...]
+    layout: IvfLayout | None  # the shared coarse quantizer (ivf)
     indexes: Handle[list[np.ndarray]] | None  # serialized faiss index per shard (ivf)
 
 
-def _ivf_params(rows: int) -> tuple[int, int]:
-    """nlist and nprobe of the in-process IVF search for ``rows`` rows."""
-    nlist = max(int(min(2 * math.sqrt(rows), rows // 40)), 1)
-    return nlist, min(nlist, 8)
-
-
-def _build_index(shard: RowRange, *, rows: Handle[np.ndarray], seed: int) -> np.ndarray:
-    """One shard's faiss IVF index, serialized (runs on a worker)."""
+def _build_index(shard: RowRange, *, rows: Handle[np.ndarray], layout: IvfLayout) -> np.ndarray:
+    """One shard's inverted lists over the shared centroids, serialized (on a worker)."""
     import faiss
 
-    x = np.ascontiguousarray(rows.get()[shard.start:shard.stop], dtype=np.float32)
-    nlist, nprobe = _ivf_params(len(x))
-    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(x.shape[1]), x.shape[1], nlist)
-    index.cp.seed = seed
-    rng = np.random.default_rng(seed)
-    index.train(x[rng.choice(len(x), size=min(len(x), 64 * nlist), replace=False)])
-    index.nprobe = nprobe
-    index.add(x)
+    index = ivf_index(layout, rows.get()[shard.start:shard.stop], shard.start)
     return np.asarray(faiss.serialize_index(index))
 
 
-def _shard_search(search: _Search, s: int, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _shard_search(search: _Search, s: int, queries: np.ndarray,
+                  probes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     begin, end = search.shards[s].start, search.shards[s].stop
     k = min(search.k, end - begin)
     if search.indexes is None:
@@ -103,28 +103,22 @@ def _shard_search(search: _Search, s: int, queries: np.ndarray) -> tuple[np.ndar
         return np.asarray(dist, dtype=np.float64), np.asarray(idx, dtype=np.int64) + begin
     import faiss
 
+    assert probes is not None
     index = faiss.deserialize_index(search.indexes.get()[s])
-    sq, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-    found = idx >= 0  # an IVF probe can return fewer than k hits
-    dist = np.where(found, np.sqrt(np.maximum(sq, 0)).astype(np.float64), np.inf)
-    return dist, np.where(found, idx.astype(np.int64) + begin, -1)
-
-
-def _merge(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray],
-           k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k best of two neighbour lists, by (distance, row index)."""
-    dist = np.concatenate([a[0], b[0]], axis=1)
-    idx = np.concatenate([a[1], b[1]], axis=1)
-    order = np.lexsort((np.where(idx < 0, np.iinfo(np.int64).max, idx), dist), axis=1)[:, :k]
-    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
+    return search_ivf_index(index, queries, probes, k)  # squared distances
 
 
 def _search_block(block: RowRange, *, search: _Search) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest rows (self included) of query rows ``block`` (runs on a worker)."""
-    queries = search.rows.get()[block.start:block.stop]
+    rows = search.rows.get()
+    queries = rows[block.start:block.stop]
+    probes = None if search.layout is None else ivf_probes(search.layout, rows, block.start,
+                                                           block.stop)
     best = (np.zeros((len(queries), 0)), np.zeros((len(queries), 0), dtype=np.int64))
     for s in range(len(search.shards)):
-        best = _merge(best, _shard_search(search, s, queries), search.k)
+        best = merge_neighbours(best, _shard_search(search, s, queries, probes), search.k)
+    if search.layout is not None:
+        best = (np.sqrt(best[0]), best[1])
     return best
 
 
@@ -165,12 +159,14 @@ def sharded_neighbours(x: np.ndarray, k: int, *, engine: Engine, mode: KnnMode =
     progress = progress or NullProgress()
     rows = engine.put(x)
     shards = _ranges(n, shard_rows)
-    indexes = None
+    indexes, layout = None, None
     if ivf:
-        built = list(engine.map(functools.partial(_build_index, rows=rows, seed=seed), shards,
-                                stage="indexing shards (faiss IVF)", progress=progress))
+        layout = ivf_layout(x, seed=seed)  # trained once, here: every shard shares it
+        built = list(engine.map(functools.partial(_build_index, rows=rows, layout=layout),
+                                shards, stage="indexing shards (faiss IVF)",
+                                progress=progress))
         indexes = engine.put(built)
-    search = _Search(rows, min(k, n), shards, indexes)
+    search = _Search(rows, min(k, n), shards, layout, indexes)
     parts = list(engine.map(functools.partial(_search_block, search=search),
                             _ranges(n, block_rows), stage="searching neighbours",
                             progress=progress))
@@ -187,7 +183,11 @@ def engine_neighbours(engine: Engine | None, *, mode: KnnMode = "auto",
                       progress: Progress | None = None,
                       **options: Any) -> Iterator[None]:
     """Inside this block, the detectors' neighbour searches run on ``engine``
-    (:func:`sharded_neighbours`); nothing changes when ``engine`` is None.
+    (:func:`sharded_neighbours`) with ``mode``.
+
+    Without an engine (in-process), ``mode="auto"`` changes nothing (the classic
+    search); ``"exact"`` forces the exact search at every size and ``"ivf"`` the shared
+    IVF construction at every size: the neighbours a cluster finds with that mode.
 
     Examples
     --------
@@ -197,14 +197,22 @@ def engine_neighbours(engine: Engine | None, *, mode: KnnMode = "auto",
     ...     nearest_neighbours(np.array([[0.0], [1.0], [3.0]]), 1, cache=False)[1].tolist()
     [[1], [0], [1]]
     """
-    if engine is None:
+    if mode not in KNN_MODES:
+        raise UsageError(f"unknown neighbour search '{mode}' (known: {', '.join(KNN_MODES)})")
+    if engine is None and mode == "auto":
         yield
         return
     from poisonguard.detect.neighbours import searching_with
 
     def search(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        return sharded_neighbours(x, k, engine=engine, mode=mode, seed=seed,
-                                  progress=progress, **options)
+        if engine is None and mode == "ivf":  # one shard's index at a time, in place
+            dist, idx = ivf_neighbours(x, k, seed=seed)
+            missing = idx < 0
+            if missing.any():
+                idx[missing] = np.nonzero(missing)[0]
+            return dist, idx
+        return sharded_neighbours(x, k, engine=engine or InProcessEngine(), mode=mode,
+                                  seed=seed, progress=progress, **options)
 
-    with searching_with(f"{engine.name}-{mode}", search):
+    with searching_with(f"{engine.name if engine else 'local'}-{mode}", search):
         yield

@@ -80,9 +80,21 @@ class RayEngine(Engine):
 
     Examples
     --------
-    >>> engine = RayEngine(num_cpus=2)  # doctest: +SKIP
-    >>> list(engine.map(abs, [-1, 2]))  # doctest: +SKIP
+    Ray starts (or is joined) on the first :meth:`map` or :meth:`put`, which takes
+    seconds; ``open_engine("ray", address=...)`` or ``--engine ray`` select this
+    engine, and every result equals the in-process engine's, in the same order.
+
+    >>> from poisonguard.engine import InProcessEngine, open_engine
+    >>> engine = open_engine("ray", num_cpus=2)  # nothing started yet
+    >>> type(engine).__name__, engine.num_cpus, engine.describe()
+    ('RayEngine', 2, 'ray (local...)')
+    >>> list(InProcessEngine().map(abs, [-1, 2]))  # what engine.map(abs, [-1, 2]) yields too
     [1, 2]
+    >>> engine.close()  # shuts down a Ray it started; here, none
+    >>> RayEngine(num_cpus=0)
+    Traceback (most recent call last):
+    ...
+    poisonguard.errors.UsageError: num_cpus must be at least 1
     """
 
     name = "ray"

@@ -124,10 +124,28 @@ def raise_alert(kind: str, subject: str, message: str, *, model: str = "",
 
     Examples
     --------
+    >>> import http.server, tempfile, threading, pathlib
+    >>> received = []
+    >>> class Hook(http.server.BaseHTTPRequestHandler):  # a webhook receiver on this machine
+    ...     def do_POST(self):
+    ...         received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+    ...         self.send_response(204)
+    ...         self.end_headers()
+    ...     def log_message(self, *args):
+    ...         pass
+    >>> server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    >>> threading.Thread(target=server.serve_forever, daemon=True).start()
+    >>> url = f"http://127.0.0.1:{server.server_port}/hook"
+    >>> ledger = pathlib.Path(tempfile.mkdtemp()) / "ledger.sqlite"
     >>> a = raise_alert("canary", "badnets-2x2-bottom-right", "predictions collapse to 0",
-    ...                 model="digits v3", webhook="http://127.0.0.1:9000/hook")  # doctest: +SKIP
-    >>> a.new, a.posted                                                          # doctest: +SKIP
-    (True, True)
+    ...                 model="digits v3", webhook=url, ledger=ledger)
+    >>> a.new, a.posted, received[0]["alert"]["subject"]
+    (True, True, 'badnets-2x2-bottom-right')
+    >>> again = raise_alert("canary", "badnets-2x2-bottom-right", "predictions collapse to 0",
+    ...                     model="digits v3", webhook=url, ledger=ledger)
+    >>> again.count, again.posted, len(received)  # delivered once
+    (2, False, 1)
+    >>> server.shutdown()
     """
     url = webhook if webhook is not None else os.environ.get(WEBHOOK_ENV) or None
     if url is not None and urlsplit(url).scheme not in ("http", "https"):

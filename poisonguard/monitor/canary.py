@@ -162,8 +162,16 @@ def run_canaries(model: ImageClassifier, golden: Dataset, triggers: Sequence[Tri
 
     Examples
     --------
-    >>> results = run_canaries(model, golden, library_triggers(golden.images))  # doctest: +SKIP
-    >>> [(r.trigger, r.target) for r in results if r.fired]                      # doctest: +SKIP
+    >>> from poisonguard.attack import badnets
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.monitor import train_classifier
+    >>> digits = builtin_dataset("digits")
+    >>> attack = badnets(digits.subset(range(600)), rate=0.1, target=0)  # 2x2 patch -> class 0
+    >>> model = train_classifier(attack.dataset.images, attack.dataset.labels, digits.classes,
+    ...                          arch="mlp", epochs=10)
+    >>> golden = digits.subset(range(1000, 1300))
+    >>> results = run_canaries(model, golden, library_triggers(golden.images, sizes=(2,)))
+    >>> [(r.trigger, r.target) for r in results if r.fired]  # 6 patches and a blend tried
     [('badnets-2x2-bottom-right', '0')]
     """
     if not 0 < threshold <= 1:

@@ -109,9 +109,29 @@ def canary_check(name: str, *, golden: str, version: int | None = None,
 
     Examples
     --------
-    >>> report = canary_check("digits", golden="digits-golden")  # doctest: +SKIP
-    >>> report.alarm                                              # doctest: +SKIP
-    False
+    >>> import tempfile, pathlib
+    >>> from poisonguard.attack import badnets, save_truth
+    >>> from poisonguard.data import save_dataset
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.monitor import register_golden, register_model, save_model
+    >>> from poisonguard.monitor import train_classifier
+    >>> digits = builtin_dataset("digits")
+    >>> attack = badnets(digits.subset(range(600)), rate=0.1, target=0)  # 2x2 patch -> class 0
+    >>> model = train_classifier(attack.dataset.images, attack.dataset.labels, digits.classes,
+    ...                          arch="mlp", epochs=10)
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> ledger = tmp / "ledger.sqlite"
+    >>> save_dataset(digits.subset(range(1000, 1300)), tmp / "golden.npz")
+    >>> _ = register_golden(tmp / "golden.npz", name="digits-golden", ledger=ledger)
+    >>> _ = register_model(save_model(model, tmp / "m.safetensors"), name="digits",
+    ...                    alias="champion", ledger=ledger)
+    >>> save_truth(attack.truth, tmp / "truth.json")
+    >>> report = canary_check("digits", golden="digits-golden", truths=[tmp / "truth.json"],
+    ...                       library=False, ledger=ledger)
+    >>> report.alarm, [(a.kind, a.severity) for a in report.alerts]
+    (True, [('canary', 'critical')])
+    >>> print(report.alerts[0].message)
+    digits v1: trigger ... sends ...% of other classes' golden inputs to class 0
     """
     with using_ledger(ledger) as led:
         v, g = _resolve(name, version, alias, golden, golden_version, led)

@@ -52,9 +52,18 @@ def prediction_drift(baseline_proba: np.ndarray, recent_proba: np.ndarray,
 
     Examples
     --------
-    >>> base = model.predict_proba(golden.images)                      # doctest: +SKIP
-    >>> prediction_drift(base, model.predict_proba(batch), model.classes).drifted  # doctest: +SKIP
+    >>> from poisonguard.monitor import train_classifier
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> digits = builtin_dataset("digits")
+    >>> model = train_classifier(digits.images[:600], digits.labels[:600], digits.classes,
+    ...                          arch="mlp", epochs=10)
+    >>> base = model.predict_proba(digits.images[1000:1300])  # the golden set
+    >>> prediction_drift(base, model.predict_proba(digits.images[1300:1400]), model.classes).drifted
     False
+    >>> zeros = digits.images[digits.labels == 0][:50]  # a batch of nothing but zeros
+    >>> drift = prediction_drift(base, model.predict_proba(zeros), model.classes)
+    >>> drift.drifted, drift.recent_share["0"] > 0.9
+    (True, True)
     """
     b = np.asarray(baseline_proba, dtype=np.float64)
     r = np.asarray(recent_proba, dtype=np.float64)

@@ -89,9 +89,16 @@ def check_gate(candidate: Evaluation, champion: Evaluation | None,
 
     Examples
     --------
-    >>> verdict = check_gate(evaluate(new, golden), evaluate(old, golden))  # doctest: +SKIP
-    >>> verdict.passed, verdict.reasons                                      # doctest: +SKIP
-    (False, ('class 3 accuracy 0.712 < champion 0.981 - 0.05',))
+    >>> import numpy as np
+    >>> from poisonguard.monitor import evaluate, train_classifier
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> digits = builtin_dataset("digits")
+    >>> x, y, golden = digits.images[:600], digits.labels[:600], digits.subset(range(1000, 1300))
+    >>> old = train_classifier(x, y, digits.classes, arch="mlp", epochs=10)
+    >>> new = train_classifier(x, np.where(y == 3, 8, y), digits.classes, arch="mlp", epochs=10)
+    >>> verdict = check_gate(evaluate(new, golden), evaluate(old, golden))  # every 3 learnt as 8
+    >>> verdict.passed, [r for r in verdict.reasons if r.startswith("class 3")]
+    (False, ['class 3 accuracy 0.000 < 0.8', 'class 3 accuracy 0.000 < champion ... - 0.05'])
     """
     cfg = config or GateConfig()
     why = []
@@ -125,9 +132,34 @@ def promote(name: str, *, golden: str, version: int | None = None, alias: str | 
 
     Examples
     --------
-    >>> verdict, move, cand = promote("digits", golden="digits-golden")  # doctest: +SKIP
-    >>> verdict.passed, move.to_version                                   # doctest: +SKIP
-    (True, 2)
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from poisonguard.data import save_dataset
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.monitor import register_golden, register_model, save_model
+    >>> from poisonguard.monitor import train_classifier
+    >>> digits = builtin_dataset("digits")
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> ledger = tmp / "ledger.sqlite"
+    >>> save_dataset(digits.subset(range(1000, 1300)), tmp / "golden.npz")
+    >>> _ = register_golden(tmp / "golden.npz", name="digits-golden", ledger=ledger)
+    >>> def candidate(labels, file):  # trained on the first 600 digits
+    ...     model = train_classifier(digits.images[:600], labels, digits.classes, arch="mlp",
+    ...                              epochs=10)
+    ...     return register_model(save_model(model, tmp / file), name="digits",
+    ...                           alias="candidate", ledger=ledger)
+    >>> config = GateConfig(min_accuracy=0.85, min_class_accuracy=0.6)
+    >>> _ = candidate(digits.labels[:600], "v1.safetensors")
+    >>> verdict, move, cand = promote("digits", golden="digits-golden", config=config,
+    ...                               ledger=ledger)
+    >>> verdict.passed, move.action, move.to_version
+    (True, 'promote', 1)
+    >>> y = digits.labels[:600]
+    >>> _ = candidate(np.where(y == 3, 8, y), "v2.safetensors")  # every 3 learnt as 8
+    >>> verdict, move, cand = promote("digits", golden="digits-golden", config=config,
+    ...                               ledger=ledger)
+    >>> verdict.passed, move, cand.version, "class 3 accuracy 0.000 < 0.6" in verdict.reasons
+    (False, None, 2, True)
     """
     cfg = config or GateConfig()
     with using_ledger(ledger) as led:

@@ -92,9 +92,19 @@ def register_golden(path: str | Path, *, name: str, label: str = "label",
 
     Examples
     --------
-    >>> g = register_golden("golden.npz", name="digits-golden")  # doctest: +SKIP
-    >>> g.version, g.rows                                         # doctest: +SKIP
-    (1, 719)
+    >>> import tempfile, pathlib
+    >>> from poisonguard.data import save_dataset
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.provenance import read_manifest
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> ledger = tmp / "ledger.sqlite"
+    >>> save_dataset(builtin_dataset("digits").subset(range(100)), tmp / "golden.npz")
+    >>> g = register_golden(tmp / "golden.npz", name="digits-golden",
+    ...                     manifest_out=tmp / "golden.manifest", ledger=ledger)
+    >>> g.version, g.rows, len(g.sha256), g.root == read_manifest(tmp / "golden.manifest").root
+    (1, 100, 64, True)
+    >>> register_golden(tmp / "golden.npz", name="digits-golden", ledger=ledger).version
+    2
     """
     from poisonguard.provenance import build_manifest, write_manifest
     from poisonguard.provenance.canonical import file_sha256

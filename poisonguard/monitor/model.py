@@ -99,9 +99,19 @@ class ImageClassifier:
 
     Examples
     --------
-    >>> model = load_model("model.safetensors")            # doctest: +SKIP
-    >>> model.predict(images[:5])                            # doctest: +SKIP
-    array([0, 1, 2, 3, 4])
+    >>> import numpy as np
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> digits = builtin_dataset("digits")
+    >>> model = train_classifier(digits.images[:200], digits.labels[:200], digits.classes,
+    ...                          arch="mlp", epochs=3)
+    >>> model.classes[:3], model.config.input_shape
+    (('0', '1', '2'), (8, 8, 1))
+    >>> model.predict(digits.images[:5]).shape, model.predict_proba(digits.images[:5]).shape
+    ((5,), (5, 10))
+    >>> model.predict(np.zeros((1, 28, 28), np.float32))  # images of another shape: refused
+    Traceback (most recent call last):
+    ...
+    poisonguard.errors.UsageError: the model takes images of shape (8, 8, 1), got (28, 28, 1)
     """
 
     def __init__(self, config: NetConfig, net: Any) -> None:
@@ -265,8 +275,16 @@ def train_on_file(data: str | Path, out: str | Path, *, label: str = "label",
 
     Examples
     --------
-    >>> train_on_file("builtin:digits", "clean.safetensors", holdout=0.4,
-    ...               holdout_out="golden.npz")                         # doctest: +SKIP
+    >>> import tempfile, pathlib
+    >>> from poisonguard.datasets import open_dataset
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> model, trained, held = train_on_file("builtin:digits", tmp / "clean.safetensors",
+    ...                                      arch="mlp", epochs=2, holdout=0.4,
+    ...                                      holdout_out=tmp / "golden.npz")
+    >>> trained, held, len(open_dataset(tmp / "golden.npz"))
+    (1078, 719, 719)
+    >>> load_model(tmp / "clean.safetensors").classes == model.classes
+    True
     """
     from poisonguard.data import save_dataset
     from poisonguard.datasets import open_dataset

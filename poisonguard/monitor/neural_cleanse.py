@@ -195,9 +195,19 @@ def neural_cleanse(model: ImageClassifier, images: np.ndarray, labels: np.ndarra
 
     Examples
     --------
-    >>> result = neural_cleanse(model, golden.images, golden.labels)  # doctest: +SKIP
-    >>> [model.classes[i] for i in result.flagged]                      # doctest: +SKIP
+    >>> from poisonguard.attack import badnets
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.monitor import train_classifier
+    >>> digits = builtin_dataset("digits")
+    >>> attack = badnets(digits.subset(range(600)), rate=0.1, target=0)  # 2x2 patch -> class 0
+    >>> model = train_classifier(attack.dataset.images, attack.dataset.labels, digits.classes,
+    ...                          arch="mlp", epochs=10)
+    >>> golden = digits.subset(range(1000, 1300))
+    >>> result = neural_cleanse(model, golden.images, golden.labels, steps=100, max_images=64)
+    >>> [model.classes[i] for i in result.flagged]  # the backdoor's target class
     ['0']
+    >>> bool(result.classes[0].l1 < min(c.l1 for c in result.classes[1:]) / 2)  # tiny trigger
+    True
     """
     if steps < 1 or not 0 < target_asr <= 1 or threshold <= 0 or max_images < 2:
         raise UsageError("steps >= 1, 0 < target_asr <= 1, threshold > 0, max_images >= 2")

@@ -140,9 +140,21 @@ def register_model(path: str | Path, *, name: str, signature: str | Path | None 
 
     Examples
     --------
-    >>> v = register_model("model.safetensors", name="digits", alias="candidate")  # doctest: +SKIP
-    >>> v.version                                                                   # doctest: +SKIP
-    1
+    >>> import pickle, tempfile, pathlib
+    >>> import numpy as np
+    >>> from poisonguard.provenance import save_model as save_weights
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> ledger = tmp / "ledger.sqlite"
+    >>> weights = save_weights({"w": np.zeros(3, np.float32)}, tmp / "m.safetensors")
+    >>> v = register_model(weights, name="digits", alias="candidate", ledger=ledger)
+    >>> v.version, v.format, aliases("digits", ledger=ledger)
+    (1, 'safetensors', {'candidate': 1})
+    >>> _ = (tmp / "m.pkl").write_bytes(pickle.dumps({"w": [0.0]}))  # never unpickled
+    >>> register_model(tmp / "m.pkl", name="digits", ledger=ledger)
+    Traceback (most recent call last):
+    ...
+    poisonguard.errors.IntegrityError: .../m.pkl: refused, a pickle file is registered only with a
+    sign-model manifest (--signature) that verifies against a pinned key (--pubkey)
     """
     from poisonguard.provenance.models import model_digest
 
@@ -366,9 +378,22 @@ def rollback(name: str, *, reason: str, alias: str = CHAMPION, ledger: LedgerLik
 
     Examples
     --------
-    >>> move = rollback("digits", reason="canary alert on v3")  # doctest: +SKIP
-    >>> move.from_version, move.to_version                       # doctest: +SKIP
-    (3, 2)
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from poisonguard.provenance import save_model as save_weights
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> ledger = tmp / "ledger.sqlite"
+    >>> for version in (1, 2, 3):
+    ...     weights = {"w": np.full(3, version, np.float32)}
+    ...     path = save_weights(weights, tmp / f"v{version}.safetensors")
+    ...     _ = register_model(path, name="digits", ledger=ledger)
+    ...     _ = move_alias("digits", "champion", version, action="promote", reason="gate passed",
+    ...                    ledger=ledger)
+    >>> move = rollback("digits", reason="canary alert on v3", ledger=ledger)
+    >>> move.action, move.from_version, move.to_version
+    ('rollback', 3, 2)
+    >>> rollback("digits", reason="v2 alerts too", ledger=ledger).to_version
+    1
     """
     with using_ledger(ledger) as led:
         previous = _previous(alias_history(name, alias, ledger=led))

@@ -66,9 +66,21 @@ class StripScreener:
 
     Examples
     --------
-    >>> screener = StripScreener(target_frr=0.05).fit(model, golden.images)  # doctest: +SKIP
-    >>> screener.screen(batch).rejected.sum()                                 # doctest: +SKIP
-    3
+    >>> from poisonguard.attack import badnets
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.monitor import train_classifier
+    >>> digits = builtin_dataset("digits")
+    >>> attack = badnets(digits.subset(range(600)), rate=0.1, target=0)  # 2x2 patch -> class 0
+    >>> model = train_classifier(attack.dataset.images, attack.dataset.labels, digits.classes,
+    ...                          arch="mlp", epochs=10)
+    >>> golden = digits.subset(range(1000, 1300))
+    >>> from poisonguard.attack.trigger import stamp
+    >>> screener = StripScreener(target_frr=0.05).fit(model, golden.images)
+    >>> batch = digits.images[1300:1400]
+    >>> int(screener.screen(stamp(batch, attack.truth.trigger)).rejected.sum())  # triggered
+    100
+    >>> bool(screener.screen(batch).rejected.mean() < 0.2)  # clean: about target_frr
+    True
     """
 
     def __init__(self, *, n_overlays: int = 16, target_frr: float = 0.05,
@@ -128,9 +140,29 @@ def strip_dependency(screener: StripScreener, *, field: str = "inputs",
 
     Examples
     --------
-    >>> guard = strip_dependency(StripScreener().fit(model, golden.images))  # doctest: +SKIP
-    >>> @app.post("/predict")                                                # doctest: +SKIP
-    ... def predict(images: np.ndarray = Depends(guard)): ...
+    >>> from poisonguard.attack import badnets
+    >>> from poisonguard.datasets import builtin_dataset
+    >>> from poisonguard.monitor import train_classifier
+    >>> digits = builtin_dataset("digits")
+    >>> attack = badnets(digits.subset(range(600)), rate=0.1, target=0)  # 2x2 patch -> class 0
+    >>> model = train_classifier(attack.dataset.images, attack.dataset.labels, digits.classes,
+    ...                          arch="mlp", epochs=10)
+    >>> golden = digits.subset(range(1000, 1300))
+    >>> from fastapi import Depends, FastAPI
+    >>> from fastapi.testclient import TestClient
+    >>> from poisonguard.attack.trigger import stamp
+    >>> app = FastAPI()
+    >>> guard = strip_dependency(StripScreener().fit(model, golden.images))
+    >>> @app.post("/predict")
+    ... def predict(images: np.ndarray = Depends(guard)) -> dict:
+    ...     return {"classes": [model.classes[i] for i in model.predict(images)]}
+    >>> client = TestClient(app)
+    >>> triggered = stamp(digits.images[1300:1303], attack.truth.trigger)
+    >>> answer = client.post("/predict", json={"inputs": triggered.tolist()})
+    >>> answer.status_code, answer.json()["detail"]["rejected_rows"]
+    (422, [0, 1, 2])
+    >>> client.post("/predict", json={"inputs": [[1.0]]}).status_code  # not an 8 x 8 image
+    400
     """
     try:
         from fastapi import HTTPException, Request

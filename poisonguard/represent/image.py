@@ -40,11 +40,13 @@ from poisonguard.represent.cnn import (
 )
 from poisonguard.represent.pixels import PixelBatches, channel_stats, standardised_pixels
 
-__all__ = ["LAYERS", "SmallCNN", "build_cnn", "epochs_for_steps", "image_representation",
-           "torch_threads"]
+__all__ = ["LAYERS", "LEAN_WIDTH", "SmallCNN", "build_cnn", "epochs_for_steps",
+           "image_representation", "torch_threads"]
 
 #: Images of at most this many pixels (H x W) train on one torch thread by default.
 ONE_THREAD_PIXELS = 16 * 16
+#: First-block channels of the large-data plan's (lean) net by default.
+LEAN_WIDTH = 8
 #: Fewer folds above this many rows: each fold model already sees plenty of rows.
 MANY_ROWS = 8_000
 
@@ -74,7 +76,7 @@ def image_representation(
     progress: Progress | None = None,
     layer: str = "penultimate",
     epochs: int | None = None,
-    width: int = 16,
+    width: int | None = None,
     hidden: int = 64,
     device: str | None = None,
     threads: int | None = None,
@@ -84,8 +86,9 @@ def image_representation(
     ``threads`` sets torch's CPU threads for the duration and is restored afterwards
     (default: :func:`torch_threads`). Above :data:`~poisonguard.represent.cnn.SMALL_ROWS`
     rows the CNNs train with the large-data plan (:class:`SmallCNN`) and, above
-    :data:`MANY_ROWS` rows, with at most 3 folds. ``device`` is "cpu", "cuda", ...;
-    None uses CUDA when present.
+    :data:`MANY_ROWS` rows, with at most 3 folds. ``width`` is the first conv block's
+    channels (default: 16 for the small-data plan, :data:`LEAN_WIDTH` for the large
+    one). ``device`` is "cpu", "cuda", ...; None uses CUDA when present.
     """
     torch = torch_module()
     images = dataset.images
@@ -97,6 +100,7 @@ def image_representation(
     y = np.asarray(dataset.labels)
     n, n_classes = len(y), dataset.n_classes
     large = n > SMALL_ROWS
+    width = width if width is not None else (LEAN_WIDTH if large else 16)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(torch_threads(torch, images.shape[1:], threads))
     try:

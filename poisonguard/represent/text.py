@@ -88,9 +88,11 @@ def embed_texts(
 
     Examples
     --------
-    >>> vectors = embed_texts(["a good day", "a bad day"])  # doctest: +SKIP
-    >>> vectors.shape  # doctest: +SKIP
-    (2, 384)
+    >>> vectors = embed_texts(["a good day", "a great day", "the train was late"])
+    >>> vectors.shape, vectors.dtype, np.linalg.norm(vectors, axis=1).round(4).tolist()
+    ((3, 384), dtype('float32'), [1.0, 1.0, 1.0])
+    >>> bool(vectors[0] @ vectors[1] > vectors[0] @ vectors[2])  # near in meaning, near here
+    True
     """
     progress = progress or NullProgress()
     keys = [_key(t) for t in texts]

@@ -92,8 +92,20 @@ def create_app(settings: ServiceSettings | None = None, *,
 
     Examples
     --------
-    >>> app = create_app(ServiceSettings(home="/tmp/pg-service"))  # doctest: +SKIP
-    >>> # uvicorn.run(app, host="127.0.0.1", port=8000)
+    >>> import tempfile
+    >>> from fastapi.testclient import TestClient
+    >>> from poisonguard.service.users import add_user, issue_token
+    >>> app = create_app(ServiceSettings(home=tempfile.mkdtemp()))
+    >>> _ = add_user(app.state.service.store, "ana", "curator")
+    >>> _, token = issue_token(app.state.service.store, "ana")
+    >>> bearer = {"Authorization": f"Bearer {token}"}
+    >>> with TestClient(app) as client:  # or: uvicorn.run(app, host="127.0.0.1", port=8000)
+    ...     print(client.get("/api/health").json())
+    ...     print(client.get("/api/me").status_code)
+    ...     print(client.get("/api/me", headers=bearer).json()["role"])
+    {'status': 'ok'}
+    401
+    curator
     """
     svc = service or Service(settings)
 

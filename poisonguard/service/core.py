@@ -35,8 +35,17 @@ class Service:
 
     Examples
     --------
-    >>> svc = Service(ServiceSettings(home="/tmp/pg"))  # doctest: +SKIP
-    >>> svc.close()                                     # doctest: +SKIP
+    >>> import tempfile, pathlib
+    >>> from poisonguard.service.users import add_user
+    >>> home = pathlib.Path(tempfile.mkdtemp())
+    >>> svc = Service(ServiceSettings(home=home))
+    >>> ana = Principal(user_id=add_user(svc.store, "ana", "viewer"), name="ana",
+    ...                 role=Role.viewer, token_id="-")
+    >>> svc.visible_datasets(ana), svc.files.encrypted  # no grant, no dataset
+    ([], False)
+    >>> sorted(p.name for p in home.iterdir() if not p.name.startswith("service.sqlite-"))
+    ['files', 'keys', 'service.sqlite']
+    >>> svc.close()
     """
 
     def __init__(self, settings: ServiceSettings | None = None, *, start_jobs: bool = True) -> None:

@@ -37,8 +37,20 @@ class FileStore:
 
     Examples
     --------
-    >>> fs = FileStore("/tmp/pg-files")  # doctest: +SKIP
-    >>> fs.put_result("0123456789abcdef", "findings.json", b"{}")  # doctest: +SKIP
+    >>> import tempfile
+    >>> plain = FileStore(tempfile.mkdtemp())
+    >>> plain.put_result("0123456789abcdef", "findings.json", b'{"flagged": []}')
+    >>> plain.get_result("0123456789abcdef", "findings.json")
+    b'{"flagged": []}'
+    >>> oct(plain.results.stat().st_mode & 0o777)  # folders private to the service's user
+    '0o700'
+    >>> sealed = FileStore(tempfile.mkdtemp(), data_key=os.urandom(32))  # AES-256-GCM at rest
+    >>> sealed.put_result("0123456789abcdef", "findings.json", b'{"flagged": []}')
+    >>> path = sealed.result_path("0123456789abcdef", "findings.json")
+    >>> path.name, b"flagged" in path.read_bytes()
+    ('findings.json.enc', False)
+    >>> sealed.get_result("0123456789abcdef", "findings.json")
+    b'{"flagged": []}'
     """
 
     def __init__(self, root: str | os.PathLike[str], data_key: bytes | None = None) -> None:

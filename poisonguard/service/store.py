@@ -28,8 +28,23 @@ class Store:
 
     Examples
     --------
-    >>> store = Store("sqlite:///:memory:")  # doctest: +SKIP
-    >>> with store.write() as conn: ...      # doctest: +SKIP
+    >>> import tempfile
+    >>> from poisonguard.service.schema import users
+    >>> store = Store(f"sqlite:///{tempfile.mkdtemp()}/service.sqlite")
+    >>> with store.write() as conn:
+    ...     _ = conn.execute(users.insert().values(name="ana", role="viewer", created_at=0.0))
+    >>> try:  # a write transaction is stored whole or not at all
+    ...     with store.write() as conn:
+    ...         _ = conn.execute(users.insert().values(name="bo", role="admin", created_at=0.0))
+    ...         raise RuntimeError("failed half way")
+    ... except RuntimeError:
+    ...     pass
+    >>> with store.read() as conn:
+    ...     conn.execute(sa.select(users.c.name, users.c.role)).all()
+    [('ana', 'viewer')]
+    >>> store.is_sqlite, store.ledger.verify()  # the ledger lives in the same database
+    (True, [])
+    >>> store.close()
     """
 
     def __init__(self, url: str) -> None:

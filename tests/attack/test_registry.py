@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 import poisonguard.attack as attack
@@ -9,8 +10,9 @@ from poisonguard.datasets import builtin_dataset, open_dataset
 from poisonguard.errors import DataError, UsageError
 
 CLI_KINDS = ["flip", "flip-targeted", "flip-adversarial", "outliers", "mislabeled",
-             "near-duplicates", "badnets", "blend", "tabular-trigger", "clean-label",
-             "feature-collision", "token-trigger", "sentence-trigger", "style-trigger"]
+             "near-duplicates", "badnets", "blend", "tabular-trigger", "categorical-trigger",
+             "clean-label", "feature-collision", "token-trigger", "sentence-trigger",
+             "style-trigger"]
 
 
 def test_every_cli_kind_is_registered() -> None:
@@ -32,6 +34,10 @@ def test_every_applicable_kind_runs_and_records_its_kind(kind: str, digits: Data
     data = digits if attack_applies(kind, digits) else wine
     if not attack_applies(kind, data):
         data = builtin_dataset("tweets-300")
+    if not attack_applies(kind, data):  # categorical-trigger: a table with categories
+        data = open_dataset(pd.DataFrame({"a": ["u", "v", "w"] * 40, "b": ["p", "q"] * 60,
+                                          "x": range(120), "y": ["m", "n", "o", "p"] * 30}),
+                            label="y")
     res = run_attack(kind, data, rate=0.03, target=0, seed=1)
     assert res.truth.kind == kind
     assert res.truth.seed == 1

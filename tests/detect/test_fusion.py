@@ -17,7 +17,7 @@ def test_fuse_scores_flags_actions() -> None:
                               np.array([False, True, False, True]), reasons={1: "odd", 3: "odd"})
     fused = fuse([label, spectral], 4)
     assert fused.flags.tolist() == [True, True, False, True]
-    assert fused.scores[0] == 0.9 and fused.scores[2] < 0.5
+    assert fused.scores[0] == 0.5 + 0.24 * 0.8 and fused.scores[2] < 0.5  # evidence band
     assert fused.actions.tolist() == ["relabel", "drop", "keep", "drop"]
     assert fused.suggested[0] == 2
     assert [d for d, _, _ in fused.reasons[3]] == ["spectral", "label"]  # highest score first
@@ -32,3 +32,25 @@ def test_flagged_rows_score_at_least_half_and_unflagged_below() -> None:
 def test_no_detectors_flags_nothing() -> None:
     fused = fuse([], 3)
     assert not fused.flags.any() and fused.actions.tolist() == ["keep"] * 3
+
+
+def test_rows_a_kept_hypothesis_names_rank_above_saturated_evidence() -> None:
+    from poisonguard.detect.fusion import CLAIM_BAND, EVIDENCE_BAND
+    from poisonguard.detect.hypotheses import Claim
+
+    label = DetectorResult("label", np.array([1.0, 1.0, 0.2, 0.1, 0.1]),
+                           np.array([True, True, False, False, False]))
+    trigger = DetectorResult("trigger", np.array([0.0, 0.0, 0.6, 0.45, 0.0]),
+                             np.array([False, False, True, False, False]),
+                             reasons={2: "shares the trigger"})
+    claim = Claim("trigger", "backdoor -> class 1: 2 rows share fixed values in 2 columns",
+                  np.array([False, False, True, True, False]))
+    fused = fuse([label, trigger], 5, claims=[claim])
+    assert np.argsort(-fused.scores, kind="stable")[:2].tolist() == [2, 3]
+    assert fused.flags.tolist() == [True, True, True, True, False]
+    assert CLAIM_BAND[0] <= fused.scores[3] < fused.scores[2] <= CLAIM_BAND[1]
+    assert EVIDENCE_BAND[0] <= fused.scores[0] <= EVIDENCE_BAND[1] < CLAIM_BAND[0]
+    assert fused.scores[4] == 0.1
+    assert fused.reasons[3] == [("trigger", fused.scores[3],
+                                 "holds the trigger of: " + claim.hypothesis)]
+    assert fused.actions[3] == "drop"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from poisonguard.detect.outlier import OutlierDetector
 from tests.helpers import f1 as _f1
@@ -23,7 +24,7 @@ def test_injected_outliers_are_found(poisoned) -> None:  # type: ignore[no-untyp
         result = OutlierDetector().score(attack.dataset, rep)
         assert _f1(result.flags, attack.truth.poisoned) >= 0.9, name
         i = int(attack.truth.poisoned[0])
-        assert "far from the rest of class" in result.reasons[i]
+        assert "far from the rest of" in result.reasons[i]
         assert result.scores[attack.truth.poisoned].min() > np.median(result.scores)
 
 
@@ -35,3 +36,32 @@ def test_outliers_are_found_at_high_contamination(poisoned) -> None:  # type: ig
     result = OutlierDetector().score(attack.dataset, rep)
     assert _f1(result.flags, attack.truth.poisoned) >= 0.9
     assert "neighbour distance z" in result.reasons[int(attack.truth.poisoned[0])]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_outliers_crowding_a_small_class_are_found_over_the_whole_data(seed: int) -> None:
+    # Two classes of 25 rows and one heavy-tailed column; injected rows carry random
+    # labels, so each small class is about a third outliers and its own median/MAD
+    # describe them (class view alone: F1 0.55-0.78 at data seed 0, below
+    # IsolationForest's 0.87-0.91). The global view finds them (measured 0.96-0.97).
+    from sklearn.ensemble import IsolationForest
+
+    from poisonguard.attack import run_attack
+    from poisonguard.datasets import open_dataset
+    from poisonguard.represent import feature_representation
+
+    rng = np.random.default_rng(0)
+    sizes = [500, 300, 25, 25]
+    x = np.vstack([rng.normal(c, 1.0, size=(n, 6)) for c, n in zip([0, 2, -2, 4], sizes,
+                                                                     strict=True)])
+    x[:, 5] = rng.lognormal(0, 1.2, size=len(x))
+    clean = open_dataset(x, np.repeat(np.arange(4), sizes))
+    assert OutlierDetector(seed=seed).score(clean, feature_representation(clean)).flags.mean() \
+        <= 0.01
+    attack = run_attack("outliers", clean, rate=0.05, seed=seed)
+    rep = feature_representation(attack.dataset)
+    found = _f1(OutlierDetector(seed=seed).score(attack.dataset, rep).flags,
+                attack.truth.poisoned)
+    forest = IsolationForest(random_state=seed).fit(rep.features)
+    baseline = _f1(forest.predict(rep.features) == -1, attack.truth.poisoned)
+    assert found >= 0.9 and found >= baseline

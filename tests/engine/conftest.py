@@ -37,3 +37,23 @@ def typed_frame(seed: int = 0) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def parquet_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_parquet_folder(tmp_path_factory.mktemp("engine") / "wine-parts", typed_frame())
+
+
+def flipped_blobs(rows: int = 1500, seed: int = 0) -> pd.DataFrame:
+    """Three overlapping 8-d classes with 4% of the labels flipped: enough rows for an
+    IVF search that probes only some of its lists, and rows a neighbour search flags."""
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 3, rows)
+    x = rng.normal(size=(rows, 8)) + 1.5 * np.eye(3, 8)[label]
+    flipped = rng.choice(rows, rows // 25, replace=False)
+    label[flipped] = (label[flipped] + 1) % 3
+    frame = pd.DataFrame(x.astype(np.float32), columns=[f"x{j}" for j in range(8)])
+    frame["label"] = np.array(["a", "b", "c"])[label]
+    return frame
+
+
+@pytest.fixture(scope="session")
+def ivf_parquet_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,500 rows in 3 Parquet files: ``--knn ivf`` is approximate there (8 of 37 lists)."""
+    return write_parquet_folder(tmp_path_factory.mktemp("engine") / "blobs-parts",
+                                flipped_blobs(), row_group_size=200)

@@ -90,14 +90,22 @@ def test_sharded_neighbours_are_the_in_process_exact_neighbours() -> None:
     assert not (idx == np.arange(len(x))[:, None]).any()
 
 
-def test_ivf_per_shard_is_approximate_but_close() -> None:
+def test_ivf_on_an_engine_is_the_in_process_ivf() -> None:
     x = np.random.default_rng(2).normal(size=(3000, 4)).astype(np.float32)
+    x[9] = x[4]
+    with engine_neighbours(None, mode="ivf"):  # in-process, forced below 50,000 rows
+        here = nearest_neighbours(x, 5, seed=1, cache=False)
+    with engine_neighbours(InProcessEngine(), mode="ivf", shard_rows=700, block_rows=450):
+        sharded = nearest_neighbours(x, 5, seed=1, cache=False)
+    np.testing.assert_array_equal(sharded[1], here[1])
+    np.testing.assert_array_equal(sharded[0], here[0])
+    np.testing.assert_array_equal(here[1], nearest_neighbours(  # = auto beyond the exact size
+        x, 5, seed=1, exact_max_rows=1000, cache=False)[1])
     _, exact = nearest_neighbours(x, 5, cache=False)
-    _, approx = sharded_neighbours(x, 6, engine=InProcessEngine(), mode="ivf",
-                                   shard_rows=1000)
-    assert (approx[:, 0] == np.arange(len(x))).mean() > 0.99  # itself first
-    recall = np.mean([len(set(a) & set(b[1:])) / 5 for a, b in zip(exact, approx,
-                                                                      strict=True)])
-    assert recall > 0.8
+    assert (here[1] != exact).any()  # approximate: the forced mode did change the search
+    assert here[1][4, 0] == 9 and here[1][9, 0] == 4
+    with engine_neighbours(None, mode="exact"):  # scikit-learn orders equal distances its way
+        np.testing.assert_array_equal(np.sort(nearest_neighbours(x, 5, cache=False)[1]),
+                                      np.sort(exact))
     with pytest.raises(UsageError, match="unknown neighbour search"):
         sharded_neighbours(x, 3, engine=InProcessEngine(), mode="hnsw")  # type: ignore[arg-type]

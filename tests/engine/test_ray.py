@@ -77,6 +77,26 @@ def test_scan_profile_and_snapshot_on_ray_equal_in_process(
         "latin-1")
 
 
+def _findings(out: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads((out / "findings.json").read_text())["rows"]
+    return rows
+
+
+def test_knn_ivf_on_ray_equals_in_process(cluster: None, ivf_parquet_folder: Path,
+                                          tmp_path: Path) -> None:
+    """The approximate search, forced on 1,500 rows: the same flags and scores."""
+    folder = str(ivf_parquet_folder)
+    for engine in ("local", "ray", "exact"):
+        _cli("scan", folder, "--out", str(tmp_path / engine), "--no-ledger", "--quiet",
+             "--detectors", "knn,label", "--engine", "local" if engine == "exact" else engine,
+             "--knn", "exact" if engine == "exact" else "ivf")
+    local, on_ray, exact = (_findings(tmp_path / e) for e in ("local", "ray", "exact"))
+    assert [r["flagged"] for r in on_ray] == [r["flagged"] for r in local]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(on_ray, local, strict=True)) <= 1e-6
+    assert sum(r["flagged"] for r in local) >= 20  # the flipped labels are found
+    assert [r["score"] for r in exact] != [r["score"] for r in local]  # ivf was approximate
+
+
 class KillFirstWorker(Engine):
     """A Ray engine whose first shard waits in its worker until the test kills it."""
 
@@ -122,7 +142,8 @@ def _kill_when_waiting(marker: Path, killed: list[int]) -> threading.Thread:
 
 @pytest.mark.parametrize("job", ["scan-load", "scan-knn", "profile", "snapshot"])
 def test_a_killed_worker_is_retried_and_the_job_finishes_the_same(
-        cluster: None, parquet_folder: Path, tmp_path: Path, job: str) -> None:
+        cluster: None, parquet_folder: Path, ivf_parquet_folder: Path, tmp_path: Path,
+        job: str) -> None:
     marker = tmp_path / "worker.pid"
     killed: list[int] = []
     thread = _kill_when_waiting(marker, killed)
@@ -130,11 +151,12 @@ def test_a_killed_worker_is_retried_and_the_job_finishes_the_same(
     if job == "scan-load":
         assert list(open_dataset(parquet_folder, engine=engine).ids) == list(
             open_dataset(parquet_folder).ids)
-    elif job == "scan-knn":  # the neighbour search of the knn detector, block by block
-        dataset = open_dataset(parquet_folder)
-        with engine_neighbours(engine, mode="exact", block_rows=60, shard_rows=50):
+    elif job == "scan-knn":  # the knn detector's IVF search: shards indexed, then searched
+        dataset = open_dataset(ivf_parquet_folder)
+        with engine_neighbours(engine, mode="ivf", block_rows=600, shard_rows=500):
             on_ray = scan_dataset(dataset, detectors="knn")[1][0]
-        here = scan_dataset(dataset, detectors="knn")[1][0]
+        with engine_neighbours(None, mode="ivf"):
+            here = scan_dataset(dataset, detectors="knn")[1][0]
         assert on_ray.flags.tolist() == here.flags.tolist()
         assert abs(on_ray.scores - here.scores).max() <= 1e-6
     elif job == "profile":

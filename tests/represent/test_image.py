@@ -47,6 +47,45 @@ def test_no_row_is_scored_by_a_model_that_saw_it() -> None:
     assert (rep.predicted == shuffled.labels).mean() < 0.3
 
 
+@pytest.mark.parametrize("plan", ["small", "large"])
+def test_each_rows_proba_comes_from_the_fold_model_that_never_trained_on_it(
+        plan: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Records which rows every CNN trained on and which it scored; each row's
+    # out-of-fold proba must be exactly the output of a model whose training rows
+    # exclude it (a fold that trained on the row, or the all-rows model, fails this).
+    from poisonguard.represent import cnn, image
+
+    if plan == "large":
+        monkeypatch.setattr(image, "SMALL_ROWS", 50)  # the large plan and its lean net
+    trained: dict[int, np.ndarray] = {}
+    models: list[object] = []  # kept alive: their ids stay distinct
+    scored: list[tuple[int, np.ndarray, np.ndarray]] = []
+    real_fit, real_forward = cnn.SmallCNN.fit, cnn.SmallCNN.forward
+
+    def fit(self, batches, rows, labels):  # type: ignore[no-untyped-def]
+        trained[id(self)] = np.array(rows)
+        models.append(self)
+        return real_fit(self, batches, rows, labels)
+
+    def forward(self, batches, rows=None, **kw):  # type: ignore[no-untyped-def]
+        proba, act = real_forward(self, batches, rows, **kw)
+        if rows is not None:
+            scored.append((id(self), np.array(rows), proba))
+        return proba, act
+
+    monkeypatch.setattr(cnn.SmallCNN, "fit", fit)
+    monkeypatch.setattr(cnn.SmallCNN, "forward", forward)
+    small = _small_digits(150)
+    rep = image_representation(small, folds=3, seed=0, epochs=1)
+    assert rep.meta["plan"] == plan and len(trained) == 4 and len(scored) == 3
+    seen = np.zeros(len(small), dtype=int)
+    for model, rows, proba in scored:
+        assert not np.isin(rows, trained[model]).any()
+        np.testing.assert_array_equal(rep.proba[rows], proba)
+        seen[rows] += 1
+    assert (seen == 1).all()
+
+
 def test_same_seed_same_representation_and_progress_is_reported() -> None:
     small = _small_digits(200)
     rec = _Recorder()

@@ -1,0 +1,60 @@
+"""Categorical triggers (a rare combination of common categories) on a real table:
+found by the trigger detector's category-pair candidates, named by the vetted
+hypothesis, and ranked first by the fusion, above saturated label disagreements."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from poisonguard.attack import attack_by_name
+from poisonguard.data import Dataset
+from poisonguard.datasets import open_dataset
+from poisonguard.detect.base import DetectorResult
+from poisonguard.detect.fusion import CLAIM_BAND, fuse
+from poisonguard.detect.hypotheses import vet_hypotheses
+from poisonguard.detect.trigger import TriggerDetector
+from poisonguard.represent import feature_representation
+
+
+@pytest.fixture(scope="module")
+def anes96() -> Dataset:
+    """statsmodels' anes96 voters; party identification and education are coded
+    categories (declared so, as a user would)."""
+    import statsmodels.api as sm
+
+    return open_dataset(sm.datasets.anes96.load_pandas().data, label="vote",
+                        categorical=("PID", "educ"))
+
+
+def test_untouched_table_gets_no_trigger(anes96: Dataset) -> None:
+    result = TriggerDetector(seed=0).score(anes96, feature_representation(anes96))
+    assert not result.flags.any() and result.hypotheses == ()
+    assert result.meta["tests"] > 2 * 49  # every category pair examined is counted
+
+
+def test_categorical_backdoor_is_confirmed_named_and_ranked_first(anes96: Dataset) -> None:
+    attack = attack_by_name("categorical-trigger", anes96, rate=0.02, seed=0, target="1")
+    ds, poison = attack.dataset, attack.truth.mask
+    assert attack.truth.trigger["rows_with_it"] == 0  # a combination no voter had
+    trigger = TriggerDetector(seed=0).score(ds, feature_representation(ds))
+    assert len(trigger.hypotheses) == 1 and trigger.hypotheses[0].startswith(
+        "backdoor -> class 1: 19 rows")
+    assert trigger.flags.any() and not (trigger.flags & ~poison).any()
+    vetted = vet_hypotheses([trigger], ds)
+    (claim,) = vetted.claims
+    # every holder of the confirmed trigger in the target class, flagged by the
+    # detector or not (some still look like Dole voters with it masked)
+    assert np.array_equal(claim.rows, poison) and (claim.rows & ~trigger.flags).any()
+    # a label detector sure of 30 natural dissenters saturates at 1.0
+    rng = np.random.default_rng(0)
+    dissent = rng.choice(np.flatnonzero(~poison), size=30, replace=False)
+    scores = np.full(len(ds), 0.1)
+    scores[dissent] = 1.0
+    label = DetectorResult("label", scores, scores >= 0.5)
+    fused = fuse([label, trigger], len(ds), claims=vetted.claims)
+    top = np.argsort(-fused.scores, kind="stable")[: int(poison.sum())]
+    assert poison[top].all()
+    assert fused.flags[poison].all() and (fused.scores[poison] >= CLAIM_BAND[0]).all()
+    unflagged = np.flatnonzero(poison & ~trigger.flags)[0]
+    assert "holds the trigger of: backdoor -> class 1" in fused.reasons[int(unflagged)][0][2]
