@@ -192,6 +192,7 @@ class LabelDetector(Detector):
                   "expected_clean_flags": round(null.expected_flags, 2),
                   "max_fpr": self.max_fpr, "cleanlab_issues": int(issues.sum()),
                   "licensed_pairs": excess.licensed_names(names),
+                  "licensed_flags": int((flags & ~(doubted & ~contradicted)).sum()),
                   "sure_contradictions_reviewed": int((doubted & ~flags).sum()),
                   "ensemble_accuracy": round(float(agree.mean()), 4),
                   "out_of_fold_accuracy": round(float((model.argmax(axis=1) == labels).mean()),
