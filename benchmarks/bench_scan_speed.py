@@ -98,7 +98,7 @@ def measure_size(n_rows: int, *, n_features: int, seed: int, cores: int | None,
         if flip > 0:
             res = label_flip(data, rate=flip, seed=seed)
             data = res.dataset
-            np.save(folder / "poisoned.npy", np.flatnonzero(np.asarray(res.truth.poisoned)))
+            np.save(folder / "poisoned.npy", np.asarray(res.truth.poisoned, dtype=np.int64))
             del res
         assert data.features is not None
         np.save(folder / "features.npy", data.features)

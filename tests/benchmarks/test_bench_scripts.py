@@ -43,7 +43,9 @@ def test_speed_quick_measures_a_scan_in_a_subprocess(tmp_path: Path) -> None:
     (size,) = json.loads((tmp_path / "scan-speed.json").read_text())["sizes"]
     scan = size["scan"]
     assert scan["status"] == "ok" and scan["seconds"] > 0 and scan["cpu_seconds"] > 0
-    assert 0 <= scan["f1"] <= 1  # 5% of the labels flipped by default
+    # 5% of the labels flipped by default, scored against the flipped rows' numbers
+    # (0.58 here; about 0.05 when they were mistaken for a mask, as before session 6)
+    assert 0.3 <= scan["f1"] <= 1
     assert scan["peak_mib"] >= scan["baseline_mib"] > 0
     assert "representation" in scan["cpu_stages"]
     assert "representation" in scan["stages"]
