@@ -32,7 +32,7 @@ import numpy as np
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.neighbours import nearest_neighbours, neighbour_votes
-from poisonguard.detect.overlap import DEFAULT_CERTAIN, natural_label_proba
+from poisonguard.detect.overlap import DEFAULT_CERTAIN, DEFAULT_PAIR_ALPHA, pair_excess
 from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.params import Interval, OneOf
 from poisonguard.represent.base import Representation
@@ -63,6 +63,9 @@ class KnnDetector(Detector):
         out-of-fold confidence from which the model is sure of a class: only rows
         whose label contradicts a sure model are flagged; the others that the
         neighbours outvote are left for review.
+    pair_alpha:
+        level of the tests that license flags in a class pair
+        (:func:`poisonguard.detect.overlap.pair_excess`).
     """
 
     name = "knn"
@@ -74,18 +77,20 @@ class KnnDetector(Detector):
         "min_margin": Interval(float, 0, 1),
         "purity_quantile": Interval(float, 0, 1),
         "certain": Interval(float, 0, 1, closed="right"),
+        "pair_alpha": Interval(float, 0, 1, closed="neither"),
         "seed": Interval(int, 0, None),
     }
 
     def __init__(self, *, k: int = 10, space: Space = "features",
                  min_margin: float = 0.8, purity_quantile: float = 0.3,
-                 certain: float = DEFAULT_CERTAIN,
+                 certain: float = DEFAULT_CERTAIN, pair_alpha: float = DEFAULT_PAIR_ALPHA,
                  seed: int = 0) -> None:
         self.k = k
         self.space = space
         self.min_margin = min_margin
         self.purity_quantile = purity_quantile
         self.certain = certain
+        self.pair_alpha = pair_alpha
         self.seed = seed
 
     def requires(self) -> frozenset[str]:
@@ -102,10 +107,10 @@ class KnnDetector(Detector):
         _, idx = nearest_neighbours(x, self.k, seed=self.seed)
         proba = np.asarray(representation.proba, dtype=np.float64)
         vote = self._votes(labels, idx, proba)
-        rows = np.arange(len(labels))
-        natural = natural_label_proba(proba, certain=self.certain)[rows, labels] > 0
+        excess = pair_excess(labels, proba, certain=self.certain, alpha=self.pair_alpha)
+        unexplained = excess.unexplained(labels, proba, self.certain)
         outvoted = (vote.margin >= self.min_margin) & (vote.passing > -1.0)
-        flags = outvoted & ~natural
+        flags = outvoted & unexplained
         scores = _scores(vote.margin, self.min_margin)
         names = dataset.classes
         k = idx.shape[1]
@@ -116,16 +121,21 @@ class KnnDetector(Detector):
             for i in np.flatnonzero(flags)
         }
         suggested = {int(i): int(vote.best[i]) for i in np.flatnonzero(flags)}
+        sure = proba.max(axis=1) >= self.certain
         review = {int(i): (f"{round(vote.best_share[i] * k)} of {k} neighbours are "
-                           f"{names[vote.best[i]]}, but the out-of-fold model is unsure "
-                           f"here (natural overlap of {names[labels[i]]} and "
-                           f"{names[vote.best[i]]})")
-                  for i in np.flatnonzero(outvoted & natural)}
+                           f"{names[vote.best[i]]}, but "
+                           + ("disagreement between these classes thins out with the "
+                              "model's confidence like natural overlap" if sure[i] else
+                              "the out-of-fold model is unsure here")
+                           + f" (natural overlap of {names[labels[i]]} and "
+                             f"{names[vote.best[i]]})")
+                  for i in np.flatnonzero(outvoted & ~flags)}
         return DetectorResult(
             detector=self.name, scores=scores, flags=flags, reasons=reasons,
             suggested_labels=suggested, review=review, dataset=dataset,
             meta={"space": space, "k": k, "purity_floor": round(vote.floor, 4),
                   "certain": self.certain,
+                  "licensed_pairs": excess.licensed_names(names),
                   "neighbour_agreement": round(float(vote.own.mean()), 4)},
         )
 

@@ -29,7 +29,13 @@ from cleanlab.filter import find_label_issues
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.neighbours import nearest_neighbours, neighbour_votes
-from poisonguard.detect.overlap import DEFAULT_CERTAIN, DEFAULT_MAX_FPR, null_threshold
+from poisonguard.detect.overlap import (
+    DEFAULT_CERTAIN,
+    DEFAULT_MAX_FPR,
+    DEFAULT_PAIR_ALPHA,
+    null_threshold,
+    pair_excess,
+)
 from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.errors import UsageError
 from poisonguard.params import Interval, OneOf
@@ -85,6 +91,9 @@ class LabelDetector(Detector):
     certain:
         out-of-fold confidence at which the model is taken as sure: natural overlap
         is drawn from the model's probabilities only below it.
+    pair_alpha:
+        level of the tests that license flags where a sure model contradicts the
+        label (:func:`poisonguard.detect.overlap.pair_excess`).
     min_margin:
         a flagged row's suggested class must beat its given label by this much.
     k:
@@ -103,15 +112,18 @@ class LabelDetector(Detector):
         "min_margin": Interval(float, 0, 1),
         "k": Interval(int, 1, None),
         "neighbour_weight": Interval(float, 0, 1),
+        "pair_alpha": Interval(float, 0, 1, closed="neither"),
         "seed": Interval(int, 0, None),
     }
 
     def __init__(self, *, filter_by: str = "both", max_fpr: float = DEFAULT_MAX_FPR,
-                 certain: float = DEFAULT_CERTAIN, min_margin: float = 0.2, k: int = 20,
-                 neighbour_weight: float = 0.5, seed: int = 0) -> None:
+                 certain: float = DEFAULT_CERTAIN, pair_alpha: float = DEFAULT_PAIR_ALPHA,
+                 min_margin: float = 0.2, k: int = 20, neighbour_weight: float = 0.5,
+                 seed: int = 0) -> None:
         self.filter_by = filter_by
         self.max_fpr = max_fpr
         self.certain = certain
+        self.pair_alpha = pair_alpha
         self.min_margin = min_margin
         self.k = k
         self.neighbour_weight = neighbour_weight
@@ -142,9 +154,19 @@ class LabelDetector(Detector):
         null = null_threshold(margins, model, max_fpr=self.max_fpr, seed=self.seed,
                               certain=self.certain)
         issues = self._issues(labels, proba)
-        # cleanlab's issue test on top only removes flags: the null's expected clean
-        # flags (margin alone) bound the rule's.
-        flags = issues & ~agree & (margin >= max(self.min_margin, null.threshold))
+        excess = pair_excess(labels, model, certain=self.certain, alpha=self.pair_alpha)
+        contradicted = ((model.max(axis=1) >= self.certain)
+                        & (model.argmax(axis=1) != labels))
+        # cleanlab's issue test and the pair licence on top only remove flags: the
+        # null's expected clean flags (margin alone) bound the rule's.
+        doubted = issues & ~agree & (margin >= max(self.min_margin, null.threshold))
+        flags = doubted & (~contradicted | excess.unexplained(labels, model, self.certain))
+        # A pair that passes both tests (no boundary, and an excess of sure
+        # disagreement) has no natural overlap to explain any of its doubts: there a
+        # clear doubt of both classifiers (same class, min_margin) is a flip,
+        # whatever cleanlab's count and the null's margin say.
+        flags |= (~agree & (margin >= self.min_margin) & (model.argmax(axis=1) == pred)
+                  & excess.strong[labels, pred])
         review = issues & ~agree & ~flags
         names = dataset.classes
         reasons = {int(i): _reason(names, labels[i], pred[i], model[i], votes[i],
@@ -156,13 +178,22 @@ class LabelDetector(Detector):
                             + f"; margin {margin[i]:.2f} is within the natural overlap of "
                               f"{names[labels[i]]} and {names[pred[i]]} "
                               f"(threshold {null.threshold:.2f})")
-                   for i in np.flatnonzero(review)}
+                   for i in np.flatnonzero(review & ~doubted)}
+        overlap.update({int(i): (_reason(names, labels[i], pred[i], model[i], votes[i],
+                                         self.neighbour_weight > 0)
+                                 + f"; a sure contradiction, but disagreement between "
+                                   f"{names[labels[i]]} and {names[model[i].argmax()]} "
+                                   f"thins out with confidence like natural overlap")
+                        for i in np.flatnonzero(doubted & ~flags)})
         return DetectorResult(
             detector=self.name, scores=_scores(margin, flags), flags=flags, reasons=reasons,
             suggested_labels=suggested, review=overlap, dataset=dataset,
             meta={"margin_threshold": round(null.threshold, 4),
                   "expected_clean_flags": round(null.expected_flags, 2),
                   "max_fpr": self.max_fpr, "cleanlab_issues": int(issues.sum()),
+                  "licensed_pairs": excess.licensed_names(names),
+                  "licensed_flags": int((flags & ~(doubted & ~contradicted)).sum()),
+                  "sure_contradictions_reviewed": int((doubted & ~flags).sum()),
                   "ensemble_accuracy": round(float(agree.mean()), 4),
                   "out_of_fold_accuracy": round(float((model.argmax(axis=1) == labels).mean()),
                                                 4)},

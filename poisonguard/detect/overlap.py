@@ -32,7 +32,8 @@ from scipy.stats import binom
 from poisonguard.detect.thresholds import tail_threshold
 
 __all__ = ["DEFAULT_CERTAIN", "DEFAULT_MAX_FPR", "DEFAULT_PAIR_ALPHA", "NullThreshold",
-           "PairExcess", "natural_label_proba", "null_labels", "null_threshold", "pair_excess"]
+           "MIN_PATTERN", "PairExcess", "natural_label_proba", "null_labels", "null_threshold",
+           "pair_excess"]
 
 #: The clean false-positive rate a label-based flag is held to unless told otherwise.
 DEFAULT_MAX_FPR = 0.005
@@ -112,28 +113,30 @@ def null_threshold(statistic: Callable[[np.ndarray], np.ndarray], proba: np.ndar
 
 
 
-#: Family-wise level of the sure-disagreement tests (Bonferroni over the tests made).
+#: Family-wise level of the per-pair tests (Bonferroni over the pairs tested).
 DEFAULT_PAIR_ALPHA = 0.05
+#: Sure contradictions a pair needs before its lack of a boundary licenses them.
+MIN_PATTERN = 2
 
 
 @dataclass(frozen=True)
 class PairExcess:
-    """Which ordered class pairs show injected flips, not natural confusion.
+    """Which ordered class pairs show injected flips rather than natural confusion.
 
     ``sure[j, i]`` / ``unsure[j, i]``: rows labelled ``j`` that the out-of-fold model
     puts in class ``i`` with top probability at least / below ``certain``.
-    ``natural_share[i]``: the share of class ``i``'s natural disagreement that falls on
-    its sure rows, from the model's own error rates (``1 - top``) summed over its sure
-    and its unsure rows. ``licensed[j, i]``: the pair's sure share exceeds that
-    beyond chance (one-sided binomial test), or all pairs together do.
+    ``natural_share[i]``: the share of class ``i``'s natural disagreement expected on
+    its sure rows, from the model's own error rates (``1 - top``) summed over its
+    sure rows and over all its rows. ``licensed[j, i]``: the pair's sure
+    contradictions are not natural overlap (see :func:`pair_excess`).
     """
 
     sure: np.ndarray
     unsure: np.ndarray
     natural_share: np.ndarray
     p_values: np.ndarray
-    pooled_p_value: float
     licensed: np.ndarray
+    strong: np.ndarray
     alpha: float
 
     def unexplained(self, labels: np.ndarray, proba: np.ndarray,
@@ -144,20 +147,27 @@ class PairExcess:
         sure = (p.max(axis=1) >= certain) & (pred != labels)
         return np.asarray(sure & self.licensed[labels, pred])
 
+    def licensed_names(self, classes: tuple[str, ...]) -> list[str]:
+        """The licensed pairs as ``"label -> model class"``."""
+        return [f"{classes[j]} -> {classes[i]}" for j, i in np.argwhere(self.licensed)]
+
 
 def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAULT_CERTAIN,
                 alpha: float = DEFAULT_PAIR_ALPHA) -> PairExcess:
-    """Test where label disagreement fails to thin out as the model grows sure.
+    """License the class pairs whose sure contradictions natural overlap cannot explain.
 
-    Natural confusion lives on class boundaries: the model's own error rate
-    ``1 - top`` says how it splits between the rows it is sure of and the rows it is
-    not, and natural disagreement follows that split. Injected flips are spread
-    through feature space: they leave a floor of disagreement among the sure rows,
-    so more of a pair's disagreement falls on sure rows than the model's error rates
-    allow. Each ordered pair (label ``j``, model class ``i``) with sure disagreement
-    is tested (binomial: its sure count among its sure + unsure disagreement, against
-    ``natural_share[i]``), and all pairs pooled once (random flips spread thinly over
-    many pairs); Bonferroni over every test made.
+    Natural confusion lives on class boundaries and thins out where the model is
+    sure; injected flips are spread through feature space and leave a floor of
+    disagreement among the sure rows. An ordered pair (label ``j``, model class
+    ``i``) with sure contradictions is licensed when either
+
+    - it has no boundary to explain them: at least ``MIN_PATTERN`` sure
+      contradictions and more of them than unsure disagreements between the two
+      classes in either direction; or
+    - more of its disagreement falls on sure rows than the model's own error rates
+      allow (one-sided binomial test of its sure count among its sure + unsure
+      disagreements against ``natural_share[i]``, at ``alpha`` over the number of
+      pairs tested, Bonferroni).
 
     Examples
     --------
@@ -166,7 +176,7 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
     >>> labels = np.r_[np.zeros(200, dtype=int), np.zeros(30, dtype=int), np.ones(20, dtype=int)]
     >>> bool(pair_excess(labels, proba).licensed.any())  # disagreement on the boundary only
     False
-    >>> labels[:20] = 1  # 20 sure rows contradicted: a floor among the sure rows
+    >>> labels[:30] = 1  # 30 sure rows contradicted: a floor among the sure rows
     >>> pair_excess(labels, proba).licensed.tolist()
     [[False, False], [True, False]]
     """
@@ -182,21 +192,29 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
     np.add.at(unsure, (y[~is_sure], pred[~is_sure]), 1.0)
     np.fill_diagonal(sure, 0.0)
     np.fill_diagonal(unsure, 0.0)
-    error = 1.0 - top
-    sure_error = np.bincount(pred[is_sure], weights=error[is_sure], minlength=k)
-    all_error = np.bincount(pred, weights=error, minlength=k)
-    share = np.where(all_error > 0, sure_error / np.maximum(all_error, 1e-12), 1.0)
-    tested = sure > 0
+    # The split is tested at ``certain`` and again at ``(1 + certain) / 2``.
     p_values = np.ones((k, k))
-    for j, i in np.argwhere(tested):
-        p_values[j, i] = binom.sf(sure[j, i] - 1, sure[j, i] + unsure[j, i], share[i])
-    # All pairs at once (flips spread thinly over many pairs): the sure share of all
-    # disagreement against the model's sure share of all its error.
-    pooled_share = float(sure_error.sum() / max(all_error.sum(), 1e-12))
-    total = float(sure.sum())
-    pooled = (float(binom.sf(total - 1, total + unsure.sum(), pooled_share))
-              if total > 0 else 1.0)
-    level = alpha / (int(tested.sum()) + 1)
-    licensed = tested & ((p_values <= level) | (pooled <= level))
+    bands = (certain, (1.0 + certain) / 2)
+    for band in bands:
+        above = top >= band
+        high = np.zeros((k, k))
+        np.add.at(high, (y[above], pred[above]), 1.0)
+        np.fill_diagonal(high, 0.0)
+        low = sure + unsure - high
+        error = 1.0 - top
+        sure_error = np.bincount(pred[above], weights=error[above], minlength=k)
+        all_error = np.bincount(pred, weights=error, minlength=k)
+        share = np.where(all_error > 0, sure_error / np.maximum(all_error, 1e-12), 1.0)
+        if band == certain:
+            natural = share
+        for j, i in np.argwhere(high > 0):
+            p_values[j, i] = min(p_values[j, i],
+                                 float(binom.sf(high[j, i] - 1, high[j, i] + low[j, i], share[i])))
+    tested = sure > 0
+    share = natural
+    boundary = unsure + unsure.T
+    no_boundary = (sure >= MIN_PATTERN) & (sure > boundary)
+    excess = p_values <= alpha / len(bands) / max(int(tested.sum()), 1)
     return PairExcess(sure=sure, unsure=unsure, natural_share=share, p_values=p_values,
-                      pooled_p_value=pooled, licensed=licensed, alpha=alpha)
+                      licensed=tested & (no_boundary | excess),
+                      strong=excess & (sure > 2 * boundary), alpha=alpha)

@@ -12,7 +12,11 @@ section says so in numbers, from the data alone:
 - how many rows the label-based detectors would flag on clean data of this
   difficulty at the scan's ``max_fpr`` (their ``expected_clean_flags``, measured on
   labels drawn from the natural overlap, :mod:`poisonguard.detect.overlap`), and how
-  many rows they put up for review instead of flagging.
+  many rows they put up for review instead of flagging;
+- the class pairs where the label detectors found more sure disagreement than
+  natural overlap explains (``licensed_pairs``, :func:`poisonguard.detect.overlap.
+  pair_excess`) and how many of their flags lie there (``licensed_flags``): those
+  flags are claims of an excess, not covered by ``expected_clean_flags``.
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
         for c in range(k)}
     label_based = [r for r in results if "expected_clean_flags" in r.meta]
     expected = float(sum(float(r.meta["expected_clean_flags"]) for r in label_based))
+    licensed = sorted({p for r in label_based for p in r.meta.get("licensed_pairs", [])})
+    licensed_flags = int(sum(int(r.meta.get("licensed_flags", 0)) for r in label_based))
     strong = accuracy >= STRONG_ACCURACY
     n = max(len(labels), 1)
     note = (f"out-of-fold accuracy {accuracy:.1%}: "
@@ -100,7 +106,10 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
                "label evidence is weak, classes overlap; label flags are held to the "
                "natural overlap and many label doubts are left for review")
             + (f"; on clean data this hard, the label detectors would flag about "
-               f"{expected:.1f} rows ({expected / n:.2%})" if label_based else ""))
+               f"{expected:.1f} rows ({expected / n:.2%})" if label_based else "")
+            + (f"; {licensed_flags} flags lie in class pairs with more sure disagreement "
+               f"than natural overlap explains ({', '.join(licensed)})"
+               if licensed_flags else ""))
     return {
         "out_of_fold_accuracy": round(accuracy, 4),
         "evidence": "strong" if strong else "weak",
@@ -111,6 +120,8 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
         "label_detectors": [r.detector for r in label_based],
         "expected_clean_flags": round(expected, 2),
         "expected_clean_share": round(expected / n, 4),
+        "licensed_pairs": licensed,
+        "licensed_flags": licensed_flags,
         "review": int(review),
         "note": note,
     }

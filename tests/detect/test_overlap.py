@@ -10,6 +10,7 @@ from poisonguard.data import Dataset
 from poisonguard.detect import resolve_detectors
 from poisonguard.detect.base import DetectorResult
 from poisonguard.detect.hypotheses import demote, vet_hypotheses
+from poisonguard.detect.knn import KnnDetector
 from poisonguard.detect.label import LabelDetector
 from poisonguard.detect.overlap import natural_label_proba, null_labels
 from poisonguard.errors import UsageError
@@ -48,12 +49,15 @@ def test_max_fpr_is_honoured_on_clean_data_of_the_assumed_difficulty(max_fpr: fl
 def test_flips_in_sure_regions_are_flagged_and_boundary_doubts_reviewed() -> None:
     ds, rep = _overlapping()
     labels = ds.labels.copy()
-    sure = np.flatnonzero(np.abs(ds.features[:, 0]) > 2.0)[:20]
-    labels[sure] = 1 - labels[sure]
+    sure = np.flatnonzero(ds.features[:, 0] > 2.0)[:20]  # p(b) >= 0.993, relabelled a
+    labels[sure] = 0
     flipped = ds.replace(labels=labels)
     result = LabelDetector().score(flipped, rep)
-    assert result.flags[sure].mean() >= 0.6  # measured 0.75 (15 of 20)
-    assert result.flags.sum() <= len(sure) + 3
+    assert result.meta["licensed_pairs"] == ["a -> b"]
+    # measured 9 of 20 (0.45) and 16 flags: the pair's natural sure contradictions are
+    # flagged with it; flips on the boundary itself are indistinguishable from overlap
+    assert result.flags[sure].mean() >= 0.4
+    assert result.flags.sum() <= 2 * len(sure)
     assert all(i not in result.review for i in np.flatnonzero(result.flags))
     assert all("natural overlap" in text for text in result.review.values())
 
@@ -136,3 +140,58 @@ def test_two_detectors_on_one_backdoor_give_one_line_naming_both() -> None:
     kept = vet_hypotheses([trigger, dirty, other], ds).kept
     assert kept == ("backdoor -> class b: 10 rows share a patch (trigger); 8 rows relabelled "
                     "(cleanlabel)", "backdoor -> class a: 5 rows form")
+
+
+def _boundary(seed: int, n: int = 1000) -> tuple[Dataset, Representation]:
+    """Two classes with natural boundary noise, scored by a calibrated model: about 45
+    rows are contradicted by a sure model (top >= 0.8) without any poisoning."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (n, 2))
+    p1 = 1 / (1 + np.exp(-3.0 * x[:, 0]))
+    labels = (rng.random(n) < p1).astype(np.int64)
+    ds = Dataset(labels=labels, classes=("a", "b"), features=x.astype(np.float32), source="t")
+    return ds, Representation(features=x, embedding=x, proba=np.column_stack([1 - p1, p1]))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sure_contradictions_that_thin_out_like_the_boundary_are_reviewed(seed: int) -> None:
+    ds, rep = _boundary(seed)
+    sure_contradicted = ((rep.proba.max(axis=1) >= 0.8)
+                         & (rep.proba.argmax(axis=1) != ds.labels)).sum()
+    assert sure_contradicted >= 30  # measured 40-50: the old rule flagged most of them
+    label = LabelDetector(seed=seed).score(ds, rep)
+    knn = KnnDetector(seed=seed).score(ds, rep)
+    assert (label.flags | knn.flags).mean() <= 0.01  # measured 1-3 rows of 1000
+    assert label.meta["sure_contradictions_reviewed"] >= 20
+    assert label.meta["licensed_pairs"] == [] and knn.meta["licensed_pairs"] == []
+
+
+def _separated(seed: int, n: int = 600) -> tuple[Dataset, Representation]:
+    """Three well-separated classes (a sure model everywhere) with a thin boundary."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    x = rng.normal(0, 1, (n, 2)) + 6.0 * np.eye(3)[labels, :2] - 3.0 * (labels == 2)[:, None]
+    logits = -0.5 * ((x[:, None, :] - np.array([[6.0, 0.0], [0.0, 6.0], [-3.0, -3.0]])) ** 2
+                     ).sum(axis=2)
+    proba = np.exp(logits - logits.max(axis=1, keepdims=True))
+    proba = 0.94 * proba / proba.sum(axis=1, keepdims=True) + 0.02
+    ds = Dataset(labels=labels, classes=("a", "b", "c"), features=x.astype(np.float32),
+                 source="t")
+    return ds, Representation(features=x, embedding=x, proba=proba)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_targeted_flips_license_their_pair_and_are_flagged(seed: int) -> None:
+    ds, rep = _separated(seed)
+    flipped = np.flatnonzero(ds.labels == 0)[:30]  # 5% of the rows: a -> b
+    labels = ds.labels.copy()
+    labels[flipped] = 1
+    poisoned = ds.replace(labels=labels)
+    label = LabelDetector(seed=seed).score(poisoned, rep)
+    knn = KnnDetector(seed=seed).score(poisoned, rep)
+    assert label.meta["licensed_pairs"] == ["b -> a"]
+    found = label.flags | knn.flags
+    # measured 13-22 of 30 (seeds 0-2), no clean row: every row is sure here, so only
+    # the missing boundary licenses the pair, and the null's margin still applies
+    assert found[flipped].mean() >= 0.35
+    assert found.sum() == found[flipped].sum()
