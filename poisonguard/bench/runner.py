@@ -167,7 +167,7 @@ def run_bench(
     ...                    detectors="outlier")
     >>> run = result.runs[0]
     >>> run["poisoned"], run["detectors"]["outlier"]["flagged"], run["detectors"]["outlier"]["tp"]
-    (7, 6, 6)
+    (7, 7, 7)
     >>> round(run["downstream"]["poisoned_accuracy"], 2), run["downstream"]["cleaned_accuracy"]
     (0.94, 1.0)
     """

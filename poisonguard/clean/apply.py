@@ -21,6 +21,7 @@ from poisonguard.data import (
     save_dataset,
     save_table,
 )
+from poisonguard.detect.fusion import detector_strength
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, as_table, rows_within
 
@@ -32,7 +33,8 @@ Action = Literal["quarantine", "drop", "relabel", "review"]
 ACTIONS: tuple[str, ...] = ("quarantine", "drop", "relabel", "review")
 
 #: A flagged row is relabelled (with ``action="relabel"``) only when every detector
-#: that flagged it suggested a label and its fused score is at least this high.
+#: that flagged it suggested a label and the strongest detector score behind its fused
+#: score (:func:`poisonguard.detect.fusion.detector_strength`) is at least this high.
 CONFIDENT_SCORE = 0.8
 
 #: Columns added to a quarantined table (the original columns come first).
@@ -137,7 +139,7 @@ def plan_cleaning(findings: Findings, n_rows: int, *, action: Action = "quaranti
     - ``quarantine`` (default) and ``drop``: every flagged row leaves the clean set
       (``quarantine`` writes them, with their reasons, to the quarantine file);
     - ``relabel``: flagged rows with a confident suggestion (every flagging detector
-      suggested a label, fused score >= :data:`CONFIDENT_SCORE`) get the suggested
+      suggested a label, detector score >= :data:`CONFIDENT_SCORE`) get the suggested
       label; the other flagged rows are quarantined;
     - ``review``: every flagged row is quarantined for a person to look at.
 
@@ -170,7 +172,7 @@ def plan_cleaning(findings: Findings, n_rows: int, *, action: Action = "quaranti
                 flagged[kept] = False
     if action == "relabel":
         confident = t.flagged & (t.suggested >= 0) & (t.action == "relabel") \
-            & (t.score >= CONFIDENT_SCORE) & ~out_of_dups[t.row_index]
+            & (detector_strength(t.score) >= CONFIDENT_SCORE) & ~out_of_dups[t.row_index]
     else:
         confident = np.zeros(len(t), dtype=bool)
     relabel = dict(zip(t.row_index[confident].tolist(), t.suggested[confident].tolist(),

@@ -22,7 +22,7 @@ import numpy as np
 from poisonguard.detect.base import DetectorResult
 from poisonguard.detect.hypotheses import Claim
 
-__all__ = ["CLAIM_BAND", "EVIDENCE_BAND", "NO_LABEL", "FusedRows", "fuse"]
+__all__ = ["CLAIM_BAND", "EVIDENCE_BAND", "NO_LABEL", "FusedRows", "detector_strength", "fuse"]
 
 #: ``FusedRows.suggested`` value of a row without a suggested label.
 NO_LABEL = -1
@@ -36,6 +36,28 @@ def _banded(top: np.ndarray, band: tuple[float, float]) -> np.ndarray:
     """Detector scores (>= 0.5 on flagged rows) mapped linearly from [0.5, 1] to ``band``."""
     lo, hi = band
     return lo + (hi - lo) * np.clip((top - 0.5) / 0.5, 0.0, 1.0)
+
+
+def detector_strength(scores: np.ndarray) -> np.ndarray:
+    """The strongest detector score behind each fused score (the bands undone).
+
+    Flagged rows' fused scores sit in :data:`EVIDENCE_BAND` or :data:`CLAIM_BAND`;
+    this maps each band back to the detector scale [0.5, 1], so that a rule about
+    how sure the detectors were (``clean --action relabel``) reads the same in both.
+    Unflagged scores (below 0.5) are returned as they are.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> detector_strength(np.array([0.3, 0.5, 0.74, 0.75, 1.0])).round(3).tolist()
+    [0.3, 0.5, 1.0, 0.5, 1.0]
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    out = s.copy()
+    for lo, hi in (EVIDENCE_BAND, CLAIM_BAND):
+        inside = (s >= lo) & (s <= hi)
+        out[inside] = 0.5 + 0.5 * (s[inside] - lo) / (hi - lo)
+    return out
 
 
 @dataclass(frozen=True, eq=False)

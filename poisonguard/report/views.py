@@ -73,7 +73,7 @@ def classes_view(ctx: ReportContext, *, rows_listed: int = 8) -> str:
     >>> from poisonguard.report import build_context
     >>> data = inject_outliers(builtin_dataset("wine"), rate=0.03, seed=0).dataset
     >>> ctx = build_context(poisonguard.scan(data, detectors="outlier"), dataset=data)
-    >>> "183, 178, 179" in classes_view(ctx)  # class 0's flagged rows, highest score first
+    >>> "178, 183, 179" in classes_view(ctx)  # class 0's flagged rows, highest score first
     True
     """
     if ctx.labels is None:
@@ -238,7 +238,7 @@ def flagged_table_view(ctx: ReportContext, *, limit: int = 200) -> str:
     >>> data = inject_outliers(builtin_dataset("wine"), rate=0.03, seed=0).dataset
     >>> ctx = build_context(poisonguard.scan(data, detectors="outlier"), dataset=data)
     >>> html = flagged_table_view(ctx, limit=3)
-    >>> "Top 3 of 6 flagged rows" in html, "far from the rest of class 0" in html
+    >>> "Top 3 of 6 flagged rows" in html, "far from the rest of the data" in html
     (True, True)
     """
     top = ctx.top_flagged(limit)

@@ -93,7 +93,9 @@ def test_knn_ivf_on_ray_equals_in_process(cluster: None, ivf_parquet_folder: Pat
     local, on_ray, exact = (_findings(tmp_path / e) for e in ("local", "ray", "exact"))
     assert [r["flagged"] for r in on_ray] == [r["flagged"] for r in local]
     assert max(abs(a["score"] - b["score"]) for a, b in zip(on_ray, local, strict=True)) <= 1e-6
-    assert sum(r["flagged"] for r in local) >= 20  # the flipped labels are found
+    # not vacuous: rows are flagged (5 of the 60 flips on these overlapping classes since
+    # the class-pair licences of issue 12 send the rest to review)
+    assert sum(r["flagged"] for r in local) >= 3
     assert [r["score"] for r in exact] != [r["score"] for r in local]  # ivf was approximate
 
 
