@@ -248,6 +248,7 @@ def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representati
     fused = fuse(results, len(dataset), claims=hypotheses.claims)
     rows = RowTable(
         row_index=np.arange(len(dataset)), ids=dataset.ids, score=np.round(fused.scores, 6),
+        evidence=np.round(fused.evidence, 6),
         flagged=fused.flags, action=fused.actions, suggested=fused.suggested,
         reasons={i: tuple(Reason(d, round(s, 6), detail) for d, s, detail in rs)
                  for i, rs in fused.reasons.items()},
