@@ -43,12 +43,19 @@ class Reason:
 class RowFinding:
     """One data row's outcome; ``suggested_label`` is a class name (None: no suggestion).
 
+    ``score`` is the fused score (in bands: a row a tested attack hypothesis names ranks
+    above rows only detector evidence flags, :mod:`poisonguard.detect.fusion`);
+    ``evidence`` is the highest calibrated detector score behind it, on the detectors'
+    own scale (0.5 at their thresholds). ``None`` when not recorded (findings written
+    before it; readers then take the highest of ``detector_scores``, see
+    :func:`as_table`).
+
     Examples
     --------
     >>> import poisonguard
     >>> row = poisonguard.scan("builtin:wine", detectors="outlier").rows[0]
-    >>> row.index, row.flagged, 0.0 <= row.score <= 1.0
-    (0, False, True)
+    >>> row.index, row.flagged, 0.0 <= row.score <= 1.0, row.evidence == row.score
+    (0, False, True, True)
     """
 
     index: int
@@ -59,6 +66,7 @@ class RowFinding:
     suggested_label: str | None = None
     reasons: tuple[Reason, ...] = ()
     detector_scores: dict[str, float] = field(default_factory=dict)
+    evidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -70,7 +78,9 @@ class RowTable(Sequence[RowFinding]):
     """The rows of a scan held as columns; each :class:`RowFinding` is built on access.
 
     A million rows as Python objects would cost gigabytes; as columns they cost a few
-    bytes per row and per detector. ``suggested`` holds label codes into
+    bytes per row and per detector. ``evidence`` (the highest calibrated detector score
+    behind each fused score) defaults to the highest of ``detector_scores`` (the fused
+    score where a row has none). ``suggested`` holds label codes into
     ``classes`` (-1 for "no suggestion"); rows show them as class names. ``reasons``
     is keyed by row position (flagged rows only).
 
@@ -86,7 +96,8 @@ class RowTable(Sequence[RowFinding]):
                  score: np.ndarray,
                  flagged: np.ndarray, action: np.ndarray, suggested: np.ndarray,
                  reasons: Mapping[int, tuple[Reason, ...]], detector_names: Sequence[str],
-                 detector_scores: np.ndarray, classes: Sequence[str] = ()) -> None:
+                 detector_scores: np.ndarray, classes: Sequence[str] = (),
+                 evidence: np.ndarray | None = None) -> None:
         n = len(row_index)
         if not (len(ids) == len(score) == len(flagged) == len(action) == len(suggested) == n):
             raise ValueError("RowTable columns must have one entry per row")
@@ -102,6 +113,10 @@ class RowTable(Sequence[RowFinding]):
         self.detector_names = tuple(detector_names)
         self.detector_scores = np.asarray(detector_scores, dtype=np.float64)
         self.classes = tuple(str(c) for c in classes)
+        self.evidence = _evidence(self.score, self.detector_scores) if evidence is None \
+            else np.asarray(evidence, dtype=np.float64)
+        if self.evidence.shape != (n,):
+            raise ValueError("evidence must have one entry per row")
         if len(self.suggested) and self.suggested.max(initial=-1) >= max(len(self.classes), 0) \
                 and self.classes:
             raise ValueError("suggested labels must be codes into classes")
@@ -124,6 +139,7 @@ class RowTable(Sequence[RowFinding]):
             detector_scores={name: value for name, value in zip(
                 self.detector_names, self.detector_scores[i].tolist(), strict=True)
                 if value == value},  # NaN: no score from that detector
+            evidence=float(self.evidence[i]),
         )
 
     @overload
@@ -179,15 +195,18 @@ class Findings:
 
         Columns: ``index``, ``id``, ``score``, ``flagged``, ``action``,
         ``suggested_label`` (a class name or None), ``reasons`` (text, one
-        "detector: detail" per flagging detector, joined by " | ") and one
+        "detector: detail" per flagging detector, joined by " | "), ``evidence`` (the
+        highest detector score behind the fused score, :class:`RowFinding`) and one
         ``score:DETECTOR`` column per detector.
 
         Examples
         --------
         >>> import poisonguard
         >>> frame = poisonguard.scan("builtin:wine", detectors="outlier").to_frame()
-        >>> list(frame.columns)
-        ['index', 'id', 'score', 'flagged', 'action', 'suggested_label', 'reasons', 'score:outlier']
+        >>> list(frame.columns)[:4]
+        ['index', 'id', 'score', 'flagged']
+        >>> list(frame.columns)[4:]
+        ['action', 'suggested_label', 'reasons', 'evidence', 'score:outlier']
         """
         import pandas as pd
 
@@ -199,7 +218,7 @@ class Findings:
             "index": t.row_index, "id": [str(i) for i in t.ids], "score": t.score,
             "flagged": t.flagged, "action": t.action.astype(str),
             "suggested_label": [t.class_name(int(c)) for c in t.suggested],
-            "reasons": reasons,
+            "reasons": reasons, "evidence": t.evidence,
         })
         for d, name in enumerate(t.detector_names):
             frame[f"score:{name}"] = t.detector_scores[:, d]
@@ -265,6 +284,7 @@ class Findings:
                                   for x in r.get("reasons", [])),
                     detector_scores={str(k): float(v)
                                      for k, v in (r.get("detector_scores") or {}).items()},
+                    evidence=None if r.get("evidence") is None else float(r["evidence"]),
                 )
                 for r in d["rows"]
             )
@@ -279,6 +299,19 @@ class Findings:
 
 
 _SCORE_PREFIX = "detector_score:"
+
+
+def _evidence(score: np.ndarray, detector_scores: np.ndarray) -> np.ndarray:
+    """Evidence not recorded: the highest detector score (the fused score where none).
+
+    Findings written before the ``evidence`` field carry every detector's score; their
+    highest is what fusion records as the evidence.
+    """
+    out = np.asarray(score, dtype=np.float64).copy()
+    if detector_scores.size:
+        known = ~np.isnan(detector_scores).all(axis=1)
+        out[known] = np.nanmax(detector_scores[known], axis=1)
+    return out
 
 
 def _class_of(value: Any, classes: Sequence[str]) -> str | None:
@@ -334,7 +367,16 @@ def as_table(findings: Findings) -> RowTable:
         detector_names=names, classes=classes,
         detector_scores=np.array([[r.detector_scores.get(d, np.nan) for d in names]
                                   for r in rows], dtype=np.float64).reshape(len(rows), len(names)),
+        evidence=_recorded_evidence(rows),
     )
+
+
+def _recorded_evidence(rows: Sequence[RowFinding]) -> np.ndarray | None:
+    """The rows' evidence, or None when any row lacks it (the table derives it then)."""
+    values = [r.evidence for r in rows]
+    if any(v is None for v in values):
+        return None
+    return np.array(values, dtype=np.float64)
 
 
 def rows_within(findings: Findings, n_rows: int, *, path: str | None = None) -> np.ndarray:
@@ -394,7 +436,7 @@ def save_findings(findings: Findings, path: str | Path) -> None:
             reasons[k] = json.dumps([asdict(x) for x in rs])
         columns: dict[str, Any] = {
             "index": t.row_index, "id": pa.array([str(i) for i in t.ids], type=pa.string()),
-            "score": t.score, "flagged": t.flagged,
+            "score": t.score, "evidence": t.evidence, "flagged": t.flagged,
             "action": pa.array(t.action.tolist(), type=pa.string()),
             "suggested_label": suggested, "reasons": pa.array(reasons, type=pa.string()),
         }
@@ -441,6 +483,7 @@ def _table_from_arrow(arrow: Any, header: dict[str, Any], path: str) -> RowTable
             suggested=_suggested_codes(col["suggested_label"], classes),
             reasons=reasons, detector_names=names, classes=classes,
             detector_scores=np.asarray(scores, dtype=np.float64).reshape(n, len(names)),
+            evidence=col["evidence"].to_numpy() if "evidence" in col else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"not a poisonguard findings file ({exc!r})", path=path) from None

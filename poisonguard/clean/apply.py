@@ -21,7 +21,6 @@ from poisonguard.data import (
     save_dataset,
     save_table,
 )
-from poisonguard.detect.fusion import detector_strength
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, as_table, rows_within
 
@@ -33,8 +32,9 @@ Action = Literal["quarantine", "drop", "relabel", "review"]
 ACTIONS: tuple[str, ...] = ("quarantine", "drop", "relabel", "review")
 
 #: A flagged row is relabelled (with ``action="relabel"``) only when every detector
-#: that flagged it suggested a label and the strongest detector score behind its fused
-#: score (:func:`poisonguard.detect.fusion.detector_strength`) is at least this high.
+#: that flagged it suggested a label and its detector evidence (``RowFinding.evidence``:
+#: the highest calibrated detector score, whatever band the fused score sits in) is at
+#: least this high.
 CONFIDENT_SCORE = 0.8
 
 #: Columns added to a quarantined table (the original columns come first).
@@ -139,7 +139,7 @@ def plan_cleaning(findings: Findings, n_rows: int, *, action: Action = "quaranti
     - ``quarantine`` (default) and ``drop``: every flagged row leaves the clean set
       (``quarantine`` writes them, with their reasons, to the quarantine file);
     - ``relabel``: flagged rows with a confident suggestion (every flagging detector
-      suggested a label, detector score >= :data:`CONFIDENT_SCORE`) get the suggested
+      suggested a label, detector evidence >= :data:`CONFIDENT_SCORE`) get the suggested
       label; the other flagged rows are quarantined;
     - ``review``: every flagged row is quarantined for a person to look at.
 
@@ -172,7 +172,7 @@ def plan_cleaning(findings: Findings, n_rows: int, *, action: Action = "quaranti
                 flagged[kept] = False
     if action == "relabel":
         confident = t.flagged & (t.suggested >= 0) & (t.action == "relabel") \
-            & (detector_strength(t.score) >= CONFIDENT_SCORE) & ~out_of_dups[t.row_index]
+            & (t.evidence >= CONFIDENT_SCORE) & ~out_of_dups[t.row_index]
     else:
         confident = np.zeros(len(t), dtype=bool)
     relabel = dict(zip(t.row_index[confident].tolist(), t.suggested[confident].tolist(),

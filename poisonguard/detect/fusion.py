@@ -6,7 +6,10 @@ pattern, a vetted subpopulation; :class:`~poisonguard.detect.hypotheses.Claim`)
 ranks above every row that only detector evidence flags. Fused scores sit in three
 bands: below 0.5 unflagged, [0.5, 0.74] flagged by detector evidence only (the
 highest calibrated detector score mapped linearly from [0.5, 1]), [0.75, 1] named by
-a tested claim (the same map, shifted up). A label disagreement the out-of-fold
+a tested claim (the same map, shifted up). Beside the banded score every row keeps
+its detector evidence (``FusedRows.evidence``: the highest calibrated detector score,
+on the detectors' own scale, 0.5 at their thresholds), which rules about how sure the
+detectors were (``clean --action relabel``) read. A label disagreement the out-of-fold
 model is sure of saturates its detector's score at 1.0 on natural label noise too,
 so the score alone cannot put a tested backdoor first; the band does, whatever the
 poison rate.
@@ -22,7 +25,7 @@ import numpy as np
 from poisonguard.detect.base import DetectorResult
 from poisonguard.detect.hypotheses import Claim
 
-__all__ = ["CLAIM_BAND", "EVIDENCE_BAND", "NO_LABEL", "FusedRows", "detector_strength", "fuse"]
+__all__ = ["CLAIM_BAND", "EVIDENCE_BAND", "NO_LABEL", "FusedRows", "fuse"]
 
 #: ``FusedRows.suggested`` value of a row without a suggested label.
 NO_LABEL = -1
@@ -38,31 +41,12 @@ def _banded(top: np.ndarray, band: tuple[float, float]) -> np.ndarray:
     return lo + (hi - lo) * np.clip((top - 0.5) / 0.5, 0.0, 1.0)
 
 
-def detector_strength(scores: np.ndarray) -> np.ndarray:
-    """The strongest detector score behind each fused score (the bands undone).
-
-    Flagged rows' fused scores sit in :data:`EVIDENCE_BAND` or :data:`CLAIM_BAND`;
-    this maps each band back to the detector scale [0.5, 1], so that a rule about
-    how sure the detectors were (``clean --action relabel``) reads the same in both.
-    Unflagged scores (below 0.5) are returned as they are.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> detector_strength(np.array([0.3, 0.5, 0.74, 0.75, 1.0])).round(3).tolist()
-    [0.3, 0.5, 1.0, 0.5, 1.0]
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    out = s.copy()
-    for lo, hi in (EVIDENCE_BAND, CLAIM_BAND):
-        inside = (s >= lo) & (s <= hi)
-        out[inside] = 0.5 + 0.5 * (s[inside] - lo) / (hi - lo)
-    return out
-
-
 @dataclass(frozen=True, eq=False)
 class FusedRows:
     """Per-row fused outcome; ``reasons`` holds the flagged and the review rows.
+
+    ``scores`` are banded (module docstring); ``evidence`` is each row's highest
+    calibrated detector score, unbanded (>= 0.5 exactly when a detector flagged it).
 
     ``reasons[i]`` lists (detector, score, detail) for every detector that flagged
     row ``i``, highest score first; for an unflagged row every detector that put it
@@ -70,6 +54,7 @@ class FusedRows:
     """
 
     scores: np.ndarray
+    evidence: np.ndarray
     flags: np.ndarray
     actions: np.ndarray  # "keep" | "drop" | "relabel" | "review" per row
     suggested: np.ndarray  # suggested label per row, NO_LABEL when none
@@ -102,7 +87,7 @@ def fuse(results: Sequence[DetectorResult], n_rows: int, *,
     objects (their reasons).
     """
     if not results:
-        return FusedRows(np.zeros(n_rows), np.zeros(n_rows, dtype=bool),
+        return FusedRows(np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows, dtype=bool),
                          np.full(n_rows, "keep", dtype=object),
                          np.full(n_rows, NO_LABEL, dtype=np.int64), {})
     stacked = np.vstack([r.scores for r in results])
@@ -137,4 +122,4 @@ def fuse(results: Sequence[DetectorResult], n_rows: int, *,
             row = [(c.detector, float(scores[i]), f"holds the trigger of: {c.hypothesis}")
                    for c in claims if c.rows[i]]
         reasons[i] = row
-    return FusedRows(scores, flags, actions, suggested, reasons)
+    return FusedRows(scores, top, flags, actions, suggested, reasons)

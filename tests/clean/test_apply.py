@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from poisonguard.clean import apply_findings, plan_cleaning
+from poisonguard.clean import CONFIDENT_SCORE, apply_findings, plan_cleaning
 from poisonguard.data import load_dataset
+from poisonguard.detect.base import DetectorResult
 from poisonguard.errors import DataError, UsageError
+from poisonguard.findings import Findings, load_findings, save_findings
 from poisonguard.scan import scan_dataset
 from tests.helpers import FlagRowsDetector, tiny_representation
 
@@ -52,6 +54,45 @@ def test_relabel_only_when_asked_and_confident(csv_data: Path, tmp_path: Path) -
     assert len(clean) == 20
     assert clean.loc[1, "label"] == "cat" and clean.loc[5, "label"] == "cat"
     assert clean.loc[3, "label"] == "dog"
+
+
+class _ClaimingDetector(FlagRowsDetector):
+    """Flags rows 1 and 5 (label dog) at ``strength``, suggests cat; may claim a backdoor."""
+
+    name = "test-claim"
+
+    def __init__(self, *, strength: float, claim: bool) -> None:
+        super().__init__(rows=(1, 5), suggest=True)
+        self.strength, self.claim = strength, claim
+
+    def score(self, dataset, representation):  # type: ignore[no-untyped-def]
+        r = super().score(dataset, representation)
+        scores = np.where(r.flags, self.strength, r.scores)
+        hypotheses = ["backdoor -> class dog: rows 1 and 5"] if self.claim else []
+        return DetectorResult(r.detector, scores, r.flags, reasons=r.reasons,
+                              suggested_labels=r.suggested_labels, hypotheses=hypotheses)
+
+
+@pytest.mark.parametrize("claim", [False, True], ids=["evidence only", "claimed"])
+@pytest.mark.parametrize("strength", [0.9, 0.7])
+def test_relabel_reads_detector_evidence_whatever_the_fused_band(
+        csv_data: Path, tmp_path: Path, claim: bool, strength: float) -> None:
+    ds = load_dataset(csv_data, id_column="uid")
+    findings, _, _ = scan_dataset(ds, detectors=[_ClaimingDetector(strength=strength, claim=claim)],
+                                  representation=tiny_representation(ds))
+    assert bool(findings.summary["suspected_attacks"]) == claim
+    row = findings.rows[1]
+    assert row.evidence == strength and (row.score >= 0.75) == claim  # band != evidence
+    expected = {1: 0, 5: 0} if strength >= CONFIDENT_SCORE else {}
+    assert plan_cleaning(findings, 20, action="relabel").relabel == expected
+    for name in ("f.json", "f.parquet"):  # written and read back: the same decision
+        save_findings(findings, tmp_path / name)
+        assert plan_cleaning(load_findings(tmp_path / name), 20,
+                             action="relabel").relabel == expected
+    old = findings.to_dict()  # a file written before the field: evidence from detector scores
+    for r in old["rows"]:
+        del r["evidence"]
+    assert plan_cleaning(Findings.from_dict(old), 20, action="relabel").relabel == expected
 
 
 def test_review_and_drop_modes(csv_data: Path) -> None:

@@ -51,6 +51,7 @@ def test_rows_a_kept_hypothesis_names_rank_above_saturated_evidence() -> None:
     assert CLAIM_BAND[0] <= fused.scores[3] < fused.scores[2] <= CLAIM_BAND[1]
     assert EVIDENCE_BAND[0] <= fused.scores[0] <= EVIDENCE_BAND[1] < CLAIM_BAND[0]
     assert fused.scores[4] == 0.1
+    assert fused.evidence.tolist() == [1.0, 1.0, 0.6, 0.45, 0.1]  # unbanded, beside the band
     assert fused.reasons[3] == [("trigger", fused.scores[3],
                                  "holds the trigger of: " + claim.hypothesis)]
     assert fused.actions[3] == "drop"
