@@ -38,6 +38,7 @@ from poisonguard.detect.overlap import (
     pair_excess,
 )
 from poisonguard.detect.thresholds import FLAG_SCORE
+from poisonguard.engine.reduce import confident_joint
 from poisonguard.errors import UsageError
 from poisonguard.params import Interval, OneOf
 from poisonguard.represent.base import Representation
@@ -215,7 +216,9 @@ class LabelDetector(Detector):
             return np.zeros(len(labels), dtype=bool)  # cleanlab needs two rows per class
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            mask = find_label_issues(labels, proba, filter_by=self.filter_by, n_jobs=1)
+            # the confident joint as a per-shard reduction (on the scan's engine)
+            mask = find_label_issues(labels, proba, filter_by=self.filter_by, n_jobs=1,
+                                     confident_joint=confident_joint(labels, proba))
         return np.asarray(mask, dtype=bool)
 
 
