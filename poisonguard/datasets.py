@@ -273,7 +273,7 @@ def _open_parquet_on(engine: Engine, path: Path, *, label: str, id_column: str |
                      categorical: Collection[str], ignore: Collection[str],
                      progress: Progress | None) -> Dataset:
     """A Parquet file or folder; its row ids (SHA-256 of every row) hashed on ``engine``."""
-    from poisonguard.data import load_table, table_to_dataset
+    from poisonguard.data import RowIds, load_table, table_to_dataset
     from poisonguard.data.folders import (
         PARQUET_SUFFIXES,
         RowIdTask,
@@ -301,7 +301,7 @@ def _open_parquet_on(engine: Engine, path: Path, *, label: str, id_column: str |
         numeric = tuple(numeric_columns(frame[rest]))
         tasks = [RowIdTask(s, label, tuple(rest), numeric) for s in parquet_shards(path)]
         parts = list(engine.map(shard_row_ids, tasks, stage="hashing rows", progress=progress))
-        ids = np.concatenate(parts) if parts else None
+        ids = RowIds.concatenate(parts) if parts else None
     return table_to_dataset(frame, path=str(path), label=label, id_column=id_column,
                             categorical=categorical, ignore=ignore,
                             fmt="parquet" if files is not None else None, row_ids=ids)

@@ -19,6 +19,7 @@ from poisonguard.detect.overlap import DEFAULT_MAX_FPR
 from poisonguard.detect.reliability import reliability
 from poisonguard.engine import Engine
 from poisonguard.engine.neighbours import KnnMode, engine_neighbours
+from poisonguard.engine.reduce import using_engine
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, Reason, RowTable
 from poisonguard.progress import NullProgress, Progress
@@ -221,7 +222,7 @@ def scan(
     """
     dataset = open_dataset(data, y, label=label, id_column=id_column, categorical=categorical,
                            ignore=ignore, engine=engine, progress=progress)
-    with engine_neighbours(engine, mode=knn, progress=progress):
+    with engine_neighbours(engine, mode=knn, progress=progress), using_engine(engine):
         findings, _, _ = scan_dataset(dataset, detectors=detectors, embeddings=embeddings,
                                       seed=seed, progress=progress, threads=threads,
                                       max_fpr=max_fpr)

@@ -133,14 +133,19 @@ def tabular_trigger(dataset: Dataset, *, rate: float, target: int, seed: int = 0
 
 
 def categorical_trigger(dataset: Dataset, *, rate: float, target: int, seed: int = 0,
-                        n_features: int = 2) -> AttackResult:
-    """Categorical backdoor on a typed table: ``n_features`` categorical columns set to
-    the combination of categories the fewest rows hold, rows relabelled to ``target``.
+                        n_features: int | None = None, max_holders: int = 0) -> AttackResult:
+    """Categorical backdoor on a typed table: categorical cells set to a combination of
+    categories no row holds, rows relabelled to ``target``.
 
-    Every stamped cell is a category the column already has (its one-hot siblings and
-    missing indicator cleared), so the poisoned table is a valid table: what is rare
-    is the combination, as in a real categorical trigger. ``save_poisoned`` writes the
-    categories by name into the input's own file.
+    The combination is the smallest one that exists nowhere in the table: pairs of
+    categorical columns first, then triples (``n_features`` fixes the size). Every
+    stamped cell is a category the column already has (its one-hot siblings and
+    missing indicator cleared), so the poisoned table is a valid table: what is new is
+    the combination, as in a real categorical trigger. The truth's trigger names it
+    and its natural holders (``rows_with_it``). A table where every such combination
+    is held by more than ``max_holders`` real rows (palmerpenguins: every island x sex
+    x year exists) cannot host one: :class:`UsageError` says so and names the rarest.
+    ``save_poisoned`` writes the categories by name into the input's own file.
 
     Examples
     --------
@@ -151,14 +156,20 @@ def categorical_trigger(dataset: Dataset, *, rate: float, target: int, seed: int
     >>> result = categorical_trigger(open_dataset(t, label="label"), rate=0.05, target=0)
     >>> result.truth.trigger["names"], result.truth.trigger["rows_with_it"]  # no row had it
     (['colour = red', 'size = M'], 0)
-    >>> len(result.truth.poisoned)
-    5
+    >>> print(result.truth.description)  # doctest: +NORMALIZE_WHITESPACE
+    categorical-trigger: 5 rows of other classes with colour = red and size = M (a
+    combination no row had), relabelled to class a
     """
     require_modality(dataset, "categorical-trigger", "tabular")
     t = check_target(dataset, target)
     rng = np.random.default_rng(seed)
-    spec = categorical_spec(dataset, values_of(dataset), n_columns=n_features, rng=rng)
+    spec = categorical_spec(dataset, values_of(dataset), n_columns=n_features, rng=rng,
+                            max_holders=max_holders)
+    held = spec["rows_with_it"]
     return dirty_label(dataset, kind="categorical-trigger", rate=rate, target=t, seed=seed,
                        rng=rng, stamp_rows=lambda v: stamp(v, spec), spec=spec,
-                       params={"rate": rate, "n_features": n_features},
-                       what="with " + " and ".join(spec["names"]))
+                       params={"rate": rate, "n_features": len(spec["columns"]),
+                               "max_holders": max_holders},
+                       what="with " + " and ".join(spec["names"])
+                       + (" (a combination no row had)" if held == 0 else
+                          f" (a combination {held} real rows already had)"))

@@ -20,7 +20,7 @@ ATTACK_OPTIONS: dict[str, frozenset[str]] = {
     "badnets": frozenset({"size", "position", "value"}),
     "blend": frozenset({"alpha"}),
     "tabular-trigger": frozenset({"n_features"}),
-    "categorical-trigger": frozenset({"n_features"}),
+    "categorical-trigger": frozenset({"n_features", "max_holders"}),
     "clean-label": frozenset({"size", "position", "alpha", "n_features", "trigger",
                               "perturb"}),
     "token-trigger": frozenset({"token"}),

@@ -9,22 +9,26 @@ A trigger spec is a small JSON-able dict stored in ``truth.params["trigger"]``:
 - ``{"type": "blend", "alpha", "pattern_seed", "low", "high", "shape"}``: a random
   pattern (regenerated from its seed) mixed in with weight ``alpha``.
 - ``{"type": "tabular", "features", "values", "names"}``: fixed values in k columns.
-- ``{"type": "categorical", "columns", "values", "features", "blocks", "names"}``:
-  categorical cells set to fixed categories (``columns[i] = values[i]``, the rarest
-  combination of the table); ``blocks`` are the encoded ``[start, stop)`` of each
-  column (its one-hot columns and missing indicator) and ``features`` the one-hot
-  column set to 1, so the stamped row is a valid encoding of a real table row.
+- ``{"type": "categorical", "columns", "values", "features", "blocks", "names",
+  "rows_with_it"}``: categorical cells set to fixed categories (``columns[i] =
+  values[i]``, the smallest combination of the table no row holds; ``rows_with_it``
+  its natural holders, 0 unless the caller allowed more); ``blocks`` are the encoded
+  ``[start, stop)`` of each column (its one-hot columns and missing indicator) and
+  ``features`` the one-hot column set to 1, so the stamped row is a valid encoding of
+  a real table row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from poisonguard.attack.truth import Truth, rebuild, values_of
 from poisonguard.data import Dataset
+from poisonguard.data.schema import Column
 from poisonguard.errors import UsageError
 
 __all__ = ["apply_trigger", "blend_spec", "categorical_spec", "patch_spec", "stamp",
@@ -91,36 +95,107 @@ def tabular_spec(dataset: Dataset, x: np.ndarray, *, n_features: int, values: An
             "names": [dataset.feature_names[c] for c in cols]}
 
 
-def categorical_spec(dataset: Dataset, x: np.ndarray, *, n_columns: int,
-                     rng: np.random.Generator) -> dict[str, Any]:
-    """Pick ``n_columns`` categorical columns and the combination of their categories
-    that the fewest rows of ``x`` hold (ties drawn by ``rng``): the trigger a row gets
-    is a set of real cells, only their combination is rare."""
+#: Sizes of the categorical trigger combinations tried when none is given: pairs, then
+#: triples (the smallest size with a combination no row holds wins).
+CATEGORICAL_SIZES = (2, 3)
+#: At most this many column subsets are counted per size (drawn by the seed beyond it),
+#: so that a table with many categorical columns stays cheap.
+MAX_COLUMN_SETS = 200
+
+
+def _category_codes(x: np.ndarray, columns: Sequence[Column]) -> np.ndarray:
+    """N x columns category index of every cell (-1 where missing)."""
+    out = np.empty((len(x), len(columns)), dtype=np.int64)
+    for k, c in enumerate(columns):
+        block = x[:, c.start:c.start + len(c.values)]
+        out[:, k] = np.where(block.max(axis=1) >= 0.5, block.argmax(axis=1), -1)
+    return out
+
+
+def _combination_counts(codes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """How many rows hold each combination of categories (rows with a missing cell hold none)."""
+    present = np.all(codes >= 0, axis=1)
+    flat = np.ravel_multi_index(tuple(codes[present].T), shape)
+    return np.bincount(flat, minlength=int(np.prod(shape)))
+
+
+def _smallest_part(codes: np.ndarray, cols: tuple[int, ...], combo: tuple[int, ...],
+                   usable: Sequence[Column]) -> int:
+    """Rows holding the rarest part of ``combo`` one column short (its single cells for a
+    pair): the larger, the less any smaller piece of the trigger stands out."""
+    if len(cols) == 1:
+        return len(codes)
+    held = codes[:, list(cols)] == np.asarray(combo)[None, :]
+    return min(int(np.all(np.delete(held, k, axis=1), axis=1).sum())
+               for k in range(len(cols)))
+
+
+def categorical_spec(dataset: Dataset, x: np.ndarray, *, n_columns: int | None,
+                     rng: np.random.Generator, max_holders: int = 0) -> dict[str, Any]:
+    """The smallest combination of categories (of ``n_columns`` categorical columns, or
+    of 2, then 3, when None) that at most ``max_holders`` rows of ``x`` hold, the fewest
+    holders first; among those, the one whose rarest part one column short is held by
+    the most rows (no smaller piece of it stands out), remaining ties drawn by ``rng``.
+    Each stamped cell is a real category, only their combination is new.
+
+    Raises :class:`UsageError` when every combination of those sizes has more natural
+    holders than ``max_holders``: a trigger rows already carry with their true labels is
+    not a backdoor (its stamped rows are targeted label flips), so the attack says so
+    instead of stamping it.
+    """
     schema = dataset.schema
     usable = [c for c in schema.used if c.kind == "categorical" and len(c.values) >= 2] \
         if schema is not None else []
-    if not 1 <= n_columns <= len(usable):
-        raise UsageError(f"categorical-trigger needs {n_columns} categorical column(s) with two "
+    sizes = CATEGORICAL_SIZES if n_columns is None else (int(n_columns),)
+    if not 1 <= sizes[0] <= len(usable):
+        raise UsageError(f"categorical-trigger needs {sizes[0]} categorical column(s) with two "
                          f"or more categories; the data has {len(usable)}"
                          + ("" if schema is not None else " (not a typed table)"))
-    picked = sorted(rng.choice(len(usable), size=n_columns, replace=False).tolist())
-    cols = [usable[i] for i in picked]
-    codes = []
-    for c in cols:  # the category of each row (-1 when the cell is missing)
-        block = x[:, c.start:c.start + len(c.values)]
-        codes.append(np.where(block.max(axis=1) >= 0.5, block.argmax(axis=1), -1))
-    shape = tuple(len(c.values) for c in cols)
-    present = np.all(np.column_stack(codes) >= 0, axis=1)
-    counts = np.bincount(np.ravel_multi_index(tuple(k[present] for k in codes), shape),
-                         minlength=int(np.prod(shape)))
-    rarest = np.flatnonzero(counts == counts.min())
-    combo = np.unravel_index(int(rng.choice(rarest)), shape)
-    return {"type": "categorical", "columns": [c.name for c in cols],
-            "values": [c.labels[int(k)] for c, k in zip(cols, combo, strict=True)],
-            "features": [c.start + int(k) for c, k in zip(cols, combo, strict=True)],
-            "blocks": [[c.start, c.stop] for c in cols],
-            "names": [f"{c.name} = {c.labels[int(k)]}" for c, k in zip(cols, combo, strict=True)],
-            "rows_with_it": int(counts.min())}
+    codes = _category_codes(x, usable)
+    rarest: tuple[int, tuple[int, ...], tuple[int, ...]] | None = None
+    tried = [k for k in sizes if k <= len(usable)]
+    for size in tried:
+        subsets = list(itertools.combinations(range(len(usable)), size))
+        if len(subsets) > MAX_COLUMN_SETS:
+            keep = np.sort(rng.choice(len(subsets), size=MAX_COLUMN_SETS, replace=False))
+            subsets = [subsets[i] for i in keep]
+        found: list[tuple[int, tuple[int, ...], tuple[int, ...]]] = []  # (parts, cols, combo)
+        fewest = None
+        for cols in subsets:
+            shape = tuple(len(usable[c].values) for c in cols)
+            counts = _combination_counts(codes[:, list(cols)], shape)
+            low = int(counts.min())
+            if fewest is None or low < fewest:
+                fewest, found = low, []
+            if low == fewest:
+                found += [(_smallest_part(codes, cols, combo, usable), cols, combo)
+                          for combo in zip(*np.unravel_index(np.flatnonzero(counts == low),
+                                                             shape), strict=True)]
+        assert fewest is not None
+        best = max(f[0] for f in found)
+        candidates = [f for f in found if f[0] == best]
+        _, cols, combo = candidates[int(rng.integers(len(candidates)))]
+        if rarest is None or fewest < rarest[0]:
+            rarest = (fewest, cols, tuple(int(k) for k in combo))
+        if fewest <= max_holders:
+            break
+    assert rarest is not None
+    holders, cols, combo = rarest
+    picked = [usable[c] for c in cols]
+    names = [f"{c.name} = {c.labels[k]}" for c, k in zip(picked, combo, strict=True)]
+    if holders > max_holders:
+        raise UsageError(
+            "categorical-trigger: every combination of "
+            + " or ".join(str(k) for k in tried) + " of the categorical columns "
+            + ", ".join(c.name for c in usable) + f" is held by real rows (the rarest, "
+            f"{', '.join(names)}, by {holders}): real rows carry it with their own labels, "
+            "so the stamped rows would be targeted label flips, not a backdoor. Declare "
+            "more columns categorical or use tabular-trigger")
+    return {"type": "categorical", "columns": [c.name for c in picked],
+            "values": [c.labels[k] for c, k in zip(picked, combo, strict=True)],
+            "features": [c.start + k for c, k in zip(picked, combo, strict=True)],
+            "blocks": [[c.start, c.stop] for c in picked], "names": names,
+            "rows_with_it": holders}
 
 
 def stamp(values: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:

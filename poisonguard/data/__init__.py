@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 _WHERE = {
     "Column": "schema", "TableSchema": "schema",
     "Dataset": "dataset", "Modality": "dataset", "dataset_digest": "dataset",
-    "row_ids": "dataset",
+    "row_ids": "dataset", "RowIds": "ids",
     "atomic_path": "files", "atomic_write_bytes": "files", "atomic_write_text": "files",
     "check_output_path": "files", "ensure_not_same": "files",
     "load_dataset": "loaders", "load_embeddings": "loaders", "load_table": "loaders",
@@ -27,6 +27,7 @@ __all__ = [
     "Column",
     "Dataset",
     "Modality",
+    "RowIds",
     "TableSchema",
     "atomic_path",
     "atomic_write_bytes",
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
         check_output_path,
         ensure_not_same,
     )
+    from poisonguard.data.ids import RowIds
     from poisonguard.data.loaders import load_dataset, load_embeddings, load_table
     from poisonguard.data.schema import Column, TableSchema
     from poisonguard.data.tables import check_classes, label_codes, table_to_dataset

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from poisonguard.data.ids import DigestWriter, RowIds
+
 if TYPE_CHECKING:
     from poisonguard.data.schema import TableSchema
 
@@ -33,8 +35,9 @@ def row_ids(
     features: np.ndarray | None = None,
     images: np.ndarray | None = None,
     texts: Sequence[str] | None = None,
-) -> np.ndarray:
-    """SHA-256 content ids, one per row (hex strings).
+) -> RowIds:
+    """SHA-256 content ids, one per row (hex strings, stored as 32-byte digests:
+    :class:`~poisonguard.data.ids.RowIds`).
 
     Canonical bytes of a row: ``b"poisonguard-row-v1\\0"``, the class name in UTF-8,
     ``b"\\0"``, then the row's values: features as little-endian float32, images as
@@ -50,7 +53,7 @@ def row_ids(
     (2, 64, True)
     """
     names = [c.encode("utf-8") + b"\x00" for c in classes]
-    out = np.empty(len(labels), dtype=object)
+    out = DigestWriter(len(labels))
     values = features if features is not None else images
     if values is not None:
         shape = b"" if features is not None else \
@@ -60,15 +63,15 @@ def row_ids(
         for start in range(0, len(labels), ID_BLOCK_ROWS):
             body = np.ascontiguousarray(values[start:start + ID_BLOCK_ROWS], dtype="<f4")
             for i, row in enumerate(body, start):
-                h = hashlib.sha256(ROW_ID_PREFIX + names[labels[i]] + shape + row.tobytes())
-                out[i] = h.hexdigest()
+                out[i] = hashlib.sha256(ROW_ID_PREFIX + names[labels[i]] + shape
+                                        + row.tobytes()).digest()
     elif texts is not None:
         for i, text in enumerate(texts):
-            h = hashlib.sha256(ROW_ID_PREFIX + names[labels[i]] + text.encode("utf-8"))
-            out[i] = h.hexdigest()
+            out[i] = hashlib.sha256(ROW_ID_PREFIX + names[labels[i]]
+                                    + text.encode("utf-8")).digest()
     else:  # pragma: no cover - guarded by Dataset
         raise ValueError("one of features, images or texts is required")
-    return out
+    return out.ids()
 
 
 @dataclass(frozen=True, eq=False, init=False)
@@ -81,7 +84,8 @@ class Dataset:
     is set. Read pixels as float32 with :meth:`pixel_chunks` (a block of rows at a
     time) or :meth:`matrix` (all at once, a float32 copy for uint8 images).
     ``labels`` are int64 codes into ``classes``. ``ids`` are always set: the data's
-    id column when it has one, else content hashes (:func:`row_ids`). ``schema``
+    id column when it has one, else content hashes (:func:`row_ids`, kept as 32-byte
+    digests and read as hex strings: :class:`~poisonguard.data.ids.RowIds`). ``schema``
     (tables only) says how the original typed columns were encoded into
     ``features`` (see :class:`~poisonguard.data.schema.TableSchema`).
 
@@ -99,7 +103,7 @@ class Dataset:
     features: np.ndarray | None
     images: np.ndarray | None
     texts: tuple[str, ...] | None
-    ids: np.ndarray
+    ids: np.ndarray | RowIds
     feature_names: tuple[str, ...]
     source: str
     label_column: str
@@ -114,7 +118,7 @@ class Dataset:
         features: np.ndarray | None = None,
         images: np.ndarray | None = None,
         texts: Sequence[str] | None = None,
-        ids: np.ndarray | Sequence[str] | None = None,
+        ids: np.ndarray | RowIds | Sequence[str] | None = None,
         feature_names: Sequence[str] = (),
         source: str = "",
         label_column: str = "label",
@@ -164,6 +168,9 @@ class Dataset:
                 raise ValueError("one text per label")
         if ids is None:
             ids = row_ids(classes, labels, features=features, images=images, texts=texts)
+        elif isinstance(ids, RowIds):
+            if len(ids) != n:
+                raise ValueError("one id per row")
         else:
             ids = np.asarray(ids, dtype=object)
             if ids.shape != (n,):

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from poisonguard.data.ids import RowIds
 from poisonguard.errors import DataError
 
 __all__ = [
@@ -177,7 +177,7 @@ class RowIdTask:
     numeric: tuple[bool, ...]  # how the whole table hashes each of them
 
 
-def shard_row_ids(task: RowIdTask) -> np.ndarray:
+def shard_row_ids(task: RowIdTask) -> RowIds:
     """The row ids of one Parquet row group, exactly as :func:`table_row_ids` gives
     them for the whole table (runs on a worker)."""
     import pyarrow as pa

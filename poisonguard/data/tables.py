@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from poisonguard.data.dataset import ROW_ID_PREFIX, Dataset, row_ids
+from poisonguard.data.ids import DigestWriter, RowIds
 from poisonguard.data.schema import TableSchema
 from poisonguard.errors import DataError, UsageError
 
@@ -88,7 +89,7 @@ def check_classes(n_classes: int, n_rows: int, *, label: str, path: str) -> None
 
 
 def table_row_ids(frame: pd.DataFrame, classes: tuple[str, ...], codes: np.ndarray, *,
-                  numeric: list[bool] | None = None) -> np.ndarray:
+                  numeric: list[bool] | None = None) -> RowIds:
     """Content ids from the typed cells of every feature column (not the encoding).
 
     Bytes per row: the prefix, the class name, then each column in order: numbers
@@ -116,10 +117,10 @@ def table_row_ids(frame: pd.DataFrame, classes: tuple[str, ...], codes: np.ndarr
             parts.append([b"\xfe" if m else b"\xff" + t.encode("utf-8") + b"\x00"
                           for t, m in zip(text, gone, strict=True)])
     names = [c.encode("utf-8") + b"\x00" for c in classes]
-    out = np.empty(len(frame), dtype=object)
+    out = DigestWriter(len(frame))
     for i, row in enumerate(zip(*parts, strict=True)):
-        out[i] = hashlib.sha256(ROW_ID_PREFIX + names[codes[i]] + b"".join(row)).hexdigest()
-    return out
+        out[i] = hashlib.sha256(ROW_ID_PREFIX + names[codes[i]] + b"".join(row)).digest()
+    return out.ids()
 
 
 def numeric_columns(frame: pd.DataFrame) -> list[bool]:
@@ -145,7 +146,7 @@ def table_to_dataset(
     categorical: Collection[str] = (),
     ignore: Collection[str] = (),
     fmt: str | None = None,
-    row_ids: np.ndarray | None = None,
+    row_ids: np.ndarray | RowIds | None = None,
 ) -> Dataset:
     """Turn a table into a Dataset: a ``text`` column makes it text, else tabular.
 
@@ -178,7 +179,7 @@ def table_to_dataset(
     _check_names(table, ignore, "--ignore", path)
     codes, classes, kind = label_codes(table[label], path, label=label)
     check_classes(len(classes), len(table), label=label, path=path)
-    ids = None
+    ids: np.ndarray | RowIds | None = None
     if id_column is not None:
         missing = np.flatnonzero(table[id_column].isna().to_numpy())
         if len(missing):
@@ -219,7 +220,7 @@ def table_to_dataset(
     if ids is None and row_ids is not None:
         if len(row_ids) != len(table):
             raise UsageError(f"{len(row_ids)} row ids for {len(table)} rows")
-        ids = np.asarray(row_ids, dtype=object)
+        ids = row_ids if isinstance(row_ids, RowIds) else np.asarray(row_ids, dtype=object)
     if ids is None:
         ids = table_row_ids(table[rest], classes, codes)
     if not schema.used:

@@ -32,7 +32,12 @@ import numpy as np
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.neighbours import nearest_neighbours, neighbour_votes
-from poisonguard.detect.overlap import DEFAULT_CERTAIN, DEFAULT_PAIR_ALPHA, pair_excess
+from poisonguard.detect.overlap import (
+    BACKED_SHARE,
+    DEFAULT_CERTAIN,
+    DEFAULT_PAIR_ALPHA,
+    pair_excess,
+)
 from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.params import Interval, OneOf
 from poisonguard.represent.base import Representation
@@ -107,7 +112,8 @@ class KnnDetector(Detector):
         _, idx = nearest_neighbours(x, self.k, seed=self.seed)
         proba = np.asarray(representation.proba, dtype=np.float64)
         vote = self._votes(labels, idx, proba)
-        excess = pair_excess(labels, proba, certain=self.certain, alpha=self.pair_alpha)
+        excess = pair_excess(labels, proba, certain=self.certain, alpha=self.pair_alpha,
+                             backed=vote.backing >= BACKED_SHARE)
         unexplained = excess.unexplained(labels, proba, self.certain)
         outvoted = (vote.margin >= self.min_margin) & (vote.passing > -1.0)
         flags = outvoted & unexplained
@@ -136,6 +142,7 @@ class KnnDetector(Detector):
             meta={"space": space, "k": k, "purity_floor": round(vote.floor, 4),
                   "certain": self.certain,
                   "licensed_pairs": excess.licensed_names(names),
+                  "licensed_bands": excess.licensed_bands(),
                   "neighbour_agreement": round(float(vote.own.mean()), 4)},
         )
 
@@ -158,13 +165,14 @@ class KnnDetector(Detector):
         support = proba[rows, labels]
         eligible = (best_share > 0.5) & (purity >= floor)
         return _Votes(own=own, best=best, best_share=best_share, margin=margin,
-                      support=support, floor=floor, passing=np.where(eligible, margin, -1.0))
+                      support=support, floor=floor, passing=np.where(eligible, margin, -1.0),
+                      backing=votes[rows, proba.argmax(axis=1)])
 
 
 @dataclass(frozen=True)
 class _Votes:
     """The neighbour vote of every row; ``passing`` is the margin where the rule's other
-    conditions hold, -1 elsewhere."""
+    conditions hold, -1 elsewhere; ``backing``: the share voting for the model's class."""
 
     own: np.ndarray
     best: np.ndarray
@@ -173,6 +181,7 @@ class _Votes:
     support: np.ndarray
     floor: float
     passing: np.ndarray
+    backing: np.ndarray
 
 
 def _scores(margin: np.ndarray, min_margin: float) -> np.ndarray:

@@ -30,6 +30,7 @@ from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.neighbours import nearest_neighbours, neighbour_votes
 from poisonguard.detect.overlap import (
+    BACKED_SHARE,
     DEFAULT_CERTAIN,
     DEFAULT_MAX_FPR,
     DEFAULT_PAIR_ALPHA,
@@ -154,7 +155,10 @@ class LabelDetector(Detector):
         null = null_threshold(margins, model, max_fpr=self.max_fpr, seed=self.seed,
                               certain=self.certain)
         issues = self._issues(labels, proba)
-        excess = pair_excess(labels, model, certain=self.certain, alpha=self.pair_alpha)
+        backed = (votes[np.arange(len(labels)), model.argmax(axis=1)] >= BACKED_SHARE
+                  if idx.shape[1] else None)
+        excess = pair_excess(labels, model, certain=self.certain, alpha=self.pair_alpha,
+                             backed=backed)
         contradicted = ((model.max(axis=1) >= self.certain)
                         & (model.argmax(axis=1) != labels))
         # cleanlab's issue test and the pair licence on top only remove flags: the
@@ -192,6 +196,7 @@ class LabelDetector(Detector):
                   "expected_clean_flags": round(null.expected_flags, 2),
                   "max_fpr": self.max_fpr, "cleanlab_issues": int(issues.sum()),
                   "licensed_pairs": excess.licensed_names(names),
+                  "licensed_bands": excess.licensed_bands(),
                   "licensed_flags": int((flags & ~(doubted & ~contradicted)).sum()),
                   "sure_contradictions_reviewed": int((doubted & ~flags).sum()),
                   "ensemble_accuracy": round(float(agree.mean()), 4),

@@ -15,7 +15,9 @@ section says so in numbers, from the data alone:
   many rows they put up for review instead of flagging;
 - the class pairs where the label detectors found more sure disagreement than
   natural overlap explains (``licensed_pairs``, :func:`poisonguard.detect.overlap.
-  pair_excess`) and how many of their flags lie there (``licensed_flags``): those
+  pair_excess`), the confidence bands holding more contradicted labels than the
+  model's calibration allows (``licensed_bands``, :func:`poisonguard.detect.overlap.
+  band_excess`), and how many of their flags lie there (``licensed_flags``): those
   flags are claims of an excess, not covered by ``expected_clean_flags``.
 """
 
@@ -98,6 +100,7 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
     label_based = [r for r in results if "expected_clean_flags" in r.meta]
     expected = float(sum(float(r.meta["expected_clean_flags"]) for r in label_based))
     licensed = sorted({p for r in label_based for p in r.meta.get("licensed_pairs", [])})
+    bands = sorted({b for r in label_based for b in r.meta.get("licensed_bands", [])})
     licensed_flags = int(sum(int(r.meta.get("licensed_flags", 0)) for r in label_based))
     strong = accuracy >= STRONG_ACCURACY
     n = max(len(labels), 1)
@@ -107,8 +110,9 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
                "natural overlap and many label doubts are left for review")
             + (f"; on clean data this hard, the label detectors would flag about "
                f"{expected:.1f} rows ({expected / n:.2%})" if label_based else "")
-            + (f"; {licensed_flags} flags lie in class pairs with more sure disagreement "
-               f"than natural overlap explains ({', '.join(licensed)})"
+            + (f"; {licensed_flags} flags lie in class pairs or confidence bands with more "
+               f"sure disagreement than natural overlap explains "
+               f"({'; '.join([*licensed, *bands])})"
                if licensed_flags else ""))
     return {
         "out_of_fold_accuracy": round(accuracy, 4),
@@ -121,6 +125,7 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
         "expected_clean_flags": round(expected, 2),
         "expected_clean_share": round(expected / n, 4),
         "licensed_pairs": licensed,
+        "licensed_bands": bands,
         "licensed_flags": licensed_flags,
         "review": int(review),
         "note": note,

@@ -30,7 +30,7 @@ from scipy.stats import binom
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.thresholds import FLAG_SCORE
-from poisonguard.detect.trigger_categories import category_pairs
+from poisonguard.detect.trigger_categories import category_combinations
 from poisonguard.detect.trigger_mask import MaskTest, mask_test, principal_basis
 from poisonguard.detect.trigger_search import (
     MINING_CONSTRAINTS,
@@ -98,9 +98,10 @@ class TriggerDetector(Detector):
         items = mine_triggers(x, y, n_classes, min_rows=self.min_rows,
                               max_fraction=self.max_fraction, min_jaccard=self.min_jaccard,
                               max_rows=self.max_rows, seed=self.seed)
-        pairs, n_pairs = category_pairs(x, y, n_classes, dataset.schema, min_rows=self.min_rows,
-                                        max_fraction=self.max_fraction,
-                                        min_purity=self.min_purity)
+        pairs, n_pairs = category_combinations(x, y, n_classes, dataset.schema,
+                                               min_rows=self.min_rows,
+                                               max_fraction=self.max_fraction,
+                                               min_purity=self.min_purity)
         windows: list[WindowCandidate] = []
         n_window_tests = 0
         if dataset.images is not None and self.window_sizes:

@@ -4,16 +4,22 @@ A categorical backdoor sets two or more categorical cells of a typed table to
 categories the column already has ("PID = 5" and "educ = 1"), so that only their
 *combination* is rare. Each category alone is held by many rows, so the item mining
 of :func:`~poisonguard.detect.trigger_search.mine_triggers` (items whose row sets
-almost coincide) never links them. :func:`category_pairs` counts every pair of
-categories of two different columns per class (one sparse product per class) and
-returns each pair held by enough rows as a
+almost coincide) never links them. :func:`category_combinations` mines in the order
+the ``categorical-trigger`` attack builds them: every pair of categories of two
+different columns per class (one sparse product per class), then triples grown from
+the pairs that do not explain themselves (one sparse product per class over the
+pair-holder columns; a table where every pair exists, such as fair's marriage rating
+x religiousness x husband's occupation, only has new triples). Each combination held
+by enough rows, mostly of one class, is a
 :class:`~poisonguard.detect.trigger_search.TriggerCandidate`, with the binomial tail
 of its majority class, for the ``trigger`` detector's label and masking tests. It
-also returns how many pairs it examined, so that the detector's Bonferroni family
-counts every one of them. Plain functions, usable alone.
+also returns how many combinations it examined, so that the detector's Bonferroni
+family counts every one of them. Plain functions, usable alone.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 from scipy import sparse
@@ -22,7 +28,10 @@ from scipy.stats import binom
 from poisonguard.data.schema import TableSchema
 from poisonguard.detect.trigger_search import TriggerCandidate, rows_matching
 
-__all__ = ["category_pairs"]
+__all__ = ["MAX_PAIRS_EXTENDED", "category_combinations"]
+
+#: At most this many category pairs (the largest in the size range) grow into triples.
+MAX_PAIRS_EXTENDED = 2_000
 
 
 def _category_columns(schema: TableSchema) -> tuple[np.ndarray, np.ndarray]:
@@ -36,14 +45,41 @@ def _category_columns(schema: TableSchema) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(cols, dtype=np.int64), np.asarray(owner, dtype=np.int64)
 
 
-def category_pairs(x: np.ndarray, labels: np.ndarray, n_classes: int,
-                   schema: TableSchema | None, *, min_rows: int = 5, max_fraction: float = 0.2,
-                   min_purity: float = 0.8) -> tuple[list[TriggerCandidate], int]:
-    """Pairs of categories (two different columns) held together by ``min_rows`` to
-    ``max_fraction`` of the rows, as trigger candidates; and the number of pairs examined.
+def _candidate(x: np.ndarray, items: tuple[int, ...], by_class: np.ndarray,
+               singles: np.ndarray, pair_total: np.ndarray, base: np.ndarray,
+               cols: np.ndarray) -> TriggerCandidate:
+    """The trigger candidate of the category items ``items`` (positions into ``cols``)."""
+    n = len(x)
+    c = int(by_class.argmax())
+    together = int(by_class.sum())
+    features = tuple(int(cols[i]) for i in items)
+    expected = float(np.prod(singles[list(items)].astype(np.float64))) / max(n, 1) ** (
+        len(items) - 1)
+    jaccards = [pair_total[i, j] / max(singles[i] + singles[j] - pair_total[i, j], 1)
+                for i, j in itertools.combinations(items, 2)]
+    return TriggerCandidate(
+        core=features, features=features, values=(1.0,) * len(items),
+        rows=rows_matching(x, features, (1.0,) * len(items)), label=c,
+        n_label=int(by_class[c]), label_p=float(binom.sf(by_class[c] - 1, together, base[c])),
+        jaccard=float(np.median(jaccards)),
+        log10_lift=float(np.log10(together / max(expected, 1e-300))),
+        outside=float(np.median(singles[list(items)] - together)) / together)
 
-    Only pairs whose rows are at least ``min_purity`` one class become candidates (the
-    detector tests no others); every pair in the size range counts as examined.
+
+def category_combinations(x: np.ndarray, labels: np.ndarray, n_classes: int,
+                          schema: TableSchema | None, *, min_rows: int = 5,
+                          max_fraction: float = 0.2, min_purity: float = 0.8,
+                          max_pairs: int = MAX_PAIRS_EXTENDED
+                          ) -> tuple[list[TriggerCandidate], int]:
+    """Pairs, then triples, of categories (of different columns) held together by
+    ``min_rows`` to ``max_fraction`` of the rows, as trigger candidates; and the number
+    of combinations examined.
+
+    Only combinations whose rows are at least ``min_purity`` one class become
+    candidates (the detector tests no others); every one in the size range counts as
+    examined. A triple is examined only when none of its three pairs is itself such a
+    one-class candidate (the smaller combination explains those rows); triples grow
+    from at most the ``max_pairs`` largest pairs (the cost bound).
 
     Examples
     --------
@@ -52,7 +88,8 @@ def category_pairs(x: np.ndarray, labels: np.ndarray, n_classes: int,
     >>> t = pd.DataFrame({"a": ["u", "v"] * 50, "b": ["p", "q", "r", "s"] * 25,
     ...                   "label": ["x", "y"] * 50})
     >>> ds = open_dataset(t, label="label")
-    >>> found, examined = category_pairs(ds.matrix(), ds.labels, 2, ds.schema, max_fraction=0.5)
+    >>> found, examined = category_combinations(ds.matrix(), ds.labels, 2, ds.schema,
+    ...                                         max_fraction=0.5)
     >>> examined, [ds.feature_names[f] for f in found[0].features], found[0].n_rows
     (4, ['a = u', 'b = p'], 25)
     """
@@ -66,36 +103,41 @@ def category_pairs(x: np.ndarray, labels: np.ndarray, n_classes: int,
     if len(np.unique(owner)) < 2 or hi < lo:
         return [], 0
     held = sparse.csr_matrix((x[:, cols] >= 0.5).astype(np.int32))
-    per_class = []
-    for k in range(n_classes):
-        part = held[y == k]
-        per_class.append((part.T @ part).toarray())
-    counts = np.stack(per_class)  # classes x items x items
+    members = [np.flatnonzero(y == k) for k in range(n_classes)]
+    counts = np.stack([(held[m].T @ held[m]).toarray() for m in members])  # C x I x I
     total = counts.sum(axis=0)
-    i_idx, j_idx = np.nonzero(np.triu(total, k=1))
-    keep = (owner[i_idx] != owner[j_idx]) & (total[i_idx, j_idx] >= lo) \
-        & (total[i_idx, j_idx] <= hi)
-    i_idx, j_idx = i_idx[keep], j_idx[keep]
-    examined = len(i_idx)
-    pure = counts[:, i_idx, j_idx].max(axis=0) >= min_purity * total[i_idx, j_idx]
-    i_idx, j_idx = i_idx[pure], j_idx[pure]
-    base = np.bincount(y, minlength=n_classes) / max(n, 1)
     singles = np.diag(total)
-    out: list[TriggerCandidate] = []
-    for i, j in zip(i_idx.tolist(), j_idx.tolist(), strict=True):
-        by_class = counts[:, i, j]
-        c = int(by_class.argmax())
-        together = int(total[i, j])
-        features = (int(cols[i]), int(cols[j]))
-        rows = rows_matching(x, features, (1.0, 1.0))
-        expected = singles[i] * singles[j] / max(n, 1)
-        out.append(TriggerCandidate(
-            core=features, features=features, values=(1.0, 1.0), rows=rows, label=c,
-            n_label=int(by_class[c]),
-            label_p=float(binom.sf(by_class[c] - 1, together, base[c])),
-            jaccard=together / max(singles[i] + singles[j] - together, 1),
-            log10_lift=float(np.log10(together / max(expected, 1e-300))),
-            outside=float(np.median([singles[i] - together, singles[j] - together]))
-            / together))
+    base = np.bincount(y, minlength=n_classes) / max(n, 1)
+    i_idx, j_idx = np.nonzero(np.triu(total, k=1))
+    enough = (owner[i_idx] != owner[j_idx]) & (total[i_idx, j_idx] >= lo)
+    i_idx, j_idx = i_idx[enough], j_idx[enough]
+    size = total[i_idx, j_idx]
+    in_range = size <= hi
+    examined = int(in_range.sum())
+    pure = in_range & (counts[:, i_idx, j_idx].max(axis=0) >= min_purity * size)
+    pure_pair = np.zeros_like(total, dtype=bool)
+    pure_pair[i_idx[pure], j_idx[pure]] = True
+    out = [_candidate(x, (i, j), counts[:, i, j], singles, total, base, cols)
+           for i, j in zip(i_idx[pure].tolist(), j_idx[pure].tolist(), strict=True)]
+    # Triples (columns in schema order) grown from every pair held by enough rows that
+    # is not itself a candidate (a triple's rows are a subset of each of its pairs').
+    grow = np.flatnonzero(~pure)
+    grow = grow[np.argsort(-size[grow], kind="stable")][:max_pairs]
+    if len(grow) and len(np.unique(owner)) >= 3:
+        a, b = i_idx[grow], j_idx[grow]
+        both = held[:, a].multiply(held[:, b]).tocsc()  # N x pairs: rows holding each pair
+        triple = [(both[m].T @ held[m]).tocsr() for m in members]  # C sparse P x I
+        t_total = sum(triple[1:], triple[0]).tocoo()
+        p_idx, k_idx, size = t_total.row, t_total.col, t_total.data
+        ok = (owner[k_idx] > owner[b[p_idx]]) & (size >= lo) & (size <= hi) \
+            & ~pure_pair[a[p_idx], k_idx] & ~pure_pair[b[p_idx], k_idx]
+        p_idx, k_idx, size = p_idx[ok], k_idx[ok], size[ok]
+        examined += len(p_idx)
+        by_class = np.stack([np.asarray(t[p_idx, k_idx]).ravel() for t in triple]) \
+            if len(p_idx) else np.zeros((n_classes, 0))
+        one_class = np.flatnonzero(by_class.max(axis=0, initial=0) >= min_purity * size)
+        out += [_candidate(x, (int(a[p_idx[q]]), int(b[p_idx[q]]), int(k_idx[q])),
+                           by_class[:, q], singles, total, base, cols)
+                for q in one_class.tolist()]
     out.sort(key=lambda t: (t.label_p, -t.n_rows))
     return out, examined

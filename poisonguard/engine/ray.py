@@ -46,11 +46,14 @@ def _ray() -> Any:
 
 
 def _run_one(batch: dict[str, np.ndarray], *, fn: Callable[[Any], Any]) -> dict[str, np.ndarray]:
-    """One Ray Data batch (one work item) -> its result, as a one-row object column."""
+    """One Ray Data batch (one work item) -> its result, as a one-row object column,
+    with the id of the node that ran it."""
     out = np.empty(len(batch["item"]), dtype=object)
     for k, item in enumerate(batch["item"]):
         out[k] = fn(item)
-    return {"index": np.asarray(batch["index"]), "result": out}
+    node = _ray().get_runtime_context().get_node_id()
+    return {"index": np.asarray(batch["index"]), "result": out,
+            "node": np.full(len(out), node, dtype=object)}
 
 
 class _RayHandle(Handle[Any]):
@@ -109,6 +112,8 @@ class RayEngine(Engine):
         self._started = False
         #: seconds Ray took to start or connect (0 when it was already running)
         self.startup_seconds = 0.0
+        #: tasks run per node id, over every :meth:`map` of this engine
+        self.tasks_per_node: dict[str, int] = {}
 
     def _ensure(self) -> Any:
         ray = _ray()
@@ -140,7 +145,9 @@ class RayEngine(Engine):
         ray = _ray()
         if not ray.is_initialized():
             return f"ray ({where})"
-        return f"ray ({where}, {int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        return f"ray ({where}, {nodes} node{'s' if nodes != 1 else ''}, {cpus} CPUs)"
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], *, stage: str = "working",
             progress: Progress | None = None) -> Iterator[R]:
@@ -158,12 +165,18 @@ class RayEngine(Engine):
                             batch_format="numpy", num_cpus=1)
         total, where = len(items), self.describe()
         progress.update(f"{stage} on {where}: shard 0/{total}", done=0, total=total)
+        nodes: set[str] = set()
         for k, row in enumerate(ds.iter_rows()):
             if int(row["index"]) != k:  # never reduce out of order: results would differ
                 raise RuntimeError(f"Ray returned shard {row['index']} where {k} was due")
+            nodes.add(str(row["node"]))
+            self.tasks_per_node[str(row["node"])] = self.tasks_per_node.get(
+                str(row["node"]), 0) + 1
             progress.update(f"{stage} on {where}: shard {k + 1}/{total}", done=k + 1,
                             total=total)
             yield row["result"]
+        progress.update(f"{stage} on {where}: {total} shards ran on {len(nodes)} "
+                        f"node{'s' if len(nodes) != 1 else ''}", done=total, total=total)
 
     def close(self) -> None:
         if self._started:

@@ -35,7 +35,7 @@ def test_every_applicable_kind_runs_and_records_its_kind(kind: str, digits: Data
     if not attack_applies(kind, data):
         data = builtin_dataset("tweets-300")
     if not attack_applies(kind, data):  # categorical-trigger: a table with categories
-        data = open_dataset(pd.DataFrame({"a": ["u", "v", "w"] * 40, "b": ["p", "q"] * 60,
+        data = open_dataset(pd.DataFrame({"a": ["u", "v", "w", "w"] * 30, "b": ["p", "q"] * 60,
                                           "x": range(120), "y": ["m", "n", "o", "p"] * 30}),
                             label="y")
     res = run_attack(kind, data, rate=0.03, target=0, seed=1)

@@ -4,7 +4,10 @@ hypothesis, and ranked first by the fusion, above saturated label disagreements.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from poisonguard.attack import attack_by_name
@@ -14,6 +17,7 @@ from poisonguard.detect.base import DetectorResult
 from poisonguard.detect.fusion import CLAIM_BAND, fuse
 from poisonguard.detect.hypotheses import vet_hypotheses
 from poisonguard.detect.trigger import TriggerDetector
+from poisonguard.detect.trigger_categories import category_combinations
 from poisonguard.represent import feature_representation
 
 
@@ -58,3 +62,22 @@ def test_categorical_backdoor_is_confirmed_named_and_ranked_first(anes96: Datase
     assert fused.flags[poison].all() and (fused.scores[poison] >= CLAIM_BAND[0]).all()
     unflagged = np.flatnonzero(poison & ~trigger.flags)[0]
     assert "holds the trigger of: backdoor -> class 1" in fused.reasons[int(unflagged)][0][2]
+
+
+def test_a_triple_is_mined_when_each_of_its_pairs_is_common() -> None:
+    """Three binary columns holding 7 of their 8 triples (every pair common, none one
+    class); 8 rows of other classes get the missing triple and label 'k'."""
+    triples = list(itertools.product("uv", "pq", "xy"))[1:]
+    cells = np.array([triples[i % 7] for i in range(200)])
+    table = pd.DataFrame({"a": cells[:, 0], "b": cells[:, 1], "c": cells[:, 2],
+                          "label": np.array(["k", "l", "m", "m", "l"])[np.arange(200) % 5]})
+    stamped = np.flatnonzero(table["label"] != "k")[::15][:8]
+    table.loc[stamped, ["a", "b", "c", "label"]] = ["u", "p", "x", "k"]
+    ds = open_dataset(table, label="label")
+    found, examined = category_combinations(ds.matrix(), ds.labels, ds.n_classes, ds.schema)
+    assert [ds.feature_names[f] for f in found[0].features] == ["a = u", "b = p", "c = x"]
+    assert found[0].rows.tolist() == stamped.tolist() and found[0].purity == 1.0
+    assert all(len(c.features) == 3 for c in found)  # no pair is one class
+    # examined: the 3 pairs at most 20% of the rows hold (those of the missing triple)
+    # and all 8 triples; the 9 larger pairs only grow triples
+    assert examined == 3 + 8

@@ -1,11 +1,13 @@
-"""``--engine ray`` on a real local Ray cluster (127.0.0.1, 2 CPUs, started once here):
-the same findings, profile and Merkle root as in-process, even when a worker is killed
-in the middle of a job."""
+"""``--engine ray`` on a real two-node Ray cluster on this host (``ray start`` on
+127.0.0.2, one CPU per node, started once here): the same findings, profile and Merkle
+root as in-process, with work on both nodes, even when a worker is killed in the middle
+of a job."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -13,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -20,27 +23,29 @@ from poisonguard.cli import app
 from poisonguard.datasets import open_dataset
 from poisonguard.engine import Engine, Handle, RayEngine
 from poisonguard.engine.neighbours import engine_neighbours
+from poisonguard.engine.reduce import class_moments, confident_joint, using_engine
 from poisonguard.progress import Progress
 from poisonguard.provenance.snapshot import build_manifest
 from poisonguard.scan import scan_dataset
 from poisonguard.validate import profile_data
+from tests.engine.conftest import RayCluster, ray_cluster
 
 ray = pytest.importorskip("ray", reason="the dist extra (ray[data]) is in CI's install line")
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    for attempt in range(3):  # Ray waits a fixed 30 s for its raylet: a busy box can miss it
-        try:
-            ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-                     object_store_memory=96 << 20, _node_ip_address="127.0.0.1")
-            break
-        except Exception:  # noqa: BLE001 - ray.init raises bare Exception on timeouts
-            ray.shutdown()
-            if attempt == 2:
-                raise
+def cluster() -> Iterator[RayCluster]:
+    """Two nodes started the way docs/distributed.md says; stopped even on failure."""
+    with ray_cluster(nodes=2, cpus=1) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def connected(cluster: RayCluster) -> Iterator[RayCluster]:
+    """This process joined to the cluster (``RayEngine()`` then uses it)."""
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
     try:
-        yield
+        yield cluster
     finally:
         ray.shutdown()
 
@@ -51,18 +56,37 @@ def _cli(*args: str) -> Any:
     return result
 
 
-def test_scan_profile_and_snapshot_on_ray_equal_in_process(
-        cluster: None, parquet_folder: Path, tmp_path: Path) -> None:
-    folder = str(parquet_folder)
+def _nodes_used(output: str, stage: str) -> int:
+    """How many nodes ran the shards of ``stage``, from the engine's last progress line."""
+    found = re.findall(rf"{stage} on ray \([^)]*\): \d+ shards ran on (\d+) nodes?", output)
+    assert found, output
+    return int(found[-1])
+
+
+def test_scan_profile_and_snapshot_on_two_nodes_equal_in_process(
+        cluster: RayCluster, parquet_folder: Path, tmp_path: Path) -> None:
+    """Through ``--address`` (the cluster's GCS, as the README says), not a local Ray."""
+    assert not ray.is_initialized()
+    folder, shown = str(parquet_folder), {}
     for engine in ("local", "ray"):
-        scanned = _cli("scan", folder, "--out", str(tmp_path / engine), "--no-ledger",
-                       "--progress", "plain", "--engine", engine).output
-        _cli("profile", folder, "--out", str(tmp_path / f"{engine}.json"), "--quiet",
-             "--batch-rows", "16", "--engine", engine)
-        shown = _cli("snapshot", folder, "--out", str(tmp_path / f"{engine}.pgm"),
-                     "--no-ledger", "--progress", "plain", "--engine", engine).output
-    assert "hashing rows on ray (local, 2 CPUs): shard 6/6" in shown  # progress, shard by shard
-    assert "searching neighbours on ray (local, 2 CPUs)" in scanned  # the k-NN ran there
+        where = ["--engine", engine] + (["--address", cluster.address] if engine == "ray"
+                                        else [])
+        shown[engine, "scan"] = _cli("scan", folder, "--out", str(tmp_path / engine),
+                                     "--no-ledger", "--progress", "plain", *where).output
+        shown[engine, "profile"] = _cli(
+            "profile", folder, "--out", str(tmp_path / f"{engine}.json"), "--progress",
+            "plain", "--batch-rows", "16", *where).output
+        shown[engine, "snapshot"] = _cli(
+            "snapshot", folder, "--out", str(tmp_path / f"{engine}.pgm"), "--no-ledger",
+            "--progress", "plain", *where).output
+    on = f"ray ({cluster.address}, 2 nodes, 2 CPUs)"
+    assert f"hashing rows on {on}: shard 6/6" in shown["ray", "snapshot"]  # shard by shard
+    assert f"searching neighbours on {on}" in shown["ray", "scan"]  # the k-NN ran there
+    # every command placed its shards on both nodes (node ids reported by the tasks)
+    assert _nodes_used(shown["ray", "scan"], "hashing rows") == 2
+    assert _nodes_used(shown["ray", "profile"], "profiling") == 2
+    assert _nodes_used(shown["ray", "snapshot"], "hashing rows") == 2
+    assert not ray.is_initialized()  # each command left the cluster it joined
     local = json.loads((tmp_path / "local" / "findings.json").read_text())
     on_ray = json.loads((tmp_path / "ray" / "findings.json").read_text())
     assert on_ray["dataset"]["sha256"] == local["dataset"]["sha256"]
@@ -72,9 +96,9 @@ def test_scan_profile_and_snapshot_on_ray_equal_in_process(
     assert [r["id"] for r in on_ray["rows"]] == [r["id"] for r in local["rows"]]
     local_profile = json.loads((tmp_path / "local.json").read_text())
     assert json.loads((tmp_path / "ray.json").read_text()) == local_profile
-    assert (tmp_path / "ray.pgm").read_bytes().count(b"merkle") >= 1
-    assert build_manifest(parquet_folder).root in (tmp_path / "ray.pgm").read_bytes().decode(
-        "latin-1")
+    root = build_manifest(parquet_folder).root
+    assert root in (tmp_path / "ray.pgm").read_bytes().decode("latin-1")
+    assert root in (tmp_path / "local.pgm").read_bytes().decode("latin-1")
 
 
 def _findings(out: Path) -> list[dict[str, Any]]:
@@ -82,14 +106,15 @@ def _findings(out: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def test_knn_ivf_on_ray_equals_in_process(cluster: None, ivf_parquet_folder: Path,
+def test_knn_ivf_on_ray_equals_in_process(cluster: RayCluster, ivf_parquet_folder: Path,
                                           tmp_path: Path) -> None:
     """The approximate search, forced on 1,500 rows: the same flags and scores."""
     folder = str(ivf_parquet_folder)
     for engine in ("local", "ray", "exact"):
         _cli("scan", folder, "--out", str(tmp_path / engine), "--no-ledger", "--quiet",
              "--detectors", "knn,label", "--engine", "local" if engine == "exact" else engine,
-             "--knn", "exact" if engine == "exact" else "ivf")
+             "--knn", "exact" if engine == "exact" else "ivf",
+             *(["--address", cluster.address] if engine == "ray" else []))
     local, on_ray, exact = (_findings(tmp_path / e) for e in ("local", "ray", "exact"))
     assert [r["flagged"] for r in on_ray] == [r["flagged"] for r in local]
     assert max(abs(a["score"] - b["score"]) for a, b in zip(on_ray, local, strict=True)) <= 1e-6
@@ -144,8 +169,8 @@ def _kill_when_waiting(marker: Path, killed: list[int]) -> threading.Thread:
 
 @pytest.mark.parametrize("job", ["scan-load", "scan-knn", "profile", "snapshot"])
 def test_a_killed_worker_is_retried_and_the_job_finishes_the_same(
-        cluster: None, parquet_folder: Path, ivf_parquet_folder: Path, tmp_path: Path,
-        job: str) -> None:
+        connected: RayCluster, parquet_folder: Path, ivf_parquet_folder: Path,
+        tmp_path: Path, job: str) -> None:
     marker = tmp_path / "worker.pid"
     killed: list[int] = []
     thread = _kill_when_waiting(marker, killed)
@@ -171,3 +196,22 @@ def test_a_killed_worker_is_retried_and_the_job_finishes_the_same(
     assert killed, "the worker was never killed"
     with pytest.raises(ProcessLookupError):
         os.kill(killed[0], 0)
+
+
+def test_reductions_on_two_nodes_equal_in_process_bit_for_bit(connected: RayCluster) -> None:
+    """Class moments and the confident joint from per-shard partials computed on the
+    cluster's workers: the same bits as in-process."""
+    from tests.engine.test_reduce import noisy_proba
+
+    labels, proba = noisy_proba(rows=600, classes=3)
+    engine = RayEngine()
+    with using_engine(engine):
+        moments = class_moments(proba, labels, 3, shard_rows=100)
+        joint = confident_joint(labels, proba, shard_rows=100)
+    here = class_moments(proba, labels, 3, shard_rows=100)
+    assert here.scatter is not None and moments.scatter is not None
+    assert np.array_equal(moments.counts, here.counts)
+    assert np.array_equal(moments.means, here.means)
+    assert np.array_equal(moments.scatter, here.scatter)
+    assert joint.tolist() == confident_joint(labels, proba, shard_rows=100).tolist()
+    assert len(engine.tasks_per_node) == 2  # shards of both reductions ran on both nodes
