@@ -9,7 +9,11 @@ targeted flips fused P / R / F1 beside the k-NN disagreement baseline (k = 10, t
 neighbours' majority label differs) on the scan's own features.
 
     python benchmarks/bench_label_decision.py OUT.json [--seeds 3] [--tables penguins,...]
-        [--cases clean,targeted]
+        [--cases clean,targeted] [--reps DIR]
+
+``--reps DIR`` stores each case's representation (NPZ, as benchmarks/scan_mnist.py)
+and reuses it on the next run, so that a change to the detectors is measured again
+without training the models again.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks._real_tables import HELD_OUT, TABLES  # noqa: E402
 from benchmarks.bench_real_tables import _attacked, _knn_disagreement  # noqa: E402
+from benchmarks.scan_mnist import cached, store  # noqa: E402
 from poisonguard.datasets import open_dataset  # noqa: E402
 from poisonguard.scan import scan_dataset  # noqa: E402
 
@@ -40,7 +45,8 @@ def _prf(flags: np.ndarray, truth: np.ndarray) -> dict[str, float]:
             "f1": round(2 * p * r / (p + r), 3) if p + r else 0.0}
 
 
-def run(out: Path, seeds: int, tables: list[str], cases: list[str]) -> None:
+def run(out: Path, seeds: int, tables: list[str], cases: list[str],
+        reps: Path | None = None) -> None:
     every = {**TABLES, **HELD_OUT}
     done = json.loads(out.read_text()) if out.exists() else {}
     for name in tables:
@@ -52,7 +58,10 @@ def run(out: Path, seeds: int, tables: list[str], cases: list[str]) -> None:
                 if key in done:
                     continue
                 ds, mask = _attacked(base, CASES[case], seed)
-                findings, results, rep = scan_dataset(ds, seed=seed)
+                rep_path = None if reps is None else reps / f"{name}-{case}-s{seed}.npz"
+                findings, results, rep = scan_dataset(ds, seed=seed,
+                                                      representation=cached(rep_path))
+                store(rep_path, rep)
                 fused = np.zeros(len(ds), dtype=bool)
                 fused[[r.index for r in findings.rows if r.flagged]] = True
                 by = {r.detector: r for r in results}
@@ -61,6 +70,7 @@ def run(out: Path, seeds: int, tables: list[str], cases: list[str]) -> None:
                     "fused_share": round(float(fused.mean()), 4),
                     "detectors": {d: int(r.flags.sum()) for d, r in by.items()},
                     "licensed": by["label"].meta.get("licensed_pairs", []),
+                    "bands": by["label"].meta.get("licensed_bands", []),
                     "review": findings.summary.get("review", 0),
                     "oof_accuracy": (findings.summary.get("reliability") or {}).get(
                         "out_of_fold_accuracy")}
@@ -79,8 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tables", default=",".join([*TABLES, *HELD_OUT]))
     parser.add_argument("--cases", default="clean,targeted")
+    parser.add_argument("--reps", type=Path, default=None)
     args = parser.parse_args(argv)
-    run(args.out, args.seeds, args.tables.split(","), args.cases.split(","))
+    if args.reps is not None:
+        args.reps.mkdir(parents=True, exist_ok=True)
+    run(args.out, args.seeds, args.tables.split(","), args.cases.split(","), args.reps)
     return 0
 
 

@@ -38,6 +38,7 @@ from poisonguard.detect.overlap import (
     pair_excess,
 )
 from poisonguard.detect.thresholds import FLAG_SCORE
+from poisonguard.engine.reduce import confident_joint
 from poisonguard.errors import UsageError
 from poisonguard.params import Interval, OneOf
 from poisonguard.represent.base import Representation
@@ -164,13 +165,18 @@ class LabelDetector(Detector):
         # cleanlab's issue test and the pair licence on top only remove flags: the
         # null's expected clean flags (margin alone) bound the rule's.
         doubted = issues & ~agree & (margin >= max(self.min_margin, null.threshold))
-        flags = doubted & (~contradicted | excess.unexplained(labels, model, self.certain))
+        unexplained = excess.unexplained(labels, model, self.certain, targets=True)
+        flags = doubted & (~contradicted | unexplained)
         # A pair that passes both tests (no boundary, and an excess of sure
         # disagreement) has no natural overlap to explain any of its doubts: there a
-        # clear doubt of both classifiers (same class, min_margin) is a flip,
-        # whatever cleanlab's count and the null's margin say.
-        flags |= (~agree & (margin >= self.min_margin) & (model.argmax(axis=1) == pred)
-                  & excess.strong[labels, pred])
+        # clear doubt of both classifiers (the pair's other class beats the label by
+        # min_margin in the ensemble, and is the model's class or beats the label by
+        # min_margin there too) is a flip, whatever cleanlab's count and the null's
+        # margin say.
+        clear = _clear_doubts(labels, model, proba, excess.strong, self.min_margin)
+        flags |= clear.any(axis=1)
+        pred = np.where(clear.any(axis=1) & ~clear[np.arange(len(labels)), pred],
+                        np.where(clear, proba, -np.inf).argmax(axis=1), pred)
         review = issues & ~agree & ~flags
         names = dataset.classes
         reasons = {int(i): _reason(names, labels[i], pred[i], model[i], votes[i],
@@ -210,13 +216,33 @@ class LabelDetector(Detector):
             return np.zeros(len(labels), dtype=bool)  # cleanlab needs two rows per class
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            mask = find_label_issues(labels, proba, filter_by=self.filter_by, n_jobs=1)
+            # the confident joint as a per-shard reduction (on the scan's engine)
+            mask = find_label_issues(labels, proba, filter_by=self.filter_by, n_jobs=1,
+                                     confident_joint=confident_joint(labels, proba))
         return np.asarray(mask, dtype=bool)
+
+
+def _clear_doubts(labels: np.ndarray, model: np.ndarray, proba: np.ndarray, strong: np.ndarray,
+                  min_margin: float) -> np.ndarray:
+    """N x k: class ``c`` is a clear doubt of row ``r``'s label ``j`` inside a strong pair.
+
+    ``strong[j, c]``; the ensemble ``proba`` prefers ``c`` to ``j`` by ``min_margin``;
+    and the out-of-fold ``model`` either gives ``c`` its top probability or also
+    prefers it to ``j`` by ``min_margin``.
+    """
+    rows = np.arange(len(labels))
+    gain = proba - proba[rows, labels][:, None]
+    model_gain = model - model[rows, labels][:, None]
+    top = np.zeros_like(strong[labels])
+    top[rows, model.argmax(axis=1)] = True
+    return np.asarray(strong[labels] & (gain >= min_margin)
+                      & (top | (model_gain >= min_margin)))
 
 
 def _reason(names: tuple[str, ...], label: int, pred: int, model: np.ndarray,
             votes: np.ndarray, with_neighbours: bool) -> str:
-    said = (f"label {names[label]} but the out-of-fold model says {names[pred]} "
+    verb = "says" if int(model.argmax()) == pred else "gives"
+    said = (f"label {names[label]} but the out-of-fold model {verb} {names[pred]} "
             f"(p={model[pred]:.2f}, p(label)={model[label]:.2f})")
     if not with_neighbours:
         return said

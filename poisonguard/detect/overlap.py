@@ -221,7 +221,9 @@ class PairExcess:
     sure rows and over all its rows. ``licensed[j, i]``: the pair's sure
     contradictions are not natural overlap (see :func:`pair_excess`).
     ``bands``: the confidence-band tests over every pair (:func:`band_excess`);
-    ``confident[r]``: row ``r`` lies in a licensed band (of its population).
+    ``confident[r]``: row ``r`` lies in a licensed band (of its population);
+    ``backed[r]``: row ``r``'s neighbours back the model's class (a label that has a
+    licensed pair is a flip target: see :meth:`unexplained`).
     """
 
     sure: np.ndarray
@@ -233,16 +235,23 @@ class PairExcess:
     alpha: float
     bands: tuple[BandExcess, ...] = ()
     confident: np.ndarray | None = None
+    backed: np.ndarray | None = None
 
     def unexplained(self, labels: np.ndarray, proba: np.ndarray,
-                    certain: float = DEFAULT_CERTAIN) -> np.ndarray:
-        """Rows whose label a sure model contradicts inside a licensed pair or band."""
+                    certain: float = DEFAULT_CERTAIN, *, targets: bool = False) -> np.ndarray:
+        """Rows whose label a sure model contradicts inside a licensed pair or band.
+
+        ``targets``: also the rows backed by their neighbours whose label has a
+        licensed pair (a flip target), in any pair.
+        """
         p = np.asarray(proba, dtype=np.float64)
         pred = p.argmax(axis=1)
         sure = (p.max(axis=1) >= certain) & (pred != labels)
         licensed = self.licensed[labels, pred]
         if self.confident is not None:
             licensed = licensed | self.confident
+        if targets and self.backed is not None:
+            licensed = licensed | (self.backed & np.asarray(self.licensed.any(axis=1))[labels])
         return np.asarray(sure & licensed)
 
     def licensed_names(self, classes: tuple[str, ...]) -> list[str]:
@@ -331,4 +340,5 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
     return PairExcess(sure=sure, unsure=unsure, natural_share=share, p_values=p_values,
                       licensed=tested & (no_boundary | excess),
                       strong=excess & (sure > 2 * boundary), alpha=alpha, bands=band_tests,
-                      confident=confident)
+                      confident=confident,
+                      backed=None if backed is None else np.asarray(backed, dtype=bool))

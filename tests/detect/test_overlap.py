@@ -12,7 +12,7 @@ from poisonguard.detect.base import DetectorResult
 from poisonguard.detect.hypotheses import demote, vet_hypotheses
 from poisonguard.detect.knn import KnnDetector
 from poisonguard.detect.label import LabelDetector
-from poisonguard.detect.overlap import natural_label_proba, null_labels
+from poisonguard.detect.overlap import band_excess, natural_label_proba, null_labels, pair_excess
 from poisonguard.errors import UsageError
 from poisonguard.represent.base import Representation
 from poisonguard.scan import with_fpr_budget
@@ -195,3 +195,46 @@ def test_targeted_flips_license_their_pair_and_are_flagged(seed: int) -> None:
     # the missing boundary licenses the pair, and the null's margin still applies
     assert found[flipped].mean() >= 0.35
     assert found.sum() == found[flipped].sum()
+
+
+def _ten_classes(seed: int, n: int = 2000, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Ten classes scored by a model sure of most rows (1 - top = 0.5 u^3, u uniform:
+    a quarter of the rows at top >= 0.99): the true classes and the probabilities."""
+    rng = np.random.default_rng(seed)
+    truth = np.arange(n) % k
+    top = 1.0 - 0.5 * rng.random(n) ** 3
+    proba = np.repeat(((1 - top) / (k - 1))[:, None], k, axis=1)
+    proba[np.arange(n), truth] = top
+    return truth, proba
+
+
+def _relabel(truth: np.ndarray, rows: np.ndarray, seed: int) -> np.ndarray:
+    labels = truth.copy()
+    labels[rows] = (truth[rows] + np.random.default_rng(seed).integers(1, 10, len(rows))) % 10
+    return labels
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_model_twice_overconfident_licenses_no_band(seed: int) -> None:
+    truth, proba = _ten_classes(seed)
+    wrong = np.random.default_rng(seed + 10).random(len(truth)) < 2 * (1 - proba.max(axis=1))
+    bands = band_excess(_relabel(truth, np.flatnonzero(wrong), seed), proba)
+    assert not any(b.licensed for b in bands)
+    # measured 140-155 natural errors at top >= 0.8 against 73 the model expects
+    assert bands[0].contradicted > 1.5 * bands[0].expected
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_flips_over_every_pair_license_the_sure_bands(seed: int) -> None:
+    truth, proba = _ten_classes(seed)
+    flipped = np.flatnonzero(np.random.default_rng(seed + 10).random(len(truth)) < 0.05)
+    labels = _relabel(truth, flipped, seed)
+    excess = pair_excess(labels, proba)
+    bands = {b.lower: b for b in excess.bands}
+    # about one flip per pair: the pair tests license little; the bands pool them
+    # (measured: 0.97 and 0.99 licensed, 24-30 contradicted against 1.4 expected at
+    # 0.99, p 7.7e-10 to 8.3e-13; 0.97 at p 3e-5 to 4e-3, level 0.0125)
+    assert bands[0.99].licensed and bands[0.97].licensed and not bands[0.8].licensed
+    found = excess.unexplained(labels, proba)
+    assert found[flipped].mean() >= 0.4  # measured 0.50-0.60
+    assert found.sum() == found[flipped].sum()  # no natural error in this data

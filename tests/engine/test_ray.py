@@ -106,15 +106,15 @@ def _findings(out: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def test_knn_ivf_on_ray_equals_in_process(cluster: RayCluster, ivf_parquet_folder: Path,
+def test_knn_ivf_on_ray_equals_in_process(connected: RayCluster, ivf_parquet_folder: Path,
                                           tmp_path: Path) -> None:
-    """The approximate search, forced on 1,500 rows: the same flags and scores."""
+    """The approximate search, forced on 1,500 rows: the same flags and scores (through
+    this process's connection: its warm workers serve every later test)."""
     folder = str(ivf_parquet_folder)
     for engine in ("local", "ray", "exact"):
         _cli("scan", folder, "--out", str(tmp_path / engine), "--no-ledger", "--quiet",
              "--detectors", "knn,label", "--engine", "local" if engine == "exact" else engine,
-             "--knn", "exact" if engine == "exact" else "ivf",
-             *(["--address", cluster.address] if engine == "ray" else []))
+             "--knn", "exact" if engine == "exact" else "ivf")
     local, on_ray, exact = (_findings(tmp_path / e) for e in ("local", "ray", "exact"))
     assert [r["flagged"] for r in on_ray] == [r["flagged"] for r in local]
     assert max(abs(a["score"] - b["score"]) for a, b in zip(on_ray, local, strict=True)) <= 1e-6
