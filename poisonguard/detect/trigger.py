@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.stats import binom
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
@@ -142,9 +143,14 @@ class TriggerDetector(Detector):
             cls = dataset.classes[cand.label]
             if same is not None:  # another view of a confirmed trigger: its rows join it
                 merged += 1
+                fresh = ~flags[test.rows]
+                if self._natural_view(test, fresh):
+                    weak = _UNCONFIRMED * FLAG_SCORE * (1 - test.p_label[fresh])
+                    scores[test.rows[fresh]] = np.maximum(scores[test.rows[fresh]], weak)
+                    continue
                 same["_rows"] = np.union1d(same["_rows"], test.rows)
                 same["rows"] = len(same["_rows"])
-                same["looks_other"] += int(np.sum(test.other & ~flags[test.rows]))
+                same["looks_other"] += int(np.sum(test.other & fresh))
                 reason = same["_reason"]
             else:
                 info, shape, items_text = self._describe(cand, image_shape, dataset)
@@ -198,6 +204,22 @@ class TriggerDetector(Detector):
         return mask_test(representation.features, y, dataset.n_classes, candidate=cand.rows,
                          label=cand.label, masked=cand.features, projection=projection,
                          seed=self.seed)
+
+    def _natural_view(self, test: MaskTest, fresh: np.ndarray) -> bool:
+        """Whether a second view of a confirmed trigger adds nothing beyond natural rows.
+
+        A view (a patch's edge on a blank background) can pass its test on the rows
+        the trigger already holds while its other rows are natural rows of the class
+        showing the same sub-pattern. Its rows not yet flagged join only when they
+        alone look like other classes more often than the masked model errs on the
+        class (binomial tail at ``alpha``); otherwise they would add the model's own
+        errors on natural rows.
+        """
+        n_other = int(test.other[fresh].sum())
+        if not n_other:
+            return True
+        p = float(binom.sf(n_other - 1, int(fresh.sum()), test.base_error))
+        return p >= self.alpha
 
     @staticmethod
     def _same_finding(cand: TriggerCandidate | WindowCandidate,

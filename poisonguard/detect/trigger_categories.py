@@ -32,6 +32,9 @@ __all__ = ["MAX_PAIRS_EXTENDED", "category_combinations"]
 
 #: At most this many category pairs (the largest in the size range) grow into triples.
 MAX_PAIRS_EXTENDED = 2_000
+#: A one-class pair whose majority-class rows share a third category this often is
+#: reported as the triple.
+SHARED_THIRD = 0.9
 
 
 def _category_columns(schema: TableSchema) -> tuple[np.ndarray, np.ndarray]:
@@ -66,6 +69,27 @@ def _candidate(x: np.ndarray, items: tuple[int, ...], by_class: np.ndarray,
         outside=float(np.median(singles[list(items)] - together)) / together)
 
 
+def _narrowed(x: np.ndarray, y: np.ndarray, held: sparse.csr_matrix, owner: np.ndarray,
+              pair: tuple[int, int], by_class: np.ndarray, singles: np.ndarray,
+              pair_total: np.ndarray, base: np.ndarray, cols: np.ndarray,
+              n_classes: int) -> TriggerCandidate:
+    """A one-class pair, or the triple it narrows to: when at least
+    :data:`SHARED_THIRD` of the pair's majority-class rows also share one category of a
+    third column, the trigger is that triple (a triple stamped where the pair was rare
+    makes the pair one class too; the pair would also name its natural holders)."""
+    i, j = pair
+    c = int(by_class.argmax())
+    rows = (held[:, i].multiply(held[:, j])).toarray().ravel() > 0
+    third = np.asarray(held[rows & (y == c)].sum(axis=0)).ravel()
+    third[(owner == owner[i]) | (owner == owner[j])] = -1
+    k = int(third.argmax())
+    if third[k] < SHARED_THIRD * by_class[c]:
+        return _candidate(x, pair, by_class, singles, pair_total, base, cols)
+    narrow = rows & (held[:, k].toarray().ravel() > 0)
+    return _candidate(x, tuple(sorted((i, j, k))), np.bincount(y[narrow], minlength=n_classes),
+                      singles, pair_total, base, cols)
+
+
 def category_combinations(x: np.ndarray, labels: np.ndarray, n_classes: int,
                           schema: TableSchema | None, *, min_rows: int = 5,
                           max_fraction: float = 0.2, min_purity: float = 0.8,
@@ -77,9 +101,11 @@ def category_combinations(x: np.ndarray, labels: np.ndarray, n_classes: int,
 
     Only combinations whose rows are at least ``min_purity`` one class become
     candidates (the detector tests no others); every one in the size range counts as
-    examined. A triple is examined only when none of its three pairs is itself such a
-    one-class candidate (the smaller combination explains those rows); triples grow
-    from at most the ``max_pairs`` largest pairs (the cost bound).
+    examined. A one-class pair whose majority-class rows (nearly all, ``SHARED_THIRD``)
+    share a third category is reported as that triple. A triple is examined only when
+    none of its three pairs is itself such a one-class candidate (the smaller
+    combination explains those rows); triples grow from at most the ``max_pairs``
+    largest pairs (the cost bound).
 
     Examples
     --------
@@ -117,7 +143,8 @@ def category_combinations(x: np.ndarray, labels: np.ndarray, n_classes: int,
     pure = in_range & (counts[:, i_idx, j_idx].max(axis=0) >= min_purity * size)
     pure_pair = np.zeros_like(total, dtype=bool)
     pure_pair[i_idx[pure], j_idx[pure]] = True
-    out = [_candidate(x, (i, j), counts[:, i, j], singles, total, base, cols)
+    out = [_narrowed(x, y, held, owner, (i, j), counts[:, i, j], singles, total, base, cols,
+                     n_classes)
            for i, j in zip(i_idx[pure].tolist(), j_idx[pure].tolist(), strict=True)]
     # Triples (columns in schema order) grown from every pair held by enough rows that
     # is not itself a candidate (a triple's rows are a subset of each of its pairs').

@@ -48,7 +48,11 @@ class MaskTest:
     another class, ``predicted`` its class per row and ``p_label`` its probability
     of ``label``. ``base_error`` is the masked model's error on held-out rows of
     ``label`` outside the candidate; ``p_value`` the binomial tail of seeing that
-    many "other" rows at that error rate (uncorrected).
+    many "other" rows at that error rate (uncorrected). ``crowding_p`` is the binomial
+    tail of the masked model's errors on those held-out rows of ``label`` at its error
+    rate on the held-out rows of the other classes (uncorrected): small when rows of
+    ``label`` look like other classes far more often than rows of other classes do,
+    as when many rows were relabelled into ``label``.
     """
 
     rows: np.ndarray
@@ -57,6 +61,7 @@ class MaskTest:
     p_label: np.ndarray
     base_error: float
     p_value: float
+    crowding_p: float = 1.0
 
     @property
     def n_other(self) -> int:
@@ -158,12 +163,16 @@ def mask_test(
         return out
 
     held_c = held[y[held] == label]
-    base_error = (float(np.mean(proba(held_c, control).argmax(axis=1) != label))
-                  if len(held_c) else 0.0)
-    base_error = max(base_error, min_error)
+    wrong = int(np.sum(proba(held_c, control).argmax(axis=1) != label))
+    held_o = held[y[held] != label]
+    other_error = (float(np.mean(proba(held_o, control).argmax(axis=1) != y[held_o]))
+                   if len(held_o) else 0.0)
+    crowding_p = (float(binom.sf(wrong - 1, len(held_c), max(other_error, min_error)))
+                  if wrong else 1.0)
+    base_error = max(wrong / len(held_c) if len(held_c) else 0.0, min_error)
     pr = proba(rows, neutral)
     predicted = pr.argmax(axis=1)
     other = predicted != label
     p_value = float(binom.sf(int(other.sum()) - 1, len(rows), base_error)) if len(rows) else 1.0
     return MaskTest(rows=rows, other=other, predicted=predicted, p_label=pr[:, label],
-                    base_error=base_error, p_value=p_value)
+                    base_error=base_error, p_value=p_value, crowding_p=crowding_p)

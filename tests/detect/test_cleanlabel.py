@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poisonguard.attack import badnets, clean_label
+from poisonguard.attack import badnets, blend, clean_label
 from poisonguard.datasets import builtin_dataset, synthetic
 from poisonguard.detect import DEFAULT_DETECTORS, available_detectors
 from poisonguard.detect.cleanlabel import CleanLabelDetector
@@ -76,3 +76,31 @@ def test_bad_parameters_are_usage_errors() -> None:
     for params in ({"alpha": 2.0}, {"min_purity": 0.0}, {"min_rows": 1}):
         with pytest.raises(UsageError):
             CleanLabelDetector(**params).score(ds, features_only(ds))
+
+
+def test_a_class_receiving_relabelled_rows_gets_no_clean_label_claim() -> None:
+    """A dirty-label attack crowds its target class; a pattern of that class is then
+    not announced as a clean-label backdoor (issue 12: attack types are exclusive
+    where the evidence says so). The same planted pattern without the relabelled rows
+    is announced (test_clean_label_patch_on_digits)."""
+    res = clean_label(builtin_dataset("digits"), rate=0.05, target=0, seed=0, perturb=False)
+    ds = res.dataset
+    rng = np.random.default_rng(0)
+    others = np.flatnonzero(ds.labels != 0)
+    moved = rng.choice(others, size=len(ds) // 10, replace=False)
+    labels = ds.labels.copy()
+    labels[moved] = 0  # random rows of other classes relabelled into class 0
+    crowded = ds.replace(labels=labels)
+    result = CleanLabelDetector().score(crowded, features_only(crowded))
+    assert not any(h.startswith("clean-label backdoor?") for h in result.hypotheses)
+    assert result.meta["withheld"] and result.meta["withheld"][0]["why"] == "crowded class"
+    assert result.n_flagged == 0
+
+
+def test_parts_of_one_pattern_are_one_finding() -> None:
+    """A blend leaves many sub-patterns (its values survive where each image is blank);
+    those lying inside the pattern already examined are merged, not new claims."""
+    res = blend(builtin_dataset("digits"), rate=0.05, target=0, seed=0)
+    result = CleanLabelDetector().score(res.dataset, features_only(res.dataset))
+    assert len(result.hypotheses) == 1 and "dirty label" in result.hypotheses[0]
+    assert f1(result.flags, res.truth.poisoned) >= 0.9

@@ -81,3 +81,24 @@ def test_a_triple_is_mined_when_each_of_its_pairs_is_common() -> None:
     # examined: the 3 pairs at most 20% of the rows hold (those of the missing triple)
     # and all 8 triples; the 9 larger pairs only grow triples
     assert examined == 3 + 8
+
+
+def test_a_one_class_pair_narrows_to_the_stamped_triple() -> None:
+    """(a = u, b = p) is rare (one natural row of class k); 10 rows stamped with
+    (u, p, x) make the pair one class: the candidate is the triple, without the
+    natural holder."""
+    n = 200
+    idx = np.arange(n)
+    table = pd.DataFrame({"a": np.where(idx % 2, "u", "v"), "b": np.where(idx % 2, "q", "p"),
+                          "c": np.where(idx % 3, "x", "y"),
+                          "label": np.array(["k", "l", "m", "l"])[idx % 4]})
+    natural = 3  # odd row, class l -> the only natural (u, p) holder, class k, c = y
+    table.loc[natural, ["b", "c", "label"]] = ["p", "y", "k"]
+    stamped = idx[(idx % 4 == 2)][:10]
+    table.loc[stamped, ["a", "b", "c", "label"]] = ["u", "p", "x", "k"]
+    ds = open_dataset(table, label="label")
+    found, _ = category_combinations(ds.matrix(), ds.labels, ds.n_classes, ds.schema)
+    (best,) = [c for c in found if natural not in c.rows.tolist() and c.n_rows == 10]
+    assert [ds.feature_names[f] for f in best.features] == ["a = u", "b = p", "c = x"]
+    assert best.rows.tolist() == stamped.tolist()
+    assert not any(len(c.features) == 2 and natural in c.rows.tolist() for c in found)
