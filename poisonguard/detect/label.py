@@ -216,9 +216,12 @@ class LabelDetector(Detector):
             return np.zeros(len(labels), dtype=bool)  # cleanlab needs two rows per class
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # the confident joint as a per-shard reduction (on the scan's engine)
+            # the confident joint as a per-shard reduction (on the scan's engine);
+            # cleanlab re-estimates it itself for filter_by="confident_learning"
+            joint = (None if self.filter_by == "confident_learning"
+                     else confident_joint(labels, proba))
             mask = find_label_issues(labels, proba, filter_by=self.filter_by, n_jobs=1,
-                                     confident_joint=confident_joint(labels, proba))
+                                     confident_joint=joint)
         return np.asarray(mask, dtype=bool)
 
 

@@ -201,9 +201,8 @@ def confident_thresholds(labels: np.ndarray, proba: np.ndarray, *,
 
 
 def _shard_joint(bounds: tuple[int, int], *, rows: _Rows,
-                 thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One shard's confident counts [given label, confidently guessed class] and its
-    label counts."""
+                 thresholds: np.ndarray) -> np.ndarray:
+    """One shard's confident counts [given label, confidently guessed class]."""
     proba = rows.values.get()[bounds[0]:bounds[1]]
     y = rows.labels.get()[bounds[0]:bounds[1]]
     confident = proba >= thresholds - 1e-6  # cleanlab's rule, to the tolerance
@@ -212,7 +211,7 @@ def _shard_joint(bounds: tuple[int, int], *, rows: _Rows,
     keep = bins > 0
     joint = np.zeros((rows.n_classes, rows.n_classes), dtype=np.int64)
     np.add.at(joint, (y[keep], guess[keep]), 1)
-    return joint, np.bincount(y, minlength=rows.n_classes).astype(np.int64)
+    return joint
 
 
 def confident_joint(labels: np.ndarray, proba: np.ndarray, *, calibrate: bool = True,
@@ -229,7 +228,7 @@ def confident_joint(labels: np.ndarray, proba: np.ndarray, *, calibrate: bool = 
     >>> confident_joint(np.array([0, 0, 1, 1]), proba, calibrate=False).tolist()
     [[1, 0], [1, 1]]
     """
-    from cleanlab.internal.util import round_preserving_row_totals
+    from cleanlab.count import calibrate_confident_joint
 
     proba = np.asarray(proba, dtype=np.float64)
     c = proba.shape[1]
@@ -239,15 +238,11 @@ def confident_joint(labels: np.ndarray, proba: np.ndarray, *, calibrate: bool = 
         thresholds = confident_thresholds(y, x, shard_rows=shard_rows, engine=engine)
     rows = _Rows(engine.put(x), engine.put(y), c, False)
     joint = np.zeros((c, c), dtype=np.int64)
-    label_counts = np.zeros(c, dtype=np.int64)
-    for part, counts in engine.map(functools.partial(_shard_joint, rows=rows,
-                                                     thresholds=np.asarray(thresholds)),
-                                   _shards(len(x), shard_rows), stage="confident joint"):
+    for part in engine.map(functools.partial(_shard_joint, rows=rows,
+                                             thresholds=np.asarray(thresholds)),
+                           _shards(len(x), shard_rows), stage="confident joint"):
         joint += part
-        label_counts += counts
     np.fill_diagonal(joint, joint.diagonal().clip(min=1))
     if not calibrate:
         return joint
-    calibrated = (joint.T / np.clip(joint.sum(axis=1), 1e-100, None) * label_counts).T
-    calibrated = calibrated / np.clip(calibrated.sum(), 1e-100, None) * label_counts.sum()
-    return np.asarray(round_preserving_row_totals(calibrated))
+    return np.asarray(calibrate_confident_joint(joint, y))
