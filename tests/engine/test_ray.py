@@ -236,3 +236,18 @@ def test_row_scores_on_two_nodes_equal_in_process_bit_for_bit(connected: RayClus
             pairs = zip(there, here, strict=True) if isinstance(here, tuple) else [(there, here)]
             assert all(np.array_equal(a, b) for a, b in pairs)
     assert len(engine.tasks_per_node) == 2  # blocks ran on both nodes
+
+
+def _slow_abs(value: int) -> int:
+    time.sleep(0.2)  # long enough that the scheduler uses the second node's CPU
+    return abs(value)
+
+
+def test_plain_tasks_for_ray_client_run_on_both_nodes_in_order(connected: RayCluster) -> None:
+    """The path ``--address ray://`` takes (Ray Data does not run through Ray Client):
+    plain tasks, a bounded window, results in item order, the node of each."""
+    import ray as ray_module
+
+    out = list(RayEngine._tasks(ray_module, _slow_abs, list(range(0, -12, -1))))
+    assert [result for result, _ in out] == list(range(12))
+    assert len({node for _, node in out}) == 2
