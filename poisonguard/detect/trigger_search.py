@@ -126,9 +126,8 @@ def _items(x: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, spa
     """
     feats: list[np.ndarray] = []
     vals: list[np.ndarray] = []
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    n_items = 0
+    members: list[np.ndarray] = []  # each item's rows (ascending), item after item
+    sizes: list[np.ndarray] = []
     width = CHUNK // 64 or 1  # columns read at a time (contiguous, then one by one)
     for j in range(x.shape[1]):
         if j % width == 0:
@@ -138,22 +137,23 @@ def _items(x: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, spa
         if not keep.any():
             continue
         code = np.full(len(uniq), -1, dtype=np.int64)
-        code[keep] = n_items + np.arange(int(keep.sum()))
+        code[keep] = np.arange(int(keep.sum()))
         item_of_row = code[inverse.ravel()]
         hit = np.flatnonzero(item_of_row >= 0)
-        rows.append(hit)
-        cols.append(item_of_row[hit])
+        members.append(hit[np.argsort(item_of_row[hit], kind="stable")].astype(np.int32))
+        sizes.append(cnt[keep])
         feats.append(np.full(int(keep.sum()), j))
         vals.append(uniq[keep])
-        n_items += int(keep.sum())
-    if not n_items:
+    if not feats:
         return np.zeros(0, int), np.zeros(0), sparse.csc_matrix((len(x), 0))
     feat = np.concatenate(feats)
     val = np.concatenate(vals)
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
-    b = sparse.csc_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(len(x), n_items))
-    b.sort_indices()
+    # Built in CSC form directly (int32 row indices, sorted within each item): the
+    # same matrix as from (row, item) pairs, without their int64 copies.
+    indices = np.concatenate(members)
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(sizes))])
+    b = sparse.csc_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
+                          shape=(len(x), len(feat)))
     return feat, val, b
 
 

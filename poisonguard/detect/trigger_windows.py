@@ -64,6 +64,9 @@ def window_hashes(images: np.ndarray, size: int, *, chunk: int | None = None) ->
         1, 2**63, size=(c, size, size), dtype=np.uint64) | np.uint64(1)
     n_win = (h - size + 1) * (w - size + 1)
     out = np.empty((n, n_win), dtype=np.uint64)
+    if images.dtype == np.uint8:
+        _uint8_hashes(images, size, weights, out, chunk)
+        return out
     with np.errstate(over="ignore"):
         for start in range(0, n, chunk):
             bits = _bits(images[start:start + chunk])
@@ -72,6 +75,26 @@ def window_hashes(images: np.ndarray, size: int, *, chunk: int | None = None) ->
             mixed = (v * weights) ^ (v >> np.uint64(7))
             out[start:start + chunk] = (mixed * weights).sum(axis=(3, 4, 5)).reshape(len(v), -1)
     return out
+
+
+def _uint8_hashes(images: np.ndarray, size: int, weights: np.ndarray, out: np.ndarray,
+                  chunk: int) -> None:
+    """:func:`window_hashes` of uint8 images by table lookup: each (cell, value) term of
+    the sum is looked up (256 values), and the terms are added modulo 2**64 in any
+    order, so the hashes are the very ones of the float32 path."""
+    n, h, w, c = images.shape
+    hh, ww = h - size + 1, w - size + 1
+    v = _bits(np.arange(256, dtype=np.uint8)).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        table = ((v * weights[..., None]) ^ (v >> np.uint64(7))) * weights[..., None]
+        for start in range(0, n, chunk):
+            block = images[start:start + chunk]
+            acc = np.zeros((len(block), hh, ww), dtype=np.uint64)
+            for ch in range(c):
+                for dr in range(size):
+                    for dc in range(size):
+                        acc += table[ch, dr, dc][block[:, dr:dr + hh, dc:dc + ww, ch]]
+            out[start:start + chunk] = acc.reshape(len(block), -1)
 
 
 def _distinct_pairs(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
