@@ -82,7 +82,8 @@ class Dataset:
     given, typically 0..255 or 0..1; uint8 when given as uint8, which keeps a million
     32 x 32 x 3 images at 3 GB instead of 12, else float32) or ``texts`` (list of str)
     is set. Read pixels as float32 with :meth:`pixel_chunks` (a block of rows at a
-    time) or :meth:`matrix` (all at once, a float32 copy for uint8 images).
+    time) or :meth:`matrix` (all at once, a float32 copy for uint8 images), or in their
+    stored dtype without a copy with :meth:`stored_matrix`.
     ``labels`` are int64 codes into ``classes``. ``ids`` are always set: the data's
     id column when it has one, else content hashes (:func:`row_ids`, kept as 32-byte
     digests and read as hex strings: :class:`~poisonguard.data.ids.RowIds`). ``schema``
@@ -209,6 +210,28 @@ class Dataset:
             return self.features
         if self.images is not None:
             return np.asarray(self.images.reshape(len(self), -1), dtype=np.float32)
+        raise ValueError("a text dataset has no feature matrix; embed it first")
+
+    def stored_matrix(self) -> np.ndarray:
+        """Features, or images flattened to N x (H*W*C) in their stored dtype (uint8 stays
+        uint8); texts have no matrix.
+
+        A view of the images when they are contiguous (a copy in the stored dtype
+        otherwise); do not write to it. Its values equal :meth:`matrix`'s exactly (uint8 to
+        float32 is exact), so equality tests on it decide as on the float copy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> ds = Dataset(labels=np.array([0, 1]), classes=("a", "b"),
+        ...              images=np.zeros((2, 2, 2, 1), dtype=np.uint8))
+        >>> ds.stored_matrix().shape, ds.stored_matrix().dtype.name
+        ((2, 4), 'uint8')
+        """
+        if self.features is not None:
+            return self.features
+        if self.images is not None:
+            return self.images.reshape(len(self), -1)
         raise ValueError("a text dataset has no feature matrix; embed it first")
 
     def pixel_chunks(self, rows: int = ID_BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:

@@ -100,7 +100,7 @@ class CleanLabelDetector(Detector):
 
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
         y = dataset.labels
-        x = dataset.matrix()
+        x = dataset.stored_matrix()  # uint8 pixels stay uint8: read in chunks, never copied
         image_shape = None if dataset.images is None else tuple(dataset.images.shape[1:])
         candidates = mine_triggers(x, y, dataset.n_classes, min_rows=self.min_rows,
                                    max_fraction=self.max_fraction,
@@ -200,8 +200,8 @@ class CleanLabelDetector(Detector):
         Wide patterns (a blend) are masked cell by cell, where each row holds them."""
         cells = None
         if len(features) > max(16, x.shape[1] // 2):
-            cells = (np.asarray(x[members][:, list(features)])
-                     == np.asarray(values, dtype=x.dtype))
+            cols = np.asarray(features, dtype=np.intp)
+            cells = x[np.ix_(members, cols)] == np.asarray(values, dtype=np.float64)
         return mask_test(representation.features, dataset.labels, dataset.n_classes,
                          candidate=members, label=label, masked=features, cells=cells,
                          projection=projection, seed=self.seed)

@@ -99,7 +99,7 @@ def similar_pairs(
     """
     b = sparse.csc_matrix(b, dtype=np.float32)
     cnt = np.asarray(b.sum(axis=0)).ravel()
-    per_row = np.diff(b.tocsr().indptr).astype(np.int64)
+    per_row = np.bincount(b.indices, minlength=b.shape[0]).astype(np.int64)
     if int((per_row**2).sum()) <= max_exact_work:
         co = (b.T @ b).tocoo()
         a_idx, b_idx = co.row.astype(np.int64), co.col.astype(np.int64)

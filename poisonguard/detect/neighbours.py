@@ -20,6 +20,7 @@ engine's sharded search, :mod:`poisonguard.engine.neighbours`), cached the same 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from typing import Literal
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
+from poisonguard.engine.rows import map_rows
 from poisonguard.errors import UsageError
 
 __all__ = [
@@ -226,7 +228,9 @@ def nearest_in_sample(
         return nearest_neighbours(x, k, seed=seed, cache=False)
     k = min(k, max_reference - 1)
     ref = np.sort(np.random.default_rng(seed).choice(n, size=max_reference, replace=False))
-    dist, pos = _sklearn_search_to(x[ref], x, k + 1)
+    # per block of query rows, on the scan's engine (poisonguard.engine.rows)
+    dist, pos = map_rows(functools.partial(_sklearn_search_to, x[ref], k=k + 1), x,
+                         stage="searching a reference sample")
     return _drop_self(dist, ref[pos], k)
 
 

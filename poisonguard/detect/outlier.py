@@ -46,6 +46,7 @@ from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.neighbours import nearest_in_sample
 from poisonguard.detect.thresholds import robust_z, scores_from_z
+from poisonguard.engine.rows import map_rows
 from poisonguard.params import Interval
 from poisonguard.represent.base import Representation
 
@@ -78,7 +79,7 @@ def class_outlier_z(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         forest.fit(x)
-        iso = -forest.score_samples(x)
+        iso = -map_rows(forest.score_samples, x, stage="isolation scores")  # on the engine
     z_dist = np.maximum(robust_z(np.log(reach + floor)), robust_z(ratio))
     if linear:
         z_dist = np.maximum(z_dist, robust_z(reach))

@@ -90,7 +90,7 @@ class TriggerDetector(Detector):
         self.seed = seed
 
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
-        x = dataset.matrix()
+        x = dataset.stored_matrix()  # uint8 pixels stay uint8: read in chunks, never copied
         y = dataset.labels
         n = len(y)
         n_classes = dataset.n_classes

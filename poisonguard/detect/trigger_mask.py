@@ -27,11 +27,14 @@ def principal_basis(features: np.ndarray, *, dims: int = 64, max_rows: int = 4_0
     """``(centre, basis)``: the ``dims`` leading principal axes of ``features`` (fitted on
     a seeded sample of ``max_rows`` rows), or None when the data has ``dims`` columns
     or fewer. Computed once per scan and shared by every masking test."""
-    x = np.asarray(features, dtype=np.float64)
-    if x.shape[1] <= dims:
+    if features.shape[1] <= dims:
         return None
     rng = np.random.default_rng(seed)
-    fit = x[np.sort(rng.choice(len(x), size=max_rows, replace=False))] if len(x) > max_rows else x
+    n = len(features)
+    # The sample is taken before the float64 conversion: no full-size float64 copy.
+    some = features[np.sort(rng.choice(n, size=max_rows, replace=False))] if n > max_rows \
+        else features
+    fit = np.asarray(some, dtype=np.float64)
     centre = fit.mean(axis=0)
     with threadpool_limits(1):
         _, sv, vt = np.linalg.svd(fit - centre, full_matrices=False)

@@ -30,6 +30,10 @@ __all__ = [
     "rows_matching",
 ]
 
+#: Rows (or, for per-column work, columns) read at a time: the search reads the data
+#: in its stored dtype (uint8 pixels stay uint8) and never makes a full-size copy.
+CHUNK = 4_096
+
 
 #: Constraints of the parameters that the detectors built on :func:`mine_triggers`
 #: (``trigger``, ``cleanlabel``) share: the mining ones, the level of the label test
@@ -91,11 +95,27 @@ def needed_matches(k: int) -> int:
 def rows_matching(x: np.ndarray, features: tuple[int, ...], values: tuple[float, ...],
                   min_match: int | None = None) -> np.ndarray:
     """Indices of the rows of ``x`` equal to ``values`` on at least ``min_match`` of
-    ``features`` (default: all of them)."""
-    cols = np.asarray(x[:, list(features)])
-    hits = (cols == np.asarray(values, dtype=cols.dtype)).sum(axis=1)
+    ``features`` (default: all of them). Values are compared exactly whatever the
+    dtype of ``x``; rows are read :data:`CHUNK` at a time."""
+    cols = list(features)
+    want = np.asarray(values, dtype=np.float64)
+    hits = np.empty(len(x), dtype=np.int64)
+    for start in range(0, len(x), CHUNK):
+        hits[start:start + CHUNK] = (x[start:start + CHUNK][:, cols] == want).sum(axis=1)
     need = len(features) if min_match is None else min_match
     return np.flatnonzero(hits >= need)
+
+
+def _value_counts(column: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(column, return_inverse=True, return_counts=True)``, by counting for
+    uint8 (no sort)."""
+    if column.dtype != np.uint8:
+        return np.unique(column, return_inverse=True, return_counts=True)
+    every = np.bincount(column, minlength=256)
+    uniq = np.flatnonzero(every)
+    rank = np.zeros(256, dtype=np.int64)
+    rank[uniq] = np.arange(len(uniq))
+    return uniq.astype(np.uint8), rank[column], every[uniq]
 
 
 def _items(x: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, sparse.csc_matrix]:
@@ -106,31 +126,34 @@ def _items(x: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, spa
     """
     feats: list[np.ndarray] = []
     vals: list[np.ndarray] = []
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    n_items = 0
+    members: list[np.ndarray] = []  # each item's rows (ascending), item after item
+    sizes: list[np.ndarray] = []
+    width = CHUNK // 64 or 1  # columns read at a time (contiguous, then one by one)
     for j in range(x.shape[1]):
-        uniq, inverse, cnt = np.unique(x[:, j], return_inverse=True, return_counts=True)
+        if j % width == 0:
+            block = np.ascontiguousarray(x[:, j:j + width].T)
+        uniq, inverse, cnt = _value_counts(block[j % width])
         keep = (cnt >= lo) & (cnt <= hi)
         if not keep.any():
             continue
         code = np.full(len(uniq), -1, dtype=np.int64)
-        code[keep] = n_items + np.arange(int(keep.sum()))
+        code[keep] = np.arange(int(keep.sum()))
         item_of_row = code[inverse.ravel()]
         hit = np.flatnonzero(item_of_row >= 0)
-        rows.append(hit)
-        cols.append(item_of_row[hit])
+        members.append(hit[np.argsort(item_of_row[hit], kind="stable")].astype(np.int32))
+        sizes.append(cnt[keep])
         feats.append(np.full(int(keep.sum()), j))
         vals.append(uniq[keep])
-        n_items += int(keep.sum())
-    if not n_items:
+    if not feats:
         return np.zeros(0, int), np.zeros(0), sparse.csc_matrix((len(x), 0))
     feat = np.concatenate(feats)
     val = np.concatenate(vals)
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
-    b = sparse.csc_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(len(x), n_items))
-    b.sort_indices()
+    # Built in CSC form directly (int32 row indices, sorted within each item): the
+    # same matrix as from (row, item) pairs, without their int64 copies.
+    indices = np.concatenate(members)
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(sizes))])
+    b = sparse.csc_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
+                          shape=(len(x), len(feat)))
     return feat, val, b
 
 
@@ -149,13 +172,23 @@ def _peel(members: list[int], jac: np.ndarray, b: sparse.csc_matrix, lo: int) ->
 
 def _extend(x: np.ndarray, rows: np.ndarray, core: tuple[int, ...], core_vals: tuple[float, ...],
             share: float, common: float) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """Core features plus the columns on which ``share`` of ``rows`` hold one unusual value."""
-    sub = np.asarray(x[rows])
-    mode_vals = np.median(sub, axis=0)
-    share_mode = (sub == mode_vals).mean(axis=0)
+    """Core features plus the columns on which ``share`` of ``rows`` hold one unusual value.
+
+    Read a block of columns (of ``rows``), then a block of rows, at a time."""
+    d = x.shape[1]
+    step = max(1, CHUNK // 64)
+    mode_vals = np.empty(d, dtype=np.float64)
+    share_mode = np.empty(d, dtype=np.float64)
+    for j in range(0, d, step):
+        sub = x[rows, j:j + step]
+        mode_vals[j:j + step] = np.median(sub, axis=0)
+        share_mode[j:j + step] = (sub == mode_vals[j:j + step]).mean(axis=0)
     wide = np.flatnonzero(share_mode >= share)
     wide = wide[~np.isin(wide, core)]
-    usual = (np.asarray(x[:, wide]) == mode_vals[wide]).mean(axis=0) if len(wide) else wide
+    equal = np.zeros(len(wide), dtype=np.int64)
+    for start in range(0, len(x), CHUNK):
+        equal += (x[start:start + CHUNK][:, wide] == mode_vals[wide]).sum(axis=0)
+    usual = equal / max(len(x), 1)
     feats = list(core) + [int(j) for j in wide[usual <= common]]
     vals = list(core_vals) + [float(mode_vals[j]) for j in wide[usual <= common]]
     order = np.argsort(feats)
@@ -200,7 +233,7 @@ def mine_triggers(
     n = len(x)
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, size=max_rows, replace=False)) if n > max_rows else np.arange(n)
-    xs = x[sample]
+    xs = x if len(sample) == n else x[sample]  # the stored values, not a copy
     lo = max(int(min_rows), int(np.ceil(min_fraction * len(xs))))
     hi = int(max_fraction * len(xs))
     if hi < lo:

@@ -43,26 +43,58 @@ class WindowCandidate:
         return len(self.rows)
 
 
+#: Images hashed at a time: pixels are read in their stored dtype a block at a time.
+CHUNK = 500
+
+
 def _bits(images: np.ndarray) -> np.ndarray:
+    """The float32 bit patterns of a block of images (uint8 read as its float32 value)."""
     x = np.ascontiguousarray(np.asarray(images, dtype=np.float32) + np.float32(0.0))
     return x.view(np.uint32)
 
 
-def window_hashes(images: np.ndarray, size: int, *, chunk: int = 500) -> np.ndarray:
-    """N x P 64-bit hashes of every ``size`` x ``size`` window (all channels) of each image."""
-    bits = _bits(images)
-    n, h, w, c = bits.shape
+def window_hashes(images: np.ndarray, size: int, *, chunk: int | None = None) -> np.ndarray:
+    """N x P 64-bit hashes of every ``size`` x ``size`` window (all channels) of each image.
+
+    The hash of a window depends only on its values (as float32), not on the stored
+    dtype; ``chunk`` images (default :data:`CHUNK`) are converted at a time."""
+    chunk = chunk or CHUNK
+    n, h, w, c = images.shape
     weights = np.random.default_rng(0xC0FFEE).integers(
         1, 2**63, size=(c, size, size), dtype=np.uint64) | np.uint64(1)
     n_win = (h - size + 1) * (w - size + 1)
     out = np.empty((n, n_win), dtype=np.uint64)
+    if images.dtype == np.uint8:
+        _uint8_hashes(images, size, weights, out, chunk)
+        return out
     with np.errstate(over="ignore"):
         for start in range(0, n, chunk):
-            win = sliding_window_view(bits[start:start + chunk], (size, size), axis=(1, 2))
+            bits = _bits(images[start:start + chunk])
+            win = sliding_window_view(bits, (size, size), axis=(1, 2))
             v = win.astype(np.uint64)  # chunk x h' x w' x C x s x s
             mixed = (v * weights) ^ (v >> np.uint64(7))
             out[start:start + chunk] = (mixed * weights).sum(axis=(3, 4, 5)).reshape(len(v), -1)
     return out
+
+
+def _uint8_hashes(images: np.ndarray, size: int, weights: np.ndarray, out: np.ndarray,
+                  chunk: int) -> None:
+    """:func:`window_hashes` of uint8 images by table lookup: each (cell, value) term of
+    the sum is looked up (256 values), and the terms are added modulo 2**64 in any
+    order, so the hashes are the very ones of the float32 path."""
+    n, h, w, c = images.shape
+    hh, ww = h - size + 1, w - size + 1
+    v = _bits(np.arange(256, dtype=np.uint8)).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        table = ((v * weights[..., None]) ^ (v >> np.uint64(7))) * weights[..., None]
+        for start in range(0, n, chunk):
+            block = images[start:start + chunk]
+            acc = np.zeros((len(block), hh, ww), dtype=np.uint64)
+            for ch in range(c):
+                for dr in range(size):
+                    for dc in range(size):
+                        acc += table[ch, dr, dc][block[:, dr:dr + hh, dc:dc + ww, ch]]
+            out[start:start + chunk] = acc.reshape(len(block), -1)
 
 
 def _distinct_pairs(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +104,25 @@ def _distinct_pairs(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first[:, 1:] = s[:, 1:] != s[:, :-1]
     img = np.broadcast_to(np.arange(len(s))[:, None], s.shape)[first]
     return img, s[first]
+
+
+def _sample_pairs(images: np.ndarray, sample: np.ndarray | None,
+                  size: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_distinct_pairs` of the windows of ``images[sample]`` (all images when
+    ``sample`` is None), hashed :data:`CHUNK` images at a time: the N x P hashes never
+    exist at once, only the distinct (image, hash) pairs."""
+    n = len(images) if sample is None else len(sample)
+    imgs: list[np.ndarray] = []
+    keys: list[np.ndarray] = []
+    for start in range(0, n, CHUNK):
+        block = (images[start:start + CHUNK] if sample is None
+                 else images[sample[start:start + CHUNK]])
+        img, key = _distinct_pairs(window_hashes(block, size))
+        imgs.append(img + start)
+        keys.append(key)
+    if not imgs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+    return np.concatenate(imgs), np.concatenate(keys)
 
 
 def mine_windows(
@@ -113,8 +164,7 @@ def mine_windows(
     for size in sizes:
         if size > min(images.shape[1], images.shape[2]) or hi < lo:
             continue
-        hashes = window_hashes(images[sample], size)
-        img, hs = _distinct_pairs(hashes)
+        img, hs = _sample_pairs(images, None if len(sample) == n else sample, size)
         uniq, inverse, counts = np.unique(hs, return_inverse=True, return_counts=True)
         kept = np.flatnonzero((counts >= lo) & (counts <= hi))
         n_tests += len(kept) * n_classes
@@ -137,8 +187,9 @@ def mine_windows(
         for k, c in np.argwhere((p <= max_p) & (per_class >= min_rows)):
             key = uniq[kept[k]]
             in_sample = img[pairs[bounds[k]:bounds[k + 1]]]
-            r0, c0 = divmod(int(np.flatnonzero(hashes[in_sample[0]] == key)[0]), w_side)
             first = int(sample[in_sample[0]])
+            first_hashes = window_hashes(images[first:first + 1], size)[0]
+            r0, c0 = divmod(int(np.flatnonzero(first_hashes == key)[0]), w_side)
             holders = sample[in_sample] if len(sample) == n else _holders(images, size, key)
             rows = holders[y[holders] == c]
             if len(rows) < min_rows:
@@ -151,11 +202,11 @@ def mine_windows(
     return _distinct(found), n_tests
 
 
-def _holders(images: np.ndarray, size: int, key: np.uint64, chunk: int = 2_000) -> np.ndarray:
+def _holders(images: np.ndarray, size: int, key: np.uint64) -> np.ndarray:
     """Every image (of all of them, not the sample) holding the pattern hashed ``key``."""
-    out = [start + np.flatnonzero((window_hashes(images[start:start + chunk], size) == key)
+    out = [start + np.flatnonzero((window_hashes(images[start:start + CHUNK], size) == key)
                                   .any(axis=1))
-           for start in range(0, len(images), chunk)]
+           for start in range(0, len(images), CHUNK)]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 

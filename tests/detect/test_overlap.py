@@ -238,3 +238,30 @@ def test_random_flips_over_every_pair_license_the_sure_bands(seed: int) -> None:
     found = excess.unexplained(labels, proba)
     assert found[flipped].mean() >= 0.4  # measured 0.50-0.60
     assert found.sum() == found[flipped].sum()  # no natural error in this data
+
+
+def test_lone_sure_contradictions_neither_license_nor_dilute_the_pair_tests() -> None:
+    # Six classes the model is sure of (0.995), a boundary of 80 unsure rows between
+    # 0 and 1, 6 sure rows of class 0 labelled 1 (a targeted flip), and one sure
+    # contradiction in each of 20 other pairs (natural singletons). The flipped pair's
+    # p-value is 0.003: counted against the 21 pairs with any sure contradiction
+    # (alpha 0.05 / 2 splits / 21 = 0.0012) it was not licensed (untouched cars with 5%
+    # USA -> Japan flips: F1 0 on seeds 0 and 1); only pairs with MIN_PATTERN = 2 sure
+    # contradictions are tested now, and a lone one licenses nothing.
+    k, rows, labels = 6, [], []
+    for c in range(k):
+        sure = np.full(k, 0.001)
+        sure[c] = 0.995
+        rows += [sure] * 200 + [sure] * (6 if c == 0 else 0)
+        labels += [c] * 200 + [1] * (6 if c == 0 else 0)
+        if c >= 2:
+            rows += [sure] * (k - 1)
+            labels += [d for d in range(k) if d != c]
+    unsure = np.zeros(k)
+    unsure[:2] = (0.6, 0.4)
+    rows += [unsure] * 80
+    labels += [0, 1] * 40
+    excess = pair_excess(np.array(labels), np.array(rows))
+    assert int((excess.sure > 0).sum()) == 21
+    assert np.argwhere(excess.licensed).tolist() == [[1, 0]]
+    assert excess.p_values[1, 0] < 0.005

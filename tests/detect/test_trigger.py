@@ -223,3 +223,30 @@ def test_a_second_view_adds_no_natural_rows_of_the_class() -> None:
     truth[res.truth.poisoned] = True
     assert int((result.flags & ~truth).sum()) == 0  # measured: 0 (before: 1)
     assert int((result.flags & truth).sum()) >= 52  # measured: 54 of 54
+
+
+def test_pixels_read_in_small_chunks_decide_as_one_float_copy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trigger and cleanlabel read uint8 pixels in their stored dtype a block at a time
+    (issue 13): tiny blocks on uint8 give the very flags and scores of float32 pixels
+    read in one block, through the item sets, the window patterns and a mining sample."""
+    from poisonguard.detect import trigger_search, trigger_windows
+    from poisonguard.detect.cleanlabel import CleanLabelDetector
+
+    res = badnets(builtin_dataset("digits"), rate=0.05, target=0, seed=0)
+    as_float = res.dataset
+    assert as_float.images is not None
+    pixels = as_float.images.astype(np.uint8)
+    assert np.array_equal(pixels, as_float.images)
+    ds = as_float.replace(images=pixels)
+    rep = features_only(ds)
+    for det in (TriggerDetector(max_rows=1500), CleanLabelDetector()):
+        whole = det.score(as_float, rep)
+        with monkeypatch.context() as m:
+            m.setattr(trigger_search, "CHUNK", 100)
+            m.setattr(trigger_windows, "CHUNK", 30)
+            chunked = det.score(ds, rep)
+        np.testing.assert_array_equal(chunked.flags, whole.flags)
+        np.testing.assert_array_equal(chunked.scores, whole.scores)
+        assert chunked.hypotheses == whole.hypotheses
+        assert chunked.n_flagged >= 80  # found (90 patched rows), and found the same way
