@@ -72,7 +72,7 @@ class StageTimer:
         return out
 
 
-def _scan(folder: Path) -> dict[str, Any]:
+def _scan(folder: Path, threads: int = 1) -> dict[str, Any]:
     from poisonguard.data import Dataset
     from poisonguard.scan import scan_dataset
 
@@ -86,7 +86,7 @@ def _scan(folder: Path) -> dict[str, Any]:
     dataset_seconds = time.perf_counter() - t0
     timer = StageTimer()
     cpu0, t0 = cpu_seconds(), time.perf_counter()
-    findings, results, rep = scan_dataset(dataset, progress=timer)
+    findings, results, rep = scan_dataset(dataset, progress=timer, threads=threads)
     end, cpu_end = time.perf_counter(), cpu_seconds()
     peak = peak_mib()
     np.save(folder / "proba.npy", rep.proba)
@@ -103,7 +103,7 @@ def _scan(folder: Path) -> dict[str, Any]:
         "data_mib": round(data_bytes / 2**20, 2), "baseline_mib": round(baseline, 1),
         "peak_mib": round(peak, 1), "over_baseline_mib": round(peak - baseline, 1),
         "ratio_to_data": round((peak - baseline) * 2**20 / data_bytes, 2),
-        "representation": rep.model,
+        "representation": rep.model, "threads": threads,
     }
 
 
@@ -137,6 +137,7 @@ def _datalab(folder: Path) -> dict[str, Any]:
             "over_baseline_mib": round(peak - baseline, 1)}
 
 
-def run_child(kind: str, folder: Path) -> dict[str, Any]:
-    """Measure ``kind`` ("scan" or "datalab") on the .npy files in ``folder``."""
-    return _scan(folder) if kind == "scan" else _datalab(folder)
+def run_child(kind: str, folder: Path, *, threads: int = 1) -> dict[str, Any]:
+    """Measure ``kind`` ("scan" or "datalab") on the .npy files in ``folder``; the scan
+    runs with ``threads`` threads."""
+    return _scan(folder, threads) if kind == "scan" else _datalab(folder)

@@ -75,7 +75,8 @@ def speed_markdown(payload: dict[str, Any]) -> str:
     out += [
         f"Machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach.get('ram_gib')} GiB RAM, "
         f"Python {mach['python']}; each measurement pinned to "
-        f"{meta['cores'] or 'all available'} cores. Load average before {meta['load_avg_start']}"
+        f"{meta['cores'] or 'all available'} cores, the scan with {meta.get('threads', 1)} "
+        f"thread(s). Load average before {meta['load_avg_start']}"
         f", after {mach.get('load_avg')}. Total {meta['seconds']} s.",
         "Versions: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in
                                   meta["versions"].items()) + ".",

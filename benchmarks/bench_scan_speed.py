@@ -53,7 +53,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def _child(kind: str, folder: Path | None, *, cores: int | None, timeout: float,
-           command: list[str] | None = None) -> dict[str, Any]:
+           command: list[str] | None = None, threads: int = 1) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; its last stdout line is a JSON object."""
     env = dict(os.environ)
     cpus: list[int] | None = None
@@ -61,7 +61,7 @@ def _child(kind: str, folder: Path | None, *, cores: int | None, timeout: float,
         env.update({v: str(cores) for v in THREAD_VARS})
         cpus = sorted(os.sched_getaffinity(0))[:cores]
     cmd = command or [sys.executable, str(Path(__file__).resolve()), "--child", kind,
-                      "--dir", str(folder)]
+                      "--dir", str(folder), "--threads", str(threads)]
     started = time.perf_counter()
     try:
         proc = subprocess.run(  # noqa: S603 - our own script, fixed arguments
@@ -81,11 +81,12 @@ def _child(kind: str, folder: Path | None, *, cores: int | None, timeout: float,
 def measure_size(n_rows: int, *, n_features: int, seed: int, cores: int | None,
                  datalab: bool, datalab_timeout: float, scan_timeout: float,
                  previous_datalab: tuple[int, float] | None,
-                 flip: float = 0.0) -> dict[str, Any]:
+                 flip: float = 0.0, threads: int = 1) -> dict[str, Any]:
     """Make the data, scan it in a subprocess, then run Datalab on the scan's outputs.
 
     ``flip`` > 0 flips that share of the labels first (poisonguard.attack.label_flip):
-    both the scan and Datalab are then scored by F1 on the flipped rows.
+    both the scan and Datalab are then scored by F1 on the flipped rows. ``threads``
+    is the scan's ``threads`` (its BLAS/OpenMP threads, e.g. faiss's search).
     """
     import numpy as np
 
@@ -105,7 +106,8 @@ def measure_size(n_rows: int, *, n_features: int, seed: int, cores: int | None,
         np.save(folder / "labels.npy", data.labels)
         del data
         out: dict[str, Any] = {"rows": n_rows, "features": n_features,
-                               "scan": _child("scan", folder, cores=cores, timeout=scan_timeout)}
+                               "scan": _child("scan", folder, cores=cores, timeout=scan_timeout,
+                                              threads=threads)}
         if not datalab:
             out["datalab"] = {"status": "skipped", "note": "--no-datalab"}
         elif out["scan"]["status"] != "ok":
@@ -148,6 +150,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma list of image cases: mnist10k, texturesN (e.g. textures20000)")
     p.add_argument("--cores", type=int, default=None,
                    help="pin each measurement to this many CPUs (default: all this process has)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="the scan's threads (scan(threads=...); default 1, the library's default)")
     p.add_argument("--no-datalab", action="store_true", help="skip the Datalab reference")
     p.add_argument("--datalab-timeout", type=float, default=600.0,
                    help="seconds; Datalab is skipped where it would take longer")
@@ -167,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Measure every size and write the pages; exit status 1 if a scan failed."""
     args = _parser().parse_args(argv)
     if args.child:
-        print(json.dumps(run_child(args.child, args.dir)))
+        print(json.dumps(run_child(args.child, args.dir, threads=args.threads)))
         return 0
     sizes = parse_ints(args.sizes) if args.sizes else (
         [] if args.sizes == "" else list(QUICK_SIZES if args.quick else SIZES))
@@ -179,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         res = measure_size(n, n_features=args.features, seed=args.seed, cores=args.cores,
                            datalab=not args.no_datalab, datalab_timeout=args.datalab_timeout,
                            scan_timeout=args.scan_timeout, previous_datalab=previous,
-                           flip=args.flip)
+                           flip=args.flip, threads=args.threads)
         results.append(res)
         dl = res["datalab"]
         if dl["status"] == "ok":
@@ -197,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload = {"sizes": results, "images": images, "meta": {
         "command": command_line(__file__, argv), "machine": machine(),
         "load_avg_start": load_before, "versions": versions(), "cores": args.cores,
+        "threads": args.threads,
         "features": args.features, "seed": args.seed, "note": args.note, "flip": args.flip,
         "seconds": round(time.perf_counter() - started, 1)}}
     md_path, _ = write_results("scan-speed", speed_markdown(payload), payload, args.out_dir)

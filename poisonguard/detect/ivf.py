@@ -223,15 +223,21 @@ def ivf_neighbours(x: np.ndarray, k: int, *, seed: int = 0,
     k = min(k, n)
     layout = ivf_layout(x, seed=seed)
     code = np.int16 if layout.nlist <= np.iinfo(np.int16).max else np.int32
-    blocks = [(lo, min(lo + block_rows, n)) for lo in range(0, n, block_rows)]
-    probes = [ivf_probes(layout, x, lo, hi).astype(code) for lo, hi in blocks]
+    probes = np.empty((n, layout.nprobe), dtype=code)
+    for lo in range(0, n, block_rows):
+        probes[lo:lo + block_rows] = ivf_probes(layout, x, lo, min(lo + block_rows, n))
+    # Queries go to faiss in the order of their nearest list, so a block's queries scan
+    # the same few lists while they are in the cache (faiss searches each query alone:
+    # the same result in any order; 20-25% less CPU at 300k-1M rows x 50 columns).
+    order = np.argsort(probes[:, 0], kind="stable").astype(np.int32)
     sq = np.full((n, k), np.inf, dtype=np.float32)
     idx = np.full((n, k), -1, dtype=np.int32)
     for first in range(0, n, shard_rows):
         index = ivf_index(layout, x[first:first + shard_rows], first)
-        for (lo, hi), probe in zip(blocks, probes, strict=True):
-            found = search_ivf_index(index, x[lo:hi], probe, k)
-            sq[lo:hi], idx[lo:hi] = merge_neighbours((sq[lo:hi], idx[lo:hi]), found, k)
+        for lo in range(0, n, block_rows):
+            rows = order[lo:lo + block_rows]
+            found = search_ivf_index(index, x[rows], probes[rows], k)
+            sq[rows], idx[rows] = merge_neighbours((sq[rows], idx[rows]), found, k)
         del index
     np.sqrt(sq, out=sq)
     return sq, idx

@@ -68,8 +68,10 @@ def ensemble_proba(labels: np.ndarray, model: np.ndarray, idx: np.ndarray, n_cla
     """The out-of-fold model averaged with the neighbours' label shares (``idx``: N x k)."""
     if neighbour_weight <= 0:
         return model
-    votes = neighbour_votes(labels, idx, n_classes)
-    return np.asarray((1 - neighbour_weight) * model + neighbour_weight * votes)
+    mixed = neighbour_votes(labels, idx, n_classes)  # a fresh array: mixed in place
+    mixed *= neighbour_weight
+    mixed += (1 - neighbour_weight) * model  # (1 - w) model + w votes, the same sums
+    return mixed
 
 
 def _scores(margin: np.ndarray, flags: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ engine's sharded search, :mod:`poisonguard.engine.neighbours`), cached the same 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from typing import Literal
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
+from poisonguard.engine.rows import map_rows
 from poisonguard.errors import UsageError
 
 __all__ = [
@@ -52,6 +54,8 @@ INDEX_DTYPE = np.int32
 #: removing each row itself) exist for one block at a time.
 FAISS_BLOCK_ROWS = 65_536
 Backend = Literal["auto", "sklearn", "faiss", "torch"]
+#: Rows per block of :func:`neighbour_votes` (their block x k label codes).
+VOTE_BLOCK_ROWS = 65_536
 #: Query rows per block of the torch search (a block x N distance matrix at a time).
 TORCH_BLOCK_ROWS = 4_096
 
@@ -224,7 +228,9 @@ def nearest_in_sample(
         return nearest_neighbours(x, k, seed=seed, cache=False)
     k = min(k, max_reference - 1)
     ref = np.sort(np.random.default_rng(seed).choice(n, size=max_reference, replace=False))
-    dist, pos = _sklearn_search_to(x[ref], x, k + 1)
+    # per block of query rows, on the scan's engine (poisonguard.engine.rows)
+    dist, pos = map_rows(functools.partial(_sklearn_search_to, x[ref], k=k + 1), x,
+                         stage="searching a reference sample")
     return _drop_self(dist, ref[pos], k)
 
 
@@ -323,10 +329,13 @@ def neighbour_votes(labels: np.ndarray, neighbours: np.ndarray, n_classes: int) 
            [0.5, 0.5]])
     """
     n, k = neighbours.shape
-    counts = np.zeros((n, n_classes), dtype=np.int64)
+    shares = np.zeros((n, n_classes), dtype=np.float64)
     if k:
         code = np.int16 if n_classes <= np.iinfo(np.int16).max else np.int64
-        voted = np.asarray(labels).astype(code)[neighbours]  # N x k small ints
-        for c in range(n_classes):
-            counts[:, c] = np.count_nonzero(voted == c, axis=1)
-    return np.asarray(counts / max(k, 1), dtype=np.float64)
+        codes = np.asarray(labels).astype(code)
+        for start in range(0, n, VOTE_BLOCK_ROWS):  # block x k small ints at a time
+            voted = codes[neighbours[start:start + VOTE_BLOCK_ROWS]]
+            for c in range(n_classes):
+                shares[start:start + len(voted), c] = np.count_nonzero(voted == c, axis=1)
+        shares /= k  # the same float64 quotient as (int counts) / k
+    return shares

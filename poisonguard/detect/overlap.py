@@ -23,7 +23,7 @@ expected number (:func:`null_threshold`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,11 +67,27 @@ def natural_label_proba(proba: np.ndarray, *, certain: float = DEFAULT_CERTAIN) 
 def null_labels(proba: np.ndarray, *, draws: int = NULL_DRAWS, seed: int = 0,
                 certain: float = DEFAULT_CERTAIN) -> np.ndarray:
     """``draws`` x N clean labels drawn from :func:`natural_label_proba`."""
+    out = np.empty((draws, len(proba)), dtype=np.int64)
+    for d, labels in enumerate(_null_draws(proba, draws=draws, seed=seed, certain=certain)):
+        out[d] = labels
+    return out
+
+
+def _null_draws(proba: np.ndarray, *, draws: int, seed: int,
+                certain: float) -> Iterator[np.ndarray]:
+    """The rows of :func:`null_labels`, one draw at a time (N labels each).
+
+    One N x 1 block of uniforms per draw from one generator: the same numbers, in the
+    same order, as a single draws x N x 1 block (no draws x N x C comparison exists).
+    """
     p = natural_label_proba(proba, certain=certain)
     cumulative = np.cumsum(p, axis=1)
     cumulative[:, -1] = 1.0
-    u = np.random.default_rng(seed).random((draws, len(p), 1))
-    return np.asarray((u >= cumulative[None]).sum(axis=2), dtype=np.int64)
+    del p
+    rng = np.random.default_rng(seed)
+    for _ in range(draws):
+        u = rng.random((len(cumulative), 1))
+        yield np.asarray((u >= cumulative).sum(axis=1), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -106,9 +122,13 @@ def null_threshold(statistic: Callable[[np.ndarray], np.ndarray], proba: np.ndar
     >>> t.expected_flags
     0.0
     """
-    stats = np.stack([np.asarray(statistic(y), dtype=np.float64)
-                      for y in null_labels(proba, draws=draws, seed=seed, certain=certain)])
-    threshold = max(tail_threshold(stats.ravel(), max_fpr), float(np.nextafter(0.0, 1.0)))
+    # one draw at a time into one draws x N array; the quantile partitions it in place
+    # (the same order statistics as on a copy) and the count below does not need order
+    stats = np.empty((draws, len(proba)), dtype=np.float64)
+    for d, labels in enumerate(_null_draws(proba, draws=draws, seed=seed, certain=certain)):
+        stats[d] = np.asarray(statistic(labels), dtype=np.float64)
+    threshold = max(tail_threshold(stats.ravel(), max_fpr, overwrite=True),
+                    float(np.nextafter(0.0, 1.0)))
     expected = float((stats >= threshold).sum()) / len(stats)
     return NullThreshold(threshold=threshold, expected_flags=expected, max_fpr=max_fpr)
 

@@ -39,8 +39,13 @@ def scores_from_z(z: np.ndarray, z_flag: float, *, width: float = 1.0) -> np.nda
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip((z - z_flag) / width, -50, 50))))
 
 
-def tail_threshold(null_scores: np.ndarray, fpr: float) -> float:
-    """The (1 - fpr) quantile of scores drawn under a null (clean) model."""
+def tail_threshold(null_scores: np.ndarray, fpr: float, *, overwrite: bool = False) -> float:
+    """The (1 - fpr) quantile of scores drawn under a null (clean) model.
+
+    ``overwrite=True`` lets a float64 ``null_scores`` be partitioned in place (no
+    copy; the same quantile): the caller no longer needs its order.
+    """
     if not 0 < fpr < 1:
         raise ValueError("fpr must be in (0, 1)")
-    return float(np.quantile(np.asarray(null_scores, dtype=np.float64), 1 - fpr))
+    scores = np.asarray(null_scores, dtype=np.float64)
+    return float(np.quantile(scores, 1 - fpr, overwrite_input=overwrite))

@@ -8,6 +8,11 @@ Data's default for tasks, ``max_retries=-1``: until it succeeds), so the job sti
 finishes with the same result. Results come back in item order
 (``preserve_order``), which keeps every reduction in the same order as in-process.
 
+Through Ray Client (``ray://host:port``) the driver cannot run Ray Data's streaming
+executor (Ray 2.60), so each item runs as a plain Ray task instead, with the same
+properties: a bounded window in flight, retried when its worker dies, results in
+item order.
+
 Ray ships work to workers with pickle: the cluster is a trust boundary, like the
 machine that runs poisonguard (docs/distributed.md). Inputs from users are never
 unpickled: workers read them from the paths in the work items.
@@ -15,6 +20,7 @@ unpickled: workers read them from the paths in the work items.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import logging
@@ -54,6 +60,11 @@ def _run_one(batch: dict[str, np.ndarray], *, fn: Callable[[Any], Any]) -> dict[
     node = _ray().get_runtime_context().get_node_id()
     return {"index": np.asarray(batch["index"]), "result": out,
             "node": np.full(len(out), node, dtype=object)}
+
+
+def _run_task(fn: Callable[[Any], Any], item: Any) -> tuple[Any, str]:
+    """One work item as a plain Ray task (through Ray Client): its result and node."""
+    return fn(item), _ray().get_runtime_context().get_node_id()
 
 
 class _RayHandle(Handle[Any]):
@@ -132,7 +143,9 @@ class RayEngine(Engine):
             with contextlib.suppress(Exception):
                 ray.shutdown()
             where = self.address or "a local Ray"
-            raise UsageError(f"cannot start or reach {where}: {exc}") from None
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [""]
+            why = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"  # not Ray's
+            raise UsageError(f"cannot start or reach {where}: {why}") from None  # traceback
         self._started = True
         self.startup_seconds = time.perf_counter() - t0
         return ray
@@ -155,6 +168,23 @@ class RayEngine(Engine):
         if not items:
             return
         ray = self._ensure()
+        results = (self._tasks(ray, fn, items) if self.address and self.address.startswith("ray://")
+                   else self._batches(ray, fn, items))
+        total, where = len(items), self.describe()
+        progress.update(f"{stage} on {where}: shard 0/{total}", done=0, total=total)
+        nodes: set[str] = set()
+        for k, (result, node) in enumerate(results):
+            nodes.add(node)
+            self.tasks_per_node[node] = self.tasks_per_node.get(node, 0) + 1
+            progress.update(f"{stage} on {where}: shard {k + 1}/{total}", done=k + 1,
+                            total=total)
+            yield result
+        progress.update(f"{stage} on {where}: {total} shards ran on {len(nodes)} "
+                        f"node{'s' if len(nodes) != 1 else ''}", done=total, total=total)
+
+    @staticmethod
+    def _batches(ray: Any, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[R, str]]:
+        """Ray Data: one block and one ``map_batches`` task per item, in item order."""
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True  # reductions run in row order
@@ -163,20 +193,26 @@ class RayEngine(Engine):
                                  override_num_blocks=len(items))
         ds = ds.map_batches(functools.partial(_run_one, fn=fn), batch_size=1,
                             batch_format="numpy", num_cpus=1)
-        total, where = len(items), self.describe()
-        progress.update(f"{stage} on {where}: shard 0/{total}", done=0, total=total)
-        nodes: set[str] = set()
         for k, row in enumerate(ds.iter_rows()):
             if int(row["index"]) != k:  # never reduce out of order: results would differ
                 raise RuntimeError(f"Ray returned shard {row['index']} where {k} was due")
-            nodes.add(str(row["node"]))
-            self.tasks_per_node[str(row["node"])] = self.tasks_per_node.get(
-                str(row["node"]), 0) + 1
-            progress.update(f"{stage} on {where}: shard {k + 1}/{total}", done=k + 1,
-                            total=total)
-            yield row["result"]
-        progress.update(f"{stage} on {where}: {total} shards ran on {len(nodes)} "
-                        f"node{'s' if len(nodes) != 1 else ''}", done=total, total=total)
+            yield row["result"], str(row["node"])
+
+    @staticmethod
+    def _tasks(ray: Any, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[R, str]]:
+        """Plain Ray tasks, for Ray Client (``ray://``), whose driver cannot run Ray
+        Data's streaming executor (Ray 2.60: "'Worker' object has no attribute
+        'core_worker'"): at most two tasks per cluster CPU in flight (bounded memory),
+        each retried until it succeeds when its worker dies, results in item order."""
+        task = ray.remote(num_cpus=1, max_retries=-1)(_run_task)
+        window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+        pending: collections.deque[Any] = collections.deque()
+        for item in items:
+            pending.append(task.remote(fn, item))
+            if len(pending) >= window:
+                yield ray.get(pending.popleft())
+        while pending:
+            yield ray.get(pending.popleft())
 
     def close(self) -> None:
         if self._started:

@@ -7,6 +7,7 @@ user-supplied embeddings of any modality (images always go through the CNN of
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 
@@ -16,6 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
+from poisonguard.engine.rows import map_rows
 from poisonguard.progress import NullProgress, Progress
 from poisonguard.represent.base import Representation
 from poisonguard.represent.pixels import standardise_blocked
@@ -128,25 +130,25 @@ def _fit_mlp(
 def _hidden(model: MLPClassifier, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """The hidden layer's activations (float32) of ``x[rows]`` (all rows when None).
 
-    Computed :data:`BLOCK_ROWS` rows at a time: the float64 products exist for one
+    Computed :data:`BLOCK_ROWS` rows at a time, on the scan's engine
+    (:func:`~poisonguard.engine.rows.map_rows`): the float64 products exist for one
     block only, and each row's values are those of the one-shot product.
     """
-    n = len(x) if rows is None else len(rows)
-    out = np.empty((n, model.coefs_[0].shape[1]), dtype=np.float32)
-    for start in range(0, n, BLOCK_ROWS):
-        part = slice(start, start + BLOCK_ROWS)
-        block = x[part] if rows is None else x[rows[part]]
-        h = block @ model.coefs_[0] + model.intercepts_[0]
-        out[part] = np.maximum(h, 0.0)
-    return out
+    return map_rows(functools.partial(_relu_layer, model.coefs_[0], model.intercepts_[0]), x,
+                    rows=rows, block_rows=BLOCK_ROWS, stage="embedding rows")
+
+
+def _relu_layer(weights: np.ndarray, bias: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """One block's hidden activations, float32."""
+    return np.maximum(block @ weights + bias, 0.0).astype(np.float32)
 
 
 def _proba(model: MLPClassifier, x: np.ndarray, rows: np.ndarray, n_classes: int) -> np.ndarray:
-    """Predicted probabilities of ``x[rows]``, :data:`BLOCK_ROWS` rows at a time."""
+    """Predicted probabilities of ``x[rows]``, :data:`BLOCK_ROWS` rows at a time, on the
+    scan's engine (:func:`~poisonguard.engine.rows.map_rows`)."""
     out = np.zeros((len(rows), n_classes), dtype=np.float64)
-    for start in range(0, len(rows), BLOCK_ROWS):
-        part = slice(start, start + BLOCK_ROWS)
-        out[part, model.classes_] = model.predict_proba(x[rows[part]])
+    out[:, model.classes_] = map_rows(model.predict_proba, x, rows=rows, block_rows=BLOCK_ROWS,
+                                      stage="predicting rows")
     return out
 
 

@@ -65,3 +65,20 @@ def test_outliers_crowding_a_small_class_are_found_over_the_whole_data(seed: int
     forest = IsolationForest(random_state=seed).fit(rep.features)
     baseline = _f1(forest.predict(rep.features) == -1, attack.truth.poisoned)
     assert found >= 0.9 and found >= baseline
+
+
+def test_a_row_far_from_its_class_but_inside_the_data_is_reviewed_not_flagged() -> None:
+    # Real MNIST's serif '1's: far from the compact class 1 (class z 8-11) but typical of
+    # the whole data (global z below 2). Here: a tight class inside a broad one, and one
+    # row of the tight class out in the broad class's bulk.
+    from poisonguard.datasets import open_dataset
+    from poisonguard.represent import feature_representation
+
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(0.0, 0.05, size=(200, 4)), rng.normal(0.0, 1.0, size=(200, 4))])
+    x[0] = [1.0, -1.0, 0.5, 0.0]
+    ds = open_dataset(x, np.repeat([0, 1], 200))
+    result = OutlierDetector().score(ds, feature_representation(ds))
+    assert not result.flags[0] and 0 in result.review
+    assert "inside the whole data" in result.review[0]
+    assert result.scores[0] == result.scores.max()  # still first in the ranking

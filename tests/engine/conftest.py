@@ -160,7 +160,7 @@ def ray_cluster(nodes: int = 2, *, cpus: int = 1, timeout: float = 240) -> Itera
     try:
         cluster.processes.append(_ray_start(
             ["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={tmp}",
-             *common], env, timeout=timeout))
+             f"--ray-client-server-port={_free_port()}", *common], env, timeout=timeout))
         for _ in range(nodes - 1):
             cluster.processes.append(_ray_start([f"--address={cluster.address}", *common],
                                                 env, timeout=timeout))

@@ -24,6 +24,7 @@ from poisonguard.datasets import open_dataset
 from poisonguard.engine import Engine, Handle, RayEngine
 from poisonguard.engine.neighbours import engine_neighbours
 from poisonguard.engine.reduce import class_moments, confident_joint, using_engine
+from poisonguard.engine.rows import map_rows
 from poisonguard.progress import Progress
 from poisonguard.provenance.snapshot import build_manifest
 from poisonguard.scan import scan_dataset
@@ -215,3 +216,38 @@ def test_reductions_on_two_nodes_equal_in_process_bit_for_bit(connected: RayClus
     assert np.array_equal(moments.scatter, here.scatter)
     assert joint.tolist() == confident_joint(labels, proba, shard_rows=100).tolist()
     assert len(engine.tasks_per_node) == 2  # shards of both reductions ran on both nodes
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_row_scores_on_two_nodes_equal_in_process_bit_for_bit(connected: RayCluster) -> None:
+    """The scan's row-wise work (isolation scores, the search against a reference
+    sample, the MLP's probabilities) per block on the cluster's workers: the same bits
+    as the same blocks in-process."""
+    from tests.engine.test_rows import rows_and_models
+
+    x, fns = rows_and_models()
+    rows = np.random.default_rng(1).permutation(len(x))[:333]
+    engine = RayEngine()
+    for fn in fns:
+        for picked in (None, rows):
+            with using_engine(engine):
+                there = map_rows(fn, x, rows=picked, block_rows=120)
+            here = map_rows(fn, x, rows=picked, block_rows=120)
+            pairs = zip(there, here, strict=True) if isinstance(here, tuple) else [(there, here)]
+            assert all(np.array_equal(a, b) for a, b in pairs)
+    assert len(engine.tasks_per_node) == 2  # blocks ran on both nodes
+
+
+def _slow_abs(value: int) -> int:
+    time.sleep(0.2)  # long enough that the scheduler uses the second node's CPU
+    return abs(value)
+
+
+def test_plain_tasks_for_ray_client_run_on_both_nodes_in_order(connected: RayCluster) -> None:
+    """The path ``--address ray://`` takes (Ray Data does not run through Ray Client):
+    plain tasks, a bounded window, results in item order, the node of each."""
+    import ray as ray_module
+
+    out = list(RayEngine._tasks(ray_module, _slow_abs, list(range(0, -12, -1))))
+    assert [result for result, _ in out] == list(range(12))
+    assert len({node for _, node in out}) == 2
