@@ -36,6 +36,7 @@ from poisonguard.detect.overlap import (
     BACKED_SHARE,
     DEFAULT_CERTAIN,
     DEFAULT_PAIR_ALPHA,
+    in_support,
     pair_excess,
 )
 from poisonguard.detect.thresholds import FLAG_SCORE
@@ -109,11 +110,11 @@ class KnnDetector(Detector):
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
         labels = np.asarray(dataset.labels)
         x, space = self._space(representation)
-        _, idx = nearest_neighbours(x, self.k, seed=self.seed)
+        dist, idx = nearest_neighbours(x, self.k, seed=self.seed)
         proba = np.asarray(representation.proba, dtype=np.float64)
         vote = self._votes(labels, idx, proba)
         excess = pair_excess(labels, proba, certain=self.certain, alpha=self.pair_alpha,
-                             backed=vote.backing >= BACKED_SHARE)
+                             backed=vote.backing >= BACKED_SHARE, support=in_support(dist))
         unexplained = excess.unexplained(labels, proba, self.certain)
         outvoted = (vote.margin >= self.min_margin) & (vote.passing > -1.0)
         flags = outvoted & unexplained

@@ -34,6 +34,7 @@ from poisonguard.detect.overlap import (
     DEFAULT_CERTAIN,
     DEFAULT_MAX_FPR,
     DEFAULT_PAIR_ALPHA,
+    in_support,
     null_threshold,
     pair_excess,
 )
@@ -143,8 +144,10 @@ class LabelDetector(Detector):
             raise UsageError(f"label: proba must be {len(labels)} x {dataset.n_classes}, "
                              f"got {model.shape}")
         idx = np.zeros((len(labels), 0), dtype=np.int64)
+        support = None
         if self.neighbour_weight > 0:
-            _, idx = nearest_neighbours(representation.features, self.k, seed=self.seed)
+            dist, idx = nearest_neighbours(representation.features, self.k, seed=self.seed)
+            support = in_support(dist)
 
         def margins(y: np.ndarray) -> np.ndarray:
             return label_margins(y, ensemble_proba(y, model, idx, dataset.n_classes,
@@ -161,7 +164,7 @@ class LabelDetector(Detector):
         backed = (votes[np.arange(len(labels)), model.argmax(axis=1)] >= BACKED_SHARE
                   if idx.shape[1] else None)
         excess = pair_excess(labels, model, certain=self.certain, alpha=self.pair_alpha,
-                             backed=backed)
+                             backed=backed, support=support)
         contradicted = ((model.max(axis=1) >= self.certain)
                         & (model.argmax(axis=1) != labels))
         # cleanlab's issue test and the pair licence on top only remove flags: the

@@ -19,6 +19,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from poisonguard.detect.trigger_search import last_result
+
 __all__ = ["MaskTest", "mask_test", "principal_basis"]
 
 
@@ -26,9 +28,17 @@ def principal_basis(features: np.ndarray, *, dims: int = 64, max_rows: int = 4_0
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
     """``(centre, basis)``: the ``dims`` leading principal axes of ``features`` (fitted on
     a seeded sample of ``max_rows`` rows), or None when the data has ``dims`` columns
-    or fewer. Computed once per scan and shared by every masking test."""
+    or fewer. Computed once per scan and shared by every masking test (and by the
+    detectors: a second call on the same values returns the first one's result)."""
     if features.shape[1] <= dims:
         return None
+    return last_result("principal_basis", (features,), (dims, max_rows, seed),
+                       lambda: _basis(features, dims, max_rows, seed))
+
+
+def _basis(features: np.ndarray, dims: int, max_rows: int,
+           seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`principal_basis`, computed."""
     rng = np.random.default_rng(seed)
     n = len(features)
     # The sample is taken before the float64 conversion: no full-size float64 copy.

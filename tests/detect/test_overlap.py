@@ -265,3 +265,22 @@ def test_lone_sure_contradictions_neither_license_nor_dilute_the_pair_tests() ->
     assert int((excess.sure > 0).sum()) == 21
     assert np.argwhere(excess.licensed).tolist() == [[1, 0]]
     assert excess.p_values[1, 0] < 0.005
+
+
+def test_rows_off_the_support_license_nothing() -> None:
+    # Injected outliers carry random labels and get sure out-of-fold probabilities far
+    # from the data: their contradictions alone licensed bands and pairs on real tables
+    # (anes96, cars, seattle-weather at 3%), which then flagged natural label noise.
+    from poisonguard.detect.overlap import in_support
+
+    proba = np.tile([[0.995, 0.005]], (1000, 1))
+    labels = np.zeros(1000, dtype=int)
+    labels[:40] = 1  # 40 contradicted sure rows: a licence (band_excess's doctest)
+    assert pair_excess(labels, proba).licensed.any()
+    dist = np.ones((1000, 5)) + np.linspace(0.0, 0.1, 1000)[:, None]
+    dist[:40] = 40.0  # ... all of them far from every other row
+    support = in_support(dist)
+    assert support.sum() == 960
+    excess = pair_excess(labels, proba, support=support)
+    assert not excess.licensed.any() and not excess.licensed_bands()
+    assert excess.confident is not None and len(excess.confident) == 1000

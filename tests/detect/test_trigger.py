@@ -132,6 +132,12 @@ def test_mining_finds_a_planted_item_set() -> None:
     assert len(cands) == 1
     assert cands[0].core == (1, 4) and cands[0].label == 1 and cands[0].purity == 1.0
     np.testing.assert_array_equal(rows_matching(x, (1, 4), (7.0, -3.0)), np.arange(20))
+    # Remembered for the same values (trigger then cleanlabel), never for changed ones.
+    again = mine_triggers(x.copy(), y.copy(), 2)
+    assert again[0] is cands[0]
+    x[:20, 4] = 5.0
+    moved = mine_triggers(x, y, 2)
+    assert moved[0] is not cands[0] and moved[0].values == (7.0, 5.0)
 
 
 def test_bad_parameters_are_usage_errors() -> None:
