@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from poisonguard.engine.rows import map_rows
+from poisonguard.engine.rows import BLOCK_ROWS, map_rows
 from poisonguard.errors import UsageError
 
 __all__ = [
@@ -55,7 +55,7 @@ INDEX_DTYPE = np.int32
 FAISS_BLOCK_ROWS = 65_536
 Backend = Literal["auto", "sklearn", "faiss", "torch"]
 #: Rows per block of :func:`neighbour_votes` (their block x k label codes).
-VOTE_BLOCK_ROWS = 65_536
+VOTE_BLOCK_ROWS = BLOCK_ROWS
 #: Query rows per block of the torch search (a block x N distance matrix at a time).
 TORCH_BLOCK_ROWS = 4_096
 
