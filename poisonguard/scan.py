@@ -68,7 +68,9 @@ def scan_dataset(
     ``seed`` reaches the representation and every detector chosen by name
     (:func:`~poisonguard.detect.resolve_detectors`); only the parts of the
     representation the chosen detectors read are built (``Detector.requires``): a
-    scan whose detectors read only the input features trains no model.
+    scan whose detectors read only the input features trains no model. An MLP's
+    embedding is computed for each detector that reads it (and for the representation
+    returned), not held through the scan (``Representation.with_embedding``).
 
     Examples
     --------
@@ -88,21 +90,24 @@ def scan_dataset(
     with threadpool_limits(limits=threads):
         if representation is None:
             reads = frozenset[str]().union(*(det.requires() for det in chosen))
+            # the MLP's embedding exists only while a detector that reads it runs
             representation = build_representation(dataset, embeddings=embeddings, seed=seed,
                                                   progress=progress, needs=reads,
-                                                  threads=torch_threads)
+                                                  threads=torch_threads, defer_embedding=True)
         results: list[DetectorResult] = []
         for k, det in enumerate(chosen):
             progress.update(f"detector {det.name}", done=k, total=len(chosen))
-            results.append(det.score(dataset, representation))
+            results.append(det.score(dataset, representation.with_embedding()
+                                     if "embedding" in det.requires() else representation))
     progress.update("fusing", done=len(chosen), total=len(chosen))
     vetted = vet_hypotheses(results, dataset, proba=_model_proba(representation, dataset))
     results = [demote(r, vetted.unfounded[r.detector], "a separate cluster, but not a "
                       "backdoor by the scan's tests (summary: withdrawn_hypotheses)", dataset)
                if r.detector in vetted.unfounded else r for r in results]
-    return (_findings(dataset, results, representation, max_fpr=max_fpr, hypotheses=vetted,
-                      untested=untested_attacks(chosen)),
-            results, representation)
+    findings = _findings(dataset, results, representation, max_fpr=max_fpr, hypotheses=vetted,
+                         untested=untested_attacks(chosen))
+    with threadpool_limits(limits=threads):
+        return findings, results, representation.with_embedding()
 
 
 def _model_proba(representation: Representation, dataset: Dataset) -> np.ndarray | None:

@@ -83,3 +83,23 @@ def test_a_scan_without_a_label_detector_says_label_flips_were_not_tested(  # ty
     assert findings.summary["untested"] == ["label flips"]
     with_label, _, _ = scan_dataset(wine, detectors="outlier,label")
     assert with_label.summary["untested"] == []
+
+
+def test_the_embedding_exists_only_for_the_detectors_that_read_it(
+        monkeypatch: pytest.MonkeyPatch, clean) -> None:  # type: ignore[no-untyped-def]
+    wine, eager = clean("wine")
+    widths: dict[str, int] = {}
+    for name in ("label", "spectre"):
+        cls = type(get_detector(name))
+        real = cls.score
+
+        def score(self: Any, dataset: Any, representation: Any, _real: Any = real) -> Any:
+            widths[self.name] = representation.embedding.shape[1]
+            return _real(self, dataset, representation)
+
+        monkeypatch.setattr(cls, "score", score)
+    findings, results, rep = scan_dataset(wine, detectors="label,spectre")
+    assert widths == {"label": 0, "spectre": 64}  # deferred while label ran
+    np.testing.assert_array_equal(rep.embedding, eager.embedding)  # returned filled in
+    on_eager = get_detector("spectre").score(wine, eager)
+    np.testing.assert_array_equal(results[1].scores, on_eager.scores)

@@ -76,6 +76,7 @@ def build_representation(
     keep_oof_embedding: bool = True,
     threads: int | None = None,
     needs: Collection[str] | None = None,
+    defer_embedding: bool = False,
 ) -> Representation:
     """The representation for ``dataset``.
 
@@ -85,6 +86,9 @@ def build_representation(
     built (:func:`feature_representation`). Without ``embedding_oof`` the model
     skips the out-of-fold activations, which saves N x 64 floats (as does
     ``keep_oof_embedding=False``).
+
+    ``defer_embedding`` leaves an MLP's embedding to ``Representation.embed``
+    (:meth:`Representation.with_embedding`; images compute theirs with the model).
 
     ``threads`` sets torch's CPU threads for images (default: the image
     representation's own choice); BLAS threads are the caller's (``threadpool_limits``).
@@ -114,7 +118,8 @@ def build_representation(
         emb = _checked_embeddings(dataset, embeddings)
         return mlp_representation(emb, dataset.labels, dataset.n_classes, folds=folds, seed=seed,
                                   progress=progress, model_name="mlp-on-embeddings",
-                                  keep_oof_embedding=keep_oof_embedding)
+                                  keep_oof_embedding=keep_oof_embedding,
+                                  defer_embedding=defer_embedding)
     if dataset.modality == "text":
         from poisonguard.represent.text import EMBEDDING_MODEL, embed_texts
 
@@ -122,7 +127,8 @@ def build_representation(
         emb = embed_texts(dataset.texts, progress=progress)
         return mlp_representation(emb, dataset.labels, dataset.n_classes, folds=folds, seed=seed,
                                   progress=progress, model_name=f"mlp-on-{EMBEDDING_MODEL}",
-                                  keep_oof_embedding=keep_oof_embedding)
+                                  keep_oof_embedding=keep_oof_embedding,
+                                  defer_embedding=defer_embedding)
     if dataset.modality == "image":
         from poisonguard.represent.image import image_representation
 
@@ -131,4 +137,4 @@ def build_representation(
     kinds = dataset.schema.kinds() if dataset.schema is not None else None
     return mlp_representation(dataset.matrix(), dataset.labels, dataset.n_classes, folds=folds,
                               seed=seed, progress=progress, keep_oof_embedding=keep_oof_embedding,
-                              kinds=kinds)
+                              kinds=kinds, defer_embedding=defer_embedding)

@@ -165,6 +165,7 @@ def mlp_representation(
     model_name: str = "mlp",
     keep_oof_embedding: bool = True,
     kinds: Sequence[str] | None = None,
+    defer_embedding: bool = False,
 ) -> Representation:
     """Scale ``features``, train ``folds`` MLPs out-of-fold and one on all rows.
 
@@ -172,6 +173,10 @@ def mlp_representation(
     the columns are standardised. ``keep_oof_embedding=False`` skips the out-of-fold
     activations (N x ``hidden`` floats) when no detector reads them. ``hidden``
     defaults to :func:`hidden_units` of the row count (narrower for large data).
+    ``defer_embedding=True`` trains the same models but leaves the embedding (the
+    all-rows model's activations, N x ``hidden``) to ``Representation.embed``
+    (:meth:`~poisonguard.represent.Representation.with_embedding`): the same values,
+    computed when read.
 
     Examples
     --------
@@ -201,8 +206,10 @@ def mlp_representation(
     full = _fit_mlp(x, y, np.arange(len(x)), hidden=hidden, seed=seed,
                     max_rows=max_train_rows)
     progress.update("representation ready", done=total, total=total)
+    embed = functools.partial(_hidden, full, x)
     return Representation(
-        features=x, embedding=_hidden(full, x), proba=proba, embedding_oof=oof,
-        model=f"{model_name}({hidden})", layer="hidden",
+        features=x, embedding=np.zeros((len(x), 0), np.float32) if defer_embedding else embed(),
+        proba=proba, embedding_oof=oof, model=f"{model_name}({hidden})", layer="hidden",
         meta={"folds": n_splits, "train_rows_cap": max_train_rows},
+        embed=embed if defer_embedding else None,
     )

@@ -12,6 +12,8 @@ from poisonguard.detect.ivf import (
     ivf_neighbours,
     ivf_parameters,
     ivf_probes,
+    release_freed_memory,
+    search_ivf_index,
 )
 from poisonguard.detect.neighbours import nearest_neighbours
 
@@ -69,3 +71,35 @@ def test_nearest_neighbours_beyond_the_exact_size_is_this_search(rows: np.ndarra
     plain = own_i[:, 0] == np.arange(len(rows))
     np.testing.assert_array_equal(idx[plain], own_i[plain, 1:])
     np.testing.assert_array_equal(dist[plain], own_d[plain, 1:])
+
+
+def _lists(index: object) -> list[tuple[list[int], bytes]]:
+    import faiss
+
+    lists = faiss.downcast_InvertedLists(index.invlists)  # type: ignore[attr-defined]
+    out = []
+    for list_no in range(lists.nlist):
+        size = lists.list_size(list_no)
+        ids = faiss.rev_swig_ptr(lists.get_ids(list_no), size).copy()
+        codes = faiss.rev_swig_ptr(lists.get_codes(list_no), size * lists.code_size).copy()
+        out.append((ids.tolist(), codes.tobytes()))
+    return out
+
+
+def test_reserved_lists_hold_the_same_rows_and_give_the_same_search(rows: np.ndarray) -> None:
+    layout = ivf_layout(rows, seed=0)
+    probes = ivf_probes(layout, rows, 0, len(rows))
+    plain = ivf_index(layout, rows, 100)
+    exact = np.bincount(probes[:, 0], minlength=layout.nlist)
+    too_small, too_large = exact // 2, exact * 2 + 3  # a list may outgrow its reservation
+    expected = _lists(plain)
+    assert sum(len(ids) for ids, _ in expected) == len(rows)
+    for sizes in (exact, too_small, too_large):
+        index = ivf_index(layout, rows, 100, list_sizes=sizes)
+        assert index.ntotal == len(rows)
+        assert _lists(index) == expected  # same rows, same order, same bytes
+        got = search_ivf_index(index, rows[::7], probes[::7], 6)
+        want = search_ivf_index(plain, rows[::7], probes[::7], 6)
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_array_equal(got[0], want[0])
+    release_freed_memory()  # harmless wherever it runs

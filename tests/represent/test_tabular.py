@@ -1,0 +1,32 @@
+"""The MLP representation: a deferred embedding is the eager one, computed when read."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from poisonguard.datasets import builtin_dataset
+from poisonguard.represent import Representation, build_representation, mlp_representation
+
+
+def test_a_deferred_embedding_is_the_eager_one_bit_for_bit() -> None:
+    wine = builtin_dataset("wine")
+    eager = mlp_representation(wine.features, wine.labels, 3, folds=2, hidden=8, seed=1)
+    lazy = mlp_representation(wine.features, wine.labels, 3, folds=2, hidden=8, seed=1,
+                              defer_embedding=True)
+    assert lazy.embedding.shape == (len(wine), 0) and lazy.embed is not None
+    assert eager.embed is None and eager.with_embedding() is eager
+    full = lazy.with_embedding()
+    assert full.embed is None and full.embedding.dtype == np.float32
+    np.testing.assert_array_equal(full.embedding, eager.embedding)
+    np.testing.assert_array_equal(lazy.proba, eager.proba)
+    np.testing.assert_array_equal(lazy.features, eager.features)
+    # computed again at each call, never kept by the deferred representation
+    assert lazy.with_embedding().embedding is not full.embedding
+    assert lazy.embedding.shape[1] == 0
+
+
+def test_build_representation_defers_only_when_asked() -> None:
+    wine = builtin_dataset("wine")
+    assert build_representation(wine, folds=2).embed is None
+    rep = build_representation(wine, folds=2, defer_embedding=True)
+    assert isinstance(rep, Representation) and rep.with_embedding().embedding.shape[1] == 64
