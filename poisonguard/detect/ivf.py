@@ -213,10 +213,15 @@ def search_ivf_index(index: Any, queries: np.ndarray, probes: np.ndarray,
                      k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of ``index`` in each query's probed lists: float32
     *squared* distances (inf where fewer than ``k`` were found) and int64 row numbers
-    (-1 there), ordered by (distance, row number)."""
+    (-1 there), ordered by (distance, row number). The queries are split among the
+    OpenMP threads allowed (``threadpoolctl.threadpool_limits``)."""
     q = np.ascontiguousarray(queries, dtype=np.float32)
     probes = np.asarray(probes, dtype=np.int64)
     index.nprobe = probes.shape[1]
+    # Mode 3: split the queries among faiss's OpenMP threads (the caller's limit, e.g.
+    # the scan's ``threads``); mode 0, the default, runs this call on one thread. Each
+    # query is searched alone either way: the same result with any number of threads.
+    index.parallel_mode = 3
     sq, idx = index.search_preassigned(q, k, probes, np.zeros(probes.shape, np.float32))
     missing = idx < 0
     sq[missing] = np.inf

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from poisonguard.detect.ivf import (
     ivf_index,
@@ -103,3 +104,12 @@ def test_reserved_lists_hold_the_same_rows_and_give_the_same_search(rows: np.nda
         np.testing.assert_array_equal(got[1], want[1])
         np.testing.assert_array_equal(got[0], want[0])
     release_freed_memory()  # harmless wherever it runs
+
+
+def test_the_search_is_the_same_on_one_thread_or_two(rows: np.ndarray) -> None:
+    with threadpool_limits(limits=1):
+        one = ivf_neighbours(rows, 9, block_rows=1024)
+    with threadpool_limits(limits=2):  # faiss splits each block's queries between them
+        two = ivf_neighbours(rows, 9, block_rows=1024)
+    np.testing.assert_array_equal(one[1], two[1])
+    np.testing.assert_array_equal(one[0], two[0])
