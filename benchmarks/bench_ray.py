@@ -67,6 +67,18 @@ def _measured(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return run
 
 
+def _measured_to_file(fn: Callable[[Any], Any], path: str) -> Callable[[Any], Any]:
+    """``fn`` whose result stays with the engine (``map_shared``): its stats go to a
+    file (one JSON line per task; the workers run on this host)."""
+    def run(item: Any) -> Any:
+        out, stats = _measured(fn)(item)
+        with open(path, "a") as fh:
+            fh.write(json.dumps(stats) + "\n")
+        return out
+
+    return run
+
+
 def _measuring_engine(inner: Any, log: list[dict[str, float]], driver: list[float],
                       spans: list[float]) -> Any:
     from poisonguard.engine import Engine
@@ -90,6 +102,17 @@ def _measuring_engine(inner: Any, log: list[dict[str, float]], driver: list[floa
                 yield out
                 driver.append(time.perf_counter() - t0)  # the consumer's reduction
             spans.append(time.perf_counter() - start)  # the whole map, start to last result
+
+        def map_shared(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
+                       stage: str = "working", progress: Progress | None = None) -> Any:
+            start = time.perf_counter()
+            with tempfile.TemporaryDirectory() as tmp:
+                stats = Path(tmp) / "stats.jsonl"
+                out = inner.map_shared(_measured_to_file(fn, str(stats)), items, stage=stage,
+                                       progress=progress)
+                log.extend(json.loads(line) for line in stats.read_text().splitlines())
+            spans.append(time.perf_counter() - start)
+            return out
 
     return Measuring()
 
@@ -302,6 +325,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--child", nargs=3, metavar=("JOB", "ENGINE", "FOLDER"))
     ap.add_argument("--report", type=Path, help="Print the RESULTS.md section of a run's JSON.")
     ap.add_argument("--engines", default="local,ray", help="Engines to time (local, ray).")
+    ap.add_argument("--data", type=Path, help="Keep the Parquet folders here (DATA/rows-N, "
+                    "reused when complete) instead of a temporary folder.")
     ap.add_argument("--no-cold", action="store_true",
                     help="Time one (cold) Ray run per job instead of a cold and a warm one.")
     ap.add_argument("--recall", type=int, metavar="ROWS",
@@ -328,7 +353,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory() as tmp:
         for rows in parse_ints(args.rows):
-            folder = make_folder(rows, args.cols, Path(tmp) / f"rows-{rows}")
+            folder = (args.data or Path(tmp)) / f"rows-{rows}-x{args.cols}"
+            if not (folder / "_SUCCESS").exists():  # written last (Spark's marker; skipped)
+                make_folder(rows, args.cols, folder)
+                (folder / "_SUCCESS").write_text("")
             for job in parse_names(args.jobs):
                 for engine in parse_names(args.engines):
                     r = run_child(job, engine, folder)

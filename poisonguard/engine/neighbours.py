@@ -19,7 +19,7 @@ searches every shard with them. The merged lists are the in-process IVF neighbou
 :data:`~poisonguard.detect.neighbours.EXACT_MAX_ROWS` rows and IVF beyond, as the
 in-process search is. Memory per task: one query block's running lists, one shard's
 distances (scikit-learn works in chunks) or one shard's index; the rows themselves are
-one shared read-only copy per node (:meth:`Engine.put`).
+one shared read-only copy per node (:func:`~poisonguard.engine.reduce.share`).
 
 Inside :func:`engine_neighbours`, every ``nearest_neighbours(..., backend="auto")``
 call of the detectors (label, knn, duplicate; outlier below its sample size) runs
@@ -46,6 +46,7 @@ from poisonguard.detect.ivf import (
     search_ivf_index,
 )
 from poisonguard.engine.base import Engine, Handle, InProcessEngine
+from poisonguard.engine.reduce import share
 from poisonguard.errors import UsageError
 from poisonguard.progress import NullProgress, Progress
 
@@ -79,7 +80,7 @@ class _Search:
     k: int
     shards: tuple[RowRange, ...]
     layout: IvfLayout | None  # the shared coarse quantizer (ivf)
-    indexes: Handle[list[np.ndarray]] | None  # serialized faiss index per shard (ivf)
+    indexes: tuple[Handle[np.ndarray], ...] | None  # serialized faiss index per shard (ivf)
 
 
 def _build_index(shard: RowRange, *, rows: Handle[np.ndarray], layout: IvfLayout) -> np.ndarray:
@@ -104,7 +105,7 @@ def _shard_search(search: _Search, s: int, queries: np.ndarray,
     import faiss
 
     assert probes is not None
-    index = faiss.deserialize_index(search.indexes.get()[s])
+    index = faiss.deserialize_index(search.indexes[s].get())
     return search_ivf_index(index, queries, probes, k)  # squared distances
 
 
@@ -132,9 +133,11 @@ def sharded_neighbours(x: np.ndarray, k: int, *, engine: Engine, mode: KnnMode =
                        progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of every row of ``x`` (itself included), on ``engine``.
 
-    Returns N x k float32 distances and int64 row indices, nearest first (ties: lower
-    row index first). See the module docstring for how the search is cut;
-    ``shard_rows`` defaults to 250,000 rows, or N / 16 when that is more.
+    Returns N x k float32 distances and int32 row indices (int64 beyond 2**31 - 1
+    rows), nearest first (ties: lower row index first). See the module docstring for
+    how the search is cut; ``shard_rows`` defaults to 250,000 rows, or N / 16 when that
+    is more. The driver holds only the result (filled block by block as they arrive),
+    never the shards' indexes (they stay with the engine: :meth:`Engine.map_shared`).
 
     Examples
     --------
@@ -157,25 +160,29 @@ def sharded_neighbours(x: np.ndarray, k: int, *, engine: Engine, mode: KnnMode =
     if ivf and not faiss_available():
         raise UsageError("the 'ivf' neighbour search needs the faiss-cpu package")
     progress = progress or NullProgress()
-    rows = engine.put(x)
+    rows = share(x, engine)
     shards = _ranges(n, shard_rows)
     indexes, layout = None, None
     if ivf:
         layout = ivf_layout(x, seed=seed)  # trained once, here: every shard shares it
-        built = list(engine.map(functools.partial(_build_index, rows=rows, layout=layout),
-                                shards, stage="indexing shards (faiss IVF)",
-                                progress=progress))
-        indexes = engine.put(built)
-    search = _Search(rows, min(k, n), shards, layout, indexes)
-    parts = list(engine.map(functools.partial(_search_block, search=search),
-                            _ranges(n, block_rows), stage="searching neighbours",
-                            progress=progress))
-    dist = np.concatenate([p[0] for p in parts])
-    idx = np.concatenate([p[1] for p in parts])
-    missing = idx < 0  # fewer than k hits over all shards: the row itself, far away
-    if missing.any():
-        idx[missing] = np.nonzero(missing)[0]
-    return dist.astype(np.float32), idx
+        indexes = tuple(engine.map_shared(
+            functools.partial(_build_index, rows=rows, layout=layout), shards,
+            stage="indexing shards (faiss IVF)", progress=progress))
+    k = min(k, n)
+    search = _Search(rows, k, shards, layout, indexes)
+    blocks = _ranges(n, block_rows)
+    dist = np.empty((n, k), dtype=np.float32)
+    idx = np.empty((n, k), dtype=np.int32 if n <= np.iinfo(np.int32).max else np.int64)
+    for block, (block_dist, block_idx) in zip(blocks, engine.map(
+            functools.partial(_search_block, search=search), blocks,
+            stage="searching neighbours", progress=progress), strict=True):
+        dist[block.start:block.stop] = block_dist
+        found = idx[block.start:block.stop]
+        found[:] = block_idx
+        missing = found < 0  # fewer than k hits over all shards: the row itself, far away
+        if missing.any():
+            found[missing] = np.nonzero(missing)[0] + block.start
+    return dist, idx
 
 
 @contextlib.contextmanager
