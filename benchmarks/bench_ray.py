@@ -19,9 +19,11 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -117,6 +119,43 @@ def _measuring_engine(inner: Any, log: list[dict[str, float]], driver: list[floa
     return Measuring()
 
 
+class MemorySampler:
+    """Peaks, sampled every ``every`` seconds in a thread, of this process's private
+    (``RssAnon``) and shared (``RssShmem``: pages of Ray's object store it mapped)
+    resident memory, and of the bytes used in /dev/shm (the whole host's object store)."""
+
+    KEYS = ("RssAnon", "RssShmem")
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.peak = {"driver_peak_anon_mib": 0.0, "driver_peak_shm_mib": 0.0,
+                     "dev_shm_peak_mib": 0.0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+
+    def _sample(self) -> None:
+        with open("/proc/self/status") as fh:
+            values = {k: int(v.split()[0]) / 1024 for k, _, v in
+                      (line.partition(":") for line in fh) if k in self.KEYS}
+        used = shutil.disk_usage("/dev/shm").used / 2**20
+        for key, value in (("driver_peak_anon_mib", values.get("RssAnon", 0.0)),
+                           ("driver_peak_shm_mib", values.get("RssShmem", 0.0)),
+                           ("dev_shm_peak_mib", used)):
+            self.peak[key] = max(self.peak[key], value)
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self._sample()
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
 def child(job: str, engine_name: str, folder: str) -> dict[str, Any]:
     """One measurement (runs in its own process)."""
     out: dict[str, Any] = {"job": job, "engine": engine_name}
@@ -148,8 +187,10 @@ def child(job: str, engine_name: str, folder: str) -> dict[str, Any]:
         driver.clear()
         spans.clear()
     t0, c0 = time.perf_counter(), time.process_time()
-    _job(job, folder, engine, out)
+    with MemorySampler() as memory:
+        _job(job, folder, engine, out)
     out["seconds"] = time.perf_counter() - t0
+    out.update(memory.peak)
     out["driver_cpu_s"] = time.process_time() - c0  # robust to a busy machine, unlike wall
     out["driver_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if log:
@@ -295,7 +336,8 @@ def report(payload: dict[str, Any]) -> str:
     m = payload["machine"]
     cols = ["n_rows", "job", "engine", "seconds", "cold_seconds", "startup_s", "shards",
             "driver_cpu_s", "worker_cpu_s", "worker_wall_s", "worker_peak_rss_mib",
-            "driver_peak_rss_mib"]
+            "driver_peak_rss_mib", "driver_peak_anon_mib", "driver_peak_shm_mib",
+            "dev_shm_peak_mib", "flagged", "flags_sha256"]
     for r in res:
         if "seconds" in r:
             r["rows_per_s"] = r["n_rows"] / r["seconds"]

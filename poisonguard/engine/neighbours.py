@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from poisonguard.detect.ivf import (
+    LOCAL_SHARD_ROWS,
     IvfLayout,
     ivf_index,
     ivf_layout,
@@ -55,13 +56,14 @@ __all__ = ["KNN_MODES", "KnnMode", "RowRange", "engine_neighbours", "sharded_nei
 KnnMode = Literal["auto", "exact", "ivf"]
 #: ``--knn`` choices: auto (exact up to 50,000 rows, IVF beyond), exact, ivf.
 KNN_MODES: tuple[str, ...] = ("auto", "exact", "ivf")
-#: Rows per reference shard and per query block (defaults). Beyond MAX_SHARDS x
-#: SHARD_ROWS rows the shards grow instead: every query visits every shard, so the
-#: work is N x shards x (one shard's search), and few large shards keep it near the
-#: in-process IVF's.
-SHARD_ROWS = 250_000
+#: Rows per reference shard and per query block (defaults). Every query visits every
+#: shard (faiss pays per query, per probed list, per shard), so the shards are the
+#: in-process search's (2**20 rows, detect/ivf.py: at 1M rows, one shard cost 151-159
+#: CPU s per million queries against 200 for four); beyond MAX_SHARDS of them they grow.
+#: Each task deserializes every shard's index once: large query blocks, few copies.
+SHARD_ROWS = LOCAL_SHARD_ROWS
 MAX_SHARDS = 16
-BLOCK_ROWS = 50_000
+BLOCK_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -113,11 +115,21 @@ def _search_block(block: RowRange, *, search: _Search) -> tuple[np.ndarray, np.n
     """The k nearest rows (self included) of query rows ``block`` (runs on a worker)."""
     rows = search.rows.get()
     queries = rows[block.start:block.stop]
-    probes = None if search.layout is None else ivf_probes(search.layout, rows, block.start,
-                                                           block.stop)
+    probes, order = None, None
+    if search.layout is not None:
+        probes = ivf_probes(search.layout, rows, block.start, block.stop)
+        # queries in the order of their nearest list, as in-process (detect/ivf.py): the
+        # block's queries scan the same lists while they are cached; faiss searches each
+        # query alone and the merges are per query, so the order changes no result
+        order = np.argsort(probes[:, 0], kind="stable")
+        queries, probes = queries[order], probes[order]
     best = (np.zeros((len(queries), 0)), np.zeros((len(queries), 0), dtype=np.int64))
     for s in range(len(search.shards)):
         best = merge_neighbours(best, _shard_search(search, s, queries, probes), search.k)
+    if order is not None:
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        best = (best[0][back], best[1][back])
     if search.layout is not None:
         best = (np.sqrt(best[0]), best[1])
     return best
@@ -135,7 +147,7 @@ def sharded_neighbours(x: np.ndarray, k: int, *, engine: Engine, mode: KnnMode =
 
     Returns N x k float32 distances and int32 row indices (int64 beyond 2**31 - 1
     rows), nearest first (ties: lower row index first). See the module docstring for
-    how the search is cut; ``shard_rows`` defaults to 250,000 rows, or N / 16 when that
+    how the search is cut; ``shard_rows`` defaults to 2**20 rows, or N / 16 when that
     is more. The driver holds only the result (filled block by block as they arrive),
     never the shards' indexes (they stay with the engine: :meth:`Engine.map_shared`).
 

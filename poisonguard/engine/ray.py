@@ -186,12 +186,14 @@ class RayEngine(Engine):
                    progress: Progress | None = None) -> list[Handle[R]]:
         """Each item as a plain Ray task whose result stays in the object store (owned
         by this driver, rebuilt from its task if lost; retried until it succeeds when
-        its worker dies): the driver receives only the nodes that ran them."""
+        its worker dies), spread over the nodes: the driver receives only the nodes
+        that ran them."""
         progress = progress or NullProgress()
         if not items:
             return []
         ray = self._ensure()
-        task = ray.remote(num_cpus=1, max_retries=-1, num_returns=2)(_run_task)
+        task = ray.remote(num_cpus=1, max_retries=-1, num_returns=2,
+                          scheduling_strategy="SPREAD")(_run_task)  # results over the nodes
         refs = [task.remote(fn, item) for item in items]
         total, where = len(items), self.describe()
         nodes: set[str] = set()
