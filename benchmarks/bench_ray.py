@@ -156,10 +156,49 @@ class MemorySampler:
         self._sample()
 
 
+#: Per-task stats (CPU s, wall s, peak RSS MiB) of the engine of this child process.
+_TASKS: list[dict[str, float]] = []
+#: The driver's peak RSS (MiB) before StageLog's resets of the kernel's high-water mark
+#: (which ``ru_maxrss`` follows): the run's peak is the larger of this and ru_maxrss.
+_PEAK_BEFORE_RESETS = [0.0]
+
+
+class StageLog:
+    """Progress of a scan as one line per stage, appended to ``path`` as it happens (a
+    long run killed part-way still leaves its stages): wall and driver CPU seconds, the
+    workers' CPU seconds and tasks so far, the driver's private and shared resident MiB,
+    its peak since the previous line, and /dev/shm in use."""
+
+    def __init__(self, path: str, workers: list[dict[str, float]]) -> None:
+        self.path, self.workers, self.last = path, workers, ""
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+
+    def update(self, stage: str, *, done: int, total: int) -> None:
+        key = "".join(ch for ch in stage if not ch.isdigit())
+        if key == self.last:
+            return
+        self.last = key
+        with open("/proc/self/status") as fh:
+            mem = {k: int(v.split()[0]) / 1024 for k, _, v in (line.partition(":") for line in fh)
+                   if k in ("RssAnon", "RssShmem", "VmHWM")}
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # VmHWM from here: each line shows the peak of the stage before
+        _PEAK_BEFORE_RESETS[0] = max(_PEAK_BEFORE_RESETS[0], mem.get("VmHWM", 0.0))
+        cpu = time.process_time() - self.c0
+        line = (f"{time.perf_counter() - self.t0:8.1f} s  driver {cpu:7.1f}"
+                f" cpu-s  workers {sum(w['cpu_s'] for w in self.workers):8.1f} cpu-s"
+                f" ({len(self.workers)} tasks)  anon {mem.get('RssAnon', 0):6.0f}"
+                f"  shm {mem.get('RssShmem', 0):6.0f}  peak before {mem.get('VmHWM', 0):6.0f}"
+                f"  /dev/shm {shutil.disk_usage('/dev/shm').used / 2**20:6.0f} MiB"
+                f"  load {os.getloadavg()[0]:5.1f}  -> {stage}")
+        with open(self.path, "a") as fh:
+            fh.write(line + "\n")
+
+
 def child(job: str, engine_name: str, folder: str) -> dict[str, Any]:
     """One measurement (runs in its own process)."""
     out: dict[str, Any] = {"job": job, "engine": engine_name}
-    log: list[dict[str, float]] = []
+    log = _TASKS  # per-task stats of this child's engine (StageLog reads them too)
     driver: list[float] = []
     spans: list[float] = []
     engine = None
@@ -192,7 +231,8 @@ def child(job: str, engine_name: str, folder: str) -> dict[str, Any]:
     out["seconds"] = time.perf_counter() - t0
     out.update(memory.peak)
     out["driver_cpu_s"] = time.process_time() - c0  # robust to a busy machine, unlike wall
-    out["driver_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["driver_peak_rss_mib"] = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                                     _PEAK_BEFORE_RESETS[0])
     if log:
         out["shards"] = len(log)
         out["worker_cpu_s"] = sum(s["cpu_s"] for s in log)
@@ -224,7 +264,9 @@ def _job(job: str, folder: str, engine: Any, out: dict[str, Any]) -> None:
         manifest = build_manifest(folder, engine=engine)
         out["rows"], out["root"] = manifest.rows, manifest.root
     else:
-        findings = scan(folder, engine=engine)
+        stages = os.environ.get("BENCH_RAY_STAGES")  # a file: one line per stage
+        findings = scan(folder, engine=engine,
+                        progress=StageLog(stages, _TASKS) if stages else None)
         out["rows"], out["flagged"] = len(findings.rows), findings.summary["flagged"]
         out["flags_sha256"] = hashlib.sha256(np.asarray(findings.rows.flagged).tobytes()
                                              ).hexdigest()[:16]
@@ -290,9 +332,13 @@ def recall(rows: int, cols: int, *, queries: int = 2000, k: int = 20,
 
 
 def run_child(job: str, engine: str, folder: Path) -> dict[str, Any]:
+    # Ray starts its workers at niceness +15 by default: on a shared machine they would
+    # starve beside the in-process run they are compared with; here they run at the
+    # driver's niceness (both engines get the same share of the CPUs).
+    env = {"RAY_worker_niceness": "0", **os.environ,
+           "PYTHONPATH": str(Path(__file__).parent.parent)}
     proc = subprocess.run([sys.executable, __file__, "--child", job, engine, str(folder)],
-                          capture_output=True, text=True, check=False,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+                          capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         return {"job": job, "engine": engine, "error": proc.stderr.strip()[-500:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
