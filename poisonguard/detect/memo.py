@@ -66,6 +66,20 @@ class ScanMemo:
         while len(entries) > keep:
             entries.popitem(last=False)
 
+    def forget(self, name: str) -> None:
+        """Forget the results of ``name`` (e.g. the neighbours, once no detector left in
+        the scan reads them).
+
+        Examples
+        --------
+        >>> memo = ScanMemo()
+        >>> memo.put("neighbours", 1, "lists")
+        >>> memo.forget("neighbours")
+        >>> memo.get("neighbours", 1) is None
+        True
+        """
+        self._names.pop(name, None)
+
     def clear(self) -> None:
         """Forget every result."""
         self._names.clear()
