@@ -16,6 +16,7 @@ from poisonguard.detect import Detector, DetectorResult, DetectorSpec, resolve_d
 from poisonguard.detect.fusion import fuse
 from poisonguard.detect.hypotheses import Hypotheses, demote, vet_hypotheses
 from poisonguard.detect.memo import scan_memo
+from poisonguard.detect.neighbours import MEMO_NAME
 from poisonguard.detect.overlap import DEFAULT_MAX_FPR
 from poisonguard.detect.reliability import reliability
 from poisonguard.engine import Engine
@@ -89,7 +90,7 @@ def scan_dataset(
     chosen = with_fpr_budget(resolve_detectors(detectors, dataset.modality, seed=seed),
                              max_fpr)
     # One memo for the scan (shared neighbour searches, trigger mining), emptied at its end.
-    with threadpool_limits(limits=threads), scan_memo():
+    with threadpool_limits(limits=threads), scan_memo() as memo:
         if representation is None:
             reads = frozenset[str]().union(*(det.requires() for det in chosen))
             # the MLP's embedding exists only while a detector that reads it runs
@@ -101,6 +102,8 @@ def scan_dataset(
             progress.update(f"detector {det.name}", done=k, total=len(chosen))
             results.append(det.score(dataset, representation.with_embedding()
                                      if "embedding" in det.requires() else representation))
+            if not any(later.searches_neighbours for later in chosen[k + 1:]):
+                memo.forget(MEMO_NAME)  # the N x k lists, once their last reader is done
     progress.update("fusing", done=len(chosen), total=len(chosen))
     vetted = vet_hypotheses(results, dataset, proba=_model_proba(representation, dataset))
     results = [demote(r, vetted.unfounded[r.detector], "a separate cluster, but not a "

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from poisonguard.detect import available_detectors, get_detector, resolve_detectors
+from poisonguard.detect.memo import current_memo
 from poisonguard.scan import scan_dataset
 
 #: The module (``poisonguard.scan`` as an attribute is the function).
@@ -88,18 +89,24 @@ def test_a_scan_without_a_label_detector_says_label_flips_were_not_tested(  # ty
 def test_the_embedding_exists_only_for_the_detectors_that_read_it(
         monkeypatch: pytest.MonkeyPatch, clean) -> None:  # type: ignore[no-untyped-def]
     wine, eager = clean("wine")
-    widths: dict[str, int] = {}
-    for name in ("label", "spectre"):
+    seen: dict[str, tuple[int, int]] = {}  # embedding width, memoised searches
+    for name in ("label", "spectre", "knn"):
         cls = type(get_detector(name))
         real = cls.score
 
         def score(self: Any, dataset: Any, representation: Any, _real: Any = real) -> Any:
-            widths[self.name] = representation.embedding.shape[1]
+            memo = current_memo()
+            assert memo is not None
+            seen[self.name] = (representation.embedding.shape[1], len(memo))
             return _real(self, dataset, representation)
 
         monkeypatch.setattr(cls, "score", score)
     findings, results, rep = scan_dataset(wine, detectors="label,spectre")
-    assert widths == {"label": 0, "spectre": 64}  # deferred while label ran
+    # deferred while label ran; the neighbour lists freed once label, their last reader, ran
+    assert seen == {"label": (0, 0), "spectre": (64, 0)}
     np.testing.assert_array_equal(rep.embedding, eager.embedding)  # returned filled in
     on_eager = get_detector("spectre").score(wine, eager)
     np.testing.assert_array_equal(results[1].scores, on_eager.scores)
+    seen.clear()
+    scan_dataset(wine, detectors="label,spectre,knn")
+    assert seen == {"label": (0, 0), "spectre": (64, 1), "knn": (0, 1)}  # kept for knn

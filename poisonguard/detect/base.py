@@ -163,6 +163,10 @@ class Detector(ABC):
     #: True when the detector's evidence is the label itself (it can find label flips);
     #: a scan with none of these says label flips were not tested.
     finds_label_flips: ClassVar[bool] = False
+    #: True when ``score`` searches the features' neighbours
+    #: (:func:`~poisonguard.detect.neighbours.nearest_neighbours`): a scan keeps the
+    #: search in its memo until the last such detector has run, then frees it.
+    searches_neighbours: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

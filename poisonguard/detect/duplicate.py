@@ -102,6 +102,7 @@ class DuplicateDetector(Detector):
     """
 
     name = "duplicate"
+    searches_neighbours = True
     needs = frozenset({"features", "proba"})
     parameter_constraints = {
         "k": Interval(int, 1, None),

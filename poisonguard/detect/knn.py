@@ -76,6 +76,7 @@ class KnnDetector(Detector):
 
     name = "knn"
     finds_label_flips = True
+    searches_neighbours = True
     needs = frozenset({"embedding_oof", "features", "proba"})
     parameter_constraints = {
         "k": Interval(int, 1, None),

@@ -109,6 +109,7 @@ class LabelDetector(Detector):
 
     name = "label"
     finds_label_flips = True
+    searches_neighbours = True
     needs = frozenset({"proba", "features"})
     parameter_constraints = {
         "filter_by": OneOf(*FILTER_BY),

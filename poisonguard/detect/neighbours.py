@@ -37,6 +37,7 @@ from poisonguard.errors import UsageError
 __all__ = [
     "EXACT_MAX_ROWS",
     "INDEX_DTYPE",
+    "MEMO_NAME",
     "Backend",
     "faiss_available",
     "nearest_in_sample",
@@ -59,8 +60,9 @@ VOTE_BLOCK_ROWS = BLOCK_ROWS
 #: Query rows per block of the torch search (a block x N distance matrix at a time).
 TORCH_BLOCK_ROWS = 4_096
 
-#: Searches a scan's memo keeps (the most recently used).
+#: Searches a scan's memo keeps (the most recently used), under :data:`MEMO_NAME`.
 MEMO_SIZE = 4
+MEMO_NAME = "neighbours"
 
 #: ``search(x, k, seed) -> (distances, indices)``: the k nearest rows of every row,
 #: the row itself included (as a search of ``x`` against itself returns it).
@@ -289,7 +291,7 @@ def nearest_neighbours(
     # The seed shapes only the approximate (faiss IVF) search.
     key = (id(x), x.shape, chosen, seed if use_faiss or outside else 0)
     memo = current_memo() if cache else None
-    hit = memo.get("neighbours", key) if memo is not None else None
+    hit = memo.get(MEMO_NAME, key) if memo is not None else None
     if hit is not None and hit[0] is x and hit[1].shape[1] >= k:
         return hit[1][:, :k], hit[2][:, :k]
     search_k = min(k + 1, n)
@@ -305,7 +307,7 @@ def nearest_neighbours(
     dist.flags.writeable = False
     idx.flags.writeable = False
     if memo is not None:
-        memo.put("neighbours", key, (x, dist, idx), keep=MEMO_SIZE)
+        memo.put(MEMO_NAME, key, (x, dist, idx), keep=MEMO_SIZE)
     return dist, idx
 
 
