@@ -194,8 +194,16 @@ def _ivf_search(x: np.ndarray, k: int, *, seed: int,
     search's N x (k + 1) arrays (no second copy)."""
     from poisonguard.detect.ivf import ivf_neighbours
 
-    dist, idx = ivf_neighbours(x, min(k + 1, len(x)), seed=seed)
-    for start in range(0, len(x), block_rows):
+    return _drop_self_in_place(*ivf_neighbours(x, min(k + 1, len(x)), seed=seed), k,
+                               block_rows=block_rows)
+
+
+def _drop_self_in_place(dist: np.ndarray, idx: np.ndarray, k: int, *,
+                        block_rows: int = FAISS_BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_drop_self` of N x (k + 1) search results, block by block, in place: the
+    result is a view of the arrays given (no second copy). A missing entry (-1, fewer
+    than k + 1 hits) counts as the row itself."""
+    for start in range(0, len(idx), block_rows):
         d, i = dist[start:start + block_rows], idx[start:start + block_rows]
         missing = i < 0  # an IVF probe can return fewer than k hits
         if missing.any():
@@ -286,8 +294,9 @@ def nearest_neighbours(
         return hit[1][:, :k], hit[2][:, :k]
     search_k = min(k + 1, n)
     if outside is not None:
-        found_d, found_i = outside[1](x, search_k, seed)
-        dist, idx = _drop_self(np.asarray(found_d, dtype=np.float32), np.asarray(found_i), k)
+        found_d, found_i = outside[1](x, search_k, seed)  # e.g. a cluster's: in place
+        dist, idx = _drop_self_in_place(np.require(found_d, np.float32, "W"),
+                                        np.require(found_i, INDEX_DTYPE, "W"), k)
     elif use_faiss:
         dist, idx = _faiss_search(x, k) if n <= exact_max_rows else _ivf_search(x, k, seed=seed)
     else:
