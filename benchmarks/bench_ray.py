@@ -19,9 +19,11 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -67,6 +69,18 @@ def _measured(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return run
 
 
+def _measured_to_file(fn: Callable[[Any], Any], path: str) -> Callable[[Any], Any]:
+    """``fn`` whose result stays with the engine (``map_shared``): its stats go to a
+    file (one JSON line per task; the workers run on this host)."""
+    def run(item: Any) -> Any:
+        out, stats = _measured(fn)(item)
+        with open(path, "a") as fh:
+            fh.write(json.dumps(stats) + "\n")
+        return out
+
+    return run
+
+
 def _measuring_engine(inner: Any, log: list[dict[str, float]], driver: list[float],
                       spans: list[float]) -> Any:
     from poisonguard.engine import Engine
@@ -91,13 +105,100 @@ def _measuring_engine(inner: Any, log: list[dict[str, float]], driver: list[floa
                 driver.append(time.perf_counter() - t0)  # the consumer's reduction
             spans.append(time.perf_counter() - start)  # the whole map, start to last result
 
+        def map_shared(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
+                       stage: str = "working", progress: Progress | None = None) -> Any:
+            start = time.perf_counter()
+            with tempfile.TemporaryDirectory() as tmp:
+                stats = Path(tmp) / "stats.jsonl"
+                out = inner.map_shared(_measured_to_file(fn, str(stats)), items, stage=stage,
+                                       progress=progress)
+                log.extend(json.loads(line) for line in stats.read_text().splitlines())
+            spans.append(time.perf_counter() - start)
+            return out
+
     return Measuring()
+
+
+class MemorySampler:
+    """Peaks, sampled every ``every`` seconds in a thread, of this process's private
+    (``RssAnon``) and shared (``RssShmem``: pages of Ray's object store it mapped)
+    resident memory, and of the bytes used in /dev/shm (the whole host's object store)."""
+
+    KEYS = ("RssAnon", "RssShmem")
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.peak = {"driver_peak_anon_mib": 0.0, "driver_peak_shm_mib": 0.0,
+                     "dev_shm_peak_mib": 0.0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+
+    def _sample(self) -> None:
+        with open("/proc/self/status") as fh:
+            values = {k: int(v.split()[0]) / 1024 for k, _, v in
+                      (line.partition(":") for line in fh) if k in self.KEYS}
+        used = shutil.disk_usage("/dev/shm").used / 2**20
+        for key, value in (("driver_peak_anon_mib", values.get("RssAnon", 0.0)),
+                           ("driver_peak_shm_mib", values.get("RssShmem", 0.0)),
+                           ("dev_shm_peak_mib", used)):
+            self.peak[key] = max(self.peak[key], value)
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self._sample()
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+#: Per-task stats (CPU s, wall s, peak RSS MiB) of the engine of this child process.
+_TASKS: list[dict[str, float]] = []
+#: The driver's peak RSS (MiB) before StageLog's resets of the kernel's high-water mark
+#: (which ``ru_maxrss`` follows): the run's peak is the larger of this and ru_maxrss.
+_PEAK_BEFORE_RESETS = [0.0]
+
+
+class StageLog:
+    """Progress of a scan as one line per stage, appended to ``path`` as it happens (a
+    long run killed part-way still leaves its stages): wall and driver CPU seconds, the
+    workers' CPU seconds and tasks so far, the driver's private and shared resident MiB,
+    its peak since the previous line, and /dev/shm in use."""
+
+    def __init__(self, path: str, workers: list[dict[str, float]]) -> None:
+        self.path, self.workers, self.last = path, workers, ""
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+
+    def update(self, stage: str, *, done: int, total: int) -> None:
+        key = "".join(ch for ch in stage if not ch.isdigit())
+        if key == self.last:
+            return
+        self.last = key
+        with open("/proc/self/status") as fh:
+            mem = {k: int(v.split()[0]) / 1024 for k, _, v in (line.partition(":") for line in fh)
+                   if k in ("RssAnon", "RssShmem", "VmHWM")}
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # VmHWM from here: each line shows the peak of the stage before
+        _PEAK_BEFORE_RESETS[0] = max(_PEAK_BEFORE_RESETS[0], mem.get("VmHWM", 0.0))
+        cpu = time.process_time() - self.c0
+        line = (f"{time.perf_counter() - self.t0:8.1f} s  driver {cpu:7.1f}"
+                f" cpu-s  workers {sum(w['cpu_s'] for w in self.workers):8.1f} cpu-s"
+                f" ({len(self.workers)} tasks)  anon {mem.get('RssAnon', 0):6.0f}"
+                f"  shm {mem.get('RssShmem', 0):6.0f}  peak before {mem.get('VmHWM', 0):6.0f}"
+                f"  /dev/shm {shutil.disk_usage('/dev/shm').used / 2**20:6.0f} MiB"
+                f"  load {os.getloadavg()[0]:5.1f}  -> {stage}")
+        with open(self.path, "a") as fh:
+            fh.write(line + "\n")
 
 
 def child(job: str, engine_name: str, folder: str) -> dict[str, Any]:
     """One measurement (runs in its own process)."""
     out: dict[str, Any] = {"job": job, "engine": engine_name}
-    log: list[dict[str, float]] = []
+    log = _TASKS  # per-task stats of this child's engine (StageLog reads them too)
     driver: list[float] = []
     spans: list[float] = []
     engine = None
@@ -125,10 +226,13 @@ def child(job: str, engine_name: str, folder: str) -> dict[str, Any]:
         driver.clear()
         spans.clear()
     t0, c0 = time.perf_counter(), time.process_time()
-    _job(job, folder, engine, out)
+    with MemorySampler() as memory:
+        _job(job, folder, engine, out)
     out["seconds"] = time.perf_counter() - t0
+    out.update(memory.peak)
     out["driver_cpu_s"] = time.process_time() - c0  # robust to a busy machine, unlike wall
-    out["driver_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["driver_peak_rss_mib"] = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                                     _PEAK_BEFORE_RESETS[0])
     if log:
         out["shards"] = len(log)
         out["worker_cpu_s"] = sum(s["cpu_s"] for s in log)
@@ -160,7 +264,9 @@ def _job(job: str, folder: str, engine: Any, out: dict[str, Any]) -> None:
         manifest = build_manifest(folder, engine=engine)
         out["rows"], out["root"] = manifest.rows, manifest.root
     else:
-        findings = scan(folder, engine=engine)
+        stages = os.environ.get("BENCH_RAY_STAGES")  # a file: one line per stage
+        findings = scan(folder, engine=engine,
+                        progress=StageLog(stages, _TASKS) if stages else None)
         out["rows"], out["flagged"] = len(findings.rows), findings.summary["flagged"]
         out["flags_sha256"] = hashlib.sha256(np.asarray(findings.rows.flagged).tobytes()
                                              ).hexdigest()[:16]
@@ -226,9 +332,13 @@ def recall(rows: int, cols: int, *, queries: int = 2000, k: int = 20,
 
 
 def run_child(job: str, engine: str, folder: Path) -> dict[str, Any]:
+    # Ray starts its workers at niceness +15 by default: on a shared machine they would
+    # starve beside the in-process run they are compared with; here they run at the
+    # driver's niceness (both engines get the same share of the CPUs).
+    env = {"RAY_worker_niceness": "0", **os.environ,
+           "PYTHONPATH": str(Path(__file__).parent.parent)}
     proc = subprocess.run([sys.executable, __file__, "--child", job, engine, str(folder)],
-                          capture_output=True, text=True, check=False,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+                          capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         return {"job": job, "engine": engine, "error": proc.stderr.strip()[-500:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -272,7 +382,8 @@ def report(payload: dict[str, Any]) -> str:
     m = payload["machine"]
     cols = ["n_rows", "job", "engine", "seconds", "cold_seconds", "startup_s", "shards",
             "driver_cpu_s", "worker_cpu_s", "worker_wall_s", "worker_peak_rss_mib",
-            "driver_peak_rss_mib"]
+            "driver_peak_rss_mib", "driver_peak_anon_mib", "driver_peak_shm_mib",
+            "dev_shm_peak_mib", "flagged", "flags_sha256"]
     for r in res:
         if "seconds" in r:
             r["rows_per_s"] = r["n_rows"] / r["seconds"]
@@ -302,6 +413,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--child", nargs=3, metavar=("JOB", "ENGINE", "FOLDER"))
     ap.add_argument("--report", type=Path, help="Print the RESULTS.md section of a run's JSON.")
     ap.add_argument("--engines", default="local,ray", help="Engines to time (local, ray).")
+    ap.add_argument("--data", type=Path, help="Keep the Parquet folders here (DATA/rows-N, "
+                    "reused when complete) instead of a temporary folder.")
     ap.add_argument("--no-cold", action="store_true",
                     help="Time one (cold) Ray run per job instead of a cold and a warm one.")
     ap.add_argument("--recall", type=int, metavar="ROWS",
@@ -328,7 +441,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory() as tmp:
         for rows in parse_ints(args.rows):
-            folder = make_folder(rows, args.cols, Path(tmp) / f"rows-{rows}")
+            folder = (args.data or Path(tmp)) / f"rows-{rows}-x{args.cols}"
+            if not (folder / "_SUCCESS").exists():  # written last (Spark's marker; skipped)
+                make_folder(rows, args.cols, folder)
+                (folder / "_SUCCESS").write_text("")
             for job in parse_names(args.jobs):
                 for engine in parse_names(args.engines):
                     r = run_child(job, engine, folder)

@@ -15,6 +15,7 @@ from poisonguard.datasets import DataInput, open_dataset
 from poisonguard.detect import Detector, DetectorResult, DetectorSpec, resolve_detectors
 from poisonguard.detect.fusion import fuse
 from poisonguard.detect.hypotheses import Hypotheses, demote, vet_hypotheses
+from poisonguard.detect.memo import scan_memo
 from poisonguard.detect.overlap import DEFAULT_MAX_FPR
 from poisonguard.detect.reliability import reliability
 from poisonguard.engine import Engine
@@ -85,7 +86,8 @@ def scan_dataset(
     _check_scannable(dataset)
     chosen = with_fpr_budget(resolve_detectors(detectors, dataset.modality, seed=seed),
                              max_fpr)
-    with threadpool_limits(limits=threads):
+    # One memo for the scan (shared neighbour searches, trigger mining), emptied at its end.
+    with threadpool_limits(limits=threads), scan_memo():
         if representation is None:
             reads = frozenset[str]().union(*(det.requires() for det in chosen))
             representation = build_representation(dataset, embeddings=embeddings, seed=seed,

@@ -219,11 +219,15 @@ class TableSchema:
         return out
 
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
-        """The N x width float32 matrix of ``frame`` (which has this schema's columns)."""
-        blocks = [_encode_column(c, frame[_key(frame, c.name)]) for c in self.used]
-        if not blocks:
-            return np.zeros((len(frame), 0), dtype=np.float32)
-        return np.column_stack(blocks).astype(np.float32)
+        """The N x width float32 matrix of ``frame`` (which has this schema's columns).
+
+        Filled column by column: one column's float64 values exist at a time (a
+        float64 copy of the whole table would be twice the float32 matrix).
+        """
+        out = np.empty((len(frame), self.width), dtype=np.float32)
+        for c in self.used:
+            out[:, c.start:c.stop] = _encode_column(c, frame[_key(frame, c.name)])
+        return out
 
     def decode(self, x: np.ndarray, like: pd.DataFrame) -> pd.DataFrame:
         """Encoded rows back to cells of ``like``'s dtypes (excluded columns: NaN/None)."""

@@ -40,7 +40,6 @@ import numpy as np
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, available_detectors
-from poisonguard.detect.neighbours import clear_cache
 from poisonguard.errors import UsageError
 from poisonguard.params import Constraint, Interval, OneOf
 from poisonguard.represent import Representation, build_representation
@@ -246,9 +245,7 @@ def check_parameters(
     assert not missing, f"{name}: no designed case for {sorted(missing)}"
     for param in params:
         design = designs[param]
-        clear_cache()
         before = cls(**design.base).score(*design.case)
-        clear_cache()
         after = cls(**{**design.base, param: design.value}).score(*design.case)
         changed = _outcome(before) != _outcome(after)
         if param in dead:

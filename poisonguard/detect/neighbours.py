@@ -9,12 +9,13 @@ device, in float64 like scikit-learn's (``backend="torch"``; on the CPU it gives
 same neighbours as scikit-learn where distances do not tie). Results exclude each
 row itself, even when the row has exact duplicates.
 
-A small cache keyed on the array object lets detectors that search the same space
-(label, knn and duplicate on the scaled features) share one search per scan: the
-largest k asked for is kept and smaller requests are its first columns.
+Within a scan, detectors that search the same space (label, knn and duplicate on the
+scaled features) share one search (:mod:`poisonguard.detect.memo`, keyed on the array
+object): the largest k asked for is kept and smaller requests are its first columns.
+Outside a scan every call searches.
 
 Inside :func:`searching_with`, the searches of ``backend="auto"`` run elsewhere (an
-engine's sharded search, :mod:`poisonguard.engine.neighbours`), cached the same way.
+engine's sharded search, :mod:`poisonguard.engine.neighbours`), memoised the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Literal
@@ -30,6 +30,7 @@ from typing import Literal
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
+from poisonguard.detect.memo import current_memo
 from poisonguard.engine.rows import BLOCK_ROWS, map_rows
 from poisonguard.errors import UsageError
 
@@ -37,7 +38,6 @@ __all__ = [
     "EXACT_MAX_ROWS",
     "INDEX_DTYPE",
     "Backend",
-    "clear_cache",
     "faiss_available",
     "nearest_in_sample",
     "nearest_neighbours",
@@ -59,10 +59,8 @@ VOTE_BLOCK_ROWS = BLOCK_ROWS
 #: Query rows per block of the torch search (a block x N distance matrix at a time).
 TORCH_BLOCK_ROWS = 4_096
 
-_CACHE: OrderedDict[tuple[int, tuple[int, ...], str, int],  # id, shape, backend, seed
-                    tuple[np.ndarray, np.ndarray, np.ndarray]]
-_CACHE = OrderedDict()
-_CACHE_SIZE = 4
+#: Searches a scan's memo keeps (the most recently used).
+MEMO_SIZE = 4
 
 #: ``search(x, k, seed) -> (distances, indices)``: the k nearest rows of every row,
 #: the row itself included (as a search of ``x`` against itself returns it).
@@ -73,7 +71,7 @@ _SEARCHER: ContextVar[tuple[str, Searcher] | None] = ContextVar("searcher", defa
 @contextlib.contextmanager
 def searching_with(name: str, search: Searcher) -> Iterator[None]:
     """Run the ``backend="auto"`` searches of this block with ``search`` (named ``name``
-    in the cache), e.g. a Ray cluster's sharded search.
+    in the memo's keys), e.g. a Ray cluster's sharded search.
 
     Examples
     --------
@@ -98,11 +96,6 @@ def faiss_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def clear_cache() -> None:
-    """Forget cached neighbour searches (they hold references to their input arrays)."""
-    _CACHE.clear()
 
 
 def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int,
@@ -201,8 +194,16 @@ def _ivf_search(x: np.ndarray, k: int, *, seed: int,
     search's N x (k + 1) arrays (no second copy)."""
     from poisonguard.detect.ivf import ivf_neighbours
 
-    dist, idx = ivf_neighbours(x, min(k + 1, len(x)), seed=seed)
-    for start in range(0, len(x), block_rows):
+    return _drop_self_in_place(*ivf_neighbours(x, min(k + 1, len(x)), seed=seed), k,
+                               block_rows=block_rows)
+
+
+def _drop_self_in_place(dist: np.ndarray, idx: np.ndarray, k: int, *,
+                        block_rows: int = FAISS_BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_drop_self` of N x (k + 1) search results, block by block, in place: the
+    result is a view of the arrays given (no second copy). A missing entry (-1, fewer
+    than k + 1 hits) counts as the row itself."""
+    for start in range(0, len(idx), block_rows):
         d, i = dist[start:start + block_rows], idx[start:start + block_rows]
         missing = i < 0  # an IVF probe can return fewer than k hits
         if missing.any():
@@ -287,14 +288,15 @@ def nearest_neighbours(
     use_faiss = chosen == "faiss"
     # The seed shapes only the approximate (faiss IVF) search.
     key = (id(x), x.shape, chosen, seed if use_faiss or outside else 0)
-    hit = _CACHE.get(key) if cache else None
+    memo = current_memo() if cache else None
+    hit = memo.get("neighbours", key) if memo is not None else None
     if hit is not None and hit[0] is x and hit[1].shape[1] >= k:
-        _CACHE.move_to_end(key)
         return hit[1][:, :k], hit[2][:, :k]
     search_k = min(k + 1, n)
     if outside is not None:
-        found_d, found_i = outside[1](x, search_k, seed)
-        dist, idx = _drop_self(np.asarray(found_d, dtype=np.float32), np.asarray(found_i), k)
+        found_d, found_i = outside[1](x, search_k, seed)  # e.g. a cluster's: in place
+        dist, idx = _drop_self_in_place(np.require(found_d, np.float32, "W"),
+                                        np.require(found_i, INDEX_DTYPE, "W"), k)
     elif use_faiss:
         dist, idx = _faiss_search(x, k) if n <= exact_max_rows else _ivf_search(x, k, seed=seed)
     else:
@@ -302,10 +304,8 @@ def nearest_neighbours(
         dist, idx = _drop_self(*search(x, search_k), k)
     dist.flags.writeable = False
     idx.flags.writeable = False
-    if cache:
-        _CACHE[key] = (x, dist, idx)
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+    if memo is not None:
+        memo.put("neighbours", key, (x, dist, idx), keep=MEMO_SIZE)
     return dist, idx
 
 

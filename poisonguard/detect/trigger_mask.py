@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from poisonguard.detect.trigger_search import last_result
+from poisonguard.detect.memo import content_key, remember
 
 __all__ = ["MaskTest", "mask_test", "principal_basis"]
 
@@ -29,11 +29,12 @@ def principal_basis(features: np.ndarray, *, dims: int = 64, max_rows: int = 4_0
     """``(centre, basis)``: the ``dims`` leading principal axes of ``features`` (fitted on
     a seeded sample of ``max_rows`` rows), or None when the data has ``dims`` columns
     or fewer. Computed once per scan and shared by every masking test (and by the
-    detectors: a second call on the same values returns the first one's result)."""
+    detectors: within a scan, a second call on the same values returns the first
+    one's result, :mod:`poisonguard.detect.memo`)."""
     if features.shape[1] <= dims:
         return None
-    return last_result("principal_basis", (features,), (dims, max_rows, seed),
-                       lambda: _basis(features, dims, max_rows, seed))
+    return remember("principal_basis", content_key((features,), (dims, max_rows, seed)),
+                    lambda: _basis(features, dims, max_rows, seed))
 
 
 def _basis(features: np.ndarray, dims: int, max_rows: int,

@@ -11,10 +11,7 @@ decide which of them are backdoors. Plain functions, usable alone.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import numpy as np
 from scipy import sparse
@@ -22,13 +19,13 @@ from scipy.sparse.csgraph import connected_components
 from scipy.stats import binom
 
 from poisonguard.detect.item_pairs import similar_pairs
+from poisonguard.detect.memo import content_key, remember
 from poisonguard.params import Constraint, Interval
 
 __all__ = [
     "MINING_CONSTRAINTS",
     "TriggerCandidate",
     "describe_features",
-    "last_result",
     "mine_triggers",
     "needed_matches",
     "rows_matching",
@@ -37,32 +34,6 @@ __all__ = [
 #: Rows (or, for per-column work, columns) read at a time: the search reads the data
 #: in its stored dtype (uint8 pixels stay uint8) and never makes a full-size copy.
 CHUNK = 4_096
-
-_T = TypeVar("_T")
-#: The last call of each memoised function: name -> (key, result).
-_LAST: dict[str, tuple[str, Any]] = {}
-
-
-def last_result(name: str, arrays: tuple[np.ndarray, ...], params: tuple[object, ...],
-                compute: Callable[[], _T]) -> _T:
-    """``compute()``, or its result from the previous call of ``name`` on arrays of the
-    same content (a BLAKE2 digest of their bytes, shapes and dtypes) and the same
-    ``params``. ``trigger`` and ``cleanlabel`` mine the same data with the same
-    settings in one scan: the second one reuses the first one's work, whatever object
-    holds the arrays. One result per name is kept."""
-    h = hashlib.blake2b(digest_size=16)
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.shape}{a.dtype.str}".encode())
-        h.update(a.data)
-    key = h.hexdigest() + repr(params)
-    last = _LAST.get(name)
-    if last is not None and last[0] == key:
-        return last[1]
-    result = compute()
-    _LAST[name] = (key, result)
-    return result
-
 
 #: Constraints of the parameters that the detectors built on :func:`mine_triggers`
 #: (``trigger``, ``cleanlabel``) share: the mining ones, the level of the label test
@@ -255,14 +226,15 @@ def mine_triggers(
     index >= ``min_jaccard`` (:func:`~poisonguard.detect.item_pairs.similar_pairs`);
     each connected group of linked items is a candidate. Mining runs on a random
     sample of ``max_rows`` rows and never looks at the labels; candidates are then
-    matched on every row of ``x``. Roughly linear in rows. A repeated call on the same
-    values and settings returns the same candidates without mining again
-    (:func:`last_result`).
+    matched on every row of ``x``. Roughly linear in rows. Within a scan, a repeated
+    call on the same values and settings returns the same candidates without mining
+    again (:func:`poisonguard.detect.memo.remember`).
     """
     x = np.asarray(x)
     y = np.asarray(labels)
     params = (n_classes, min_rows, min_fraction, max_fraction, min_jaccard, max_rows, seed)
-    return list(last_result("mine_triggers", (x, y), params, lambda: _mine(x, y, *params)))
+    return list(remember("mine_triggers", content_key((x, y), params),
+                         lambda: _mine(x, y, *params)))
 
 
 def _mine(x: np.ndarray, y: np.ndarray, n_classes: int, min_rows: int, min_fraction: float,

@@ -62,6 +62,24 @@ class Engine(ABC):
             progress: Progress | None = None) -> Iterator[R]:
         """Yield ``fn(item)`` for every item, in item order."""
 
+    def map_shared(self, fn: Callable[[T], R], items: Sequence[T], *, stage: str = "working",
+                   progress: Progress | None = None) -> list[Handle[R]]:
+        """``fn(item)`` for every item, each result kept as a :class:`Handle` for later
+        tasks (in item order): for results the driver does not read, such as a
+        search index per shard.
+
+        Here (and by default) the results pass through :meth:`map` and :meth:`put`; a
+        cluster keeps each result in its object store, where it was computed, so the
+        driver never receives it.
+
+        Examples
+        --------
+        >>> [h.get() for h in InProcessEngine().map_shared(abs, [-1, 2])]
+        [1, 2]
+        """
+        return [self.put(result) for result in self.map(fn, items, stage=stage,
+                                                         progress=progress)]
+
     def put(self, value: T) -> Handle[T]:
         """Share ``value`` (a large array) with every task: tasks call ``handle.get()``.
 

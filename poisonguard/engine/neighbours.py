@@ -19,7 +19,7 @@ searches every shard with them. The merged lists are the in-process IVF neighbou
 :data:`~poisonguard.detect.neighbours.EXACT_MAX_ROWS` rows and IVF beyond, as the
 in-process search is. Memory per task: one query block's running lists, one shard's
 distances (scikit-learn works in chunks) or one shard's index; the rows themselves are
-one shared read-only copy per node (:meth:`Engine.put`).
+one shared read-only copy per node (:func:`~poisonguard.engine.reduce.share`).
 
 Inside :func:`engine_neighbours`, every ``nearest_neighbours(..., backend="auto")``
 call of the detectors (label, knn, duplicate; outlier below its sample size) runs
@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from poisonguard.detect.ivf import (
+    LOCAL_SHARD_ROWS,
     IvfLayout,
     ivf_index,
     ivf_layout,
@@ -46,6 +47,7 @@ from poisonguard.detect.ivf import (
     search_ivf_index,
 )
 from poisonguard.engine.base import Engine, Handle, InProcessEngine
+from poisonguard.engine.reduce import share
 from poisonguard.errors import UsageError
 from poisonguard.progress import NullProgress, Progress
 
@@ -54,13 +56,14 @@ __all__ = ["KNN_MODES", "KnnMode", "RowRange", "engine_neighbours", "sharded_nei
 KnnMode = Literal["auto", "exact", "ivf"]
 #: ``--knn`` choices: auto (exact up to 50,000 rows, IVF beyond), exact, ivf.
 KNN_MODES: tuple[str, ...] = ("auto", "exact", "ivf")
-#: Rows per reference shard and per query block (defaults). Beyond MAX_SHARDS x
-#: SHARD_ROWS rows the shards grow instead: every query visits every shard, so the
-#: work is N x shards x (one shard's search), and few large shards keep it near the
-#: in-process IVF's.
-SHARD_ROWS = 250_000
+#: Rows per reference shard and per query block (defaults). Every query visits every
+#: shard (faiss pays per query, per probed list, per shard), so the shards are the
+#: in-process search's (2**20 rows, detect/ivf.py: at 1M rows, one shard cost 151-159
+#: CPU s per million queries against 200 for four); beyond MAX_SHARDS of them they grow.
+#: Each task deserializes every shard's index once: large query blocks, few copies.
+SHARD_ROWS = LOCAL_SHARD_ROWS
 MAX_SHARDS = 16
-BLOCK_ROWS = 50_000
+BLOCK_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class _Search:
     k: int
     shards: tuple[RowRange, ...]
     layout: IvfLayout | None  # the shared coarse quantizer (ivf)
-    indexes: Handle[list[np.ndarray]] | None  # serialized faiss index per shard (ivf)
+    indexes: tuple[Handle[np.ndarray], ...] | None  # serialized faiss index per shard (ivf)
 
 
 def _build_index(shard: RowRange, *, rows: Handle[np.ndarray], layout: IvfLayout) -> np.ndarray:
@@ -104,7 +107,7 @@ def _shard_search(search: _Search, s: int, queries: np.ndarray,
     import faiss
 
     assert probes is not None
-    index = faiss.deserialize_index(search.indexes.get()[s])
+    index = faiss.deserialize_index(search.indexes[s].get())
     return search_ivf_index(index, queries, probes, k)  # squared distances
 
 
@@ -112,11 +115,21 @@ def _search_block(block: RowRange, *, search: _Search) -> tuple[np.ndarray, np.n
     """The k nearest rows (self included) of query rows ``block`` (runs on a worker)."""
     rows = search.rows.get()
     queries = rows[block.start:block.stop]
-    probes = None if search.layout is None else ivf_probes(search.layout, rows, block.start,
-                                                           block.stop)
+    probes, order = None, None
+    if search.layout is not None:
+        probes = ivf_probes(search.layout, rows, block.start, block.stop)
+        # queries in the order of their nearest list, as in-process (detect/ivf.py): the
+        # block's queries scan the same lists while they are cached; faiss searches each
+        # query alone and the merges are per query, so the order changes no result
+        order = np.argsort(probes[:, 0], kind="stable")
+        queries, probes = queries[order], probes[order]
     best = (np.zeros((len(queries), 0)), np.zeros((len(queries), 0), dtype=np.int64))
     for s in range(len(search.shards)):
         best = merge_neighbours(best, _shard_search(search, s, queries, probes), search.k)
+    if order is not None:
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        best = (best[0][back], best[1][back])
     if search.layout is not None:
         best = (np.sqrt(best[0]), best[1])
     return best
@@ -132,9 +145,11 @@ def sharded_neighbours(x: np.ndarray, k: int, *, engine: Engine, mode: KnnMode =
                        progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of every row of ``x`` (itself included), on ``engine``.
 
-    Returns N x k float32 distances and int64 row indices, nearest first (ties: lower
-    row index first). See the module docstring for how the search is cut;
-    ``shard_rows`` defaults to 250,000 rows, or N / 16 when that is more.
+    Returns N x k float32 distances and int32 row indices (int64 beyond 2**31 - 1
+    rows), nearest first (ties: lower row index first). See the module docstring for
+    how the search is cut; ``shard_rows`` defaults to 2**20 rows, or N / 16 when that
+    is more. The driver holds only the result (filled block by block as they arrive),
+    never the shards' indexes (they stay with the engine: :meth:`Engine.map_shared`).
 
     Examples
     --------
@@ -157,25 +172,29 @@ def sharded_neighbours(x: np.ndarray, k: int, *, engine: Engine, mode: KnnMode =
     if ivf and not faiss_available():
         raise UsageError("the 'ivf' neighbour search needs the faiss-cpu package")
     progress = progress or NullProgress()
-    rows = engine.put(x)
+    rows = share(x, engine)
     shards = _ranges(n, shard_rows)
     indexes, layout = None, None
     if ivf:
         layout = ivf_layout(x, seed=seed)  # trained once, here: every shard shares it
-        built = list(engine.map(functools.partial(_build_index, rows=rows, layout=layout),
-                                shards, stage="indexing shards (faiss IVF)",
-                                progress=progress))
-        indexes = engine.put(built)
-    search = _Search(rows, min(k, n), shards, layout, indexes)
-    parts = list(engine.map(functools.partial(_search_block, search=search),
-                            _ranges(n, block_rows), stage="searching neighbours",
-                            progress=progress))
-    dist = np.concatenate([p[0] for p in parts])
-    idx = np.concatenate([p[1] for p in parts])
-    missing = idx < 0  # fewer than k hits over all shards: the row itself, far away
-    if missing.any():
-        idx[missing] = np.nonzero(missing)[0]
-    return dist.astype(np.float32), idx
+        indexes = tuple(engine.map_shared(
+            functools.partial(_build_index, rows=rows, layout=layout), shards,
+            stage="indexing shards (faiss IVF)", progress=progress))
+    k = min(k, n)
+    search = _Search(rows, k, shards, layout, indexes)
+    blocks = _ranges(n, block_rows)
+    dist = np.empty((n, k), dtype=np.float32)
+    idx = np.empty((n, k), dtype=np.int32 if n <= np.iinfo(np.int32).max else np.int64)
+    for block, (block_dist, block_idx) in zip(blocks, engine.map(
+            functools.partial(_search_block, search=search), blocks,
+            stage="searching neighbours", progress=progress), strict=True):
+        dist[block.start:block.stop] = block_dist
+        found = idx[block.start:block.stop]
+        found[:] = block_idx
+        missing = found < 0  # fewer than k hits over all shards: the row itself, far away
+        if missing.any():
+            found[missing] = np.nonzero(missing)[0] + block.start
+    return dist, idx
 
 
 @contextlib.contextmanager

@@ -182,6 +182,31 @@ class RayEngine(Engine):
         progress.update(f"{stage} on {where}: {total} shards ran on {len(nodes)} "
                         f"node{'s' if len(nodes) != 1 else ''}", done=total, total=total)
 
+    def map_shared(self, fn: Callable[[T], R], items: Sequence[T], *, stage: str = "working",
+                   progress: Progress | None = None) -> list[Handle[R]]:
+        """Each item as a plain Ray task whose result stays in the object store (owned
+        by this driver, rebuilt from its task if lost; retried until it succeeds when
+        its worker dies), spread over the nodes: the driver receives only the nodes
+        that ran them."""
+        progress = progress or NullProgress()
+        if not items:
+            return []
+        ray = self._ensure()
+        task = ray.remote(num_cpus=1, max_retries=-1, num_returns=2,
+                          scheduling_strategy="SPREAD")(_run_task)  # results over the nodes
+        refs = [task.remote(fn, item) for item in items]
+        total, where = len(items), self.describe()
+        nodes: set[str] = set()
+        for k, (_, node_ref) in enumerate(refs):
+            node = str(ray.get(node_ref))
+            nodes.add(node)
+            self.tasks_per_node[node] = self.tasks_per_node.get(node, 0) + 1
+            progress.update(f"{stage} on {where}: shard {k + 1}/{total}", done=k + 1,
+                            total=total)
+        progress.update(f"{stage} on {where}: {total} shards ran on {len(nodes)} "
+                        f"node{'s' if len(nodes) != 1 else ''}", done=total, total=total)
+        return [_RayHandle(result_ref) for result_ref, _ in refs]
+
     @staticmethod
     def _batches(ray: Any, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[R, str]]:
         """Ray Data: one block and one ``map_batches`` task per item, in item order."""

@@ -10,7 +10,9 @@ same bits; against a one-pass computation (``numpy.cov``, cleanlab) the results 
 to rounding (about 1e-15 relative for the moments, exactly for the counts).
 
 The engine is the one in scope (:func:`using_engine`, entered by ``scan --engine``), or
-the in-process engine.
+the in-process engine. Inside that scope an array is shared with the engine's tasks
+once (:func:`share`): the scan's row-wise work, reductions and neighbour search read
+the same features many times, and a cluster keeps one copy of them in its object store.
 
 Examples
 --------
@@ -27,6 +29,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import weakref
+import zlib
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -36,7 +41,7 @@ from poisonguard.engine.base import Engine, Handle, InProcessEngine
 from poisonguard.errors import UsageError
 
 __all__ = ["ClassMoments", "class_moments", "confident_joint", "confident_thresholds",
-           "current_engine", "using_engine"]
+           "current_engine", "share", "using_engine"]
 
 #: Rows per shard of a reduction (the default).
 SHARD_ROWS = 65_536
@@ -45,6 +50,12 @@ _THRESHOLD_FLOOR, _NO_ROWS_THRESHOLD = 2e-6, 2.0
 
 _ENGINE: contextvars.ContextVar[Engine | None] = contextvars.ContextVar(
     "poisonguard_reduction_engine", default=None)
+_Shared = OrderedDict[int, tuple["weakref.ref[np.ndarray]", int, Handle[np.ndarray]]]
+#: Arrays shared in the current :func:`using_engine` block: id -> (array, CRC-32, handle).
+_SHARED: contextvars.ContextVar[_Shared | None] = contextvars.ContextVar(
+    "poisonguard_shared", default=None)
+#: Arrays kept shared at a time (the scan's features, a class's rows, a result or two).
+SHARED_KEEP = 4
 
 
 def current_engine() -> Engine:
@@ -63,10 +74,62 @@ def using_engine(engine: Engine | None) -> Iterator[None]:
     'local'
     """
     token = _ENGINE.set(engine)
+    memo: _Shared = OrderedDict()
+    shared = _SHARED.set(memo)
     try:
         yield
     finally:
+        memo.clear()  # the shared copies go now, not at the next garbage collection
+        _SHARED.reset(shared)
         _ENGINE.reset(token)
+
+
+def _forget(memo: _Shared, key: int, gone: object) -> None:
+    """An array shared in ``memo`` was freed: free its shared copy too."""
+    entry = memo.get(key)
+    if entry is not None and entry[0] is gone:
+        del memo[key]
+
+
+def _checksum(x: np.ndarray) -> int:
+    return zlib.crc32(x.reshape(-1).view(np.uint8).data) if x.size else 0
+
+
+def share(x: np.ndarray, engine: Engine | None = None) -> Handle[np.ndarray]:
+    """``engine.put(x)``, once per array inside a :func:`using_engine` block of ``engine``.
+
+    The last :data:`SHARED_KEEP` arrays shared in the block keep their handle (and so
+    their one copy in a cluster's object store) while they live, until the block ends:
+    sharing the same array object again returns that handle, unless its bytes changed
+    since (CRC-32 checked, so a changed array is shared anew, never read stale). The
+    block holds no array alive: when one is freed, so is its shared copy. Outside such
+    a block, or for another engine, every call puts.
+
+    Examples
+    --------
+    >>> x = np.arange(3.0)
+    >>> with using_engine(InProcessEngine()):
+    ...     share(x) is share(x)
+    True
+    >>> share(x) is share(x)  # outside: a new handle each time
+    False
+    """
+    engine = engine or current_engine()
+    memo = _SHARED.get()
+    if (memo is None or engine is not _ENGINE.get() or not isinstance(x, np.ndarray)
+            or not x.flags.c_contiguous or x.dtype.hasobject):
+        return engine.put(x)
+    key, checksum = id(x), _checksum(x)
+    hit = memo.get(key)
+    if hit is not None and hit[0]() is x and hit[1] == checksum:
+        memo.move_to_end(key)
+        return hit[2]
+    handle = engine.put(x)
+    memo[key] = (weakref.ref(x, functools.partial(_forget, memo, key)), checksum, handle)
+    memo.move_to_end(key)
+    while len(memo) > SHARED_KEEP:
+        memo.popitem(last=False)
+    return handle
 
 
 @dataclass(frozen=True)
@@ -170,7 +233,7 @@ def class_moments(values: np.ndarray, labels: np.ndarray, n_classes: int, *,
     """
     x, y = _checked(values, labels, n_classes)
     engine = engine or current_engine()
-    rows = _Rows(engine.put(x), engine.put(y), n_classes, scatter)
+    rows = _Rows(share(x, engine), share(y, engine), n_classes, scatter)
     total = ClassMoments(np.zeros(n_classes, dtype=np.int64), np.zeros((n_classes, x.shape[1])),
                          np.zeros((n_classes, x.shape[1], x.shape[1])) if scatter else None)
     for part in engine.map(functools.partial(_shard_moments, rows=rows),
@@ -236,7 +299,7 @@ def confident_joint(labels: np.ndarray, proba: np.ndarray, *, calibrate: bool = 
     engine = engine or current_engine()
     if thresholds is None:
         thresholds = confident_thresholds(y, x, shard_rows=shard_rows, engine=engine)
-    rows = _Rows(engine.put(x), engine.put(y), c, False)
+    rows = _Rows(share(x, engine), share(y, engine), c, False)
     joint = np.zeros((c, c), dtype=np.int64)
     for part in engine.map(functools.partial(_shard_joint, rows=rows,
                                              thresholds=np.asarray(thresholds)),

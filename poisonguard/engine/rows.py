@@ -5,7 +5,8 @@ beforehand on a bounded sample (an isolation forest, a reference sample for a
 neighbour-distance statistic, a trained MLP). :func:`map_rows` applies such a
 function to blocks of :data:`BLOCK_ROWS` rows on the engine in scope
 (:func:`~poisonguard.engine.reduce.using_engine`, entered by ``scan --engine``):
-the rows are shared once (:meth:`Engine.put`), each task reads its block and calls
+the rows are shared once (:func:`~poisonguard.engine.reduce.share`: once per array
+in a scan), each task reads its block and calls
 the function, and the blocks' results are concatenated in row order. The driver
 keeps only the per-row results.
 
@@ -34,7 +35,7 @@ from typing import TypeVar, cast
 import numpy as np
 
 from poisonguard.engine.base import Engine, Handle
-from poisonguard.engine.reduce import current_engine
+from poisonguard.engine.reduce import current_engine, share
 from poisonguard.errors import UsageError
 
 __all__ = ["BLOCK_ROWS", "map_rows"]
@@ -113,6 +114,6 @@ def map_rows(fn: Callable[[np.ndarray], R], x: np.ndarray, *, rows: np.ndarray |
     blocks = [_Block(start, min(start + block_rows, n),
                      None if rows is None else np.asarray(rows[start:start + block_rows]))
               for start in starts]
-    shared = engine.put(x)
+    shared = share(x, engine)
     parts = list(engine.map(functools.partial(_apply, fn=fn, x=shared), blocks, stage=stage))
     return _concatenate(parts)

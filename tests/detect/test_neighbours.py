@@ -8,8 +8,8 @@ from scipy.spatial.distance import cdist
 
 from poisonguard.attack import inject_near_duplicates
 from poisonguard.datasets import builtin_dataset
+from poisonguard.detect.memo import scan_memo
 from poisonguard.detect.neighbours import (
-    clear_cache,
     faiss_available,
     nearest_in_sample,
     nearest_neighbours,
@@ -56,17 +56,20 @@ def test_faiss_exact_and_inverted_file() -> None:
     assert not (ivf_i == np.arange(4000)[:, None]).any()
 
 
-def test_cache_shares_one_search_per_array() -> None:
-    clear_cache()
+def test_a_scan_memo_shares_one_search_per_array() -> None:
     x = np.random.default_rng(3).normal(size=(100, 4)).astype(np.float32)
-    d10, i10 = nearest_neighbours(x, 10)
-    d3, i3 = nearest_neighbours(x, 3)
-    assert np.shares_memory(i3, i10) and np.array_equal(i3, i10[:, :3])
-    assert not i10.flags.writeable
-    other = x.copy()
-    _, j = nearest_neighbours(other, 3)
-    assert not np.shares_memory(j, i10)
-    clear_cache()
+    with scan_memo() as memo:
+        d10, i10 = nearest_neighbours(x, 10)
+        d3, i3 = nearest_neighbours(x, 3)
+        assert np.shares_memory(i3, i10) and np.array_equal(i3, i10[:, :3])
+        assert not i10.flags.writeable
+        other = x.copy()
+        _, j = nearest_neighbours(other, 3)
+        assert not np.shares_memory(j, i10)
+        assert len(memo) == 2
+    assert len(memo) == 0
+    # outside a scan every call searches
+    assert not np.shares_memory(nearest_neighbours(x, 3)[1], nearest_neighbours(x, 3)[1])
 
 
 def test_k_is_capped_and_bad_input_is_a_usage_error() -> None:

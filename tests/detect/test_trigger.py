@@ -18,6 +18,7 @@ from poisonguard.data import Dataset
 from poisonguard.datasets import builtin_dataset, synthetic
 from poisonguard.detect import DEFAULT_DETECTORS, available_detectors
 from poisonguard.detect.item_pairs import similar_pairs
+from poisonguard.detect.memo import scan_memo
 from poisonguard.detect.trigger import TriggerDetector
 from poisonguard.detect.trigger_search import mine_triggers, rows_matching
 from poisonguard.detect.trigger_windows import mine_windows
@@ -132,12 +133,15 @@ def test_mining_finds_a_planted_item_set() -> None:
     assert len(cands) == 1
     assert cands[0].core == (1, 4) and cands[0].label == 1 and cands[0].purity == 1.0
     np.testing.assert_array_equal(rows_matching(x, (1, 4), (7.0, -3.0)), np.arange(20))
-    # Remembered for the same values (trigger then cleanlabel), never for changed ones.
-    again = mine_triggers(x.copy(), y.copy(), 2)
-    assert again[0] is cands[0]
-    x[:20, 4] = 5.0
-    moved = mine_triggers(x, y, 2)
-    assert moved[0] is not cands[0] and moved[0].values == (7.0, 5.0)
+    # Within a scan, remembered for the same values (trigger then cleanlabel), never for
+    # changed ones; outside a scan, mined again.
+    assert mine_triggers(x, y, 2)[0] is not cands[0]
+    with scan_memo():
+        first = mine_triggers(x, y, 2)
+        assert mine_triggers(x.copy(), y.copy(), 2)[0] is first[0]
+        x[:20, 4] = 5.0
+        moved = mine_triggers(x, y, 2)
+        assert moved[0] is not first[0] and moved[0].values == (7.0, 5.0)
 
 
 def test_bad_parameters_are_usage_errors() -> None:

@@ -137,8 +137,7 @@ class KillFirstWorker(Engine):
     def put(self, value: Any) -> Handle[Any]:
         return self.inner.put(value)
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, stage: str = "working",
-            progress: Progress | None = None) -> Iterator[Any]:
+    def _first_waits(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Callable[[Any], Any]:
         marker = self.marker
 
         def first_run_waits_to_be_killed(item: Any) -> Any:
@@ -150,8 +149,17 @@ class KillFirstWorker(Engine):
                     time.sleep(120)  # killed long before this ends
             return fn(item)
 
-        return self.inner.map(first_run_waits_to_be_killed, items, stage=stage,
+        return first_run_waits_to_be_killed
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, stage: str = "working",
+            progress: Progress | None = None) -> Iterator[Any]:
+        return self.inner.map(self._first_waits(fn, items), items, stage=stage,
                               progress=progress)
+
+    def map_shared(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
+                   stage: str = "working", progress: Progress | None = None) -> list[Handle[Any]]:
+        return self.inner.map_shared(self._first_waits(fn, items), items, stage=stage,
+                                     progress=progress)
 
 
 def _kill_when_waiting(marker: Path, killed: list[int]) -> threading.Thread:
@@ -179,7 +187,7 @@ def test_a_killed_worker_is_retried_and_the_job_finishes_the_same(
     if job == "scan-load":
         assert list(open_dataset(parquet_folder, engine=engine).ids) == list(
             open_dataset(parquet_folder).ids)
-    elif job == "scan-knn":  # the knn detector's IVF search: shards indexed, then searched
+    elif job == "scan-knn":  # the IVF search: shards indexed (map_shared), then searched
         dataset = open_dataset(ivf_parquet_folder)
         with engine_neighbours(engine, mode="ivf", block_rows=600, shard_rows=500):
             on_ray = scan_dataset(dataset, detectors="knn")[1][0]
@@ -245,9 +253,15 @@ def _slow_abs(value: int) -> int:
 
 def test_plain_tasks_for_ray_client_run_on_both_nodes_in_order(connected: RayCluster) -> None:
     """The path ``--address ray://`` takes (Ray Data does not run through Ray Client):
-    plain tasks, a bounded window, results in item order, the node of each."""
+    plain tasks, a bounded window, results in item order, the node of each; and
+    ``map_shared`` (the IVF shards' indexes), whose results stay on the cluster."""
     import ray as ray_module
 
     out = list(RayEngine._tasks(ray_module, _slow_abs, list(range(0, -12, -1))))
     assert [result for result, _ in out] == list(range(12))
     assert len({node for _, node in out}) == 2
+    engine = RayEngine()  # map_shared: plain tasks too; results stay in the object store
+    handles = engine.map_shared(_slow_abs, list(range(0, -12, -1)))
+    assert all(isinstance(h.ref, ray_module.ObjectRef) for h in handles)  # type: ignore[attr-defined]
+    assert [h.get() for h in handles] == list(range(12))
+    assert len(engine.tasks_per_node) == 2

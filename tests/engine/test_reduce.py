@@ -15,6 +15,7 @@ from poisonguard.engine.reduce import (
     confident_joint,
     confident_thresholds,
     current_engine,
+    share,
     using_engine,
 )
 from poisonguard.errors import UsageError
@@ -116,3 +117,42 @@ def test_bad_input_is_refused() -> None:
         class_moments(np.zeros((3, 2)), np.array([0, 1, 1]), 2, shard_rows=0)
     with pytest.raises(UsageError, match="scatter=True"):
         class_moments(np.zeros((3, 2)), np.array([0, 1, 1]), 2, scatter=False).covariance(0)
+
+
+class CountingPuts(InProcessEngine):
+    """An in-process engine that counts what it was asked to share."""
+
+    def __init__(self) -> None:
+        self.puts = 0
+
+    def put(self, value):  # noqa: ANN001, ANN201
+        self.puts += 1
+        return super().put(value.copy())  # a snapshot, as a cluster's object store holds
+
+
+def test_an_array_is_shared_once_per_block_and_never_read_stale() -> None:
+    engine = CountingPuts()
+    x = np.arange(12.0).reshape(4, 3)
+    with using_engine(engine):
+        first = share(x)
+        assert share(x) is first and engine.puts == 1  # the same array: one copy
+        x[0, 0] = 99.0  # changed in place: shared anew, the copy holds the new bytes
+        assert share(x).get()[0, 0] == 99.0 and engine.puts == 2
+        y = x + 1
+        share(y)
+        assert engine.puts == 3
+        del y  # a freed array's entry (and its shared copy) goes with it
+        assert all(entry[0]() is not None for entry in _memo().values())
+        share(x[1:])  # a view is another array
+        share(np.ascontiguousarray(x.T))
+        assert engine.puts == 5
+        assert share(x, CountingPuts()) is not first  # another engine: its own put
+    assert share(x, engine) is not first and engine.puts == 6  # outside the block: puts
+
+
+def _memo() -> dict:
+    from poisonguard.engine.reduce import _SHARED
+
+    memo = _SHARED.get()
+    assert memo is not None
+    return memo

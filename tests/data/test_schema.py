@@ -1,0 +1,29 @@
+"""The typed encoder fills its float32 matrix column by column: the same bits as one
+float64 matrix of every column cast at the end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from poisonguard.data.schema import TableSchema, _encode_column, _key
+
+
+def test_encode_equals_the_whole_float64_matrix_cast_once() -> None:
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame({
+        "row_id": np.arange(n),  # excluded (an index): no encoded columns
+        "mass": np.where(rng.random(n) < 0.1, np.nan, rng.normal(1e3, 7.0, n)),
+        "island": rng.choice(["A", "B", None], n),
+        "when": pd.date_range("2024-01-01", periods=n, freq="37h").strftime("%Y-%m-%d %H:%M"),
+        "count": rng.integers(0, 9, n).astype(np.int16),
+        "ratio": (rng.random(n) / 3).astype(np.float32),
+    })
+    schema = TableSchema.infer(frame)
+    assert {c.kind for c in schema.columns} == {"excluded", "numeric", "categorical", "date"}
+    once = np.column_stack([_encode_column(c, frame[_key(frame, c.name)])
+                            for c in schema.used]).astype(np.float32)
+    encoded = schema.encode(frame)
+    assert encoded.dtype == np.float32 and encoded.shape == (n, schema.width)
+    assert encoded.tobytes() == once.tobytes()
