@@ -11,6 +11,10 @@
   every class). Score: the row's within-class rank of ART's spectral score.
 - ``art_spectral_oracle``: the same with ``expected_pp_poison`` set to the *true*
   poison rate, information the scan never gets (the best case for that defence).
+- ``knn``: k-NN disagreement on the input features (a row is flagged when the majority
+  label of its 10 nearest rows differs from its own): the plain baseline for flips.
+- ``isolation_forest``: scikit-learn's IsolationForest (contamination 'auto') on the
+  input features: the plain baseline for outliers.
 
 Both ART defences read the activations of the classifier's last layer
 (``layer_names[-1]``). We wrap ART's ``PyTorchClassifier`` around an identity
@@ -30,14 +34,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["REFERENCES", "missing_references", "run_reference"]
+__all__ = ["REFERENCES", "isolation_forest", "knn_disagreement", "missing_references",
+           "run_reference"]
 
 Flags = tuple[np.ndarray, np.ndarray | None]
 
 _NEEDS = {"datalab": ("cleanlab", "datasets"), "art_activation": ("art", "torch"),
-          "art_spectral": ("art", "torch"), "art_spectral_oracle": ("art", "torch")}
+          "art_spectral": ("art", "torch"), "art_spectral_oracle": ("art", "torch"),
+          "knn": ("sklearn",), "isolation_forest": ("sklearn",)}
 _PACKAGES = {"cleanlab": "cleanlab[datalab]", "datasets": "cleanlab[datalab]",
-             "art": "adversarial-robustness-toolbox", "torch": "torch"}
+             "art": "adversarial-robustness-toolbox", "torch": "torch",
+             "sklearn": "scikit-learn"}
 #: Reference names, in table order.
 REFERENCES: tuple[str, ...] = tuple(_NEEDS)
 
@@ -107,6 +114,25 @@ def art_spectral(embedding: np.ndarray, labels: np.ndarray, n_classes: int,
     return np.asarray(is_clean) == 0, scores
 
 
+def knn_disagreement(labels: np.ndarray, features: np.ndarray, k: int = 10) -> Flags:
+    """Baseline: flag a row when the majority label of its k nearest rows differs."""
+    from sklearn.neighbors import NearestNeighbors
+
+    idx = NearestNeighbors(n_neighbors=min(k + 1, len(labels))).fit(features).kneighbors(
+        features, return_distance=False)[:, 1:]
+    votes = np.stack([np.bincount(labels[row], minlength=labels.max() + 1) for row in idx])
+    share = votes[np.arange(len(labels)), labels] / idx.shape[1]
+    return votes.argmax(axis=1) != labels, 1.0 - share
+
+
+def isolation_forest(features: np.ndarray, seed: int = 0) -> Flags:
+    """Baseline: scikit-learn's IsolationForest (contamination 'auto') on the features."""
+    from sklearn.ensemble import IsolationForest
+
+    forest = IsolationForest(random_state=seed).fit(features)
+    return forest.predict(features) == -1, -forest.score_samples(features)
+
+
 def run_reference(name: str, *, labels: np.ndarray, n_classes: int, proba: np.ndarray,
                   features: np.ndarray, embedding: np.ndarray, true_rate: float | None,
                   seed: int = 0) -> Flags:
@@ -117,5 +143,7 @@ def run_reference(name: str, *, labels: np.ndarray, n_classes: int, proba: np.nd
         "art_spectral": lambda: art_spectral(embedding, labels, n_classes),
         "art_spectral_oracle": lambda: art_spectral(
             embedding, labels, n_classes, expected_pp_poison=min(max(true_rate or 0.0, 1e-4), 1.0)),
+        "knn": lambda: knn_disagreement(np.asarray(labels), features),
+        "isolation_forest": lambda: isolation_forest(features, seed),
     }
     return runners[name]()

@@ -57,7 +57,13 @@ import pandas as pd  # noqa: E402
 
 from benchmarks._common import command_line, machine, md_table, versions, write_results  # noqa: E402,E501
 from benchmarks._real_tables import HELD_OUT, TABLES  # noqa: E402
-from benchmarks._references import Flags, missing_references, run_reference  # noqa: E402
+from benchmarks._references import (  # noqa: E402
+    Flags,
+    missing_references,
+    run_reference,
+)
+from benchmarks._references import isolation_forest as _isolation_forest  # noqa: E402
+from benchmarks._references import knn_disagreement as _knn_disagreement  # noqa: E402
 from poisonguard.attack import attack_applies, run_attack  # noqa: E402
 from poisonguard.bench.metrics import detection_metrics  # noqa: E402
 from poisonguard.data import Dataset  # noqa: E402
@@ -128,25 +134,6 @@ def _attacked_other(base: Dataset, case: str, seed: int) -> tuple[Dataset, np.nd
         res = run_attack("outliers", base, rate=0.03, seed=seed)
         return res.dataset, res.truth.mask
     raise ValueError(case)
-
-
-def _knn_disagreement(labels: np.ndarray, features: np.ndarray, k: int = 10) -> Flags:
-    """Baseline: flag a row when the majority label of its k nearest rows differs."""
-    from sklearn.neighbors import NearestNeighbors
-
-    idx = NearestNeighbors(n_neighbors=min(k + 1, len(labels))).fit(features).kneighbors(
-        features, return_distance=False)[:, 1:]
-    votes = np.stack([np.bincount(labels[row], minlength=labels.max() + 1) for row in idx])
-    share = votes[np.arange(len(labels)), labels] / idx.shape[1]
-    return votes.argmax(axis=1) != labels, 1.0 - share
-
-
-def _isolation_forest(features: np.ndarray, seed: int = 0) -> Flags:
-    """Baseline: scikit-learn's IsolationForest (contamination 'auto') on the features."""
-    from sklearn.ensemble import IsolationForest
-
-    forest = IsolationForest(random_state=seed).fit(features)
-    return forest.predict(features) == -1, -forest.score_samples(features)
 
 
 def _precision_at_k(scores: np.ndarray, truth_mask: np.ndarray) -> float:

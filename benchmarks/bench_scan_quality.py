@@ -9,8 +9,11 @@ on the same out-of-fold probabilities, features and activations. The clean
 
     .venv/bin/python benchmarks/bench_scan_quality.py            # the full grid
     .venv/bin/python benchmarks/bench_scan_quality.py --quick    # digits + breast cancer, 2 rates
+    .venv/bin/python benchmarks/bench_scan_quality.py --seeds 0,1,2   # every case under 3 seeds
 
-Writes benchmarks/results/scan-quality.md and scan-quality.json.
+Seed s is the attack's, the scan's and the references' seed (and the synthetic data's).
+Writes benchmarks/results/scan-quality.md and scan-quality.json, rewritten after every
+case (a run stopped early keeps the cases it finished).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from benchmarks._common import (  # noqa: E402
     command_line,
     machine,
     parse_floats,
+    parse_ints,
     parse_names,
     versions,
     write_results,
@@ -93,8 +97,11 @@ def evaluate(dataset: Dataset, mask: np.ndarray, *, references: Sequence[str], s
             errors[name] = _brief(exc)
             continue
         methods[name] = _metrics(ref_flags, mask, ref_scores, time.perf_counter() - t0)
+    reliability = findings.summary.get("reliability") or {}
     return {"methods": methods, "detectors": detectors, "reference_errors": errors,
-            "representation": {"model": rep.model, "layer": rep.layer}}
+            "representation": {"model": rep.model, "layer": rep.layer},
+            "oof_accuracy": reliability.get("out_of_fold_accuracy"),
+            "hypotheses": [str(h) for h in findings.summary.get("suspected_attacks", [])]}
 
 
 def _brief(exc: BaseException) -> str:
@@ -108,48 +115,73 @@ def _case_list(dataset: Dataset, attacks: Sequence[str]) -> list[str]:
 
 
 def run(*, datasets: Sequence[str], attacks: Sequence[str], rates: Sequence[float],
-        references: Sequence[str], synthetic_rows: int, seed: int,
-        log: Any = print) -> dict[str, Any]:
-    """Run the whole grid; returns the JSON payload (cases, clean runs, skips, errors)."""
+        references: Sequence[str], synthetic_rows: int, seeds: Sequence[int],
+        log: Any = print, checkpoint: Callable[[dict[str, Any]], object] | None = None
+        ) -> dict[str, Any]:
+    """Run the whole grid under every seed; returns the JSON payload (cases, clean runs,
+    skips, errors; each case and clean run carries its ``seed``). ``checkpoint`` gets
+    the payload so far after every case."""
     missing = missing_references(list(references))
     refs = [r for r in references if r not in missing]
     for name, pkg in missing.items():
         log(f"note: reference {name} skipped: {pkg} is not installed")
-    cases: list[dict[str, Any]] = []
-    clean: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
+    payload: dict[str, Any] = {"cases": [], "clean": [], "errors": [], "references": refs,
+                               "references_missing": missing}
     for ds_name in datasets:
-        base = load(ds_name, synthetic_rows=synthetic_rows, seed=seed)
-        where = {"dataset": ds_name, "rows": len(base), "modality": base.modality}
-        try:
-            out = evaluate(base, np.zeros(len(base), dtype=bool), references=refs, seed=seed,
-                           true_rate=None)
-            clean.append({**where, **out})
-            log(f"{ds_name} clean: scan FPR {out['methods']['scan']['fpr']:.4f} "
-                f"({out['methods']['scan']['seconds']:.1f} s)")
-        except Exception as exc:  # record and go on: one broken case must not lose the run
-            errors.append({**where, "attack": "none", "error": _brief(exc)})
-            log(f"{ds_name} clean: ERROR {_brief(exc)}")
-        for attack in _case_list(base, attacks):
+        bases = {seed: load(ds_name, synthetic_rows=synthetic_rows, seed=seed)
+                 for seed in seeds}
+        for seed, base in bases.items():
+            _clean_case(base, ds_name, seed, refs, payload, log)
+            if checkpoint is not None:
+                checkpoint(payload)
+        for attack in _case_list(bases[seeds[0]], attacks):
             for rate in rates:
-                case = {**where, "attack": attack, "rate": rate}
-                try:
-                    res = run_attack(attack, base, rate=rate, seed=seed, target=(
-                        TARGET if ATTACK_INFO[attack].needs_target else None))
-                    mask = res.truth.mask
-                    out = evaluate(res.dataset, mask, references=refs, seed=seed,
-                                   true_rate=float(mask.mean()))
-                except Exception as exc:
-                    errors.append({**case, "error": _brief(exc)})
-                    log(f"{ds_name} {attack} {rate:g}: ERROR {_brief(exc)}")
-                    continue
-                case.update(rows=len(res.dataset), poisoned=int(mask.sum()), **out)
-                cases.append(case)
-                s = out["methods"]["scan"]
-                log(f"{ds_name} {attack} {rate:g}: scan F1 {s['f1'] or 0:.3f} "
-                    f"P {s['precision'] or 0:.3f} R {s['recall'] or 0:.3f} ({s['seconds']:.1f} s)")
-    return {"cases": cases, "clean": clean, "errors": errors, "references": refs,
-            "references_missing": missing}
+                for seed, base in bases.items():
+                    _attack_case(base, ds_name, attack, rate, seed, refs, payload, log)
+                    if checkpoint is not None:
+                        checkpoint(payload)
+    return payload
+
+
+def _where(base: Dataset, ds_name: str, seed: int) -> dict[str, Any]:
+    return {"dataset": ds_name, "seed": seed, "rows": len(base), "modality": base.modality}
+
+
+def _clean_case(base: Dataset, ds_name: str, seed: int, refs: Sequence[str],
+                payload: dict[str, Any], log: Any) -> None:
+    """Scan the untouched ``base``: every flag is a false positive."""
+    where = _where(base, ds_name, seed)
+    try:
+        out = evaluate(base, np.zeros(len(base), dtype=bool), references=refs, seed=seed,
+                       true_rate=None)
+    except Exception as exc:  # record and go on: one broken case must not lose the run
+        payload["errors"].append({**where, "attack": "none", "error": _brief(exc)})
+        log(f"{ds_name} clean s{seed}: ERROR {_brief(exc)}")
+        return
+    payload["clean"].append({**where, **out})
+    log(f"{ds_name} clean s{seed}: scan FPR {out['methods']['scan']['fpr']:.4f} "
+        f"({out['methods']['scan']['seconds']:.1f} s)")
+
+
+def _attack_case(base: Dataset, ds_name: str, attack: str, rate: float, seed: int,
+                 refs: Sequence[str], payload: dict[str, Any], log: Any) -> None:
+    """Poison ``base`` with ``attack`` at ``rate`` (seed ``seed``), scan and score it."""
+    case = {**_where(base, ds_name, seed), "attack": attack, "rate": rate}
+    try:
+        res = run_attack(attack, base, rate=rate, seed=seed, target=(
+            TARGET if ATTACK_INFO[attack].needs_target else None))
+        mask = res.truth.mask
+        out = evaluate(res.dataset, mask, references=refs, seed=seed,
+                       true_rate=float(mask.mean()))
+    except Exception as exc:
+        payload["errors"].append({**case, "error": _brief(exc)})
+        log(f"{ds_name} {attack} {rate:g} s{seed}: ERROR {_brief(exc)}")
+        return
+    case.update(rows=len(res.dataset), poisoned=int(mask.sum()), **out)
+    payload["cases"].append(case)
+    s = out["methods"]["scan"]
+    log(f"{ds_name} {attack} {rate:g} s{seed}: scan F1 {s['f1'] or 0:.3f} "
+        f"P {s['precision'] or 0:.3f} R {s['recall'] or 0:.3f} ({s['seconds']:.1f} s)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -162,7 +194,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--references", default=",".join(REFERENCES),
                    help="comma list of references, or 'none'")
     p.add_argument("--synthetic-rows", type=int, default=20_000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the one seed (without --seeds)")
+    p.add_argument("--seeds", help="comma list of seeds, e.g. 0,1,2 (default: --seed)")
     p.add_argument("--out-dir", type=Path, default=None,
                    help="where scan-quality.md/.json go (default: benchmarks/results)")
     return p
@@ -180,17 +213,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         r for r in references if r not in REFERENCES]
     if bad:
         raise SystemExit(f"unknown attack or reference: {', '.join(bad)}")
+    seeds = parse_ints(args.seeds) if args.seeds else [args.seed]
     started = time.perf_counter()
+    meta = {"command": command_line(__file__, argv), "machine": machine(),
+            "versions": versions(), "datasets": datasets, "attacks": attacks, "rates": rates,
+            "target": TARGET, "seeds": seeds, "synthetic_rows": args.synthetic_rows,
+            "quick": args.quick}
+
+    def write(payload: dict[str, Any], *, finished: bool = False) -> Path:
+        payload["meta"] = {**meta, "machine": machine(), "finished": finished,
+                           "seconds": round(time.perf_counter() - started, 1)}
+        return write_results("scan-quality", quality_markdown(payload), payload,
+                             args.out_dir)[0]
+
     payload = run(datasets=datasets, attacks=attacks, rates=rates, references=references,
-                  synthetic_rows=args.synthetic_rows, seed=args.seed)
-    payload["meta"] = {
-        "command": command_line(__file__, argv), "machine": machine(), "versions": versions(),
-        "datasets": datasets, "attacks": attacks, "rates": rates, "target": TARGET,
-        "seed": args.seed, "synthetic_rows": args.synthetic_rows, "quick": args.quick,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    md_path, _ = write_results("scan-quality", quality_markdown(payload), payload,
-                               args.out_dir)
+                  synthetic_rows=args.synthetic_rows, seeds=seeds, checkpoint=write)
+    md_path = write(payload, finished=True)
     print(f"wrote {md_path}")
     return 1 if payload["errors"] else 0
 

@@ -22,20 +22,28 @@ __all__ = ["minhash_signatures", "pair_overlaps", "similar_pairs"]
 MAX_EXACT_WORK = 20_000_000
 
 
-def minhash_signatures(b: sparse.csc_matrix, n_hashes: int, *, seed: int = 0) -> np.ndarray:
+def minhash_signatures(b: sparse.csc_matrix, n_hashes: int, *, seed: int = 0,
+                       chunk: int = 1 << 22) -> np.ndarray:
     """H x I MinHash signatures of the columns of a binary CSC matrix (no empty column).
 
     Hash ``h`` is a seeded random permutation of the rows; a column's signature is
-    the smallest permuted index among its rows.
+    the smallest permuted index among its rows. Columns are read in groups of about
+    ``chunk`` entries (the permuted row numbers of one group exist at a time; the
+    minima are the same whatever the grouping).
     """
     b = sparse.csc_matrix(b)
-    n = b.shape[0]
+    n, n_items = b.shape
     rng = np.random.default_rng(seed)
-    starts = b.indptr[:-1]
-    out = np.empty((n_hashes, b.shape[1]), dtype=np.int64)
+    indptr = b.indptr.astype(np.int64)
+    cuts = np.searchsorted(indptr, np.arange(0, indptr[-1], max(int(chunk), 1)), side="right") - 1
+    groups = np.unique(np.concatenate([cuts, [0, n_items]]).clip(0, n_items))
+    out = np.empty((n_hashes, n_items), dtype=np.int64)
     for h in range(n_hashes):
         perm = rng.permutation(n).astype(np.int32)
-        out[h] = np.minimum.reduceat(perm[b.indices], starts)
+        for c0, c1 in zip(groups[:-1], groups[1:], strict=True):
+            first, last = indptr[c0], indptr[c1]
+            out[h, c0:c1] = np.minimum.reduceat(perm[b.indices[first:last]],
+                                                indptr[c0:c1] - first)
     return out
 
 

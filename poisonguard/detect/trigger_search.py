@@ -126,8 +126,12 @@ def _items(x: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, spa
     """
     feats: list[np.ndarray] = []
     vals: list[np.ndarray] = []
-    members: list[np.ndarray] = []  # each item's rows (ascending), item after item
     sizes: list[np.ndarray] = []
+    # Each item's rows (ascending), item after item, written into one int32 buffer: a
+    # row holds at most one item per feature, so N x D entries bound it (pages never
+    # written are never touched); no per-feature pieces to concatenate.
+    indices = np.empty(x.shape[0] * x.shape[1], dtype=np.int32)
+    filled = 0
     width = CHUNK // 64 or 1  # columns read at a time (contiguous, then one by one)
     for j in range(x.shape[1]):
         if j % width == 0:
@@ -140,7 +144,8 @@ def _items(x: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, spa
         code[keep] = np.arange(int(keep.sum()))
         item_of_row = code[inverse.ravel()]
         hit = np.flatnonzero(item_of_row >= 0)
-        members.append(hit[np.argsort(item_of_row[hit], kind="stable")].astype(np.int32))
+        indices[filled:filled + len(hit)] = hit[np.argsort(item_of_row[hit], kind="stable")]
+        filled += len(hit)
         sizes.append(cnt[keep])
         feats.append(np.full(int(keep.sum()), j))
         vals.append(uniq[keep])
@@ -150,9 +155,8 @@ def _items(x: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, spa
     val = np.concatenate(vals)
     # Built in CSC form directly (int32 row indices, sorted within each item): the
     # same matrix as from (row, item) pairs, without their int64 copies.
-    indices = np.concatenate(members)
     indptr = np.concatenate([[0], np.cumsum(np.concatenate(sizes))])
-    b = sparse.csc_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
+    b = sparse.csc_matrix((np.ones(filled, dtype=np.float32), indices[:filled], indptr),
                           shape=(len(x), len(feat)))
     return feat, val, b
 

@@ -110,19 +110,57 @@ def _sample_pairs(images: np.ndarray, sample: np.ndarray | None,
                   size: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_distinct_pairs` of the windows of ``images[sample]`` (all images when
     ``sample`` is None), hashed :data:`CHUNK` images at a time: the N x P hashes never
-    exist at once, only the distinct (image, hash) pairs."""
+    exist at once, only the distinct (image, hash) pairs, written straight into one
+    buffer (image numbers as int32: 12 bytes a pair; pages never written, where images
+    repeat windows, are never touched)."""
     n = len(images) if sample is None else len(sample)
-    imgs: list[np.ndarray] = []
-    keys: list[np.ndarray] = []
+    per_image = (images.shape[1] - size + 1) * (images.shape[2] - size + 1)
+    imgs = np.empty(n * per_image, dtype=np.int32)
+    keys = np.empty(n * per_image, dtype=np.uint64)
+    filled = 0
     for start in range(0, n, CHUNK):
         block = (images[start:start + CHUNK] if sample is None
                  else images[sample[start:start + CHUNK]])
         img, key = _distinct_pairs(window_hashes(block, size))
-        imgs.append(img + start)
-        keys.append(key)
-    if not imgs:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
-    return np.concatenate(imgs), np.concatenate(keys)
+        imgs[filled:filled + len(img)] = img + start
+        keys[filled:filled + len(key)] = key
+        filled += len(key)
+    return imgs[:filled], keys[:filled]
+
+
+def _frequent_patterns(hashes: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The distinct values of ``hashes`` held between ``lo`` and ``hi`` times, ascending:
+    ``np.unique`` with its counts, without its N-sized index arrays (one sorted copy
+    and a boolean mask; a run of ``lo`` equal values starts wherever the value ``lo - 1``
+    places on is the same)."""
+    ordered = np.sort(hashes)
+    lo = max(int(lo), 1)
+    if len(ordered) < lo:
+        return np.zeros(0, dtype=hashes.dtype)
+    long_run = ordered[lo - 1:] == ordered[:len(ordered) - lo + 1]
+    long_run[1:] &= ~long_run[:-1].copy()  # the first such place of each run
+    frequent = np.unique(ordered[np.flatnonzero(long_run)])
+    del long_run
+    counts = (np.searchsorted(ordered, frequent, side="right")
+              - np.searchsorted(ordered, frequent, side="left"))
+    return frequent[counts <= hi]
+
+
+def _pairs_of(hashes: np.ndarray, patterns: np.ndarray,
+              block: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+    """(pair number, pattern number) of every pair whose hash is one of ``patterns``
+    (ascending, distinct), pairs in their order; ``block`` hashes looked up at a time."""
+    where: list[np.ndarray] = []
+    code: list[np.ndarray] = []
+    if not len(patterns):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    for start in range(0, len(hashes), block):
+        part = hashes[start:start + block]
+        pos = np.minimum(np.searchsorted(patterns, part), len(patterns) - 1)
+        hit = np.flatnonzero(patterns[pos] == part)
+        where.append(hit + start)
+        code.append(pos[hit])
+    return np.concatenate(where), np.concatenate(code)
 
 
 def mine_windows(
@@ -165,27 +203,24 @@ def mine_windows(
         if size > min(images.shape[1], images.shape[2]) or hi < lo:
             continue
         img, hs = _sample_pairs(images, None if len(sample) == n else sample, size)
-        uniq, inverse, counts = np.unique(hs, return_inverse=True, return_counts=True)
-        kept = np.flatnonzero((counts >= lo) & (counts <= hi))
+        kept = _frequent_patterns(hs, lo, hi)  # ascending, as np.unique gives them
         n_tests += len(kept) * n_classes
         if not len(kept):
             continue
-        code = np.full(len(uniq), -1, dtype=np.int64)
-        code[kept] = np.arange(len(kept))
-        pat = code[inverse.ravel()]
-        ok = pat >= 0
-        per_class = np.bincount(pat[ok] * n_classes + y[sample][img[ok]],
+        at, pat = _pairs_of(hs, kept)  # only the pairs of kept patterns, in pair order
+        del hs
+        img = img[at]
+        per_class = np.bincount(pat * n_classes + y[sample][img],
                                 minlength=len(kept) * n_classes).reshape(len(kept), n_classes)
         total = per_class.sum(axis=1, keepdims=True)
         p = binom.sf(per_class - 1, total, base[None, :])
         w_side = images.shape[2] - size + 1
         # The sampled images holding each kept pattern, grouped once (in row order):
         # the same rows as testing every sampled image's windows for the pattern.
-        pairs = np.flatnonzero(ok)
-        pairs = pairs[np.argsort(pat[pairs], kind="stable")]
+        pairs = np.argsort(pat, kind="stable")
         bounds = np.searchsorted(pat[pairs], np.arange(len(kept) + 1))
         for k, c in np.argwhere((p <= max_p) & (per_class >= min_rows)):
-            key = uniq[kept[k]]
+            key = kept[k]
             in_sample = img[pairs[bounds[k]:bounds[k + 1]]]
             first = int(sample[in_sample[0]])
             first_hashes = window_hashes(images[first:first + 1], size)[0]

@@ -12,7 +12,7 @@ from benchmarks import _references, bench_scan_quality, bench_scan_speed
 from benchmarks._speed_child import StageTimer
 
 
-def test_quality_quick_writes_scan_numbers_and_skips_a_missing_reference(
+def test_quality_quick_writes_scan_numbers_per_seed_and_skips_a_missing_reference(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     real_find_spec = _references.importlib.util.find_spec
@@ -20,19 +20,26 @@ def test_quality_quick_writes_scan_numbers_and_skips_a_missing_reference(
                         lambda name, *a: None if name == "art" else real_find_spec(name, *a))
     status = bench_scan_quality.main([
         "--quick", "--datasets", "wine", "--attacks", "tabular-trigger", "--rates", "0.1",
-        "--references", "art_spectral", "--out-dir", str(tmp_path)])
+        "--references", "art_spectral,isolation_forest", "--seeds", "0,1",
+        "--out-dir", str(tmp_path)])
     assert status == 0
     assert "reference art_spectral skipped" in capsys.readouterr().out
     payload = json.loads((tmp_path / "scan-quality.json").read_text())
-    (case,) = payload["cases"]
+    assert payload["meta"]["seeds"] == [0, 1] and payload["meta"]["finished"]
+    assert [c["seed"] for c in payload["cases"]] == [0, 1]
+    assert [c["seed"] for c in payload["clean"]] == [0, 1]
+    case = payload["cases"][0]
     scan = case["methods"]["scan"]
     assert case["dataset"] == "wine" and case["poisoned"] == 18
-    assert set(case["methods"]) == {"scan"}
+    assert set(case["methods"]) == {"scan", "isolation_forest"}
     assert 0.0 <= scan["f1"] <= 1.0 and scan["tp"] + scan["fn"] == 18
-    assert payload["clean"][0]["methods"]["scan"]["fpr"] is not None
+    clean = payload["clean"][0]
+    assert clean["methods"]["scan"]["fpr"] is not None and clean["oof_accuracy"] > 0.5
+    assert isinstance(clean["hypotheses"], list)
     page = (tmp_path / "scan-quality.md").read_text()
-    assert f"| wine | tabular-trigger | 0.1 | 18 | {scan['precision']:.3f} |" in page
-    assert "## Targets" in page and "adversarial-robustness-toolbox not installed" in page
+    assert f"| wine | tabular-trigger | 0.1 | 0 | 18 | {scan['precision']:.3f} |" in page
+    assert "| target | seed 0 | seed 1 |" in page
+    assert "adversarial-robustness-toolbox not installed" in page
 
 
 def test_speed_quick_measures_a_scan_in_a_subprocess(tmp_path: Path) -> None:

@@ -240,14 +240,15 @@ def test_random_flips_over_every_pair_license_the_sure_bands(seed: int) -> None:
     assert found.sum() == found[flipped].sum()  # no natural error in this data
 
 
-def test_lone_sure_contradictions_neither_license_nor_dilute_the_pair_tests() -> None:
+def test_lone_sure_contradictions_in_untestable_pairs_do_not_dilute_the_pair_tests() -> None:
     # Six classes the model is sure of (0.995), a boundary of 80 unsure rows between
     # 0 and 1, 6 sure rows of class 0 labelled 1 (a targeted flip), and one sure
     # contradiction in each of 20 other pairs (natural singletons). The flipped pair's
     # p-value is 0.003: counted against the 21 pairs with any sure contradiction
-    # (alpha 0.05 / 2 splits / 21 = 0.0012) it was not licensed (untouched cars with 5%
-    # USA -> Japan flips: F1 0 on seeds 0 and 1); only pairs with MIN_PATTERN = 2 sure
-    # contradictions are tested now, and a lone one licenses nothing.
+    # (alpha 0.05 / 2 splits / 21 = 0.0012) it would not be licensed. Classes 2-5 have
+    # no unsure rows, so none of their pairs could ever show more sure disagreement
+    # than the model expects (natural share 1), and the singletons labelled 2-5 that
+    # the model puts in class 0 could reach 0.03 at best: Tarone's family is 1 -> 0.
     k, rows, labels = 6, [], []
     for c in range(k):
         sure = np.full(k, 0.001)
@@ -263,8 +264,44 @@ def test_lone_sure_contradictions_neither_license_nor_dilute_the_pair_tests() ->
     labels += [0, 1] * 40
     excess = pair_excess(np.array(labels), np.array(rows))
     assert int((excess.sure > 0).sum()) == 21
+    assert excess.tested is not None and np.argwhere(excess.tested).tolist() == [[1, 0]]
     assert np.argwhere(excess.licensed).tolist() == [[1, 0]]
     assert excess.p_values[1, 0] < 0.005
+
+
+def _boundaries_and_one_pair(sure_flips: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` classes the model is sure of (0.995, 200 rows each), an unsure boundary
+    (0.6 / 0.4, 20 rows each way, labels split evenly) between every two classes, and
+    ``sure_flips`` sure rows of class 0 labelled 1."""
+    rows, labels = [], []
+    for c in range(k):
+        sure = np.full(k, 0.005 / (k - 1))
+        sure[c] = 0.995
+        rows += [sure] * (200 + (sure_flips if c == 0 else 0))
+        labels += [c] * 200 + [1] * (sure_flips if c == 0 else 0)
+    for a in range(k):
+        for b in range(a + 1, k):
+            for top, other in ((a, b), (b, a)):
+                edge = np.zeros(k)
+                edge[top], edge[other] = 0.6, 0.4
+                rows += [edge] * 20
+                labels += [a] * 10 + [b] * 10
+    return np.array(labels), np.array(rows)
+
+
+def test_the_pair_family_comes_from_the_margins_not_the_sure_counts() -> None:
+    # Three sure contradictions in 1 -> 0 (p 0.0066) and none elsewhere. A family of
+    # the pairs with 2 or more sure contradictions (session 8's MIN_PATTERN) holds this
+    # pair alone and licenses it (level 0.025), yet each of the 20 ordered pairs has a
+    # boundary of 10 disagreements that could have put sure rows anywhere: Tarone's
+    # family counts all 20 (level 0.05 / 2 / 20 = 0.00125).
+    excess = pair_excess(*_boundaries_and_one_pair(3))
+    assert excess.tested is not None and int(excess.tested.sum()) == 20
+    assert int((excess.sure >= 2).sum()) == 1
+    assert 0.00125 < excess.p_values[1, 0] < 0.025
+    assert not excess.licensed.any()
+    # four (p 0.0007) pass at Tarone's level
+    assert np.argwhere(pair_excess(*_boundaries_and_one_pair(4)).licensed).tolist() == [[1, 0]]
 
 
 def test_rows_off_the_support_license_nothing() -> None:

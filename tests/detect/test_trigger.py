@@ -17,11 +17,11 @@ from poisonguard.attack import AttackResult, badnets, blend, clean_label, tabula
 from poisonguard.data import Dataset
 from poisonguard.datasets import builtin_dataset, synthetic
 from poisonguard.detect import DEFAULT_DETECTORS, available_detectors
-from poisonguard.detect.item_pairs import similar_pairs
+from poisonguard.detect.item_pairs import minhash_signatures, similar_pairs
 from poisonguard.detect.memo import scan_memo
 from poisonguard.detect.trigger import TriggerDetector
 from poisonguard.detect.trigger_search import mine_triggers, rows_matching
-from poisonguard.detect.trigger_windows import mine_windows
+from poisonguard.detect.trigger_windows import _frequent_patterns, mine_windows
 from poisonguard.errors import UsageError
 from poisonguard.represent import Representation, scale_features
 from tests.helpers import f1
@@ -204,6 +204,22 @@ def test_similarity_join_by_minhash_matches_the_exact_product() -> None:
         return {(int(a), int(b)): float(j) for a, b, _, j in zip(*found, strict=True)}
 
     assert as_dict(lsh) == as_dict(exact)
+
+
+def test_memory_lean_steps_equal_their_one_shot_forms() -> None:
+    """MinHash read a group of columns at a time, and the window patterns counted from
+    one sorted copy, equal the whole-matrix and ``np.unique`` forms exactly."""
+    rng = np.random.default_rng(4)
+    b = sparse.csc_matrix((rng.random((500, 80)) < 0.1).astype(np.float32))
+    b = b[:, np.flatnonzero(np.diff(b.indptr))]  # no empty column
+    whole = minhash_signatures(b, 6, seed=3, chunk=10**9)
+    for chunk in (1, 7, 100):
+        np.testing.assert_array_equal(minhash_signatures(b, 6, seed=3, chunk=chunk), whole)
+    hashes = rng.integers(0, 60, size=5000).astype(np.uint64)
+    uniq, counts = np.unique(hashes, return_counts=True)
+    for lo, hi in ((2, 10**6), (80, 95), (90, 90), (200, 300)):
+        np.testing.assert_array_equal(_frequent_patterns(hashes, lo, hi),
+                                      uniq[(counts >= lo) & (counts <= hi)])
 
 
 def test_window_mining_finds_a_pattern_anywhere() -> None:
