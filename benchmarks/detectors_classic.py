@@ -28,7 +28,7 @@ from poisonguard.attack import run_attack
 from poisonguard.data import Dataset, atomic_write_text
 from poisonguard.datasets import builtin_dataset, synthetic
 from poisonguard.detect import get_detector
-from poisonguard.detect.memo import scan_memo
+from poisonguard.memo import scan_memo
 from poisonguard.represent import Representation, build_representation
 
 DETECTORS = ("label", "knn", "outlier", "duplicate")

@@ -68,7 +68,7 @@ def run_case(name: str) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": n, "dtype": str(ds.images.dtype),
                            "image_mib": round(ds.images.nbytes / 2**20, 1)}
     try:  # as in a scan, cleanlabel reuses trigger's mining (older code: a global memo)
-        from poisonguard.detect.memo import scan_memo
+        from poisonguard.memo import scan_memo
     except ImportError:
         scan_memo = contextlib.nullcontext
     with scan_memo():

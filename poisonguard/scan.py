@@ -15,7 +15,6 @@ from poisonguard.datasets import DataInput, open_dataset
 from poisonguard.detect import Detector, DetectorResult, DetectorSpec, resolve_detectors
 from poisonguard.detect.fusion import fuse
 from poisonguard.detect.hypotheses import Hypotheses, demote, vet_hypotheses
-from poisonguard.detect.memo import scan_memo
 from poisonguard.detect.neighbours import MEMO_NAME
 from poisonguard.detect.overlap import DEFAULT_MAX_FPR
 from poisonguard.detect.reliability import reliability
@@ -24,6 +23,7 @@ from poisonguard.engine.neighbours import KnnMode, engine_neighbours
 from poisonguard.engine.reduce import using_engine
 from poisonguard.errors import DataError, UsageError
 from poisonguard.findings import Findings, Reason, RowTable
+from poisonguard.memo import scan_memo
 from poisonguard.progress import NullProgress, Progress
 from poisonguard.represent import Representation, build_representation
 
@@ -71,8 +71,9 @@ def scan_dataset(
     (:func:`~poisonguard.detect.resolve_detectors`); only the parts of the
     representation the chosen detectors read are built (``Detector.requires``): a
     scan whose detectors read only the input features trains no model. An MLP's
-    embedding is computed for each detector that reads it (and for the representation
-    returned), not held through the scan (``Representation.with_embedding``).
+    embedding is computed once, when the first detector that reads it runs (else at
+    the end, for the representation returned): it does not exist before
+    (``Representation.with_embedding``, memoised for the scan).
 
     Examples
     --------
@@ -104,6 +105,8 @@ def scan_dataset(
                                      if "embedding" in det.requires() else representation))
             if not any(later.searches_neighbours for later in chosen[k + 1:]):
                 memo.forget(MEMO_NAME)  # the N x k lists, once their last reader is done
+        if any("embedding" in det.requires() for det in chosen):
+            representation = representation.with_embedding()  # the detectors' one, kept
     progress.update("fusing", done=len(chosen), total=len(chosen))
     vetted = vet_hypotheses(results, dataset, proba=_model_proba(representation, dataset))
     results = [demote(r, vetted.unfounded[r.detector], "a separate cluster, but not a "

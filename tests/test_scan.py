@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from poisonguard.detect import available_detectors, get_detector, resolve_detectors
-from poisonguard.detect.memo import current_memo
+from poisonguard.memo import current_memo
 from poisonguard.scan import scan_dataset
 
 #: The module (``poisonguard.scan`` as an attribute is the function).
@@ -102,11 +102,46 @@ def test_the_embedding_exists_only_for_the_detectors_that_read_it(
 
         monkeypatch.setattr(cls, "score", score)
     findings, results, rep = scan_dataset(wine, detectors="label,spectre")
-    # deferred while label ran; the neighbour lists freed once label, their last reader, ran
-    assert seen == {"label": (0, 0), "spectre": (64, 0)}
+    # deferred while label ran; the neighbour lists freed once label, their last reader,
+    # ran; the embedding in the memo from spectre on
+    assert seen == {"label": (0, 0), "spectre": (64, 1)}
     np.testing.assert_array_equal(rep.embedding, eager.embedding)  # returned filled in
     on_eager = get_detector("spectre").score(wine, eager)  # outside a scan: no memo
     np.testing.assert_array_equal(results[1].scores, on_eager.scores)
     seen.clear()
     scan_dataset(wine, detectors="label,spectre,knn")
-    assert seen == {"label": (0, 0), "spectre": (64, 1), "knn": (0, 1)}  # kept for knn
+    assert seen == {"label": (0, 0), "spectre": (64, 2), "knn": (0, 2)}  # kept for knn
+
+
+def test_the_embedding_is_computed_once_per_scan(
+        monkeypatch: pytest.MonkeyPatch, clean) -> None:  # type: ignore[no-untyped-def]
+    import poisonguard.represent.tabular as tabular
+
+    wine, eager = clean("wine")
+    made: list[np.ndarray] = []
+    hidden = tabular._hidden
+
+    def counting(model: Any, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        out = hidden(model, x, rows)
+        if rows is None:  # the all-rows model's embedding (not a fold's held-out rows)
+            made.append(out)
+        return out
+
+    monkeypatch.setattr(tabular, "_hidden", counting)
+    seen: list[np.ndarray] = []
+    for name in ("spectre", "activation"):
+        cls = type(get_detector(name))
+        real = cls.score
+
+        def score(self: Any, dataset: Any, representation: Any, _real: Any = real) -> Any:
+            seen.append(representation.embedding)
+            return _real(self, dataset, representation)
+
+        monkeypatch.setattr(cls, "score", score)
+    _, _, rep = scan_dataset(wine, detectors="spectre,label,activation")
+    # two readers and the returned representation: one forward pass, one array
+    assert len(made) == 1 and seen[0] is seen[1] is rep.embedding is made[0]
+    np.testing.assert_array_equal(rep.embedding, eager.embedding)
+    made.clear()
+    _, _, rep = scan_dataset(wine, detectors="label")  # no reader: once, for the return
+    assert len(made) == 1 and rep.embedding is made[0]

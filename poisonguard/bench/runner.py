@@ -34,6 +34,7 @@ from poisonguard.detect import DetectorSpec, get_detector, resolve_detectors
 from poisonguard.detect.base import DetectorResult
 from poisonguard.errors import PoisonguardError, UsageError
 from poisonguard.findings import Findings
+from poisonguard.memo import scan_memo
 from poisonguard.progress import NullProgress, Progress
 from poisonguard.represent import Representation, build_representation
 from poisonguard.scan import DEFAULT_THREADS, scan_dataset
@@ -200,45 +201,48 @@ def run_bench(
             result.skipped.append({"attack": kind, "rate": None,
                                    "reason": f"does not apply to {dataset.modality} data"})
     total = len(plan) + 1
-    progress.update("clean data", done=0, total=total)
-    findings, results = _scan(train, names, seed, result.errors, "clean data", folds, threads,
-                              observe, None, reads)
-    for res in results:
-        result.clean[res.detector] = {
-            "clean_fpr": clean_flag_rate(res.flags),
-            "filter_bias": filter_bias(res.flags, train.labels, train.n_classes)}
-    flags, _ = _fused(findings)
-    result.clean[FUSED] = {"clean_fpr": clean_flag_rate(flags),
-                           "filter_bias": filter_bias(flags, train.labels, train.n_classes)}
-    clean_model = train_victim(train, seed=seed)
-    result.meta["clean_accuracy"] = float((clean_model.predict(victim_inputs(test))
-                                           == test.labels).mean())
-    for k, (kind, rate) in enumerate(plan, start=1):
-        progress.update(f"{kind} at rate {rate:g}", done=k, total=total)
-        t0 = time.perf_counter()
-        try:
-            attacked = run_attack(kind, train, rate=rate, seed=seed, target=target)
-        except UsageError as exc:
-            result.skipped.append({"attack": kind, "rate": rate, "reason": str(exc)})
-            continue
-        poisoned, truth = attacked.dataset, attacked.truth
-        findings, results = _scan(poisoned, names, seed, result.errors, f"{kind}@{rate:g}",
-                                  folds, threads, observe, truth, reads)
-        per_detector = {
-            res.detector: score_flags(res.flags, truth, scores=res.scores,
-                                      labels=poisoned.labels, n_classes=poisoned.n_classes)
-            for res in results}
-        flags, scores = _fused(findings)
-        per_detector[FUSED] = score_flags(flags, truth, scores=scores, labels=poisoned.labels,
-                                          n_classes=poisoned.n_classes)
-        downstream = downstream_effect(poisoned, flags, test, truth, seed=seed)
-        downstream["clean_model_asr"] = attack_success_rate(clean_model, test, truth)
-        result.runs.append({
-            "attack": kind, "rate": rate, "rows": len(poisoned),
-            "poisoned": int(len(truth.poisoned)), "description": truth.description,
-            "detectors": per_detector, "downstream": downstream,
-            "seconds": round(time.perf_counter() - t0, 2),
-        })
+    # one memo over the clean and poisoned copies: each copy re-encodes only the texts
+    # its attack changed (sentence vectors, poisonguard.memo); emptied at the end
+    with scan_memo():
+        progress.update("clean data", done=0, total=total)
+        findings, results = _scan(train, names, seed, result.errors, "clean data", folds, threads,
+                                  observe, None, reads)
+        for res in results:
+            result.clean[res.detector] = {
+                "clean_fpr": clean_flag_rate(res.flags),
+                "filter_bias": filter_bias(res.flags, train.labels, train.n_classes)}
+        flags, _ = _fused(findings)
+        result.clean[FUSED] = {"clean_fpr": clean_flag_rate(flags),
+                               "filter_bias": filter_bias(flags, train.labels, train.n_classes)}
+        clean_model = train_victim(train, seed=seed)
+        result.meta["clean_accuracy"] = float((clean_model.predict(victim_inputs(test))
+                                               == test.labels).mean())
+        for k, (kind, rate) in enumerate(plan, start=1):
+            progress.update(f"{kind} at rate {rate:g}", done=k, total=total)
+            t0 = time.perf_counter()
+            try:
+                attacked = run_attack(kind, train, rate=rate, seed=seed, target=target)
+            except UsageError as exc:
+                result.skipped.append({"attack": kind, "rate": rate, "reason": str(exc)})
+                continue
+            poisoned, truth = attacked.dataset, attacked.truth
+            findings, results = _scan(poisoned, names, seed, result.errors, f"{kind}@{rate:g}",
+                                      folds, threads, observe, truth, reads)
+            per_detector = {
+                res.detector: score_flags(res.flags, truth, scores=res.scores,
+                                          labels=poisoned.labels, n_classes=poisoned.n_classes)
+                for res in results}
+            flags, scores = _fused(findings)
+            per_detector[FUSED] = score_flags(flags, truth, scores=scores, labels=poisoned.labels,
+                                              n_classes=poisoned.n_classes)
+            downstream = downstream_effect(poisoned, flags, test, truth, seed=seed)
+            downstream["clean_model_asr"] = attack_success_rate(clean_model, test, truth)
+            result.runs.append({
+                "attack": kind, "rate": rate, "rows": len(poisoned),
+                "poisoned": int(len(truth.poisoned)), "description": truth.description,
+                "detectors": per_detector, "downstream": downstream,
+                "seconds": round(time.perf_counter() - t0, 2),
+            })
     progress.update("done", done=total, total=total)
     result.meta["seconds"] = round(time.perf_counter() - started, 1)
     # CPU time of this process (all threads): on a shared machine, wall time overstates

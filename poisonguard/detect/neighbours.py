@@ -10,7 +10,7 @@ same neighbours as scikit-learn where distances do not tie). Results exclude eac
 row itself, even when the row has exact duplicates.
 
 Within a scan, detectors that search the same space (label, knn and duplicate on the
-scaled features) share one search (:mod:`poisonguard.detect.memo`, keyed on the array
+scaled features) share one search (:mod:`poisonguard.memo`, keyed on the array
 object): the largest k asked for is kept and smaller requests are its first columns.
 Outside a scan every call searches.
 
@@ -30,9 +30,9 @@ from typing import Literal
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from poisonguard.detect.memo import current_memo
 from poisonguard.engine.rows import BLOCK_ROWS, map_rows
 from poisonguard.errors import UsageError
+from poisonguard.memo import current_memo
 
 __all__ = [
     "EXACT_MAX_ROWS",

@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from poisonguard.detect.memo import content_key, remember
+from poisonguard.memo import content_key, remember
 
 __all__ = ["MaskTest", "mask_test", "principal_basis"]
 
@@ -30,7 +30,7 @@ def principal_basis(features: np.ndarray, *, dims: int = 64, max_rows: int = 4_0
     a seeded sample of ``max_rows`` rows), or None when the data has ``dims`` columns
     or fewer. Computed once per scan and shared by every masking test (and by the
     detectors: within a scan, a second call on the same values returns the first
-    one's result, :mod:`poisonguard.detect.memo`)."""
+    one's result, :mod:`poisonguard.memo`)."""
     if features.shape[1] <= dims:
         return None
     return remember("principal_basis", content_key((features,), (dims, max_rows, seed)),

@@ -19,7 +19,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.stats import binom
 
 from poisonguard.detect.item_pairs import similar_pairs
-from poisonguard.detect.memo import content_key, remember
+from poisonguard.memo import content_key, remember
 from poisonguard.params import Constraint, Interval
 
 __all__ = [
@@ -232,7 +232,7 @@ def mine_triggers(
     sample of ``max_rows`` rows and never looks at the labels; candidates are then
     matched on every row of ``x``. Roughly linear in rows. Within a scan, a repeated
     call on the same values and settings returns the same candidates without mining
-    again (:func:`poisonguard.detect.memo.remember`).
+    again (:func:`poisonguard.memo.remember`).
     """
     x = np.asarray(x)
     y = np.asarray(labels)

@@ -6,9 +6,10 @@ neighbour-distance statistic, a trained MLP). :func:`map_rows` applies such a
 function to blocks of :data:`BLOCK_ROWS` rows on the engine in scope
 (:func:`~poisonguard.engine.reduce.using_engine`, entered by ``scan --engine``):
 the rows are shared once (:func:`~poisonguard.engine.reduce.share`: once per array
-in a scan), each task reads its block and calls
-the function, and the blocks' results are concatenated in row order. The driver
-keeps only the per-row results.
+in a scan), each task reads its block and calls the function, and each block's
+result is written, as it arrives, into one result array allocated from the first
+block's shape and dtype. The driver keeps only the per-row results, once: never
+the blocks and their concatenation side by side.
 
 The blocks are the same on every engine, and the in-process engine calls the
 function on the same blocks, so every engine returns the same bits. Data of one
@@ -28,7 +29,7 @@ Examples
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
@@ -45,6 +46,7 @@ BLOCK_ROWS = 65_536
 
 #: What a row function returns: one array, or a tuple of arrays (each per row).
 R = TypeVar("R", np.ndarray, tuple[np.ndarray, ...])
+Result = np.ndarray | tuple[np.ndarray, ...]
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,32 @@ def _apply(block: _Block, *, fn: Callable[[np.ndarray], R], x: Handle[np.ndarray
     return fn(values[block.start:block.stop] if block.rows is None else values[block.rows])
 
 
-def _concatenate(parts: Sequence[R]) -> R:
-    if isinstance(parts[0], tuple):
-        return cast(R, tuple(np.concatenate(column) for column in zip(*parts, strict=True)))
-    return cast(R, np.concatenate(parts))
+def _columns(part: Result) -> tuple[np.ndarray, ...]:
+    """A block's result as a tuple of arrays (one for a function that returns one)."""
+    return tuple(np.asarray(a) for a in part) if isinstance(part, tuple) else (np.asarray(part),)
+
+
+def _gather(parts: Iterator[Result], blocks: Sequence[_Block]) -> Result:
+    """The blocks' results written in row order, as they arrive, into one array per
+    result allocated from the first block's trailing shape and dtype: the values of
+    their concatenation. A block whose result differs in dtype or shape is an error."""
+    outs: tuple[np.ndarray, ...] = ()
+    tuples = False
+    for block, part in zip(blocks, parts, strict=True):  # one result per block
+        columns = _columns(part)
+        if not outs:
+            tuples = isinstance(part, tuple)
+            outs = tuple(np.empty((blocks[-1].stop, *col.shape[1:]), dtype=col.dtype)
+                         for col in columns)
+        rows = block.stop - block.start
+        got = [(col.shape, col.dtype) for col in columns]
+        if got != [((rows, *out.shape[1:]), out.dtype) for out in outs]:
+            raise ValueError(f"map_rows: rows {block.start}-{block.stop - 1} gave "
+                             f"{[(shape, dtype.str) for shape, dtype in got]}; the first block "
+                             f"gave {[(out.shape[1:], out.dtype.str) for out in outs]} per row")
+        for out, col in zip(outs, columns, strict=True):
+            out[block.start:block.stop] = col
+    return outs if tuples else outs[0]
 
 
 def map_rows(fn: Callable[[np.ndarray], R], x: np.ndarray, *, rows: np.ndarray | None = None,
@@ -95,8 +119,15 @@ def map_rows(fn: Callable[[np.ndarray], R], x: np.ndarray, *, rows: np.ndarray |
     Returns
     -------
     numpy.ndarray or tuple of numpy.ndarray
-        The blocks' results, concatenated in row order (element by element for
-        tuples).
+        The blocks' results in row order (element by element for tuples), written
+        into one array allocated from the first block's shape and dtype: the same
+        values as their concatenation, without holding both.
+
+    Raises
+    ------
+    ValueError
+        When a block's result has another dtype or trailing shape than the first's,
+        or not one row per row.
 
     Examples
     --------
@@ -115,5 +146,5 @@ def map_rows(fn: Callable[[np.ndarray], R], x: np.ndarray, *, rows: np.ndarray |
                      None if rows is None else np.asarray(rows[start:start + block_rows]))
               for start in starts]
     shared = share(x, engine)
-    parts = list(engine.map(functools.partial(_apply, fn=fn, x=shared), blocks, stage=stage))
-    return _concatenate(parts)
+    parts = engine.map(functools.partial(_apply, fn=fn, x=shared), blocks, stage=stage)
+    return cast(R, _gather(parts, blocks))

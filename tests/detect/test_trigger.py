@@ -18,11 +18,11 @@ from poisonguard.data import Dataset
 from poisonguard.datasets import builtin_dataset, synthetic
 from poisonguard.detect import DEFAULT_DETECTORS, available_detectors
 from poisonguard.detect.item_pairs import minhash_signatures, similar_pairs
-from poisonguard.detect.memo import scan_memo
 from poisonguard.detect.trigger import TriggerDetector
 from poisonguard.detect.trigger_search import mine_triggers, rows_matching
 from poisonguard.detect.trigger_windows import _frequent_patterns, mine_windows
 from poisonguard.errors import UsageError
+from poisonguard.memo import scan_memo
 from poisonguard.represent import Representation, scale_features
 from tests.helpers import f1
 

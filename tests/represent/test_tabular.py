@@ -32,22 +32,23 @@ def test_build_representation_defers_only_when_asked() -> None:
     assert isinstance(rep, Representation) and rep.with_embedding().embedding.shape[1] == 64
 
 
-def test_the_embedding_written_part_by_part_is_the_blockwise_product(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_embedding_is_the_blockwise_product_bit_for_bit(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import functools
 
     import poisonguard.represent.tabular as tabular
-    from poisonguard.engine.rows import map_rows
 
     wine = builtin_dataset("wine")
     rep = mlp_representation(wine.features, wine.labels, 3, folds=2, hidden=8,
                              defer_embedding=True)
     model = rep.embed.args[0]  # type: ignore[union-attr]
     layer = functools.partial(tabular._relu_layer, model.coefs_[0], model.intercepts_[0])
-    monkeypatch.setattr(tabular, "BLOCK_ROWS", 7)  # parts of 7 x 4 = 28 rows, blocks of 7
-    # the former computation: every block's rows, concatenated (float32 products depend
-    # on the block's rows, so the blocks must be the same ones)
-    former = map_rows(layer, rep.features, block_rows=7)
+    monkeypatch.setattr(tabular, "BLOCK_ROWS", 7)
+    # each block's product, concatenated (float32 products depend on the block's rows,
+    # so the blocks must be the same ones): map_rows writes them into one array
+    x = rep.features
+    former = np.concatenate([layer(x[s:s + 7]) for s in range(0, len(x), 7)])
     np.testing.assert_array_equal(rep.with_embedding().embedding, former)
     rows = np.arange(3, 170, 2)
-    np.testing.assert_array_equal(tabular._hidden(model, rep.features, rows),
-                                  map_rows(layer, rep.features, rows=rows, block_rows=7))
+    np.testing.assert_array_equal(
+        tabular._hidden(model, x, rows),
+        np.concatenate([layer(x[rows[s:s + 7]]) for s in range(0, len(rows), 7)]))

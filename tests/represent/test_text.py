@@ -1,14 +1,17 @@
-"""MiniLM sentence embeddings: offline, meaningful, cached, and the scan's text features."""
+"""MiniLM sentence embeddings: offline, meaningful, kept per scan (never across the
+service's scans), and the scan's text features."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 
 from poisonguard.datasets import builtin_dataset
+from poisonguard.memo import scan_memo
 from poisonguard.represent import build_representation
 from poisonguard.represent import text as text_rep
 from poisonguard.represent.text import embed_texts
@@ -35,7 +38,6 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
 
 def test_the_model_loads_and_embeds_without_network(no_network: list[object]) -> None:
     text_rep._model.cache_clear()
-    text_rep.clear_embedding_cache()
     vectors = embed_texts(SENTENCES, batch_size=2)
     assert no_network == []
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
@@ -44,15 +46,31 @@ def test_the_model_loads_and_embeds_without_network(no_network: list[object]) ->
     assert similar > 0.5 > unrelated + 0.2
 
 
-def test_vectors_are_cached_per_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    first = embed_texts(SENTENCES)
+def test_vectors_are_kept_per_scan_and_forgotten_after_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded: list[str] = []
+    model = text_rep._model
 
-    def no_model(device: str) -> None:
-        raise AssertionError("the model ran for texts already embedded")
+    def counting(device: str) -> Any:
+        real = model(device)
 
-    monkeypatch.setattr(text_rep, "_model", no_model)
-    again = embed_texts([SENTENCES[2], SENTENCES[0], SENTENCES[2]])
+        class Counting:
+            def encode(self, texts: list[str], **kw: Any) -> Any:
+                encoded.extend(texts)
+                return real.encode(texts, **kw)
+
+        return Counting()
+
+    monkeypatch.setattr(text_rep, "_model", counting)
+    with scan_memo() as memo:
+        first = embed_texts(SENTENCES)
+        again = embed_texts([SENTENCES[2], SENTENCES[0], SENTENCES[2]])
+        assert encoded == SENTENCES and len(memo) == 1  # the second call: from the memo
     assert np.array_equal(again, first[[2, 0, 2]])
+    with scan_memo():  # the next scan (another user's, in the service): encodes anew
+        embed_texts(SENTENCES[:1])
+    embed_texts(SENTENCES[:1])  # outside a scan: every call encodes
+    assert encoded == [*SENTENCES, SENTENCES[0], SENTENCES[0]]
 
 
 def test_texts_get_an_mlp_on_their_embeddings() -> None:

@@ -1,16 +1,21 @@
-"""One scan's memo: work that several detectors of a scan share, forgotten when it ends.
+"""One scan's memo: work that several parts of a scan share, forgotten when it ends.
 
-Detectors of one scan ask for the same things: the label, knn and duplicate
-detectors the neighbours of the same features, ``trigger`` and ``cleanlabel`` the
-same item mining and principal axes. :func:`scan_memo` opens a memo for the
-duration of a scan (:func:`poisonguard.scan.scan_dataset` does); inside it,
+Parts of one scan ask for the same things: the label, knn and duplicate detectors
+the neighbours of the same features, ``trigger`` and ``cleanlabel`` the same item
+mining and principal axes, every detector that reads it the MLP's deferred embedding
+(:meth:`~poisonguard.represent.Representation.with_embedding`), the representation
+and the token detector the sentence vectors of the same texts
+(:func:`~poisonguard.represent.text.embed_texts`). :func:`scan_memo` opens a memo
+for the duration of a scan (:func:`poisonguard.scan.scan_dataset` does); inside it,
 :func:`remember` computes a result once and returns it again to a later caller
 asking under the same name and key. When the scan ends the memo is emptied, so no
-array outlives the scan (a service runs many scans in one process). Outside a scan
+array outlives the scan (a service runs many users' scans in one process), unless
+the caller opened the memo around several scans and so owns it. Outside a memo
 nothing is memoised: every call computes.
 
-The memo lives in a context variable: each thread and each asyncio task sees its
-own scan's memo, never another's.
+It sits below ``represent/`` and ``detect/`` (both use it) and imports nothing of
+the package. The memo lives in a context variable: each thread and each asyncio
+task sees its own scan's memo, never another's.
 
 Keys are the caller's: a :func:`content_key` (a digest of the values, for arrays
 that reach the callers as different objects) or an identity key (``id(x)`` plus the
@@ -100,6 +105,10 @@ def current_memo() -> ScanMemo | None:
 def scan_memo() -> Iterator[ScanMemo]:
     """Open a fresh memo for the block (a scan); it is emptied when the block ends.
 
+    Inside a block that already has one, the block joins it: a caller that runs
+    several scans of related data (a benchmark's clean and poisoned copies) owns their
+    shared work by opening the memo around them, and the outermost block empties it.
+
     Examples
     --------
     >>> with scan_memo() as memo:
@@ -107,7 +116,16 @@ def scan_memo() -> Iterator[ScanMemo]:
     (42, 1)
     >>> len(memo), current_memo() is None
     (0, True)
+    >>> with scan_memo() as outer:
+    ...     with scan_memo() as inner:  # a scan inside the caller's block
+    ...         _ = remember("answer", "k", lambda: 42)
+    ...     inner is outer, len(outer)
+    (True, 1)
     """
+    joined = _CURRENT.get()
+    if joined is not None:
+        yield joined
+        return
     memo = ScanMemo()
     token = _CURRENT.set(memo)
     try:

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from poisonguard import memo as memo_module
 from poisonguard.attack import badnets
 from poisonguard.datasets import builtin_dataset
-from poisonguard.detect import memo as memo_module
 from poisonguard.detect import trigger_search
-from poisonguard.detect.memo import ScanMemo, content_key, current_memo, remember, scan_memo
+from poisonguard.memo import ScanMemo, content_key, current_memo, remember, scan_memo
 from poisonguard.represent import Representation, scale_features
 from poisonguard.scan import scan_dataset
 
@@ -34,13 +34,13 @@ def test_remember_computes_once_per_scan_and_every_time_outside() -> None:
     assert len(memo) == 0 and current_memo() is None
 
 
-def test_each_scan_and_each_thread_has_its_own_memo() -> None:
+def test_each_thread_has_its_own_memo_and_a_caller_can_own_one_over_scans() -> None:
     seen: list[Any] = []
     with scan_memo() as outer:
         remember("x", 1, lambda: "outer")
-        with scan_memo() as inner:
-            assert remember("x", 1, lambda: "inner") == "inner" and current_memo() is inner
-        assert current_memo() is outer and remember("x", 1, lambda: "again") == "outer"
+        with scan_memo() as inner:  # a scan inside: joins the caller's memo
+            assert remember("x", 1, lambda: "inner") == "outer" and inner is outer
+        assert current_memo() is outer and len(outer) == 1  # emptied by its owner only
         thread = threading.Thread(target=lambda: seen.append(current_memo()))
         thread.start()
         thread.join()
