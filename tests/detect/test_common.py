@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -20,9 +23,20 @@ from poisonguard.detect.checks import (
 )
 from poisonguard.detect.neighbours import EXACT_MAX_ROWS
 from poisonguard.errors import UsageError
+from poisonguard.memo import scan_memo
 from poisonguard.represent import Representation, build_representation, scale_features
 
 DETECTORS = sorted(available_detectors())
+
+
+@pytest.fixture()
+def text_memo(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A text detector's calls in one test share one memo, as the parts of a scan do:
+    each tweet's MiniLM vector (about 20 ms of CPU) is encoded once per test, not at
+    every call (poisonguard.memo). The other detectors run without a memo."""
+    text_only = get_detector(request.node.callspec.params["name"]).modalities == {"text"}
+    with scan_memo() if text_only else contextlib.nullcontext():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +69,7 @@ def text_cases() -> list[Case]:
     return [_text_case(tweets), _text_case(pair)]
 
 
+@pytest.mark.usefixtures("text_memo")
 @pytest.mark.parametrize("name", DETECTORS)
 def test_detector_passes_the_battery(name: str, cases: list[Case], text_cases: list[Case],
                                      tiny: Case) -> None:
@@ -232,6 +247,7 @@ def designs(poisoned) -> dict[str, dict[str, Design]]:  # type: ignore[no-untype
     }
 
 
+@pytest.mark.usefixtures("text_memo")
 @pytest.mark.parametrize("name", DETECTORS)
 def test_every_parameter_is_declared_checked_and_alive(
         name: str, designs: dict[str, dict[str, Design]], tiny: Case) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,16 @@ from poisonguard.datasets import builtin_dataset
 from poisonguard.detect import get_detector, resolve_detectors
 from poisonguard.detect.base import DetectorResult
 from poisonguard.detect.token import tarone_tests, trigger_phrase
+from poisonguard.memo import scan_memo
 from poisonguard.represent import Representation
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_memo() -> Iterator[None]:
+    """The tests here score the same tweets (and copies): one memo over them encodes
+    each text's MiniLM vector once, as a caller running several scans would."""
+    with scan_memo():
+        yield
 
 
 def _score(dataset: Dataset) -> DetectorResult:
