@@ -82,7 +82,7 @@ def evidence_scores(z: np.ndarray, z_flag: float) -> np.ndarray:
     Examples
     --------
     >>> evidence_scores(np.array([0.0, 7.0, 8.0, 14.0, 70.0]), 7.0).round(4).tolist()
-    [0.0009, 0.5, 0.6866, 0.9558, 0.9998]
+    [0.0009, 0.5, 0.6867, 0.9558, 0.9998]
     """
     z = np.asarray(z, dtype=np.float64)
     past = 1.0 - 0.5 * (z_flag / np.maximum(z, z_flag)) ** (z_flag / 2)
