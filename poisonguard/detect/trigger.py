@@ -36,6 +36,8 @@ from poisonguard.detect.trigger_search import (
     MINING_CONSTRAINTS,
     TriggerCandidate,
     describe_features,
+    label_family,
+    label_floor,
     mine_triggers,
 )
 from poisonguard.detect.trigger_windows import WindowCandidate, mine_windows
@@ -49,6 +51,10 @@ __all__ = ["TriggerDetector"]
 #: that still looks like its own class once masked (ranked above the former).
 _UNCONFIRMED = 0.8
 _UNMOVED = 0.9
+#: A candidate whose label test cannot reach the level is masked only when its shared
+#: values are rare elsewhere: held by at most as many rows outside it as inside
+#: (median over its core values; ``TriggerCandidate.outside``).
+_MAX_OUTSIDE = 1.0
 
 
 @register_detector
@@ -109,11 +115,19 @@ class TriggerDetector(Detector):
                 dataset.images, y, n_classes, sizes=tuple(self.window_sizes),
                 min_rows=self.min_rows, max_fraction=self.max_fraction,
                 max_rows=self.max_rows, seed=self.seed)
-        # The family: every (item set, class) and every (window pattern, class) examined.
-        family = max((len(items) + n_pairs) * n_classes + n_window_tests, 1)
-        queue: list[TriggerCandidate | WindowCandidate] = [
-            c for c in [*items, *pairs] if c.label_p * family < self.alpha
-            and c.n_label >= self.min_rows and c.purity >= self.min_purity]
+        base = np.bincount(y, minlength=n_classes) / max(n, 1)
+        family = label_family(items, base, n_pairs * n_classes + n_window_tests, self.alpha)
+        queue: list[TriggerCandidate | WindowCandidate] = []
+        untestable = 0
+        for c in [*items, *pairs]:
+            if c.n_label < self.min_rows or c.purity < self.min_purity:
+                continue
+            if c.label_p * family < self.alpha:
+                queue.append(c)
+            elif label_floor(c.n_rows, base[c.label]) * family >= self.alpha \
+                    and c.outside <= _MAX_OUTSIDE:
+                queue.append(c)  # its label test cannot reach the level: masking decides
+                untestable += 1
         queue += [w for w in windows if w.label_p * family < self.alpha]
         queue.sort(key=lambda c: c.label_p)
         queue = queue[: self.max_candidates]
@@ -162,6 +176,7 @@ class TriggerDetector(Detector):
                 triggers.append({**info, "class": cand.label, "rows": len(test.rows),
                                  "looks_other": test.n_other, "p_label": cand.label_p,
                                  "p_label_corrected": min(1.0, cand.label_p * family),
+                                 "label_test": bool(cand.label_p * family < self.alpha),
                                  "p_mask": test.p_value, "_rows": test.rows,
                                  "_reason": reason})
             row_scores = np.where(test.other, FLAG_SCORE + FLAG_SCORE * (1 - test.p_label),
@@ -179,7 +194,7 @@ class TriggerDetector(Detector):
             suggested_labels=suggested, hypotheses=tuple(hypotheses), dataset=dataset,
             meta={"triggers": triggers, "candidates": len(items), "window_patterns_tested":
                   n_window_tests // max(n_classes, 1), "tests": family,
-                  "tested": len(queue) - merged, "merged": merged},
+                  "beyond_label_test": untestable, "tested": len(queue) - merged, "merged": merged},
         )
 
     def _mask(self, cand: TriggerCandidate | WindowCandidate, x: np.ndarray, y: np.ndarray,
