@@ -35,7 +35,9 @@ from poisonguard.detect.trigger_mask import MaskTest, mask_test, principal_basis
 from poisonguard.detect.trigger_search import (
     MINING_CONSTRAINTS,
     TriggerCandidate,
+    covers_most_columns,
     describe_features,
+    held_elsewhere,
     label_family,
     label_floor,
     mine_triggers,
@@ -51,10 +53,10 @@ __all__ = ["TriggerDetector"]
 #: that still looks like its own class once masked (ranked above the former).
 _UNCONFIRMED = 0.8
 _UNMOVED = 0.9
-#: A candidate whose label test cannot reach the level is masked only when its shared
-#: values are rare elsewhere: held by at most as many rows outside it as inside
-#: (median over its core values; ``TriggerCandidate.outside``).
-_MAX_OUTSIDE = 1.0
+#: A candidate whose label test cannot reach the level is masked only when each of its
+#: values is rare in the other classes: held there by at most as many rows as it has
+#: (:func:`~poisonguard.detect.trigger_search.held_elsewhere`).
+_MAX_ELSEWHERE = 1.0
 
 
 @register_detector
@@ -125,7 +127,7 @@ class TriggerDetector(Detector):
             if c.label_p * family < self.alpha:
                 queue.append(c)
             elif label_floor(c.n_rows, base[c.label]) * family >= self.alpha \
-                    and c.outside <= _MAX_OUTSIDE:
+                    and held_elsewhere(x, y, c).max() <= _MAX_ELSEWHERE * c.n_rows:
                 queue.append(c)  # its label test cannot reach the level: masking decides
                 untestable += 1
         queue += [w for w in windows if w.label_p * family < self.alpha]
@@ -212,7 +214,8 @@ class TriggerDetector(Detector):
         the class move as far as the candidate's, and the test cannot decide.
         """
         holders = cand.holders if isinstance(cand, WindowCandidate) else cand.rows
-        if isinstance(cand, WindowCandidate) or len(cand.features) > max(16, x.shape[1] // 2):
+        if isinstance(cand, WindowCandidate) or covers_most_columns(
+                len(cand.features), x.shape[1], image=dataset.images is not None):
             return mask_test(representation.features, y, dataset.n_classes,
                              candidate=holders, label=cand.label, masked=(),
                              projection=projection, seed=self.seed)
