@@ -30,12 +30,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binom, poisson
 
+from poisonguard.detect.memo import remember
 from poisonguard.detect.thresholds import robust_z, tail_threshold
 
 __all__ = ["BACKED_SHARE", "CALIBRATION_SLACK", "CONFIDENCE_BANDS", "DEFAULT_CERTAIN",
            "DEFAULT_MAX_FPR", "DEFAULT_PAIR_ALPHA", "BandExcess", "MIN_PATTERN", "NullThreshold",
-           "PairExcess", "SUPPORT_Z", "band_excess", "in_support", "natural_label_proba",
-           "null_labels", "null_threshold", "pair_excess", "tarone_family"]
+           "PairExcess", "SUPPORT_K", "SUPPORT_Z", "band_excess", "in_support",
+           "natural_label_proba", "neighbour_support", "null_labels", "null_threshold",
+           "pair_excess", "tarone_family"]
 
 #: The clean false-positive rate a label-based flag is held to unless told otherwise.
 DEFAULT_MAX_FPR = 0.005
@@ -445,3 +447,43 @@ def in_support(dist: np.ndarray) -> np.ndarray:
     reach = np.asarray(dist, dtype=np.float64).mean(axis=1)
     floor = max(0.1 * float(np.median(reach)), 1e-12)
     return np.asarray(robust_z(np.log(np.maximum(reach, floor))) < SUPPORT_Z)
+
+
+#: Nearest neighbours (the first of each row's list) whose mean distance
+#: :func:`neighbour_support` reads: the same rows for every detector of a scan.
+SUPPORT_K = 20
+
+
+def neighbour_support(x: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """:func:`in_support` of the first :data:`SUPPORT_K` columns of ``dist`` (the
+    neighbours of ``x``), computed once per scan for ``x``.
+
+    ``label`` and ``knn`` search the same features (one search: the scan's memo keeps
+    the longest lists) and read the same support, kept in the scan's memo
+    (:func:`poisonguard.detect.memo.remember`, keyed on ``x``, the array held and
+    compared with ``is``). Outside a scan it is computed on every call. Each detector
+    on its own neighbour count (20 and 10) left them different supports; 10 columns for
+    both undid the anes96 backdoor fix of session 8 (label flags 21 -> 31). On 20 for
+    both (real-table grid, 3 seeds, RESULTS.md session 10): anes96 backdoor 2% F1 0.62 /
+    0.88 / 0.72 -> 0.64 / 0.97 / 0.72 (knn's clean flags 10 -> 8 and 4 -> 0), every
+    other cell unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poisonguard.detect.memo import scan_memo
+    >>> x = np.zeros((100, 2))
+    >>> dist = np.ones((100, 20)) + np.linspace(0, 0.1, 100)[:, None]
+    >>> dist[0] = 50.0
+    >>> with scan_memo() as memo:
+    ...     first = neighbour_support(x, dist)
+    ...     again = neighbour_support(x, dist)  # knn: the same search
+    ...     first is again, int((~first).sum()), len(memo)
+    (True, 1, 1)
+    """
+    columns = min(SUPPORT_K, dist.shape[1])
+    held, support = remember("in_support", (id(x), x.shape, columns),
+                             lambda: (x, in_support(dist[:, :columns])), keep=2)
+    if held is not x:  # an id another array held before: not these rows
+        return in_support(dist[:, :columns])
+    return np.asarray(support)
