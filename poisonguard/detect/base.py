@@ -118,8 +118,10 @@ class DetectorResult:
         }
 
 
-#: The largest score an unflagged row can have.
-_BELOW_FLAG = float(np.nextafter(FLAG_SCORE, 0.0))
+#: The largest score an unflagged row can have: below :data:`FLAG_SCORE` also at the
+#: findings' 6 decimals (the float just below 0.5 rounds to 0.5 there and tied
+#: unflagged rows with flagged ones in the ranking).
+_BELOW_FLAG = FLAG_SCORE - 1e-6
 
 
 def _clean_classes(flags: np.ndarray, dataset: Dataset | None,

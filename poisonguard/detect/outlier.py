@@ -59,12 +59,34 @@ from poisonguard.engine.rows import map_rows
 from poisonguard.params import Interval
 from poisonguard.represent.base import Representation
 
-__all__ = ["OutlierDetector", "class_outlier_z"]
+__all__ = ["OutlierDetector", "class_outlier_z", "evidence_scores"]
 
 _MIN_CLASS_ROWS = 5
 #: Passes of the global view at most (each refits its isolation forest without the
 #: rows flagged so far; :meth:`OutlierDetector._global_view`).
 MAX_PASSES = 5
+
+
+def evidence_scores(z: np.ndarray, z_flag: float) -> np.ndarray:
+    """Robust z to score: 0.5 at ``z_flag`` and strictly increasing in ``z`` past it.
+
+    Below ``z_flag`` the logistic of ``z - z_flag`` (:func:`scores_from_z`); from it on
+    ``1 - (z_flag / z) ** (z_flag / 2) / 2``, whose slope at ``z_flag`` is the
+    logistic's (the two join smoothly) but whose distance to 1 shrinks only as a power
+    of z: flagged rows stay ordered by their evidence (z 10% apart stay apart at the
+    findings' 6 decimals up to 30 z_flag, and in float64 up to 20,000 z_flag). The
+    logistic alone came within 1e-6 of 1.0 at z_flag + 14 and reached it in float64 at
+    z_flag + 37: flagged rows tied at the top of the fused ranking and were shown in
+    the order of their row index.
+
+    Examples
+    --------
+    >>> evidence_scores(np.array([0.0, 7.0, 8.0, 14.0, 70.0]), 7.0).round(4).tolist()
+    [0.0009, 0.5, 0.6867, 0.9558, 0.9998]
+    """
+    z = np.asarray(z, dtype=np.float64)
+    past = 1.0 - 0.5 * (z_flag / np.maximum(z, z_flag)) ** (z_flag / 2)
+    return np.where(z >= z_flag, past, scores_from_z(z, z_flag))
 
 
 def class_outlier_z(
@@ -178,7 +200,7 @@ class OutlierDetector(Detector):
         g_dist, g_iso, passes = self._global_view(x)
         overall = np.minimum(g_dist, g_iso)
         fused = np.maximum(in_class, overall)
-        scores = scores_from_z(fused, self.z_flag)
+        scores = evidence_scores(fused, self.z_flag)
         flags = overall >= self.z_flag  # the global view decides (module docstring)
         names = dataset.classes
 
@@ -224,17 +246,17 @@ class OutlierDetector(Detector):
         stats = _Statistics(x, k=self.k, max_reference=self.max_reference, seed=self.seed,
                             linear=True)
         excluded = np.zeros(n, dtype=bool)
+        dist, iso = np.zeros(n), np.zeros(n)  # each row's z at the pass that flagged it
         passes = 0
         while passes < MAX_PASSES:
             passes += 1
             z_dist, z_iso = stats.z(~excluded, n_estimators=self.n_estimators,
                                     max_samples=self.max_samples)
-            # a row flagged in an earlier pass stays flagged: fitted without it, the
-            # forest cannot isolate it beyond the data's own edge
-            z_dist = np.where(excluded, np.maximum(z_dist, self.z_flag), z_dist)
-            z_iso = np.where(excluded, np.maximum(z_iso, self.z_flag), z_iso)
+            # a row flagged in an earlier pass keeps the z it was flagged with: fitted
+            # without it, the forest cannot isolate it beyond the data's own edge
+            dist[~excluded], iso[~excluded] = z_dist[~excluded], z_iso[~excluded]
             fresh = (np.minimum(z_dist, z_iso) >= self.z_flag) & ~excluded
             if not fresh.any() or (excluded | fresh).sum() > n // 2:
                 break  # nothing new (or no longer a minority of far rows)
             excluded |= fresh
-        return z_dist, z_iso, passes
+        return dist, iso, passes

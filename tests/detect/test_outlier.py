@@ -111,6 +111,10 @@ def test_many_far_rows_do_not_mask_each_other(digits, seed: int) -> None:  # typ
     assert found >= 0.95 and found >= _f1(forest.predict(rep.features) == -1,
                                           attack.truth.poisoned)
     assert result.meta["global_passes"] >= 2
+    # a row flagged in an earlier pass keeps the z it was flagged with: clamped to the
+    # flag level instead, most of the 200 tied at score 0.5
+    flagged = result.scores[result.flags]
+    assert len(np.unique(flagged)) == len(flagged) and flagged.min() > 0.5
 
 
 def test_clean_digits_take_one_pass(digits) -> None:  # type: ignore[no-untyped-def]
@@ -118,3 +122,31 @@ def test_clean_digits_take_one_pass(digits) -> None:  # type: ignore[no-untyped-
 
     result = OutlierDetector().score(digits, feature_representation(digits))
     assert not result.flags.any() and result.meta["global_passes"] == 1
+
+
+def test_scores_past_the_flag_level_never_saturate() -> None:
+    # The logistic map reached 1.0 in float64 at z_flag + 37 (and 0.999999 at + 14), so
+    # flagged rows tied at the top and were listed by row index.
+    from poisonguard.detect.outlier import evidence_scores
+
+    z = 7.0 * 1.1 ** np.arange(0, 104)  # 7 .. 140,000 (20,000 z_flag)
+    scores = evidence_scores(z, 7.0)
+    assert scores[0] == 0.5 and (np.diff(scores) > 0).all() and scores[-1] < 1.0
+    shown = np.round(scores[z <= 30 * 7.0], 6)  # the findings' 6 decimals
+    assert (np.diff(shown) > 0).all()
+    below = evidence_scores(np.array([-3.0, 0.0, 6.9]), 7.0)
+    assert (np.diff(below) > 0).all() and below[-1] < 0.5
+
+
+def test_flagged_rows_are_ordered_by_their_evidence_not_tied() -> None:
+    # Six outliers in wine: the logistic gave two of them 0.999995 / 0.999996, both
+    # 0.739998 in the findings (a tie broken by row index; a report doctest asserted on
+    # that order).
+    import poisonguard
+    from poisonguard.attack import inject_outliers
+    from poisonguard.datasets import builtin_dataset
+
+    data = inject_outliers(builtin_dataset("wine"), rate=0.03, seed=0).dataset
+    flagged = [r.score for r in poisonguard.scan(data, detectors="outlier").rows if r.flagged]
+    assert len(flagged) == 6 and len(set(flagged)) == 6
+    assert max(flagged) < 0.74  # below the top of the evidence band: not saturated
