@@ -286,11 +286,11 @@ def recall(rows: int, cols: int, *, queries: int = 2000, k: int = 20,
 
     from poisonguard.detect.ivf import (
         IvfLayout,
-        ivf_index,
         ivf_layout,
+        ivf_lists,
         ivf_parameters,
         ivf_probes,
-        search_ivf_index,
+        search_ivf_lists,
     )
 
     if data == "noise":
@@ -311,14 +311,14 @@ def recall(rows: int, cols: int, *, queries: int = 2000, k: int = 20,
     for nlist in sorted({default_lists, *lists}):
         c0 = time.process_time()
         layout = ivf_layout(x, seed=0, nlist=nlist)
-        index = ivf_index(layout, x, 0)
+        lists = ivf_lists(layout, x, 0, rows)
         build = time.process_time() - c0
         for nprobe in sorted({*probes, default_probe}):
             lay = IvfLayout(layout.centroids, min(nprobe, nlist))
             c0 = time.process_time()
             probe = ivf_probes(lay, x[sample], 0, queries)
             c1 = time.process_time()
-            found = search_ivf_index(index, x[sample], probe, k + 1)[1]
+            found = search_ivf_lists(lists, x, sample, probe, k + 1)[1]
             c2 = time.process_time()
             hit = float(np.mean([len(set(a) & set(b)) / (k + 1)
                                  for a, b in zip(exact, found, strict=True)]))

@@ -14,8 +14,9 @@ another order (here: lower row index first).
 (:mod:`poisonguard.detect.ivf`): one coarse quantizer trained once in the driver on a
 seeded sample, shipped to every shard; each shard gets inverted lists over those
 centroids (built once, in parallel); each query block computes its probes once and
-searches every shard with them. The merged lists are the in-process IVF neighbours
-(flags equal, distances bit for bit on the same machine). ``"auto"`` is exact up to
+searches every shard with them. Each shard's search returns the exact float64 k best
+of its candidates, so the merged lists are the in-process IVF neighbours (flags equal,
+distances bit for bit, on any machine). ``"auto"`` is exact up to
 :data:`~poisonguard.detect.neighbours.EXACT_MAX_ROWS` rows and IVF beyond, as the
 in-process search is. Memory per task: one query block's running lists, one shard's
 distances (scikit-learn works in chunks) or one shard's index; the rows themselves are
@@ -39,12 +40,13 @@ import numpy as np
 from poisonguard.detect.ivf import (
     LOCAL_SHARD_ROWS,
     IvfLayout,
-    ivf_index,
+    IvfLists,
     ivf_layout,
+    ivf_lists,
     ivf_neighbours,
     ivf_probes,
     merge_neighbours,
-    search_ivf_index,
+    search_ivf_lists,
 )
 from poisonguard.engine.base import Engine, Handle, InProcessEngine
 from poisonguard.engine.reduce import share
@@ -58,9 +60,8 @@ KnnMode = Literal["auto", "exact", "ivf"]
 KNN_MODES: tuple[str, ...] = ("auto", "exact", "ivf")
 #: Rows per reference shard and per query block (defaults). Every query visits every
 #: shard (faiss pays per query, per probed list, per shard), so the shards are the
-#: in-process search's (2**20 rows, detect/ivf.py: at 1M rows, one shard cost 151-159
-#: CPU s per million queries against 200 for four); beyond MAX_SHARDS of them they grow.
-#: Each task deserializes every shard's index once: large query blocks, few copies.
+#: in-process search's (2**20 rows, detect/ivf.py); beyond MAX_SHARDS of them they grow.
+#: Each task reads every shard's lists once: large query blocks, few reads.
 SHARD_ROWS = LOCAL_SHARD_ROWS
 MAX_SHARDS = 16
 BLOCK_ROWS = 100_000
@@ -82,45 +83,40 @@ class _Search:
     k: int
     shards: tuple[RowRange, ...]
     layout: IvfLayout | None  # the shared coarse quantizer (ivf)
-    indexes: tuple[Handle[np.ndarray], ...] | None  # serialized faiss index per shard (ivf)
+    indexes: tuple[Handle[IvfLists], ...] | None  # each shard's inverted lists (ivf)
 
 
-def _build_index(shard: RowRange, *, rows: Handle[np.ndarray], layout: IvfLayout) -> np.ndarray:
-    """One shard's inverted lists over the shared centroids, serialized (on a worker)."""
-    import faiss
-
-    index = ivf_index(layout, rows.get()[shard.start:shard.stop], shard.start)
-    return np.asarray(faiss.serialize_index(index))
+def _build_index(shard: RowRange, *, rows: Handle[np.ndarray], layout: IvfLayout) -> IvfLists:
+    """One shard's inverted lists over the shared centroids (on a worker)."""
+    return ivf_lists(layout, rows.get(), shard.start, shard.stop)
 
 
 def _shard_search(search: _Search, s: int, queries: np.ndarray,
                   probes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Shard ``s``'s k nearest rows to data rows ``queries``."""
     begin, end = search.shards[s].start, search.shards[s].stop
     k = min(search.k, end - begin)
+    rows = search.rows.get()
     if search.indexes is None:
         from sklearn.neighbors import NearestNeighbors
 
-        ref = search.rows.get()[begin:end]
+        ref = rows[begin:end]
         dist, idx = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(ref).kneighbors(
-            queries)
+            rows[queries])
         return np.asarray(dist, dtype=np.float64), np.asarray(idx, dtype=np.int64) + begin
-    import faiss
-
     assert probes is not None
-    index = faiss.deserialize_index(search.indexes[s].get())
-    return search_ivf_index(index, queries, probes, k)  # squared distances
+    return search_ivf_lists(search.indexes[s].get(), rows, queries, probes, k)  # squared
 
 
 def _search_block(block: RowRange, *, search: _Search) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest rows (self included) of query rows ``block`` (runs on a worker)."""
-    rows = search.rows.get()
-    queries = rows[block.start:block.stop]
+    queries = np.arange(block.start, block.stop)
     probes, order = None, None
     if search.layout is not None:
-        probes = ivf_probes(search.layout, rows, block.start, block.stop)
+        probes = ivf_probes(search.layout, search.rows.get(), block.start, block.stop)
         # queries in the order of their nearest list, as in-process (detect/ivf.py): the
-        # block's queries scan the same lists while they are cached; faiss searches each
-        # query alone and the merges are per query, so the order changes no result
+        # block's queries scan the same lists together; each query's result is its own
+        # and the merges are per query, so the order changes no result
         order = np.argsort(probes[:, 0], kind="stable")
         queries, probes = queries[order], probes[order]
     best = (np.zeros((len(queries), 0)), np.zeros((len(queries), 0), dtype=np.int64))
@@ -131,7 +127,7 @@ def _search_block(block: RowRange, *, search: _Search) -> tuple[np.ndarray, np.n
         back[order] = np.arange(len(order))
         best = (best[0][back], best[1][back])
     if search.layout is not None:
-        best = (np.sqrt(best[0]), best[1])
+        best = (np.sqrt(best[0]).astype(np.float32), best[1])
     return best
 
 

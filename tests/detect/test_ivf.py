@@ -1,5 +1,6 @@
 """The shared IVF construction: one quantizer, any cut into shards and blocks, the same
-neighbours as one index over all rows (the candidates of each query's probed lists)."""
+neighbours as one index over all rows: the exact float64 k best (ties by row number) of
+the rows in each query's probed lists."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from poisonguard.detect import ivf
 from poisonguard.detect.ivf import (
-    ivf_index,
+    IvfLayout,
     ivf_layout,
+    ivf_lists,
     ivf_neighbours,
     ivf_parameters,
     ivf_probes,
-    release_freed_memory,
-    search_ivf_index,
+    search_ivf_lists,
 )
 from poisonguard.detect.neighbours import nearest_neighbours
 
@@ -38,22 +40,77 @@ def test_the_cut_into_shards_and_blocks_changes_nothing(rows: np.ndarray) -> Non
     assert whole[1][10, :4].tolist() == [7, 10, 2500, 3999]
 
 
-def test_the_candidates_are_the_rows_of_the_probed_lists(rows: np.ndarray) -> None:
+def _brute(x: np.ndarray, lists: np.ndarray, probes: np.ndarray,
+           k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference: each query's k best rows of its probed lists by (float64 distance
+    from the float32 values, row number); float32 distances, -1 / inf beyond."""
+    sq = np.full((len(probes), k), np.inf)
+    idx = np.full((len(probes), k), -1, dtype=np.int64)
+    x64 = x.astype(np.float32).astype(np.float64)
+    for q in range(len(probes)):
+        members = np.flatnonzero(np.isin(lists, probes[q]))
+        d2 = ((x64[members] - x64[q]) ** 2).sum(axis=1)
+        best = np.lexsort((members, d2))[:k]
+        sq[q, :len(best)], idx[q, :len(best)] = d2[best], members[best]
+    return np.sqrt(sq).astype(np.float32), idx
+
+
+def test_the_neighbours_are_the_exact_best_of_the_probed_lists(rows: np.ndarray) -> None:
     layout = ivf_layout(rows, seed=0)
     assert 1 < layout.nprobe < layout.nlist  # approximate: not every list is probed
-    index = ivf_index(layout, rows, 0)
-    _, lists = index.quantizer.search(rows, 1)  # each row's list
     probes = ivf_probes(layout, rows, 0, len(rows))
     dist, idx = ivf_neighbours(rows, 5)
-    for q in range(0, len(rows), 97):
-        members = np.flatnonzero(np.isin(lists[:, 0], probes[q]))
-        d2 = ((rows[members].astype(np.float64) - rows[q]) ** 2).sum(axis=1)
-        best = members[np.lexsort((members, d2))[:5]]
-        assert sorted(idx[q].tolist()) == sorted(best.tolist())
+    want = _brute(rows, probes[:, 0], probes, 5)
+    np.testing.assert_array_equal(idx, want[1])
+    np.testing.assert_allclose(dist, want[0], rtol=1e-6)  # numpy's sums vs these
     exact = nearest_neighbours(rows, 4, cache=False)[1]
     assert (idx[:, 1:] != exact).any()  # it is approximate here
     recall = np.mean([len(set(a) & set(b[1:])) / 4 for a, b in zip(exact, idx, strict=True)])
     assert recall > 0.7
+
+
+def test_scores_float32_cannot_order_are_ordered_exactly() -> None:
+    # Rows far from the origin, apart by less than float32 can see in |x|^2 - 2 q.x:
+    # the float32 scores tie or misorder, the heaps keep an arbitrary few, and only the
+    # rounding bound sends these queries to the exact search over all candidates.
+    rng = np.random.default_rng(5)
+    x = (1000.0 + rng.integers(-40, 40, size=(300, 4)) / 256).astype(np.float32)
+    x[200:260] = x[199]  # 61 exact copies: more than k + MARGIN tie at distance 0
+    layout = IvfLayout(ivf_layout(x, seed=0, nlist=3).centroids, 2)
+    probes = ivf_probes(layout, x, 0, len(x))
+    lists = ivf_lists(layout, x, 0, len(x))
+    queries = np.arange(0, len(x), 3)
+    sq, idx = search_ivf_lists(lists, x, queries, probes[queries], 12)
+    want_d, want_i = _brute(x, probes[:, 0], probes, 12)
+    np.testing.assert_array_equal(idx, want_i[queries])
+    np.testing.assert_array_equal(np.sqrt(sq).astype(np.float32), want_d[queries])
+    assert idx[np.searchsorted(queries, 201)].tolist() == list(range(199, 211))
+
+
+def test_a_query_with_fewer_candidates_than_k_gets_missing_entries() -> None:
+    x = np.array([[0.0], [0.5], [1.0], [10.0], [10.5]], dtype=np.float32)
+    layout = IvfLayout(np.array([[0.5], [10.2]], dtype=np.float32), 1)
+    lists = ivf_lists(layout, x, 0, len(x))
+    sq, idx = search_ivf_lists(lists, x, np.arange(5), ivf_probes(layout, x, 0, 5), 4)
+    assert idx.tolist() == [[0, 1, 2, -1], [1, 0, 2, -1], [2, 1, 0, -1],
+                            [3, 4, -1, -1], [4, 3, -1, -1]]
+    assert sq[3].tolist() == [0.0, 0.25, np.inf, np.inf]
+
+
+def test_without_margin_or_bound_the_search_would_be_wrong(
+        rows: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The check is what makes it exact: with no extra candidates and a bound that
+    # proves nothing, every query goes to the exact search, with the same result.
+    layout = ivf_layout(rows, seed=0)
+    probes = ivf_probes(layout, rows, 0, len(rows))
+    lists = ivf_lists(layout, rows, 0, len(rows), assignment=probes[:, 0])
+    queries = np.arange(0, len(rows), 5)
+    normal = search_ivf_lists(lists, rows, queries, probes[queries], 7)
+    monkeypatch.setattr(ivf, "MARGIN", 0)
+    monkeypatch.setattr(ivf, "EPS_UNITS", 1e12)
+    careful = search_ivf_lists(lists, rows, queries, probes[queries], 7)
+    np.testing.assert_array_equal(careful[1], normal[1])
+    np.testing.assert_array_equal(careful[0], normal[0])
 
 
 def test_the_layout_is_seeded_and_the_parameters_grow_with_n(rows: np.ndarray) -> None:
@@ -74,42 +131,23 @@ def test_nearest_neighbours_beyond_the_exact_size_is_this_search(rows: np.ndarra
     np.testing.assert_array_equal(dist[plain], own_d[plain, 1:])
 
 
-def _lists(index: object) -> list[tuple[list[int], bytes]]:
-    import faiss
-
-    lists = faiss.downcast_InvertedLists(index.invlists)  # type: ignore[attr-defined]
-    out = []
-    for list_no in range(lists.nlist):
-        size = lists.list_size(list_no)
-        ids = faiss.rev_swig_ptr(lists.get_ids(list_no), size).copy()
-        codes = faiss.rev_swig_ptr(lists.get_codes(list_no), size * lists.code_size).copy()
-        out.append((ids.tolist(), codes.tobytes()))
-    return out
-
-
-def test_reserved_lists_hold_the_same_rows_and_give_the_same_search(rows: np.ndarray) -> None:
+def test_the_lists_hold_each_row_once_in_its_first_probes_list(rows: np.ndarray) -> None:
     layout = ivf_layout(rows, seed=0)
-    probes = ivf_probes(layout, rows, 0, len(rows))
-    plain = ivf_index(layout, rows, 100)
-    exact = np.bincount(probes[:, 0], minlength=layout.nlist)
-    too_small, too_large = exact // 2, exact * 2 + 3  # a list may outgrow its reservation
-    expected = _lists(plain)
-    assert sum(len(ids) for ids, _ in expected) == len(rows)
-    for sizes in (exact, too_small, too_large):
-        index = ivf_index(layout, rows, 100, list_sizes=sizes)
-        assert index.ntotal == len(rows)
-        assert _lists(index) == expected  # same rows, same order, same bytes
-        got = search_ivf_index(index, rows[::7], probes[::7], 6)
-        want = search_ivf_index(plain, rows[::7], probes[::7], 6)
-        np.testing.assert_array_equal(got[1], want[1])
-        np.testing.assert_array_equal(got[0], want[0])
-    release_freed_memory()  # harmless wherever it runs
+    probes = ivf_probes(layout, rows, 100, 3100)
+    lists = ivf_lists(layout, rows, 100, 3100)
+    assert sorted(lists.ids.tolist()) == list(range(100, 3100))
+    for list_no in range(lists.nlist):
+        members = lists.ids[lists.offsets[list_no]:lists.offsets[list_no + 1]]
+        assert members.tolist() == (np.flatnonzero(probes[:, 0] == list_no) + 100).tolist()
+    np.testing.assert_array_equal(lists.rows[:, :-1], -2 * rows[lists.ids])  # exact
+    given = ivf_lists(layout, rows, 100, 3100, assignment=probes[:, 0])
+    np.testing.assert_array_equal(given.rows, lists.rows)
 
 
 def test_the_search_is_the_same_on_one_thread_or_two(rows: np.ndarray) -> None:
     with threadpool_limits(limits=1):
         one = ivf_neighbours(rows, 9, block_rows=1024)
-    with threadpool_limits(limits=2):  # faiss splits each block's queries between them
+    with threadpool_limits(limits=2):  # BLAS and faiss's heaps split the work
         two = ivf_neighbours(rows, 9, block_rows=1024)
     np.testing.assert_array_equal(one[1], two[1])
     np.testing.assert_array_equal(one[0], two[0])
