@@ -89,15 +89,16 @@ def test_a_scan_without_a_label_detector_says_label_flips_were_not_tested(  # ty
 def test_the_embedding_exists_only_for_the_detectors_that_read_it(
         monkeypatch: pytest.MonkeyPatch, clean) -> None:  # type: ignore[no-untyped-def]
     wine, eager = clean("wine")
-    seen: dict[str, tuple[int, int]] = {}  # embedding width, memoised searches
+    seen: dict[str, tuple[int, int]] = {}  # embedding width, memoised searches + embedding
     for name in ("label", "spectre", "knn"):
         cls = type(get_detector(name))
         real = cls.score
 
         def score(self: Any, dataset: Any, representation: Any, _real: Any = real) -> Any:
             memo = current_memo()  # None outside a scan
+            held = {} if memo is None else memo._names  # entries by name
             seen[self.name] = (representation.embedding.shape[1],
-                               -1 if memo is None else len(memo))
+                               len(held.get("neighbours", {})) + len(held.get("embedding", {})))
             return _real(self, dataset, representation)
 
         monkeypatch.setattr(cls, "score", score)
