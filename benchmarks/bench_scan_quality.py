@@ -116,11 +116,12 @@ def _case_list(dataset: Dataset, attacks: Sequence[str]) -> list[str]:
 
 def run(*, datasets: Sequence[str], attacks: Sequence[str], rates: Sequence[float],
         references: Sequence[str], synthetic_rows: int, seeds: Sequence[int],
-        log: Any = print, checkpoint: Callable[[dict[str, Any]], object] | None = None
-        ) -> dict[str, Any]:
+        log: Any = print, checkpoint: Callable[[dict[str, Any]], object] | None = None,
+        clean: bool = True) -> dict[str, Any]:
     """Run the whole grid under every seed; returns the JSON payload (cases, clean runs,
     skips, errors; each case and clean run carries its ``seed``). ``checkpoint`` gets
-    the payload so far after every case."""
+    the payload so far after every case; ``clean=False`` leaves out the untouched sets
+    (a grid that adds cases to one already run)."""
     missing = missing_references(list(references))
     refs = [r for r in references if r not in missing]
     for name, pkg in missing.items():
@@ -130,7 +131,7 @@ def run(*, datasets: Sequence[str], attacks: Sequence[str], rates: Sequence[floa
     for ds_name in datasets:
         bases = {seed: load(ds_name, synthetic_rows=synthetic_rows, seed=seed)
                  for seed in seeds}
-        for seed, base in bases.items():
+        for seed, base in bases.items() if clean else ():
             _clean_case(base, ds_name, seed, refs, payload, log)
             if checkpoint is not None:
                 checkpoint(payload)
@@ -196,6 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-rows", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=0, help="the one seed (without --seeds)")
     p.add_argument("--seeds", help="comma list of seeds, e.g. 0,1,2 (default: --seed)")
+    p.add_argument("--no-clean", action="store_true",
+                   help="leave out the untouched sets (cases added to a grid already run)")
     p.add_argument("--out-dir", type=Path, default=None,
                    help="where scan-quality.md/.json go (default: benchmarks/results)")
     return p
@@ -227,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              args.out_dir)[0]
 
     payload = run(datasets=datasets, attacks=attacks, rates=rates, references=references,
-                  synthetic_rows=args.synthetic_rows, seeds=seeds, checkpoint=write)
+                  synthetic_rows=args.synthetic_rows, seeds=seeds, checkpoint=write,
+                  clean=not args.no_clean)
     md_path = write(payload, finished=True)
     print(f"wrote {md_path}")
     return 1 if payload["errors"] else 0

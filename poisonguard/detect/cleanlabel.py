@@ -51,6 +51,7 @@ from poisonguard.detect.trigger_mask import MaskTest, mask_test, principal_basis
 from poisonguard.detect.trigger_search import (
     MINING_CONSTRAINTS,
     TriggerCandidate,
+    covers_most_columns,
     describe_features,
     mine_triggers,
 )
@@ -199,7 +200,7 @@ class CleanLabelDetector(Detector):
 
         Wide patterns (a blend) are masked cell by cell, where each row holds them."""
         cells = None
-        if len(features) > max(16, x.shape[1] // 2):
+        if covers_most_columns(len(features), x.shape[1], image=dataset.images is not None):
             cols = np.asarray(features, dtype=np.intp)
             cells = x[np.ix_(members, cols)] == np.asarray(values, dtype=np.float64)
         return mask_test(representation.features, dataset.labels, dataset.n_classes,

@@ -36,7 +36,8 @@ from poisonguard.detect.overlap import (
     BACKED_SHARE,
     DEFAULT_CERTAIN,
     DEFAULT_PAIR_ALPHA,
-    in_support,
+    SUPPORT_K,
+    neighbour_support,
     pair_excess,
 )
 from poisonguard.detect.thresholds import FLAG_SCORE
@@ -111,11 +112,15 @@ class KnnDetector(Detector):
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
         labels = np.asarray(dataset.labels)
         x, space = self._space(representation)
-        dist, idx = nearest_neighbours(x, self.k, seed=self.seed)
+        # one search for the votes (first k) and the support (first SUPPORT_K): in a
+        # scan, label's search of the same features
+        dist, idx = nearest_neighbours(x, max(self.k, SUPPORT_K), seed=self.seed)
+        idx = idx[:, :self.k]
         proba = np.asarray(representation.proba, dtype=np.float64)
         vote = self._votes(labels, idx, proba)
         excess = pair_excess(labels, proba, certain=self.certain, alpha=self.pair_alpha,
-                             backed=vote.backing >= BACKED_SHARE, support=in_support(dist))
+                             backed=vote.backing >= BACKED_SHARE,
+                             support=neighbour_support(x, dist))
         unexplained = excess.unexplained(labels, proba, self.certain)
         outvoted = (vote.margin >= self.min_margin) & (vote.passing > -1.0)
         flags = outvoted & unexplained

@@ -34,7 +34,7 @@ from poisonguard.detect.overlap import (
     DEFAULT_CERTAIN,
     DEFAULT_MAX_FPR,
     DEFAULT_PAIR_ALPHA,
-    in_support,
+    neighbour_support,
     null_threshold,
     pair_excess,
 )
@@ -148,7 +148,7 @@ class LabelDetector(Detector):
         support = None
         if self.neighbour_weight > 0:
             dist, idx = nearest_neighbours(representation.features, self.k, seed=self.seed)
-            support = in_support(dist)
+            support = neighbour_support(representation.features, dist)
 
         def margins(y: np.ndarray) -> np.ndarray:
             return label_margins(y, ensemble_proba(y, model, idx, dataset.n_classes,

@@ -35,7 +35,11 @@ from poisonguard.detect.trigger_mask import MaskTest, mask_test, principal_basis
 from poisonguard.detect.trigger_search import (
     MINING_CONSTRAINTS,
     TriggerCandidate,
+    covers_most_columns,
     describe_features,
+    held_elsewhere,
+    label_family,
+    label_floor,
     mine_triggers,
 )
 from poisonguard.detect.trigger_windows import WindowCandidate, mine_windows
@@ -49,6 +53,10 @@ __all__ = ["TriggerDetector"]
 #: that still looks like its own class once masked (ranked above the former).
 _UNCONFIRMED = 0.8
 _UNMOVED = 0.9
+#: A candidate whose label test cannot reach the level is masked only when each of its
+#: values is rare in the other classes: held there by at most as many rows as it has
+#: (:func:`~poisonguard.detect.trigger_search.held_elsewhere`).
+_MAX_ELSEWHERE = 1.0
 
 
 @register_detector
@@ -109,11 +117,19 @@ class TriggerDetector(Detector):
                 dataset.images, y, n_classes, sizes=tuple(self.window_sizes),
                 min_rows=self.min_rows, max_fraction=self.max_fraction,
                 max_rows=self.max_rows, seed=self.seed)
-        # The family: every (item set, class) and every (window pattern, class) examined.
-        family = max((len(items) + n_pairs) * n_classes + n_window_tests, 1)
-        queue: list[TriggerCandidate | WindowCandidate] = [
-            c for c in [*items, *pairs] if c.label_p * family < self.alpha
-            and c.n_label >= self.min_rows and c.purity >= self.min_purity]
+        base = np.bincount(y, minlength=n_classes) / max(n, 1)
+        family = label_family(items, base, n_pairs * n_classes + n_window_tests, self.alpha)
+        queue: list[TriggerCandidate | WindowCandidate] = []
+        untestable = 0
+        for c in [*items, *pairs]:
+            if c.n_label < self.min_rows or c.purity < self.min_purity:
+                continue
+            if c.label_p * family < self.alpha:
+                queue.append(c)
+            elif label_floor(c.n_rows, base[c.label]) * family >= self.alpha \
+                    and held_elsewhere(x, y, c).max() <= _MAX_ELSEWHERE * c.n_rows:
+                queue.append(c)  # its label test cannot reach the level: masking decides
+                untestable += 1
         queue += [w for w in windows if w.label_p * family < self.alpha]
         queue.sort(key=lambda c: c.label_p)
         queue = queue[: self.max_candidates]
@@ -162,6 +178,7 @@ class TriggerDetector(Detector):
                 triggers.append({**info, "class": cand.label, "rows": len(test.rows),
                                  "looks_other": test.n_other, "p_label": cand.label_p,
                                  "p_label_corrected": min(1.0, cand.label_p * family),
+                                 "label_test": bool(cand.label_p * family < self.alpha),
                                  "p_mask": test.p_value, "_rows": test.rows,
                                  "_reason": reason})
             row_scores = np.where(test.other, FLAG_SCORE + FLAG_SCORE * (1 - test.p_label),
@@ -179,7 +196,7 @@ class TriggerDetector(Detector):
             suggested_labels=suggested, hypotheses=tuple(hypotheses), dataset=dataset,
             meta={"triggers": triggers, "candidates": len(items), "window_patterns_tested":
                   n_window_tests // max(n_classes, 1), "tests": family,
-                  "tested": len(queue) - merged, "merged": merged},
+                  "beyond_label_test": untestable, "tested": len(queue) - merged, "merged": merged},
         )
 
     def _mask(self, cand: TriggerCandidate | WindowCandidate, x: np.ndarray, y: np.ndarray,
@@ -197,7 +214,8 @@ class TriggerDetector(Detector):
         the class move as far as the candidate's, and the test cannot decide.
         """
         holders = cand.holders if isinstance(cand, WindowCandidate) else cand.rows
-        if isinstance(cand, WindowCandidate) or len(cand.features) > max(16, x.shape[1] // 2):
+        if isinstance(cand, WindowCandidate) or covers_most_columns(
+                len(cand.features), x.shape[1], image=dataset.images is not None):
             return mask_test(representation.features, y, dataset.n_classes,
                              candidate=holders, label=cand.label, masked=(),
                              projection=projection, seed=self.seed)

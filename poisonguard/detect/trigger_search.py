@@ -20,12 +20,17 @@ from scipy.stats import binom
 
 from poisonguard.detect.item_pairs import similar_pairs
 from poisonguard.detect.memo import content_key, remember
+from poisonguard.detect.overlap import tarone_family
 from poisonguard.params import Constraint, Interval
 
 __all__ = [
     "MINING_CONSTRAINTS",
     "TriggerCandidate",
+    "covers_most_columns",
     "describe_features",
+    "held_elsewhere",
+    "label_family",
+    "label_floor",
     "mine_triggers",
     "needed_matches",
     "rows_matching",
@@ -312,6 +317,90 @@ def _mine(x: np.ndarray, y: np.ndarray, n_classes: int, min_rows: int, min_fract
                                     log10_lift=lift, outside=outside))
     out.sort(key=lambda t: (t.label_p, -t.n_rows))
     return out
+
+
+def covers_most_columns(n_features: int, n_columns: int, *, image: bool) -> bool:
+    """Whether a pattern on ``n_features`` of ``n_columns`` features is wide: more than
+    half the columns (on images also more than 16 pixels, a 4 x 4 patch).
+
+    Neutralising a wide pattern in every row leaves a model nothing to learn from
+    (rows pushed to the bounds of 12 of wine's 13 columns), so the masking test reads
+    it differently (:mod:`~poisonguard.detect.trigger_mask`).
+
+    Examples
+    --------
+    >>> covers_most_columns(12, 13, image=False), covers_most_columns(12, 64, image=True)
+    (True, False)
+    """
+    return n_features > (max(16, n_columns // 2) if image else n_columns // 2)
+
+
+def held_elsewhere(x: np.ndarray, labels: np.ndarray, cand: TriggerCandidate) -> np.ndarray:
+    """Per feature of ``cand``: how many rows of the other classes, outside its rows,
+    hold its value there.
+
+    A trigger's values must be rare in the classes its rows were taken from, or the
+    rows of those classes holding them would teach a model the opposite; a natural
+    group (five 1982 cars of one make) shares common values (the year) too.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1, 5], [1, 5], [1, 0], [0, 5]], dtype=np.float32)
+    >>> c = TriggerCandidate(core=(0, 1), features=(0, 1), values=(1.0, 5.0),
+    ...                      rows=np.array([0, 1]), label=0, n_label=2, label_p=1.0,
+    ...                      jaccard=1.0, log10_lift=0.0, outside=0.5)
+    >>> held_elsewhere(x, np.array([0, 0, 1, 1]), c).tolist()
+    [1, 1]
+    """
+    y = np.asarray(labels)
+    elsewhere = y != cand.label
+    elsewhere[cand.rows] = False
+    idx = np.flatnonzero(elsewhere)
+    counts = np.zeros(len(cand.features), dtype=np.int64)
+    for start in range(0, len(idx), CHUNK):
+        block = x[idx[start:start + CHUNK]][:, list(cand.features)]
+        counts += (block == np.asarray(cand.values, dtype=np.float64)).sum(axis=0)
+    return counts
+
+
+def label_floor(n_rows: int, base: float) -> float:
+    """The smallest p-value a label test of ``n_rows`` rows can reach in a class of base
+    rate ``base``: every row in the class (``base ** n_rows``).
+
+    Examples
+    --------
+    >>> round(label_floor(6, 0.37), 4)  # six rows in a class of 37%: never below 0.0026
+    0.0026
+    """
+    return float(base) ** int(n_rows)
+
+
+def label_family(candidates: list[TriggerCandidate], base: np.ndarray, n_counted: int,
+                 alpha: float) -> int:
+    """The Bonferroni family of the candidates' label tests, by Tarone's rule.
+
+    Every (candidate, class) test is a member whose smallest attainable p-value
+    (:func:`label_floor`, from the candidate's size and the class's base rate: never
+    from the labels of its rows) can reach ``alpha / m``
+    (:func:`~poisonguard.detect.overlap.tarone_family`); a test that cannot reach the
+    level whatever its outcome is left out, so it does not dilute the others.
+    ``n_counted`` more tests whose margins are not at hand count as members.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = TriggerCandidate(core=(0, 1), features=(0, 1), values=(1.0, 1.0),
+    ...                      rows=np.arange(6), label=0, n_label=6, label_p=0.0026,
+    ...                      jaccard=1.0, log10_lift=3.0, outside=0.0)
+    >>> label_family([c, c], np.array([0.37, 0.63]), 0, 1e-3)  # none can reach it
+    1
+    >>> label_family([c, c], np.array([0.37, 0.63]), 5, 1e-3)
+    5
+    """
+    sizes = np.array([c.n_rows for c in candidates], dtype=np.float64)
+    floors = np.asarray(base, dtype=np.float64)[None, :] ** sizes[:, None]
+    return tarone_family(np.concatenate([floors.ravel(), np.zeros(max(n_counted, 0))]), alpha)
 
 
 def describe_features(features: tuple[int, ...], values: tuple[float, ...],

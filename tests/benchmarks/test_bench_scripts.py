@@ -42,6 +42,13 @@ def test_quality_quick_writes_scan_numbers_per_seed_and_skips_a_missing_referenc
     assert "adversarial-robustness-toolbox not installed" in page
 
 
+def test_quality_no_clean_leaves_out_the_untouched_sets() -> None:
+    payload = bench_scan_quality.run(datasets=["wine"], attacks=[], rates=[0.1], references=[],
+                                     synthetic_rows=100, seeds=[0], clean=False)
+    assert payload["clean"] == [] and payload["cases"] == [] and not payload["errors"]
+
+
+
 def test_speed_quick_measures_a_scan_in_a_subprocess(tmp_path: Path) -> None:
     # One core: BLAS threads spinning on a busy machine would slow this test tenfold.
     status = bench_scan_speed.main(["--sizes", "1000", "--cores", "1", "--no-datalab",

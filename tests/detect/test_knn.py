@@ -45,3 +45,40 @@ def test_bad_parameters_are_usage_errors(clean) -> None:  # type: ignore[no-unty
         KnnDetector(k=0).score(ds, rep)
     with pytest.raises(UsageError):
         KnnDetector(space="pixels").score(ds, rep)  # type: ignore[arg-type]
+
+
+def test_label_and_knn_read_one_support_of_20_neighbours(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # A clump of 12 rows far from the other 400: with 10 neighbours each row sees only
+    # its clump (inside the support), with 20 it reaches the rest (outside). knn
+    # (k=10) must read the support of label's 20 neighbours, the same array in a scan.
+    import poisonguard.detect.knn as knn_module
+    import poisonguard.detect.label as label_module
+    from poisonguard.data import Dataset
+    from poisonguard.detect.label import LabelDetector
+    from poisonguard.detect.memo import scan_memo
+    from poisonguard.detect.overlap import pair_excess
+    from poisonguard.represent.base import Representation
+
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(0, 1, (400, 2)), rng.normal(40, 0.01, (12, 2))])
+    labels = (x[:, 0] > 0).astype(np.int64)
+    proba = np.column_stack([1 - labels, labels]) * 0.9 + 0.05
+    ds = Dataset(labels=labels, classes=("a", "b"), features=x.astype(np.float32), source="t")
+    rep = Representation(features=x, embedding=x, proba=proba)
+    seen: dict[str, np.ndarray] = {}
+
+    def spy(name: str):  # type: ignore[no-untyped-def]
+        def wrapped(*args, support=None, **kwargs):  # type: ignore[no-untyped-def]
+            seen[name] = support
+            return pair_excess(*args, support=support, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(label_module, "pair_excess", spy("label"))
+    monkeypatch.setattr(knn_module, "pair_excess", spy("knn"))
+    with scan_memo():
+        LabelDetector().score(ds, rep)
+        KnnDetector().score(ds, rep)
+    assert seen["knn"] is seen["label"]
+    assert not seen["knn"][400:].any() and seen["knn"][:400].mean() >= 0.99
+    KnnDetector().score(ds, rep)  # outside a scan: computed again, the same rows
+    np.testing.assert_array_equal(seen["knn"], seen["label"])

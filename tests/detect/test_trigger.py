@@ -20,7 +20,13 @@ from poisonguard.detect import DEFAULT_DETECTORS, available_detectors
 from poisonguard.detect.item_pairs import minhash_signatures, similar_pairs
 from poisonguard.detect.memo import scan_memo
 from poisonguard.detect.trigger import TriggerDetector
-from poisonguard.detect.trigger_search import mine_triggers, rows_matching
+from poisonguard.detect.trigger_search import (
+    TriggerCandidate,
+    label_family,
+    label_floor,
+    mine_triggers,
+    rows_matching,
+)
 from poisonguard.detect.trigger_windows import _frequent_patterns, mine_windows
 from poisonguard.errors import UsageError
 from poisonguard.represent import Representation, scale_features
@@ -51,6 +57,10 @@ def test_clean_builtin_data_is_left_alone(clean, name: str) -> None:  # type: ig
     assert result.clean_classes == tuple(range(ds.n_classes))
     assert result.hypotheses == ()
     assert result.scores.max() < 0.5
+    if name == "breast_cancer":
+        # 13 benign rows share six zeros (no concavity): too few for their label test
+        # (0.63^13 = 0.0025), so the masking test decides; measured 0 of 13 move.
+        assert result.meta["beyond_label_test"] == 1
 
 
 def test_clean_synthetic_data_is_left_alone() -> None:
@@ -102,6 +112,43 @@ def test_tabular_trigger(name: str, rate: float) -> None:
     spec = res.truth.params["trigger"]
     assert set(spec["features"]) <= set(result.meta["triggers"][0]["features"])
     assert "fixed values in" in result.hypotheses[0]
+
+
+def test_label_family_counts_only_tests_that_can_reach_the_level() -> None:
+    def cand(n: int) -> TriggerCandidate:
+        return TriggerCandidate(core=(0, 1), features=(0, 1), values=(1.0, 1.0),
+                                rows=np.arange(n), label=0, n_label=n, label_p=1.0,
+                                jaccard=1.0, log10_lift=3.0, outside=0.0)
+
+    base = np.array([0.37, 0.63])
+    assert label_floor(6, 0.37) == pytest.approx(0.37**6)  # 0.0026: never below 1e-3
+    # Floors 0.0026 and 0.063 (6 rows), 2.3e-9 and 9.7e-5 (20 rows): two can reach 1e-3 / 2.
+    assert label_family([cand(6), cand(20)], base, 0, 1e-3) == 2
+    assert label_family([cand(6)], base, 0, 1e-3) == 1
+    # Tests whose margins are not at hand count as members.
+    assert label_family([cand(6), cand(20)], base, 3, 1e-3) == 5
+
+
+def test_a_trigger_too_small_for_its_label_test_is_decided_by_masking() -> None:
+    # Six rows in a class of 37%: the label test cannot reach the level whatever the
+    # rows (0.37^6 = 0.0026 > 1e-3); the masking test (6 of 6 move, p 3e-8) decides.
+    res, rep = attacked(tabular_trigger, "breast_cancer", rate=0.01)
+    result = TriggerDetector().score(res.dataset, rep)
+    assert f1(result.flags, res.truth.poisoned) >= 0.9  # measured: 1.0 (seeds 1, 2: 0.91, 1.0)
+    trig = result.meta["triggers"][0]
+    assert trig["rows"] == 6 and not trig["label_test"] and trig["p_mask"] < 1e-6
+    assert result.meta["beyond_label_test"] == 2  # the trigger and 13 natural rows
+    assert result.hypotheses == ("backdoor -> class 0: 6 rows share fixed values in 3 columns",)
+
+
+def test_a_pattern_on_most_columns_of_a_narrow_table_is_not_masked() -> None:
+    # Wine's rows pushed to the bounds share 12-13 of its 13 columns: masking them in
+    # every row left the model one column (no decision); unmasked, the model trained
+    # without them sees 9 of 9 as another class (p 5e-16).
+    res, rep = attacked(clean_label, "wine", rate=0.05)
+    result = TriggerDetector().score(res.dataset, rep)
+    assert f1(result.flags, res.truth.poisoned) >= 0.9  # measured: 1.0 on seeds 0-2
+    assert result.hypotheses == ("backdoor -> class 0: 9 rows share fixed values in 13 columns",)
 
 
 def test_rows_pushed_to_the_bounds_are_found() -> None:

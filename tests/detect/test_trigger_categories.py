@@ -34,7 +34,11 @@ def anes96() -> Dataset:
 def test_untouched_table_gets_no_trigger(anes96: Dataset) -> None:
     result = TriggerDetector(seed=0).score(anes96, feature_representation(anes96))
     assert not result.flags.any() and result.hypotheses == ()
-    assert result.meta["tests"] > 2 * 49  # every category pair examined is counted
+    # Every category combination examined is counted (the item sets by Tarone's rule).
+    _, examined = category_combinations(anes96.stored_matrix(), anes96.labels,
+                                        anes96.n_classes, anes96.schema, min_rows=5,
+                                        max_fraction=0.2, min_purity=0.8)
+    assert examined == 38 and result.meta["tests"] >= anes96.n_classes * examined
 
 
 def test_categorical_backdoor_is_confirmed_named_and_ranked_first(anes96: Dataset) -> None:
