@@ -28,16 +28,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import fftconvolve
-from scipy.special import gammaln
-from scipy.stats import poisson
+from scipy.stats import binom, poisson
 
 from poisonguard.detect.thresholds import robust_z, tail_threshold
 from poisonguard.memo import remember
 
 __all__ = ["BACKED_SHARE", "CALIBRATION_SLACK", "CONFIDENCE_BANDS", "DEFAULT_CERTAIN",
            "DEFAULT_MAX_FPR", "DEFAULT_PAIR_ALPHA", "BandExcess", "MIN_PATTERN", "NullThreshold",
-           "PAIR_LEVELS", "PairExcess", "SUPPORT_K", "SUPPORT_Z", "band_excess", "in_support",
+           "PairExcess", "SUPPORT_K", "SUPPORT_Z", "band_excess", "in_support",
            "natural_label_proba", "neighbour_support", "null_labels", "null_threshold",
            "pair_excess", "tarone_family"]
 
@@ -264,10 +262,9 @@ class PairExcess:
 
     ``sure[j, i]`` / ``unsure[j, i]``: rows labelled ``j`` that the out-of-fold model
     puts in class ``i`` with top probability at least / below ``certain``.
-    ``natural_share[i]``: the share of class ``i``'s disagreement expected on its sure
-    rows at the data's own disagreement rate of each confidence level (the rate of
-    every row at that level, whatever the model's ``1 - top`` says there).
-    ``licensed[j, i]``: the pair's sure
+    ``natural_share[i]``: the share of class ``i``'s natural disagreement expected on
+    its sure rows, from the model's own error rates (``1 - top``) summed over its
+    sure rows and over all its rows. ``licensed[j, i]``: the pair's sure
     contradictions are not natural overlap (see :func:`pair_excess`).
     ``bands``: the confidence-band tests over every pair (:func:`band_excess`);
     ``confident[r]``: row ``r`` lies in a licensed band (of its population);
@@ -329,27 +326,17 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
       contradictions and more of them than unsure disagreements between the two
       classes in either direction (a rule, not a test: it needs no family, and its
       count floor is what keeps one natural mislabel from licensing a pair); or
-    - more of its disagreement falls on sure rows than the other pairs' does at the
-      same confidence levels: the exact conditional test of :func:`_level_tests`, at
-      the split ``certain`` and again at ``(1 + certain) / 2``, Bonferroni over both
-      splits and Tarone's family of pairs (:func:`tarone_family`).
+    - more of its disagreement falls on sure rows than the model's own error rates
+      allow (one-sided binomial test of its sure count among its sure + unsure
+      disagreements against ``natural_share[i]``, at the split ``certain`` and again
+      at ``(1 + certain) / 2``, Bonferroni over both splits and Tarone's family of
+      pairs, :func:`tarone_family`).
 
-    The null assumes no calibration: the model's ``1 - top`` says how often it errs
-    at each confidence level, but a model can be overconfident at some levels and
-    not others (untouched seattle-weather: 31 errors where its ``1 - top`` sums to 18
-    at 0.9-0.95), and a null built on ``1 - top`` then calls natural pairs poisoned
-    (session 9: "fog -> sun" p 0.0013 at level 0.0018, 1.9% flagged). Here each
-    level's natural rate is whatever the level's rows show, and a pair is licensed
-    only when its own rate falls off with confidence more slowly than every other
-    pair's: a targeted flip relabels a share of one class at every level, natural
-    confusion shared by the data does not single out one pair.
-
-    Tarone's family holds the pairs whose margin could reach the level whatever its
-    split: the smallest p-value the exact law allows (all the pair's disagreements as
-    high as the levels' totals let them). It depends on the conditioning margins
-    only (the pair's disagreements and every level's), never on the pair's sure
-    count, so the family-wise level is ``alpha`` (a family chosen by the observed
-    sure counts, as in session 8, was not: untouched seattle-weather licensed natural
+    Tarone's family holds the pairs whose margin (sure + unsure disagreements) could
+    reach the level whatever its split: the smallest p-value a margin of ``n``
+    allows is ``natural_share ** n`` (all ``n`` sure). It depends on the margins
+    only, so the family-wise level is ``alpha`` (a family chosen by the observed sure
+    counts, as in session 8, was not: untouched seattle-weather licensed natural
     pairs; RESULTS.md, session 9). ``tested`` marks the family.
 
     Independently of the pairs, a confidence band that holds more contradicted labels
@@ -395,7 +382,24 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
     # the p-value of each split and the smallest p-value its margin allows.
     margin = sure + unsure
     splits = (certain, (1.0 + certain) / 2)
-    p_values, p_floor, natural = _level_tests(y, pred, top, margin, splits)
+    p_values = np.ones((k, k))
+    p_floor = np.ones((k, k))
+    error = 1.0 - top
+    all_error = np.bincount(pred, weights=error, minlength=k)
+    for split in splits:
+        above = top >= split
+        high = np.zeros((k, k))
+        np.add.at(high, (y[above], pred[above]), 1.0)
+        np.fill_diagonal(high, 0.0)
+        sure_error = np.bincount(pred[above], weights=error[above], minlength=k)
+        share = np.where(all_error > 0, sure_error / np.maximum(all_error, 1e-12), 1.0)
+        if split == certain:
+            natural = share
+        p_floor = np.minimum(p_floor, share[None, :] ** margin)
+        for j, i in np.argwhere(high > 0):
+            p_values[j, i] = min(p_values[j, i],
+                                 float(binom.sf(high[j, i] - 1, margin[j, i], share[i])))
+    np.fill_diagonal(p_floor, 1.0)
     level = alpha / len(splits) / tarone_family(p_floor, alpha / len(splits))
     tested = p_floor <= level
     boundary = unsure + unsure.T
@@ -412,90 +416,6 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
                       confident=confident,
                       backed=None if backed is None else np.asarray(backed, dtype=bool),
                       tested=tested)
-
-
-#: Lower edges of the confidence levels the pair tests compare at (the splits are edges
-#: too): within a level the model's error estimate ``1 - top`` varies little.
-PAIR_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)
-#: Polynomials longer than this are multiplied by FFT (relative error about 1e-16 of
-#: the largest term: only tail probabilities far below any test's level blur).
-_FFT_FROM = 512
-
-
-def _times(a: np.ndarray, b: np.ndarray, degree: int) -> np.ndarray:
-    """``a * b`` (coefficient arrays) up to ``degree``, scaled to a largest term of 1."""
-    c = (fftconvolve(a, b) if min(len(a), len(b)) > _FFT_FROM
-         else np.convolve(a, b))[:degree + 1]
-    c = np.clip(c, 0.0, None)
-    return c / c.max()
-
-
-def _level_tests(y: np.ndarray, pred: np.ndarray, top: np.ndarray, margin: np.ndarray,
-                 splits: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per ordered pair: the p-value of its sure disagreements (smallest over
-    ``splits``), the smallest p-value its margin allows, and each class's natural share.
-
-    The null: at every confidence level ``l`` (:data:`PAIR_LEVELS`), the pair's
-    disagreement rate on the rows the model puts in its class is a fixed multiple of
-    the disagreement rate of the level's rows, whatever that rate is. Given ``t_l``
-    disagreements at level ``l``, the pair holds ``h_l`` of them with probability
-    proportional to ``C(t_l, h_l) (e_l / f_l) ** h_l`` (``e_l``: rows of the pair's
-    model class at the level, ``f_l``: all rows there), the multiple and every
-    level's rate cancel once the pair's total ``n`` is fixed: the exact conditional
-    law of its count at or above a split (a multivariate Fisher noncentral
-    hypergeometric), from two products of polynomials.
-    """
-    k = margin.shape[0]
-    p_values = np.ones((k, k))
-    p_floor = np.ones((k, k))
-    edges = np.unique(np.r_[PAIR_LEVELS, splits])
-    level = np.searchsorted(edges, top, side="right")  # 0 below the first edge
-    levels = len(edges) + 1
-    rows_at = np.bincount(level, minlength=levels).astype(np.float64)
-    disagreeing = np.bincount(level[y != pred], minlength=levels)
-    lower = np.r_[0.0, edges]  # each level's lower edge
-    rate = disagreeing / np.maximum(rows_at, 1.0)
-    natural = np.ones(k)
-    for i in range(k):
-        in_class = np.bincount(level[pred == i], minlength=levels).astype(np.float64)
-        if expected := float((in_class * rate).sum()):
-            natural[i] = float((in_class * rate)[lower >= splits[0]].sum()) / expected
-        pairs = np.flatnonzero(margin[:, i] > 0)
-        if not len(pairs):
-            continue
-        most = int(margin[pairs, i].max())
-        terms = []
-        for t, e, f in zip(disagreeing, in_class, rows_at, strict=True):
-            h = np.arange(min(int(t), most) + 1)
-            if e <= 0 or t == 0:
-                terms.append(np.ones(1))
-                continue
-            log = (gammaln(t + 1) - gammaln(h + 1) - gammaln(t - h + 1)
-                   + h * np.log(e / f))
-            terms.append(np.exp(log - log.max()))
-        for split in splits:
-            sure_levels = lower >= split - 1e-12
-            law = {True: np.ones(1), False: np.ones(1)}
-            for sure, term in zip(sure_levels, terms, strict=True):
-                law[bool(sure)] = _times(law[bool(sure)], term, most)
-            above, below = law[True], law[False]
-            high = np.bincount(y[(top >= split) & (pred == i)], minlength=k)
-            for j in pairs:
-                n = int(margin[j, i])
-                s = np.arange(min(n, len(above) - 1) + 1)
-                fits = n - s < len(below)
-                weight = np.zeros(len(s))
-                weight[fits] = above[s[fits]] * below[n - s[fits]]
-                if weight.sum() <= 0:
-                    continue
-                weight /= weight.sum()
-                last = np.flatnonzero(weight > 0)[-1]
-                p_floor[j, i] = min(p_floor[j, i], float(weight[last]))
-                if high[j] > 0:
-                    p_values[j, i] = min(p_values[j, i], float(weight[high[j]:].sum()))
-    np.fill_diagonal(p_floor, 1.0)
-    np.fill_diagonal(p_values, 1.0)
-    return p_values, p_floor, natural
 
 
 #: Rows whose robust z of log mean neighbour distance reaches this lie off the data's

@@ -12,13 +12,7 @@ from poisonguard.detect.base import DetectorResult
 from poisonguard.detect.hypotheses import demote, vet_hypotheses
 from poisonguard.detect.knn import KnnDetector
 from poisonguard.detect.label import LabelDetector
-from poisonguard.detect.overlap import (
-    DEFAULT_PAIR_ALPHA,
-    band_excess,
-    natural_label_proba,
-    null_labels,
-    pair_excess,
-)
+from poisonguard.detect.overlap import band_excess, natural_label_proba, null_labels, pair_excess
 from poisonguard.errors import UsageError
 from poisonguard.represent.base import Representation
 from poisonguard.scan import with_fpr_budget
@@ -247,33 +241,32 @@ def test_random_flips_over_every_pair_license_the_sure_bands(seed: int) -> None:
 
 
 def test_lone_sure_contradictions_in_untestable_pairs_do_not_dilute_the_pair_tests() -> None:
-    # Six classes the model is sure of (0.995), an unsure boundary of 40 rows each way
-    # between 0 and 1, 24 sure rows of class 0 labelled 1 (a targeted flip), and one
-    # sure contradiction in each of 20 other pairs (natural singletons). The flipped
-    # pair's p-value is 0.0053: counted against the 21 pairs with any sure
-    # contradiction (alpha 0.05 / 2 splits / 21 = 0.0012) it would not be licensed.
-    # Classes 2-5 have no rows below 0.99, so none of their pairs could ever put its
-    # disagreement higher than it is (smallest attainable p-value 1): Tarone's family
-    # is 1 -> 0 and 0 -> 1.
+    # Six classes the model is sure of (0.995), a boundary of 80 unsure rows between
+    # 0 and 1, 6 sure rows of class 0 labelled 1 (a targeted flip), and one sure
+    # contradiction in each of 20 other pairs (natural singletons). The flipped pair's
+    # p-value is 0.003: counted against the 21 pairs with any sure contradiction
+    # (alpha 0.05 / 2 splits / 21 = 0.0012) it would not be licensed. Classes 2-5 have
+    # no unsure rows, so none of their pairs could ever show more sure disagreement
+    # than the model expects (natural share 1), and the singletons labelled 2-5 that
+    # the model puts in class 0 could reach 0.03 at best: Tarone's family is 1 -> 0.
     k, rows, labels = 6, [], []
     for c in range(k):
         sure = np.full(k, 0.001)
         sure[c] = 0.995
-        rows += [sure] * 200 + [sure] * (24 if c == 0 else 0)
-        labels += [c] * 200 + [1] * (24 if c == 0 else 0)
+        rows += [sure] * 200 + [sure] * (6 if c == 0 else 0)
+        labels += [c] * 200 + [1] * (6 if c == 0 else 0)
         if c >= 2:
             rows += [sure] * (k - 1)
             labels += [d for d in range(k) if d != c]
-    for a, b in ((0, 1), (1, 0)):
-        unsure = np.zeros(k)
-        unsure[a], unsure[b] = 0.6, 0.4
-        rows += [unsure] * 40
-        labels += [a, b] * 20
+    unsure = np.zeros(k)
+    unsure[:2] = (0.6, 0.4)
+    rows += [unsure] * 80
+    labels += [0, 1] * 40
     excess = pair_excess(np.array(labels), np.array(rows))
     assert int((excess.sure > 0).sum()) == 21
-    assert excess.tested is not None and np.argwhere(excess.tested).tolist() == [[0, 1], [1, 0]]
+    assert excess.tested is not None and np.argwhere(excess.tested).tolist() == [[1, 0]]
     assert np.argwhere(excess.licensed).tolist() == [[1, 0]]
-    assert 0.0012 < excess.p_values[1, 0] < 0.0125 / 2
+    assert excess.p_values[1, 0] < 0.005
 
 
 def _boundaries_and_one_pair(sure_flips: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -297,21 +290,18 @@ def _boundaries_and_one_pair(sure_flips: int, k: int = 5) -> tuple[np.ndarray, n
 
 
 def test_the_pair_family_comes_from_the_margins_not_the_sure_counts() -> None:
-    # Two sure contradictions in 1 -> 0 (p 0.0033) and none elsewhere. A family of
+    # Three sure contradictions in 1 -> 0 (p 0.0066) and none elsewhere. A family of
     # the pairs with 2 or more sure contradictions (session 8's MIN_PATTERN) holds this
-    # pair alone and licenses it (level 0.0125), yet each of the 20 ordered pairs has a
-    # boundary of 10 disagreements that could have put both sure ones in it (smallest
-    # attainable p-values 0.0022-0.0033): Tarone's family is 12 pairs, at level
-    # 0.05 / 2 / 12 = 0.0021, which none of them can reach.
-    excess = pair_excess(*_boundaries_and_one_pair(2))
-    assert excess.tested is not None and not excess.tested.any()
+    # pair alone and licenses it (level 0.025), yet each of the 20 ordered pairs has a
+    # boundary of 10 disagreements that could have put sure rows anywhere: Tarone's
+    # family counts all 20 (level 0.05 / 2 / 20 = 0.00125).
+    excess = pair_excess(*_boundaries_and_one_pair(3))
+    assert excess.tested is not None and int(excess.tested.sum()) == 20
     assert int((excess.sure >= 2).sum()) == 1
-    assert 0.0021 < excess.p_values[1, 0] < 0.0125
+    assert 0.00125 < excess.p_values[1, 0] < 0.025
     assert not excess.licensed.any()
-    # three (p 0.0002) pass: the family is all 20 pairs (level 0.00125)
-    three = pair_excess(*_boundaries_and_one_pair(3))
-    assert three.tested is not None and int(three.tested.sum()) == 20
-    assert np.argwhere(three.licensed).tolist() == [[1, 0]]
+    # four (p 0.0007) pass at Tarone's level
+    assert np.argwhere(pair_excess(*_boundaries_and_one_pair(4)).licensed).tolist() == [[1, 0]]
 
 
 def test_rows_off_the_support_license_nothing() -> None:
@@ -331,49 +321,3 @@ def test_rows_off_the_support_license_nothing() -> None:
     excess = pair_excess(labels, proba, support=support)
     assert not excess.licensed.any() and not excess.licensed_bands()
     assert excess.confident is not None and len(excess.confident) == 1000
-
-
-def _four_classes(seed: int, overconfident: float = 1.0, flips: float = 0.0,
-                  n: int = 3000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Four classes, 1 - top = 0.6 u^2 (u uniform), natural errors at the model's own
-    rate below 0.8 and ``overconfident`` times it at 0.8 and up (every pair alike), and
-    ``flips`` of the rows taken from class 0's correct rows and relabelled 1:
-    (labels, probabilities, flipped rows)."""
-    rng = np.random.default_rng(seed)
-    truth = rng.integers(0, 4, n)
-    top = 1.0 - 0.6 * rng.random(n) ** 2
-    proba = np.repeat(((1 - top) / 3)[:, None], 4, axis=1)
-    proba[np.arange(n), truth] = top
-    labels = truth.copy()
-    wrong = rng.random(n) < np.where(top >= 0.8, overconfident, 1.0) * (1 - top)
-    labels[wrong] = (truth[wrong] + rng.integers(1, 4, int(wrong.sum()))) % 4
-    flipped = rng.choice(np.flatnonzero((truth == 0) & ~wrong), int(flips * n), replace=False)
-    labels[flipped] = 1
-    return labels, proba, flipped
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_a_model_overconfident_at_its_sure_levels_licenses_no_pair(seed: int) -> None:
-    # Every pair errs 3x more often than the model's 1 - top at 0.8 and up (seattle-
-    # weather's pattern). A null built on 1 - top licensed 8-12 of the 12 pairs here
-    # (session 9's); the level-stratified test licenses none: no pair falls off with
-    # confidence more slowly than the others (measured: smallest p 25-39x its level).
-    labels, proba, _ = _four_classes(seed, overconfident=3.0)
-    top = proba.max(axis=1)
-    sure = top >= 0.8
-    assert (labels != proba.argmax(axis=1))[sure].sum() > 2 * (1 - top[sure]).sum()
-    excess = pair_excess(labels, proba)
-    assert excess.tested is not None and int(excess.tested.sum()) == 12
-    assert not excess.licensed.any()
-    assert excess.p_values.min() > 5 * DEFAULT_PAIR_ALPHA / 2 / 12
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_targeted_flips_stand_out_from_the_other_pairs_at_every_level(seed: int) -> None:
-    # 2% of the rows, class 0 relabelled 1 at every confidence level: the pair's rate
-    # does not fall off with confidence like the others' (measured p 1e-5 to 2e-10 of
-    # the level, seeds 0-2)
-    labels, proba, _ = _four_classes(seed, flips=0.02)
-    excess = pair_excess(labels, proba)
-    assert np.argwhere(excess.licensed).tolist() == [[1, 0]]
-    assert excess.p_values[1, 0] < 1e-4 * DEFAULT_PAIR_ALPHA / 2 / 12
