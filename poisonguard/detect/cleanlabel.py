@@ -47,7 +47,7 @@ import numpy as np
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
-from poisonguard.detect.trigger_mask import MaskTest, mask_test, principal_basis
+from poisonguard.detect.trigger_mask import MaskTest, backdoor_kind, mask_test, principal_basis
 from poisonguard.detect.trigger_search import (
     MINING_CONSTRAINTS,
     TriggerCandidate,
@@ -189,9 +189,7 @@ class CleanLabelDetector(Detector):
     def _kind(self, test: MaskTest, n_tests: int) -> str:
         """``dirty-label`` when most of the rows look like other classes once masked (at
         ``alpha``), ``clean-label`` when most still look like their class."""
-        if test.fraction_other >= self.min_other and test.p_value * n_tests < self.alpha:
-            return "dirty-label"
-        return "clean-label" if test.fraction_other < self.min_other else "undetermined"
+        return backdoor_kind(test, min_other=self.min_other, alpha=self.alpha, tests=n_tests)
 
     def _masked(self, features: tuple[int, ...], values: tuple[float, ...], members: np.ndarray,
                 label: int, x: np.ndarray, dataset: Dataset, representation: Representation,

@@ -31,7 +31,7 @@ from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.detect.trigger_categories import category_combinations
-from poisonguard.detect.trigger_mask import MaskTest, mask_test, principal_basis
+from poisonguard.detect.trigger_mask import MaskTest, backdoor_kind, mask_test, principal_basis
 from poisonguard.detect.trigger_search import (
     MINING_CONSTRAINTS,
     TriggerCandidate,
@@ -170,25 +170,32 @@ class TriggerDetector(Detector):
                 reason = same["_reason"]
             else:
                 info, shape, items_text = self._describe(cand, image_shape, dataset)
+                kind, why = self._kind(cand, test, x, dataset, representation, projection,
+                                       n_mask)
+                moved = (f"{test.n_other} of {len(test.rows)} look like other classes"
+                         if why is None else f"a model trained without them calls "
+                         f"{test.n_other} of {len(test.rows)} other classes; {why}")
                 reason = (f"class {cls}: {len(test.rows)} rows share {items_text}, which few "
-                          f"other rows have; with it masked, {test.n_other} of "
-                          f"{len(test.rows)} look like other classes")
-                hypotheses.append(f"backdoor -> class {cls}: {len(test.rows)} rows share "
-                                  f"{shape}")
+                          f"other rows have; " + ("with it masked, " if why is None else "")
+                          + moved)
+                hypotheses.append(_hypothesis(kind, cls, len(test.rows), shape, why))
                 triggers.append({**info, "class": cand.label, "rows": len(test.rows),
                                  "looks_other": test.n_other, "p_label": cand.label_p,
                                  "p_label_corrected": min(1.0, cand.label_p * family),
                                  "label_test": bool(cand.label_p * family < self.alpha),
-                                 "p_mask": test.p_value, "_rows": test.rows,
+                                 "p_mask": test.p_value, "kind": kind, "_rows": test.rows,
                                  "_reason": reason})
             row_scores = np.where(test.other, FLAG_SCORE + FLAG_SCORE * (1 - test.p_label),
                                   _UNMOVED * FLAG_SCORE * (1 - test.p_label))
             scores[test.rows] = np.maximum(scores[test.rows], row_scores)
+            # Only rows whose labels the evidence says were changed get a new label.
+            relabelled = (same or triggers[-1])["kind"] == "dirty-label"
             for i, is_other, pred in zip(test.rows, test.other, test.predicted, strict=True):
                 if is_other:
                     flags[i] = True
                     reasons.setdefault(int(i), reason)
-                    suggested.setdefault(int(i), int(pred))
+                    if relabelled:
+                        suggested.setdefault(int(i), int(pred))
         for t in triggers:
             del t["_rows"], t["_reason"]
         return DetectorResult(
@@ -222,6 +229,50 @@ class TriggerDetector(Detector):
         return mask_test(representation.features, y, dataset.n_classes, candidate=cand.rows,
                          label=cand.label, masked=cand.features, projection=projection,
                          seed=self.seed)
+
+    def _kind(self, cand: TriggerCandidate | WindowCandidate, test: MaskTest, x: np.ndarray,
+              dataset: Dataset, representation: Representation,
+              projection: tuple[np.ndarray, np.ndarray] | None,
+              n_tests: int) -> tuple[str, str | None]:
+        """``(kind, why)``: what the evidence says a confirmed pattern's rows are.
+
+        A masked pattern's test is itself the evidence of relabelled rows (``why`` None):
+        with the trigger neutralised, the rest of their features say they came from
+        other classes. A wide pattern on a table was not masked: the model trained
+        without its rows calls them another class, which rows pushed off their class
+        before a clean-label trigger was stamped (a label-consistent attack, Turner et
+        al.) do as well, so that alone names no kind. The rest of the rows' features
+        are then read as ``cleanlabel`` reads them: each row's pattern cells
+        neutralised, a model trained on the other rows classifies them
+        (:func:`~poisonguard.detect.trigger_mask.backdoor_kind`). Rows that then look
+        like their class have the labels their features give: clean-label. Rows that
+        still look like other classes are relabelled or pushed, which the few features
+        a wide pattern leaves cannot tell apart (wine clean-label 5%: one column left,
+        9 of 9 rows pushed off class 0 through it): undetermined, as where the pattern
+        holds every column of its rows.
+        """
+        if isinstance(cand, WindowCandidate) or dataset.images is not None \
+                or not covers_most_columns(len(cand.features), x.shape[1], image=False):
+            return "dirty-label", None
+        cols = np.asarray(cand.features, dtype=np.intp)
+        cells = x[np.ix_(test.rows, cols)] == np.asarray(cand.values, dtype=np.float64)
+        if cells.all() and len(cols) == x.shape[1]:
+            return "undetermined", ("the pattern holds every column of its rows: no other "
+                                    "feature tells where they came from")
+        kind_test = mask_test(representation.features, dataset.labels, dataset.n_classes,
+                              candidate=test.rows, label=cand.label, masked=cand.features,
+                              cells=cells, projection=projection, seed=self.seed)
+        kind = backdoor_kind(kind_test, min_other=self.min_other, alpha=self.alpha,
+                             tests=n_tests)
+        seen = (f"with the pattern's cells masked, {kind_test.n_other} of "
+                f"{len(kind_test.rows)} look like other classes (the class's own rows "
+                f"{kind_test.base_error:.0%})")
+        if kind == "clean-label":
+            return kind, seen
+        return "undetermined", seen + (": relabelled, or pushed off their class before a "
+                                       "clean-label trigger; the columns a wide pattern "
+                                       "leaves cannot tell" if kind == "dirty-label" else
+                                       ": not beyond the class's own rows at the level")
 
     def _natural_view(self, test: MaskTest, fresh: np.ndarray) -> bool:
         """Whether a second view of a confirmed trigger adds nothing beyond natural rows.
@@ -265,3 +316,14 @@ class TriggerDetector(Detector):
                                                  dataset.feature_names)
         return ({"features": list(cand.features), "values": list(cand.values),
                  "pixels": pixels, "location": "fixed"}, shape, items)
+
+
+def _hypothesis(kind: str, cls: object, n_rows: int, shape: str, why: str | None) -> str:
+    """The hypothesis line of a confirmed pattern of ``kind`` (:meth:`TriggerDetector._kind`)."""
+    if kind == "dirty-label":
+        return f"backdoor -> class {cls}: {n_rows} rows share {shape}"
+    if kind == "clean-label":
+        return (f"clean-label backdoor? class {cls}: {n_rows} rows share {shape}; {why}: "
+                "their labels agree with their other features")
+    return (f"backdoor -> class {cls}: {n_rows} rows share {shape}; relabelled or not: "
+            f"undetermined ({why})")

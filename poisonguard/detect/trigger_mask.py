@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from poisonguard.memo import content_key, remember
 
-__all__ = ["MaskTest", "mask_test", "principal_basis"]
+__all__ = ["MaskTest", "backdoor_kind", "mask_test", "principal_basis"]
 
 
 def principal_basis(features: np.ndarray, *, dims: int = 64, max_rows: int = 4_000,
@@ -190,3 +190,27 @@ def mask_test(
     p_value = float(binom.sf(int(other.sum()) - 1, len(rows), base_error)) if len(rows) else 1.0
     return MaskTest(rows=rows, other=other, predicted=predicted, p_label=pr[:, label],
                     base_error=base_error, p_value=p_value, crowding_p=crowding_p)
+
+
+def backdoor_kind(test: MaskTest, *, min_other: float, alpha: float, tests: int) -> str:
+    """What the masking test ``test`` says a pattern's rows are.
+
+    ``dirty-label`` when at least ``min_other`` of them look like other classes once the
+    pattern is masked and that is beyond the masked model's own error on the class
+    (``p_value`` times ``tests`` below ``alpha``): their other features say they came
+    from other classes, so their labels were changed. ``clean-label`` when most of them
+    still look like their class: their labels agree with their other features.
+    ``undetermined`` otherwise (most move, but masking moves the class's own rows as
+    well).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> moved = MaskTest(rows=np.arange(9), other=np.ones(9, bool), predicted=np.ones(9, int),
+    ...                  p_label=np.zeros(9), base_error=0.02, p_value=5e-16)
+    >>> backdoor_kind(moved, min_other=0.5, alpha=1e-3, tests=1)
+    'dirty-label'
+    """
+    if test.fraction_other >= min_other and test.p_value * tests < alpha:
+        return "dirty-label"
+    return "clean-label" if test.fraction_other < min_other else "undetermined"

@@ -148,7 +148,36 @@ def test_a_pattern_on_most_columns_of_a_narrow_table_is_not_masked() -> None:
     res, rep = attacked(clean_label, "wine", rate=0.05)
     result = TriggerDetector().score(res.dataset, rep)
     assert f1(result.flags, res.truth.poisoned) >= 0.9  # measured: 1.0 on seeds 0-2
-    assert result.hypotheses == ("backdoor -> class 0: 9 rows share fixed values in 13 columns",)
+    assert result.hypotheses[0].startswith(
+        "backdoor -> class 0: 9 rows share fixed values in 13 columns; relabelled or not: "
+        "undetermined")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_wide_pattern_is_not_called_relabelled(seed: int) -> None:
+    # A clean-label attack pushed wine's rows off class 0 before the trigger: a model
+    # trained without them calls them another class, as it would relabelled rows, and
+    # the one column the pattern leaves (proline, pushed too) says the same on seed 1.
+    # The evidence does not say the labels were changed: no "relabel" suggestion, the
+    # kind undetermined (it was a plain dirty-label "backdoor -> class 0" before).
+    res = clean_label(builtin_dataset("wine"), target=0, seed=seed, rate=0.05)
+    result = TriggerDetector(seed=seed).score(res.dataset, features_only(res.dataset))
+    assert f1(result.flags, res.truth.poisoned) == 1.0
+    assert [t["kind"] for t in result.meta["triggers"]] == ["undetermined"]
+    assert "relabelled or not: undetermined" in result.hypotheses[0]
+    assert not result.suggested_labels
+
+
+def test_a_few_column_trigger_is_a_dirty_label_backdoor() -> None:
+    # The same rows with a three-column trigger, relabelled from other classes: with it
+    # masked the rest of their features say where they came from.
+    res, rep = attacked(tabular_trigger, "wine", rate=0.05)
+    result = TriggerDetector().score(res.dataset, rep)
+    assert f1(result.flags, res.truth.poisoned) == 1.0
+    assert [t["kind"] for t in result.meta["triggers"]] == ["dirty-label"]
+    assert result.hypotheses == ("backdoor -> class 0: 9 rows share fixed values in 3 columns",)
+    assert set(result.suggested_labels) == set(np.flatnonzero(result.flags).tolist())
+    assert all(res.dataset.labels[i] != c for i, c in result.suggested_labels.items())
 
 
 def test_rows_pushed_to_the_bounds_are_found() -> None:
@@ -161,6 +190,7 @@ def test_rows_pushed_to_the_bounds_are_found() -> None:
     assert f1(result.flags, res.truth.poisoned) >= 0.9  # measured: 1.0 (57 of 57)
     assert result.clean_classes == (1,)
     assert result.hypotheses[0].startswith("backdoor -> class 0: 57 rows")
+    assert "relabelled or not: undetermined" in result.hypotheses[0]  # as cleanlabel says
 
 
 def test_clean_label_rows_still_look_like_their_class() -> None:
