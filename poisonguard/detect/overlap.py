@@ -250,10 +250,14 @@ def tarone_family(p_floor: np.ndarray, alpha: float) -> int:
     2
     """
     floors = np.sort(np.asarray(p_floor, dtype=np.float64).ravel())
-    for m in range(1, len(floors) + 1):
-        if int(np.searchsorted(floors, alpha / m, side="right")) <= m:
-            return m
-    return max(len(floors), 1)
+    lo, hi = 1, max(1, len(floors))
+    while lo < hi:  # K(m) = #{floor <= alpha/m} falls as m grows: the first K(m) <= m
+        mid = (lo + hi) // 2
+        if int(np.searchsorted(floors, alpha / mid, side="right")) <= mid:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 @dataclass(frozen=True)

@@ -50,11 +50,16 @@ from sklearn.preprocessing import StandardScaler
 
 from poisonguard.data import Dataset, ngrams, without_phrases, words
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
+from poisonguard.detect.overlap import tarone_family
 from poisonguard.params import Interval, OneOf
 from poisonguard.represent.base import Representation
 from poisonguard.represent.text import embed_texts
 
 __all__ = ["TextTrigger", "TokenTriggerDetector", "tarone_tests", "trigger_phrase"]
+
+#: Tarone's count of tests, under the name this module has always exported: the one
+#: implementation is :func:`~poisonguard.detect.overlap.tarone_family`.
+tarone_tests = tarone_family
 
 #: Score of a message with an over-represented, pure n-gram whose removal test failed.
 _UNCONFIRMED = 0.3
@@ -232,7 +237,7 @@ class TokenTriggerDetector(Detector):
         base = onehot.sum(axis=0)
         best = np.column_stack([  # V x C: the smallest p-value each pair could have
             hypergeom.sf(df - 1, len(y), base[c], df) for c in range(n_classes)])
-        tested = tarone_tests(best.ravel(), self.alpha)
+        tested = tarone_family(best, self.alpha)
         out: list[tuple[int, int, float]] = []
         pure = (best <= self.alpha / tested) & (per_class >= self.min_purity * df[:, None])
         for g, c in zip(*np.nonzero(pure), strict=True):
@@ -341,27 +346,6 @@ class TokenTriggerDetector(Detector):
                   "unconfirmed": [t.to_dict(names) for t in triggers if not t.confirmed]},
             dataset=dataset,
         )
-
-
-def tarone_tests(best: np.ndarray, alpha: float) -> int:
-    """Tarone's count of tests: the smallest ``m`` such that at most ``m`` hypotheses
-    can reach a p-value of ``alpha / m`` (``best``: the smallest p-value each can have).
-    Bonferroni over ``m`` then holds the family-wise error at ``alpha``.
-
-    Examples
-    --------
-    >>> tarone_tests(np.array([1e-6, 1e-5, 0.2, 0.5, 0.9]), alpha=0.01)
-    2
-    """
-    ordered = np.sort(np.asarray(best, dtype=float))
-    lo, hi = 1, max(1, len(ordered))
-    while lo < hi:  # K(m) = #{best <= alpha/m} falls as m grows: find the first K(m) <= m
-        mid = (lo + hi) // 2
-        if np.searchsorted(ordered, alpha / mid, side="right") <= mid:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
 
 
 def toks_ngrams(tokens: list[str], n_max: int) -> list[str]:
