@@ -22,6 +22,7 @@ reported clean.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,55 @@ _UNMOVED = 0.9
 #: values is rare in the other classes: held there by at most as many rows as it has
 #: (:func:`~poisonguard.detect.trigger_search.held_elsewhere`).
 _MAX_ELSEWHERE = 1.0
+
+
+#: What the screen filters: mined item sets, category combinations, window patterns.
+_Candidate = TriggerCandidate | WindowCandidate
+
+
+@dataclass(frozen=True, eq=False)
+class _Screen:
+    """Which candidates go to the masking test: every candidate (item set, category
+    combination, window pattern) passes through the same filters, in order.
+
+    1. :meth:`sized`: at least ``min_rows`` rows of its class, and of an item set or a
+       combination at least ``min_purity`` of its rows in that class (a window
+       pattern's rows are those of its class: how concentrated they are among its
+       holders is for its label test);
+    2. :meth:`label_test` or :meth:`beyond_label_test`: its label test is significant in
+       the family, or it cannot be whatever its labels and masking alone decides.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    base: np.ndarray
+    family: int
+    alpha: float
+    min_rows: int
+    min_purity: float
+
+    def admits(self, c: _Candidate) -> bool:
+        """Whether ``c`` passes every filter (the costly rarity count only when needed)."""
+        return self.sized(c) and (self.label_test(c) or self.beyond_label_test(c))
+
+    def sized(self, c: _Candidate) -> bool:
+        """Enough rows of its class, and (an item set, a combination) pure enough."""
+        if isinstance(c, WindowCandidate):
+            return c.n_rows >= self.min_rows
+        return c.n_label >= self.min_rows and c.purity >= self.min_purity
+
+    def label_test(self, c: _Candidate) -> bool:
+        """Its label concentration is significant in the family (Bonferroni)."""
+        return c.label_p * self.family < self.alpha
+
+    def beyond_label_test(self, c: _Candidate) -> bool:
+        """Its label test cannot reach the level whatever its labels
+        (:func:`~poisonguard.detect.trigger_search.label_floor`), and each of its values
+        is rare in the other classes (:data:`_MAX_ELSEWHERE`): the masking test decides.
+        A window pattern moves: it has no values held in fixed columns, so never."""
+        return (isinstance(c, TriggerCandidate)
+                and label_floor(c.n_rows, self.base[c.label]) * self.family >= self.alpha
+                and held_elsewhere(self.x, self.y, c).max() <= _MAX_ELSEWHERE * c.n_rows)
 
 
 @register_detector
@@ -119,20 +169,12 @@ class TriggerDetector(Detector):
                 max_rows=self.max_rows, seed=self.seed)
         base = np.bincount(y, minlength=n_classes) / max(n, 1)
         family = label_family(items, base, n_pairs * n_classes + n_window_tests, self.alpha)
-        queue: list[TriggerCandidate | WindowCandidate] = []
-        untestable = 0
-        for c in [*items, *pairs]:
-            if c.n_label < self.min_rows or c.purity < self.min_purity:
-                continue
-            if c.label_p * family < self.alpha:
-                queue.append(c)
-            elif label_floor(c.n_rows, base[c.label]) * family >= self.alpha \
-                    and held_elsewhere(x, y, c).max() <= _MAX_ELSEWHERE * c.n_rows:
-                queue.append(c)  # its label test cannot reach the level: masking decides
-                untestable += 1
-        queue += [w for w in windows if w.label_p * family < self.alpha]
-        queue.sort(key=lambda c: c.label_p)
-        queue = queue[: self.max_candidates]
+        screen = _Screen(x=x, y=y, base=base, family=family, alpha=self.alpha,
+                         min_rows=self.min_rows, min_purity=self.min_purity)
+        candidates: list[_Candidate] = [*items, *pairs, *windows]
+        admitted = [c for c in candidates if screen.admits(c)]
+        untestable = sum(not screen.label_test(c) for c in admitted)
+        queue = sorted(admitted, key=lambda c: c.label_p)[: self.max_candidates]
         scores = np.zeros(n)
         flags = np.zeros(n, dtype=bool)
         reasons: dict[int, str] = {}
