@@ -71,6 +71,19 @@ class ScanMemo:
         while len(entries) > keep:
             entries.popitem(last=False)
 
+    def held(self, name: str) -> int:
+        """How many results are stored under ``name`` (0 when none): what was computed
+        and is still kept, read without touching the recency order.
+
+        Examples
+        --------
+        >>> memo = ScanMemo()
+        >>> memo.put("neighbours", 1, "lists")
+        >>> memo.held("neighbours"), memo.held("embedding")
+        (1, 0)
+        """
+        return len(self._names.get(name, ()))
+
     def forget(self, name: str) -> None:
         """Forget the results of ``name`` (e.g. the neighbours, once no detector left in
         the scan reads them).

@@ -96,9 +96,8 @@ def test_the_embedding_exists_only_for_the_detectors_that_read_it(
 
         def score(self: Any, dataset: Any, representation: Any, _real: Any = real) -> Any:
             memo = current_memo()  # None outside a scan
-            held = {} if memo is None else memo._names  # entries by name
-            seen[self.name] = (representation.embedding.shape[1],
-                               len(held.get("neighbours", {})) + len(held.get("embedding", {})))
+            held = 0 if memo is None else memo.held("neighbours") + memo.held("embedding")
+            seen[self.name] = (representation.embedding.shape[1], held)
             return _real(self, dataset, representation)
 
         monkeypatch.setattr(cls, "score", score)
