@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,9 +73,11 @@ def scan_dataset(
     (:func:`~poisonguard.detect.resolve_detectors`); only the parts of the
     representation the chosen detectors read are built (``Detector.requires``): a
     scan whose detectors read only the input features trains no model. An MLP's
-    embedding is computed once, when the first detector that reads it runs (else at
-    the end, for the representation returned): it does not exist before
-    (``Representation.with_embedding``, memoised for the scan).
+    embedding is computed once, when the first detector that reads it runs: it does
+    not exist before (``Representation.with_embedding``, memoised for the scan). When
+    no chosen detector reads it, it is never computed by the scan: the representation
+    returned still defers it (``embedding`` N x 0) and ``rep.with_embedding()``
+    computes it when the caller asks (each call computes: keep the result).
 
     Examples
     --------
@@ -81,6 +85,8 @@ def scan_dataset(
     >>> findings, results, rep = scan_dataset(builtin_dataset("wine"), detectors="label,knn")
     >>> [r.detector for r in results], rep.proba.shape
     (['label', 'knn'], (178, 3))
+    >>> rep.embedding.shape, rep.with_embedding().embedding.shape  # no reader: on demand
+    ((178, 0), (178, 64))
     """
     progress = progress or NullProgress()
     torch_threads = threads
@@ -107,6 +113,10 @@ def scan_dataset(
                 memo.forget(MEMO_NAME)  # the N x k lists, once their last reader is done
         if any("embedding" in det.requires() for det in chosen):
             representation = representation.with_embedding()  # the detectors' one, kept
+        elif representation.embed is not None:  # no detector read it: the caller may ask
+            representation = dataclasses.replace(
+                representation, embed=functools.partial(_embed_with, representation.embed,
+                                                        threads))
     progress.update("fusing", done=len(chosen), total=len(chosen))
     vetted = vet_hypotheses(results, dataset, proba=_model_proba(representation, dataset))
     results = [demote(r, vetted.unfounded[r.detector], "a separate cluster, but not a "
@@ -114,8 +124,13 @@ def scan_dataset(
                if r.detector in vetted.unfounded else r for r in results]
     findings = _findings(dataset, results, representation, max_fpr=max_fpr, hypotheses=vetted,
                          untested=untested_attacks(chosen))
+    return findings, results, representation
+
+
+def _embed_with(embed: Callable[[], np.ndarray], threads: int) -> np.ndarray:
+    """``embed()`` under the scan's thread limit (a caller asking after the scan)."""
     with threadpool_limits(limits=threads):
-        return findings, results, representation.with_embedding()
+        return embed()
 
 
 def _model_proba(representation: Representation, dataset: Dataset) -> np.ndarray | None:

@@ -143,5 +143,30 @@ def test_the_embedding_is_computed_once_per_scan(
     assert len(made) == 1 and seen[0] is seen[1] is rep.embedding is made[0]
     np.testing.assert_array_equal(rep.embedding, eager.embedding)
     made.clear()
-    _, _, rep = scan_dataset(wine, detectors="label")  # no reader: once, for the return
-    assert len(made) == 1 and rep.embedding is made[0]
+    _, _, rep = scan_dataset(wine, detectors="label")  # no reader: not computed
+    assert made == [] and rep.embedding.shape == (len(wine), 0)
+    asked = rep.with_embedding()  # the caller asks: computed then, the scan's embedding
+    assert len(made) == 1 and asked.embedding is made[0]
+    np.testing.assert_array_equal(asked.embedding, eager.embedding)
+
+
+@pytest.mark.parametrize(("cheap", "model"), [("outlier", False), ("outlier,trigger", False),
+                                              ("duplicate", True)])
+def test_a_scan_of_cheap_detectors_builds_no_embedding(  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch, clean, cheap: str, model: bool) -> None:
+    import poisonguard.represent.tabular as tabular
+
+    wine, _ = clean("wine")
+    embedded: list[np.ndarray | None] = []
+    hidden = tabular._hidden
+
+    def counting(model: Any, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        embedded.append(rows)
+        return hidden(model, x, rows)
+
+    monkeypatch.setattr(tabular, "_hidden", counting)
+    findings, _, rep = scan_dataset(wine, detectors=cheap)
+    assert embedded == [] and rep.embedding.shape == (len(wine), 0)
+    # outlier and trigger read the features only: no model; duplicate reads its proba
+    assert (rep.model != "none (features only)") is model
+    assert len(findings.rows) == len(wine)

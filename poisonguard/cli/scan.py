@@ -199,7 +199,8 @@ def scan_command(
     save_findings(findings, target)
     if report is not None or png is not None:
         html_path = report if report is not None else out / "report.html"
-        write_report(findings, html_path, dataset=dataset, embedding=rep.embedding, png_path=png)
+        write_report(findings, html_path, dataset=dataset,
+                     embedding=rep.with_embedding().embedding, png_path=png)
     if not no_ledger:
         record_event(
             "scan", inputs=[data_ref(data, dataset)], outputs=[{"path": str(target.absolute())}],
