@@ -347,12 +347,51 @@ def search_ivf_lists(lists: IvfLists, x: np.ndarray, queries: np.ndarray,
         beyond = left_out[lo:hi]
         proven = everything | (np.isfinite(beyond) & (beyond > sq[lo:hi, -1]))
         again.extend((np.flatnonzero(~proven) + lo).tolist())
-    for j in again:  # all of the query's candidates, exactly
-        rows = np.concatenate([np.arange(offsets[p], offsets[p + 1]) for p in probes[j]])
-        exact = _exact_sq(lists, rows, twice_q[j])
-        best = np.lexsort((lists.ids[rows], exact))[:k]
-        sq[j], idx[j] = np.inf, -1
-        sq[j, :len(best)], idx[j, :len(best)] = exact[best], lists.ids[rows[best]]
+    if again:  # all of their candidates that can be among their k best, exactly
+        j = np.asarray(again, dtype=np.int64)
+        sq[j], idx[j] = _search_exactly(lists, q[j], probes[j], q_sq[j] - eps[j], sq[j, -1],
+                                        twice_q[j], k)
+    return sq, idx
+
+
+def _search_exactly(lists: IvfLists, q: np.ndarray, probes: np.ndarray, shift: np.ndarray,
+                    reach: np.ndarray, twice_q: np.ndarray,
+                    k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The exact ``k`` best of queries whose kept candidates proved nothing (many ties:
+    exact copies), by (float64 distance, row number), over every row of their probed
+    lists; list-major like the search, the queries together, never one by one.
+
+    ``q`` ([q, 1] float32), ``probes`` and ``twice_q`` are the queries'; ``reach`` the
+    k-th exact distance of their kept candidates (inf when fewer than ``k``); ``shift``
+    ``|q|^2 - EPS``. A row's float32 score plus ``shift`` is at most its exact distance
+    (the search's rounding bound), so a row scoring above ``reach - shift`` is farther
+    than ``k`` rows already found: it cannot be among the k best and is not recomputed.
+    Every other candidate (ties at ``reach`` included) is recomputed in float64; each
+    list's k best per query (row numbers ascend within a list: a stable sort breaks
+    ties by them) are merged into the queries' running lists.
+    """
+    b, nprobe = probes.shape
+    owner = np.repeat(np.arange(b, dtype=np.int64), nprobe)
+    chunk = EXACT_ROWS * (k + MARGIN)  # pairs recomputed at a time (as the search's blocks)
+    sq = np.full((b, k), np.inf)
+    idx = np.full((b, k), -1, dtype=np.int64)
+    with threadpool_limits(limits=1):
+        for list_no, group in _by_list(probes.ravel()):
+            lo, hi = int(lists.offsets[list_no]), int(lists.offsets[list_no + 1])
+            if hi == lo:
+                continue
+            members = owner[group]
+            scores = q[members] @ lists.rows[lo:hi].T  # |x|^2 - 2 q.x, float32
+            m, at = np.nonzero(scores + shift[members, None] <= reach[members, None])
+            exact = np.full(scores.shape, np.inf)
+            for c in range(0, len(m), chunk):
+                mc, ac = m[c:c + chunk], at[c:c + chunk]
+                exact[mc, ac] = _exact_sq(lists, ac + lo, twice_q[members[mc]])
+            best = np.argsort(exact, axis=1, kind="stable")[:, :k]
+            found = np.take_along_axis(exact, best, axis=1)
+            rows = np.where(np.isfinite(found), lists.ids[lo + best], -1)
+            sq[members], idx[members] = merge_neighbours((sq[members], idx[members]),
+                                                         (found, rows), k)
     return sq, idx
 
 

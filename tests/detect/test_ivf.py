@@ -151,3 +151,32 @@ def test_the_search_is_the_same_on_one_thread_or_two(rows: np.ndarray) -> None:
         two = ivf_neighbours(rows, 9, block_rows=1024)
     np.testing.assert_array_equal(one[1], two[1])
     np.testing.assert_array_equal(one[0], two[0])
+
+
+def test_many_exact_copies_are_searched_exactly_together_not_one_by_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # 40 distinct rows, 100 copies of each: every query ties with 99 rows at distance 0,
+    # more than k + MARGIN can hold, so no bound proves its k best and every query goes
+    # to the exact search: a block's queries together, never one call per query.
+    rng = np.random.default_rng(7)
+    distinct = rng.normal(size=(40, 5)).astype(np.float32)
+    x = distinct[rng.permutation(np.repeat(np.arange(40), 100))]
+    searched: list[int] = []
+    real = ivf._search_exactly
+
+    def counting(*args: object, **kwargs: object) -> tuple[np.ndarray, np.ndarray]:
+        searched.append(len(args[1]))  # type: ignore[arg-type]  # the queries' [q, 1]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ivf, "_search_exactly", counting)
+    block = 1000
+    dist, idx = ivf_neighbours(x, 10, block_rows=block)
+    probes = ivf_probes(ivf_layout(x, seed=0), x, 0, len(x))
+    want = _brute(x, probes[:, 0], probes, 10)
+    np.testing.assert_array_equal(idx, want[1])
+    np.testing.assert_array_equal(dist, want[0])  # all 0: ten copies each
+    assert sum(searched) == len(x)  # every query needed the exact search
+    assert len(searched) <= -(-len(x) // block)  # at most one call per block of queries
+    with monkeypatch.context() as m:  # recomputed a few pairs at a time: the same
+        m.setattr(ivf, "EXACT_ROWS", 1)
+        np.testing.assert_array_equal(ivf_neighbours(x, 10, block_rows=block)[1], idx)
