@@ -251,6 +251,19 @@ def _by_list(lists: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         yield int(sorted_lists[lo]), order[lo:hi]
 
 
+def _list_scores(lists: IvfLists, q: np.ndarray, probed: np.ndarray,
+                 owner: np.ndarray) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """``(lo, hi, members, scores)`` for each non-empty list in ``probed`` (one list per
+    (query, probe) pair, ``owner`` its query): the list's rows ``lo:hi``, the queries
+    that probe it, and their float32 scores ``|x|^2 - 2 q.x`` (members x rows)."""
+    for list_no, group in _by_list(probed):
+        lo, hi = int(lists.offsets[list_no]), int(lists.offsets[list_no + 1])
+        if hi == lo:
+            continue
+        members = owner[group]
+        yield lo, hi, members, q[members] @ lists.rows[lo:hi].T
+
+
 def _exact_sq(lists: IvfLists, at: np.ndarray, twice_q: np.ndarray) -> np.ndarray:
     """Squared distances in float64 between queries (``2 q``, float64) and list rows
     ``at`` (positions in ``lists``, one query per leading index): each is
@@ -312,12 +325,7 @@ def search_ivf_lists(lists: IvfLists, x: np.ndarray, queries: np.ndarray,
         # First each query's nearest list (its heap fills with good rows), then the rest.
         for pairs in (np.arange(0, len(flat), nprobe),
                       np.flatnonzero(np.arange(len(flat)) % nprobe)):
-            for list_no, group in _by_list(flat[pairs]):
-                lo, hi = int(offsets[list_no]), int(offsets[list_no + 1])
-                if hi == lo:
-                    continue
-                members = owner[pairs[group]]
-                scores = q[members] @ lists.rows[lo:hi].T  # |x|^2 - 2 q.x, members x rows
+            for lo, hi, members, scores in _list_scores(lists, q, flat[pairs], owner[pairs]):
                 positions = np.arange(lo, hi, dtype=np.int64)
                 heaps.addn_query_subset_with_ids(len(members), faiss.swig_ptr(members),
                                                  hi - lo, faiss.swig_ptr(scores),
@@ -376,12 +384,7 @@ def _search_exactly(lists: IvfLists, q: np.ndarray, probes: np.ndarray, shift: n
     sq = np.full((b, k), np.inf)
     idx = np.full((b, k), -1, dtype=np.int64)
     with threadpool_limits(limits=1):
-        for list_no, group in _by_list(probes.ravel()):
-            lo, hi = int(lists.offsets[list_no]), int(lists.offsets[list_no + 1])
-            if hi == lo:
-                continue
-            members = owner[group]
-            scores = q[members] @ lists.rows[lo:hi].T  # |x|^2 - 2 q.x, float32
+        for lo, _hi, members, scores in _list_scores(lists, q, probes.ravel(), owner):
             m, at = np.nonzero(scores + shift[members, None] <= reach[members, None])
             exact = np.full(scores.shape, np.inf)
             for c in range(0, len(m), chunk):
