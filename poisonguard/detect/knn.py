@@ -115,12 +115,13 @@ class KnnDetector(Detector):
         # one search for the votes (first k) and the support (first SUPPORT_K): in a
         # scan, label's search of the same features
         dist, idx = nearest_neighbours(x, max(self.k, SUPPORT_K), seed=self.seed)
+        lone_votes = neighbour_votes(labels, idx[:, :SUPPORT_K], dataset.n_classes)
         idx = idx[:, :self.k]
         proba = np.asarray(representation.proba, dtype=np.float64)
         vote = self._votes(labels, idx, proba)
         excess = pair_excess(labels, proba, certain=self.certain, alpha=self.pair_alpha,
                              backed=vote.backing >= BACKED_SHARE,
-                             support=neighbour_support(x, dist))
+                             support=neighbour_support(x, dist), votes=lone_votes)
         unexplained = excess.unexplained(labels, proba, self.certain)
         outvoted = (vote.margin >= self.min_margin) & (vote.passing > -1.0)
         flags = outvoted & unexplained

@@ -34,6 +34,7 @@ from poisonguard.detect.overlap import (
     DEFAULT_CERTAIN,
     DEFAULT_MAX_FPR,
     DEFAULT_PAIR_ALPHA,
+    SUPPORT_K,
     neighbour_support,
     null_threshold,
     pair_excess,
@@ -164,8 +165,11 @@ class LabelDetector(Detector):
         issues = self._issues(labels, proba)
         backed = (votes[np.arange(len(labels)), model.argmax(axis=1)] >= BACKED_SHARE
                   if idx.shape[1] else None)
+        # the lone-label test reads the votes of the support's neighbours (knn's too)
+        lone_votes = (neighbour_votes(labels, idx[:, :SUPPORT_K], dataset.n_classes)
+                      if idx.shape[1] else None)
         excess = pair_excess(labels, model, certain=self.certain, alpha=self.pair_alpha,
-                             backed=backed, support=support)
+                             backed=backed, support=support, votes=lone_votes)
         contradicted = ((model.max(axis=1) >= self.certain)
                         & (model.argmax(axis=1) != labels))
         # cleanlab's issue test and the pair licence on top only remove flags: the
@@ -173,6 +177,12 @@ class LabelDetector(Detector):
         doubted = issues & ~agree & (margin >= max(self.min_margin, null.threshold))
         unexplained = excess.unexplained(labels, model, self.certain, targets=True)
         flags = doubted & (~contradicted | unexplained)
+        # A label no neighbour carries, contradicted by a sure model, in a band that holds
+        # more such labels than natural errors make (overlap.lone_excess): the licence is
+        # the evidence cleanlab's per-class count would ask for; the null's margin holds.
+        if excess.lone_rows is not None:
+            flags |= (excess.lone_rows & ~agree
+                      & (margin >= max(self.min_margin, null.threshold)))
         # A pair that passes both tests (no boundary, and an excess of sure
         # disagreement) has no natural overlap to explain any of its doubts: there a
         # clear doubt of both classifiers (the pair's other class beats the label by
