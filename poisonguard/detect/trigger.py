@@ -5,8 +5,12 @@ columns) on rows of other classes and relabels them to a target class. The detec
 
 1. mines item sets: two or more features whose shared exact values mark a subset
    far beyond independence (:func:`~poisonguard.detect.trigger_search.mine_triggers`);
+   on tables also single values of number columns that no row of another class
+   holds (:func:`~poisonguard.detect.trigger_search.single_values`): a trigger stamped
+   in one column, or in two of which one holds a value common anyway, has no item set;
 2. keeps subsets whose label is concentrated on one class far beyond its base rate
-   (binomial test, Bonferroni over the candidates);
+   (binomial test, Bonferroni over the candidates; the single values in a family of
+   their own, after the item sets);
 3. applies the decisive test: with the trigger features neutralised, a model trained
    on the other rows assigns most of the subset to *other* classes
    (:func:`~poisonguard.detect.trigger_mask.mask_test`), while naturally predictive
@@ -22,6 +26,7 @@ reported clean.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +35,7 @@ from scipy.stats import binom
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
+from poisonguard.detect.overlap import tarone_family
 from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.detect.trigger_categories import category_combinations
 from poisonguard.detect.trigger_mask import MaskTest, backdoor_kind, mask_test, principal_basis
@@ -42,6 +48,7 @@ from poisonguard.detect.trigger_search import (
     label_family,
     label_floor,
     mine_triggers,
+    single_values,
 )
 from poisonguard.detect.trigger_windows import WindowCandidate, mine_windows
 from poisonguard.params import Interval, SequenceOf
@@ -175,6 +182,8 @@ class TriggerDetector(Detector):
         admitted = [c for c in candidates if screen.admits(c)]
         untestable = sum(not screen.label_test(c) for c in admitted)
         queue = sorted(admitted, key=lambda c: c.label_p)[: self.max_candidates]
+        lone, n_lone = self._single_values(x, y, dataset, base, screen)
+        queue += lone
         scores = np.zeros(n)
         flags = np.zeros(n, dtype=bool)
         reasons: dict[int, str] = {}
@@ -184,10 +193,15 @@ class TriggerDetector(Detector):
         n_mask = max(len(queue), 1)
         merged = 0
         projection = principal_basis(representation.features, seed=self.seed) if queue else None
+        alone = {id(c) for c in lone}
         for cand in queue:
             same = self._same_finding(cand, triggers)
-            if same is not None and np.isin(cand.rows, same["_rows"]).mean() >= 0.9:
-                merged += 1  # nothing new: a trigger already confirmed holds these rows
+            if same is not None and (id(cand) in alone
+                                     or np.isin(cand.rows, same["_rows"]).mean() >= 0.9):
+                # nothing new: a trigger already confirmed holds these rows; a single
+                # value it holds too is its column alone, whose other holders are
+                # natural rows the value marks (educ = 1 beside a stamped PID = 5)
+                merged += 1
                 continue
             test = self._mask(cand, x, y, dataset, representation, projection)
             confirmed = (test.p_value * n_mask < self.alpha
@@ -199,6 +213,7 @@ class TriggerDetector(Detector):
                 scores[test.rows] = np.maximum(scores[test.rows], weak)
                 continue
             cls = dataset.classes[cand.label]
+            tests = n_lone if id(cand) in alone else family  # its label test's family
             if same is not None:  # another view of a confirmed trigger: its rows join it
                 merged += 1
                 fresh = ~flags[test.rows]
@@ -223,8 +238,8 @@ class TriggerDetector(Detector):
                 hypotheses.append(_hypothesis(kind, cls, len(test.rows), shape, why))
                 triggers.append({**info, "class": cand.label, "rows": len(test.rows),
                                  "looks_other": test.n_other, "p_label": cand.label_p,
-                                 "p_label_corrected": min(1.0, cand.label_p * family),
-                                 "label_test": bool(cand.label_p * family < self.alpha),
+                                 "p_label_corrected": min(1.0, cand.label_p * tests),
+                                 "label_test": bool(cand.label_p * tests < self.alpha),
                                  "p_mask": test.p_value, "kind": kind, "_rows": test.rows,
                                  "_reason": reason})
             row_scores = np.where(test.other, FLAG_SCORE + FLAG_SCORE * (1 - test.p_label),
@@ -245,8 +260,33 @@ class TriggerDetector(Detector):
             suggested_labels=suggested, hypotheses=tuple(hypotheses), dataset=dataset,
             meta={"triggers": triggers, "candidates": len(items), "window_patterns_tested":
                   n_window_tests // max(n_classes, 1), "tests": family,
-                  "beyond_label_test": untestable, "tested": len(queue) - merged, "merged": merged},
+                  "beyond_label_test": untestable, "tested": len(queue) - merged, "merged": merged,
+                  "single_value_tests": n_lone, "single_values_tested": len(lone)},
         )
+
+    def _single_values(self, x: np.ndarray, y: np.ndarray, dataset: Dataset,
+                       base: np.ndarray, screen: _Screen) -> tuple[list[TriggerCandidate], int]:
+        """One-column candidates of a table whose label test holds in their own family
+        (:func:`~poisonguard.detect.trigger_search.single_values`: number columns only,
+        values no row of another class holds; Tarone's rule over every (column, value)
+        examined and class), at most ``max_candidates``, lowest p first; and that
+        family's size. They go to the masking test after the item sets. There is no
+        masking-only route for them: natural values that mark a class are many. A
+        category is held by real rows with their own labels: rows relabelled to one are
+        label flips, and stamped combinations of categories are
+        :func:`~poisonguard.detect.trigger_categories.category_combinations`' own."""
+        if dataset.images is not None:
+            return [], 0
+        categories = {j for c in (dataset.schema.used if dataset.schema is not None else ())
+                      if c.kind == "categorical" for j in range(c.start, c.stop)}
+        singles, sizes = single_values(
+            x, y, dataset.n_classes, min_rows=self.min_rows, max_fraction=self.max_fraction,
+            columns=np.array([j for j in range(x.shape[1]) if j not in categories]))
+        floors = np.asarray(base, dtype=np.float64)[None, :] ** sizes[:, None].astype(np.float64)
+        family = tarone_family(floors.ravel(), self.alpha) if len(sizes) else 1
+        own = dataclasses.replace(screen, family=family)
+        kept = [c for c in singles if own.sized(c) and own.label_test(c)]
+        return sorted(kept, key=lambda c: c.label_p)[: self.max_candidates], family
 
     def _mask(self, cand: TriggerCandidate | WindowCandidate, x: np.ndarray, y: np.ndarray,
               dataset: Dataset, representation: Representation,

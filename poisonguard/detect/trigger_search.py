@@ -34,6 +34,7 @@ __all__ = [
     "mine_triggers",
     "needed_matches",
     "rows_matching",
+    "single_values",
 ]
 
 #: Rows (or, for per-column work, columns) read at a time: the search reads the data
@@ -319,6 +320,67 @@ def _mine(x: np.ndarray, y: np.ndarray, n_classes: int, min_rows: int, min_fract
     return out
 
 
+def single_values(x: np.ndarray, labels: np.ndarray, n_classes: int, *, min_rows: int,
+                  max_fraction: float, min_purity: float = 1.0,
+                  columns: np.ndarray | None = None) -> tuple[list[TriggerCandidate], np.ndarray]:
+    """One-column candidates of a table, and the size of every (column, value) examined.
+
+    Every (column, value) of ``columns`` (default: every column) held by between
+    ``min_rows`` and ``max_fraction`` of the rows is examined (its size returned, for
+    the label test's family); those with at least ``min_rows`` rows of one class,
+    ``min_purity`` of their rows, are returned as :class:`TriggerCandidate` of one
+    feature. By default a value held by any row of another class is no candidate: a
+    one-column trigger is a shortcut only where the classes its rows came from never
+    show it, while a value that naturally marks a class (a party identification that
+    150 voters share) is held by some rows of the others too.
+
+    A trigger stamped in two columns, one of which holds a common value (a weekday that
+    1 row in 7 has anyway), is a trigger of the other column alone: its item set is
+    never mined (the common value's rows outnumber the trigger's 5-10 times, so the two
+    items' Jaccard index stays far below :func:`mine_triggers`' link). One column at a
+    time; only the returned candidates' rows are materialised. For tables: an image's
+    single pixel values are not triggers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[9.0, 1], [9, 1], [1, 1], [2, 4], [3, 5], [4, 6]])
+    >>> y = np.array([1, 1, 0, 0, 0, 0])
+    >>> cands, sizes = single_values(x, y, 2, min_rows=2, max_fraction=0.5)
+    >>> [(c.features, c.values, c.rows.tolist(), c.label) for c in cands], sizes.tolist()
+    ([((0,), (9.0,), [0, 1], 1)], [2, 3])
+    """
+    y = np.asarray(labels)
+    n = len(y)
+    lo, hi = int(min_rows), int(max_fraction * n)
+    base = np.bincount(y, minlength=n_classes) / max(n, 1)
+    out: list[TriggerCandidate] = []
+    sizes: list[np.ndarray] = []
+    for j in range(x.shape[1]) if columns is None else np.asarray(columns).tolist():
+        uniq, inverse, cnt = np.unique(np.asarray(x[:, j]), return_inverse=True,
+                                       return_counts=True)
+        examined = np.flatnonzero((cnt >= lo) & (cnt <= hi))
+        sizes.append(cnt[examined])
+        if not len(examined):
+            continue
+        code = np.full(len(uniq), -1, dtype=np.int64)
+        code[examined] = np.arange(len(examined))
+        item = code[inverse.ravel()]
+        held = item >= 0
+        by_class = np.bincount(item[held] * n_classes + y[held],
+                               minlength=len(examined) * n_classes
+                               ).reshape(len(examined), n_classes)
+        top = by_class.max(axis=1)
+        for k in np.flatnonzero((top >= lo) & (top >= min_purity * cnt[examined])):
+            c = int(by_class[k].argmax())
+            out.append(TriggerCandidate(
+                core=(j,), features=(j,), values=(float(uniq[examined[k]]),),
+                rows=np.flatnonzero(item == k), label=c, n_label=int(top[k]),
+                label_p=float(binom.sf(top[k] - 1, cnt[examined[k]], base[c])),
+                jaccard=1.0, log10_lift=0.0, outside=0.0))
+    return out, np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)
+
+
 def covers_most_columns(n_features: int, n_columns: int, *, image: bool) -> bool:
     """Whether a pattern on ``n_features`` of ``n_columns`` features is wide: more than
     half the columns (on images also more than 16 pixels, a 4 x 4 patch).
@@ -412,7 +474,9 @@ def describe_features(features: tuple[int, ...], values: tuple[float, ...],
     if image_shape is None:
         items = ", ".join(f"{names[f] if f < len(names) else f'f{f}'}={v:g}"
                           for f, v in zip(features, values, strict=True))
-        return items, f"fixed values in {len(features)} columns", []
+        shape = ("a fixed value in 1 column" if len(features) == 1
+                 else f"fixed values in {len(features)} columns")
+        return items, shape, []
     _, w, ch = image_shape
     pixels = [[f // (w * ch), (f // ch) % w, f % ch] for f in features]
     coords = ",".join(f"({r},{c})" if ch == 1 else f"({r},{c},{k})" for r, c, k in pixels)

@@ -114,6 +114,26 @@ def test_tabular_trigger(name: str, rate: float) -> None:
     assert "fixed values in" in result.hypotheses[0]
 
 
+@pytest.mark.parametrize(("rate", "rows", "holders"), [(0.05, 28, 29), (0.02, 11, 12)])
+def test_a_one_column_trigger_is_found(rate: float, rows: int, holders: int) -> None:
+    # One column stamped at its max (worst compactness 1.058, held by one real malignant
+    # row too): no item set to mine. As on seattle-weather backdoor 2% seed 1, whose
+    # second stamped column (weekday 6) is a value 1 row in 7 holds anyway: its 30
+    # rows with precipitation 55.9 were never a candidate (the old code: F1 0 here).
+    res, rep = attacked(tabular_trigger, "breast_cancer", rate=rate, n_features=1)
+    result = TriggerDetector().score(res.dataset, rep)
+    assert len(res.truth.poisoned) == rows
+    assert f1(result.flags, res.truth.poisoned) == 1.0  # measured on both rates
+    trig = result.meta["triggers"][0]
+    assert trig["features"] == res.truth.params["trigger"]["features"] == [25]
+    # Its label test holds in the family of the (column, value, class) tests examined.
+    assert trig["label_test"] and trig["p_label_corrected"] < 1e-3
+    assert trig["p_label_corrected"] == pytest.approx(
+        trig["p_label"] * result.meta["single_value_tests"])
+    assert result.hypotheses == (
+        f"backdoor -> class 0: {holders} rows share a fixed value in 1 column",)
+
+
 def test_label_family_counts_only_tests_that_can_reach_the_level() -> None:
     def cand(n: int) -> TriggerCandidate:
         return TriggerCandidate(core=(0, 1), features=(0, 1), values=(1.0, 1.0),
