@@ -150,3 +150,61 @@ def test_flagged_rows_are_ordered_by_their_evidence_not_tied() -> None:
     flagged = [r.score for r in poisonguard.scan(data, detectors="outlier").rows if r.flagged]
     assert len(flagged) == 6 and len(set(flagged)) == 6
     assert max(flagged) < 0.74  # below the top of the evidence band: not saturated
+
+
+def test_inserted_isolation_is_sklearn_inside_the_sample_and_sees_past_the_edge() -> None:
+    # A row in every tree's sample gets scikit-learn's score exactly; a row far beyond
+    # the data's edge, scored out of sample, is no more isolated than the edge rows by
+    # scikit-learn's leaves (0.69 here), but as if it had joined each sample it is split
+    # off near the root (0.86).
+    from sklearn.ensemble import IsolationForest
+
+    from poisonguard.detect.outlier import inserted_isolation
+
+    x = np.random.default_rng(0).normal(size=(200, 5)).astype(np.float32)
+    forest = IsolationForest(n_estimators=50, max_samples=200, random_state=0).fit(x)
+    np.testing.assert_allclose(inserted_isolation(forest, x, x), -forest.score_samples(x),
+                               rtol=0, atol=1e-12)
+    forest = IsolationForest(n_estimators=50, max_samples=64, random_state=0).fit(x)
+    inserted = inserted_isolation(forest, x, x)
+    assert (inserted >= -forest.score_samples(x) - 1e-12).all()
+    far = np.full((1, 5), 8.0, dtype=np.float32)
+    assert inserted_isolation(forest, x, far)[0] > -forest.score_samples(far)[0] + 0.1
+    assert inserted_isolation(forest, x, far)[0] > inserted.max() + 0.1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_far_rows_do_not_push_the_data_edge_over_the_flag_level(seed: int) -> None:
+    # Six rows 3-9 SD out in all 30 columns of breast cancer stretch every isolation
+    # tree's split ranges; the bulk's scores compress and the largest natural tumours
+    # (rows 122, 152, 212, 461; isolation z 6.1-7.5 untouched) rise to 7.1-8.9: on main
+    # 10 / 9 / 7 flags for 6 rows (F1 0.75 / 0.80 / 0.92). Each flagged row judged alone
+    # against the rows never flagged releases the natural ones (inserted isolation z
+    # 7.5 or less) and keeps every injected one (z 10+).
+    from poisonguard.attack import run_attack
+    from poisonguard.datasets import builtin_dataset
+    from poisonguard.represent import feature_representation
+
+    attack = run_attack("outliers", builtin_dataset("breast_cancer"), rate=0.01, seed=seed)
+    result = OutlierDetector(seed=seed).score(attack.dataset,
+                                              feature_representation(attack.dataset))
+    truth = attack.truth.mask
+    assert result.flags[truth].all()
+    assert not result.flags[[152, 212, 461]].any()
+    assert result.flags.sum() <= 7  # seed 1: row 122, flagged on the untouched set too
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_far_clump_is_judged_row_by_row_and_stays_flagged(seed: int) -> None:
+    # Forty rows in a tight clump far from the bulk: they are each other's nearest
+    # neighbours and share the forest's splits (they mask each other). Judged each
+    # alone against the rows never flagged, every one of them stays flagged; judged
+    # together (the clump in the forest), they would fall to the data's edge.
+    from poisonguard.datasets import open_dataset
+    from poisonguard.represent import feature_representation
+
+    rng = np.random.default_rng(seed)
+    x = np.vstack([rng.normal(size=(1000, 8)), rng.normal(6.0, 0.3, size=(40, 8))])
+    ds = open_dataset(x, rng.integers(0, 2, size=len(x)))
+    result = OutlierDetector(seed=seed).score(ds, feature_representation(ds))
+    assert result.flags[1000:].all() and not result.flags[:1000].any()
