@@ -127,21 +127,27 @@ def inserted_isolation(forest: IsolationForest, fitted: np.ndarray,
         depth = t.compute_node_depths().astype(np.float64) - 1.0  # edges from the root
         own = np.asarray(fitted[samples][:, features], dtype=np.float32)
         path = tree.decision_path(own).tocoo()
-        lo = np.full(t.node_count, np.inf)
-        hi = np.full(t.node_count, -np.inf)
-        value = own[path.row, feature[path.col]]
-        np.minimum.at(lo, path.col, value)
-        np.maximum.at(hi, path.col, value)
+        lo = np.full((t.node_count, own.shape[1]), np.inf, dtype=np.float32)
+        hi = np.full((t.node_count, own.shape[1]), -np.inf, dtype=np.float32)
+        np.minimum.at(lo, path.col, own[path.row])  # every node's range, every column
+        np.maximum.at(hi, path.col, own[path.row])
         mine = x[:, features]
         path = tree.decision_path(mine).tocsr()  # each row's nodes, root first
         length = np.diff(path.indptr)
         row, node = np.repeat(np.arange(n), length), path.indices
         value = mine[row, feature[node]].astype(np.float64)
+        low, high = lo[node, feature[node]].astype(np.float64), hi[node, feature[node]]
         gap = np.where(leaf[node], 0.0,
-                       np.maximum(np.maximum(lo[node] - value, value - hi[node]), 0.0))
-        span = hi[node] - lo[node] + gap
-        alone = np.minimum(np.divide(gap, span, out=np.zeros_like(gap), where=span > 0),
-                           1.0 - 1e-12)
+                       np.maximum(np.maximum(low - value, value - high), 0.0))
+        span = high - low + gap
+        alone = np.divide(gap, span, out=np.zeros_like(gap), where=span > 0)
+        # A column constant in the node is never drawn (the splitter skips it) unless
+        # the row differs there: then it is one more column to draw, and it isolates.
+        flat = lo[node] == hi[node]
+        extra = (flat & (mine[row] != lo[node])).sum(axis=1)
+        drawn = own.shape[1] - flat.sum(axis=1)
+        share = np.where(leaf[node], 0.0, extra / np.maximum(drawn + extra, 1))
+        alone = np.minimum(share + (1.0 - share) * alone, 1.0 - 1e-12)
         stay = np.log1p(-alone)
         kept = np.cumsum(stay)
         kept = np.exp(kept - stay - np.repeat(kept[path.indptr[:-1]] - stay[path.indptr[:-1]],
