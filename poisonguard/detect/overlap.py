@@ -187,9 +187,24 @@ class BandExcess:
 
     def describe(self) -> str:
         """One line, e.g. ``"top >= 0.97: 100 contradicted, model expects 7.2"``."""
-        rows = "rows backed by their neighbours" if self.population == "backed" else "rows"
-        return (f"{rows} at top >= {self.lower:g}: {self.contradicted} contradicted, "
-                f"model expects {self.expected:.1f}")
+        return (f"{_band_words(self.population, self.lower)}: {self.contradicted} "
+                f"contradicted, model expects {self.expected:.1f}")
+
+
+def _band_words(population: str, lower: float) -> str:
+    """The rows of one band test in words, e.g. ``"rows at top >= 0.9"``."""
+    rows = "rows backed by their neighbours" if population == "backed" else "rows"
+    return f"{rows} at top >= {lower:g}"
+
+
+def _bands(top: np.ndarray, certain: float, populations: list[tuple[str, np.ndarray]]
+           ) -> Iterator[tuple[str, float, np.ndarray]]:
+    """``(population, lower, rows at top >= lower)`` for every band of every population:
+    ``certain`` and the :data:`CONFIDENCE_BANDS` above it."""
+    edges = (certain, *(b for b in CONFIDENCE_BANDS if b > certain))
+    for population, members in populations:
+        for lower in edges:
+            yield population, lower, members & (top >= lower)
 
 
 def band_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAULT_CERTAIN,
@@ -228,19 +243,15 @@ def band_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
     populations = [("all", np.ones(len(p), dtype=bool))]
     if backed is not None:
         populations.append(("backed", np.asarray(backed, dtype=bool)))
-    edges = (certain, *(b for b in CONFIDENCE_BANDS if b > certain))
-    level = alpha / (len(edges) * len(populations))
-    out: list[BandExcess] = []
-    for population, rows in populations:
-        for lower in edges:
-            band = rows & (top >= lower)
-            seen = int(wrong[band].sum())
-            expected = float((1.0 - top[band]).sum())
-            p_value = float(poisson.sf(seen - 1, CALIBRATION_SLACK * expected)) if seen else 1.0
-            out.append(BandExcess(population=population, lower=lower, contradicted=seen,
-                                  expected=expected, p_value=p_value,
-                                  licensed=p_value <= level))
-    return tuple(out)
+    tests = []
+    for population, lower, band in _bands(top, certain, populations):
+        seen = int(wrong[band].sum())
+        expected = float((1.0 - top[band]).sum())
+        p_value = float(poisson.sf(seen - 1, CALIBRATION_SLACK * expected)) if seen else 1.0
+        tests.append((population, lower, seen, expected, p_value))
+    level = alpha / len(tests)
+    return tuple(BandExcess(population=t[0], lower=t[1], contradicted=t[2], expected=t[3],
+                            p_value=t[4], licensed=t[4] <= level) for t in tests)
 
 
 @dataclass(frozen=True)
@@ -264,8 +275,7 @@ class LoneExcess:
 
     def describe(self) -> str:
         """One line, e.g. ``"rows at top >= 0.9: 15 of 17 contradicted labels ..."``."""
-        rows = "rows backed by their neighbours" if self.population == "backed" else "rows"
-        return (f"{rows} at top >= {self.lower:g}: {self.lone} of "
+        return (f"{_band_words(self.population, self.lower)}: {self.lone} of "
                 f"{self.lone + self.carried} contradicted labels carried by no neighbour, "
                 f"model's share {self.share:.2f}")
 
@@ -319,19 +329,16 @@ def lone_excess(labels: np.ndarray, proba: np.ndarray, votes: np.ndarray, *,
     carried_mass = np.where(carried_class, p, 0.0).sum(axis=1)
     wrong = pred != y
     lone = wrong & lone_class[rows, y]
-    populations = (("all", np.ones(len(p), dtype=bool)),
-                   ("backed", np.asarray(votes)[rows, pred] >= BACKED_SHARE))
-    edges = (certain, *(b for b in CONFIDENCE_BANDS if b > certain))
+    populations = [("all", np.ones(len(p), dtype=bool)),
+                   ("backed", np.asarray(votes)[rows, pred] >= BACKED_SHARE)]
     tests = []
-    for population, members in populations:
-        for lower in edges:
-            band = members & (top >= lower)
-            n_lone, n_wrong = int(lone[band].sum()), int(wrong[band].sum())
-            mass = float(lone_mass[band].sum())
-            share = mass / max(mass + float(carried_mass[band].sum()), 1e-300)
-            p_value = float(binom.sf(n_lone - 1, n_wrong, share)) if n_lone else 1.0
-            tests.append((population, lower, n_lone, n_wrong - n_lone, share, p_value,
-                          share ** n_wrong))
+    for population, lower, band in _bands(top, certain, populations):
+        n_lone, n_wrong = int(lone[band].sum()), int(wrong[band].sum())
+        mass = float(lone_mass[band].sum())
+        share = mass / max(mass + float(carried_mass[band].sum()), 1e-300)
+        p_value = float(binom.sf(n_lone - 1, n_wrong, share)) if n_lone else 1.0
+        tests.append((population, lower, n_lone, n_wrong - n_lone, share, p_value,
+                      share ** n_wrong))
     level = alpha / tarone_family(np.array([t[-1] for t in tests]), alpha)
     return tuple(LoneExcess(population=t[0], lower=t[1], lone=t[2], carried=t[3], share=t[4],
                             p_value=t[5], licensed=t[6] <= level and t[5] <= level)
