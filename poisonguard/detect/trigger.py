@@ -235,13 +235,12 @@ class TriggerDetector(Detector):
                 reason = (f"class {cls}: {len(test.rows)} rows share {items_text}, which few "
                           f"other rows have; " + ("with it masked, " if why is None else "")
                           + moved)
-                hypotheses.append(_hypothesis(kind, cls, len(test.rows), shape, why))
                 triggers.append({**info, "class": cand.label, "rows": len(test.rows),
                                  "looks_other": test.n_other, "p_label": cand.label_p,
                                  "p_label_corrected": min(1.0, cand.label_p * tests),
                                  "label_test": bool(cand.label_p * tests < self.alpha),
                                  "p_mask": test.p_value, "kind": kind, "_rows": test.rows,
-                                 "_reason": reason})
+                                 "_reason": reason, "_words": (kind, cls, shape, why)})
             row_scores = np.where(test.other, FLAG_SCORE + FLAG_SCORE * (1 - test.p_label),
                                   _UNMOVED * FLAG_SCORE * (1 - test.p_label))
             scores[test.rows] = np.maximum(scores[test.rows], row_scores)
@@ -253,8 +252,10 @@ class TriggerDetector(Detector):
                     reasons.setdefault(int(i), reason)
                     if relabelled:
                         suggested.setdefault(int(i), int(pred))
-        for t in triggers:
-            del t["_rows"], t["_reason"]
+        for t in triggers:  # worded once every view has joined: the counts are final
+            hypotheses.append(_hypothesis(*t["_words"], n_rows=t["rows"],
+                                          n_flagged=int(flags[t["_rows"]].sum())))
+            del t["_rows"], t["_reason"], t["_words"]
         return DetectorResult(
             detector=self.name, scores=np.clip(scores, 0.0, 1.0), flags=flags, reasons=reasons,
             suggested_labels=suggested, hypotheses=tuple(hypotheses), dataset=dataset,
@@ -400,12 +401,19 @@ class TriggerDetector(Detector):
                  "pixels": pixels, "location": "fixed"}, shape, items)
 
 
-def _hypothesis(kind: str, cls: object, n_rows: int, shape: str, why: str | None) -> str:
-    """The hypothesis line of a confirmed pattern of ``kind`` (:meth:`TriggerDetector._kind`)."""
+def _hypothesis(kind: str, cls: object, shape: str, why: str | None, *, n_rows: int,
+                n_flagged: int) -> str:
+    """The hypothesis line of a confirmed pattern of ``kind`` (:meth:`TriggerDetector._kind`).
+
+    ``n_rows`` holders share the pattern; ``n_flagged`` of them are flagged (those the
+    test says look like other classes). Where the two differ the line says both, so
+    its count is never read as the number of flagged rows.
+    """
+    held = f"{n_rows} rows share {shape}" + (
+        f" ({n_flagged} of them flagged)" if n_flagged != n_rows else "")
     if kind == "dirty-label":
-        return f"backdoor -> class {cls}: {n_rows} rows share {shape}"
+        return f"backdoor -> class {cls}: {held}"
     if kind == "clean-label":
-        return (f"clean-label backdoor? class {cls}: {n_rows} rows share {shape}; {why}: "
+        return (f"clean-label backdoor? class {cls}: {held}; {why}: "
                 "their labels agree with their other features")
-    return (f"backdoor -> class {cls}: {n_rows} rows share {shape}; relabelled or not: "
-            f"undetermined ({why})")
+    return f"backdoor -> class {cls}: {held}; relabelled or not: undetermined ({why})"

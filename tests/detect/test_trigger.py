@@ -130,8 +130,10 @@ def test_a_one_column_trigger_is_found(rate: float, rows: int, holders: int) -> 
     assert trig["label_test"] and trig["p_label_corrected"] < 1e-3
     assert trig["p_label_corrected"] == pytest.approx(
         trig["p_label"] * result.meta["single_value_tests"])
-    assert result.hypotheses == (
-        f"backdoor -> class 0: {holders} rows share a fixed value in 1 column",)
+    # The line counts the holders and says how many of them are flagged (the real one
+    # looks like its class with the column masked).
+    assert result.hypotheses == (f"backdoor -> class 0: {holders} rows share a fixed value "
+                                 f"in 1 column ({rows} of them flagged)",)
 
 
 def test_label_family_counts_only_tests_that_can_reach_the_level() -> None:
