@@ -63,7 +63,12 @@ _UNCONFIRMED = 0.8
 _UNMOVED = 0.9
 #: A candidate whose label test cannot reach the level is masked only when each of its
 #: values is rare in the other classes: held there by at most as many rows as it has
-#: (:func:`~poisonguard.detect.trigger_search.held_elsewhere`).
+#: (:func:`~poisonguard.detect.trigger_search.held_elsewhere`). A wide pattern on a
+#: table (:func:`~poisonguard.detect.trigger_search.covers_most_columns`) is most of a
+#: row's profile: it is rare when most of its values are (more than half of them held
+#: by at most that many rows). Rows pushed to the data's bounds before a clean-label
+#: trigger hold a column's minimum that natural rows hold too (breast cancer at 1%:
+#: 13 benign rows hold the zeros of 4-5 of the 28 columns; none holds 10 of the 28).
 _MAX_ELSEWHERE = 1.0
 
 
@@ -91,6 +96,7 @@ class _Screen:
     alpha: float
     min_rows: int
     min_purity: float
+    image: bool = False
 
     def admits(self, c: _Candidate) -> bool:
         """Whether ``c`` passes every filter (the costly rarity count only when needed)."""
@@ -108,12 +114,18 @@ class _Screen:
 
     def beyond_label_test(self, c: _Candidate) -> bool:
         """Its label test cannot reach the level whatever its labels
-        (:func:`~poisonguard.detect.trigger_search.label_floor`), and each of its values
-        is rare in the other classes (:data:`_MAX_ELSEWHERE`): the masking test decides.
-        A window pattern moves: it has no values held in fixed columns, so never."""
-        return (isinstance(c, TriggerCandidate)
-                and label_floor(c.n_rows, self.base[c.label]) * self.family >= self.alpha
-                and held_elsewhere(self.x, self.y, c).max() <= _MAX_ELSEWHERE * c.n_rows)
+        (:func:`~poisonguard.detect.trigger_search.label_floor`), and its values are
+        rare in the other classes (:data:`_MAX_ELSEWHERE`: each of them; most of them
+        for a wide pattern on a table): the masking test decides. A window pattern
+        moves: it has no values held in fixed columns, so never."""
+        if not (isinstance(c, TriggerCandidate)
+                and label_floor(c.n_rows, self.base[c.label]) * self.family >= self.alpha):
+            return False
+        rare = held_elsewhere(self.x, self.y, c) <= _MAX_ELSEWHERE * c.n_rows
+        if not self.image and covers_most_columns(len(c.features), self.x.shape[1],
+                                                  image=False):
+            return bool(rare.mean() > 0.5)
+        return bool(rare.all())
 
 
 @register_detector
@@ -177,7 +189,8 @@ class TriggerDetector(Detector):
         base = np.bincount(y, minlength=n_classes) / max(n, 1)
         family = label_family(items, base, n_pairs * n_classes + n_window_tests, self.alpha)
         screen = _Screen(x=x, y=y, base=base, family=family, alpha=self.alpha,
-                         min_rows=self.min_rows, min_purity=self.min_purity)
+                         min_rows=self.min_rows, min_purity=self.min_purity,
+                         image=image_shape is not None)
         candidates: list[_Candidate] = [*items, *pairs, *windows]
         admitted = [c for c in candidates if screen.admits(c)]
         untestable = sum(not screen.label_test(c) for c in admitted)

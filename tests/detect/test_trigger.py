@@ -18,7 +18,7 @@ from poisonguard.data import Dataset
 from poisonguard.datasets import builtin_dataset, synthetic
 from poisonguard.detect import DEFAULT_DETECTORS, available_detectors
 from poisonguard.detect.item_pairs import minhash_signatures, similar_pairs
-from poisonguard.detect.trigger import TriggerDetector
+from poisonguard.detect.trigger import TriggerDetector, _Screen
 from poisonguard.detect.trigger_search import (
     TriggerCandidate,
     label_family,
@@ -375,3 +375,41 @@ def test_pixels_read_in_small_chunks_decide_as_one_float_copy(
         np.testing.assert_array_equal(chunked.scores, whole.scores)
         assert chunked.hypotheses == whole.hypotheses
         assert chunked.n_flagged >= 80  # found (90 patched rows), and found the same way
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rows_pushed_to_the_bounds_at_one_percent_are_found(seed: int) -> None:
+    # Six clean-label rows pushed to the bounds of 28 of breast cancer's 30 columns: too
+    # few for their label test (0.37^6 = 0.0026 > 1e-3), and 4-5 of the 28 values
+    # (column minima, 0) are held by 13 natural benign rows, which no longer keeps the
+    # pattern from the masking test (no benign row holds more than 9 of the 28): a
+    # model trained without the six calls 6 of 6 benign (p 6e-8 to 8e-11). Before: F1 0.
+    res = clean_label(builtin_dataset("breast_cancer"), target=0, seed=seed, rate=0.01)
+    result = TriggerDetector(seed=seed).score(res.dataset, features_only(res.dataset))
+    assert f1(result.flags, res.truth.poisoned) == 1.0  # measured: 1.0 on seeds 0-2
+    trig = result.meta["triggers"]
+    assert len(trig) == 1 and trig[0]["rows"] == 6 and not trig[0]["label_test"]
+    assert trig[0]["kind"] == "undetermined" and not result.suggested_labels
+
+
+def test_a_wide_pattern_is_rare_when_most_of_its_values_are() -> None:
+    # Five class-0 rows share one value in all 6 columns of a table (a wide pattern);
+    # ten class-1 rows hold it in the first `common` columns. Each value must be rare
+    # elsewhere for a narrow pattern, most of them for a wide one.
+    def screen_admits(common: int, features: tuple[int, ...]) -> bool:
+        x = np.arange(40 * 6, dtype=np.float64).reshape(40, 6)
+        y = np.r_[np.zeros(20, dtype=np.int64), np.ones(20, dtype=np.int64)]
+        x[:5] = 9.0
+        x[20:30, :common] = 9.0
+        cand = TriggerCandidate(core=features, features=features,
+                                values=tuple(9.0 for _ in features), rows=np.arange(5),
+                                label=0, n_label=5, label_p=0.03, jaccard=1.0,
+                                log10_lift=0.0, outside=0.0)
+        screen = _Screen(x=x, y=y, base=np.array([0.5, 0.5]), family=1, alpha=1e-3,
+                         min_rows=5, min_purity=0.8)
+        return screen.admits(cand)
+
+    wide, narrow = (0, 1, 2, 3, 4, 5), (0, 1, 2)
+    assert screen_admits(0, wide) and screen_admits(0, narrow)
+    assert screen_admits(2, wide) and not screen_admits(2, narrow)  # 4 of 6 rare
+    assert not screen_admits(3, wide)  # 3 of 6: not most
