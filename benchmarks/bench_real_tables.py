@@ -330,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "with the k-NN and IsolationForest baselines")
     parser.add_argument("--tables", default=None, help="comma-separated subset (--full)")
     parser.add_argument("--cases", default=None,
-                        help=f"comma-separated subset of {', '.join(FULL_CASES)} (--full)")
+                        help="comma-separated subset of "  # argparse reads % as a format
+                        + ", ".join(FULL_CASES).replace("%", "%%") + " (--full)")
     parser.add_argument("--no-art", action="store_true",
                         help="skip IBM ART's references (the slowest part of --full)")
     parser.add_argument("--art-tables", default=None,

@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from poisonguard.attack import open_dataset
 from poisonguard.bench import markdown_report, run_bench, write_json
 from poisonguard.bench.plots import write_plots
 from poisonguard.data import atomic_write_text
+from poisonguard.datasets import open_dataset
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

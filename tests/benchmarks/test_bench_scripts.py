@@ -4,6 +4,8 @@ writes pages holding the scan's own numbers, with the references optional."""
 from __future__ import annotations
 
 import json
+import runpy
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,20 @@ def test_stage_timer_splits_representation_detectors_and_fusion() -> None:
                    (7.5, "fusing")]
     assert timer.breakdown(0.0, 8.0) == {"representation": 4.0, "detector label": 1.0,
                                          "detector knn": 2.5, "fusion + findings": 0.5}
+
+
+_SCRIPTS = sorted(p for p in (Path(__file__).resolve().parents[2] / "benchmarks").glob("*.py")
+                  if "ArgumentParser" in p.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("script", _SCRIPTS, ids=lambda p: p.name)
+def test_every_benchmark_script_imports_and_answers_help(
+        script: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A broken import (bench_redteam imported open_dataset from a module that no longer
+    # has it) or a help string argparse cannot format (bench_real_tables' "5%") fails here.
+    monkeypatch.setattr(sys, "argv", [str(script), "--help"])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(script), run_name="__main__")
+    assert stop.value.code in (0, None)
+    assert "usage:" in capsys.readouterr().out
