@@ -55,3 +55,33 @@ def test_rows_a_kept_hypothesis_names_rank_above_saturated_evidence() -> None:
     assert fused.reasons[3] == [("trigger", fused.scores[3],
                                  "holds the trigger of: " + claim.hypothesis)]
     assert fused.actions[3] == "drop"
+
+
+def test_flags_clean_data_would_give_rank_below_exact_ones() -> None:
+    # A weak model: the label detector's null expects 3 of its 4 flags on clean data
+    # (false share 0.75), so its saturated scores (1.0) rank below an outlier flag at
+    # 0.8; the flags, actions and evidence stay as they were.
+    from poisonguard.detect.fusion import EVIDENCE_BAND
+
+    scores = np.array([1.0, 1.0, 0.95, 0.9, 0.1, 0.1, 0.1])
+    flags = scores >= 0.5
+    outlier = DetectorResult("outlier", np.array([0.1, 0.1, 0.1, 0.1, 0.8, 0.55, 0.2]),
+                             np.array([False] * 4 + [True, True, False]))
+    knn = DetectorResult("knn", np.array([1.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]),
+                         np.array([True] + [False] * 6))
+    weak = DetectorResult("label", scores, flags, meta={"expected_clean_flags": 3.0})
+    fused = fuse([weak, knn, outlier], 7)
+    assert fused.false_share == {"label": 0.75, "knn": 0.75, "outlier": 0.0}
+    assert np.argsort(-fused.scores, kind="stable").tolist() == [4, 0, 1, 2, 3, 5, 6]
+    assert fused.scores[0] == fused.scores[1]  # knn's 1.0 weighed like label's
+    assert fused.scores[2] > fused.scores[3] > fused.scores[5]  # each detector's own order
+    assert (EVIDENCE_BAND[0] <= fused.scores[:6]).all() and fused.scores[6] == 0.2
+    assert fused.evidence.tolist() == [1.0, 1.0, 0.95, 0.9, 0.8, 0.55, 0.2]
+    sure = DetectorResult("label", scores, flags, meta={"expected_clean_flags": 0.0})
+    plain = fuse([sure, knn, outlier], 7)
+    assert np.argsort(-plain.scores, kind="stable").tolist()[:2] == [0, 1]  # strong evidence
+    assert (plain.flags == fused.flags).all() and (plain.actions == fused.actions).all()
+    # more expected clean flags than flags: every label-based flag sits at the threshold
+    none = fuse([DetectorResult("label", scores, flags, meta={"expected_clean_flags": 9.0}),
+                 outlier], 7)
+    assert none.false_share["label"] == 1.0 and (none.scores[:4] == EVIDENCE_BAND[0]).all()
