@@ -41,6 +41,7 @@ __all__ = [
     "Backend",
     "faiss_available",
     "nearest_in_sample",
+    "reference_sample",
     "nearest_neighbours",
     "neighbour_votes",
     "searching_with",
@@ -215,6 +216,14 @@ def _drop_self_in_place(dist: np.ndarray, idx: np.ndarray, k: int, *,
     return dist[:, :k], idx[:, :k]
 
 
+def reference_sample(n: int, max_reference: int, seed: int) -> np.ndarray:
+    """The rows :func:`nearest_in_sample` searches among (sorted; every row when
+    ``n <= max_reference``, else a seeded choice of ``max_reference``)."""
+    if n <= max_reference:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_reference, replace=False))
+
+
 def nearest_in_sample(
     x: np.ndarray, k: int, *, max_reference: int, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -230,7 +239,7 @@ def nearest_in_sample(
     if n <= max_reference:
         return nearest_neighbours(x, k, seed=seed, cache=False)
     k = min(k, max_reference - 1)
-    ref = np.sort(np.random.default_rng(seed).choice(n, size=max_reference, replace=False))
+    ref = reference_sample(n, max_reference, seed)
     # per block of query rows, on the scan's engine (poisonguard.engine.rows)
     dist, pos = map_rows(functools.partial(_sklearn_search_to, x[ref], k=k + 1), x,
                          stage="searching a reference sample")

@@ -85,7 +85,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
-from poisonguard.detect.neighbours import nearest_in_sample
+from poisonguard.detect.neighbours import nearest_in_sample, reference_sample
 from poisonguard.detect.thresholds import robust_z, scores_from_z
 from poisonguard.engine.rows import map_rows
 from poisonguard.params import Interval
@@ -317,11 +317,7 @@ class _Statistics:
 
     def sample(self) -> np.ndarray:
         """The rows searched for neighbours (:func:`nearest_in_sample`'s seeded sample)."""
-        n = len(self.x)
-        if n <= self.max_reference:
-            return np.arange(n)
-        return np.sort(np.random.default_rng(self.seed).choice(
-            n, size=self.max_reference, replace=False))
+        return reference_sample(len(self.x), self.max_reference, self.seed)
 
     def outside_reach(self, rows: np.ndarray, pool: np.ndarray) -> np.ndarray:
         """Mean distance of each of ``rows`` to its ``k`` nearest rows of ``pool``
