@@ -1,5 +1,6 @@
 """Nearest-neighbour search and neighbour label votes, shared by the label, knn,
-outlier and duplicate detectors.
+outlier and duplicate detectors and the outlier's far groups
+(:mod:`poisonguard.detect.far_groups`).
 
 On the CPU: exact scikit-learn search up to ``exact_max_rows`` rows; beyond that an
 inverted-file faiss index (approximate, about N log N) when faiss is installed, else
@@ -40,6 +41,7 @@ __all__ = [
     "MEMO_NAME",
     "Backend",
     "faiss_available",
+    "nearest_among",
     "nearest_in_sample",
     "reference_sample",
     "nearest_neighbours",
@@ -246,10 +248,29 @@ def nearest_in_sample(
     return _drop_self(dist, ref[pos], k)
 
 
-def _sklearn_search_to(reference: np.ndarray, queries: np.ndarray,
-                       k: int) -> tuple[np.ndarray, np.ndarray]:
+def nearest_among(reference: np.ndarray, queries: np.ndarray,
+                  k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of ``reference`` to each row of ``queries`` (exact, brute
+    force, Euclidean; scikit-learn's search): distances as scikit-learn gives them
+    (float64) and row numbers of ``reference``, nearest first. A query row that is also
+    a reference row finds itself. Needs ``1 <= k <= len(reference)``.
+
+    Examples
+    --------
+    >>> dist, idx = nearest_among(np.array([[0.0], [1.0], [5.0]]), np.array([[0.9], [4.0]]), 2)
+    >>> idx.tolist(), dist.round(2).tolist()
+    ([[1, 0], [2, 1]], [[0.1, 0.9], [1.0, 3.0]])
+    """
     nn = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(reference)
     dist, idx = nn.kneighbors(queries)
+    return dist, idx
+
+
+def _sklearn_search_to(reference: np.ndarray, queries: np.ndarray,
+                       k: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest_among` in the compact types of the searches here (float32,
+    :data:`INDEX_DTYPE`)."""
+    dist, idx = nearest_among(reference, queries, k)
     return dist.astype(np.float32), idx.astype(INDEX_DTYPE)
 
 

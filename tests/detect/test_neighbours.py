@@ -10,9 +10,11 @@ from poisonguard.attack import inject_near_duplicates
 from poisonguard.datasets import builtin_dataset
 from poisonguard.detect.neighbours import (
     faiss_available,
+    nearest_among,
     nearest_in_sample,
     nearest_neighbours,
     neighbour_votes,
+    reference_sample,
 )
 from poisonguard.errors import UsageError
 from poisonguard.memo import scan_memo
@@ -104,6 +106,26 @@ def test_search_in_a_sample_is_self_free_and_bounded_below_by_the_exact_search()
     assert (dist >= exact - 1e-5).all()
     same, _ = nearest_in_sample(x, 3, max_reference=5000)
     np.testing.assert_allclose(same, exact)
+
+
+def test_search_among_other_rows_is_exact_and_the_sample_search_reads_it() -> None:
+    # One search of query rows among reference rows: exact (brute force), indices of the
+    # reference, float64 distances; nearest_in_sample's rows are its result, self removed.
+    rng = np.random.default_rng(5)
+    reference = rng.normal(size=(400, 6)).astype(np.float32)
+    queries = rng.normal(size=(50, 6)).astype(np.float32)
+    dist, idx = nearest_among(reference, queries, 4)
+    full = cdist(queries, reference)
+    assert dist.dtype == np.float64
+    np.testing.assert_allclose(dist, np.sort(full, axis=1)[:, :4], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.take_along_axis(full, idx, axis=1), dist, rtol=1e-4, atol=1e-4)
+    x = np.vstack([reference, queries])
+    sample = reference_sample(len(x), 400, seed=0)
+    sample_d, sample_i = nearest_in_sample(x, 3, max_reference=400, seed=0)
+    rows = np.setdiff1d(np.arange(len(x)), sample)  # not in the sample: nothing to remove
+    among_d, among_i = nearest_among(x[sample], x[rows], 3)
+    np.testing.assert_array_equal(sample_i[rows], sample[among_i])
+    np.testing.assert_allclose(sample_d[rows], among_d, rtol=1e-6)
 
 
 def test_neighbour_votes_share_of_each_label() -> None:
