@@ -5,16 +5,20 @@ columns) on rows of other classes and relabels them to a target class. The detec
 
 1. mines item sets: two or more features whose shared exact values mark a subset
    far beyond independence (:func:`~poisonguard.detect.trigger_search.mine_triggers`);
-   on tables also single values of number columns that no row of another class
-   holds (:func:`~poisonguard.detect.trigger_search.single_values`): a trigger stamped
-   in one column, or in two of which one holds a value common anyway, has no item set;
+   on tables also single values piled at a number column's end, held by more rows
+   than the next three values inward together
+   (:func:`~poisonguard.detect.trigger_search.single_values`): a trigger stamped in
+   one column, or in two of which one holds a value common anyway, has no item set;
 2. keeps subsets whose label is concentrated on one class far beyond its base rate
    (binomial test, Bonferroni over the candidates; the single values in a family of
    their own, after the item sets);
 3. applies the decisive test: with the trigger features neutralised, a model trained
    on the other rows assigns most of the subset to *other* classes
    (:func:`~poisonguard.detect.trigger_mask.mask_test`), while naturally predictive
-   features leave their rows looking like their own class. Patterns that move
+   features leave their rows looking like their own class. A single value is
+   judged by how far its rows moved: their masked p(label) against the class's own
+   held-out rows (a rank-sum test, ``MaskTest.rank_p``), since a weak masked model
+   errs on much of the class anyway. Patterns that move
    (window candidates, :func:`~poisonguard.detect.trigger_windows.mine_windows`) or
    cover most columns (a blend) are not masked: the model is trained without every
    row holding them, so it cannot have learned them.
@@ -217,7 +221,9 @@ class TriggerDetector(Detector):
                 merged += 1
                 continue
             test = self._mask(cand, x, y, dataset, representation, projection)
-            confirmed = (test.p_value * n_mask < self.alpha
+            # a single value is judged by how far its rows moved (module docstring, 3.)
+            p_mask = test.rank_p if id(cand) in alone else test.p_value
+            confirmed = (p_mask * n_mask < self.alpha
                          and test.fraction_other >= self.min_other
                          and test.n_other >= self.min_rows)
             if not confirmed:
@@ -252,7 +258,7 @@ class TriggerDetector(Detector):
                                  "looks_other": test.n_other, "p_label": cand.label_p,
                                  "p_label_corrected": min(1.0, cand.label_p * tests),
                                  "label_test": bool(cand.label_p * tests < self.alpha),
-                                 "p_mask": test.p_value, "kind": kind, "_rows": test.rows,
+                                 "p_mask": p_mask, "kind": kind, "_rows": test.rows,
                                  "_reason": reason, "_words": (kind, cls, shape, why)})
             row_scores = np.where(test.other, FLAG_SCORE + FLAG_SCORE * (1 - test.p_label),
                                   _UNMOVED * FLAG_SCORE * (1 - test.p_label))
@@ -282,8 +288,9 @@ class TriggerDetector(Detector):
                        base: np.ndarray, screen: _Screen) -> tuple[list[TriggerCandidate], int]:
         """One-column candidates of a table whose label test holds in their own family
         (:func:`~poisonguard.detect.trigger_search.single_values`: number columns only,
-        values no row of another class holds; Tarone's rule over every (column, value)
-        examined and class), at most ``max_candidates``, lowest p first; and that
+        values piled at a column's end, at least ``min_purity`` of their holders in one
+        class; Tarone's rule over every (column, value) examined and class: the choice
+        of values reads no label), at most ``max_candidates``, lowest p first; and that
         family's size. They go to the masking test after the item sets. There is no
         masking-only route for them: natural values that mark a class are many. A
         category is held by real rows with their own labels: rows relabelled to one are
@@ -295,6 +302,7 @@ class TriggerDetector(Detector):
                       if c.kind == "categorical" for j in range(c.start, c.stop)}
         singles, sizes = single_values(
             x, y, dataset.n_classes, min_rows=self.min_rows, max_fraction=self.max_fraction,
+            min_purity=self.min_purity,
             columns=np.array([j for j in range(x.shape[1]) if j not in categories]))
         floors = np.asarray(base, dtype=np.float64)[None, :] ** sizes[:, None].astype(np.float64)
         family = tarone_family(floors.ravel(), self.alpha) if len(sizes) else 1

@@ -33,6 +33,7 @@ __all__ = [
     "label_floor",
     "mine_triggers",
     "needed_matches",
+    "piled_ends",
     "rows_matching",
     "single_values",
 ]
@@ -320,35 +321,68 @@ def _mine(x: np.ndarray, y: np.ndarray, n_classes: int, min_rows: int, min_fract
     return out
 
 
-def single_values(x: np.ndarray, labels: np.ndarray, n_classes: int, *, min_rows: int,
-                  max_fraction: float, min_purity: float = 1.0,
-                  columns: np.ndarray | None = None) -> tuple[list[TriggerCandidate], np.ndarray]:
-    """One-column candidates of a table, and the size of every (column, value) examined.
+def piled_ends(counts: np.ndarray, *, inward: int = 3) -> np.ndarray:
+    """Indices of the ends of a column (its smallest and largest distinct value) that
+    hold more rows than the next ``inward`` distinct values inward together.
 
-    Every (column, value) of ``columns`` (default: every column) held by between
-    ``min_rows`` and ``max_fraction`` of the rows is examined (its size returned, for
-    the label test's family); those with at least ``min_rows`` rows of one class,
-    ``min_purity`` of their rows, are returned as :class:`TriggerCandidate` of one
-    feature. By default a value held by any row of another class is no candidate: a
-    one-column trigger is a shortcut only where the classes its rows came from never
-    show it, while a value that naturally marks a class (a party identification that
-    150 voters share) is held by some rows of the others too.
-
-    A trigger stamped in two columns, one of which holds a common value (a weekday that
-    1 row in 7 has anyway), is a trigger of the other column alone: its item set is
-    never mined (the common value's rows outnumber the trigger's 5-10 times, so the two
-    items' Jaccard index stays far below :func:`mine_triggers`' link). One column at a
-    time; only the returned candidates' rows are materialised. For tables: an image's
-    single pixel values are not triggers.
+    ``counts`` are how many rows hold each of a column's distinct values, in ascending
+    order of the values (``np.unique``'s counts). A natural column thins out towards
+    its ends; rows stamped with a value at the column's bound (a trigger set to the
+    column's max) pile up there. The labels are never read: selecting on this keeps
+    a label test over the selected values honest at the size of that family alone.
 
     Examples
     --------
     >>> import numpy as np
-    >>> x = np.array([[9.0, 1], [9, 1], [1, 1], [2, 4], [3, 5], [4, 6]])
-    >>> y = np.array([1, 1, 0, 0, 0, 0])
+    >>> piled_ends(np.array([1, 2, 1, 1, 8])).tolist()  # 8 rows at the max, 4 next to it
+    [4]
+    >>> piled_ends(np.array([50, 40, 30, 20])).tolist()  # thins out: no pile
+    []
+    """
+    counts = np.asarray(counts)
+    if len(counts) < 2:
+        return np.zeros(0, dtype=np.intp)
+    last = len(counts) - 1
+    piled = [k for k in (0, last)
+             if counts[k] > (counts[1:1 + inward] if k == 0 else
+                             counts[max(last - inward, 0):last]).sum()]
+    return np.asarray(piled, dtype=np.intp)
+
+
+def single_values(x: np.ndarray, labels: np.ndarray, n_classes: int, *, min_rows: int,
+                  max_fraction: float, min_purity: float = 0.8,
+                  columns: np.ndarray | None = None) -> tuple[list[TriggerCandidate], np.ndarray]:
+    """One-column candidates of a table, and the size of every (column, value) examined.
+
+    The values examined are those a trigger stamped at a column's bound leaves: a
+    column's smallest or largest value held by between ``min_rows`` and
+    ``max_fraction`` of the rows and by more rows than the next three values inward
+    together (:func:`piled_ends`). The choice reads no label, so a label test over
+    the examined values is corrected for them alone (their sizes are returned for
+    that family). Those with at least ``min_rows`` rows of one class, ``min_purity``
+    of their rows, are returned as :class:`TriggerCandidate` of one feature. A value
+    that naturally marks a class (a party identification that 150 voters share, a
+    top education level) sits in a column that does not thin out towards it, and a
+    value inside a column's range is no candidate: natural values that mark a class
+    are many there.
+
+    A trigger stamped in two columns, one of which holds a common value (a weekday that
+    1 row in 7 has anyway), is a trigger of the other column alone: its item set is
+    never mined (the common value's rows outnumber the trigger's 5-10 times, so the two
+    items' Jaccard index stays far below :func:`mine_triggers`' link); and where one
+    real row of another class held the column's bound before it was stamped, the
+    value's holders are not pure. One column at a time; only the returned
+    candidates' rows are materialised. For tables: an image's single pixel values are
+    not triggers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[9.0, 1], [9, 1], [9, 1], [9, 4], [1, 1], [2, 5], [3, 6], [4, 7], [5, 8]])
+    >>> y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0])  # column 1's pile: 3 of its 4 rows in class 1
     >>> cands, sizes = single_values(x, y, 2, min_rows=2, max_fraction=0.5)
     >>> [(c.features, c.values, c.rows.tolist(), c.label) for c in cands], sizes.tolist()
-    ([((0,), (9.0,), [0, 1], 1)], [2, 3])
+    ([((0,), (9.0,), [0, 1, 2, 3], 1)], [4, 4])
     """
     y = np.asarray(labels)
     n = len(y)
@@ -359,7 +393,8 @@ def single_values(x: np.ndarray, labels: np.ndarray, n_classes: int, *, min_rows
     for j in range(x.shape[1]) if columns is None else np.asarray(columns).tolist():
         uniq, inverse, cnt = np.unique(np.asarray(x[:, j]), return_inverse=True,
                                        return_counts=True)
-        examined = np.flatnonzero((cnt >= lo) & (cnt <= hi))
+        examined = piled_ends(cnt)
+        examined = examined[(cnt[examined] >= lo) & (cnt[examined] <= hi)]
         sizes.append(cnt[examined])
         if not len(examined):
             continue
