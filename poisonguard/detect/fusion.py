@@ -63,13 +63,16 @@ def _banded(top: np.ndarray, band: tuple[float, float]) -> np.ndarray:
     return lo + (hi - lo) * np.clip((top - 0.5) / 0.5, 0.0, 1.0)
 
 
-def false_shares(results: Sequence[DetectorResult]) -> dict[str, float]:
+def false_shares(results: Sequence[DetectorResult],
+                 flags: np.ndarray | None = None) -> dict[str, float]:
     """Per detector, the share of its flags that clean data of this difficulty would give.
 
     The label-based detectors (:data:`LABEL_BASED`, and any result that reports
     ``expected_clean_flags`` in its meta) share one: the sum of their
     ``expected_clean_flags`` over the rows any of them flagged, at most 1. The other
-    detectors report no such estimate: 0.
+    detectors report no such estimate: 0. ``flags``: the results' flags stacked (D x N,
+    in the order of ``results``), as :func:`fuse` already holds them; stacked here
+    when not given.
 
     Examples
     --------
@@ -84,11 +87,15 @@ def false_shares(results: Sequence[DetectorResult]) -> dict[str, float]:
     >>> false_shares([label, knn, outlier])
     {'label': 0.5, 'knn': 0.5, 'outlier': 0.0}
     """
-    shared = [r for r in results if r.detector in LABEL_BASED or "expected_clean_flags" in r.meta]
-    expected = sum(float(r.meta.get("expected_clean_flags", 0.0)) for r in shared)
-    flagged = int(np.vstack([r.flags for r in shared]).any(axis=0).sum()) if shared else 0
+    members = [r.detector in LABEL_BASED or "expected_clean_flags" in r.meta for r in results]
+    if not any(members):
+        return {r.detector: 0.0 for r in results}
+    expected = sum(float(r.meta.get("expected_clean_flags", 0.0))
+                   for r, m in zip(results, members, strict=True) if m)
+    matrix = np.vstack([r.flags for r in results]) if flags is None else flags
+    flagged = int(np.asarray(matrix)[np.array(members)].any(axis=0).sum())
     share = min(1.0, expected / flagged) if flagged else 0.0
-    return {r.detector: share if any(r is s for s in shared) else 0.0 for r in results}
+    return {r.detector: share if m else 0.0 for r, m in zip(results, members, strict=True)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,7 +160,7 @@ def fuse(results: Sequence[DetectorResult], n_rows: int, *,
     # Every result keeps flagged rows at FLAG_SCORE or above and the others below it
     # (DetectorResult enforces it), so the max is >= FLAG_SCORE exactly on flagged rows.
     top = stacked.max(axis=0)
-    shares = false_shares(results)
+    shares = false_shares(results, flag_matrix)
     weight = 1.0 - np.array([shares[r.detector] for r in results])[:, None]
     weighed = np.where(flag_matrix, FLAG_SCORE + (stacked - FLAG_SCORE) * weight, 0.0).max(axis=0)
     scores = np.where(claimed, _banded(top, CLAIM_BAND),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from poisonguard.detect.base import DetectorResult
-from poisonguard.detect.fusion import fuse
+from poisonguard.detect.fusion import false_shares, fuse
 
 
 def test_fuse_scores_flags_actions() -> None:
@@ -72,6 +72,11 @@ def test_flags_clean_data_would_give_rank_below_exact_ones() -> None:
     weak = DetectorResult("label", scores, flags, meta={"expected_clean_flags": 3.0})
     fused = fuse([weak, knn, outlier], 7)
     assert fused.false_share == {"label": 0.75, "knn": 0.75, "outlier": 0.0}
+    stacked = np.vstack([weak.flags, knn.flags, outlier.flags])
+    assert false_shares([weak, knn, outlier], stacked) == fused.false_share
+    stacked[:2, :2] = False  # 2 label-based flags left for 3 expected
+    assert false_shares([weak, knn, outlier], stacked) == {"label": 1.0, "knn": 1.0,
+                                                           "outlier": 0.0}
     assert np.argsort(-fused.scores, kind="stable").tolist() == [4, 0, 1, 2, 3, 5, 6]
     assert fused.scores[0] == fused.scores[1]  # knn's 1.0 weighed like label's
     assert fused.scores[2] > fused.scores[3] > fused.scores[5]  # each detector's own order
