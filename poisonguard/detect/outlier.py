@@ -59,7 +59,12 @@ from sklearn.ensemble import IsolationForest
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
-from poisonguard.detect.far_groups import EDGE_MARGIN, far_groups, inserted_isolation
+from poisonguard.detect.far_groups import (
+    EDGE_MARGIN,
+    InsertedIsolation,
+    far_groups,
+    inserted_isolation,
+)
 from poisonguard.detect.neighbours import nearest_in_sample, reference_sample
 from poisonguard.detect.thresholds import robust_z, scores_from_z
 from poisonguard.engine.rows import map_rows
@@ -208,9 +213,9 @@ class _Statistics:
         and the largest z of the reference rows scored."""
         forest, pool = self._judge(reference, n_estimators=n_estimators,
                                    max_samples=max_samples, max_reference=max_reference)
-        fitted = self.x[reference]
-        own = inserted_isolation(forest, fitted, self.x[pool])
-        return (lambda rows: robust_z(inserted_isolation(forest, fitted, self.x[rows]), own),
+        score = InsertedIsolation(forest, self.x[reference])  # the trees read once
+        own = score(self.x[pool])
+        return (lambda rows: robust_z(score(self.x[rows]), own),
                 float(robust_z(own, own).max()))
 
     def _judge(self, reference: np.ndarray, *, n_estimators: int, max_samples: int,
