@@ -5,13 +5,15 @@ columns) on rows of other classes and relabels them to a target class. The detec
 
 1. mines item sets: two or more features whose shared exact values mark a subset
    far beyond independence (:func:`~poisonguard.detect.trigger_search.mine_triggers`);
-   on tables also single values piled at a number column's end, held by more rows
-   than the next three values inward together
-   (:func:`~poisonguard.detect.trigger_search.single_values`): a trigger stamped in
+   on tables also single values of number columns
+   (:func:`~poisonguard.detect.trigger_search.single_values`): those piled at a
+   column's end (held by more rows than the next three values inward together), and
+   those inside its range that no row of another class holds. A trigger stamped in
    one column, or in two of which one holds a value common anyway, has no item set;
 2. keeps subsets whose label is concentrated on one class far beyond its base rate
-   (binomial test, Bonferroni over the candidates; the single values in a family of
-   their own, after the item sets);
+   (binomial test, Bonferroni over the candidates; the single values in two families
+   of their own, piled ends and the rest, each at half the level, after the item
+   sets);
 3. applies the decisive test: with the trigger features neutralised, a model trained
    on the other rows assigns most of the subset to *other* classes
    (:func:`~poisonguard.detect.trigger_mask.mask_test`), while naturally predictive
@@ -199,7 +201,7 @@ class TriggerDetector(Detector):
         admitted = [c for c in candidates if screen.admits(c)]
         untestable = sum(not screen.label_test(c) for c in admitted)
         queue = sorted(admitted, key=lambda c: c.label_p)[: self.max_candidates]
-        lone, n_lone = self._single_values(x, y, dataset, base, screen)
+        lone, lone_tests, lone_families = self._single_values(x, y, dataset, base, screen)
         queue += lone
         scores = np.zeros(n)
         flags = np.zeros(n, dtype=bool)
@@ -210,7 +212,7 @@ class TriggerDetector(Detector):
         n_mask = max(len(queue), 1)
         merged = 0
         projection = principal_basis(representation.features, seed=self.seed) if queue else None
-        alone = {id(c) for c in lone}
+        alone = set(lone_tests)
         for cand in queue:
             same = self._same_finding(cand, triggers)
             if same is not None and (id(cand) in alone
@@ -232,7 +234,7 @@ class TriggerDetector(Detector):
                 scores[test.rows] = np.maximum(scores[test.rows], weak)
                 continue
             cls = dataset.classes[cand.label]
-            tests = n_lone if id(cand) in alone else family  # its label test's family
+            tests = lone_tests.get(id(cand), family)  # its label test's family
             if same is not None:  # another view of a confirmed trigger: its rows join it
                 merged += 1
                 fresh = ~flags[test.rows]
@@ -256,6 +258,7 @@ class TriggerDetector(Detector):
                           + moved)
                 triggers.append({**info, "class": cand.label, "rows": len(test.rows),
                                  "looks_other": test.n_other, "p_label": cand.label_p,
+                                 "tests": tests,
                                  "p_label_corrected": min(1.0, cand.label_p * tests),
                                  "label_test": bool(cand.label_p * tests < self.alpha),
                                  "p_mask": p_mask, "kind": kind, "_rows": test.rows,
@@ -281,34 +284,48 @@ class TriggerDetector(Detector):
             meta={"triggers": triggers, "candidates": len(items), "window_patterns_tested":
                   n_window_tests // max(n_classes, 1), "tests": family,
                   "beyond_label_test": untestable, "tested": len(queue) - merged, "merged": merged,
-                  "single_value_tests": n_lone, "single_values_tested": len(lone)},
+                  "single_value_tests": lone_families, "single_values_tested": len(lone)},
         )
 
     def _single_values(self, x: np.ndarray, y: np.ndarray, dataset: Dataset,
-                       base: np.ndarray, screen: _Screen) -> tuple[list[TriggerCandidate], int]:
+                       base: np.ndarray, screen: _Screen
+                       ) -> tuple[list[TriggerCandidate], dict[int, int], dict[str, int]]:
         """One-column candidates of a table whose label test holds in their own family
-        (:func:`~poisonguard.detect.trigger_search.single_values`: number columns only,
-        values piled at a column's end, at least ``min_purity`` of their holders in one
-        class; Tarone's rule over every (column, value) examined and class: the choice
-        of values reads no label), at most ``max_candidates``, lowest p first; and that
-        family's size. They go to the masking test after the item sets. There is no
-        masking-only route for them: natural values that mark a class are many. A
-        category is held by real rows with their own labels: rows relabelled to one are
-        label flips, and stamped combinations of categories are
+        (:func:`~poisonguard.detect.trigger_search.single_values`: number columns only),
+        at most ``max_candidates``, lowest p first; each candidate's family (by ``id``);
+        and the two families' sizes. Two families, each at half the level (weighted
+        Bonferroni), Tarone's rule over every (column, value) examined and class in
+        each: values piled at a column's end, at least ``min_purity`` of their holders
+        in one class (``"ends"``: the choice of values reads no label), and the other
+        values, which no row of another class may hold (``"inside"``: a trigger stamped
+        inside a column's range keeps a test of its own). They go to the masking test
+        after the item sets. There is no masking-only route for them: natural values
+        that mark a class are many. A category is held by real rows with their own
+        labels: rows relabelled to one are label flips, and stamped combinations of categories are
         :func:`~poisonguard.detect.trigger_categories.category_combinations`' own."""
         if dataset.images is not None:
-            return [], 0
+            return [], {}, {}
         categories = {j for c in (dataset.schema.used if dataset.schema is not None else ())
                       if c.kind == "categorical" for j in range(c.start, c.stop)}
-        singles, sizes = single_values(
-            x, y, dataset.n_classes, min_rows=self.min_rows, max_fraction=self.max_fraction,
-            min_purity=self.min_purity,
-            columns=np.array([j for j in range(x.shape[1]) if j not in categories]))
-        floors = np.asarray(base, dtype=np.float64)[None, :] ** sizes[:, None].astype(np.float64)
-        family = tarone_family(floors.ravel(), self.alpha) if len(sizes) else 1
-        own = dataclasses.replace(screen, family=family)
-        kept = [c for c in singles if own.sized(c) and own.label_test(c)]
-        return sorted(kept, key=lambda c: c.label_p)[: self.max_candidates], family
+        columns = np.array([j for j in range(x.shape[1]) if j not in categories])
+        kept: list[TriggerCandidate] = []
+        tests: dict[int, int] = {}
+        families: dict[str, int] = {}
+        for ends, purity in ((True, self.min_purity), (False, 1.0)):
+            singles, sizes = single_values(
+                x, y, dataset.n_classes, min_rows=self.min_rows,
+                max_fraction=self.max_fraction, min_purity=purity, ends=ends, columns=columns)
+            floors = np.asarray(base, dtype=np.float64)[None, :] ** sizes[:, None].astype(
+                np.float64)
+            # each family at half the level (weighted Bonferroni): alpha / (2 m) per test
+            family = 2 * (tarone_family(floors.ravel(), self.alpha / 2) if len(sizes) else 1)
+            own = dataclasses.replace(screen, family=family)
+            families["ends" if ends else "inside"] = family
+            passed = [c for c in singles if own.sized(c) and own.label_test(c)]
+            kept += passed
+            tests.update({id(c): family for c in passed})
+        kept = sorted(kept, key=lambda c: c.label_p)[: self.max_candidates]
+        return kept, {id(c): tests[id(c)] for c in kept}, families
 
     def _mask(self, cand: TriggerCandidate | WindowCandidate, x: np.ndarray, y: np.ndarray,
               dataset: Dataset, representation: Representation,

@@ -350,7 +350,7 @@ def piled_ends(counts: np.ndarray, *, inward: int = 3) -> np.ndarray:
 
 
 def single_values(x: np.ndarray, labels: np.ndarray, n_classes: int, *, min_rows: int,
-                  max_fraction: float, min_purity: float = 0.8,
+                  max_fraction: float, min_purity: float = 0.8, ends: bool = True,
                   columns: np.ndarray | None = None) -> tuple[list[TriggerCandidate], np.ndarray]:
     """One-column candidates of a table, and the size of every (column, value) examined.
 
@@ -364,7 +364,11 @@ def single_values(x: np.ndarray, labels: np.ndarray, n_classes: int, *, min_rows
     that naturally marks a class (a party identification that 150 voters share, a
     top education level) sits in a column that does not thin out towards it, and a
     value inside a column's range is no candidate: natural values that mark a class
-    are many there.
+    are many there. With ``ends=False`` the values examined are the others instead:
+    every value held by between ``min_rows`` and ``max_fraction`` of the rows that is
+    not a piled end (a second family, for a trigger stamped inside a column's range;
+    callers pass ``min_purity=1.0`` there, since natural values that mark a class are
+    many inside a range).
 
     A trigger stamped in two columns, one of which holds a common value (a weekday that
     1 row in 7 has anyway), is a trigger of the other column alone: its item set is
@@ -383,6 +387,12 @@ def single_values(x: np.ndarray, labels: np.ndarray, n_classes: int, *, min_rows
     >>> cands, sizes = single_values(x, y, 2, min_rows=2, max_fraction=0.5)
     >>> [(c.features, c.values, c.rows.tolist(), c.label) for c in cands], sizes.tolist()
     ([((0,), (9.0,), [0, 1, 2, 3], 1)], [4, 4])
+    >>> x = np.array([[1.0], [5], [5], [5], [9], [2], [8], [3], [7]])  # 5: inside the range
+    >>> y = np.array([0, 1, 1, 1, 0, 0, 0, 0, 0])
+    >>> cands, sizes = single_values(x, y, 2, min_rows=2, max_fraction=0.5, min_purity=1.0,
+    ...                              ends=False)
+    >>> [(c.features, c.values, c.rows.tolist(), c.label) for c in cands], sizes.tolist()
+    ([((0,), (5.0,), [1, 2, 3], 1)], [3])
     """
     y = np.asarray(labels)
     n = len(y)
@@ -393,7 +403,8 @@ def single_values(x: np.ndarray, labels: np.ndarray, n_classes: int, *, min_rows
     for j in range(x.shape[1]) if columns is None else np.asarray(columns).tolist():
         uniq, inverse, cnt = np.unique(np.asarray(x[:, j]), return_inverse=True,
                                        return_counts=True)
-        examined = piled_ends(cnt)
+        piled = piled_ends(cnt)
+        examined = piled if ends else np.setdiff1d(np.arange(len(cnt)), piled)
         examined = examined[(cnt[examined] >= lo) & (cnt[examined] <= hi)]
         sizes.append(cnt[examined])
         if not len(examined):

@@ -114,6 +114,23 @@ def test_tabular_trigger(name: str, rate: float) -> None:
     assert "fixed values in" in result.hypotheses[0]
 
 
+@pytest.mark.parametrize(("rate", "rows"), [(0.05, 28), (0.02, 11)])
+def test_a_one_column_trigger_inside_the_range_is_found(rate: float, rows: int) -> None:
+    # The stamped value sits at the column's median (no real row holds it), not at a
+    # bound: no pile at the column's end, so only the "inside" family can test it.
+    # Measured: found in full at both rates; with the ends family alone, 0 flagged.
+    ds = builtin_dataset("breast_cancer")
+    value = float(np.median(ds.matrix()[:, 25])) + 1e-3
+    res = tabular_trigger(ds, rate=rate, target=0, seed=0, n_features=1, values=value)
+    result = TriggerDetector().score(res.dataset, features_only(res.dataset))
+    assert res.truth.params["trigger"]["features"] == [25]
+    assert np.array_equal(result.flags, res.truth.mask) and result.flags.sum() == rows
+    trig = result.meta["triggers"][0]
+    assert trig["tests"] == result.meta["single_value_tests"]["inside"]
+    assert trig["p_label_corrected"] < 1e-3 and result.hypotheses == (
+        f"backdoor -> class 0: {rows} rows share a fixed value in 1 column",)
+
+
 @pytest.mark.parametrize(("rate", "rows", "holders"), [(0.05, 28, 29), (0.02, 11, 12)])
 def test_a_one_column_trigger_is_found(rate: float, rows: int, holders: int) -> None:
     # One column stamped at its max (worst compactness 1.058, held by one real malignant
@@ -129,7 +146,9 @@ def test_a_one_column_trigger_is_found(rate: float, rows: int, holders: int) -> 
     # Its label test holds in the family of the (column, value, class) tests examined.
     assert trig["label_test"] and trig["p_label_corrected"] < 1e-3
     assert trig["p_label_corrected"] == pytest.approx(
-        trig["p_label"] * result.meta["single_value_tests"])
+        trig["p_label"] * trig["tests"])
+    # Column 25's max is a piled end: its family is the ends', at half the level.
+    assert trig["tests"] == result.meta["single_value_tests"]["ends"]
     # The line counts the holders and says how many of them are flagged (the real one
     # looks like its class with the column masked).
     assert result.hypotheses == (f"backdoor -> class 0: {holders} rows share a fixed value "
