@@ -54,7 +54,7 @@ from poisonguard.detect.trigger_search import (
     label_family,
     label_floor,
     mine_triggers,
-    single_values,
+    single_value_families,
 )
 from poisonguard.detect.trigger_windows import WindowCandidate, mine_windows
 from poisonguard.params import Interval, SequenceOf
@@ -301,8 +301,8 @@ class TriggerDetector(Detector):
         inside a column's range keeps a test of its own). They go to the masking test
         after the item sets. There is no masking-only route for them: natural values
         that mark a class are many. A category is held by real rows with their own
-        labels: rows relabelled to one are label flips, and stamped combinations of categories are
-        :func:`~poisonguard.detect.trigger_categories.category_combinations`' own."""
+        labels: rows relabelled to one are label flips, and stamped combinations of
+        categories are :func:`~poisonguard.detect.trigger_categories.category_combinations`' own."""
         if dataset.images is not None:
             return [], {}, {}
         categories = {j for c in (dataset.schema.used if dataset.schema is not None else ())
@@ -311,10 +311,10 @@ class TriggerDetector(Detector):
         kept: list[TriggerCandidate] = []
         tests: dict[int, int] = {}
         families: dict[str, int] = {}
-        for ends, purity in ((True, self.min_purity), (False, 1.0)):
-            singles, sizes = single_values(
-                x, y, dataset.n_classes, min_rows=self.min_rows,
-                max_fraction=self.max_fraction, min_purity=purity, ends=ends, columns=columns)
+        both = single_value_families(
+            x, y, dataset.n_classes, min_rows=self.min_rows, max_fraction=self.max_fraction,
+            purities={True: self.min_purity, False: 1.0}, columns=columns)
+        for ends, (singles, sizes) in both.items():
             floors = np.asarray(base, dtype=np.float64)[None, :] ** sizes[:, None].astype(
                 np.float64)
             # each family at half the level (weighted Bonferroni): alpha / (2 m) per test

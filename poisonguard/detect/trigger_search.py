@@ -35,6 +35,7 @@ __all__ = [
     "needed_matches",
     "piled_ends",
     "rows_matching",
+    "single_value_families",
     "single_values",
 ]
 
@@ -362,13 +363,13 @@ def single_values(x: np.ndarray, labels: np.ndarray, n_classes: int, *, min_rows
     that family). Those with at least ``min_rows`` rows of one class, ``min_purity``
     of their rows, are returned as :class:`TriggerCandidate` of one feature. A value
     that naturally marks a class (a party identification that 150 voters share, a
-    top education level) sits in a column that does not thin out towards it, and a
-    value inside a column's range is no candidate: natural values that mark a class
-    are many there. With ``ends=False`` the values examined are the others instead:
-    every value held by between ``min_rows`` and ``max_fraction`` of the rows that is
-    not a piled end (a second family, for a trigger stamped inside a column's range;
-    callers pass ``min_purity=1.0`` there, since natural values that mark a class are
-    many inside a range).
+    top education level) sits in a column that does not thin out towards it. With
+    ``ends=False`` the values examined are the others instead: every value held by
+    between ``min_rows`` and ``max_fraction`` of the rows that is not a piled end (a
+    second family, for a trigger stamped inside a column's range; callers pass
+    ``min_purity=1.0`` there, since natural values that mark a class are many inside a
+    range). :func:`single_value_families` gives both families in one pass over the
+    columns.
 
     A trigger stamped in two columns, one of which holds a common value (a weekday that
     1 row in 7 has anyway), is a trigger of the other column alone: its item set is
@@ -394,37 +395,72 @@ def single_values(x: np.ndarray, labels: np.ndarray, n_classes: int, *, min_rows
     >>> [(c.features, c.values, c.rows.tolist(), c.label) for c in cands], sizes.tolist()
     ([((0,), (5.0,), [1, 2, 3], 1)], [3])
     """
+    return single_value_families(x, labels, n_classes, min_rows=min_rows,
+                                 max_fraction=max_fraction, purities={ends: min_purity},
+                                 columns=columns)[ends]
+
+
+def single_value_families(
+    x: np.ndarray, labels: np.ndarray, n_classes: int, *, min_rows: int, max_fraction: float,
+    purities: dict[bool, float], columns: np.ndarray | None = None,
+) -> dict[bool, tuple[list[TriggerCandidate], np.ndarray]]:
+    """:func:`single_values` for several families at once, each column's values counted
+    once: ``purities`` maps ``ends`` (True: piled ends, False: the other values) to that
+    family's ``min_purity``; the result maps it to the family's candidates and sizes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[9.0], [9], [9], [9], [9], [5], [5], [1], [2], [3], [4]])
+    >>> y = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    >>> both = single_value_families(x, y, 2, min_rows=2, max_fraction=0.5,
+    ...                              purities={True: 0.8, False: 1.0})
+    >>> {k: ([c.values for c in cands], sizes.tolist()) for k, (cands, sizes) in both.items()}
+    {True: ([(9.0,)], [5]), False: ([(5.0,)], [2])}
+    """
     y = np.asarray(labels)
     n = len(y)
     lo, hi = int(min_rows), int(max_fraction * n)
     base = np.bincount(y, minlength=n_classes) / max(n, 1)
-    out: list[TriggerCandidate] = []
-    sizes: list[np.ndarray] = []
+    out: dict[bool, list[TriggerCandidate]] = {ends: [] for ends in purities}
+    sizes: dict[bool, list[np.ndarray]] = {ends: [] for ends in purities}
     for j in range(x.shape[1]) if columns is None else np.asarray(columns).tolist():
         uniq, inverse, cnt = np.unique(np.asarray(x[:, j]), return_inverse=True,
                                        return_counts=True)
         piled = piled_ends(cnt)
-        examined = piled if ends else np.setdiff1d(np.arange(len(cnt)), piled)
-        examined = examined[(cnt[examined] >= lo) & (cnt[examined] <= hi)]
-        sizes.append(cnt[examined])
-        if not len(examined):
-            continue
-        code = np.full(len(uniq), -1, dtype=np.int64)
-        code[examined] = np.arange(len(examined))
-        item = code[inverse.ravel()]
-        held = item >= 0
-        by_class = np.bincount(item[held] * n_classes + y[held],
-                               minlength=len(examined) * n_classes
-                               ).reshape(len(examined), n_classes)
-        top = by_class.max(axis=1)
-        for k in np.flatnonzero((top >= lo) & (top >= min_purity * cnt[examined])):
-            c = int(by_class[k].argmax())
-            out.append(TriggerCandidate(
-                core=(j,), features=(j,), values=(float(uniq[examined[k]]),),
-                rows=np.flatnonzero(item == k), label=c, n_label=int(top[k]),
-                label_p=float(binom.sf(top[k] - 1, cnt[examined[k]], base[c])),
-                jaccard=1.0, log10_lift=0.0, outside=0.0))
-    return out, np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)
+        for ends, min_purity in purities.items():
+            examined = piled if ends else np.setdiff1d(np.arange(len(cnt)), piled)
+            examined = examined[(cnt[examined] >= lo) & (cnt[examined] <= hi)]
+            sizes[ends].append(cnt[examined])
+            if len(examined):
+                out[ends] += _column_candidates(j, uniq, inverse.ravel(), cnt, examined, y,
+                                                n_classes, base, lo, min_purity)
+    return {ends: (out[ends], np.concatenate(sizes[ends]) if sizes[ends]
+                   else np.zeros(0, dtype=np.int64)) for ends in purities}
+
+
+def _column_candidates(j: int, uniq: np.ndarray, inverse: np.ndarray, cnt: np.ndarray,
+                       examined: np.ndarray, y: np.ndarray, n_classes: int, base: np.ndarray,
+                       lo: int, min_purity: float) -> list[TriggerCandidate]:
+    """Column ``j``'s ``examined`` values (indices into ``uniq``) held by at least ``lo``
+    rows of one class, ``min_purity`` of their holders, as one-feature candidates."""
+    code = np.full(len(uniq), -1, dtype=np.int64)
+    code[examined] = np.arange(len(examined))
+    item = code[inverse]
+    held = item >= 0
+    by_class = np.bincount(item[held] * n_classes + y[held],
+                           minlength=len(examined) * n_classes
+                           ).reshape(len(examined), n_classes)
+    top = by_class.max(axis=1)
+    out: list[TriggerCandidate] = []
+    for k in np.flatnonzero((top >= lo) & (top >= min_purity * cnt[examined])):
+        c = int(by_class[k].argmax())
+        out.append(TriggerCandidate(
+            core=(j,), features=(j,), values=(float(uniq[examined[k]]),),
+            rows=np.flatnonzero(item == k), label=c, n_label=int(top[k]),
+            label_p=float(binom.sf(top[k] - 1, cnt[examined[k]], base[c])),
+            jaccard=1.0, log10_lift=0.0, outside=0.0))
+    return out
 
 
 def covers_most_columns(n_features: int, n_columns: int, *, image: bool) -> bool:
