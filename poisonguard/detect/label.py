@@ -17,6 +17,12 @@ of the margins that labels drawn from the data's own overlap produce
 most about ``max_fpr`` of the rows are flagged (``meta["expected_clean_flags"]``
 counts the margin rule alone, an upper bound). The other label issues are natural
 overlap: they are put up for review (``DetectorResult.review``), not flagged.
+
+The margin rule's flags claim no more than clean data of this difficulty gives
+(``expected_clean_flags`` of them): unless they outnumber it beyond chance (Poisson
+upper tail at ``pair_alpha``, ``meta["margin_excess_p"]``) they go to review too. Flags
+that claim an excess (licensed pairs and bands, lone labels, clear doubts in a strong
+pair) stay; so do margin flags inside a licensed pair.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import warnings
 
 import numpy as np
 from cleanlab.filter import find_label_issues
+from scipy.stats import poisson
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
@@ -193,6 +200,17 @@ class LabelDetector(Detector):
         flags |= clear.any(axis=1)
         pred = np.where(clear.any(axis=1) & ~clear[np.arange(len(labels)), pred],
                         np.where(clear, proba, -np.inf).argmax(axis=1), pred)
+        # The margin rule's flags (no sure contradiction, no licence) claim nothing
+        # beyond the null's margin: as a group they are evidence only when they
+        # outnumber the null's expected clean flags beyond chance; otherwise they go
+        # to review (_weak_margins). Those in a licensed pair keep the pair's excess.
+        by_margin = flags & doubted & ~contradicted & ~clear.any(axis=1)
+        if excess.lone_rows is not None:
+            by_margin &= ~excess.lone_rows
+        by_margin &= ~excess.licensed[labels, pred]
+        margin_p = _margin_excess_p(int(by_margin.sum()), null.expected_flags)
+        weak = by_margin if margin_p > self.pair_alpha else np.zeros_like(by_margin)
+        flags &= ~weak
         review = issues & ~agree & ~flags
         names = dataset.classes
         reasons = {int(i): _reason(names, labels[i], pred[i], model[i], votes[i],
@@ -210,7 +228,13 @@ class LabelDetector(Detector):
                                  + f"; a sure contradiction, but disagreement between "
                                    f"{names[labels[i]]} and {names[model[i].argmax()]} "
                                    f"thins out with confidence like natural overlap")
-                        for i in np.flatnonzero(doubted & ~flags)})
+                        for i in np.flatnonzero(doubted & ~flags & ~weak)})
+        overlap.update({int(i): (_reason(names, labels[i], pred[i], model[i], votes[i],
+                                         self.neighbour_weight > 0)
+                                 + f"; one of {int(weak.sum())} margin doubts, about as many "
+                                   f"as clean data this hard gives "
+                                   f"({null.expected_flags:.1f} expected, p={margin_p:.2g})")
+                        for i in np.flatnonzero(weak)})
         return DetectorResult(
             detector=self.name, scores=_scores(margin, flags), flags=flags, reasons=reasons,
             suggested_labels=suggested, review=overlap, dataset=dataset,
@@ -220,6 +244,9 @@ class LabelDetector(Detector):
                   "licensed_pairs": excess.licensed_names(names),
                   "licensed_bands": excess.licensed_bands(),
                   "licensed_flags": int((flags & ~(doubted & ~contradicted)).sum()),
+                  "margin_flags": int(by_margin.sum()),
+                  "margin_excess_p": float(f"{margin_p:.4g}"),
+                  "margin_flags_reviewed": int(weak.sum()),
                   "sure_contradictions_reviewed": int((doubted & ~flags).sum()),
                   "ensemble_accuracy": round(float(agree.mean()), 4),
                   "out_of_fold_accuracy": round(float((model.argmax(axis=1) == labels).mean()),
@@ -239,6 +266,23 @@ class LabelDetector(Detector):
             mask = find_label_issues(labels, proba, filter_by=self.filter_by, n_jobs=1,
                                      confident_joint=joint)
         return np.asarray(mask, dtype=bool)
+
+
+def _margin_excess_p(flagged: int, expected: float) -> float:
+    """P(at least ``flagged`` margin flags on clean data): Poisson at the null's mean.
+
+    The null's flags are a sum of rare per-row events (a Poisson-binomial count, whose
+    tail is no heavier than the Poisson's of the same mean), so the p-value errs
+    towards review.
+
+    Examples
+    --------
+    >>> round(_margin_excess_p(4, 2.05), 3), f"{_margin_excess_p(10, 2.05):.1e}"
+    (0.152, '5.7e-05')
+    >>> _margin_excess_p(0, 2.05)
+    1.0
+    """
+    return float(poisson.sf(flagged - 1, expected)) if flagged else 1.0
 
 
 def _clear_doubts(labels: np.ndarray, model: np.ndarray, proba: np.ndarray, votes: np.ndarray,

@@ -18,7 +18,11 @@ section says so in numbers, from the data alone:
   pair_excess`), the confidence bands holding more contradicted labels than the
   model's calibration allows (``licensed_bands``, :func:`poisonguard.detect.overlap.
   band_excess`), and how many of their flags lie there (``licensed_flags``): those
-  flags are claims of an excess, not covered by ``expected_clean_flags``.
+  flags are claims of an excess, not covered by ``expected_clean_flags``;
+- the label detector's margin doubts (``margin_flags``: no sure contradiction, no
+  licence) and how many of them went to review because they did not outnumber
+  ``expected_clean_flags`` beyond chance (``margin_flags_reviewed``; the margin rule
+  flags only as an excess, ``poisonguard.detect.label``).
 """
 
 from __future__ import annotations
@@ -102,18 +106,22 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
     licensed = sorted({p for r in label_based for p in r.meta.get("licensed_pairs", [])})
     bands = sorted({b for r in label_based for b in r.meta.get("licensed_bands", [])})
     licensed_flags = int(sum(int(r.meta.get("licensed_flags", 0)) for r in label_based))
+    doubts = int(sum(int(r.meta.get("margin_flags", 0)) for r in label_based))
+    reviewed = int(sum(int(r.meta.get("margin_flags_reviewed", 0)) for r in label_based))
     strong = accuracy >= STRONG_ACCURACY
     n = max(len(labels), 1)
     note = (f"out-of-fold accuracy {accuracy:.1%}: "
             + ("label evidence is strong" if strong else
                "label evidence is weak, classes overlap; label flags are held to the "
                "natural overlap and many label doubts are left for review")
-            + (f"; on clean data this hard, the label detectors would flag about "
+            + (f"; on clean data this hard, the label detectors could flag about "
                f"{expected:.1f} rows ({expected / n:.2%})" if label_based else "")
             + (f"; {licensed_flags} flags lie in class pairs or confidence bands with more "
                f"sure disagreement than natural overlap explains "
                f"({'; '.join([*licensed, *bands])})"
-               if licensed_flags else ""))
+               if licensed_flags else "")
+            + (f"; {reviewed} label doubts, about as many as clean data this hard gives, "
+               f"are left for review" if reviewed else ""))
     return {
         "out_of_fold_accuracy": round(accuracy, 4),
         "evidence": "strong" if strong else "weak",
@@ -127,6 +135,8 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
         "licensed_pairs": licensed,
         "licensed_bands": bands,
         "licensed_flags": licensed_flags,
+        "margin_flags": doubts,
+        "margin_flags_reviewed": reviewed,
         "review": int(review),
         "note": note,
     }

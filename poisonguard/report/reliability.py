@@ -23,6 +23,7 @@ def reliability_view(ctx: ReportContext) -> str:
              ("expected clean label flags", f"{r['expected_clean_flags']:.1f} "
                                             f"({100 * r['expected_clean_share']:.2f}%)"),
              ("flags in licensed pairs", fmt_int(r.get("licensed_flags", 0))),
+             ("margin doubts reviewed", fmt_int(r.get("margin_flags_reviewed", 0))),
              ("max FPR", f"{r['max_fpr']:g}"), ("left for review", fmt_int(r["review"]))]
     body = ['<div class="tiles">']
     body += [f'<div class="tile"><div class="v">{esc(v)}</div><div class="k">{esc(t)}</div></div>'

@@ -25,7 +25,11 @@ def test_untouched_cars_flags_at_most_two_percent_and_no_attack(cars_scan: Findi
     s = cars_scan.summary
     r = s["reliability"]
     assert r["evidence"] == "weak" and 0.6 < r["out_of_fold_accuracy"] < 0.9
-    assert s["flagged"] <= 0.02 * s["rows"]  # measured 8 of 406 (2.0%) on the default scan
+    assert s["flagged"] <= 0.02 * s["rows"]  # measured 0 of 406 (session 14; 8 before)
+    # the label detector's 4 margin doubts, about as many as the null expects on clean
+    # data this hard (2.05), are left for review, and the scan says so
+    assert r["margin_flags_reviewed"] == r["margin_flags"] > 0
+    assert "label doubts, about as many as clean data this hard gives" in r["note"]
     assert s["suspected_attacks"] == []
     assert s["review"] > 0  # natural overlap is left for review, not flagged
     assert {"per_class", "confusion", "overlap", "expected_clean_flags", "max_fpr"} <= set(r)
@@ -33,6 +37,8 @@ def test_untouched_cars_flags_at_most_two_percent_and_no_attack(cars_scan: Findi
     review = [row for row in cars_scan.rows if row.action == "review"]
     assert review and not any(row.flagged for row in review)
     assert all(reason.detail.startswith("review: ") for row in review for reason in row.reasons)
+    doubts = [row for row in review for reason in row.reasons if "margin doubts" in reason.detail]
+    assert len(doubts) == r["margin_flags_reviewed"]
 
 
 def test_cli_prints_and_writes_the_reliability(real_files: dict[tuple[str, str], Path],
