@@ -203,7 +203,7 @@ class LabelDetector(Detector):
         # The margin rule's flags (no sure contradiction, no licence) claim nothing
         # beyond the null's margin: as a group they are evidence only when they
         # outnumber the null's expected clean flags beyond chance; otherwise they go
-        # to review (_weak_margins). Those in a licensed pair keep the pair's excess.
+        # to review (``weak``). Those in a licensed pair keep the pair's excess.
         by_margin = flags & doubted & ~contradicted & ~clear.any(axis=1)
         if excess.lone_rows is not None:
             by_margin &= ~excess.lone_rows

@@ -62,12 +62,20 @@ def test_flips_in_sure_regions_are_flagged_and_boundary_doubts_reviewed() -> Non
     flipped = ds.replace(labels=labels)
     result = LabelDetector().score(flipped, rep)
     assert result.meta["licensed_pairs"] == ["a -> b"]
-    # measured 9 of 20 (0.45) and 16 flags: the pair's natural sure contradictions are
+    # measured 9 of 20 (0.45) and 12 flags: the pair's natural sure contradictions are
     # flagged with it; flips on the boundary itself are indistinguishable from overlap
     assert result.flags[sure].mean() >= 0.4
     assert result.flags.sum() <= 2 * len(sure)
     assert all(i not in result.review for i in np.flatnonzero(result.flags))
-    assert all("natural overlap" in text for text in result.review.values())
+    # every flag lies in the licensed pair (label a, model b); the margin doubts the
+    # other way (label b, measured 4 where the null expects 7.5) claim no excess and are
+    # reviewed with the margin reason; every other review is natural overlap
+    assert (flipped.labels[result.flags] == 0).all()
+    doubts = [i for i, text in result.review.items() if "margin doubts" in text]
+    assert len(doubts) == result.meta["margin_flags_reviewed"] > 0
+    assert (flipped.labels[doubts] == 1).all() and not np.isin(doubts, sure).any()
+    assert all("natural overlap" in text for i, text in result.review.items()
+               if i not in doubts)
 
 
 def test_the_fpr_budget_is_shared_and_instances_are_not_modified() -> None:

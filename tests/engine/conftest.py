@@ -53,12 +53,13 @@ def parquet_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def flipped_blobs(rows: int = 1500, seed: int = 0) -> pd.DataFrame:
-    """Three overlapping 8-d classes with 4% of the labels flipped: enough rows for an
-    IVF search that probes only some of its lists, and rows a neighbour search flags."""
+    """Three overlapping 8-d classes with 8% of the labels flipped (each to the next
+    class): enough rows for an IVF search that probes only some of its lists, and more
+    flips than natural overlap explains, which the scan flags."""
     rng = np.random.default_rng(seed)
     label = rng.integers(0, 3, rows)
     x = rng.normal(size=(rows, 8)) + 1.5 * np.eye(3, 8)[label]
-    flipped = rng.choice(rows, rows // 25, replace=False)
+    flipped = rng.choice(rows, rows // 12, replace=False)
     label[flipped] = (label[flipped] + 1) % 3
     frame = pd.DataFrame(x.astype(np.float32), columns=[f"x{j}" for j in range(8)])
     frame["label"] = np.array(["a", "b", "c"])[label]

@@ -76,7 +76,16 @@ def test_reasons_show_original_values() -> None:
 
 def test_cli_scan_report_and_clean(real_files: dict[tuple[str, str], Path],
                                    tmp_path: Path) -> None:
-    src = real_files["cars", "csv"]
+    # untouched cars gives no flags (its label doubts are natural overlap, left for
+    # review: test_reliability); 10 of its 108 eight-cylinder cars, all American,
+    # relabelled Japan, are poison the scan must flag and clean must quarantine
+    # (measured: the 10, a licensed Japan -> USA pair, and no other row)
+    before = pd.read_csv(real_files["cars", "csv"])
+    eight = np.flatnonzero(before["Cylinders"].to_numpy() == 8)[::10][:10]
+    poisoned = set(before["row_id"].iloc[eight])
+    before.loc[eight, "Origin"] = "Japan"
+    src = tmp_path / "cars.csv"
+    before.to_csv(src, index=False)
     runner = CliRunner()
     res = runner.invoke(app, ["scan", str(src), "--label", "Origin", "--id", "row_id",
                               "--out", str(tmp_path / "scan"), "--report",
@@ -86,10 +95,9 @@ def test_cli_scan_report_and_clean(real_files: dict[tuple[str, str], Path],
     assert "column 'Name' is not used as a feature" in res.output
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[\d+/\d+\] detector", res.output)
     page = (tmp_path / "r.html").read_text()
-    if "most unusual values" in page:  # the flagged rows, in the table's own values
-        part = page.split("most unusual values")[1]
-        assert re.search(r"(Miles_per_Gallon|Horsepower|Weight_in_lbs|Year) = ", part)
-        assert ".year = " not in part  # dates as dates, not parts
+    part = page.split("most unusual values")[1]  # the flagged rows, in the table's values
+    assert re.search(r"(Miles_per_Gallon|Horsepower|Weight_in_lbs|Year) = ", part)
+    assert ".year = " not in part  # dates as dates, not parts
     # clean without repeating --label/--id: the findings carry the scan's options
     res = runner.invoke(app, ["clean", str(src), "--findings",
                               str(tmp_path / "scan" / "findings.json"), "--out",
@@ -97,12 +105,13 @@ def test_cli_scan_report_and_clean(real_files: dict[tuple[str, str], Path],
     assert res.exit_code == 0, res.output
     clean = pd.read_csv(tmp_path / "clean.csv")
     held = pd.read_csv(tmp_path / "clean.quarantine.csv")
-    before = pd.read_csv(src)
     assert len(clean) + len(held) == len(before)
     kept = before.set_index("row_id").loc[clean["row_id"]]
     assert (kept["Origin"].to_numpy() == clean["Origin"].to_numpy()).all()  # no relabel
     flagged = json.loads((tmp_path / "scan" / "findings.json").read_text())["summary"]["flagged"]
     assert len(held) >= flagged and held["poisonguard_reasons"].str.len().min() > 0
+    assert poisoned <= set(held["row_id"]) and not poisoned & set(clean["row_id"])
+    assert len(held) <= 2 * len(poisoned)
 
 
 def test_clean_api_defaults_to_quarantine(penguins_scan: Findings,
