@@ -151,6 +151,7 @@ class KnnDetector(Detector):
                   "certain": self.certain,
                   "licensed_pairs": excess.licensed_names(names),
                   "licensed_bands": excess.licensed_bands(),
+                  "refused_pairs": excess.refused_names(names),
                   "neighbour_agreement": round(float(vote.own.mean()), 4)},
         )
 

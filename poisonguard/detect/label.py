@@ -243,6 +243,7 @@ class LabelDetector(Detector):
                   "max_fpr": self.max_fpr, "cleanlab_issues": int(issues.sum()),
                   "licensed_pairs": excess.licensed_names(names),
                   "licensed_bands": excess.licensed_bands(),
+                  "refused_pairs": excess.refused_names(names),
                   "licensed_flags": int((flags & ~(doubted & ~contradicted)).sum()),
                   "margin_flags": int(by_margin.sum()),
                   "margin_excess_p": float(f"{margin_p:.4g}"),

@@ -32,6 +32,7 @@ from scipy.signal import fftconvolve
 from scipy.special import gammaln
 from scipy.stats import binom, poisson
 
+from poisonguard.detect.flip_shape import SHAPE_ALPHA_SHARE, RisingShare, rising_share
 from poisonguard.detect.thresholds import robust_z, tail_threshold
 from poisonguard.memo import remember
 
@@ -394,6 +395,9 @@ class PairExcess:
     licensed lone-label test (``confident`` holds them too). ``p_calibration`` /
     ``p_relative``: the pair tests' p-values against the model's calibration and
     against the other pairs (``p_values``: the smaller; :func:`pair_excess`).
+    ``refused[j, i]``: the pair passed a licence test but its share of the rows the
+    model puts in ``i`` rises with confidence, unlike a flip (``shape``:
+    :func:`poisonguard.detect.flip_shape.rising_share`); it is not licensed.
     """
 
     sure: np.ndarray
@@ -411,6 +415,8 @@ class PairExcess:
     lone_rows: np.ndarray | None = None
     p_calibration: np.ndarray | None = None
     p_relative: np.ndarray | None = None
+    refused: np.ndarray | None = None
+    shape: RisingShare | None = None
 
     def unexplained(self, labels: np.ndarray, proba: np.ndarray,
                     certain: float = DEFAULT_CERTAIN, *, targets: bool = False) -> np.ndarray:
@@ -432,6 +438,13 @@ class PairExcess:
     def licensed_names(self, classes: tuple[str, ...]) -> list[str]:
         """The licensed pairs as ``"label -> model class"``."""
         return [f"{classes[j]} -> {classes[i]}" for j, i in np.argwhere(self.licensed)]
+
+    def refused_names(self, classes: tuple[str, ...]) -> list[str]:
+        """The refused pairs, each with its reason (:meth:`RisingShare.describe`)."""
+        if self.refused is None or self.shape is None:
+            return []
+        return [self.shape.describe(int(j), int(i), classes)
+                for j, i in np.argwhere(self.refused)]
 
     def licensed_bands(self) -> list[str]:
         """The licensed bands, e.g. ``["rows at top >= 0.97: 100 contradicted, ..."]``
@@ -494,6 +507,14 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
     ``support`` (optional, :func:`in_support`): only these rows are counted; the others
     are no evidence.
 
+    A pair that passes either rule is refused when its share of the rows the model puts
+    in class ``i`` rises with confidence beyond chance (``refused``,
+    :func:`poisonguard.detect.flip_shape.rising_share`, at ``alpha`` times
+    :data:`~poisonguard.detect.flip_shape.SHAPE_ALPHA_SHARE`): a flip
+    relabels a uniform draw of class ``i``'s rows, so its share of the sure rows is at
+    most its share of the unsure ones. (Untouched statsmodels fair: the model is surer
+    of class 4 where label 6 is common, and pair 6 -> 4 licensed 60-70 clean flags.)
+
     Examples
     --------
     >>> import numpy as np
@@ -547,6 +568,9 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
     boundary = unsure + unsure.T
     no_boundary = (sure >= MIN_PATTERN) & (sure > boundary)
     excess = tested & (p_values <= level)
+    shape = rising_share(y, p, certain=certain, alpha=alpha * SHAPE_ALPHA_SHARE)
+    refused = (no_boundary | excess) & shape.rising
+    excess &= ~shape.rising
     band_tests = band_excess(y, p, certain=certain, alpha=alpha, backed=backed)
     confident = np.zeros(len(y), dtype=bool)
     for test in (t for t in band_tests if t.licensed):
@@ -565,11 +589,12 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
         confident |= lone_rows
     return PairExcess(sure=sure, unsure=unsure, natural_share=natural, p_values=p_values,
                       p_calibration=p_calibration, p_relative=p_relative,
-                      licensed=no_boundary | excess,
+                      licensed=(no_boundary | excess) & ~refused,
                       strong=excess & (sure > 2 * boundary), alpha=alpha, bands=band_tests,
                       confident=confident,
                       backed=None if backed is None else np.asarray(backed, dtype=bool),
-                      tested=tested, lone=lone_tests, lone_rows=lone_rows)
+                      tested=tested, lone=lone_tests, lone_rows=lone_rows, refused=refused,
+                      shape=shape)
 
 
 def _calibration_tests(y: np.ndarray, pred: np.ndarray, top: np.ndarray, margin: np.ndarray,
