@@ -23,6 +23,9 @@ section says so in numbers, from the data alone:
   licence) and how many of them went to review because they did not outnumber
   ``expected_clean_flags`` beyond chance (``margin_flags_reviewed``; the margin rule
   flags only as an excess, ``poisonguard.detect.label``).
+- the pairs refused a licence because their disagreement rises with the model's
+  confidence, unlike a flip (``refused_pairs``, each with its reason,
+  :func:`poisonguard.detect.flip_shape.rising_share`).
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
     expected = float(sum(float(r.meta["expected_clean_flags"]) for r in label_based))
     licensed = sorted({p for r in label_based for p in r.meta.get("licensed_pairs", [])})
     bands = sorted({b for r in label_based for b in r.meta.get("licensed_bands", [])})
+    refused = sorted({p for r in label_based for p in r.meta.get("refused_pairs", [])})
     licensed_flags = int(sum(int(r.meta.get("licensed_flags", 0)) for r in label_based))
     doubts = int(sum(int(r.meta.get("margin_flags", 0)) for r in label_based))
     reviewed = int(sum(int(r.meta.get("margin_flags_reviewed", 0)) for r in label_based))
@@ -134,6 +138,7 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
         "expected_clean_share": round(expected / n, 4),
         "licensed_pairs": licensed,
         "licensed_bands": bands,
+        "refused_pairs": refused,
         "licensed_flags": licensed_flags,
         "margin_flags": doubts,
         "margin_flags_reviewed": reviewed,

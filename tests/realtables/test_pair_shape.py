@@ -10,6 +10,7 @@ from benchmarks._real_tables import HELD_OUT
 from poisonguard.attack import run_attack
 from poisonguard.datasets import open_dataset
 from poisonguard.detect.label import LabelDetector
+from poisonguard.detect.reliability import reliability
 from poisonguard.represent import build_representation
 from tests.realtables.conftest import TABLES
 
@@ -32,6 +33,8 @@ def test_untouched_fair_refuses_the_pair_whose_share_rises_with_confidence() -> 
                & (proba.max(axis=1) >= 0.8))
     assert in_pair.sum() >= 20 and not result.flags[in_pair].any()
     assert result.flags.sum() <= 60  # measured 50 (69 with the pair licensed)
+    section = reliability(ds.labels, proba, ds.classes, [result], max_fpr=0.005)
+    assert why in section["refused_pairs"] and "6 -> 4" not in section["licensed_pairs"]
 
 
 def test_a_targeted_flip_on_cars_keeps_its_licence() -> None:
