@@ -22,7 +22,7 @@ section says so in numbers, from the data alone:
 - the label detector's margin doubts (``margin_flags``: no sure contradiction, no
   licence) and how many of them went to review because they did not outnumber
   ``expected_clean_flags`` beyond chance (``margin_flags_reviewed``; the margin rule
-  flags only as an excess, ``poisonguard.detect.label``).
+  flags only as an excess, ``poisonguard.detect.label``);
 - the pairs refused a licence because their disagreement rises with the model's
   confidence, unlike a flip (``refused_pairs``, each with its reason,
   :func:`poisonguard.detect.flip_shape.rising_share`).
