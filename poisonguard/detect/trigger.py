@@ -20,7 +20,10 @@ columns) on rows of other classes and relabels them to a target class. The detec
    features leave their rows looking like their own class. A single value is
    judged by how far its rows moved: their masked p(label) against the class's own
    held-out rows (a rank-sum test, ``MaskTest.rank_p``), since a weak masked model
-   errs on much of the class anyway. Patterns that move
+   errs on much of the class anyway. One it does not confirm gets a second test,
+   cross-fitted (:func:`~poisonguard.detect.trigger_mask.crossfit_test`: trees
+   trained on the other folds, every row of the class scored), and each single value
+   counts twice in the masking tests' Bonferroni family. Patterns that move
    (window candidates, :func:`~poisonguard.detect.trigger_windows.mine_windows`) or
    cover most columns (a blend) are not masked: the model is trained without every
    row holding them, so it cannot have learned them.
@@ -44,7 +47,13 @@ from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.overlap import tarone_family
 from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.detect.trigger_categories import category_combinations
-from poisonguard.detect.trigger_mask import MaskTest, backdoor_kind, mask_test, principal_basis
+from poisonguard.detect.trigger_mask import (
+    MaskTest,
+    backdoor_kind,
+    crossfit_test,
+    mask_test,
+    principal_basis,
+)
 from poisonguard.detect.trigger_search import (
     MINING_CONSTRAINTS,
     TriggerCandidate,
@@ -209,7 +218,8 @@ class TriggerDetector(Detector):
         suggested: dict[int, int] = {}
         hypotheses: list[str] = []
         triggers: list[dict[str, Any]] = []
-        n_mask = max(len(queue), 1)
+        # Bonferroni over every masking test: a single value may get two (3. below)
+        n_mask = max(len(queue) + len(lone), 1)
         merged = 0
         projection = principal_basis(representation.features, seed=self.seed) if queue else None
         alone = set(lone_tests)
@@ -225,9 +235,15 @@ class TriggerDetector(Detector):
             test = self._mask(cand, x, y, dataset, representation, projection)
             # a single value is judged by how far its rows moved (module docstring, 3.)
             p_mask = test.rank_p if id(cand) in alone else test.p_value
-            confirmed = (p_mask * n_mask < self.alpha
-                         and test.fraction_other >= self.min_other
-                         and test.n_other >= self.min_rows)
+            confirmed = self._confirms(test, p_mask, n_mask)
+            crossfit = False  # whether the cross-fitted test confirmed it
+            if not confirmed and id(cand) in alone and isinstance(cand, TriggerCandidate):
+                # a single value's second masking test (module docstring, 3.)
+                cross = crossfit_test(representation.features, y, n_classes,
+                                      candidate=cand.rows, label=cand.label,
+                                      masked=cand.features, seed=self.seed)
+                if self._confirms(cross, cross.rank_p, n_mask):
+                    test, p_mask, confirmed, crossfit = cross, cross.rank_p, True, True
             if not confirmed:
                 # Partial evidence only: below the flag level.
                 weak = _UNCONFIRMED * FLAG_SCORE * (1 - test.p_label)
@@ -261,7 +277,8 @@ class TriggerDetector(Detector):
                                  "tests": tests,
                                  "p_label_corrected": min(1.0, cand.label_p * tests),
                                  "label_test": bool(cand.label_p * tests < self.alpha),
-                                 "p_mask": p_mask, "kind": kind, "_rows": test.rows,
+                                 "p_mask": p_mask, "crossfit": crossfit, "kind": kind,
+                                 "_rows": test.rows,
                                  "_reason": reason, "_words": (kind, cls, shape, why)})
             row_scores = np.where(test.other, FLAG_SCORE + FLAG_SCORE * (1 - test.p_label),
                                   _UNMOVED * FLAG_SCORE * (1 - test.p_label))
@@ -284,8 +301,16 @@ class TriggerDetector(Detector):
             meta={"triggers": triggers, "candidates": len(items), "window_patterns_tested":
                   n_window_tests // max(n_classes, 1), "tests": family,
                   "beyond_label_test": untestable, "tested": len(queue) - merged, "merged": merged,
+                  "mask_tests": n_mask,
                   "single_value_tests": lone_families, "single_values_tested": len(lone)},
         )
+
+    def _confirms(self, test: MaskTest, p_mask: float, n_mask: int) -> bool:
+        """Whether a masking test confirms its pattern: ``p_mask`` significant in the
+        family of ``n_mask`` masking tests (Bonferroni), and at least ``min_other`` of
+        the rows, and ``min_rows`` of them, look like other classes."""
+        return (p_mask * n_mask < self.alpha and test.fraction_other >= self.min_other
+                and test.n_other >= self.min_rows)
 
     def _single_values(self, x: np.ndarray, y: np.ndarray, dataset: Dataset,
                        base: np.ndarray, screen: _Screen

@@ -19,6 +19,7 @@ from poisonguard.datasets import builtin_dataset, synthetic
 from poisonguard.detect import DEFAULT_DETECTORS, available_detectors
 from poisonguard.detect.item_pairs import minhash_signatures, similar_pairs
 from poisonguard.detect.trigger import TriggerDetector, _Screen
+from poisonguard.detect.trigger_mask import crossfit_test, mask_test
 from poisonguard.detect.trigger_search import (
     TriggerCandidate,
     label_family,
@@ -153,6 +154,32 @@ def test_a_one_column_trigger_is_found(rate: float, rows: int, holders: int) -> 
     # looks like its class with the column masked).
     assert result.hypotheses == (f"backdoor -> class 0: {holders} rows share a fixed value "
                                  f"in 1 column ({rows} of them flagged)",)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_single_value_the_linear_masked_model_cannot_read_is_cross_fitted(seed: int) -> None:
+    # Classes by XOR of two columns: no linear model tells them apart, so with column 2
+    # masked the one-split test's model puts every row near p 0.5 and the 20 stamped
+    # rows (from class 0, column 2 at 1.5, relabelled to 1) do not stand out (measured
+    # rank-sum p 0.26 / 0.96 / 0.49 on seeds 0-2, the level 1e-3 / 2). Trees trained on
+    # the other folds read the XOR: masked, all 20 look like class 0 (p 3e-14 to 5e-14).
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, size=(600, 4)).round(3)
+    y = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(np.int64)
+    stamped = np.flatnonzero(y == 0)[:20]
+    x[stamped, 2], y[stamped] = 1.5, 1
+    ds = Dataset(labels=y, classes=("a", "b"), features=x, source="xor")
+    rep = features_only(ds)
+    split = mask_test(rep.features, y, 2, candidate=stamped, label=1, masked=(2,))
+    cross = crossfit_test(rep.features, y, 2, candidate=stamped, label=1, masked=(2,))
+    assert split.rank_p > 0.1 and cross.n_other == 20 and cross.rank_p < 1e-10
+    result = TriggerDetector().score(ds, rep)
+    assert np.array_equal(np.flatnonzero(result.flags), stamped)
+    assert all(result.suggested_labels[int(i)] == 0 for i in stamped)
+    (trig,) = result.meta["triggers"]
+    assert trig["features"] == [2] and trig["crossfit"] and trig["kind"] == "dirty-label"
+    # both tests count: the family is the one candidate's two masking tests
+    assert result.meta["mask_tests"] == 2 and trig["p_mask"] == cross.rank_p
 
 
 def test_label_family_counts_only_tests_that_can_reach_the_level() -> None:

@@ -8,7 +8,9 @@ import pytest
 
 from benchmarks._real_tables import HELD_OUT
 from poisonguard.attack import run_attack
+from poisonguard.data import Dataset
 from poisonguard.datasets import open_dataset
+from poisonguard.detect.base import DetectorResult
 from poisonguard.detect.trigger import TriggerDetector
 from poisonguard.detect.trigger_search import single_values
 from poisonguard.represent import Representation, scale_features
@@ -21,6 +23,21 @@ def features_only(features: np.ndarray, n_classes: int) -> Representation:
     f = scale_features(features)
     proba = np.full((len(f), n_classes), 1.0 / n_classes)
     return Representation(features=f, embedding=f, proba=proba, model="input-features")
+
+
+def cars_backdoor(seed: int) -> tuple[Dataset, DetectorResult, int]:
+    """The grid's 2% backdoor on vega cars at ``seed`` (2 number columns, 8 rows to Japan),
+    the trigger detector's result at that seed (its flags: the 8 rows, no other), and
+    Japan."""
+    load, label = TABLES["cars"]
+    base = open_dataset(load(), label=label)
+    japan = base.classes.index("Japan")
+    res = run_attack("tabular-trigger", base, rate=0.02, seed=seed, target=japan, n_features=2)
+    ds = res.dataset
+    result = TriggerDetector(seed=seed).score(ds, features_only(ds.matrix(), ds.n_classes))
+    assert res.truth.mask.sum() == 8
+    assert np.array_equal(result.flags, res.truth.mask)  # measured: 8 of 8, no other row
+    return ds, result, japan
 
 
 @pytest.mark.parametrize("name", sorted(ALL_TABLES))
@@ -47,15 +64,7 @@ def test_a_two_column_trigger_at_the_max_of_cars_is_found_through_one_column() -
     # Masked, its 8 rows sit
     # at p(Japan) <= 0.01, below every held-out Japan row (rank-sum p 9e-7); the old
     # family of every value of every number column (190 tests) never reached it.
-    load, label = TABLES["cars"]
-    base = open_dataset(load(), label=label)
-    japan = base.classes.index("Japan")
-    res = run_attack("tabular-trigger", base, rate=0.02, seed=1, target=japan, n_features=2)
-    ds = res.dataset
-    result = TriggerDetector(seed=1).score(ds, features_only(ds.matrix(), ds.n_classes))
-    mask = res.truth.mask
-    assert mask.sum() == 8
-    assert np.array_equal(result.flags, mask)  # measured: 8 of 8, no other row
+    ds, result, japan = cars_backdoor(1)
     assert result.hypotheses == ("backdoor -> class Japan: 8 rows share a fixed value in "
                                  "1 column",)
     trig = result.meta["triggers"][0]
@@ -64,5 +73,23 @@ def test_a_two_column_trigger_at_the_max_of_cars_is_found_through_one_column() -
     # values inside the columns' ranges, 348 there)
     assert trig["tests"] == result.meta["single_value_tests"]["ends"] == 8
     assert trig["label_test"] and trig["p_label_corrected"] < 1e-3
-    assert trig["p_mask"] * result.meta["tested"] < 1e-3
-    assert all(result.suggested_labels[int(i)] != japan for i in np.flatnonzero(mask))
+    # the one-split test confirms it: no second test run, though both count
+    assert not trig["crossfit"] and trig["p_mask"] * result.meta["mask_tests"] < 1e-3
+    assert all(result.suggested_labels[int(i)] != japan for i in np.flatnonzero(result.flags))
+
+
+def test_a_one_column_trigger_on_cars_the_one_split_test_misses_is_cross_fitted() -> None:
+    # The grid's seed 0: Acceleration set to its max and Year.weekday to 6 (a value 1
+    # row in 7 holds anyway), 8 rows relabelled to Japan. Acceleration's max (8 of its
+    # 9 holders in Japan) passes its label test, but with it masked the one-split
+    # model (linear, a quarter of the rows held out) leaves 3 of the 8 looking like
+    # Japan (rank-sum p 0.0066, x 2 tests: not confirmed; before, with 1 test, neither:
+    # no trigger, the grid's scan F1 0). Cross-fitted, trees call all 8 another class
+    # (rank-sum p 6.5e-5 x 2 = 1.3e-4 < 1e-3; 3.7e-7 to 1.2e-4 over fold seeds 0-9).
+    ds, result, japan = cars_backdoor(0)
+    (trig,) = result.meta["triggers"]
+    assert [ds.feature_names[f] for f in trig["features"]] == ["Acceleration"]
+    assert trig["crossfit"] and trig["kind"] == "dirty-label"
+    # Bonferroni over both masking tests of the one candidate tested
+    assert result.meta["mask_tests"] == 2 and trig["p_mask"] * 2 < 1e-3
+    assert all(result.suggested_labels[int(i)] != japan for i in np.flatnonzero(result.flags))
