@@ -15,8 +15,7 @@ from poisonguard.errors import DataError
 from poisonguard.findings import Findings
 from poisonguard.report import build_context, render_report, write_report
 from poisonguard.report.attacks import attacks_view
-
-from .conftest import POISONED
+from tests.report.conftest import POISONED
 
 ScanFixture = tuple[Findings, Dataset]
 
