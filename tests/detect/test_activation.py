@@ -17,12 +17,26 @@ def _truth_mask(result, n: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     return mask
 
 
-@pytest.mark.parametrize("name", ["digits", "breast_cancer"])
-def test_clean_data_every_class_reported_clean(clean, name: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("name", "undecided"), [("digits", 2), ("breast_cancer", 1)])
+def test_clean_data_every_class_reported_clean(clean, name: str, undecided: int) -> None:  # type: ignore[no-untyped-def]
+    """No flag and no hypothesis on clean data; a class is either reported clean or,
+    when its separation passes the threshold only as measured (bootstrap bound below
+    it), put up for review: never decided poisoned.
+
+    Digits "1" and "9" hold real sub-styles, and where they land depends on the CNN,
+    which differs with torch's CPU kernels (issue 12; the detector on a saved
+    embedding gives the same numbers under every kernel): 10 classes clean with AVX2
+    kernels (threshold 5.86-5.99; "1" D 3.0-3.5, "9" 4.0-4.2), 8 with AVX-512 on an
+    Intel Sapphire Rapids (threshold 4.34, a tight bulk of classes at 2.5-2.7 makes the
+    MAD small; "1" D 4.62 bound 4.01, "9" 4.47 bound 4.03: review)."""
     data, rep = clean(name)
     result = get_detector("activation").score(data, rep)
-    assert result.n_flagged <= 0.01 * len(data)  # measured: 0 on both
-    assert len(result.clean_classes) >= data.n_classes - 1
+    assert result.n_flagged == 0 and result.hypotheses == ()  # measured: 0 on both
+    cut = result.meta["separation_threshold"]
+    held = [c for c in range(data.n_classes) if c not in result.clean_classes]
+    assert len(held) <= undecided
+    assert all(result.meta["classes"][data.classes[c]]["bound"] < cut for c in held)
+    assert set(result.review) <= set(np.flatnonzero(np.isin(data.labels, held)).tolist())
 
 
 def test_finds_a_tabular_trigger_and_suggests_source_labels(poisoned) -> None:  # type: ignore[no-untyped-def]

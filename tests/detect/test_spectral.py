@@ -45,19 +45,28 @@ def test_clean_tabular_flags_nothing(clean, name: str) -> None:  # type: ignore[
 
 
 def test_spectre_ranks_a_blend_first_without_false_alarms(poisoned) -> None:  # type: ignore[no-untyped-def]
-    """The 5% blend is ranked, but its separation (D = 4.2 on this CNN, QUE alpha 4) is
-    just above the threshold 4.0, and another CPU's CNN (other torch kernels) moved it
-    below (issue 12: recall 0.0 on an AMD EPYC). Its bootstrap bound is far below the
-    threshold, so the class is put up for review on every machine (ranked just under
-    the flag level); blends are found by the ``trigger`` detector
-    (tests/detect/test_trigger.py), whose tests are far from alpha."""
+    """The 5% blend is ranked, not decided: its separation sits at the threshold 4.0
+    (D 4.2 on the AMD EPYC's CNN, bootstrap bound far below: put up for review; 3.49-3.90
+    on an Intel Sapphire Rapids: neither flagged nor reviewed), because the CNN differs
+    with torch's CPU kernels (AVX-512: D 3.56; ``ATEN_CPU_CAPABILITY=avx2``: 3.90; MKL and
+    oneDNN held to AVX2 as well: 3.49; numpy's OpenBLAS core type changes nothing, and
+    the detector on a saved embedding gives the same numbers under every kernel, issue
+    12). Blends are found by the ``trigger`` detector (tests/detect/test_trigger.py).
+
+    What holds on every CNN: the blend rows rank first *within* class 0, no false
+    alarms, class 0 the most separated. The dataset-wide AUROC is 1.000 when the class
+    reaches review (its rows then rank above every other class's) and 0.938-0.948 when
+    it does not (they rank by robust z among all classes' outliers): bounded below that."""
     attack, rep = poisoned("digits", "blend", rate=0.05, target=0, seed=0)
     truth = _truth_mask(attack, len(attack.dataset))
     result = get_detector("spectre").score(attack.dataset, rep)
-    assert roc_auc_score(truth, result.scores) > 0.95  # measured 1.000
-    assert int((result.flags & ~truth).sum()) <= 0.01 * len(truth)  # measured 2
+    target = attack.dataset.labels == 0
+    # measured 1.000 under every CPU/kernel setting above
+    assert roc_auc_score(truth[target], result.scores[target]) > 0.99
+    assert roc_auc_score(truth, result.scores) > 0.9  # measured 0.938-1.000 (see above)
+    assert int((result.flags & ~truth).sum()) <= 0.01 * len(truth)  # measured 0-2
     seps = {c: v["separation"] for c, v in result.meta["classes"].items()}
-    assert max(seps, key=seps.__getitem__) == "0"  # measured 4.2, next 2.2
+    assert max(seps, key=seps.__getitem__) == "0"  # measured 3.5-4.2, next 1.9-2.2
 
 
 def test_spectre_finds_image_backdoors(poisoned) -> None:  # type: ignore[no-untyped-def]
