@@ -38,12 +38,16 @@ def same(a: object, b: object, atol: float = 0.0) -> bool:
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("block_rows", [1, 97, 700, 5_000])
 def test_blocks_equal_one_call(block_rows: int) -> None:
-    """Bit for bit, except blocks of one row, where BLAS takes its matrix-vector path
-    for the MLP (float32 rounding; the scan's blocks are 65,536 rows)."""
+    """Bit for bit, except the MLP's matrix products on blocks smaller than the call:
+    BLAS may round float32 differently by block shape (blocks of one row take its
+    matrix-vector path; on an Intel Sapphire Rapids, OpenBLAS's AVX-512 kernel gives
+    blocks of 97 rows a last-bit difference, 6e-8; the scan's blocks are 65,536 rows).
+    The isolation score and the neighbour search stay bit for bit."""
     x, fns = rows_and_models()
     rows = np.random.default_rng(1).permutation(len(x))[:333]
-    atol = 1e-6 if block_rows == 1 else 0.0
     for fn in fns:
+        blas = fn is fns[1] and block_rows < len(x)  # the MLP, blocked
+        atol = 1e-6 if blas else 0.0
         assert same(map_rows(fn, x, block_rows=block_rows), fn(x), atol)
         assert same(map_rows(fn, x, rows=rows, block_rows=block_rows), fn(x[rows]), atol)
 
