@@ -18,8 +18,7 @@ from poisonguard.monitor import (
     register_golden,
     register_model,
 )
-
-from .conftest import TARGET, Digits
+from tests.monitor.conftest import TARGET, Digits
 
 
 class _Hook(BaseHTTPRequestHandler):

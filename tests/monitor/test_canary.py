@@ -15,8 +15,7 @@ from poisonguard.monitor import (
     run_canaries,
     truth_triggers,
 )
-
-from .conftest import TARGET, Digits
+from tests.monitor.conftest import TARGET, Digits
 
 
 def test_badnets_model_fires_on_the_library_trigger_clean_model_stays_quiet(

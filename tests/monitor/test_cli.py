@@ -12,8 +12,7 @@ from typer.testing import CliRunner
 
 from poisonguard.attack.trigger import stamp
 from poisonguard.cli import app
-
-from .conftest import TARGET, Digits
+from tests.monitor.conftest import TARGET, Digits
 
 runner = CliRunner()
 COMMANDS = ("train", "register", "golden", "promote", "rollback", "history", "canary", "scan-model",

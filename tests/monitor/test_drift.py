@@ -6,8 +6,7 @@ import numpy as np
 
 from poisonguard.attack.trigger import stamp
 from poisonguard.monitor import prediction_drift
-
-from .conftest import Digits
+from tests.monitor.conftest import Digits
 
 
 def test_same_distribution_no_drift_triggered_batch_drifts(digits: Digits) -> None:

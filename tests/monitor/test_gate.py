@@ -19,8 +19,7 @@ from poisonguard.monitor import (
     train_classifier,
 )
 from poisonguard.provenance import Ledger
-
-from .conftest import Digits
+from tests.monitor.conftest import Digits
 
 
 def test_regressing_candidate_is_refused_and_the_verdict_stored(digits: Digits,

@@ -10,8 +10,7 @@ import pytest
 
 from poisonguard.errors import DataError, IntegrityError
 from poisonguard.monitor import load_model
-
-from .conftest import Digits
+from tests.monitor.conftest import Digits
 
 
 def test_round_trip_gives_the_same_predictions(digits: Digits) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from poisonguard.monitor import anomaly_index, neural_cleanse
-
-from .conftest import TARGET, Digits
+from tests.monitor.conftest import TARGET, Digits
 
 
 def test_badnets_model_is_flagged_at_its_target_clean_model_is_not(digits: Digits) -> None:

@@ -12,8 +12,7 @@ from poisonguard.monitor import (
     rollback,
 )
 from poisonguard.provenance import Ledger
-
-from .conftest import Digits
+from tests.monitor.conftest import Digits
 
 
 def test_registry_rollback_and_alerts_on_postgresql(digits: Digits, pg_ledger: str) -> None:

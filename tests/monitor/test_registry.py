@@ -20,8 +20,7 @@ from poisonguard.monitor import (
 )
 from poisonguard.provenance import Ledger, sign_model
 from poisonguard.provenance.keys import generate_keypair, load_private_key
-
-from .conftest import Digits
+from tests.monitor.conftest import Digits
 
 
 def test_versions_count_up_and_aliases_point(digits: Digits) -> None:

@@ -8,8 +8,7 @@ import pytest
 from poisonguard.attack.trigger import stamp
 from poisonguard.errors import UsageError
 from poisonguard.monitor import StripScreener
-
-from .conftest import TARGET, Digits
+from tests.monitor.conftest import TARGET, Digits
 
 
 def test_triggered_inputs_rejected_clean_rate_within_a_point_of_the_target(

@@ -12,8 +12,7 @@ from poisonguard.attack import tabular_trigger
 from poisonguard.cli import app
 from poisonguard.data import save_dataset
 from poisonguard.datasets import builtin_dataset
-
-from .conftest import split
+from tests.validate.conftest import split
 
 runner = CliRunner()
 

@@ -16,8 +16,7 @@ from poisonguard.attack import (
 from poisonguard.data import Dataset
 from poisonguard.datasets import builtin_dataset, digits_images
 from poisonguard.validate import CheckReport, Profile, check, profile_data
-
-from .conftest import split
+from tests.validate.conftest import split
 
 
 def _failing(report: CheckReport, check_name: str) -> list:
