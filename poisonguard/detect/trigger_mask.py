@@ -201,15 +201,8 @@ def mask_test(
     crowding_p = (float(binom.sf(wrong - 1, len(held_c), max(other_error, min_error)))
                   if wrong else 1.0)
     base_error = max(wrong / len(held_c) if len(held_c) else 0.0, min_error)
-    pr = proba(rows, neutral)
-    predicted = pr.argmax(axis=1)
-    other = predicted != label
-    p_value = float(binom.sf(int(other.sum()) - 1, len(rows), base_error)) if len(rows) else 1.0
-    rank_p = (float(mannwhitneyu(pr[:, label], held_pr[:, label], alternative="less").pvalue)
-              if len(rows) and len(held_c) else 1.0)
-    return MaskTest(rows=rows, other=other, predicted=predicted, p_label=pr[:, label],
-                    base_error=base_error, p_value=p_value, crowding_p=crowding_p,
-                    rank_p=rank_p)
+    return _moved(rows, proba(rows, neutral), held_pr, label, base_error,
+                  crowding_p=crowding_p)
 
 
 def crossfit_test(
@@ -272,15 +265,26 @@ def crossfit_test(
             x[:, cols] = median
             pr[np.ix_(test, model.classes_)] = model.predict_proba(x)
     own = pool[y[pool] == label]
-    predicted = pr[rows].argmax(axis=1)
-    other = predicted != label
     base_error = max(float(np.mean(pr[own].argmax(axis=1) != label)) if len(own) else 0.0,
                      min_error)
+    return _moved(rows, pr[rows], pr[own], label, base_error)
+
+
+def _moved(rows: np.ndarray, masked_pr: np.ndarray, class_pr: np.ndarray, label: int,
+           base_error: float, *, crowding_p: float = 1.0) -> MaskTest:
+    """The verdict on the candidate ``rows`` from their masked probabilities
+    (``masked_pr``) against the class's own rows' (``class_pr``): how many another
+    class now claims (binomial tail at ``base_error``), and how far their p(``label``)
+    fell below the class's (rank-sum tail)."""
+    predicted = masked_pr.argmax(axis=1)
+    other = predicted != label
     p_value = float(binom.sf(int(other.sum()) - 1, len(rows), base_error)) if len(rows) else 1.0
-    rank_p = (float(mannwhitneyu(pr[rows, label], pr[own, label], alternative="less").pvalue)
-              if len(rows) and len(own) else 1.0)
-    return MaskTest(rows=rows, other=other, predicted=predicted, p_label=pr[rows, label],
-                    base_error=base_error, p_value=p_value, rank_p=rank_p)
+    rank_p = (float(mannwhitneyu(masked_pr[:, label], class_pr[:, label],
+                                 alternative="less").pvalue)
+              if len(rows) and len(class_pr) else 1.0)
+    return MaskTest(rows=rows, other=other, predicted=predicted, p_label=masked_pr[:, label],
+                    base_error=base_error, p_value=p_value, crowding_p=crowding_p,
+                    rank_p=rank_p)
 
 
 def backdoor_kind(test: MaskTest, *, min_other: float, alpha: float, tests: int) -> str:
