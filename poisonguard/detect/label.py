@@ -19,10 +19,10 @@ counts the margin rule alone, an upper bound). The other label issues are natura
 overlap: they are put up for review (``DetectorResult.review``), not flagged.
 
 The margin rule's flags claim no more than clean data of this difficulty gives
-(``expected_clean_flags`` of them): unless they outnumber it beyond chance (Poisson
-upper tail at ``pair_alpha``, ``meta["margin_excess_p"]``) they go to review too. Flags
-that claim an excess (licensed pairs and bands, lone labels, clear doubts in a strong
-pair) stay; so do margin flags inside a licensed pair.
+(``expected_clean_flags`` of them): unless they outnumber :data:`MARGIN_SLACK` times it
+beyond chance (Poisson upper tail at ``pair_alpha``, ``meta["margin_excess_p"]``) they go
+to review too. Flags that claim an excess (licensed pairs and bands, lone labels, clear
+doubts in a strong pair) stay; so do margin flags inside a licensed pair.
 """
 
 from __future__ import annotations
@@ -52,8 +52,15 @@ from poisonguard.errors import UsageError
 from poisonguard.params import Interval, OneOf
 from poisonguard.represent.base import Representation
 
-__all__ = ["FILTER_BY", "LabelDetector", "label_margins"]
+__all__ = ["FILTER_BY", "MARGIN_SLACK", "LabelDetector", "label_margins"]
 
+#: How many times the natural-overlap null's expected count of margin doubts a clean
+#: data set may give: the null draws natural labels from the out-of-fold model, which
+#: on real tables is worse calibrated than that. Measured on the untouched tuning tables
+#: (real-table grid, seeds 0-2): cars 4 / 3 / 3 margin doubts against 2.05 expected (up
+#: to 1.95 times), penguins, seattle-weather, breast cancer and wine at or below the
+#: mean. The margin rule's flags stand as a group only beyond this many times the mean.
+MARGIN_SLACK = 2.0
 #: The ``filter_by`` rules of :func:`cleanlab.filter.find_label_issues`.
 FILTER_BY = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
              "predicted_neq_given", "low_normalized_margin", "low_self_confidence")
@@ -270,20 +277,21 @@ class LabelDetector(Detector):
 
 
 def _margin_excess_p(flagged: int, expected: float) -> float:
-    """P(at least ``flagged`` margin flags on clean data): Poisson at the null's mean.
+    """P(at least ``flagged`` margin flags on clean data): Poisson at :data:`MARGIN_SLACK`
+    times the null's mean.
 
     The null's flags are a sum of rare per-row events (a Poisson-binomial count, whose
     tail is no heavier than the Poisson's of the same mean), so the p-value errs
-    towards review.
+    towards review; the slack allows for a model worse calibrated than the null.
 
     Examples
     --------
-    >>> round(_margin_excess_p(4, 2.05), 3), f"{_margin_excess_p(10, 2.05):.1e}"
-    (0.152, '5.7e-05')
+    >>> round(_margin_excess_p(4, 2.05), 3), f"{_margin_excess_p(12, 2.05):.1e}"
+    (0.586, '1.1e-03')
     >>> _margin_excess_p(0, 2.05)
     1.0
     """
-    return float(poisson.sf(flagged - 1, expected)) if flagged else 1.0
+    return float(poisson.sf(flagged - 1, MARGIN_SLACK * expected)) if flagged else 1.0
 
 
 def _clear_doubts(labels: np.ndarray, model: np.ndarray, proba: np.ndarray, votes: np.ndarray,

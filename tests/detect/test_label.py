@@ -89,10 +89,10 @@ def test_a_sure_model_alone_does_not_flag_rows_whose_neighbours_side_with_the_la
     assert (result.flags & ~truth).sum() <= 8
 
 
-def _unsure_band(flipped: int) -> tuple:  # type: ignore[type-arg]
+def _unsure_band(flipped: int, natural_rate: float = 0.3) -> tuple:  # type: ignore[type-arg]
     """2,000 rows, a model sure (0.95) of 1,800 and unsure (0.7) of 200, whose labels
-    disagree with it as often as it says (0.3); ``flipped`` more of the unsure rows
-    get the other label."""
+    disagree with it at ``natural_rate`` (0.3: as often as it says); ``flipped`` more of
+    the unsure rows get the other label."""
     from poisonguard.data import Dataset
     from poisonguard.represent.base import Representation
 
@@ -102,7 +102,7 @@ def _unsure_band(flipped: int) -> tuple:  # type: ignore[type-arg]
     top = np.where(np.arange(n) < unsure, 0.7, 0.95)
     proba = np.where(truth[:, None] == np.arange(2), top[:, None], 1 - top[:, None])
     labels = truth.copy()
-    natural = (np.arange(n) < unsure) & (rng.random(n) < 0.3)
+    natural = (np.arange(n) < unsure) & (rng.random(n) < natural_rate)
     labels[natural] = 1 - labels[natural]
     flips = rng.choice(np.flatnonzero((np.arange(n) < unsure) & ~natural), flipped,
                        replace=False)
@@ -127,9 +127,25 @@ def test_margin_doubts_no_more_than_clean_data_gives_go_to_review() -> None:
     assert sum("margin doubts" in why for why in result.review.values()) == \
         result.meta["margin_flags"]
     assert result.scores.max() < 0.5
-    # 80 more labels against the model in the same band: twice what clean data gives,
-    # p far below the level: every margin doubt is flagged, the flips among them.
-    ds, rep, flips = _unsure_band(80)
+    # 120 more labels against the model in the same band: three times what clean data
+    # gives, beyond the null's slack (MARGIN_SLACK) by far: every margin doubt is
+    # flagged, the flips among them.
+    ds, rep, flips = _unsure_band(120)
     result = detector.score(ds, rep)
     assert result.meta["margin_excess_p"] < 1e-4 and result.meta["margin_flags_reviewed"] == 0
     assert result.flags[flips].all() and result.flags.sum() == result.meta["margin_flags"]
+
+
+def test_margin_doubts_of_a_model_worse_calibrated_than_it_says_go_to_review() -> None:
+    # The labels in the unsure band disagree with the model half as often again as it
+    # says (0.45 against 0.3), as on untouched real tables (cars: 4 margin doubts against
+    # 2.05 expected; statsmodels fair: 44 against 31.85): natural overlap, no flips. The
+    # doubts exceed the null's mean (92 against 61.2, p 1e-4 at the mean itself) but not MARGIN_SLACK
+    # times it: reviewed, not flagged.
+    detector = LabelDetector(neighbour_weight=0.0, filter_by="predicted_neq_given")
+    ds, rep, _ = _unsure_band(0, natural_rate=0.45)
+    result = detector.score(ds, rep)
+    doubts, expected = result.meta["margin_flags"], result.meta["expected_clean_flags"]
+    assert doubts > 1.3 * expected  # beyond the mean: a test without slack flags them
+    assert result.meta["margin_excess_p"] > 0.05
+    assert not result.flags.any() and result.meta["margin_flags_reviewed"] == doubts
