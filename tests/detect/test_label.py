@@ -140,8 +140,8 @@ def test_margin_doubts_of_a_model_worse_calibrated_than_it_says_go_to_review() -
     # The labels in the unsure band disagree with the model half as often again as it
     # says (0.45 against 0.3), as on untouched real tables (cars: 4 margin doubts against
     # 2.05 expected; statsmodels fair: 44 against 31.85): natural overlap, no flips. The
-    # doubts exceed the null's mean (92 against 61.2, p 1e-4 at the mean itself) but not MARGIN_SLACK
-    # times it: reviewed, not flagged.
+    # doubts exceed the null's mean (92 against 61.2, p 1e-4 at the mean itself) but not
+    # MARGIN_SLACK times it: reviewed, not flagged.
     detector = LabelDetector(neighbour_weight=0.0, filter_by="predicted_neq_given")
     ds, rep, _ = _unsure_band(0, natural_rate=0.45)
     result = detector.score(ds, rep)
