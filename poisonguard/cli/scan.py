@@ -142,7 +142,8 @@ def scan_command(
         help="Inputs under attack (same format and columns as DATA, labelled with their "
              "correct class): also run the influence detector on the rows pushing them to "
              "another class.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for model training.")] = 0,
+    seed: Annotated[int, typer.Option(
+        help="Seed of the model training and of every detector.")] = 0,
     max_fpr: Annotated[float, typer.Option(
         "--max-fpr", help="Target clean false-positive rate of the label-based flags "
         "(label, knn, duplicate together), held against the data's natural class "
@@ -188,7 +189,7 @@ def scan_command(
 
             chosen = aim_at_targets(detectors, dataset, open_dataset(
                 target_input, label=label, id_column=id_column,
-                categorical=column_list(categorical), ignore=column_list(ignore)))
+                categorical=column_list(categorical), ignore=column_list(ignore)), seed=seed)
         emb = load_embeddings(embeddings, len(dataset)) if embeddings is not None else None
         with progress_bar(show, progress_mode.value) as progress, \
                 engine_neighbours(runner, mode=knn.value, progress=progress):

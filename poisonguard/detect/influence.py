@@ -87,6 +87,9 @@ class InfluenceDetector(Detector):
     top : int
         Targeted mode: at most this many rows are flagged per target, the hardest
         pushers (a review list: see the module docstring).
+    seed : int
+        Seed of the principal components (a randomised solver on wide, many-row data)
+        and of the two folds of the held-out harm.
     """
 
     name = "influence"
@@ -100,11 +103,12 @@ class InfluenceDetector(Detector):
         "target_label": SequenceOf(Interval(int, 0, None)),
         "z_flag": Interval(float, 0, None, closed="neither"),
         "top": Interval(int, 1, None),
+        "seed": Interval(int, 0, None),
     }
 
     def __init__(self, *, tau: float = 4.0, l2: float = 1e-2, max_dims: int = 64,
                  target: Any = None, target_label: Sequence[int] = (),
-                 z_flag: float = 8.0, top: int = 20) -> None:
+                 z_flag: float = 8.0, top: int = 20, seed: int = 0) -> None:
         self.tau = tau
         self.l2 = l2
         self.max_dims = max_dims
@@ -112,17 +116,18 @@ class InfluenceDetector(Detector):
         self.target_label = target_label
         self.z_flag = z_flag
         self.top = top
+        self.seed = seed
 
     def score(self, dataset: Dataset, representation: Representation) -> DetectorResult:
         if self.target is not None:
             return self._targeted(dataset)
-        (x,) = reduce(dataset.matrix(), max_dims=self.max_dims)
+        (x,) = reduce(dataset.matrix(), max_dims=self.max_dims, seed=self.seed)
         y = dataset.labels
         model = fit_softmax(x, y, n_classes=dataset.n_classes, l2=self.l2)
         n = len(y)
         own = np.maximum(model.proba(x)[np.arange(n), y], 1e-300)
         loo = -np.log(own) + model.self_influence() / n
-        harm = heldout_harm(x, y, dataset.n_classes, l2=self.l2)
+        harm = heldout_harm(x, y, dataset.n_classes, l2=self.l2, seed=self.seed)
         flags = loo >= self.tau
         scores = scores_from_z(loo, self.tau, width=max(self.tau / 4, 1e-6))
         names = dataset.classes
@@ -151,7 +156,7 @@ class InfluenceDetector(Detector):
         if len(labels) != len(targets) or (labels >= dataset.n_classes).any():
             raise UsageError(f"{self.name}: target_label needs one class code of the data "
                              "per target row")
-        x, xt = reduce(dataset.matrix(), targets, max_dims=self.max_dims)
+        x, xt = reduce(dataset.matrix(), targets, max_dims=self.max_dims, seed=self.seed)
         push = targeted_harm(x, dataset.labels, dataset.n_classes, xt, labels, l2=self.l2)
         per_target = np.stack([robust_z(p) for p in push])
         ranks = np.argsort(np.argsort(-push, axis=1, kind="stable"), axis=1)

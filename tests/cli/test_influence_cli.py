@@ -140,3 +140,27 @@ def test_scan_with_a_target_input_runs_the_targeted_detector(tmp_path: Path) -> 
     poison = set(attack.truth.poisoned.tolist())
     assert len(flagged & poison) >= 0.8 * len(poison)
     assert any("targeted poisoning" in h for h in findings.summary["suspected_attacks"])
+
+
+def test_the_scan_seed_reaches_the_targeted_detectors(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--target-input`` builds the detectors itself: ``--seed`` must reach them too."""
+    import importlib
+
+    scan_module = importlib.import_module("poisonguard.scan")
+    real, seen = scan_module.scan_dataset, []
+
+    def recording(dataset: Dataset, **kwargs: object) -> object:
+        seen.extend((d.name, d.get_params()["seed"]) for d in kwargs["detectors"])  # type: ignore[attr-defined]
+        return real(dataset, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_module, "scan_dataset", recording)
+    wine = builtin_dataset("wine")
+    data, target = tmp_path / "wine.csv", tmp_path / "target.csv"
+    save_dataset(wine, data)
+    save_dataset(wine.subset([0]), target)
+    result = runner.invoke(app, ["scan", str(data), "--detectors", "outlier", "--seed", "3",
+                                 "--target-input", str(target), "--out", str(tmp_path / "s"),
+                                 "--no-ledger", "--json"])
+    assert result.exit_code == 0, result.output
+    assert seen == [("outlier", 3), ("influence", 3)]

@@ -237,7 +237,8 @@ def designs(poisoned) -> dict[str, dict[str, Design]]:  # type: ignore[no-untype
                       "target": Design(aimed, victim, base={"target_label": victim_class}),
                       "target_label": Design(aimed, (0,), base=targeted),
                       "z_flag": Design(aimed, 1e4, base=targeted),
-                      "top": Design(aimed, 2, base=targeted)},
+                      "top": Design(aimed, 2, base=targeted),
+                      "seed": Design(flipped, 1)},  # the held-out harm's folds
         "cleanlabel": {"alpha": Design(stamped, 1e-12), "min_purity": Design(two, 1.0),
                        "min_jaccard": Design(stamped, 1.0), "max_outside": Design(stamped, 0.0),
                        "min_rows": Design(two, 30), "max_fraction": Design(stamped, 0.02),
