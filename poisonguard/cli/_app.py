@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from typer.core import TyperGroup
 
 from poisonguard.cli.options import normalize_option
 from poisonguard.errors import PoisonguardError
@@ -18,7 +20,41 @@ from poisonguard.progress import NullProgress, PlainProgress
 
 __all__ = ["app", "command", "err_console", "out_console", "progress_bar"]
 
+def _refuse(exc: click.UsageError, ctx: click.Context) -> None:
+    """Print a command line click refused as one line on stderr and exit 2."""
+    where = (exc.ctx or ctx).command_path
+    err_console.print(f"poisonguard: error: {exc.format_message()} (see '{where} --help')",
+                      markup=False, soft_wrap=True)
+    raise typer.Exit(2) from None
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """The app's group: a command line click cannot parse (a bad option value, an
+    unknown option or command, a missing argument) is one line on stderr and exit 2,
+    like the package's own usage errors (:func:`command`), not a boxed usage screen.
+    Asking for help with no arguments still shows the help."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            _refuse(exc, ctx)
+            raise  # unreachable: _refuse exits
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            _refuse(exc, ctx)
+            raise  # unreachable: _refuse exits
+
+
 app = typer.Typer(
+    cls=_OneLineUsageErrors,
     name="poisonguard",
     help="Find, explain and remove poisoned rows in training data.",
     no_args_is_help=True,

@@ -95,6 +95,12 @@ def test_real_scan_finds_tabular_trigger(tmp_path: Path) -> None:
         (["scan", "{tmp}/one.csv"], "has a single row"),
         (["scan", "{tmp}/ok.csv", "--detectors", "nope"], "unknown detector 'nope'"),
         (["scan", "{tmp}/ok.csv", "--fail-on", "3"], "--fail-on must be between 0 and 1"),
+        (["scan", "{tmp}/ok.csv", "--max-fpr", "0"], "--max-fpr must be between 0 and 1"),
+        (["scan", "{tmp}/ok.csv", "--max-fpr", "-1"], "--max-fpr must be between 0 and 1"),
+        # what click itself refuses is one line too, not a boxed usage screen
+        (["scan", "{tmp}/ok.csv", "--max-fpr", "abc"],
+         "Invalid value for '--max-fpr': 'abc' is not a valid float"),
+        (["scan", "{tmp}/ok.csv", "--no-such-option"], "No such option '--no-such-option'"),
         (["clean", "{tmp}/ok.csv", "--findings", "{tmp}/ok.csv", "--out", "{tmp}/o.csv"],
          "invalid JSON"),
         # --out FILE: scan writes a folder; refused before any work, the file untouched
