@@ -126,6 +126,33 @@ def test_a_cluster_of_rows_with_trusted_labels_is_no_backdoor() -> None:
     assert vet_hypotheses([label, spectre], ds).kept == spectre.hypotheses
 
 
+def test_a_subpopulation_claim_is_corrected_for_every_class_tested() -> None:
+    """A backdoor claim of a subpopulation detector holds at HYPOTHESIS_ALPHA divided
+    by the number of classes it examined (Bonferroni over every candidate, issue 12)."""
+    classes = tuple("abcdefghij")
+    n = 400
+    ds = Dataset(labels=np.repeat(np.arange(10), n // 10), classes=classes,
+                 features=np.zeros((n, 2), np.float32), source="t")
+    cluster = np.arange(40, 50)  # ten rows of class b
+    doubted = np.full(n, 0.05)
+    others = np.setdiff1d(np.arange(n), cluster)
+    doubted[others[::10]] = 0.4  # 39 of the other 390 rows doubted: a base rate of 0.1
+    doubted[cluster[:5]] = 0.4  # 5 of 10: binomial tail 0.0016, between 0.01 / 10 and 0.01
+    label = _result("label", n, np.array([], dtype=int), (), ds, scores=doubted)
+    claim = ("backdoor -> class b: 10 rows form ...",)
+    flags = np.zeros(n, dtype=bool)
+    flags[cluster] = True
+
+    def spectre(examined: tuple[str, ...]) -> DetectorResult:
+        return DetectorResult("spectre", np.where(flags, 0.9, 0.1), flags,
+                              reasons={int(i): "x" for i in cluster}, hypotheses=claim,
+                              dataset=ds, meta={"classes": {c: {} for c in examined}})
+
+    assert vet_hypotheses([label, spectre(("b",))], ds).kept == claim  # one test: holds
+    vetted = vet_hypotheses([label, spectre(classes)], ds)  # ten tests: does not
+    assert vetted.kept == () and "after 10 class tests" in vetted.withdrawn[0]["why"]
+
+
 def test_a_cluster_the_held_out_model_calls_another_class_is_no_backdoor() -> None:
     n = 200
     ds = Dataset(labels=np.repeat([0, 1], n // 2), classes=("a", "b"),

@@ -98,6 +98,17 @@ def test_larger_patch_at_another_corner() -> None:
     assert "3x3 patch at row 0, column 0" in result.hypotheses[0]
 
 
+def test_a_patch_in_the_centre_is_found() -> None:
+    """Issue 12: the detector once missed centre patches entirely (F1 0 in the
+    project's benchmark). A centre patch overlaps the strokes, so it is found through
+    the window patterns (measured: F1 1.0, 90 of 90 at 5%; at 1%, 18 rows, still 0)."""
+    res, rep = attacked(badnets, "digits", rate=0.05, position="center")
+    result = TriggerDetector().score(res.dataset, rep)
+    assert f1(result.flags, res.truth.poisoned) >= 0.9  # measured: 1.0
+    assert len(result.hypotheses) == 1 and result.hypotheses[0].startswith("backdoor -> class 0")
+    assert result.clean_classes == tuple(range(1, 10))
+
+
 def test_blend_on_blank_background_is_found() -> None:
     # The blended pattern survives exactly where digits are blank (value 0).
     res, rep = attacked(blend, "digits", rate=0.05)
