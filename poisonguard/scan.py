@@ -211,11 +211,15 @@ def scan(
     threads
         CPU threads for the numeric work (default 1).
     max_fpr
-        Target clean false-positive rate of the label-based flags (``label``,
-        ``knn``, ``duplicate`` together): each holds its flags to the label
-        disagreement that the data's natural class overlap produces
-        (:mod:`poisonguard.detect.overlap`). ``summary["reliability"]`` reports the
-        expected clean flags and the out-of-fold accuracy.
+        Target clean false-positive rate of the margin flags of the detectors that
+        take a ``max_fpr`` (today ``label``), shared evenly among them
+        (:func:`with_fpr_budget`): each holds its flags to the label disagreement
+        that the data's natural class overlap produces
+        (:mod:`poisonguard.detect.overlap`). ``knn`` and ``duplicate`` flag only
+        labels a sure out-of-fold model contradicts (``knn`` inside a class pair or
+        band with more of them than natural overlap explains) and take no share.
+        ``summary["reliability"]`` reports the expected clean flags and the
+        out-of-fold accuracy.
     engine
         Where to load a Parquet file or folder and hash its rows, and where the
         detectors' neighbour search runs, per shard (:mod:`poisonguard.engine`, e.g. a

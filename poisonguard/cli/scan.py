@@ -145,9 +145,10 @@ def scan_command(
     seed: Annotated[int, typer.Option(
         help="Seed of the model training and of every detector.")] = 0,
     max_fpr: Annotated[float, typer.Option(
-        "--max-fpr", help="Target clean false-positive rate of the label-based flags "
-        "(label, knn, duplicate together), held against the data's natural class "
-        "overlap.")] = 0.005,
+        "--max-fpr", help="Target clean false-positive rate of the label detector's "
+        "margin flags, held against the data's natural class overlap (the summary says "
+        "how many rows clean data this hard would get). knn and duplicate flag only "
+        "labels a sure held-out model contradicts and take no share of it.")] = 0.005,
     threads: ThreadsOpt = None,
     ledger: LedgerOpt = None,
     no_ledger: NoLedgerOpt = False,
