@@ -171,3 +171,28 @@ def test_a_scan_of_cheap_detectors_builds_no_embedding(  # type: ignore[no-untyp
     # outlier and trigger read the features only: no model; duplicate reads its proba
     assert (rep.model != "none (features only)") is model
     assert len(findings.rows) == len(wine)
+
+
+def test_a_scan_that_reads_no_embedding_trains_no_all_rows_model(  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch, clean) -> None:
+    """``label`` reads the out-of-fold probabilities only: the folds' models are trained,
+    the all-rows model (whose only product is the embedding) when the caller asks."""
+    import poisonguard.represent.tabular as tabular
+
+    wine, eager = clean("wine")
+    fitted: list[int] = []
+    fit = tabular._fit_mlp
+
+    def counting(x: np.ndarray, y: np.ndarray, rows: np.ndarray, **kwargs: Any) -> Any:
+        fitted.append(len(rows))
+        return fit(x, y, rows, **kwargs)
+
+    monkeypatch.setattr(tabular, "_fit_mlp", counting)
+    _, _, rep = scan_dataset(wine, detectors="label")
+    assert len(fitted) == rep.meta["folds"] and len(wine) not in fitted  # folds only
+    asked = rep.with_embedding()
+    assert fitted[-1] == len(wine) and len(fitted) == rep.meta["folds"] + 1
+    np.testing.assert_array_equal(asked.embedding, eager.embedding)
+    fitted.clear()
+    scan_dataset(wine, detectors="label,spectre")  # a reader: trained once, in the scan
+    assert fitted.count(len(wine)) == 1

@@ -127,6 +127,13 @@ def _fit_mlp(
     return model
 
 
+def _full_embedding(x: np.ndarray, y: np.ndarray, *, hidden: int, seed: int,
+                    max_rows: int) -> np.ndarray:
+    """The hidden activations of every row under the model trained on all rows."""
+    return _hidden(_fit_mlp(x, y, np.arange(len(x)), hidden=hidden, seed=seed,
+                            max_rows=max_rows), x)
+
+
 def _hidden(model: MLPClassifier, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """The hidden layer's activations (float32) of ``x[rows]`` (all rows when None).
 
@@ -173,10 +180,11 @@ def mlp_representation(
     the columns are standardised. ``keep_oof_embedding=False`` skips the out-of-fold
     activations (N x ``hidden`` floats) when no detector reads them. ``hidden``
     defaults to :func:`hidden_units` of the row count (narrower for large data).
-    ``defer_embedding=True`` trains the same models but leaves the embedding (the
-    all-rows model's activations, N x ``hidden``) to ``Representation.embed``
+    ``defer_embedding=True`` trains the out-of-fold models but leaves the all-rows model
+    and its embedding (its activations, N x ``hidden``) to ``Representation.embed``
     (:meth:`~poisonguard.represent.Representation.with_embedding`): the same values,
-    computed when read.
+    trained and computed when read (a scan none of whose detectors reads the
+    embedding trains ``folds`` models, not ``folds + 1``).
 
     Examples
     --------
@@ -202,11 +210,14 @@ def mlp_representation(
         proba[held] = _proba(model, x, held, n_classes)
         if oof is not None:
             oof[held] = _hidden(model, x, held)
-    progress.update("training on all rows", done=n_splits, total=total)
-    full = _fit_mlp(x, y, np.arange(len(x)), hidden=hidden, seed=seed,
-                    max_rows=max_train_rows)
+    if defer_embedding:  # the all-rows model is trained when its embedding is read
+        embed = functools.partial(_full_embedding, x, y, hidden=hidden, seed=seed,
+                                  max_rows=max_train_rows)
+    else:
+        progress.update("training on all rows", done=n_splits, total=total)
+        embed = functools.partial(_hidden, _fit_mlp(x, y, np.arange(len(x)), hidden=hidden,
+                                                     seed=seed, max_rows=max_train_rows), x)
     progress.update("representation ready", done=total, total=total)
-    embed = functools.partial(_hidden, full, x)
     return Representation(
         features=x, embedding=np.zeros((len(x), 0), np.float32) if defer_embedding else embed(),
         proba=proba, embedding_oof=oof, model=f"{model_name}({hidden})", layer="hidden",

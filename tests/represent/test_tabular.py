@@ -40,7 +40,9 @@ def test_the_embedding_is_the_blockwise_product_bit_for_bit(monkeypatch) -> None
     wine = builtin_dataset("wine")
     rep = mlp_representation(wine.features, wine.labels, 3, folds=2, hidden=8,
                              defer_embedding=True)
-    model = rep.embed.args[0]  # type: ignore[union-attr]
+    # the all-rows model the deferred embedding trains when read (the same seed)
+    model = tabular._fit_mlp(rep.features, wine.labels, np.arange(len(wine)), hidden=8, seed=0,
+                             max_rows=20_000)
     layer = functools.partial(tabular._relu_layer, model.coefs_[0], model.intercepts_[0])
     monkeypatch.setattr(tabular, "BLOCK_ROWS", 7)
     # each block's product, concatenated (float32 products depend on the block's rows,
