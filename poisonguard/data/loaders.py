@@ -5,6 +5,7 @@ Errors are :class:`~poisonguard.errors.DataError` naming the file and the row.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from collections.abc import Collection
@@ -136,6 +137,7 @@ def load_table(path: str | Path) -> pd.DataFrame:
             raise DataError(f"cannot parse CSV: {exc}", path=str(p)) from None
         except UnicodeDecodeError as exc:
             raise DataError(f"not UTF-8 text ({exc.reason})", path=str(p)) from None
+        _refuse_short_records(p, table)
     else:
         try:
             table = pd.read_parquet(p)
@@ -144,6 +146,30 @@ def load_table(path: str | Path) -> pd.DataFrame:
     if len(table) == 0:
         raise DataError("file has no rows", path=str(p))
     return table
+
+
+def _refuse_short_records(p: Path, table: pd.DataFrame) -> None:
+    """Raise for a CSV record with fewer fields than the header.
+
+    pandas refuses a record with too many fields but fills a short one's missing
+    cells with NaN, as if they were empty: a ragged file would be imputed silently.
+    A short record leaves its last cell missing, so the records are counted only
+    when some row's last cell is (blank lines are skipped, as pandas does).
+    """
+    if len(table.columns) < 2 or not table.iloc[:, -1].isna().any():
+        return
+    width = len(table.columns)
+    with p.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        next(reader, None)  # the header
+        row = 0
+        for record in reader:
+            if not record:
+                continue
+            if len(record) < width:
+                raise DataError(f"line {reader.line_num}: expected {width} fields, saw "
+                                f"{len(record)}", path=str(p), row=row)
+            row += 1
 
 
 def _load_npz(p: Path) -> Dataset:

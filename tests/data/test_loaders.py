@@ -57,6 +57,9 @@ def test_missing_cells_are_imputed_with_indicators(tmp_path: Path) -> None:
     [
         ("a,b\n1,2\n", "no label column 'label'", None),
         ("a,label\n1,0\n2\n3,1,5\n", "expected 2 fields, saw 3", 2),
+        # a short record: pandas would fill its missing cells as if empty
+        ("label,a,b\n0,1,2\n1,3\n0,5,6\n", "line 3: expected 3 fields, saw 2", 1),
+        ("a,b,label\n1,2,0\n\n3,4\n", "line 4: expected 3 fields, saw 2", 1),
         ("a,label\n1,0\ninf,1\n", "column 'a' has inf", 1),
         ("a,label\n1,0\n2,\n", "the label ('label') is empty; every row needs a label", 1),
         ("a,label\n", "no rows", None),
