@@ -454,10 +454,12 @@ class TriggerDetector(Detector):
             values = np.unique(cand.pattern)
             what = (f"value {values[0]:g}" if len(values) == 1
                     else f"{len(values)} distinct values")
-            shape = f"a {cand.size}x{cand.size} patch ({what}) at varying positions"
+            # the window search finds a pattern wherever it sits; it does not record
+            # where, so the words claim no position (a centre patch is one place)
+            shape = f"a {cand.size}x{cand.size} patch ({what}) found at any position"
             return ({"features": [], "values": [float(v) for v in cand.pattern.ravel()],
-                     "pixels": [], "window": cand.size, "location": "varying"},
-                    shape, f"one {cand.size}x{cand.size} pattern ({what}) at varying positions")
+                     "pixels": [], "window": cand.size, "location": "any"},
+                    shape, f"one {cand.size}x{cand.size} pattern ({what}) found at any position")
         items, shape, pixels = describe_features(cand.features, cand.values, image_shape,
                                                  dataset.feature_names)
         return ({"features": list(cand.features), "values": list(cand.values),

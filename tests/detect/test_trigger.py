@@ -339,7 +339,7 @@ def test_triggers_on_real_28x28_digits(mnist: Dataset, kind: str, rate: float,
     result = TriggerDetector().score(res.dataset, features_only(res.dataset))
     assert f1(result.flags, res.truth.poisoned) >= 0.9
     assert len(result.hypotheses) == 1 and result.hypotheses[0].startswith("backdoor -> class 0")
-    where = "varying positions" if position == "random" else (
+    where = "found at any position" if position == "random" else (
         "blended over the image" if kind == "blend" else "patch at row 25, column 25")
     assert where in result.hypotheses[0]
     assert result.clean_classes == tuple(range(1, 10))
