@@ -193,6 +193,10 @@ def test_a_scan_that_reads_no_embedding_trains_no_all_rows_model(  # type: ignor
     asked = rep.with_embedding()
     assert fitted[-1] == len(wine) and len(fitted) == rep.meta["folds"] + 1
     np.testing.assert_array_equal(asked.embedding, eager.embedding)
+    # asked again (a report, a projection): the model is kept, one forward pass gives
+    # the same values, no second training
+    np.testing.assert_array_equal(rep.with_embedding().embedding, eager.embedding)
+    assert fitted.count(len(wine)) == 1
     fitted.clear()
     scan_dataset(wine, detectors="label,spectre")  # a reader: trained once, in the scan
     assert fitted.count(len(wine)) == 1

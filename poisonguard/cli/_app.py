@@ -18,7 +18,7 @@ from poisonguard.cli.options import normalize_option
 from poisonguard.errors import PoisonguardError
 from poisonguard.progress import NullProgress, PlainProgress
 
-__all__ = ["app", "command", "err_console", "out_console", "progress_bar"]
+__all__ = ["app", "command", "err_console", "out_console", "progress_bar", "sub_app"]
 
 def _refuse(exc: click.UsageError, ctx: click.Context) -> None:
     """Print a command line click refused as one line on stderr and exit 2."""
@@ -60,8 +60,15 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    suggest_commands=False,  # click already says "Did you mean ...?"; typer would again
     context_settings={"token_normalize_func": normalize_option},
 )
+
+
+def sub_app(help_text: str) -> typer.Typer:
+    """A command group under ``poisonguard`` (``keys``, ``ledger``, ...): help with no
+    arguments, and a mistyped command's "Did you mean ...?" said once (by click)."""
+    return typer.Typer(help=help_text, no_args_is_help=True, suggest_commands=False)
 out_console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 

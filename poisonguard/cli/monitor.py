@@ -9,11 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
-from poisonguard.cli._app import app, command, out_console
+from poisonguard.cli._app import app, command, out_console, sub_app
 from poisonguard.cli.options import JsonOpt, LabelOpt, LedgerOpt
 
-monitor_app = typer.Typer(help="After training: registry, gate, canaries, model scan, "
-                               "screening, alerts, rollback.", no_args_is_help=True)
+monitor_app = sub_app("After training: registry, gate, canaries, model scan, screening, "
+                      "alerts, rollback.")
 app.add_typer(monitor_app, name="monitor")
 
 NameOpt = Annotated[str, typer.Option("--name", help="Registered model name.")]

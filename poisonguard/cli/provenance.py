@@ -13,7 +13,14 @@ from typing import Annotated, Any
 
 import typer
 
-from poisonguard.cli._app import app, command, err_console, out_console, progress_bar
+from poisonguard.cli._app import (
+    app,
+    command,
+    err_console,
+    out_console,
+    progress_bar,
+    sub_app,
+)
 from poisonguard.cli.engine import AddressOpt, EngineName, EngineOpt, engine_for
 from poisonguard.cli.options import (
     IdOpt,
@@ -26,9 +33,8 @@ from poisonguard.cli.options import (
 from poisonguard.data import atomic_write_text, ensure_not_same
 from poisonguard.provenance.text import printable
 
-keys_app = typer.Typer(help="Make signing and encryption keys.", no_args_is_help=True)
-ledger_app = typer.Typer(help="Show, verify, checkpoint and trace the hash-chained ledger.",
-                         no_args_is_help=True)
+keys_app = sub_app("Make signing and encryption keys.")
+ledger_app = sub_app("Show, verify, checkpoint and trace the hash-chained ledger.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(ledger_app, name="ledger")
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from poisonguard.cli._app import app, command, out_console
+from poisonguard.cli._app import app, command, out_console, sub_app
 from poisonguard.errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["serve", "users_app"]
 
-users_app = typer.Typer(help="Manage service users and their API tokens.", no_args_is_help=True)
+users_app = sub_app("Manage service users and their API tokens.")
 app.add_typer(users_app, name="users")
 
 RoleArg = Annotated[str, typer.Option("--role", help="viewer, contributor, curator or admin.")]

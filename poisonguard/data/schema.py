@@ -37,6 +37,10 @@ ColumnKind = Literal["numeric", "categorical", "date", "excluded"]
 #: A string column with more distinct values than this (or than half its rows) is
 #: treated as free text / an identifier and excluded from the features.
 MAX_CATEGORIES = 100
+#: A text column whose cells are numbers but for at most this share of them gets a
+#: note naming the cells that are not (a stray "x" or "?" turns a number column into
+#: categories, or excludes it, and the user should know which cell did it).
+STRAY_SHARE = 0.05
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
 _DATE_PARTS = ("year", "month", "day", "weekday")
 
@@ -153,6 +157,40 @@ def _infer_column(name: str, col: pd.Series, *, categorical: bool, ignored: bool
                   labels=tuple(str(c) for c in cats), has_missing=missing)
 
 
+def _stray_cells(name: str, col: pd.Series, kind: str) -> str | None:
+    """A note when ``col`` is text whose present cells are numbers but for a few
+    (at most :data:`STRAY_SHARE` of them): which rows (0-based, as in every message
+    and the findings) hold what, and what the column was read as because of them.
+    None otherwise.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> print(_stray_cells("b", pd.Series(["6", "x"] + ["7"] * 30), "categorical"))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    column 'b' holds numbers but 1 cell is not (row 1: 'x'), so it is read as categories;
+    fix or blank that cell to use the column as numbers
+    """
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col) \
+            or isinstance(col.dtype, pd.CategoricalDtype):
+        return None
+    present = col.notna().to_numpy()
+    cells = col.astype(str).str.strip()
+    stray = present & pd.to_numeric(cells, errors="coerce").isna().to_numpy()
+    n_stray = int(stray.sum())
+    if not n_stray or n_stray > STRAY_SHARE * int(present.sum()):
+        return None
+    rows = np.flatnonzero(stray)
+    shown = ", ".join(f"row {r}: {str(col.iloc[r])[:40]!r}" for r in rows[:3])
+    more = f" and {n_stray - 3} more" if n_stray > 3 else ""
+    cell = "1 cell is" if n_stray == 1 else f"{n_stray} cells are"
+    read = {"categorical": "is read as categories", "date": "is read as dates"}.get(
+        kind, "is not used as a feature")
+    which = "that cell" if n_stray == 1 else "those cells"
+    return (f"column '{name}' holds numbers but {cell} not ({shown}{more}), so it {read}; "
+            f"fix or blank {which} to use the column as numbers")
+
+
 @dataclass(frozen=True)
 class TableSchema:
     """How a table's feature columns map to the encoded matrix, and back.
@@ -186,7 +224,11 @@ class TableSchema:
             col = replace(col, start=start, stop=start + width)
             start += width
             columns.append(col)
-            if col.kind == "excluded" and col.note != "ignored as asked":
+            stray = None if name in categorical or name in ignore \
+                else _stray_cells(name, frame[raw], col.kind)
+            if stray is not None:
+                notes.append(stray)
+            elif col.kind == "excluded" and col.note != "ignored as asked":
                 notes.append(f"column '{name}' is not used as a feature: {col.note}")
         return cls(tuple(columns), tuple(notes))
 

@@ -87,8 +87,9 @@ def build_representation(
     skips the out-of-fold activations, which saves N x 64 floats (as does
     ``keep_oof_embedding=False``).
 
-    ``defer_embedding`` leaves an MLP's embedding to ``Representation.embed``
-    (:meth:`Representation.with_embedding`; images compute theirs with the model).
+    ``defer_embedding`` leaves the embedding (the activations of the model trained on
+    all rows, an MLP's or a CNN's) to ``Representation.embed``
+    (:meth:`Representation.with_embedding`): that model is trained when it is read.
 
     ``threads`` sets torch's CPU threads for images (default: the image
     representation's own choice); BLAS threads are the caller's (``threadpool_limits``).
@@ -133,7 +134,7 @@ def build_representation(
         from poisonguard.represent.image import image_representation
 
         return image_representation(dataset, folds=folds, seed=seed, progress=progress,
-                                    threads=threads)
+                                    threads=threads, defer_embedding=defer_embedding)
     kinds = dataset.schema.kinds() if dataset.schema is not None else None
     return mlp_representation(dataset.matrix(), dataset.labels, dataset.n_classes, folds=folds,
                               seed=seed, progress=progress, keep_oof_embedding=keep_oof_embedding,

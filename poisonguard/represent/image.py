@@ -80,6 +80,7 @@ def image_representation(
     hidden: int = 64,
     device: str | None = None,
     threads: int | None = None,
+    defer_embedding: bool = False,
 ) -> Representation:
     """Train ``folds`` CNNs out-of-fold and one on all rows of an image dataset.
 
@@ -89,6 +90,12 @@ def image_representation(
     :data:`MANY_ROWS` rows, with at most 3 folds. ``width`` is the first conv block's
     channels (default: 16 for the small-data plan, :data:`LEAN_WIDTH` for the large
     one). ``device`` is "cpu", "cuda", ...; None uses CUDA when present.
+    ``defer_embedding=True`` leaves the model on all rows, whose only product is the
+    embedding, to ``Representation.embed`` (:class:`_AllRowsCNN`): trained when the
+    embedding is first read, the same values (a scan none of whose detectors reads it
+    trains ``folds`` CNNs, not ``folds + 1``). ``meta["epochs"]`` and
+    ``meta["device"]`` are the fold models' (whose out-of-fold probabilities the
+    label detectors read).
     """
     torch = torch_module()
     images = dataset.images
@@ -123,14 +130,13 @@ def image_representation(
             if oof is None:
                 oof = np.zeros((n, act.shape[1]), dtype=np.float32)
             oof[held] = act
-        progress.update("training CNN on all rows", done=n_splits, total=total)
-        # Single-channel images: the model on all rows reads channels-last batches and
-        # the fold models standard ones, the layouts the scan has always used (the
-        # small plan's results stay bit for bit those of earlier versions).
-        full = SmallCNN(**settings, seed=seed, channels_last=not large and images.shape[3] == 1
-                        ).fit(batches, np.arange(n), y)
-        _, embedding = full.forward(batches, layer=layer)
         del batches  # frees the device copy of the images
+        embed = _AllRowsCNN(torch, images, y, settings, mean=mean, std=std, device=dev,
+                            layer=layer, seed=seed, threads=threads, progress=progress,
+                            stage=(n_splits, total))
+        embedding = np.zeros((n, 0), dtype=np.float32)
+        if not defer_embedding:
+            embedding = embed()
         progress.update("representation ready", done=total, total=total)
     finally:
         torch.set_num_threads(previous_threads)
@@ -138,6 +144,50 @@ def image_representation(
         features=standardised_pixels(images), embedding=embedding, proba=proba,
         embedding_oof=oof,
         model=f"cnn(width={width}, hidden={hidden})", layer=layer,
-        meta={"folds": n_splits, "epochs": full.epochs_, "device": full.device_,
+        meta={"folds": n_splits, "epochs": fold.epochs_, "device": fold.device_,
               "plan": "large" if large else "small"},
+        embed=embed if defer_embedding else None,
     )
+
+
+class _AllRowsCNN:
+    """The ``layer`` activations of every image under the CNN trained on all rows.
+
+    That model learns a backdoor if the data holds one, which is what the
+    representation-space detectors look for. Called, it trains the model the first
+    time (under the representation's torch threads, on fresh batches of the images)
+    and keeps it; each call computes the activations (N x hidden floats) again.
+    """
+
+    def __init__(self, torch: Any, images: np.ndarray, labels: np.ndarray,
+                 settings: dict[str, Any], *, mean: np.ndarray, std: np.ndarray, device: Any,
+                 layer: str, seed: int, threads: int | None, progress: Progress,
+                 stage: tuple[int, int]) -> None:
+        self._torch, self._images, self._labels = torch, images, labels
+        self._settings, self._mean, self._std, self._device = settings, mean, std, device
+        self._layer, self._seed, self._threads = layer, seed, threads
+        self._progress, self._stage = progress, stage
+        self.model: SmallCNN | None = None
+
+    def __call__(self) -> np.ndarray:
+        torch, images = self._torch, self._images
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(torch_threads(torch, images.shape[1:], self._threads))
+        try:
+            batches = PixelBatches(torch, images, self._mean, self._std, device=self._device,
+                                   resident=self._device.type != "cpu")
+            if self.model is None:
+                done, total = self._stage
+                self._progress.update("training CNN on all rows", done=done, total=total)
+                # Single-channel images: the model on all rows reads channels-last
+                # batches and the fold models standard ones, the layouts the scan has
+                # always used (the small plan's results stay bit for bit those of
+                # earlier versions).
+                channels_last = not self._settings["large"] and images.shape[3] == 1
+                self.model = SmallCNN(**self._settings, seed=self._seed,
+                                      channels_last=channels_last
+                                      ).fit(batches, np.arange(len(images)), self._labels)
+            _, embedding = self.model.forward(batches, layer=self._layer)
+            return np.asarray(embedding)
+        finally:
+            torch.set_num_threads(previous_threads)

@@ -127,11 +127,28 @@ def _fit_mlp(
     return model
 
 
-def _full_embedding(x: np.ndarray, y: np.ndarray, *, hidden: int, seed: int,
-                    max_rows: int) -> np.ndarray:
-    """The hidden activations of every row under the model trained on all rows."""
-    return _hidden(_fit_mlp(x, y, np.arange(len(x)), hidden=hidden, seed=seed,
-                            max_rows=max_rows), x)
+class _AllRowsEmbedding:
+    """The hidden activations of every row under the model trained on all rows.
+
+    Called, it trains that model the first time and keeps it (its weights: a
+    features x hidden matrix, small beside the data), so a later call (the report's,
+    after the scan's memo has gone) is one forward pass, not a second training. The
+    activations themselves are not kept: each call computes them again (N x hidden
+    floats, which the caller holds for as long as it needs them).
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, *, hidden: int, seed: int,
+                 max_rows: int) -> None:
+        self._x, self._y = x, y
+        self._hidden, self._seed, self._max_rows = hidden, seed, max_rows
+        self._model: MLPClassifier | None = None
+
+    def __call__(self) -> np.ndarray:
+        if self._model is None:
+            self._model = _fit_mlp(self._x, self._y, np.arange(len(self._x)),
+                                   hidden=self._hidden, seed=self._seed,
+                                   max_rows=self._max_rows)
+        return _hidden(self._model, self._x)
 
 
 def _hidden(model: MLPClassifier, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -210,17 +227,15 @@ def mlp_representation(
         proba[held] = _proba(model, x, held, n_classes)
         if oof is not None:
             oof[held] = _hidden(model, x, held)
-    if defer_embedding:  # the all-rows model is trained when its embedding is read
-        embed = functools.partial(_full_embedding, x, y, hidden=hidden, seed=seed,
-                                  max_rows=max_train_rows)
-    else:
+    embed = _AllRowsEmbedding(x, y, hidden=hidden, seed=seed, max_rows=max_train_rows)
+    embedding = np.zeros((len(x), 0), np.float32)
+    if not defer_embedding:  # else the all-rows model is trained when its embedding is read
         progress.update("training on all rows", done=n_splits, total=total)
-        embed = functools.partial(_hidden, _fit_mlp(x, y, np.arange(len(x)), hidden=hidden,
-                                                     seed=seed, max_rows=max_train_rows), x)
+        embedding = embed()
     progress.update("representation ready", done=total, total=total)
     return Representation(
-        features=x, embedding=np.zeros((len(x), 0), np.float32) if defer_embedding else embed(),
-        proba=proba, embedding_oof=oof, model=f"{model_name}({hidden})", layer="hidden",
+        features=x, embedding=embedding, proba=proba, embedding_oof=oof,
+        model=f"{model_name}({hidden})", layer="hidden",
         meta={"folds": n_splits, "train_rows_cap": max_train_rows},
         embed=embed if defer_embedding else None,
     )

@@ -101,6 +101,9 @@ def test_real_scan_finds_tabular_trigger(tmp_path: Path) -> None:
         (["scan", "{tmp}/ok.csv", "--max-fpr", "abc"],
          "Invalid value for '--max-fpr': 'abc' is not a valid float"),
         (["scan", "{tmp}/ok.csv", "--no-such-option"], "No such option '--no-such-option'"),
+        # a mistyped command: the suggestion once (click and typer each used to add it)
+        (["scna", "{tmp}/ok.csv"], "No such command 'scna'. Did you mean 'scan'? (see"),
+        (["ledger", "verfy"], "No such command 'verfy'. Did you mean 'verify'? (see"),
         (["clean", "{tmp}/ok.csv", "--findings", "{tmp}/ok.csv", "--out", "{tmp}/o.csv"],
          "invalid JSON"),
         # --out FILE: scan writes a folder; refused before any work, the file untouched
@@ -128,3 +131,21 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: s
     assert not (tmp_path / "o.csv").exists() and not (tmp_path / "scan").exists()
     assert not (tmp_path / "ledger.sqlite").exists()  # nothing recorded either
     assert len(pd.read_csv(tmp_path / "ok.csv")) == 10
+
+
+def test_a_stray_string_in_a_number_column_is_named_on_stderr(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=40).round(3).astype(str),
+                          "b": rng.normal(size=40), "label": [0, 1] * 20})
+    frame.loc[5, "a"] = "n/a\x1b[2J"
+    frame.to_csv(tmp_path / "stray.csv", index=False)
+    proc = subprocess.run([sys.executable, "-m", "poisonguard", "scan", str(tmp_path / "stray.csv"),
+                           "--detectors", "outlier", "--out", str(tmp_path / "scan"),
+                           "--no-ledger"],
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"},
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert ("note: column 'a' holds numbers but 1 cell is not (row 5: 'n/a\\x1b[2J'), so it is "
+            "not used as a feature") in proc.stderr
+    assert "\x1b" not in proc.stderr  # the escape is shown, never sent to the terminal
+

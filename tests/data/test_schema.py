@@ -27,3 +27,20 @@ def test_encode_equals_the_whole_float64_matrix_cast_once() -> None:
     encoded = schema.encode(frame)
     assert encoded.dtype == np.float32 and encoded.shape == (n, schema.width)
     assert encoded.tobytes() == once.tobytes()
+
+
+def test_a_number_column_with_a_stray_string_says_which_cell() -> None:
+    rng = np.random.default_rng(0)
+    wide = [f"{v:.3f}" for v in rng.normal(size=200)]
+    wide[17] = "?"
+    frame = pd.DataFrame({"few": ["5", "x"] + ["6", "7"] * 99, "wide": wide,
+                          "words": ["red", "blue"] * 100, "nums": rng.normal(size=200),
+                          "codes": ["1", "2", "a", "b"] * 50})
+    notes = TableSchema.infer(frame).notes
+    assert notes == (
+        "column 'few' holds numbers but 1 cell is not (row 1: 'x'), so it is read as "
+        "categories; fix or blank that cell to use the column as numbers",
+        "column 'wide' holds numbers but 1 cell is not (row 17: '?'), so it is not used as "
+        "a feature; fix or blank that cell to use the column as numbers")
+    # named as categorical by the user: no note
+    assert TableSchema.infer(frame, categorical=["few"]).notes[0].startswith("column 'wide'")

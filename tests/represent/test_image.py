@@ -26,6 +26,21 @@ class _Recorder:
         self.stages.append((stage, done, total))
 
 
+def _count_fits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each CNN's training-row count, appended as it trains."""
+    from poisonguard.represent import cnn
+
+    fitted: list[int] = []
+    real_fit = cnn.SmallCNN.fit
+
+    def fit(self, batches, rows, labels):  # type: ignore[no-untyped-def]
+        fitted.append(len(rows))
+        return real_fit(self, batches, rows, labels)
+
+    monkeypatch.setattr(cnn.SmallCNN, "fit", fit)
+    return fitted
+
+
 def test_clean_digits_representation_is_accurate_out_of_fold(clean) -> None:  # type: ignore[no-untyped-def]
     digits, rep = clean("digits")
     n = len(digits)
@@ -150,3 +165,35 @@ def test_uint8_and_float_images_give_the_same_plan_and_shapes() -> None:
     rep = image_representation(as_bytes, folds=2, seed=0, epochs=1)
     assert rep.meta["plan"] == "small" and rep.features.dtype == np.float32
     assert rep.proba.shape == (120, 10)
+
+
+def test_a_deferred_embedding_is_trained_when_read_once_and_equals_the_eager_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fitted = _count_fits(monkeypatch)
+    small = _small_digits(150)
+    eager = image_representation(small, folds=2, seed=1, epochs=1)
+    assert fitted.count(150) == 1 and eager.embed is None
+    fitted.clear()
+    rec = _Recorder()
+    lazy = image_representation(small, folds=2, seed=1, epochs=1, defer_embedding=True,
+                                progress=rec)
+    assert 150 not in fitted and len(fitted) == 2  # the folds only
+    assert lazy.embedding.shape == (150, 0)
+    np.testing.assert_array_equal(lazy.proba, eager.proba)
+    read = lazy.with_embedding()
+    assert fitted.count(150) == 1 and ("training CNN on all rows", 2, 3) in rec.stages
+    np.testing.assert_array_equal(read.embedding, eager.embedding)
+    np.testing.assert_array_equal(lazy.with_embedding().embedding, eager.embedding)
+    assert fitted.count(150) == 1  # read again: the model is kept, not trained twice
+
+
+def test_an_image_scan_that_reads_no_embedding_trains_no_all_rows_cnn(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from poisonguard.scan import scan_dataset
+
+    fitted = _count_fits(monkeypatch)
+    small = _small_digits(150)
+    _, _, rep = scan_dataset(small, detectors="label,duplicate", seed=0)
+    assert 150 not in fitted and len(fitted) == rep.meta["folds"]
+    _, _, rep = scan_dataset(small, detectors="label,spectre", seed=0)  # spectre reads it
+    assert fitted.count(150) == 1 and rep.embedding.shape[0] == 150
