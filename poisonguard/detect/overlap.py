@@ -398,6 +398,10 @@ class PairExcess:
     ``refused[j, i]``: the pair passed a licence test but its share of the rows the
     model puts in ``i`` rises with confidence, unlike a flip (``shape``:
     :func:`poisonguard.detect.flip_shape.rising_share`); it is not licensed.
+    ``both_rules[j, i]``: the pair passes both licence rules, an excess of sure
+    disagreement (the pair tests) and no boundary (more sure contradictions than
+    unsure disagreements between the two classes, both ways); ``strong[j, i]``: it
+    also has more than twice as many sure contradictions as boundary.
     """
 
     sure: np.ndarray
@@ -417,6 +421,7 @@ class PairExcess:
     p_relative: np.ndarray | None = None
     refused: np.ndarray | None = None
     shape: RisingShare | None = None
+    both_rules: np.ndarray | None = None
 
     def unexplained(self, labels: np.ndarray, proba: np.ndarray,
                     certain: float = DEFAULT_CERTAIN, *, targets: bool = False) -> np.ndarray:
@@ -594,7 +599,7 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
                       confident=confident,
                       backed=None if backed is None else np.asarray(backed, dtype=bool),
                       tested=tested, lone=lone_tests, lone_rows=lone_rows, refused=refused,
-                      shape=shape)
+                      shape=shape, both_rules=excess & no_boundary)
 
 
 def _calibration_tests(y: np.ndarray, pred: np.ndarray, top: np.ndarray, margin: np.ndarray,

@@ -543,3 +543,19 @@ def test_lone_rows_are_the_licensed_lone_labels_inside_the_support() -> None:
                for band in excess.licensed_bands())
     votes[:, 2] = 0.05  # a neighbour carries 2 as well: nothing is lone
     assert not pair_excess(labels, proba, votes=votes).lone_rows.any()
+
+
+def test_a_pair_with_an_excess_and_no_boundary_passes_both_rules_short_of_strong() -> None:
+    # 30 sure rows of class 0 labelled 1 against 20 unsure disagreements: an excess of
+    # sure disagreement (the pair tests) and no boundary (30 > 20), but not twice the
+    # boundary: both rules, not strong (label flags its issues at min_margin, not all
+    # its clear doubts).
+    proba = np.vstack([np.tile([[0.99, 0.01]], (200, 1)), np.tile([[0.6, 0.4]], (50, 1))])
+    labels = np.r_[np.ones(30, dtype=int), np.zeros(200, dtype=int), np.ones(20, dtype=int)]
+    excess = pair_excess(labels, proba)
+    assert excess.both_rules is not None
+    assert excess.both_rules.tolist() == [[False, False], [True, False]]
+    assert not excess.strong.any() and excess.licensed[1, 0]
+    labels[200:215] = 1  # 35 unsure disagreements: a boundary
+    excess = pair_excess(labels, proba)
+    assert excess.both_rules is not None and not excess.both_rules.any()
