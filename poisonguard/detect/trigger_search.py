@@ -296,30 +296,43 @@ def _mine(x: np.ndarray, y: np.ndarray, n_classes: int, min_rows: int, min_fract
         items = [members[i] for i in kept]
         core = tuple(int(feat[i]) for i in items)
         core_vals = tuple(float(val[i]) for i in items)
-        rows = rows_matching(x, core, core_vals, needed_matches(len(core)))
-        if len(rows) < min_rows:
-            continue
         sub_j = jac[np.ix_(kept, kept)]
         jac_med = float(np.median(sub_j[~np.eye(len(kept), dtype=bool)]))
-        p_items = cnt[items] / len(xs)
-        expected = len(xs) * float(np.prod(p_items))
-        observed = len(rows) * len(xs) / n
-        lift = float(np.log10(max(observed, 1e-12) / max(expected, 1e-300)))
-        # How often each core value occurs outside the matched rows (median over items).
-        inside = np.zeros(n, dtype=bool)
-        inside[rows] = True
-        per_item = [float(((x[:, f] == v) & ~inside).sum()) for f, v in zip(core, core_vals,
-                                                                            strict=True)]
-        outside = float(np.median(per_item)) / max(len(rows), 1)
-        counts = np.bincount(y[rows], minlength=n_classes)
-        c = int(counts.argmax())
-        p = float(binom.sf(counts[c] - 1, len(rows), base[c]))
-        feats, vals = _extend(x, rows, core, core_vals, share=0.8, common=0.5)
-        out.append(TriggerCandidate(core=core, features=feats, values=vals, rows=rows, label=c,
-                                    n_label=int(counts[c]), label_p=p, jaccard=jac_med,
-                                    log10_lift=lift, outside=outside))
+        half = needed_matches(len(core))
+        # A large item set is matched by half (a blend); where that takes in rows
+        # holding only part of it, the rows holding all of it are a candidate too
+        # (a 3x3 patch inside digits' strokes): both are tests in the family.
+        rows = rows_matching(x, core, core_vals, half)
+        whole = rows_matching(x, core, core_vals) if half < len(core) else rows
+        for held in (rows, whole) if len(whole) < len(rows) else (rows,):
+            if len(held) >= min_rows:
+                out.append(_candidate(x, y, held, core, core_vals, cnt[items] / len(xs),
+                                      len(xs), base, jac_med))
     out.sort(key=lambda t: (t.label_p, -t.n_rows))
     return out
+
+
+def _candidate(x: np.ndarray, y: np.ndarray, rows: np.ndarray, core: tuple[int, ...],
+               core_vals: tuple[float, ...], p_items: np.ndarray, n_mined: int,
+               base: np.ndarray, jac_med: float) -> TriggerCandidate:
+    """The candidate of the item set ``core`` held by ``rows`` (of all of ``x``)."""
+    n = len(x)
+    expected = n_mined * float(np.prod(p_items))
+    observed = len(rows) * n_mined / n
+    lift = float(np.log10(max(observed, 1e-12) / max(expected, 1e-300)))
+    # How often each core value occurs outside the matched rows (median over items).
+    inside = np.zeros(n, dtype=bool)
+    inside[rows] = True
+    per_item = [float(((x[:, f] == v) & ~inside).sum()) for f, v in zip(core, core_vals,
+                                                                        strict=True)]
+    outside = float(np.median(per_item)) / max(len(rows), 1)
+    counts = np.bincount(y[rows], minlength=len(base))
+    c = int(counts.argmax())
+    p = float(binom.sf(counts[c] - 1, len(rows), base[c]))
+    feats, vals = _extend(x, rows, core, core_vals, share=0.8, common=0.5)
+    return TriggerCandidate(core=core, features=feats, values=vals, rows=rows, label=c,
+                            n_label=int(counts[c]), label_p=p, jaccard=jac_med,
+                            log10_lift=lift, outside=outside)
 
 
 def piled_ends(counts: np.ndarray, *, inward: int = 3) -> np.ndarray:

