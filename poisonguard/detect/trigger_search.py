@@ -105,13 +105,19 @@ def rows_matching(x: np.ndarray, features: tuple[int, ...], values: tuple[float,
     """Indices of the rows of ``x`` equal to ``values`` on at least ``min_match`` of
     ``features`` (default: all of them). Values are compared exactly whatever the
     dtype of ``x``; rows are read :data:`CHUNK` at a time."""
+    need = len(features) if min_match is None else min_match
+    return np.flatnonzero(_match_counts(x, features, values) >= need)
+
+
+def _match_counts(x: np.ndarray, features: tuple[int, ...],
+                  values: tuple[float, ...]) -> np.ndarray:
+    """How many of ``features`` each row of ``x`` holds at ``values`` (exactly)."""
     cols = list(features)
     want = np.asarray(values, dtype=np.float64)
     hits = np.empty(len(x), dtype=np.int64)
     for start in range(0, len(x), CHUNK):
         hits[start:start + CHUNK] = (x[start:start + CHUNK][:, cols] == want).sum(axis=1)
-    need = len(features) if min_match is None else min_match
-    return np.flatnonzero(hits >= need)
+    return hits
 
 
 def _value_counts(column: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -236,7 +242,10 @@ def mine_triggers(
     Items (feature, value) held by between ``max(min_rows, min_fraction * n)`` and
     ``max_fraction * n`` rows are linked when their row sets overlap with Jaccard
     index >= ``min_jaccard`` (:func:`~poisonguard.detect.item_pairs.similar_pairs`);
-    each connected group of linked items is a candidate. Mining runs on a random
+    each connected group of linked items is a candidate, held by the rows that carry
+    enough of its items (:func:`needed_matches`); where a large group is carried in
+    part by more rows than carry all of it, the rows carrying all of it are a second
+    candidate (a blend matched by half, a 3x3 patch in whole). Mining runs on a random
     sample of ``max_rows`` rows and never looks at the labels; candidates are then
     matched on every row of ``x``. Roughly linear in rows. Within a scan, a repeated
     call on the same values and settings returns the same candidates without mining
@@ -302,8 +311,8 @@ def _mine(x: np.ndarray, y: np.ndarray, n_classes: int, min_rows: int, min_fract
         # A large item set is matched by half (a blend); where that takes in rows
         # holding only part of it, the rows holding all of it are a candidate too
         # (a 3x3 patch inside digits' strokes): both are tests in the family.
-        rows = rows_matching(x, core, core_vals, half)
-        whole = rows_matching(x, core, core_vals) if half < len(core) else rows
+        hits = _match_counts(x, core, core_vals)
+        rows, whole = np.flatnonzero(hits >= half), np.flatnonzero(hits == len(core))
         for held in (rows, whole) if len(whole) < len(rows) else (rows,):
             if len(held) >= min_rows:
                 out.append(_candidate(x, y, held, core, core_vals, cnt[items] / len(xs),
