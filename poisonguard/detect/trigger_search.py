@@ -94,8 +94,10 @@ class TriggerCandidate:
 def needed_matches(k: int) -> int:
     """How many of ``k`` core items a row must carry to belong to a candidate.
 
-    Small item sets (a patch, a few columns) must match entirely; large ones (a
-    blended pattern, which survives only where the image was blank) by half.
+    Small item sets (a few pixels or columns) must match entirely; large ones (a
+    blended pattern, which survives only where the image was blank) by half. A 3x3
+    patch is large by this count: :func:`mine_triggers` also keeps the rows that carry
+    all of a large set, as a second candidate.
     """
     return k if k <= 4 else max(4, -(-k // 2))
 
