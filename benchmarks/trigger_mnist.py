@@ -10,6 +10,7 @@ Clean, a 3x3 patch of 255 (corner, random place, centre) and a blend (alpha 0.2)
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import sys
 import time
@@ -44,12 +45,19 @@ def f1(flags: np.ndarray, poisoned: np.ndarray) -> tuple[float, int, int]:
     return round(2 * tp / max(int(flags.sum()) + int(truth.sum()), 1), 3), tp, int(flags.sum())
 
 
-def main(names: list[str]) -> None:
-    seed = 0
-    if names[:1] == ["--seed"]:
-        seed, names = int(names[1]), names[2:]
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description="The trigger detector on 5,000 real MNIST "
+                                     "digits (features only).")
+    parser.add_argument("--seed", type=int, default=0, help="the attack's and the detector's")
+    parser.add_argument("cases", nargs="*", metavar="CASE",
+                        help=f"any of {', '.join(CASES)} (default: all)")
+    args = parser.parse_args(argv)
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        parser.error(f"unknown case {unknown[0]!r} (known: {', '.join(CASES)})")
+    seed = args.seed
     mnist = builtin_dataset("mnist")
-    for name in names or list(CASES):
+    for name in args.cases or list(CASES):
         spec = CASES[name]
         start = time.perf_counter()
         if spec is None:
