@@ -20,7 +20,9 @@ representation's ``features`` (float32 standardised pixels, built a block at a t
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -108,9 +110,7 @@ def image_representation(
     n, n_classes = len(y), dataset.n_classes
     large = n > SMALL_ROWS
     width = width if width is not None else (LEAN_WIDTH if large else 16)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(torch_threads(torch, images.shape[1:], threads))
-    try:
+    with _torch_threads_set(torch, images.shape[1:], threads):
         settings: dict[str, Any] = {"n_classes": n_classes, "width": width, "hidden": hidden,
                                     "epochs": epochs, "device": device, "large": large}
         dev = SmallCNN(**settings).resolve_device(torch)
@@ -130,16 +130,14 @@ def image_representation(
             if oof is None:
                 oof = np.zeros((n, act.shape[1]), dtype=np.float32)
             oof[held] = act
-        del batches  # frees the device copy of the images
         embed = _AllRowsCNN(torch, images, y, settings, mean=mean, std=std, device=dev,
                             layer=layer, seed=seed, threads=threads, progress=progress,
                             stage=(n_splits, total))
         embedding = np.zeros((n, 0), dtype=np.float32)
         if not defer_embedding:
-            embedding = embed()
+            embedding = embed(batches)
+        del batches  # frees the device copy of the images
         progress.update("representation ready", done=total, total=total)
-    finally:
-        torch.set_num_threads(previous_threads)
     return Representation(
         features=standardised_pixels(images), embedding=embedding, proba=proba,
         embedding_oof=oof,
@@ -169,13 +167,14 @@ class _AllRowsCNN:
         self._progress, self._stage = progress, stage
         self.model: SmallCNN | None = None
 
-    def __call__(self) -> np.ndarray:
+    def __call__(self, batches: PixelBatches | None = None) -> np.ndarray:
+        """The activations; ``batches``: the images' batches when the caller has them
+        (on a device, a second copy of the images is not made)."""
         torch, images = self._torch, self._images
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(torch_threads(torch, images.shape[1:], self._threads))
-        try:
-            batches = PixelBatches(torch, images, self._mean, self._std, device=self._device,
-                                   resident=self._device.type != "cpu")
+        with _torch_threads_set(torch, images.shape[1:], self._threads):
+            if batches is None:
+                batches = PixelBatches(torch, images, self._mean, self._std,
+                                       device=self._device, resident=self._device.type != "cpu")
             if self.model is None:
                 done, total = self._stage
                 self._progress.update("training CNN on all rows", done=done, total=total)
@@ -189,5 +188,15 @@ class _AllRowsCNN:
                                       ).fit(batches, np.arange(len(images)), self._labels)
             _, embedding = self.model.forward(batches, layer=self._layer)
             return np.asarray(embedding)
-        finally:
-            torch.set_num_threads(previous_threads)
+
+
+@contextlib.contextmanager
+def _torch_threads_set(torch: Any, image_shape: tuple[int, ...],
+                       threads: int | None) -> Iterator[None]:
+    """torch's CPU threads set to :func:`torch_threads` for the duration, then restored."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(torch_threads(torch, image_shape, threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
