@@ -216,10 +216,11 @@ def scan(
         (:func:`with_fpr_budget`): each holds its flags to the label disagreement
         that the data's natural class overlap produces
         (:mod:`poisonguard.detect.overlap`). ``knn`` and ``duplicate`` flag only
-        labels a sure out-of-fold model contradicts (``knn`` inside a class pair or
-        band with more of them than natural overlap explains) and take no share.
-        ``summary["reliability"]`` reports the expected clean flags and the
-        out-of-fold accuracy.
+        labels a sure out-of-fold model contradicts, inside a class pair or band
+        (``duplicate``: or among the copies) with more of them than natural overlap
+        explains, and take no share: those flags are claims of an excess.
+        ``summary["reliability"]`` reports the expected clean flags, how many rows
+        are such claims (``licensed_flags``) and the out-of-fold accuracy.
     engine
         Where to load a Parquet file or folder and hash its rows, and where the
         detectors' neighbour search runs, per shard (:mod:`poisonguard.engine`, e.g. a

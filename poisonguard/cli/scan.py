@@ -147,8 +147,9 @@ def scan_command(
     max_fpr: Annotated[float, typer.Option(
         "--max-fpr", help="Target clean false-positive rate of the label detector's "
         "margin flags, held against the data's natural class overlap (the summary says "
-        "how many rows clean data this hard would get). knn and duplicate flag only "
-        "labels a sure held-out model contradicts and take no share of it.")] = 0.005,
+        "how many rows clean data this hard would get). Every other label flag (label, "
+        "knn, duplicate) is a sure held-out model's contradiction where the data holds "
+        "more of them than natural overlap explains; the summary counts those.")] = 0.005,
     threads: ThreadsOpt = None,
     ledger: LedgerOpt = None,
     no_ledger: NoLedgerOpt = False,

@@ -37,6 +37,7 @@ from poisonguard.detect.overlap import (
     DEFAULT_CERTAIN,
     DEFAULT_PAIR_ALPHA,
     SUPPORT_K,
+    PairExcess,
     neighbour_support,
     pair_excess,
 )
@@ -44,9 +45,45 @@ from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.params import Interval, OneOf
 from poisonguard.represent.base import Representation
 
-__all__ = ["KnnDetector"]
+__all__ = ["DEFAULT_K", "KnnDetector", "neighbour_licence"]
 
 Space = Literal["embedding_oof", "features"]
+
+#: Neighbours per row of knn's vote, and of the licence the ``duplicate`` detector reads.
+DEFAULT_K = 10
+
+
+def neighbour_licence(labels: np.ndarray, proba: np.ndarray, x: np.ndarray, dist: np.ndarray,
+                      idx: np.ndarray, *, k: int = DEFAULT_K, certain: float = DEFAULT_CERTAIN,
+                      alpha: float = DEFAULT_PAIR_ALPHA) -> PairExcess:
+    """The licence of a sure contradiction, as ``knn`` and ``duplicate`` read it.
+
+    :func:`~poisonguard.detect.overlap.pair_excess` on the out-of-fold ``proba``: the
+    second population are the rows whose first ``k`` neighbours (``idx``, nearest
+    first, searched in ``x``; ``dist`` their distances, at least :data:`SUPPORT_K`
+    columns for the support) back the model's class, and the lone-label test reads
+    the votes of the first :data:`SUPPORT_K`. A label a sure model contradicts is a
+    claim of poisoning only where this licence says natural overlap cannot explain
+    the pair's sure disagreement (:meth:`PairExcess.unexplained`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poisonguard.detect.neighbours import nearest_neighbours
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(200, 2)) + np.repeat([[0, 0], [6, 6]], 100, axis=0)
+    >>> labels = np.repeat([0, 1], 100)
+    >>> proba = np.where(labels[:, None] == np.arange(2), 0.95, 0.05)
+    >>> dist, idx = nearest_neighbours(x, SUPPORT_K)
+    >>> bool(neighbour_licence(labels, proba, x, dist, idx).licensed.any())
+    False
+    """
+    rows = np.arange(len(labels))
+    n_classes = proba.shape[1]
+    backing = neighbour_votes(labels, idx[:, :k], n_classes)[rows, proba.argmax(axis=1)]
+    return pair_excess(labels, proba, certain=certain, alpha=alpha,
+                       backed=backing >= BACKED_SHARE, support=neighbour_support(x, dist),
+                       votes=neighbour_votes(labels, idx[:, :SUPPORT_K], n_classes))
 
 
 @register_detector
@@ -89,7 +126,7 @@ class KnnDetector(Detector):
         "seed": Interval(int, 0, None),
     }
 
-    def __init__(self, *, k: int = 10, space: Space = "features",
+    def __init__(self, *, k: int = DEFAULT_K, space: Space = "features",
                  min_margin: float = 0.8, purity_quantile: float = 0.3,
                  certain: float = DEFAULT_CERTAIN, pair_alpha: float = DEFAULT_PAIR_ALPHA,
                  seed: int = 0) -> None:
@@ -115,13 +152,11 @@ class KnnDetector(Detector):
         # one search for the votes (first k) and the support (first SUPPORT_K): in a
         # scan, label's search of the same features
         dist, idx = nearest_neighbours(x, max(self.k, SUPPORT_K), seed=self.seed)
-        lone_votes = neighbour_votes(labels, idx[:, :SUPPORT_K], dataset.n_classes)
-        idx = idx[:, :self.k]
         proba = np.asarray(representation.proba, dtype=np.float64)
+        excess = neighbour_licence(labels, proba, x, dist, idx, k=self.k, certain=self.certain,
+                                   alpha=self.pair_alpha)
+        idx = idx[:, :self.k]
         vote = self._votes(labels, idx, proba)
-        excess = pair_excess(labels, proba, certain=self.certain, alpha=self.pair_alpha,
-                             backed=vote.backing >= BACKED_SHARE,
-                             support=neighbour_support(x, dist), votes=lone_votes)
         unexplained = excess.unexplained(labels, proba, self.certain)
         outvoted = (vote.margin >= self.min_margin) & (vote.passing > -1.0)
         flags = outvoted & unexplained
@@ -150,6 +185,7 @@ class KnnDetector(Detector):
             meta={"space": space, "k": k, "purity_floor": round(vote.floor, 4),
                   "certain": self.certain,
                   "licensed_pairs": excess.licensed_names(names),
+                  "licensed_flags": int(flags.sum()),
                   "licensed_bands": excess.licensed_bands(),
                   "refused_pairs": excess.refused_names(names),
                   "neighbour_agreement": round(float(vote.own.mean()), 4)},
@@ -174,14 +210,13 @@ class KnnDetector(Detector):
         support = proba[rows, labels]
         eligible = (best_share > 0.5) & (purity >= floor)
         return _Votes(own=own, best=best, best_share=best_share, margin=margin,
-                      support=support, floor=floor, passing=np.where(eligible, margin, -1.0),
-                      backing=votes[rows, proba.argmax(axis=1)])
+                      support=support, floor=floor, passing=np.where(eligible, margin, -1.0))
 
 
 @dataclass(frozen=True)
 class _Votes:
     """The neighbour vote of every row; ``passing`` is the margin where the rule's other
-    conditions hold, -1 elsewhere; ``backing``: the share voting for the model's class."""
+    conditions hold, -1 elsewhere."""
 
     own: np.ndarray
     best: np.ndarray
@@ -190,7 +225,6 @@ class _Votes:
     support: np.ndarray
     floor: float
     passing: np.ndarray
-    backing: np.ndarray
 
 
 def _scores(margin: np.ndarray, min_margin: float) -> np.ndarray:

@@ -17,7 +17,8 @@ section says so in numbers, from the data alone:
   natural overlap explains (``licensed_pairs``, :func:`poisonguard.detect.overlap.
   pair_excess`), the confidence bands holding more contradicted labels than the
   model's calibration allows (``licensed_bands``, :func:`poisonguard.detect.overlap.
-  band_excess`), and how many of their flags lie there (``licensed_flags``): those
+  band_excess`), and how many rows the label-based detectors flag there
+  (``licensed_flags``, each row once; every ``knn`` and ``duplicate`` flag is one): those
   flags are claims of an excess, not covered by ``expected_clean_flags``;
 - the label detector's margin doubts (``margin_flags``: no sure contradiction, no
   licence) and how many of them went to review because they did not outnumber
@@ -62,6 +63,22 @@ def _overlap(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str]
              for a in range(len(classes)) for b in range(len(classes))
              if a != b and joint[a, b] >= _MIN_OVERLAP]
     return sorted(pairs, key=lambda p: -float(p["share"]))
+
+
+def _licensed_rows(results: Sequence[DetectorResult]) -> int:
+    """Distinct rows flagged as claims of an excess (``meta["licensed_flags"]``).
+
+    ``label``'s other flags are its margin doubts, which have no sure contradiction;
+    ``knn``'s and ``duplicate``'s flags are all sure contradictions inside a licence. So
+    the rows flagged by any of them, less the margin doubts, are the licensed rows, each
+    counted once.
+    """
+    claiming = [r for r in results if "licensed_flags" in r.meta]
+    if not claiming:
+        return 0
+    flagged = np.logical_or.reduce([np.asarray(r.flags, dtype=bool) for r in claiming])
+    margin = sum(int(r.n_flagged) - int(r.meta["licensed_flags"]) for r in claiming)
+    return int(flagged.sum()) - margin
 
 
 def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
@@ -109,7 +126,7 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
     licensed = sorted({p for r in label_based for p in r.meta.get("licensed_pairs", [])})
     bands = sorted({b for r in label_based for b in r.meta.get("licensed_bands", [])})
     refused = sorted({p for r in label_based for p in r.meta.get("refused_pairs", [])})
-    licensed_flags = int(sum(int(r.meta.get("licensed_flags", 0)) for r in label_based))
+    licensed_flags = _licensed_rows(results)
     doubts = int(sum(int(r.meta.get("margin_flags", 0)) for r in label_based))
     reviewed = int(sum(int(r.meta.get("margin_flags_reviewed", 0)) for r in label_based))
     strong = accuracy >= STRONG_ACCURACY
