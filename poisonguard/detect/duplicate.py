@@ -76,8 +76,8 @@ def shared_groups(group: np.ndarray) -> Iterator[np.ndarray]:
 
 
 def _copies_in_excess(labels: np.ndarray, proba: np.ndarray, copied: np.ndarray, *,
-                      certain: float, alpha: float) -> np.ndarray:
-    """Contradicted rows of the copies' licensed confidence bands.
+                      certain: float, alpha: float) -> tuple[np.ndarray, list[str]]:
+    """Contradicted rows of the copies' licensed confidence bands, and those bands.
 
     :func:`~poisonguard.detect.overlap.band_excess` on the rows that have a copy
     (``copied``, whatever the copy's label): a copy the model is sure of should carry
@@ -87,12 +87,13 @@ def _copies_in_excess(labels: np.ndarray, proba: np.ndarray, copied: np.ndarray,
     """
     top = proba.max(axis=1)
     rows = np.zeros(len(labels), dtype=bool)
-    if copied.sum() == 0:
-        return rows
-    for test in band_excess(labels[copied], proba[copied], certain=certain, alpha=alpha):
-        if test.licensed:
-            rows |= copied & (top >= test.lower)
-    return rows & (proba.argmax(axis=1) != labels)
+    if not copied.any():
+        return rows, []
+    bands = [b for b in band_excess(labels[copied], proba[copied], certain=certain,
+                                    alpha=alpha) if b.licensed]
+    for band in bands:
+        rows |= copied & (top >= band.lower)
+    return rows & (proba.argmax(axis=1) != labels), [f"copies: {b.describe()}" for b in bands]
 
 
 def exact_duplicate_groups(x: np.ndarray) -> np.ndarray:
@@ -185,9 +186,9 @@ class DuplicateDetector(Detector):
         # same search).
         x = representation.features
         dist, idx = nearest_neighbours(x, max(self.k, DEFAULT_K, SUPPORT_K), seed=self.seed)
-        licensed = neighbour_licence(labels, proba, x, dist, idx, certain=self.certain,
-                                     alpha=self.pair_alpha).unexplained(labels, proba,
-                                                                        self.certain)
+        licence = neighbour_licence(labels, proba, x, dist, idx, certain=self.certain,
+                                    alpha=self.pair_alpha)
+        licensed = licence.unexplained(labels, proba, self.certain)
         dist, idx = dist[:, :self.k], idx[:, :self.k]
         typical = float(np.median(dist[:, 0])) if dist.size else 0.0
         if typical > 0:
@@ -202,8 +203,10 @@ class DuplicateDetector(Detector):
             partner[better] = idx[better, j[better]]
         candidates = np.flatnonzero(closeness >= 0.5)
         sure = proba.max(axis=1) >= self.certain
-        licensed |= _copies_in_excess(labels, proba, copied, certain=self.certain,
-                                      alpha=self.pair_alpha)
+        in_copy_bands, copy_bands = _copies_in_excess(labels, proba, copied,
+                                                      certain=self.certain,
+                                                      alpha=self.pair_alpha)
+        licensed |= in_copy_bands
         flags = np.zeros(n, dtype=bool)
         reasons: dict[int, str] = {}
         review: dict[int, str] = {}
@@ -242,6 +245,8 @@ class DuplicateDetector(Detector):
             review=review, dataset=dataset,
             meta={"typical_neighbour_distance": round(typical, 6),
                   "conflicting_pairs": int(len(candidates)),
+                  "licensed_pairs": licence.licensed_names(dataset.classes),
+                  "licensed_bands": [*licence.licensed_bands(), *copy_bands],
                   "licensed_flags": int(flags.sum()),
                   "sure_contradictions_reviewed": unlicensed},
         )

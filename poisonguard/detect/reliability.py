@@ -123,8 +123,9 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
         for c in range(k)}
     label_based = [r for r in results if "expected_clean_flags" in r.meta]
     expected = float(sum(float(r.meta["expected_clean_flags"]) for r in label_based))
-    licensed = sorted({p for r in label_based for p in r.meta.get("licensed_pairs", [])})
-    bands = sorted({b for r in label_based for b in r.meta.get("licensed_bands", [])})
+    claiming = [r for r in results if "licensed_flags" in r.meta]
+    licensed = sorted({p for r in claiming for p in r.meta.get("licensed_pairs", [])})
+    bands = sorted({b for r in claiming for b in r.meta.get("licensed_bands", [])})
     refused = sorted({p for r in label_based for p in r.meta.get("refused_pairs", [])})
     licensed_flags = _licensed_rows(results)
     doubts = int(sum(int(r.meta.get("margin_flags", 0)) for r in label_based))
