@@ -42,6 +42,7 @@ from poisonguard.detect.overlap import (
     pair_excess,
 )
 from poisonguard.detect.thresholds import FLAG_SCORE
+from poisonguard.memo import remember
 from poisonguard.params import Interval, OneOf
 from poisonguard.represent.base import Representation
 
@@ -78,12 +79,24 @@ def neighbour_licence(labels: np.ndarray, proba: np.ndarray, x: np.ndarray, dist
     >>> bool(neighbour_licence(labels, proba, x, dist, idx).licensed.any())
     False
     """
-    rows = np.arange(len(labels))
-    n_classes = proba.shape[1]
-    backing = neighbour_votes(labels, idx[:, :k], n_classes)[rows, proba.argmax(axis=1)]
-    return pair_excess(labels, proba, certain=certain, alpha=alpha,
-                       backed=backing >= BACKED_SHARE, support=neighbour_support(x, dist),
-                       votes=neighbour_votes(labels, idx[:, :SUPPORT_K], n_classes))
+    def licence() -> tuple[tuple[np.ndarray, ...], PairExcess]:
+        rows = np.arange(len(labels))
+        n_classes = proba.shape[1]
+        backing = neighbour_votes(labels, idx[:, :k], n_classes)[rows, proba.argmax(axis=1)]
+        return (labels, proba, x, idx), pair_excess(
+            labels, proba, certain=certain, alpha=alpha, backed=backing >= BACKED_SHARE,
+            support=neighbour_support(x, dist),
+            votes=neighbour_votes(labels, idx[:, :SUPPORT_K], n_classes))
+
+    # knn and duplicate read the same licence: in a scan it is computed once. The arrays
+    # held are compared with ``is`` (a reused id never returns another's), the neighbour
+    # lists by value (the scan's search hands each caller its own view of one list).
+    key = (id(labels), id(proba), id(x), idx.shape, k, certain, alpha)
+    held, excess = remember("neighbour_licence", key, licence, keep=1)
+    if (any(a is not b for a, b in zip(held[:3], (labels, proba, x), strict=True))
+            or not np.array_equal(held[3], idx)):
+        return licence()[1]
+    return excess
 
 
 @register_detector

@@ -72,3 +72,24 @@ def test_natural_copies_with_other_outcomes_are_left_for_review() -> None:
     result = DuplicateDetector().score(ds, build_representation(ds, folds=3, seed=0))
     assert result.n_flagged <= 0.005 * len(labels)  # measured 0
     assert result.meta["sure_contradictions_reviewed"] >= 40  # measured 58
+
+
+def test_knn_and_duplicate_share_one_licence_in_a_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    import poisonguard.detect.knn as knn_module
+    from poisonguard.scan import scan_dataset
+
+    calls: list[int] = []
+    real = knn_module.pair_excess
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(knn_module, "pair_excess", counted)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4)) + np.repeat([[0.0] * 4, [3.0] * 4], 150, axis=0)
+    ds = Dataset(labels=np.repeat([0, 1], 150), classes=("a", "b"), features=x)
+    findings, results, _ = scan_dataset(ds, detectors="knn,duplicate")
+    assert len(calls) == 1
+    knn, duplicate = results
+    assert knn.meta["licensed_pairs"] == duplicate.meta["licensed_pairs"]
