@@ -223,6 +223,7 @@ def designs(poisoned) -> dict[str, dict[str, Design]]:  # type: ignore[no-untype
                     "max_reference": Design(flipped, 50), "seed": Design(flipped, 1)},
         "duplicate": {"k": Design(copies, 1), "max_ratio": Design(copies, 0.5),
                       "tie": Design(copies, 1.0), "certain": Design(copies, 1.0),
+                      "pair_alpha": Design(copies, 1e-12),
                       "seed": Design(big, 1, base={"max_ratio": 0.9, "k": 20})},
         "spectral": split,
         "spectre": {**split, "dims": Design(sub, 2), "alpha": Design(sub, 0.5)},
