@@ -22,6 +22,8 @@ Two training plans:
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import glob
 import math
 import os
 import sys
@@ -32,8 +34,8 @@ import numpy as np
 from poisonguard.errors import MissingDependencyError, UsageError
 from poisonguard.represent.pixels import PixelBatches
 
-__all__ = ["LAYERS", "SMALL_ROWS", "NetSettings", "SmallCNN", "build_cnn", "epochs_for_steps",
-           "torch_module"]
+__all__ = ["LAYERS", "SMALL_ROWS", "NetSettings", "SmallCNN", "build_cnn", "cpu_reproducible",
+           "epochs_for_steps", "mkl_branch_status", "torch_module"]
 
 #: Layers whose activations can serve as the embedding.
 LAYERS = ("penultimate", "conv")
@@ -41,6 +43,11 @@ LAYERS = ("penultimate", "conv")
 SMALL_ROWS = 4_096
 #: Rows per forward pass when predicting.
 PREDICT_ROWS = 1_024
+#: MKL's conditional numerical reproducibility (mkl_cbwr.h): the query for the code
+#: branch, and the branch whose results are the same on every x86-64 CPU.
+_MKL_CBWR_BRANCH, _MKL_CBWR_COMPATIBLE = 1, 3
+#: What :func:`pin_mkl_branch` found (None: not tried in this process yet).
+_mkl_status: str | None = None
 
 
 def torch_module() -> Any:
@@ -57,6 +64,75 @@ def torch_module() -> Any:
     except ImportError as exc:
         raise MissingDependencyError("torch", "torch", "scanning images") from exc
     return torch
+
+
+def _mkl_library(torch: Any) -> Any:
+    """torch's CPU library, where MKL is linked in (None: not found)."""
+    lib_dir = os.path.join(os.path.dirname(torch.__file__), "lib")
+    for path in sorted(glob.glob(os.path.join(lib_dir, "libtorch_cpu.*"))):
+        try:
+            lib = ctypes.CDLL(path)
+            return lib if hasattr(lib, "mkl_serv_cbwr_set") else None
+        except OSError:
+            continue
+    return None
+
+
+def pin_mkl_branch(torch: Any) -> str:
+    """Hold MKL to its COMPATIBLE code branch for this process; what was found.
+
+    MKL picks its kernels by the CPU (AVX-512 on one machine, AVX2 on another) and
+    the kernels round differently; its conditional numerical reproducibility mode
+    with the COMPATIBLE branch gives the same results on every x86-64 CPU. The branch
+    can only be chosen before MKL's first computation in the process, and it holds
+    for the whole process (torch's matrix products elsewhere too). Tried once per
+    process (the first reproducible image representation); a ``MKL_CBWR`` the user
+    set is kept.
+
+    Returns one of "compatible" (pinned now or already), "MKL_CBWR=<value>" (the
+    user's other setting), "too late" (MKL already ran in this process) or "no MKL"
+    (a torch build without it: its BLAS is not pinned).
+    """
+    global _mkl_status
+    if _mkl_status is not None:
+        return _mkl_status
+    lib = _mkl_library(torch) if torch.backends.mkl.is_available() else None
+    if lib is None:
+        _mkl_status = "no MKL"
+        return _mkl_status
+    lib.mkl_serv_cbwr_get.argtypes = [ctypes.c_int]
+    lib.mkl_serv_cbwr_get.restype = ctypes.c_int
+    lib.mkl_serv_cbwr_set.argtypes = [ctypes.c_int]
+    lib.mkl_serv_cbwr_set.restype = ctypes.c_int
+    user = os.environ.get("MKL_CBWR")
+    if lib.mkl_serv_cbwr_get(_MKL_CBWR_BRANCH) == _MKL_CBWR_COMPATIBLE:
+        _mkl_status = "compatible"
+    elif user:
+        _mkl_status = f"MKL_CBWR={user}"
+    else:
+        done = lib.mkl_serv_cbwr_set(_MKL_CBWR_COMPATIBLE) == 0
+        _mkl_status = "compatible" if done else "too late"
+    return _mkl_status
+
+
+def mkl_branch_status() -> str | None:
+    """What :func:`pin_mkl_branch` found in this process (None: not tried yet)."""
+    return _mkl_status
+
+
+@contextlib.contextmanager
+def cpu_reproducible(torch: Any, dev: Any, on: bool) -> Any:
+    """The CNN's CPU kernels that round the same on every x86-64 CPU, for the duration.
+
+    With ``on`` and a CPU device: oneDNN (mkldnn) is switched off, so convolutions run
+    as torch's own im2col and MKL matrix products (oneDNN picks its kernels and their
+    blocking by the CPU's instruction set and caches). Otherwise nothing changes.
+    """
+    if not on or torch.device(dev).type != "cpu":
+        yield
+        return
+    with torch.backends.mkldnn.flags(enabled=False):
+        yield
 
 
 def epochs_for_steps(epochs: int | None, n: int, batch_size: int, target_steps: int,
@@ -189,6 +265,22 @@ def _bf16(torch: Any, dev: Any) -> bool:
     return bool(dev.type == "cuda" and torch.cuda.is_bf16_supported())
 
 
+def _cross_entropy(torch: Any, logits: Any, labels: Any, *, portable: bool,
+                   reduction: str = "mean") -> Any:
+    """Cross-entropy of ``logits``; ``portable``: as max, exp, sum and log.
+
+    torch's fused log-softmax rounds differently with its AVX2 and AVX-512 kernels;
+    the same loss written with element-wise operations and a plain sum gives the same
+    bits under both (issue 12).
+    """
+    if not portable:
+        return torch.nn.functional.cross_entropy(logits, labels, reduction=reduction)
+    top = logits.max(dim=1, keepdim=True).values.detach()
+    log_p = logits - (torch.exp(logits - top).sum(dim=1, keepdim=True).log() + top)
+    picked = -log_p.gather(1, labels[:, None])[:, 0]
+    return picked.sum() if reduction == "sum" else picked.mean()
+
+
 def _autocast(bf16: bool) -> Any:
     """bfloat16 autocast on CUDA when ``bf16``, else nothing (CPU math stays float32)."""
     if not bf16:
@@ -205,16 +297,20 @@ class SmallCNN(NetSettings):
     and activations of the rows. Parameters: those of :class:`NetSettings`, plus
     ``n_classes``, ``max_epochs`` (the large-data plan's cap on passes), ``large``
     (which plan; None: the large one above :data:`SMALL_ROWS` training rows) and
-    ``channels_last`` (the batches' memory format, see :meth:`PixelBatches.take`).
+    ``channels_last`` (the batches' memory format, see :meth:`PixelBatches.take`) and
+    ``reproducible`` (on the CPU: the kernels of :func:`cpu_reproducible` and the
+    portable cross-entropy, so that the trained weights do not depend on the CPU).
     """
 
     def __init__(self, *, n_classes: int, max_epochs: int = 6, large: bool | None = None,
-                 channels_last: bool = False, **settings: Any) -> None:
+                 channels_last: bool = False, reproducible: bool = False,
+                 **settings: Any) -> None:
         super().__init__(**settings)
         self.n_classes = n_classes
         self.max_epochs = max_epochs
         self.large = large
         self.channels_last = channels_last
+        self.reproducible = reproducible
 
     def fit(self, batches: PixelBatches, rows: np.ndarray, labels: np.ndarray) -> SmallCNN:
         """Train on ``rows``; the small-data or the large-data plan by their number."""
@@ -228,11 +324,13 @@ class SmallCNN(NetSettings):
                         lean=large).to(dev)
         yt = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=dev)
         rows_t = torch.as_tensor(np.asarray(rows, dtype=np.int64))
-        if not large:
-            self.epochs_ = self.epochs_for(len(rows), (4, 40))
-            self._fit_small(net, batches, rows_t, yt)
-        else:
-            self._fit_large(net, batches, rows_t, yt)
+        self._portable = self.reproducible and dev.type == "cpu"
+        with cpu_reproducible(torch, dev, self.reproducible):
+            if not large:
+                self.epochs_ = self.epochs_for(len(rows), (4, 40))
+                self._fit_small(net, batches, rows_t, yt)
+            else:
+                self._fit_large(net, batches, rows_t, yt)
         net.eval()
         self.net_ = net
         return self
@@ -261,7 +359,7 @@ class SmallCNN(NetSettings):
         torch = torch_module()
         with _autocast(bf16):
             logits = net["out"](net["head"](net["features"](xb)))
-            loss = torch.nn.functional.cross_entropy(logits.float(), yb)
+            loss = _cross_entropy(torch, logits.float(), yb, portable=self._portable)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -312,8 +410,8 @@ class SmallCNN(NetSettings):
             for start in range(0, len(held), PREDICT_ROWS):
                 idx = held[start:start + PREDICT_ROWS]
                 logits = net["out"](net["head"](net["features"](self._take(batches, idx))))
-                total += float(torch.nn.functional.cross_entropy(
-                    logits.float(), yt[idx.to(yt.device)], reduction="sum"))
+                total += float(_cross_entropy(torch, logits.float(), yt[idx.to(yt.device)],
+                                              portable=self._portable, reduction="sum"))
         return total / len(held)
 
     def forward(self, batches: PixelBatches, rows: np.ndarray | None = None, *,
@@ -330,7 +428,8 @@ class SmallCNN(NetSettings):
         total = batches.n if rows is None else len(rows)
         rows_t = None if rows is None else torch.as_tensor(np.asarray(rows, dtype=np.int64))
         acts, logits = [], []
-        with torch.no_grad(), _autocast(bf16):
+        with torch.no_grad(), _autocast(bf16), \
+                cpu_reproducible(torch, self.device_, self.reproducible):
             for start in range(0, total, PREDICT_ROWS):
                 part = slice(start, start + PREDICT_ROWS) if rows_t is None \
                     else rows_t[start:start + PREDICT_ROWS]

@@ -38,6 +38,7 @@ from poisonguard.represent.cnn import (
     SmallCNN,
     build_cnn,
     epochs_for_steps,
+    pin_mkl_branch,
     torch_module,
 )
 from poisonguard.represent.pixels import PixelBatches, channel_stats, standardised_pixels
@@ -83,6 +84,7 @@ def image_representation(
     device: str | None = None,
     threads: int | None = None,
     defer_embedding: bool = False,
+    reproducible: bool = False,
 ) -> Representation:
     """Train ``folds`` CNNs out-of-fold and one on all rows of an image dataset.
 
@@ -98,7 +100,20 @@ def image_representation(
     trains ``folds`` CNNs, not ``folds + 1``). ``meta["epochs"]`` and
     ``meta["device"]`` are the fold models' (whose out-of-fold probabilities the
     label detectors read).
+
+    ``reproducible=True``: on the CPU the CNNs train and predict with kernels that
+    round the same on every x86-64 CPU with AVX2 or AVX-512 (oneDNN off, MKL held to
+    its COMPATIBLE branch, a portable cross-entropy; docs/reproducibility.md), so the
+    same seed and thread count give the same weights and probabilities on any such
+    machine, for about twice the CNN's CPU time (not the default for that reason).
+    ``meta["cpu_reproducible"]`` says whether that held: "yes", or why not ("off",
+    "not on the CPU", or MKL's state, e.g. "MKL: too late" when MKL had already
+    computed in this process: then the rest still holds but MKL rounds by the CPU).
+    GPUs are unaffected.
     """
+    if not isinstance(reproducible, bool):
+        raise UsageError(f"image_representation: reproducible must be True or False, "
+                         f"got {reproducible!r}")
     torch = torch_module()
     images = dataset.images
     if images is None:
@@ -112,8 +127,11 @@ def image_representation(
     width = width if width is not None else (LEAN_WIDTH if large else 16)
     with _torch_threads_set(torch, images.shape[1:], threads):
         settings: dict[str, Any] = {"n_classes": n_classes, "width": width, "hidden": hidden,
-                                    "epochs": epochs, "device": device, "large": large}
+                                    "epochs": epochs, "device": device, "large": large,
+                                    "reproducible": reproducible}
         dev = SmallCNN(**settings).resolve_device(torch)
+        if reproducible and dev.type == "cpu":
+            pin_mkl_branch(torch)  # before the CNNs' first matrix product
         mean, std = channel_stats(images)
         batches = PixelBatches(torch, images, mean, std, device=dev,
                                resident=dev.type != "cpu")
@@ -143,9 +161,22 @@ def image_representation(
         embedding_oof=oof,
         model=f"cnn(width={width}, hidden={hidden})", layer=layer,
         meta={"folds": n_splits, "epochs": fold.epochs_, "device": fold.device_,
-              "plan": "large" if large else "small"},
+              "plan": "large" if large else "small",
+              "cpu_reproducible": _reproducible_state(reproducible, dev)},
         embed=embed if defer_embedding else None,
     )
+
+
+def _reproducible_state(reproducible: bool, dev: Any) -> str:
+    """``meta["cpu_reproducible"]``: "yes", or why the CNN's bits may depend on the CPU."""
+    if not reproducible:
+        return "off"
+    if dev.type != "cpu":
+        return "not on the CPU"
+    mkl = pin_mkl_branch(torch_module())
+    if mkl == "no MKL":
+        return "no: torch without MKL (its BLAS rounds by the CPU)"
+    return "yes" if mkl == "compatible" else f"MKL: {mkl}"
 
 
 class _AllRowsCNN:
