@@ -67,7 +67,12 @@ def torch_module() -> Any:
 
 
 def _mkl_library(torch: Any) -> Any:
-    """torch's CPU library, where MKL is linked in (None: not found)."""
+    """torch's CPU library, where MKL is linked in (None: not found).
+
+    torch links MKL statically and exports its service functions
+    ``mkl_serv_cbwr_get``/``mkl_serv_cbwr_set`` (the service layer of MKL's public
+    ``mkl_cbwr_get``/``mkl_cbwr_set``, same constants), not the public names.
+    """
     lib_dir = os.path.join(os.path.dirname(torch.__file__), "lib")
     for path in sorted(glob.glob(os.path.join(lib_dir, "libtorch_cpu.*"))):
         try:
