@@ -60,11 +60,13 @@ def scan_dataset(
     progress: Progress | None = None,
     threads: int | None = None,
     max_fpr: float = DEFAULT_MAX_FPR,
+    reproducible: bool = False,
 ) -> tuple[Findings, list[DetectorResult], Representation]:
     """Scan and also return the raw detector results and the representation.
 
     ``threads`` caps the CPU threads of the whole scan: BLAS and OpenMP (default
     :data:`DEFAULT_THREADS`) and, when given, torch's threads for images.
+    ``reproducible``: images on the CPU get the CNN of :func:`scan`'s ``reproducible``.
     ``max_fpr`` is the clean false-positive rate of the label-based flags together:
     it is split evenly among the chosen detectors that take a ``max_fpr``
     (:func:`with_fpr_budget`).
@@ -103,7 +105,8 @@ def scan_dataset(
             # the MLP's embedding exists only while a detector that reads it runs
             representation = build_representation(dataset, embeddings=embeddings, seed=seed,
                                                   progress=progress, needs=reads,
-                                                  threads=torch_threads, defer_embedding=True)
+                                                  threads=torch_threads, defer_embedding=True,
+                                                  reproducible=reproducible)
         results: list[DetectorResult] = []
         for k, det in enumerate(chosen):
             progress.update(f"detector {det.name}", done=k, total=len(chosen))
@@ -180,6 +183,7 @@ def scan(
     max_fpr: float = DEFAULT_MAX_FPR,
     engine: Engine | None = None,
     knn: KnnMode = "auto",
+    reproducible: bool = False,
 ) -> Findings:
     """Scan training data for poisoned rows; every row gets a score, flags say why.
 
@@ -230,6 +234,12 @@ def scan(
         The neighbour search, here or on ``engine``: "exact", "ivf" (approximate, the
         same neighbours on every engine) or "auto" (exact up to 50,000 rows, IVF beyond;
         :func:`poisonguard.engine.neighbours.engine_neighbours`).
+    reproducible
+        Images on the CPU: train the CNN with kernels that round the same on every
+        x86-64 CPU with AVX2 or AVX-512, so the same seed and threads give the same
+        findings on any such machine, for about twice the CNN's CPU time
+        (docs/reproducibility.md). ``summary["representation"]["cpu_reproducible"]``
+        says whether it held. Tables and text are not affected.
 
     Returns
     -------
@@ -258,7 +268,7 @@ def scan(
     with engine_neighbours(engine, mode=knn, progress=progress), using_engine(engine):
         findings, _, _ = scan_dataset(dataset, detectors=detectors, embeddings=embeddings,
                                       seed=seed, progress=progress, threads=threads,
-                                      max_fpr=max_fpr)
+                                      max_fpr=max_fpr, reproducible=reproducible)
     return findings
 
 
@@ -305,7 +315,9 @@ def _findings(dataset: Dataset, results: list[DetectorResult], rep: Representati
         "clean_classes": [name for name in dataset.classes if name not in by_class],
         "untested": untested,
         "classes": list(dataset.classes),
-        "representation": {"model": rep.model, "layer": rep.layer},
+        "representation": {"model": rep.model, "layer": rep.layer,
+                           **({"cpu_reproducible": rep.meta["cpu_reproducible"]}
+                              if "cpu_reproducible" in rep.meta else {})},
         "review": review,
     }
     proba = np.asarray(rep.proba) if rep.proba is not None else np.zeros((0, 0))

@@ -33,6 +33,7 @@ from poisonguard.cli.options import (
     column_list,
 )
 from poisonguard.errors import UsageError
+from poisonguard.provenance.text import printable
 
 if TYPE_CHECKING:
     from poisonguard.data import Dataset
@@ -159,6 +160,10 @@ def scan_command(
     engine: EngineOpt = EngineName.local,
     address: AddressOpt = None,
     knn: KnnOpt = KnnName.auto,
+    reproducible: Annotated[bool, typer.Option(
+        "--reproducible", help="Images on the CPU: train the CNN with kernels that give "
+        "the same findings on any x86-64 CPU (same --seed and --threads), for about twice "
+        "its CPU time.")] = False,
 ) -> None:
     """Find poisoned rows: rank every row, flag the suspicious ones, say why."""
     from poisonguard.data import check_output_path, load_embeddings
@@ -197,7 +202,12 @@ def scan_command(
                 engine_neighbours(runner, mode=knn.value, progress=progress):
             findings, _, rep = scan_dataset(dataset, detectors=chosen,
                                             embeddings=emb, seed=seed, progress=progress,
-                                            threads=threads, max_fpr=max_fpr)
+                                            threads=threads, max_fpr=max_fpr,
+                                            reproducible=reproducible)
+    held = findings.summary["representation"].get("cpu_reproducible", "yes")
+    if reproducible and held != "yes" and not quiet:
+        err_console.print(f"note: --reproducible did not hold: {printable(held)}",
+                          markup=False, soft_wrap=True)
     target = out / f"findings.{fmt.value}"
     save_findings(findings, target)
     if report is not None or png is not None:

@@ -85,3 +85,32 @@ def test_reproducible_is_off_by_default_and_checked() -> None:
     assert rep.meta["cpu_reproducible"] == "off"
     with pytest.raises(UsageError, match="reproducible must be True or False"):
         image_representation(data, folds=2, epochs=1, reproducible="yes")  # type: ignore[arg-type]
+
+
+def _scan_under(variables: dict[str, str], data: Path, out: Path) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if k not in KERNEL_VARIABLES}
+    env.update(variables, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "poisonguard", "scan", str(data), "--detectors", "label,knn",
+         "--reproducible", "--threads", "1", "--no-ledger", "--json", "--out", str(out)],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_the_cli_scan_gives_the_same_findings_under_avx2_and_the_machines_own_kernels(
+        tmp_path: Path) -> None:
+    digits = builtin_dataset("digits")
+    data = tmp_path / "digits.npz"
+    np.savez(data, X=np.asarray(digits.images)[:400], y=np.asarray(digits.labels)[:400])
+    own = _scan_under({}, data, tmp_path / "own")
+    avx2 = _scan_under(AVX2, data, tmp_path / "avx2")
+    representation = own["representation"]
+    assert isinstance(representation, dict)
+    assert representation["cpu_reproducible"] in ("yes", "no: torch without MKL (its BLAS "
+                                                          "rounds by the CPU)")
+    if representation["cpu_reproducible"] == "yes":
+        assert (tmp_path / "own" / "findings.json").read_bytes() == \
+            (tmp_path / "avx2" / "findings.json").read_bytes()
+    assert {k: v for k, v in own.items() if k != "findings"} == \
+        {k: v for k, v in avx2.items() if k != "findings"}
