@@ -17,10 +17,10 @@ more sure disagreement than natural overlap makes (the licence ``knn`` reads,
 :func:`poisonguard.detect.knn.neighbour_licence`), or the rows that have a copy, of any
 label, are contradicted by a sure model more often than the other rows it is as sure
 of (:func:`_copies_in_excess`: injected copies spread over every class pair still add
-up there). On real tables people with the same answers differ
-in outcome (statsmodels ``fair``: 10-12 such rows a scan, 0.17% of the rows, with a sure
-model against them); those go to review, so that the scan's clean flags stay the margin
-flags that ``--max-fpr`` bounds plus licensed claims of an excess (docs/reliability.md).
+up there). On real tables people with the same answers differ in outcome (statsmodels
+``fair``: 10-12 such rows a scan, 0.17% of the rows, with a sure model against them);
+those go to review, so that the scan's clean flags stay the margin flags that
+``--max-fpr`` bounds plus licensed claims of an excess (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -153,8 +153,9 @@ class DuplicateDetector(Detector):
         copy is flagged only when its label contradicts a sure model, and left for
         review otherwise.
     pair_alpha:
-        level of the tests that license a sure contradiction in a class pair
-        (:func:`poisonguard.detect.knn.neighbour_licence`); an unlicensed one is left
+        level of each of the two licences of a sure contradiction: knn's (class pairs
+        and bands, :func:`poisonguard.detect.knn.neighbour_licence`, at knn's default
+        ``k``) and the copies' (:func:`_copies_in_excess`); an unlicensed one is left
         for review.
     """
 
