@@ -144,6 +144,9 @@ def null_threshold(statistic: Callable[[np.ndarray], np.ndarray], proba: np.ndar
 
 #: Family-wise level of the per-pair tests (Bonferroni over the pairs tested).
 DEFAULT_PAIR_ALPHA = 0.05
+#: Classes a label must pass both licence rules with to be a flip target
+#: (:meth:`PairExcess.target_pairs`).
+MIN_TARGET_PAIRS = 2
 #: Sure contradictions a pair needs before its lack of a boundary licenses them (the
 #: no-boundary rule only; the pair tests take Tarone's family, :func:`tarone_family`).
 MIN_PATTERN = 2
@@ -422,6 +425,33 @@ class PairExcess:
     refused: np.ndarray | None = None
     shape: RisingShare | None = None
     both_rules: np.ndarray | None = None
+
+    def in_both_rules(self, labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Rows whose pair (label, ``classes``: one class per row) passes both licence
+        rules (``both_rules``; none when it was not computed)."""
+        if self.both_rules is None:
+            return np.zeros(len(labels), dtype=bool)
+        return np.asarray(self.both_rules[np.asarray(labels), np.asarray(classes)], dtype=bool)
+
+    def target_pairs(self) -> np.ndarray:
+        """k x k: the pairs that pass both licence rules, of the labels that pass them
+        with :data:`MIN_TARGET_PAIRS` or more classes (flip targets).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> both = np.zeros((3, 3), dtype=bool)
+        >>> both[0, 1] = both[0, 2] = both[2, 1] = True  # label 0 with two classes
+        >>> z = np.zeros((3, 3))
+        >>> excess = PairExcess(sure=z, unsure=z, natural_share=np.ones(3), p_values=z + 1,
+        ...                     licensed=both, strong=z > 0, alpha=0.05, both_rules=both)
+        >>> excess.target_pairs().astype(int).tolist()
+        [[0, 1, 1], [0, 0, 0], [0, 0, 0]]
+        """
+        if self.both_rules is None:
+            return np.zeros_like(self.licensed)
+        many = self.both_rules.sum(axis=1) >= MIN_TARGET_PAIRS
+        return np.asarray(self.both_rules & many[:, None])
 
     def unexplained(self, labels: np.ndarray, proba: np.ndarray,
                     certain: float = DEFAULT_CERTAIN, *, targets: bool = False) -> np.ndarray:

@@ -39,6 +39,23 @@ def test_random_flips_are_found(poisoned) -> None:  # type: ignore[no-untyped-de
     assert deep.meta["space"] == "embedding_oof" and deep.n_flagged > 0
 
 
+def test_the_vote_needs_no_sure_model_in_the_pairs_of_a_flip_target(
+        poisoned) -> None:  # type: ignore[no-untyped-def]
+    # sklearn digits, 10% targeted flips into class 0: six pairs "0 -> c" pass both
+    # licence rules (an excess of sure contradictions, and more of them than unsure
+    # disagreements), so label 0 is a flip target. The model, trained on the flips, is
+    # unsure of 43 of the 180; there a 9-of-10 vote against the label in such a pair
+    # is a flip too: 72 -> 84 flags, the 12 new ones all flips where the model is
+    # unsure (RESULTS.md, session 20).
+    attack, rep = poisoned("digits", "flip", rate=0.1, seed=2, mode="targeted", target=0)
+    result = KnnDetector().score(attack.dataset, rep)
+    truth = np.zeros(len(result.flags), dtype=bool)
+    truth[attack.truth.poisoned] = True
+    unsure = rep.proba.max(axis=1) < 0.8
+    assert (result.flags & unsure & truth).sum() >= 8
+    assert (result.flags & ~truth).sum() == 0
+
+
 def test_bad_parameters_are_usage_errors(clean) -> None:  # type: ignore[no-untyped-def]
     ds, rep = clean("wine")
     with pytest.raises(UsageError):

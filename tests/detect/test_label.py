@@ -92,6 +92,27 @@ def test_label_issues_in_a_pair_that_passes_both_licence_rules_need_only_min_mar
     assert result.meta["pair_doubts_flagged"] >= 10
 
 
+def test_clear_doubts_in_the_pairs_of_a_flip_target_need_no_cleanlab_count(
+        poisoned) -> None:  # type: ignore[no-untyped-def]
+    # sklearn digits, 10% targeted flips (180 rows of the nine other classes relabelled
+    # 0): nine licensed pairs "0 -> c", six of them pass both licence rules, none is
+    # strong (twice as many sure contradictions as boundary). The model, trained on the
+    # flips, is unsure of 43 of them: the null's margin is 0.72, and cleanlab's
+    # confident joint counts 144 of the 180 flips, so most unsure flips were left out.
+    # Label 0 passes both rules with several classes (a flip target): now a clear
+    # doubt of both classifiers in any of those pairs is flagged without cleanlab's
+    # count (before: only in strong pairs): label F1 0.808 -> 0.906, 27 more flags,
+    # every flag a flip; the plain 10-NN disagreement baseline is 0.884 (RESULTS.md,
+    # session 20).
+    attack, rep = poisoned("digits", "flip", rate=0.1, seed=2, mode="targeted", target=0)
+    result = LabelDetector().score(attack.dataset, rep)
+    assert result.meta["margin_threshold"] > 0.6
+    assert len(result.meta["licensed_pairs"]) == 9
+    assert _f1(result.flags, attack.truth.poisoned) >= 0.89
+    assert _precision(result.flags, attack.truth.poisoned) >= 0.98
+    assert result.meta["clear_doubts_flagged"] >= 15
+
+
 def test_a_sure_model_alone_does_not_flag_rows_whose_neighbours_side_with_the_label(
         poisoned) -> None:  # type: ignore[no-untyped-def]
     # Breast cancer, 3% random flips (all into class 0): the pair 0 -> 1 passes both
