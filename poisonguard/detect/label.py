@@ -213,8 +213,8 @@ class LabelDetector(Detector):
         # the model hedges around its flips, cleanlab's confident joint counts a row
         # only where the ensemble reaches the other class's mean confidence, and the
         # null's margin rises (sklearn digits, 180 rows of nine classes relabelled 0:
-        # five to seven such pairs, 144-151 flips counted, margin 0.70-0.72; these
-        # doubts add 5-15 flips per seed, no clean row; RESULTS.md, session 20). A
+        # five to seven such pairs, 144-151 flips counted, margin 0.70-0.72; the scan
+        # finds 6-15 more flips per seed, no clean row; RESULTS.md, session 20). A
         # single pair is not enough: on breast cancer the pair of the flips holds the
         # table's own confident errors too (1% targeted flips: 14 sure contradictions,
         # 5 of them flips), which cleanlab's count keeps out.
