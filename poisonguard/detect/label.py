@@ -217,7 +217,7 @@ class LabelDetector(Detector):
         # finds 6-15 more flips per seed, no clean row; RESULTS.md, session 20). A
         # single pair is not enough: on breast cancer the pair of the flips holds the
         # table's own confident errors too (1% targeted flips: 14 sure contradictions,
-        # 5 of them flips), which cleanlab's count keeps out.
+        # 6 of them flips), which cleanlab's count keeps out.
         clear = _clear_doubts(labels, model, proba, votes,
                               excess.strong | excess.target_pairs(), self.min_margin)
         flags |= clear.any(axis=1)
