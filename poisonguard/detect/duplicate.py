@@ -14,7 +14,7 @@ both copies are flagged. The reason names the other row.
 A conflicting copy is flagged only when a sure out-of-fold model contradicts its label
 and natural overlap cannot explain that: either its class pair or confidence band holds
 more sure disagreement than natural overlap makes (the licence ``knn`` reads,
-:func:`poisonguard.detect.knn.neighbour_licence`), or the rows that have a copy, of any
+:func:`poisonguard.detect.licence.neighbour_licence`), or the rows that have a copy, of any
 label, are contradicted by a sure model more often than the other rows it is as sure
 of (:func:`_copies_in_excess`: injected copies spread over every class pair still add
 up there). On real tables people with the same answers differ in outcome (statsmodels
@@ -32,7 +32,7 @@ from scipy.stats import poisson
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
-from poisonguard.detect.knn import DEFAULT_K, neighbour_licence
+from poisonguard.detect.licence import DEFAULT_K, neighbour_licence
 from poisonguard.detect.neighbours import nearest_neighbours
 from poisonguard.detect.overlap import (
     CONFIDENCE_BANDS,
@@ -154,7 +154,7 @@ class DuplicateDetector(Detector):
         review otherwise.
     pair_alpha:
         level of each of the two licences of a sure contradiction: knn's (class pairs
-        and bands, :func:`poisonguard.detect.knn.neighbour_licence`, at knn's default
+        and bands, :func:`poisonguard.detect.licence.neighbour_licence`, at knn's default
         ``k``) and the copies' (:func:`_copies_in_excess`); an unlicensed one is left
         for review.
     """

@@ -31,73 +31,16 @@ import numpy as np
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
+from poisonguard.detect.licence import DEFAULT_K, neighbour_licence
 from poisonguard.detect.neighbours import nearest_neighbours, neighbour_votes
-from poisonguard.detect.overlap import (
-    BACKED_SHARE,
-    DEFAULT_CERTAIN,
-    DEFAULT_PAIR_ALPHA,
-    SUPPORT_K,
-    PairExcess,
-    neighbour_support,
-    pair_excess,
-)
+from poisonguard.detect.overlap import DEFAULT_CERTAIN, DEFAULT_PAIR_ALPHA, SUPPORT_K
 from poisonguard.detect.thresholds import FLAG_SCORE
-from poisonguard.memo import remember
 from poisonguard.params import Interval, OneOf
 from poisonguard.represent.base import Representation
 
-__all__ = ["DEFAULT_K", "KnnDetector", "neighbour_licence"]
+__all__ = ["KnnDetector"]
 
 Space = Literal["embedding_oof", "features"]
-
-#: Neighbours per row of knn's vote, and of the licence the ``duplicate`` detector reads.
-DEFAULT_K = 10
-
-
-def neighbour_licence(labels: np.ndarray, proba: np.ndarray, x: np.ndarray, dist: np.ndarray,
-                      idx: np.ndarray, *, k: int = DEFAULT_K, certain: float = DEFAULT_CERTAIN,
-                      alpha: float = DEFAULT_PAIR_ALPHA) -> PairExcess:
-    """The licence of a sure contradiction, as ``knn`` and ``duplicate`` read it.
-
-    :func:`~poisonguard.detect.overlap.pair_excess` on the out-of-fold ``proba``: the
-    second population are the rows whose first ``k`` neighbours (``idx``, nearest
-    first, searched in ``x``; ``dist`` their distances, at least :data:`SUPPORT_K`
-    columns for the support) back the model's class, and the lone-label test reads
-    the votes of the first :data:`SUPPORT_K`. A label a sure model contradicts is a
-    claim of poisoning only where this licence says natural overlap cannot explain
-    the pair's sure disagreement (:meth:`PairExcess.unexplained`).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from poisonguard.detect.neighbours import nearest_neighbours
-    >>> rng = np.random.default_rng(0)
-    >>> x = rng.normal(size=(200, 2)) + np.repeat([[0, 0], [6, 6]], 100, axis=0)
-    >>> labels = np.repeat([0, 1], 100)
-    >>> proba = np.where(labels[:, None] == np.arange(2), 0.95, 0.05)
-    >>> dist, idx = nearest_neighbours(x, SUPPORT_K)
-    >>> bool(neighbour_licence(labels, proba, x, dist, idx).licensed.any())
-    False
-    """
-    def licence() -> tuple[tuple[np.ndarray, ...], PairExcess]:
-        rows = np.arange(len(labels))
-        n_classes = proba.shape[1]
-        backing = neighbour_votes(labels, idx[:, :k], n_classes)[rows, proba.argmax(axis=1)]
-        return (labels, proba, x, idx), pair_excess(
-            labels, proba, certain=certain, alpha=alpha, backed=backing >= BACKED_SHARE,
-            support=neighbour_support(x, dist),
-            votes=neighbour_votes(labels, idx[:, :SUPPORT_K], n_classes))
-
-    # knn and duplicate read the same licence: in a scan it is computed once. The arrays
-    # held are compared with ``is`` (a reused id never returns another's), the neighbour
-    # lists by value (the scan's search hands each caller its own view of one list).
-    key = (id(labels), id(proba), id(x), idx.shape, k, certain, alpha)
-    held, excess = remember("neighbour_licence", key, licence, keep=1)
-    if (any(a is not b for a, b in zip(held[:3], (labels, proba, x), strict=True))
-            or not np.array_equal(held[3], idx)):
-        return licence()[1]
-    return excess
-
 
 @register_detector
 class KnnDetector(Detector):

@@ -75,17 +75,17 @@ def test_natural_copies_with_other_outcomes_are_left_for_review() -> None:
 
 
 def test_knn_and_duplicate_share_one_licence_in_a_scan(monkeypatch: pytest.MonkeyPatch) -> None:
-    import poisonguard.detect.knn as knn_module
+    import poisonguard.detect.licence as licence_module
     from poisonguard.scan import scan_dataset
 
     calls: list[int] = []
-    real = knn_module.pair_excess
+    real = licence_module.pair_excess
 
     def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(knn_module, "pair_excess", counted)
+    monkeypatch.setattr(licence_module, "pair_excess", counted)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 4)) + np.repeat([[0.0] * 4, [3.0] * 4], 150, axis=0)
     ds = Dataset(labels=np.repeat([0, 1], 150), classes=("a", "b"), features=x)

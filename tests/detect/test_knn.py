@@ -68,8 +68,8 @@ def test_label_and_knn_read_one_support_of_20_neighbours(monkeypatch) -> None:  
     # A clump of 12 rows far from the other 400: with 10 neighbours each row sees only
     # its clump (inside the support), with 20 it reaches the rest (outside). knn
     # (k=10) must read the support of label's 20 neighbours, the same array in a scan.
-    import poisonguard.detect.knn as knn_module
     import poisonguard.detect.label as label_module
+    import poisonguard.detect.licence as licence_module
     from poisonguard.data import Dataset
     from poisonguard.detect.label import LabelDetector
     from poisonguard.detect.overlap import pair_excess
@@ -91,7 +91,7 @@ def test_label_and_knn_read_one_support_of_20_neighbours(monkeypatch) -> None:  
         return wrapped
 
     monkeypatch.setattr(label_module, "pair_excess", spy("label"))
-    monkeypatch.setattr(knn_module, "pair_excess", spy("knn"))
+    monkeypatch.setattr(licence_module, "pair_excess", spy("knn"))
     with scan_memo():
         LabelDetector().score(ds, rep)
         KnnDetector().score(ds, rep)
