@@ -68,12 +68,11 @@ def _overlap(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str]
 def _licensed_rows(results: Sequence[DetectorResult]) -> int:
     """Distinct rows flagged as claims of an excess (``meta["licensed_flags"]``).
 
-    ``label``'s other flags are its margin doubts, which have no sure contradiction and
-    lie in no licensed pair; every ``knn`` and ``duplicate`` flag lies in a licence
-    (a sure contradiction, or knn's vote in a flip target's pair). So the rows flagged
-    by any of them, less the margin doubts, are the licensed rows, each counted once (a
-    row that is both a margin doubt and a knn flag, which needs the two detectors to
-    name different classes, counts as a margin doubt).
+    ``label``'s other flags are its margin doubts (no sure contradiction; the null's
+    margin reached); every ``knn`` and ``duplicate`` flag lies in a licence (a sure
+    contradiction, or knn's vote in a flip target's pair). So the rows flagged by any of
+    them, less label's margin doubts, are the licensed rows, each counted once (a row
+    that is both a margin doubt and a knn flag counts as a margin doubt).
     """
     claiming = [r for r in results if "licensed_flags" in r.meta]
     if not claiming:
