@@ -35,10 +35,10 @@ from poisonguard.detect.base import Detector, DetectorResult, register_detector
 from poisonguard.detect.licence import DEFAULT_K, neighbour_licence
 from poisonguard.detect.neighbours import nearest_neighbours
 from poisonguard.detect.overlap import (
-    CONFIDENCE_BANDS,
     DEFAULT_CERTAIN,
     DEFAULT_PAIR_ALPHA,
     SUPPORT_K,
+    band_edges,
 )
 from poisonguard.params import Interval
 from poisonguard.represent.base import Representation
@@ -83,8 +83,7 @@ def _copies_in_excess(labels: np.ndarray, proba: np.ndarray, copied: np.ndarray,
     Rows that have a copy (``copied``, whatever the copy's label) should be
     contradicted by a sure model no more often than the other rows it is as sure of:
     natural copies with other outcomes are natural errors like any other. In each
-    band ``top >= t`` (``certain`` and the
-    :data:`~poisonguard.detect.overlap.CONFIDENCE_BANDS` above it) the copies'
+    band ``top >= t`` (:func:`~poisonguard.detect.overlap.band_edges`) the copies'
     contradictions are tested against the model's own estimate (the sum of
     ``1 - top``) times how far the other rows of the band exceed theirs (at least 1):
     Poisson upper tail, Bonferroni over the bands, at ``alpha``. Injected conflicting
@@ -93,7 +92,7 @@ def _copies_in_excess(labels: np.ndarray, proba: np.ndarray, copied: np.ndarray,
     """
     top = proba.max(axis=1)
     wrong = proba.argmax(axis=1) != labels
-    edges = (certain, *(b for b in CONFIDENCE_BANDS if b > certain))
+    edges = band_edges(certain)
     rows = np.zeros(len(labels), dtype=bool)
     said: list[str] = []
     for lower in edges:

@@ -218,8 +218,9 @@ class LabelDetector(Detector):
         # single pair is not enough: on breast cancer the pair of the flips holds the
         # table's own confident errors too (1% targeted flips: 14 sure contradictions,
         # 6 of them flips), which cleanlab's count keeps out.
-        clear = _clear_doubts(labels, model, proba, votes,
-                              excess.strong | excess.target_pairs(), self.min_margin)
+        targets = excess.target_pairs()
+        clear = _clear_doubts(labels, model, proba, votes, excess.strong | targets,
+                              self.min_margin)
         flags |= clear.any(axis=1)
         # A pair that passes both licence rules has sure contradictions beyond natural
         # overlap and fewer unsure disagreements than them: the null's margin (how far
@@ -233,7 +234,7 @@ class LabelDetector(Detector):
         # pass one rule only, no clean row). Elsewhere a licensed pair's issues keep the
         # null's margin (waived in every licensed pair it let through natural noise:
         # untouched seattle-weather +17 flags; RESULTS.md, session 19).
-        target = np.asarray(excess.target_pairs().any(axis=1))[labels]
+        target = np.asarray(targets.any(axis=1))[labels]
         paired = (issues & ~agree & (margin >= self.min_margin)
                   & (excess.in_both_rules(labels, pred)
                      | (target & excess.licensed[labels, pred])))

@@ -37,6 +37,7 @@ from poisonguard.detect.thresholds import robust_z, tail_threshold
 from poisonguard.memo import remember
 
 __all__ = ["BACKED_SHARE", "CALIBRATION_SLACK", "CONFIDENCE_BANDS", "DEFAULT_CERTAIN",
+           "band_edges",
            "DEFAULT_MAX_FPR", "DEFAULT_PAIR_ALPHA", "LONE_ALPHA_SHARE", "BandExcess",
            "LoneExcess", "MIN_PATTERN", "NullThreshold", "PAIR_LEVELS", "PairExcess",
            "SUPPORT_K", "SUPPORT_Z",
@@ -204,13 +205,24 @@ def _band_words(population: str, lower: float) -> str:
     return f"{rows} at top >= {lower:g}"
 
 
+def band_edges(certain: float) -> tuple[float, ...]:
+    """The lower edges of the confidence bands tested: ``certain`` and the
+    :data:`CONFIDENCE_BANDS` above it.
+
+    Examples
+    --------
+    >>> band_edges(0.8), band_edges(0.95)
+    ((0.8, 0.9, 0.97, 0.99), (0.95, 0.97, 0.99))
+    """
+    return (certain, *(b for b in CONFIDENCE_BANDS if b > certain))
+
+
 def _bands(top: np.ndarray, certain: float, populations: list[tuple[str, np.ndarray]]
            ) -> Iterator[tuple[str, float, np.ndarray]]:
-    """``(population, lower, rows at top >= lower)`` for every band of every population:
-    ``certain`` and the :data:`CONFIDENCE_BANDS` above it."""
-    edges = (certain, *(b for b in CONFIDENCE_BANDS if b > certain))
+    """``(population, lower, rows at top >= lower)`` for every band of every population
+    (:func:`band_edges`)."""
     for population, members in populations:
-        for lower in edges:
+        for lower in band_edges(certain):
             yield population, lower, members & (top >= lower)
 
 

@@ -50,10 +50,16 @@ def digests(reproducible: bool = True, use_mkl_first: bool = False) -> str:
     return json.dumps(out, sort_keys=True)
 
 
-def _digests_under(variables: dict[str, str], *, reproducible: bool = True,
-                   use_mkl_first: bool = False) -> dict[str, str]:
+def _child_env(variables: dict[str, str]) -> dict[str, str]:
+    """This process's environment with ``variables`` as the only kernel settings."""
     env = {k: v for k, v in os.environ.items() if k not in KERNEL_VARIABLES}
     env.update(variables, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    return env
+
+
+def _digests_under(variables: dict[str, str], *, reproducible: bool = True,
+                   use_mkl_first: bool = False) -> dict[str, str]:
+    env = _child_env(variables)
     code = ("from tests.represent.test_reproducible import digests; "
             f"print(digests({reproducible}, {use_mkl_first}))")
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
@@ -88,8 +94,7 @@ def test_reproducible_is_off_by_default_and_checked() -> None:
 
 
 def _scan_under(variables: dict[str, str], data: Path, out: Path) -> dict[str, object]:
-    env = {k: v for k, v in os.environ.items() if k not in KERNEL_VARIABLES}
-    env.update(variables, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env = _child_env(variables)
     done = subprocess.run(
         [sys.executable, "-m", "poisonguard", "scan", str(data), "--detectors", "label,knn",
          "--reproducible", "--threads", "1", "--no-ledger", "--json", "--out", str(out)],
