@@ -26,7 +26,13 @@ columns) on rows of other classes and relabels them to a target class. The detec
    counts twice in the masking tests' Bonferroni family. Patterns that move
    (window candidates, :func:`~poisonguard.detect.trigger_windows.mine_windows`) or
    cover most columns (a blend) are not masked: the model is trained without every
-   row holding them, so it cannot have learned them.
+   row holding them, so it cannot have learned them. Such a model has not seen a
+   natural sub-style the pattern marks either (a thick stroke held by half the "1"s),
+   so a window candidate also needs its control
+   (:func:`~poisonguard.detect.trigger_mask.seen_kind_test`): cross-fitted by models
+   that saw the other holders, each holder's pattern cells masked, its rows must
+   still look like other classes. Both tests must hold (an intersection of tests: no
+   further correction).
 
 Rows of a confirmed trigger that look like another class are flagged; the class
 they look like is the suggested label. Classes with no confirmed trigger are
@@ -53,6 +59,7 @@ from poisonguard.detect.trigger_mask import (
     crossfit_test,
     mask_test,
     principal_basis,
+    seen_kind_test,
 )
 from poisonguard.detect.trigger_search import (
     MINING_CONSTRAINTS,
@@ -65,7 +72,7 @@ from poisonguard.detect.trigger_search import (
     mine_triggers,
     single_value_families,
 )
-from poisonguard.detect.trigger_windows import WindowCandidate, mine_windows
+from poisonguard.detect.trigger_windows import WindowCandidate, mine_windows, window_cells
 from poisonguard.params import Interval, SequenceOf
 from poisonguard.represent.base import Representation
 
@@ -237,6 +244,12 @@ class TriggerDetector(Detector):
             p_mask = test.rank_p if id(cand) in alone else test.p_value
             confirmed = self._confirms(test, p_mask, n_mask)
             crossfit = False  # whether the cross-fitted test confirmed it
+            # a new window pattern's control (module docstring, 3.); a further view of
+            # a confirmed trigger joins it under _natural_view's rule instead
+            seen: MaskTest | None = None
+            if confirmed and same is None and isinstance(cand, WindowCandidate):
+                seen = self._seen(cand, dataset, representation, projection)
+                confirmed = self._confirms(seen, seen.p_value, n_mask)
             if not confirmed and id(cand) in alone and isinstance(cand, TriggerCandidate):
                 # a single value's second masking test (module docstring, 3.)
                 cross = crossfit_test(representation.features, y, n_classes,
@@ -278,6 +291,10 @@ class TriggerDetector(Detector):
                                  "p_label_corrected": min(1.0, cand.label_p * tests),
                                  "label_test": bool(cand.label_p * tests < self.alpha),
                                  "p_mask": p_mask, "crossfit": crossfit, "kind": kind,
+                                 **({} if seen is None else {
+                                     "rows_seen": len(seen.rows),
+                                     "looks_other_seen": seen.n_other,
+                                     "p_mask_seen": seen.p_value}),
                                  "_rows": test.rows,
                                  "_reason": reason, "_words": (kind, cls, shape, why)})
             row_scores = np.where(test.other, FLAG_SCORE + FLAG_SCORE * (1 - test.p_label),
@@ -375,6 +392,26 @@ class TriggerDetector(Detector):
         return mask_test(representation.features, y, dataset.n_classes, candidate=cand.rows,
                          label=cand.label, masked=cand.features, projection=projection,
                          seed=self.seed)
+
+    def _seen(self, cand: WindowCandidate, dataset: Dataset, representation: Representation,
+              projection: tuple[np.ndarray, np.ndarray] | None) -> MaskTest:
+        """A window candidate's control: :func:`~poisonguard.detect.trigger_mask.seen_kind_test`
+        on its holders with the pattern's own cells masked (its rows labelled with its
+        class, and at most ``max_rows`` holders of other classes, a seeded sample)."""
+        images = dataset.images
+        if images is None:  # a window candidate is mined on images only
+            raise ValueError("a window candidate needs the dataset's images")
+        holders = cand.holders
+        others = holders[~np.isin(holders, cand.rows)]
+        room = max(self.max_rows - cand.n_rows, 0)
+        if len(others) > room:
+            rng = np.random.default_rng(self.seed)
+            others = rng.choice(others, size=room, replace=False)
+        used = np.sort(np.concatenate([cand.rows, others]))
+        columns, cells = window_cells(images, used, cand.size, cand.pattern)
+        return seen_kind_test(representation.features, dataset.labels, dataset.n_classes,
+                              candidate=used, label=cand.label, masked=columns, cells=cells,
+                              projection=projection, seed=self.seed)
 
     def _kind(self, cand: TriggerCandidate | WindowCandidate, test: MaskTest, x: np.ndarray,
               dataset: Dataset, representation: Representation,

@@ -22,7 +22,8 @@ from threadpoolctl import threadpool_limits
 
 from poisonguard.memo import content_key, remember
 
-__all__ = ["MaskTest", "backdoor_kind", "crossfit_test", "mask_test", "principal_basis"]
+__all__ = ["MaskTest", "backdoor_kind", "crossfit_test", "mask_test", "principal_basis",
+           "seen_kind_test"]
 
 
 def principal_basis(features: np.ndarray, *, dims: int = 64, max_rows: int = 4_000,
@@ -107,6 +108,17 @@ def _outside(n: int, candidate: np.ndarray, max_rows: int,
     return pool
 
 
+def _mask_own_cells(x: np.ndarray, idx: np.ndarray, row_cells: dict[int, np.ndarray],
+                    cols: np.ndarray, median: np.ndarray) -> np.ndarray:
+    """Set, in place, the marked cells of each row of ``x`` (row ``idx[k]``'s mask in
+    ``row_cells``, where it has one) to the column medians; return ``x``."""
+    for k, i in enumerate(idx.tolist()):
+        hit = row_cells.get(i)
+        if hit is not None:
+            x[k, cols[hit]] = median[hit]
+    return x
+
+
 def mask_test(
     features: np.ndarray,
     labels: np.ndarray,
@@ -159,11 +171,7 @@ def mask_test(
         if cells is None:
             x[:, cols] = median
             return x
-        for k, i in enumerate(idx.tolist()):
-            hit = row_cells.get(i)
-            if hit is not None:
-                x[k, cols[hit]] = median[hit]
-        return x
+        return _mask_own_cells(x, idx, row_cells, cols, median)
 
     def control(idx: np.ndarray) -> np.ndarray:
         """Held-out rows with the candidates' own cells masked (cycled over them)."""
@@ -249,9 +257,7 @@ def crossfit_test(
     rows = np.asarray(candidate)[y[candidate] == label]
     rng = np.random.default_rng(seed)
     pool = _outside(len(y), candidate, max_train_rows, rng)
-    fold = np.full(len(y), -1, dtype=np.int64)
-    fold[rng.permutation(rows)] = np.arange(len(rows)) % folds
-    fold[rng.permutation(pool)] = np.arange(len(pool)) % folds
+    fold = _dealt(len(y), (rows, pool), folds, rng)
     cols = np.asarray(masked, dtype=np.int64)
     median = np.median(features[:, cols], axis=0) if len(cols) else np.zeros(0)
     used = np.flatnonzero(fold >= 0)
@@ -265,6 +271,113 @@ def crossfit_test(
             x[:, cols] = median
             pr[np.ix_(test, model.classes_)] = model.predict_proba(x)
     own = pool[y[pool] == label]
+    return _crossfit_verdict(pr, rows, own, label, min_error)
+
+
+def seen_kind_test(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    *,
+    candidate: np.ndarray,
+    label: int,
+    masked: tuple[int, ...],
+    cells: np.ndarray,
+    folds: int = 5,
+    max_train_rows: int = 20_000,
+    projection: tuple[np.ndarray, np.ndarray] | None = None,
+    min_error: float = 0.02,
+    seed: int = 0,
+) -> MaskTest:
+    """The masking test of a moving pattern, cross-fitted by a model that has seen its kind.
+
+    :func:`mask_test` trains without every row holding the pattern: the model cannot
+    have learnt a trigger, but it has not seen the pattern's natural sub-style either.
+    Where the pattern is a sub-style of the class (a thick stroke, held by half the
+    "1"s), that model calls many of its rows other classes because it never saw a
+    "1" drawn that way, not because they came from elsewhere. Here every row stays
+    in: the candidate rows labelled ``label`` are dealt evenly into ``folds`` folds,
+    the other rows (every holder in ``candidate`` and a seeded sample of at most
+    ``max_train_rows`` others) too, and a model trained on the other folds scores
+    each fold. The holders' own ``cells`` (one line per ``candidate`` row, one
+    column per ``masked`` column) are set to the column medians wherever they are
+    read, so the pattern itself teaches nothing. Rows of a natural sub-style then
+    look like their class (the model saw others like them, with that label); rows
+    stamped and relabelled still look like where they came from, since the rest of
+    each of them is another class's. ``base_error`` is the share of the class's own
+    rows outside the candidate that the same models call another class (each scored
+    with a candidate's cells masked, cycled over the candidates, as
+    :func:`mask_test` measures it; floored at ``min_error``); ``p_value`` and
+    ``rank_p`` as :class:`MaskTest`'s; ``crowding_p`` is not measured (1.0). All
+    uncorrected.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(400, 4))
+    >>> y = (x[:, 0] > 0).astype(int)
+    >>> stamped = np.flatnonzero(y == 0)[:20]  # 20 rows of class 0, relabelled 1
+    >>> cells = np.zeros((20, 2), dtype=bool)  # a moving stamp: column 2 or column 3
+    >>> cells[:10, 0] = cells[10:, 1] = True
+    >>> x[stamped[:10], 2] = x[stamped[10:], 3] = 6.0
+    >>> y[stamped] = 1
+    >>> moved = seen_kind_test(x, y, 2, candidate=stamped, label=1, masked=(2, 3),
+    ...                        cells=cells)
+    >>> moved.n_other, bool(moved.p_value < 1e-6)
+    (17, True)
+    """
+    y = np.asarray(labels)
+    holders = np.asarray(candidate)
+    rows = holders[y[holders] == label]
+    rng = np.random.default_rng(seed)
+    pool = _outside(len(y), holders, max(max_train_rows - len(holders), 1), rng)
+    others = np.concatenate([holders[y[holders] != label], pool])
+    fold = _dealt(len(y), (rows, others), folds, rng)
+    cols = np.asarray(masked, dtype=np.int64)
+    median = np.median(features[:, cols], axis=0) if len(cols) else np.zeros(0)
+    own_cells = {int(i): np.asarray(m, dtype=bool) for i, m in zip(holders, cells, strict=True)}
+    own = pool[y[pool] == label]
+    stand_in = {int(i): own_cells[int(rows[k % len(rows)])] for k, i in enumerate(own)} \
+        if len(rows) else {}
+
+    def neutral(idx: np.ndarray) -> np.ndarray:
+        return _mask_own_cells(np.array(features[idx], dtype=np.float64), idx, own_cells,
+                               cols, median)
+
+    def project(x: np.ndarray) -> np.ndarray:
+        return x if projection is None else (x - projection[0]) @ projection[1]
+
+    used = np.flatnonzero(fold >= 0)
+    pr = np.zeros((len(y), n_classes))
+    for k in range(folds):
+        train, test = used[fold[used] != k], used[fold[used] == k]
+        test = test[np.isin(test, rows) | (y[test] == label)]
+        model = LogisticRegression(max_iter=200, C=1.0)
+        with warnings.catch_warnings(), threadpool_limits(1):
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(project(neutral(train)), y[train])
+            x = _mask_own_cells(neutral(test), test, stand_in, cols, median)
+            if len(test):
+                pr[np.ix_(test, model.classes_)] = model.predict_proba(project(x))
+    return _crossfit_verdict(pr, rows, own, label, min_error)
+
+
+def _dealt(n: int, groups: tuple[np.ndarray, ...], folds: int,
+           rng: np.random.Generator) -> np.ndarray:
+    """Fold of each of ``n`` rows (-1: unused): each group's rows dealt evenly over
+    ``folds`` folds in a seeded random order."""
+    fold = np.full(n, -1, dtype=np.int64)
+    for group in groups:
+        fold[rng.permutation(group)] = np.arange(len(group)) % folds
+    return fold
+
+
+def _crossfit_verdict(pr: np.ndarray, rows: np.ndarray, own: np.ndarray, label: int,
+                      min_error: float) -> MaskTest:
+    """:func:`_moved` on cross-fitted probabilities ``pr`` (one line per row of the
+    data): the base error is the share of the class's own rows ``own`` called another
+    class, floored at ``min_error``."""
     base_error = max(float(np.mean(pr[own].argmax(axis=1) != label)) if len(own) else 0.0,
                      min_error)
     return _moved(rows, pr[rows], pr[own], label, base_error)

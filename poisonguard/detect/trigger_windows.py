@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.stats import binom
 
-__all__ = ["WindowCandidate", "mine_windows", "window_hashes"]
+__all__ = ["WindowCandidate", "mine_windows", "window_cells", "window_hashes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -243,6 +243,49 @@ def _holders(images: np.ndarray, size: int, key: np.uint64) -> np.ndarray:
                                   .any(axis=1))
            for start in range(0, len(images), CHUNK)]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def window_cells(images: np.ndarray, rows: np.ndarray, size: int,
+                 pattern: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
+    """Where each of ``rows`` holds ``pattern``: ``(columns, cells)``.
+
+    ``columns`` are the flattened pixel columns (``(row * W + column) * C + channel``, the
+    order of the flattened images) covered by any place any of the rows holds the
+    pattern, ascending; ``cells`` marks, per row (one line per ``rows`` entry), which of
+    those columns its own places cover. A pattern held twice by an image marks both
+    places.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> images = np.zeros((2, 3, 3, 1), dtype=np.uint8)
+    >>> images[0, 0:2, 0:2] = 9
+    >>> images[1, 1:3, 1:3] = 9
+    >>> columns, cells = window_cells(images, np.array([0, 1]), 2, images[0, 0:2, 0:2])
+    >>> columns
+    (0, 1, 3, 4, 5, 7, 8)
+    >>> cells.astype(int).tolist()
+    [[1, 1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1, 1]]
+    """
+    _, h, w, c = images.shape
+    key = window_hashes(np.asarray(pattern)[None], size)[0, 0]
+    # the flattened columns of a window at the top-left corner; a place adds its offset
+    corner = ((np.arange(size)[:, None, None] * w + np.arange(size)[None, :, None]) * c
+              + np.arange(c)[None, None, :]).ravel()
+    which: list[np.ndarray] = []
+    cover: list[np.ndarray] = []
+    for start in range(0, len(rows), CHUNK):
+        block = np.asarray(rows[start:start + CHUNK])
+        at, place = np.nonzero(window_hashes(images[block], size) == key)
+        r0, c0 = np.divmod(place, w - size + 1)
+        which.append(np.repeat(at + start, len(corner)))
+        cover.append(((r0 * w + c0) * c)[:, None] + corner[None, :])
+    hit_rows = np.concatenate(which) if which else np.zeros(0, dtype=np.intp)
+    hit_cols = np.concatenate([x.ravel() for x in cover]) if cover else np.zeros(0, np.intp)
+    columns, code = np.unique(hit_cols, return_inverse=True)
+    cells = np.zeros((len(rows), len(columns)), dtype=bool)
+    cells[hit_rows, code] = True
+    return tuple(int(j) for j in columns), cells
 
 
 def _distinct(found: list[WindowCandidate]) -> list[WindowCandidate]:
