@@ -13,7 +13,12 @@ columns) on rows of other classes and relabels them to a target class. The detec
 2. keeps subsets whose label is concentrated on one class far beyond its base rate
    (binomial test, Bonferroni over the candidates; the single values in two families
    of their own, piled ends and the rest, each at half the level, after the item
-   sets);
+   sets). A window pattern on images has a second label test, in the same family:
+   its holders of the class that a cross-fitted model of the rest calls other
+   classes (:func:`~poisonguard.detect.trigger_mask.crossfit_predictions`), against
+   the pattern's natural rates (:func:`~poisonguard.detect.trigger_windows.contradicted_tails`):
+   a trigger whose content is natural (a thick stroke) is not concentrated in its
+   class, but every image it was stamped on is another class's;
 3. applies the decisive test: with the trigger features neutralised, a model trained
    on the other rows assigns most of the subset to *other* classes
    (:func:`~poisonguard.detect.trigger_mask.mask_test`), while naturally predictive
@@ -56,6 +61,7 @@ from poisonguard.detect.trigger_categories import category_combinations
 from poisonguard.detect.trigger_mask import (
     MaskTest,
     backdoor_kind,
+    crossfit_predictions,
     crossfit_test,
     mask_test,
     principal_basis,
@@ -123,6 +129,15 @@ class _Screen:
     def admits(self, c: _Candidate) -> bool:
         """Whether ``c`` passes every filter (the costly rarity count only when needed)."""
         return self.sized(c) and (self.label_test(c) or self.beyond_label_test(c))
+
+    @staticmethod
+    def order(c: _Candidate) -> tuple[bool, float]:
+        """Masking-test order: the most concentrated in its class first; a window
+        pattern only its second label test admitted after (``WindowCandidate.order``).
+        Where a fixed patch's item set and a moving window hold the same rows, the item
+        set, which names its place, is then tried first and the window joins it as a
+        further view."""
+        return c.order if isinstance(c, WindowCandidate) else (False, c.label_p)
 
     def sized(self, c: _Candidate) -> bool:
         """Enough rows of its class, and (an item set, a combination) pure enough."""
@@ -203,11 +218,16 @@ class TriggerDetector(Detector):
                                                min_purity=self.min_purity)
         windows: list[WindowCandidate] = []
         n_window_tests = 0
+        projection = None
         if dataset.images is not None and self.window_sizes:
+            # the second window test reads which labels a model of the rest contradicts
+            projection = principal_basis(representation.features, seed=self.seed)
+            called = crossfit_predictions(representation.features, y,
+                                          projection=projection, seed=self.seed)
             windows, n_window_tests = mine_windows(
                 dataset.images, y, n_classes, sizes=tuple(self.window_sizes),
                 min_rows=self.min_rows, max_fraction=self.max_fraction,
-                max_rows=self.max_rows, seed=self.seed)
+                max_rows=self.max_rows, predicted=called, seed=self.seed)
         base = np.bincount(y, minlength=n_classes) / max(n, 1)
         family = label_family(items, base, n_pairs * n_classes + n_window_tests, self.alpha)
         screen = _Screen(x=x, y=y, base=base, family=family, alpha=self.alpha,
@@ -216,7 +236,7 @@ class TriggerDetector(Detector):
         candidates: list[_Candidate] = [*items, *pairs, *windows]
         admitted = [c for c in candidates if screen.admits(c)]
         untestable = sum(not screen.label_test(c) for c in admitted)
-        queue = sorted(admitted, key=lambda c: c.label_p)[: self.max_candidates]
+        queue = sorted(admitted, key=screen.order)[: self.max_candidates]
         lone, lone_tests, lone_families = self._single_values(x, y, dataset, base, screen)
         queue += lone
         scores = np.zeros(n)
@@ -228,7 +248,8 @@ class TriggerDetector(Detector):
         # Bonferroni over every masking test: a single value may get two (3. below)
         n_mask = max(len(queue) + len(lone), 1)
         merged = 0
-        projection = principal_basis(representation.features, seed=self.seed) if queue else None
+        if queue and projection is None:
+            projection = principal_basis(representation.features, seed=self.seed)
         alone = set(lone_tests)
         for cand in queue:
             same = self._same_finding(cand, triggers)
@@ -282,8 +303,8 @@ class TriggerDetector(Detector):
                 moved = (f"{test.n_other} of {len(test.rows)} look like other classes"
                          if why is None else f"a model trained without them calls "
                          f"{test.n_other} of {len(test.rows)} other classes; {why}")
-                reason = (f"class {cls}: {len(test.rows)} rows share {items_text}, which few "
-                          f"other rows have; " + ("with it masked, " if why is None else "")
+                reason = (f"class {cls}: {len(test.rows)} rows share {items_text}, "
+                          f"{_rarity(cand, screen)}; " + ("with it masked, " if why is None else "")
                           + moved)
                 triggers.append({**info, "class": cand.label, "rows": len(test.rows),
                                  "looks_other": test.n_other, "p_label": cand.label_p,
@@ -291,6 +312,11 @@ class TriggerDetector(Detector):
                                  "p_label_corrected": min(1.0, cand.label_p * tests),
                                  "label_test": bool(cand.label_p * tests < self.alpha),
                                  "p_mask": p_mask, "crossfit": crossfit, "kind": kind,
+                                 **({} if not isinstance(cand, WindowCandidate) else {
+                                     "p_concentration": cand.concentration_p,
+                                     "p_contradicted": cand.contradicted_p,
+                                     "contradicted": cand.contradicted,
+                                     "contradicted_expected": cand.expected}),
                                  **({} if seen is None else {
                                      "rows_seen": len(seen.rows),
                                      "looks_other_seen": seen.n_other,
@@ -316,7 +342,7 @@ class TriggerDetector(Detector):
             detector=self.name, scores=np.clip(scores, 0.0, 1.0), flags=flags, reasons=reasons,
             suggested_labels=suggested, hypotheses=tuple(hypotheses), dataset=dataset,
             meta={"triggers": triggers, "candidates": len(items), "window_patterns_tested":
-                  n_window_tests // max(n_classes, 1), "tests": family,
+                  n_window_tests // max(2 * n_classes, 1), "tests": family,
                   "beyond_label_test": untestable, "tested": len(queue) - merged, "merged": merged,
                   "mask_tests": n_mask,
                   "single_value_tests": lone_families, "single_values_tested": len(lone)},
@@ -501,6 +527,18 @@ class TriggerDetector(Detector):
                                                  dataset.feature_names)
         return ({"features": list(cand.features), "values": list(cand.values),
                  "pixels": pixels, "location": "fixed"}, shape, items)
+
+
+def _rarity(cand: TriggerCandidate | WindowCandidate, screen: _Screen) -> str:
+    """What the label test that admitted ``cand`` says, in words: its pattern is rare
+    in the other rows, or (a window pattern natural in the data, whose concentration
+    does not reach the level) held by far more of the class's contradicted rows than
+    its natural rates predict."""
+    if isinstance(cand, WindowCandidate) \
+            and cand.concentration_p * screen.family >= screen.alpha:
+        return (f"{cand.contradicted} of them called other classes by a model of the rest, "
+                f"where the pattern's natural rates predict {cand.expected:.1f}")
+    return "which few other rows have"
 
 
 def _hypothesis(kind: str, cls: object, shape: str, why: str | None, *, n_rows: int,

@@ -22,8 +22,8 @@ from threadpoolctl import threadpool_limits
 
 from poisonguard.memo import content_key, remember
 
-__all__ = ["MaskTest", "backdoor_kind", "crossfit_test", "mask_test", "principal_basis",
-           "seen_kind_test"]
+__all__ = ["MaskTest", "backdoor_kind", "crossfit_predictions", "crossfit_test", "mask_test",
+           "principal_basis", "seen_kind_test"]
 
 
 def principal_basis(features: np.ndarray, *, dims: int = 64, max_rows: int = 4_000,
@@ -54,6 +54,63 @@ def _basis(features: np.ndarray, dims: int, max_rows: int,
     # Unit variance along each axis: the model then converges in a few dozen steps.
     scale = np.maximum(sv[:dims], 1e-9 * max(float(sv[0]), 1e-300)) / np.sqrt(len(fit))
     return centre, np.ascontiguousarray(vt[:dims].T / scale)
+
+
+def crossfit_predictions(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    projection: tuple[np.ndarray, np.ndarray] | None = None,
+    folds: int = 5,
+    max_train_rows: int = 20_000,
+    chunk: int = 20_000,
+    seed: int = 0,
+) -> np.ndarray:
+    """Each row's class as called by a logistic regression that never saw it.
+
+    A seeded sample of at most ``max_train_rows`` rows is dealt into ``folds`` folds;
+    the model trained on the other folds calls each fold's rows, and rows outside the
+    sample (never trained on) are called by the models in turn. ``projection`` (from
+    :func:`principal_basis`) maps the rows first, ``chunk`` rows at a time: no
+    full-size float64 copy. The trigger detector's own view of which labels the rest
+    of the data contradicts; it reads the features only, as the detector does.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(200, 2))
+    >>> y = (x[:, 0] > 0).astype(int)
+    >>> y[:5] = 1 - y[:5]  # five labels flipped
+    >>> called = crossfit_predictions(x, y)
+    >>> int(np.sum(called[:5] != y[:5])), int(np.sum(called[5:] != y[5:]))
+    (5, 4)
+    """
+    y = np.asarray(labels)
+    n = len(y)
+    rng = np.random.default_rng(seed)
+    trained = np.sort(rng.choice(n, size=max_train_rows, replace=False)) \
+        if n > max_train_rows else np.arange(n)
+    fold = _dealt(n, (trained,), folds, rng)
+    untrained = np.flatnonzero(fold < 0)
+    fold[untrained] = np.arange(len(untrained)) % folds
+
+    def view(idx: np.ndarray) -> np.ndarray:
+        x = np.asarray(features[idx], dtype=np.float64)
+        return x if projection is None else (x - projection[0]) @ projection[1]
+
+    called = np.empty(n, dtype=np.int64)
+    for k in range(folds):
+        model = LogisticRegression(max_iter=200, C=1.0)
+        with warnings.catch_warnings(), threadpool_limits(1):
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            train = trained[fold[trained] != k]
+            model.fit(view(train), y[train])
+            scored = np.flatnonzero(fold == k)
+            for start in range(0, len(scored), chunk):
+                part = scored[start:start + chunk]
+                called[part] = model.classes_[model.predict_proba(view(part)).argmax(axis=1)]
+    return called
 
 
 @dataclass(frozen=True, eq=False)

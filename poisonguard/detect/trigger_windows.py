@@ -8,7 +8,21 @@ counts once per distinct pattern, and a pattern held by between ``lo`` and ``hi`
 images is a candidate (mined without the labels). Each (pattern, class) pair is then
 a test: are the images of the class holding the pattern far more than the class's
 base rate predicts (binomial tail)? The caller corrects for every pair examined.
-Plain functions, usable alone.
+
+A trigger's content can be a natural pattern too (a 2x2 block of full ink is a
+thick stroke, held by half the "1"s of sklearn's digits): the class's holders are
+then no more than its base rate predicts, and the poisoned images hide among the
+natural ones. What sets them apart is that the rest of each poisoned image is
+another class's. Given each image's class as a model of the rest calls it
+(``predicted``), a second test per pair asks: are the class's holders that the
+model contradicts far more than the pattern's natural rate predicts? Each
+contradicted image of class ``c`` called ``j`` holds a pattern at the rate of the
+uncontradicted images of ``c`` or of ``j``, whichever is higher (one pseudo-image
+each, so that no rate is zero), and the count of holders among them is held
+against the Poisson tail of that sum (a Poisson binomial's tail is no heavier).
+Natural confusion, random and targeted flips are contradicted at their source
+class's rate of the pattern; a stamped trigger is held by every image it was
+stamped on. Plain functions, usable alone.
 """
 
 from __future__ import annotations
@@ -17,18 +31,22 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.stats import binom
+from scipy.stats import binom, poisson
 
-__all__ = ["WindowCandidate", "mine_windows", "window_cells", "window_hashes"]
+__all__ = ["WindowCandidate", "contradicted_tails", "mine_windows", "window_cells",
+           "window_hashes"]
 
 
 @dataclass(frozen=True, eq=False)
 class WindowCandidate:
     """A window pattern and the rows of class ``label`` that hold it somewhere.
 
-    ``holders`` are all rows holding it (any class); ``label_p`` is the binomial tail
-    of seeing ``len(rows)`` of them in ``label`` at the class's base rate
-    (uncorrected).
+    ``holders`` are all rows holding it (any class). ``concentration_p`` is the
+    binomial tail of seeing ``len(rows)`` of them in ``label`` at the class's base
+    rate; ``contradicted_p`` the Poisson tail of its ``contradicted`` rows (those a
+    model of the rest calls another class) against ``expected`` from the pattern's
+    natural rates (1.0, 0 and 0.0 where no model's calls were given); ``label_p`` the
+    smaller of the two. All uncorrected: each is one test of the family.
     """
 
     size: int
@@ -36,7 +54,25 @@ class WindowCandidate:
     rows: np.ndarray
     holders: np.ndarray
     label: int
-    label_p: float
+    concentration_p: float
+    contradicted_p: float = 1.0
+    contradicted: int = 0
+    expected: float = 0.0
+    concentrated: bool = True
+
+    @property
+    def label_p(self) -> float:
+        return min(self.concentration_p, self.contradicted_p)
+
+    @property
+    def order(self) -> tuple[bool, float]:
+        """Sort key, most significant first: the candidates whose concentration
+        passed the miner's cut (``concentrated``) by that tail, then those only the
+        second test admitted by theirs. The concentration test's order is the one a
+        scan without the second test has: among views of one trigger, the one most
+        concentrated in its class (a patch on a blank background) comes first."""
+        return (not self.concentrated,
+                self.concentration_p if self.concentrated else self.contradicted_p)
 
     @property
     def n_rows(self) -> int:
@@ -174,15 +210,18 @@ def mine_windows(
     max_fraction: float = 0.2,
     max_p: float = 1e-6,
     max_rows: int = 50_000,
+    predicted: np.ndarray | None = None,
     seed: int = 0,
 ) -> tuple[list[WindowCandidate], int]:
-    """Window patterns concentrated in one class, and how many (pattern, class) pairs
-    were examined (the size of the multiple-testing family).
+    """Window patterns concentrated in one class, or in its contradicted images, and
+    how many tests were made (the size of the multiple-testing family).
 
     Patterns held by between ``max(min_rows, min_fraction * n)`` and
-    ``max_fraction * n`` images are examined for every class; pairs whose
-    uncorrected tail is at most ``max_p`` (with ``min_rows`` rows or more) are
-    returned, most significant first. A pair whose rows (nine in ten or more) repeat
+    ``max_fraction * n`` images are examined for every class: one test per (pattern,
+    class) pair, and a second (module docstring) where ``predicted`` gives each
+    image's class as a model of the rest calls it. Pairs whose smaller uncorrected
+    tail is at most ``max_p`` (with ``min_rows`` rows or more counted by that test)
+    are returned, most significant first. A pair whose rows (nine in ten or more) repeat
     a more significant pair's rows of the same class adds nothing and is dropped; one
     that overlaps less (the whole patch, where the first pair is its edge on a blank
     background) is kept for the caller to merge. Patterns are mined on a seeded
@@ -197,6 +236,8 @@ def mine_windows(
     lo = max(int(min_rows), int(np.ceil(min_fraction * len(sample))))
     hi = int(max_fraction * len(sample))
     base = np.bincount(y, minlength=n_classes) / n
+    called = None if predicted is None else np.asarray(predicted)
+    tests_per_pair = 1 if called is None else 2
     found: list[WindowCandidate] = []
     n_tests = 0
     for size in sizes:
@@ -204,7 +245,7 @@ def mine_windows(
             continue
         img, hs = _sample_pairs(images, None if len(sample) == n else sample, size)
         kept = _frequent_patterns(hs, lo, hi)  # ascending, as np.unique gives them
-        n_tests += len(kept) * n_classes
+        n_tests += len(kept) * n_classes * tests_per_pair
         if not len(kept):
             continue
         at, pat = _pairs_of(hs, kept)  # only the pairs of kept patterns, in pair order
@@ -213,13 +254,23 @@ def mine_windows(
         per_class = np.bincount(pat * n_classes + y[sample][img],
                                 minlength=len(kept) * n_classes).reshape(len(kept), n_classes)
         total = per_class.sum(axis=1, keepdims=True)
-        p = binom.sf(per_class - 1, total, base[None, :])
+        p = np.where(per_class >= min_rows, binom.sf(per_class - 1, total, base[None, :]), 1.0)
+        concentration = p <= max_p
+        if called is not None:
+            wrong = called[sample] != y[sample]
+            held_wrong = np.bincount(pat * n_classes + y[sample][img], weights=wrong[img],
+                                     minlength=len(kept) * n_classes)
+            contra_p, _ = contradicted_tails(
+                per_class - held_wrong.reshape(len(kept), n_classes),
+                held_wrong.reshape(len(kept), n_classes), y[sample], called[sample],
+                n_classes, min_rows=min_rows)
+            p = np.minimum(p, contra_p)
         w_side = images.shape[2] - size + 1
         # The sampled images holding each kept pattern, grouped once (in row order):
         # the same rows as testing every sampled image's windows for the pattern.
         pairs = np.argsort(pat, kind="stable")
         bounds = np.searchsorted(pat[pairs], np.arange(len(kept) + 1))
-        for k, c in np.argwhere((p <= max_p) & (per_class >= min_rows)):
+        for k, c in np.argwhere(p <= max_p):
             key = kept[k]
             in_sample = img[pairs[bounds[k]:bounds[k + 1]]]
             first = int(sample[in_sample[0]])
@@ -229,12 +280,60 @@ def mine_windows(
             rows = holders[y[holders] == c]
             if len(rows) < min_rows:
                 continue
+            tail, expected, n_wrong = np.ones((1, n_classes)), np.zeros((1, n_classes)), 0
+            if called is not None:  # the second test, on every holder
+                wrong = called[holders] != y[holders]
+                tail, expected = contradicted_tails(
+                    np.bincount(y[holders][~wrong], minlength=n_classes)[None, :],
+                    np.bincount(y[holders][wrong], minlength=n_classes)[None, :],
+                    y, called, n_classes, min_rows=min_rows)
+                n_wrong = int(np.sum(wrong & (y[holders] == c)))
             found.append(WindowCandidate(
                 size=size, pattern=np.asarray(images[first, r0:r0 + size, c0:c0 + size]),
                 rows=rows, holders=holders, label=int(c),
-                label_p=float(binom.sf(len(rows) - 1, len(holders), base[c]))))
-    found.sort(key=lambda t: (t.label_p, -t.n_rows))
+                concentration_p=float(binom.sf(len(rows) - 1, len(holders), base[c])),
+                contradicted_p=float(tail[0, c]), contradicted=n_wrong,
+                expected=float(expected[0, c]), concentrated=bool(concentration[k, c])))
+    found.sort(key=lambda t: (*t.order, -t.n_rows))
     return _distinct(found), n_tests
+
+
+def contradicted_tails(agreed: np.ndarray, contradicted: np.ndarray, labels: np.ndarray,
+                       predicted: np.ndarray, n_classes: int, *,
+                       min_rows: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Per (pattern, class): the Poisson tail of its contradicted holders, and the
+    count its natural rates predict (module docstring).
+
+    ``agreed`` / ``contradicted`` (patterns x classes) count each pattern's holders of
+    each class whose label the model's call (``predicted``) agrees with / contradicts;
+    ``labels`` and ``predicted`` are those of every image the counts were taken on.
+    A pattern's rate in class ``c`` is its share of the uncontradicted images of ``c``
+    (one pseudo-image held and one more counted, so no rate is zero); a contradicted
+    image labelled ``c`` and called ``j`` holds it at the higher of the rates of ``c``
+    and ``j``. Pairs with fewer than ``min_rows`` contradicted holders get 1.0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.repeat([0, 1], 50)
+    >>> predicted = labels.copy()
+    >>> predicted[:10] = 1  # ten images of class 0 look like class 1
+    >>> agreed = np.array([[0, 5]])  # five class-1 images hold the pattern
+    >>> tail, expected = contradicted_tails(agreed, np.array([[8, 0]]), labels, predicted, 2)
+    >>> round(float(expected[0, 0]), 2), float(f"{tail[0, 0]:.1e}")  # 8 where 1.2 expected
+    (1.18, 3.2e-05)
+    """
+    y = np.asarray(labels)
+    called = np.asarray(predicted)
+    wrong = called != y
+    mix = np.zeros((n_classes, n_classes))
+    np.add.at(mix, (y[wrong], called[wrong]), 1.0)
+    uncontradicted = np.bincount(y[~wrong], minlength=n_classes)
+    rate = (np.asarray(agreed, dtype=np.float64) + 1.0) / (uncontradicted + 1.0)
+    expected = np.einsum("cj,kcj->kc", mix, np.maximum(rate[:, :, None], rate[:, None, :]))
+    held = np.asarray(contradicted)
+    tail = np.where(held >= min_rows, poisson.sf(held - 1, expected), 1.0)
+    return tail, expected
 
 
 def _holders(images: np.ndarray, size: int, key: np.uint64) -> np.ndarray:

