@@ -330,7 +330,12 @@ def contradicted_tails(agreed: np.ndarray, contradicted: np.ndarray, labels: np.
     np.add.at(mix, (y[wrong], called[wrong]), 1.0)
     uncontradicted = np.bincount(y[~wrong], minlength=n_classes)
     rate = (np.asarray(agreed, dtype=np.float64) + 1.0) / (uncontradicted + 1.0)
-    expected = np.einsum("cj,kcj->kc", mix, np.maximum(rate[:, :, None], rate[:, None, :]))
+    expected = np.empty_like(rate)
+    step = max(1, (1 << 21) // (n_classes * n_classes))  # patterns x classes^2: 16 MiB
+    for start in range(0, len(rate), step):
+        part = rate[start:start + step]
+        expected[start:start + step] = np.einsum(
+            "cj,kcj->kc", mix, np.maximum(part[:, :, None], part[:, None, :]))
     held = np.asarray(contradicted)
     tail = np.where(held >= min_rows, poisson.sf(held - 1, expected), 1.0)
     return tail, expected

@@ -26,7 +26,7 @@ from poisonguard.datasets import builtin_dataset, synthetic
 from poisonguard.detect import DEFAULT_DETECTORS, available_detectors
 from poisonguard.detect.item_pairs import minhash_signatures, similar_pairs
 from poisonguard.detect.trigger import TriggerDetector, _Screen
-from poisonguard.detect.trigger_mask import crossfit_test, mask_test
+from poisonguard.detect.trigger_mask import crossfit_predictions, crossfit_test, mask_test
 from poisonguard.detect.trigger_search import (
     TriggerCandidate,
     label_family,
@@ -456,6 +456,23 @@ def test_a_natural_pattern_stamped_on_1pc_is_found_by_its_contradicted_holders(
     assert "called other classes by a model of the rest" in result.reasons[
         int(np.flatnonzero(result.flags)[0])]
     assert result.clean_classes == tuple(range(1, 10))
+
+
+def test_crossfit_predictions_call_rows_outside_the_training_sample() -> None:
+    """Above ``max_train_rows`` the models train on a sample; every other row is
+    called too, by a model that never saw it, and the calls do not depend on the chunk
+    size."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(900, 4))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    y[:30] = 1 - y[:30]  # 30 labels flipped
+    called = crossfit_predictions(x, y, max_train_rows=200, chunk=64, seed=1)
+    assert set(np.unique(called)) <= {0, 1}
+    truth = (x[:, 0] + x[:, 1] > 0).astype(int)
+    assert np.mean(called == truth) > 0.95  # the flipped rows are called by their features
+    assert np.sum(called[:30] != y[:30]) >= 28
+    np.testing.assert_array_equal(
+        crossfit_predictions(x, y, max_train_rows=200, chunk=10_000, seed=1), called)
 
 
 def test_flipped_rows_hold_a_pattern_at_their_source_class_rate() -> None:
