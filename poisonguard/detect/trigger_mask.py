@@ -96,16 +96,13 @@ def crossfit_predictions(
     fold[untrained] = np.arange(len(untrained)) % folds
 
     def view(idx: np.ndarray) -> np.ndarray:
-        x = np.asarray(features[idx], dtype=np.float64)
-        return x if projection is None else (x - projection[0]) @ projection[1]
+        return _project(np.asarray(features[idx], dtype=np.float64), projection)
 
     called = np.empty(n, dtype=np.int64)
     for k in range(folds):
-        model = LogisticRegression(max_iter=200, C=1.0)
-        with warnings.catch_warnings(), threadpool_limits(1):
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        with threadpool_limits(1):
             train = trained[fold[trained] != k]
-            model.fit(view(train), y[train])
+            model = _fitted(view(train), y[train])
             scored = np.flatnonzero(fold == k)
             for start in range(0, len(scored), chunk):
                 part = scored[start:start + chunk]
@@ -216,12 +213,11 @@ def mask_test(
     pool = rng.permutation(_outside(len(y), candidate, max_train_rows, rng))
     n_hold = max(len(pool) // 4, 1)
     held, train = pool[:n_hold], pool[n_hold:]
-    cols = np.asarray(masked, dtype=np.int64)
-    median = np.median(features[:, cols], axis=0) if len(cols) else np.zeros(0)
+    cols, median = _medians(features, masked)
     row_cells: dict[int, np.ndarray] = {}
     if cells is not None:
         cand = np.asarray(candidate)
-        row_cells = {int(i): np.asarray(m, dtype=bool) for i, m in zip(cand, cells, strict=True)}
+        row_cells = _cells_by_row(cand, cells)
 
     def neutral(idx: np.ndarray) -> np.ndarray:
         x = np.array(features[idx], dtype=np.float64)
@@ -240,21 +236,14 @@ def mask_test(
                 x[k, cols[hit]] = median[hit]
         return x
 
-    model = LogisticRegression(max_iter=200, C=1.0)
-
-    def project(x: np.ndarray) -> np.ndarray:
-        return x if projection is None else (x - projection[0]) @ projection[1]
-
-    # One BLAS thread: small fits oversubscribe the cores otherwise (10x slower).
-    with warnings.catch_warnings(), threadpool_limits(1):
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(project(neutral(train)), y[train])
+    with threadpool_limits(1):
+        model = _fitted(_project(neutral(train), projection), y[train])
     classes = model.classes_
 
     def proba(idx: np.ndarray, masking: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         out = np.zeros((len(idx), n_classes))
         if len(idx):
-            out[:, classes] = model.predict_proba(project(masking(idx)))
+            out[:, classes] = model.predict_proba(_project(masking(idx), projection))
         return out
 
     held_c = held[y[held] == label]
@@ -315,8 +304,7 @@ def crossfit_test(
     rng = np.random.default_rng(seed)
     pool = _outside(len(y), candidate, max_train_rows, rng)
     fold = _dealt(len(y), (rows, pool), folds, rng)
-    cols = np.asarray(masked, dtype=np.int64)
-    median = np.median(features[:, cols], axis=0) if len(cols) else np.zeros(0)
+    cols, median = _medians(features, masked)
     used = np.flatnonzero(fold >= 0)
     pr = np.zeros((len(y), n_classes))
     for k in range(folds):
@@ -391,9 +379,8 @@ def seen_kind_test(
     pool = _outside(len(y), holders, max(max_train_rows - len(holders), 1), rng)
     others = np.concatenate([holders[y[holders] != label], pool])
     fold = _dealt(len(y), (rows, others), folds, rng)
-    cols = np.asarray(masked, dtype=np.int64)
-    median = np.median(features[:, cols], axis=0) if len(cols) else np.zeros(0)
-    own_cells = {int(i): np.asarray(m, dtype=bool) for i, m in zip(holders, cells, strict=True)}
+    cols, median = _medians(features, masked)
+    own_cells = _cells_by_row(holders, cells)
     own = pool[y[pool] == label]
     stand_in = {int(i): own_cells[int(rows[k % len(rows)])] for k, i in enumerate(own)} \
         if len(rows) else {}
@@ -402,22 +389,45 @@ def seen_kind_test(
         return _mask_own_cells(np.array(features[idx], dtype=np.float64), idx, own_cells,
                                cols, median)
 
-    def project(x: np.ndarray) -> np.ndarray:
-        return x if projection is None else (x - projection[0]) @ projection[1]
-
     used = np.flatnonzero(fold >= 0)
     pr = np.zeros((len(y), n_classes))
     for k in range(folds):
         train, test = used[fold[used] != k], used[fold[used] == k]
         test = test[np.isin(test, rows) | (y[test] == label)]
-        model = LogisticRegression(max_iter=200, C=1.0)
-        with warnings.catch_warnings(), threadpool_limits(1):
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(project(neutral(train)), y[train])
+        with threadpool_limits(1):
+            model = _fitted(_project(neutral(train), projection), y[train])
             x = _mask_own_cells(neutral(test), test, stand_in, cols, median)
             if len(test):
-                pr[np.ix_(test, model.classes_)] = model.predict_proba(project(x))
+                pr[np.ix_(test, model.classes_)] = model.predict_proba(_project(x, projection))
     return _crossfit_verdict(pr, rows, own, label, min_error)
+
+
+def _medians(features: np.ndarray, masked: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The ``masked`` columns (as an index array) and their medians over every row."""
+    cols = np.asarray(masked, dtype=np.int64)
+    return cols, np.median(features[:, cols], axis=0) if len(cols) else np.zeros(0)
+
+
+def _cells_by_row(rows: np.ndarray, cells: np.ndarray) -> dict[int, np.ndarray]:
+    """Each of ``rows``' own line of ``cells`` (one per row, in order), by row number."""
+    return {int(i): np.asarray(m, dtype=bool) for i, m in zip(rows, cells, strict=True)}
+
+
+def _project(x: np.ndarray, projection: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """``x`` mapped by ``projection`` (``(centre, basis)``, :func:`principal_basis`), or
+    ``x`` itself where there is none."""
+    return x if projection is None else (x - projection[0]) @ projection[1]
+
+
+def _fitted(x: np.ndarray, y: np.ndarray) -> LogisticRegression:
+    """The masking tests' logistic regression, fitted on ``x``, ``y`` (convergence
+    warnings silenced). Callers hold one BLAS thread around it: small fits
+    oversubscribe the cores otherwise (10x slower)."""
+    model = LogisticRegression(max_iter=200, C=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x, y)
+    return model
 
 
 def _dealt(n: int, groups: tuple[np.ndarray, ...], folds: int,

@@ -259,11 +259,9 @@ def mine_windows(
         if called is not None:
             wrong = called[sample] != y[sample]
             held_wrong = np.bincount(pat * n_classes + y[sample][img], weights=wrong[img],
-                                     minlength=len(kept) * n_classes)
-            contra_p, _ = contradicted_tails(
-                per_class - held_wrong.reshape(len(kept), n_classes),
-                held_wrong.reshape(len(kept), n_classes), y[sample], called[sample],
-                n_classes, min_rows=min_rows)
+                                     minlength=len(kept) * n_classes).reshape(per_class.shape)
+            contra_p, _ = contradicted_tails(per_class - held_wrong, held_wrong, y[sample],
+                                             called[sample], n_classes, min_rows=min_rows)
             p = np.minimum(p, contra_p)
         w_side = images.shape[2] - size + 1
         # The sampled images holding each kept pattern, grouped once (in row order):
