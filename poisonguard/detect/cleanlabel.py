@@ -16,7 +16,11 @@ a few features holding the same exact values on a subset of one class, values th
 
 A natural sub-population sharing exact values (zeros in a measurement) can pass
 these tests when it is large and pure; this is why the detector is stricter than
-``trigger``.
+``trigger``. On a table, a pattern one of whose columns marks more than half of its
+class (:func:`~poisonguard.detect.trigger_search.marked_share`) owes its purity to a
+column that is the class, not to a stamp (untouched Ecdat Fishing: rows of one fishing
+site share its four catch rates, and the catch of the chosen mode makes them pure;
+``meta['class_columns']`` counts such patterns; RESULTS.md, session 23).
 
 What kind of backdoor a confirmed pattern is, is then tested, not assumed: with the
 pattern masked, a model trained on the other rows classifies the subset
@@ -53,6 +57,7 @@ from poisonguard.detect.trigger_search import (
     TriggerCandidate,
     covers_most_columns,
     describe_features,
+    marked_share,
     mine_triggers,
 )
 from poisonguard.params import Interval
@@ -114,6 +119,7 @@ class CleanLabelDetector(Detector):
         projection: tuple[np.ndarray, np.ndarray] | None = None
         tested: list[tuple[TriggerCandidate, np.ndarray, MaskTest, float]] = []
         merged = 0
+        class_columns = 0
         for cand in candidates:
             strength = -np.log10(max(cand.label_p * n_tests, 1e-300))
             # log10 evidence mapped so that the level alpha lands on 0.5.
@@ -122,6 +128,11 @@ class CleanLabelDetector(Detector):
             passed = (strength >= level and cand.purity >= self.min_purity
                       and cand.jaccard >= self.min_jaccard
                       and cand.outside <= self.max_outside and len(members) >= self.min_rows)
+            if passed and dataset.images is None and any(
+                    marked_share(x, y, cand.label, j, min_rows=self.min_rows,
+                                 min_purity=self.min_purity) > 0.5 for j in cand.features):
+                passed = False  # its purity is a column that is the class (docstring)
+                class_columns += 1
             if not passed:
                 partial[members] = np.maximum(partial[members], raw)
                 continue
@@ -172,7 +183,7 @@ class CleanLabelDetector(Detector):
             detector=self.name, scores=np.clip(np.where(flags, scores, partial), 0.0, 1.0),
             flags=flags, reasons=reasons, hypotheses=tuple(hypotheses), dataset=dataset,
             meta={"triggers": found, "candidates": len(candidates), "merged": merged,
-                  "withheld": withheld},
+                  "withheld": withheld, "class_columns": class_columns},
         )
 
     @staticmethod

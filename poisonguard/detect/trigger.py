@@ -75,7 +75,9 @@ from poisonguard.detect.trigger_search import (
     held_elsewhere,
     label_family,
     label_floor,
+    marked_share,
     mine_triggers,
+    named_by_category,
     single_value_families,
 )
 from poisonguard.detect.trigger_windows import WindowCandidate, mine_windows, window_cells
@@ -114,7 +116,9 @@ class _Screen:
        pattern's rows are those of its class: how concentrated they are among its
        holders is for its label test);
     2. :meth:`label_test` or :meth:`beyond_label_test`: its label test is significant in
-       the family, or it cannot be whatever its labels and masking alone decides.
+       the family, or it cannot be whatever its labels and masking alone decides;
+    3. not :meth:`defines_class`: on a table, a pattern held by most of its class is
+       what the class is, not something added to it.
     """
 
     x: np.ndarray
@@ -125,10 +129,13 @@ class _Screen:
     min_rows: int
     min_purity: float
     image: bool = False
+    #: each categorical column's one-hot range (a table's schema)
+    categories: tuple[tuple[int, int], ...] = ()
 
     def admits(self, c: _Candidate) -> bool:
         """Whether ``c`` passes every filter (the costly rarity count only when needed)."""
-        return self.sized(c) and (self.label_test(c) or self.beyond_label_test(c))
+        return (self.sized(c) and (self.label_test(c) or self.beyond_label_test(c))
+                and not self.defines_class(c))
 
     @staticmethod
     def order(c: _Candidate) -> tuple[bool, float]:
@@ -148,6 +155,36 @@ class _Screen:
     def label_test(self, c: _Candidate) -> bool:
         """Its label concentration is significant in the family (Bonferroni)."""
         return c.label_p * self.family < self.alpha
+
+    def defines_class(self, c: _Candidate) -> bool:
+        """On a table, whether the pattern marks more than half of its class's rows: an
+        item set or combination by its own rows, a single value by its column (the
+        class's rows holding a value of that column that marks the class as this one
+        does: ``min_rows`` or more holders, ``min_purity`` of them in the class).
+
+        So is a pattern whose rows are mostly categories of another column that are
+        theirs (:func:`~poisonguard.detect.trigger_search.named_by_category`: the 15
+        compact Audis of ggplot2 mpg, its A4 models): the masked model, trained
+        without them, never saw those categories.
+
+        A dirty-label backdoor adds its rows to a class that has natural rows of its
+        own (10% of a table relabelled to a third of it: about a quarter of the class),
+        and the masking test reads those natural rows. Where the pattern's column is
+        the class (untouched Ecdat Fishing: the catch rate of the chosen site, whose
+        values mark each mode, 95-99% of every class; ggplot2 mpg: the 11 minivans
+        are the 11 Dodge Caravans), masking it leaves the class nothing to be
+        recognised by, and every holder "looks like another class" (RESULTS.md,
+        session 23). A window pattern on images is not judged here.
+        """
+        if self.image or isinstance(c, WindowCandidate):
+            return False
+        if named_by_category(self.x, c.rows, c.features, self.categories,
+                             min_rows=self.min_rows, min_purity=self.min_purity):
+            return True
+        if len(c.features) > 1:
+            return 2 * c.n_label > int(np.sum(self.y == c.label))
+        return marked_share(self.x, self.y, c.label, c.features[0], min_rows=self.min_rows,
+                            min_purity=self.min_purity) > 0.5
 
     def beyond_label_test(self, c: _Candidate) -> bool:
         """Its label test cannot reach the level whatever its labels
@@ -230,9 +267,11 @@ class TriggerDetector(Detector):
                 max_rows=self.max_rows, predicted=called, seed=self.seed)
         base = np.bincount(y, minlength=n_classes) / max(n, 1)
         family = label_family(items, base, n_pairs * n_classes + n_window_tests, self.alpha)
+        categories = tuple((c.start, c.stop) for c in (
+            dataset.schema.used if dataset.schema is not None else ()) if c.kind == "categorical")
         screen = _Screen(x=x, y=y, base=base, family=family, alpha=self.alpha,
                          min_rows=self.min_rows, min_purity=self.min_purity,
-                         image=image_shape is not None)
+                         image=image_shape is not None, categories=categories)
         candidates: list[_Candidate] = [*items, *pairs, *windows]
         admitted = [c for c in candidates if screen.admits(c)]
         untestable = sum(not screen.label_test(c) for c in admitted)
@@ -373,8 +412,7 @@ class TriggerDetector(Detector):
         categories are :func:`~poisonguard.detect.trigger_categories.category_combinations`' own."""
         if dataset.images is not None:
             return [], {}, {}
-        categories = {j for c in (dataset.schema.used if dataset.schema is not None else ())
-                      if c.kind == "categorical" for j in range(c.start, c.stop)}
+        categories = {j for start, stop in screen.categories for j in range(start, stop)}
         columns = np.array([j for j in range(x.shape[1]) if j not in categories])
         kept: list[TriggerCandidate] = []
         tests: dict[int, int] = {}
@@ -389,7 +427,8 @@ class TriggerDetector(Detector):
             family = 2 * (tarone_family(floors.ravel(), self.alpha / 2) if len(sizes) else 1)
             own = dataclasses.replace(screen, family=family)
             families["ends" if ends else "inside"] = family
-            passed = [c for c in singles if own.sized(c) and own.label_test(c)]
+            passed = [c for c in singles if own.sized(c) and own.label_test(c)
+                      and not own.defines_class(c)]
             kept += passed
             tests.update({id(c): family for c in passed})
         kept = sorted(kept, key=lambda c: c.label_p)[: self.max_candidates]

