@@ -566,15 +566,17 @@ def marked_share(x: np.ndarray, labels: np.ndarray, label: int, column: int, *,
 def named_by_category(x: np.ndarray, rows: np.ndarray, features: tuple[int, ...],
                       categories: tuple[tuple[int, int], ...], *, min_rows: int,
                       min_purity: float) -> bool:
-    """Whether most of ``rows`` hold, in a categorical column outside ``features``
-    (``categories``: each column's one-hot range), a category that is theirs: held by
-    at least ``min_rows`` rows, at least ``min_purity`` of them among ``rows``.
+    """Whether most of ``rows`` hold a category that is theirs (``categories``: each
+    categorical column's one-hot range): held by at least ``min_rows`` rows, at least
+    ``min_purity`` of them among ``rows`` in a column outside ``features``, and every
+    one of them in a column of the pattern.
 
-    Such rows are that column's categories under another name (the 15 compact Audis of
-    ggplot2 mpg are its A4 and A4 quattro models), and a model trained without them has
-    never seen those categories: masking the pattern leaves them unknown, not like the
-    classes they came from. A trigger stamped on rows drawn from the data holds the
-    common categories of the rows it was put on.
+    Such rows are categories under another name (the 15 compact Audis of ggplot2 mpg
+    are its A4 and A4 quattro models; its 9 Mustangs are the category itself), and a
+    model trained without them has never seen those categories: masking the pattern
+    leaves them unknown, not like the classes they came from. A trigger stamped on
+    rows drawn from the data holds the common categories of the rows it was put on,
+    and a stamped category is one its column already had, on rows of their own.
 
     Examples
     --------
@@ -585,15 +587,20 @@ def named_by_category(x: np.ndarray, rows: np.ndarray, features: tuple[int, ...]
     True
     >>> named_by_category(x, np.arange(0, 20, 4), (0,), ((1, 4),), min_rows=5, min_purity=0.8)
     False
+    >>> named_by_category(x, np.arange(6), (1,), ((1, 4),), min_rows=5, min_purity=0.8)
+    True
+    >>> named_by_category(x, np.arange(5), (1,), ((1, 4),), min_rows=5, min_purity=0.8)
+    False
     """
     rows = np.asarray(rows)
+    if not len(rows):
+        return False
     for start, stop in categories:
-        if any(start <= f < stop for f in features) or not len(rows):
-            continue
         held = np.asarray(x[:, start:stop]) > 0.5
         total = held.sum(axis=0)
         mine = held[rows].sum(axis=0)
-        theirs = (total >= min_rows) & (mine >= min_purity * total)
+        purity = 1.0 if any(start <= f < stop for f in features) else min_purity
+        theirs = (total >= min_rows) & (mine >= purity * total)
         if 2 * int(held[rows][:, theirs].any(axis=1).sum()) > len(rows):
             return True
     return False

