@@ -20,7 +20,10 @@ names as their first column. Their labels are marked by natural patterns a scan 
 call poisoning (session 23's sweep of 15 tables nobody here had used): MASS crabs
 (``sp``: two halves of the data cut off by the sex column), Ecdat Fishing (``mode``: the
 catch column is the chosen site's catch rate), ggplot2 mpg (``class``: the model name
-decides the class) and MASS biopsy (``class``: scores of 10 mark malignant tumours).
+decides the class), MASS biopsy (``class``: scores of 10 mark malignant tumours) and pscl
+AustralianElectionPolling (``org``: a pollster's fieldwork weekdays mark its polls); and
+two whose out-of-fold model is no better than always naming the largest class, Ecdat
+OFP (``hlth``, self-rated health) and KMsurv std (``marital``).
 """
 
 from __future__ import annotations
@@ -102,4 +105,7 @@ NATURAL: dict[str, tuple[Callable[[], pd.DataFrame], str]] = {
     "fishing": (lambda: rdataset("Ecdat", "Fishing"), "mode"),
     "mpg": (lambda: rdataset("ggplot2", "mpg"), "class"),
     "biopsy": (lambda: rdataset("MASS", "biopsy"), "class"),
+    "polls": (lambda: rdataset("pscl", "AustralianElectionPolling"), "org"),
+    "ofp": (lambda: rdataset("Ecdat", "OFP"), "hlth"),
+    "std": (lambda: rdataset("KMsurv", "std"), "marital"),
 }

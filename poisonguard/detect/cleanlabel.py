@@ -129,7 +129,7 @@ class CleanLabelDetector(Detector):
                       and cand.jaccard >= self.min_jaccard
                       and cand.outside <= self.max_outside and len(members) >= self.min_rows)
             if passed and dataset.images is None and any(
-                    marked_share(x, y, cand.label, j, min_rows=self.min_rows,
+                    marked_share(x, y, cand.label, (j,), min_rows=self.min_rows,
                                  min_purity=self.min_purity) > 0.5 for j in cand.features):
                 passed = False  # its purity is a column that is the class (docstring)
                 class_columns += 1

@@ -43,7 +43,7 @@ __all__ = ["BACKED_SHARE", "CALIBRATION_SLACK", "CONFIDENCE_BANDS", "DEFAULT_CER
            "SUPPORT_K", "SUPPORT_Z",
            "band_excess", "in_support", "lone_excess", "natural_label_proba",
            "neighbour_support", "null_labels", "null_threshold", "pair_excess",
-           "tarone_family"]
+           "tarone_family", "uninformed"]
 
 #: The clean false-positive rate a label-based flag is held to unless told otherwise.
 DEFAULT_MAX_FPR = 0.005
@@ -500,6 +500,33 @@ class PairExcess:
                 + [t.describe() for t in self.lone if t.licensed])
 
 
+def uninformed(labels: np.ndarray, proba: np.ndarray) -> bool:
+    """Whether the model is no more accurate than always naming the largest class.
+
+    Such a model has learned nothing about the classes that the class sizes do not
+    say, and an MLP fitted to them is sure of noise: on untouched Ecdat OFP (4,406
+    people, self-rated health; 77.6% accurate where "other" is 79.6% of the rows) it
+    contradicted 24 labels at top >= 0.99 where its own probabilities expect 0.7, and
+    the licences it gave flagged 347-362 rows (8%); KMsurv std (88.4% against 90.0%)
+    43-50 rows (RESULTS.md, session 23). Its sure contradictions are no evidence of
+    poisoning: :func:`pair_excess` licenses nothing on it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([0, 0, 0, 0, 1])
+    >>> uninformed(labels, np.array([[.9, .1]] * 3 + [[.2, .8]] * 2))  # 80%, the share of 0
+    True
+    >>> uninformed(labels, np.array([[.9, .1]] * 4 + [[.2, .8]]))
+    False
+    """
+    y = np.asarray(labels)
+    if not len(y):
+        return True
+    accuracy = float(np.mean(np.asarray(proba).argmax(axis=1) == y))
+    return accuracy <= float(np.bincount(y).max()) / len(y)
+
+
 def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAULT_CERTAIN,
                 alpha: float = DEFAULT_PAIR_ALPHA,
                 backed: np.ndarray | None = None,
@@ -554,6 +581,10 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
     ``support`` (optional, :func:`in_support`): only these rows are counted; the others
     are no evidence.
 
+    Nothing is licensed when the model is :func:`uninformed` (no more accurate than
+    always naming the largest class): its sure contradictions are overconfidence, not
+    evidence.
+
     A pair that passes either rule is refused when its share of the rows the model puts
     in class ``i`` rises with confidence beyond chance (``refused``,
     :func:`poisonguard.detect.flip_shape.rising_share`, at ``alpha`` times
@@ -565,8 +596,9 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
     Examples
     --------
     >>> import numpy as np
-    >>> proba = np.vstack([np.tile([[0.99, 0.01]], (200, 1)), np.tile([[0.6, 0.4]], (50, 1))])
-    >>> labels = np.r_[np.zeros(200, dtype=int), np.zeros(30, dtype=int), np.ones(20, dtype=int)]
+    >>> proba = np.vstack([np.tile([[0.99, 0.01]], (200, 1)), np.tile([[0.6, 0.4]], (50, 1)),
+    ...                    np.tile([[0.01, 0.99]], (100, 1))])
+    >>> labels = np.r_[np.zeros(230, dtype=int), np.ones(120, dtype=int)]
     >>> bool(pair_excess(labels, proba).licensed.any())  # disagreement on the boundary only
     False
     >>> labels[:30] = 1  # 30 sure rows contradicted: a floor among the sure rows
@@ -613,12 +645,15 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
     level = alpha / len(splits) / tarone_family(p_floor, alpha / len(splits))
     tested = p_floor <= level
     boundary = unsure + unsure.T
-    no_boundary = (sure >= MIN_PATTERN) & (sure > boundary)
-    excess = tested & (p_values <= level)
+    # a model no better than the largest class licenses nothing (docstring)
+    informed = not uninformed(y, p)
+    no_boundary = (sure >= MIN_PATTERN) & (sure > boundary) & informed
+    excess = tested & (p_values <= level) & informed
     shape = rising_share(y, p, certain=certain, alpha=alpha * SHAPE_ALPHA_SHARE)
     refused = (no_boundary | excess) & shape.rising
     excess &= ~shape.rising
-    band_tests = band_excess(y, p, certain=certain, alpha=alpha, backed=backed)
+    band_tests = tuple(t if informed else dataclasses.replace(t, licensed=False)
+                       for t in band_excess(y, p, certain=certain, alpha=alpha, backed=backed))
     confident = np.zeros(len(y), dtype=bool)
     for test in (t for t in band_tests if t.licensed):
         rows = top >= test.lower
@@ -626,7 +661,9 @@ def pair_excess(labels: np.ndarray, proba: np.ndarray, *, certain: float = DEFAU
     lone_tests: tuple[LoneExcess, ...] = ()
     lone_rows = None
     if votes is not None:
-        lone_tests = lone_excess(y, p, votes, certain=certain, alpha=alpha * LONE_ALPHA_SHARE)
+        lone_tests = tuple(t if informed else dataclasses.replace(t, licensed=False)
+                           for t in lone_excess(y, p, votes, certain=certain,
+                                                alpha=alpha * LONE_ALPHA_SHARE))
         lone = (np.asarray(votes)[np.arange(len(y)), y] <= 0) & (pred != y)
         lone_backed = lone & (np.asarray(votes)[np.arange(len(y)), pred] >= BACKED_SHARE)
         lone_rows = np.zeros(len(y), dtype=bool)

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from poisonguard.detect.base import DetectorResult
+from poisonguard.detect.overlap import uninformed
 
 __all__ = ["STRONG_ACCURACY", "reliability"]
 
@@ -133,8 +134,13 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
     reviewed = int(sum(int(r.meta.get("margin_flags_reviewed", 0)) for r in label_based))
     strong = accuracy >= STRONG_ACCURACY
     n = max(len(labels), 1)
+    largest = float(confusion.sum(axis=1).max()) / n
+    blind = uninformed(labels, np.asarray(proba))
     note = (f"out-of-fold accuracy {accuracy:.1%}: "
-            + ("label evidence is strong" if strong else
+            + (f"no better than always naming the largest class ({largest:.1%}): the "
+               "model has learned nothing the class sizes do not say, so no label a sure "
+               "model contradicts is flagged for it" if blind else
+               "label evidence is strong" if strong else
                "label evidence is weak, classes overlap; label flags are held to the "
                "natural overlap and many label doubts are left for review")
             + (f"; on clean data this hard, the label detectors could flag about "
@@ -147,7 +153,8 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
                f"are left for review" if reviewed else ""))
     return {
         "out_of_fold_accuracy": round(accuracy, 4),
-        "evidence": "strong" if strong else "weak",
+        "evidence": "none" if blind else "strong" if strong else "weak",
+        "largest_class_share": round(largest, 4),
         "per_class": per_class,
         "confusion": {"classes": list(classes), "given_by_predicted": confusion.tolist()},
         "overlap": _overlap(labels, np.asarray(proba, dtype=np.float64), classes),

@@ -157,10 +157,10 @@ class _Screen:
         return c.label_p * self.family < self.alpha
 
     def defines_class(self, c: _Candidate) -> bool:
-        """On a table, whether the pattern marks more than half of its class's rows: an
-        item set or combination by its own rows, a single value by its column (the
-        class's rows holding a value of that column that marks the class as this one
-        does: ``min_rows`` or more holders, ``min_purity`` of them in the class).
+        """On a table, whether the pattern's columns mark more than half of its class's
+        rows (:func:`~poisonguard.detect.trigger_search.marked_share`: the class's rows
+        whose values there, as a tuple, mark the class as the pattern's do, its own rows
+        among them).
 
         So is a pattern whose rows are mostly categories of another column that are
         theirs (:func:`~poisonguard.detect.trigger_search.named_by_category`: the 15
@@ -172,7 +172,8 @@ class _Screen:
         and the masking test reads those natural rows. Where the pattern's column is
         the class (untouched Ecdat Fishing: the catch rate of the chosen site, whose
         values mark each mode, 95-99% of every class; ggplot2 mpg: the 11 minivans
-        are the 11 Dodge Caravans), masking it leaves the class nothing to be
+        are the 11 Dodge Caravans; pscl AustralianElectionPolling: Nielsen's fieldwork
+        weekdays, 29 of its 42 polls), masking it leaves the class nothing to be
         recognised by, and every holder "looks like another class" (RESULTS.md,
         session 23). A window pattern on images is not judged here.
         """
@@ -181,9 +182,7 @@ class _Screen:
         if named_by_category(self.x, c.rows, c.features, self.categories,
                              min_rows=self.min_rows, min_purity=self.min_purity):
             return True
-        if len(c.features) > 1:
-            return 2 * c.n_label > int(np.sum(self.y == c.label))
-        return marked_share(self.x, self.y, c.label, c.features[0], min_rows=self.min_rows,
+        return marked_share(self.x, self.y, c.label, c.features, min_rows=self.min_rows,
                             min_purity=self.min_purity) > 0.5
 
     def beyond_label_test(self, c: _Candidate) -> bool:

@@ -11,6 +11,7 @@ decide which of them are backdoors. Plain functions, usable alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -534,32 +535,39 @@ def held_elsewhere(x: np.ndarray, labels: np.ndarray, cand: TriggerCandidate) ->
     return counts
 
 
-def marked_share(x: np.ndarray, labels: np.ndarray, label: int, column: int, *,
+def marked_share(x: np.ndarray, labels: np.ndarray, label: int, columns: Sequence[int], *,
                  min_rows: int, min_purity: float) -> float:
-    """The share of class ``label``'s rows whose value in ``column`` marks the class:
-    held by at least ``min_rows`` rows, at least ``min_purity`` of them in the class.
+    """The share of class ``label``'s rows whose values in ``columns`` (as a tuple) mark
+    the class: held by at least ``min_rows`` rows, and by the class at least
+    ``min_purity`` of them and at least halfway from its base rate to all of them (a
+    value held by 80% of a class that is 75% of the rows marks nothing).
 
-    Near 1 where the column is what the class is (the catch rate of the chosen fishing
-    site marks each mode); a stamped trigger value marks only the rows it was put on.
+    Near 1 where the columns are what the class is (the catch rate of the chosen
+    fishing site marks each mode; a pollster's fieldwork weekdays mark its polls); a
+    stamped trigger marks only the rows it was put on, whose natural values in those
+    columns are spread over the classes.
 
     Examples
     --------
     >>> import numpy as np
-    >>> x = np.array([[1.0], [1], [1], [2], [2], [2], [3], [4]])
+    >>> x = np.array([[1.0, 0], [1, 0], [1, 0], [2, 0], [2, 0], [2, 1], [3, 1], [4, 1]])
     >>> y = np.array([0, 0, 0, 0, 0, 0, 1, 1])
-    >>> marked_share(x, y, 0, 0, min_rows=3, min_purity=0.8)
+    >>> marked_share(x, y, 0, (0,), min_rows=3, min_purity=0.8)
     1.0
-    >>> marked_share(x, y, 1, 0, min_rows=3, min_purity=0.8)
+    >>> marked_share(x, y, 1, (0,), min_rows=3, min_purity=0.8)
     0.0
+    >>> marked_share(x, y, 0, (0, 1), min_rows=3, min_purity=0.8)  # (2, 1) is held once
+    0.5
     """
     y = np.asarray(labels)
     mine = y == label
     if not mine.any():
         return 0.0
-    _, inverse, counts = np.unique(np.asarray(x[:, column]), return_inverse=True,
-                                   return_counts=True)
+    block = np.asarray(x[:, list(columns)])
+    _, inverse, counts = np.unique(block, axis=0, return_inverse=True, return_counts=True)
     in_class = np.bincount(inverse.ravel()[mine], minlength=len(counts))
-    marks = (counts >= min_rows) & (in_class >= min_purity * counts)
+    purity = max(min_purity, (1.0 + float(mine.mean())) / 2.0)
+    marks = (counts >= min_rows) & (in_class >= purity * counts)
     return float(in_class[marks].sum() / mine.sum())
 
 

@@ -472,17 +472,19 @@ def test_rows_off_the_support_license_nothing() -> None:
     # (anes96, cars, seattle-weather at 3%), which then flagged natural label noise.
     from poisonguard.detect.overlap import in_support
 
-    proba = np.tile([[0.995, 0.005]], (1000, 1))
-    labels = np.zeros(1000, dtype=int)
+    # (200 rows of class 1 the model recognises: a model that never names class 1
+    # would be no better than the largest class and license nothing anyway)
+    proba = np.vstack([np.tile([[0.995, 0.005]], (1000, 1)), np.tile([[0.005, 0.995]], (200, 1))])
+    labels = np.r_[np.zeros(1000, dtype=int), np.ones(200, dtype=int)]
     labels[:40] = 1  # 40 contradicted sure rows: a licence (band_excess's doctest)
     assert pair_excess(labels, proba).licensed.any()
-    dist = np.ones((1000, 5)) + np.linspace(0.0, 0.1, 1000)[:, None]
+    dist = np.ones((1200, 5)) + np.linspace(0.0, 0.1, 1200)[:, None]
     dist[:40] = 40.0  # ... all of them far from every other row
     support = in_support(dist)
-    assert support.sum() == 960
+    assert support.sum() == 1160
     excess = pair_excess(labels, proba, support=support)
     assert not excess.licensed.any() and not excess.licensed_bands()
-    assert excess.confident is not None and len(excess.confident) == 1000
+    assert excess.confident is not None and len(excess.confident) == 1200
 
 
 def _pairs(seed: int, n: int = 2000) -> tuple[Dataset, Representation]:
@@ -530,14 +532,16 @@ def test_lone_rows_are_the_licensed_lone_labels_inside_the_support() -> None:
     # against 10 natural errors labelled 1 that their neighbours carry; the model puts
     # as much probability on 2 as on 1 (p 1e-5 inside the support, level 0.0025). Five
     # of the lone rows lie off the support.
-    proba = np.tile([[0.96, 0.02, 0.02]], (1000, 1))
-    votes = np.tile([[0.9, 0.1, 0.0]], (1000, 1))
-    labels = np.zeros(1000, dtype=int)
+    # (and 100 rows of class 1 the model recognises: see uninformed)
+    proba = np.vstack([np.tile([[0.96, 0.02, 0.02]], (1000, 1)),
+                       np.tile([[0.02, 0.96, 0.02]], (100, 1))])
+    votes = np.vstack([np.tile([[0.9, 0.1, 0.0]], (1000, 1)), np.tile([[0.1, 0.9, 0.0]], (100, 1))])
+    labels = np.r_[np.zeros(1000, dtype=int), np.ones(100, dtype=int)]
     labels[:45], labels[45:55] = 2, 1
-    support = np.ones(1000, dtype=bool)
+    support = np.ones(1100, dtype=bool)
     support[:5] = False
     excess = pair_excess(labels, proba, votes=votes, support=support)
-    assert excess.lone_rows is not None and len(excess.lone_rows) == 1000
+    assert excess.lone_rows is not None and len(excess.lone_rows) == 1100
     assert np.flatnonzero(excess.lone_rows).tolist() == list(range(5, 45))
     assert any("40 of 50 contradicted labels carried by no neighbour" in band
                for band in excess.licensed_bands())
@@ -550,8 +554,10 @@ def test_a_pair_with_an_excess_and_no_boundary_passes_both_rules_short_of_strong
     # sure disagreement (the pair tests) and no boundary (30 > 20), but not twice the
     # boundary: both rules, not strong (label flags its issues at min_margin, not all
     # its clear doubts).
-    proba = np.vstack([np.tile([[0.99, 0.01]], (200, 1)), np.tile([[0.6, 0.4]], (50, 1))])
-    labels = np.r_[np.ones(30, dtype=int), np.zeros(200, dtype=int), np.ones(20, dtype=int)]
+    # (and 100 sure rows of class 1 the model recognises: see uninformed)
+    proba = np.vstack([np.tile([[0.99, 0.01]], (200, 1)), np.tile([[0.6, 0.4]], (50, 1)),
+                       np.tile([[0.01, 0.99]], (100, 1))])
+    labels = np.r_[np.ones(30, dtype=int), np.zeros(200, dtype=int), np.ones(120, dtype=int)]
     excess = pair_excess(labels, proba)
     assert excess.both_rules is not None
     assert excess.both_rules.tolist() == [[False, False], [True, False]]
@@ -559,3 +565,25 @@ def test_a_pair_with_an_excess_and_no_boundary_passes_both_rules_short_of_strong
     labels[200:215] = 1  # 35 unsure disagreements: a boundary
     excess = pair_excess(labels, proba)
     assert excess.both_rules is not None and not excess.both_rules.any()
+
+
+def test_a_model_no_better_than_the_largest_class_licenses_nothing() -> None:
+    # The same 40 sure contradictions that license a pair and bands above, from a model
+    # that names class 0 for every row: 96% accurate where class 0 is 96% of the rows, it
+    # has learned nothing the class sizes do not say (untouched Ecdat OFP: 8% flagged
+    # through such licences; RESULTS.md, session 23).
+    from poisonguard.detect.overlap import uninformed
+
+    votes = np.tile([[1.0, 0.0]], (1000, 1))
+    proba = np.tile([[0.995, 0.005]], (1000, 1))
+    labels = np.zeros(1000, dtype=int)
+    labels[:40] = 1
+    assert uninformed(labels, proba)
+    excess = pair_excess(labels, proba, votes=votes)
+    assert not excess.licensed.any() and not excess.licensed_bands()
+    assert excess.confident is not None and not excess.confident.any()
+    assert excess.lone_rows is not None and not excess.lone_rows.any()
+    # one row of class 1 the model names is enough to be informed: then they license
+    proba[999], labels[999] = [0.005, 0.995], 1
+    assert not uninformed(labels, proba)
+    assert pair_excess(labels, proba, votes=votes).licensed.any()

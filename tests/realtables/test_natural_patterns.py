@@ -77,3 +77,24 @@ def test_mpg_classes_named_by_their_models_are_not_backdoors(seed: int) -> None:
     ds, found, _ = _scan("mpg", seed)
     assert found.summary["suspected_attacks"] == []
     assert found.summary["flagged"] <= 0.01 * len(ds)  # out-of-fold accuracy 97-99%
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_pollsters_fieldwork_weekdays_are_not_a_trigger(seed: int) -> None:
+    # Nielsen's polls run Wednesday to Friday (17 of its 42), Monday to Wednesday (5) or
+    # Wednesday to Saturday (7): weekdays that mark 29 of its polls. Before: "backdoor ->
+    # class Nielsen: 17 rows share fixed values in 2 columns" on seeds 1 and 2.
+    ds, found, _ = _scan("polls", seed)
+    assert found.summary["suspected_attacks"] == []
+    assert found.summary["flagged"] <= 0.01 * len(ds)  # out-of-fold accuracy 97%
+
+
+@pytest.mark.parametrize("name", ["ofp", "std"])
+def test_a_model_no_better_than_the_largest_class_flags_nothing(name: str) -> None:
+    # Ecdat OFP: 77.6% accurate where "other" health is 79.6% of the rows; KMsurv std:
+    # 88.4% where "S" is 90.0%. Sure of noise, the model licensed 347-362 / 43-50 flags.
+    ds, found, _ = _scan(name, 0)
+    r = found.summary["reliability"]
+    assert r["evidence"] == "none" and r["out_of_fold_accuracy"] <= r["largest_class_share"]
+    assert "no better than always naming the largest class" in r["note"]
+    assert found.summary["flagged"] <= 0.02 * len(ds) and found.summary["suspected_attacks"] == []
