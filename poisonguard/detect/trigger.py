@@ -117,8 +117,9 @@ class _Screen:
        holders is for its label test);
     2. :meth:`label_test` or :meth:`beyond_label_test`: its label test is significant in
        the family, or it cannot be whatever its labels and masking alone decides;
-    3. not :meth:`defines_class`: on a table, a pattern held by most of its class is
-       what the class is, not something added to it.
+    3. then, in the masking test's order (:meth:`first_added`), not
+       :meth:`defines_class`: on a table, a pattern whose columns mark most of its class
+       is what the class is, not something added to it.
     """
 
     x: np.ndarray
@@ -134,8 +135,22 @@ class _Screen:
 
     def admits(self, c: _Candidate) -> bool:
         """Whether ``c`` passes every filter (the costly rarity count only when needed)."""
-        return (self.sized(c) and (self.label_test(c) or self.beyond_label_test(c))
-                and not self.defines_class(c))
+        return self.sized(c) and (self.label_test(c) or self.beyond_label_test(c))
+
+    def first_added(self, ordered: list[_Candidate], limit: int) -> tuple[list[_Candidate], int]:
+        """The first ``limit`` of ``ordered`` that do not :meth:`define their class
+        <defines_class>` (judged in order, only as far as needed: each judgement reads
+        the whole of the pattern's columns), and how many were set aside."""
+        kept: list[_Candidate] = []
+        aside = 0
+        for c in ordered:
+            if len(kept) >= limit:
+                break
+            if self.defines_class(c):
+                aside += 1
+            else:
+                kept.append(c)
+        return kept, aside
 
     @staticmethod
     def order(c: _Candidate) -> tuple[bool, float]:
@@ -162,7 +177,7 @@ class _Screen:
         whose values there, as a tuple, mark the class as the pattern's do, its own rows
         among them).
 
-        So is a pattern whose rows are mostly categories of another column that are
+        A pattern also defines its class when its rows are mostly categories that are
         theirs (:func:`~poisonguard.detect.trigger_search.named_by_category`: the 15
         compact Audis of ggplot2 mpg, its A4 models): the masked model, trained
         without them, never saw those categories.
@@ -274,8 +289,10 @@ class TriggerDetector(Detector):
         candidates: list[_Candidate] = [*items, *pairs, *windows]
         admitted = [c for c in candidates if screen.admits(c)]
         untestable = sum(not screen.label_test(c) for c in admitted)
-        queue = sorted(admitted, key=screen.order)[: self.max_candidates]
-        lone, lone_tests, lone_families = self._single_values(x, y, dataset, base, screen)
+        queue, aside = screen.first_added(sorted(admitted, key=screen.order),
+                                          self.max_candidates)
+        lone, lone_tests, lone_families, lone_aside = self._single_values(x, y, dataset, base,
+                                                                          screen)
         queue += lone
         scores = np.zeros(n)
         flags = np.zeros(n, dtype=bool)
@@ -382,6 +399,7 @@ class TriggerDetector(Detector):
             meta={"triggers": triggers, "candidates": len(items), "window_patterns_tested":
                   n_window_tests // max(2 * n_classes, 1), "tests": family,
                   "beyond_label_test": untestable, "tested": len(queue) - merged, "merged": merged,
+                  "class_patterns": aside + lone_aside,
                   "mask_tests": n_mask,
                   "single_value_tests": lone_families, "single_values_tested": len(lone)},
         )
@@ -395,22 +413,24 @@ class TriggerDetector(Detector):
 
     def _single_values(self, x: np.ndarray, y: np.ndarray, dataset: Dataset,
                        base: np.ndarray, screen: _Screen
-                       ) -> tuple[list[TriggerCandidate], dict[int, int], dict[str, int]]:
+                       ) -> tuple[list[TriggerCandidate], dict[int, int], dict[str, int], int]:
         """One-column candidates of a table whose label test holds in their own family
-        (:func:`~poisonguard.detect.trigger_search.single_values`: number columns only),
-        at most ``max_candidates``, lowest p first; each candidate's family (by ``id``);
-        and the two families' sizes. Two families, each at half the level (weighted
-        Bonferroni), Tarone's rule over every (column, value) examined and class in
-        each: values piled at a column's end, at least ``min_purity`` of their holders
-        in one class (``"ends"``: the choice of values reads no label), and the other
-        values, which no row of another class may hold (``"inside"``: a trigger stamped
-        inside a column's range keeps a test of its own). They go to the masking test
-        after the item sets. There is no masking-only route for them: natural values
-        that mark a class are many. A category is held by real rows with their own
-        labels: rows relabelled to one are label flips, and stamped combinations of
-        categories are :func:`~poisonguard.detect.trigger_categories.category_combinations`' own."""
+        (:func:`~poisonguard.detect.trigger_search.single_values`: number columns only), at
+        most ``max_candidates``, lowest p first, none that defines its class
+        (:meth:`_Screen.first_added`); each candidate's family (by ``id``); the two
+        families' sizes; and how many were set aside as defining their class. Two families,
+        each at half the level (weighted Bonferroni), Tarone's rule over every (column,
+        value) examined and class in each: values piled at a column's end, at least
+        ``min_purity`` of their holders in one class (``"ends"``: the choice of values reads
+        no label), and the other values, which no row of another class may hold
+        (``"inside"``: a trigger stamped inside a column's range keeps a test of its own).
+        They go to the masking test after the item sets. There is no masking-only route for
+        them: natural values that mark a class are many. A category is held by real rows
+        with their own labels: rows relabelled to one are label flips, and stamped
+        combinations of categories are
+        :func:`~poisonguard.detect.trigger_categories.category_combinations`' own."""
         if dataset.images is not None:
-            return [], {}, {}
+            return [], {}, {}, 0
         categories = {j for start, stop in screen.categories for j in range(start, stop)}
         columns = np.array([j for j in range(x.shape[1]) if j not in categories])
         kept: list[TriggerCandidate] = []
@@ -426,12 +446,13 @@ class TriggerDetector(Detector):
             family = 2 * (tarone_family(floors.ravel(), self.alpha / 2) if len(sizes) else 1)
             own = dataclasses.replace(screen, family=family)
             families["ends" if ends else "inside"] = family
-            passed = [c for c in singles if own.sized(c) and own.label_test(c)
-                      and not own.defines_class(c)]
+            passed = [c for c in singles if own.sized(c) and own.label_test(c)]
             kept += passed
             tests.update({id(c): family for c in passed})
-        kept = sorted(kept, key=lambda c: c.label_p)[: self.max_candidates]
-        return kept, {id(c): tests[id(c)] for c in kept}, families
+        ordered: list[_Candidate] = sorted(kept, key=lambda c: c.label_p)
+        first, aside = screen.first_added(ordered, self.max_candidates)
+        kept = [c for c in first if isinstance(c, TriggerCandidate)]
+        return kept, {id(c): tests[id(c)] for c in kept}, families, aside
 
     def _mask(self, cand: TriggerCandidate | WindowCandidate, x: np.ndarray, y: np.ndarray,
               dataset: Dataset, representation: Representation,
