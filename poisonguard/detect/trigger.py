@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy.stats import binom
@@ -104,6 +104,7 @@ _MAX_ELSEWHERE = 1.0
 
 #: What the screen filters: mined item sets, category combinations, window patterns.
 _Candidate = TriggerCandidate | WindowCandidate
+_C = TypeVar("_C", TriggerCandidate, _Candidate)
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,11 +138,11 @@ class _Screen:
         """Whether ``c`` passes every filter (the costly rarity count only when needed)."""
         return self.sized(c) and (self.label_test(c) or self.beyond_label_test(c))
 
-    def first_added(self, ordered: list[_Candidate], limit: int) -> tuple[list[_Candidate], int]:
+    def first_added(self, ordered: list[_C], limit: int) -> tuple[list[_C], int]:
         """The first ``limit`` of ``ordered`` that do not :meth:`define their class
         <defines_class>` (judged in order, only as far as needed: each judgement reads
         the whole of the pattern's columns), and how many were set aside."""
-        kept: list[_Candidate] = []
+        kept: list[_C] = []
         aside = 0
         for c in ordered:
             if len(kept) >= limit:
@@ -449,9 +450,8 @@ class TriggerDetector(Detector):
             passed = [c for c in singles if own.sized(c) and own.label_test(c)]
             kept += passed
             tests.update({id(c): family for c in passed})
-        ordered: list[_Candidate] = sorted(kept, key=lambda c: c.label_p)
-        first, aside = screen.first_added(ordered, self.max_candidates)
-        kept = [c for c in first if isinstance(c, TriggerCandidate)]
+        kept, aside = screen.first_added(sorted(kept, key=lambda c: c.label_p),
+                                         self.max_candidates)
         return kept, {id(c): tests[id(c)] for c in kept}, families, aside
 
     def _mask(self, cand: TriggerCandidate | WindowCandidate, x: np.ndarray, y: np.ndarray,

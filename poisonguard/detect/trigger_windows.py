@@ -237,6 +237,8 @@ def mine_windows(
     hi = int(max_fraction * len(sample))
     base = np.bincount(y, minlength=n_classes) / n
     called = None if predicted is None else np.asarray(predicted)
+    # which sampled images the model contradicts: the same for every window size
+    sample_wrong = None if called is None else called[sample] != y[sample]
     tests_per_pair = 1 if called is None else 2
     found: list[WindowCandidate] = []
     n_tests = 0
@@ -256,9 +258,8 @@ def mine_windows(
         total = per_class.sum(axis=1, keepdims=True)
         p = np.where(per_class >= min_rows, binom.sf(per_class - 1, total, base[None, :]), 1.0)
         concentration = p <= max_p
-        if called is not None:
-            wrong = called[sample] != y[sample]
-            held_wrong = np.bincount(pat * n_classes + y[sample][img], weights=wrong[img],
+        if called is not None and sample_wrong is not None:
+            held_wrong = np.bincount(pat * n_classes + y[sample][img], weights=sample_wrong[img],
                                      minlength=len(kept) * n_classes).reshape(per_class.shape)
             contra_p, _ = contradicted_tails(per_class - held_wrong, held_wrong, y[sample],
                                              called[sample], n_classes, min_rows=min_rows)
