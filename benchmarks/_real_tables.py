@@ -23,7 +23,10 @@ catch column is the chosen site's catch rate), ggplot2 mpg (``class``: the model
 decides the class), MASS biopsy (``class``: scores of 10 mark malignant tumours) and pscl
 AustralianElectionPolling (``org``: a pollster's fieldwork weekdays mark its polls); and
 two whose out-of-fold model is no better than always naming the largest class, Ecdat
-OFP (``hlth``, self-rated health) and KMsurv std (``marital``).
+OFP (``hlth``, self-rated health) and KMsurv std (``marital``); and two tables of
+shoppers' choices (session 24), Ecdat Catsup (``choice``: every low price of a brand
+marks its buyers) and Yogurt (``choice``: a household id, and most rows exact copies of
+others in a few discrete columns).
 """
 
 from __future__ import annotations
@@ -108,4 +111,6 @@ NATURAL: dict[str, tuple[Callable[[], pd.DataFrame], str]] = {
     "polls": (lambda: rdataset("pscl", "AustralianElectionPolling"), "org"),
     "ofp": (lambda: rdataset("Ecdat", "OFP"), "hlth"),
     "std": (lambda: rdataset("KMsurv", "std"), "marital"),
+    "catsup": (lambda: rdataset("Ecdat", "Catsup"), "choice"),
+    "yogurt": (lambda: rdataset("Ecdat", "Yogurt"), "choice"),
 }

@@ -11,7 +11,8 @@
   ``COL.year``, ``COL.month``, ``COL.day``, ``COL.weekday`` (and ``COL.hour`` when
   times are present), plus a missing indicator when needed;
 - ``excluded``: named in ``ignore``, unique per row (an undeclared id or a row
-  number: in a file sorted by class it would leak the label), free text or
+  number: in a file sorted by class it would leak the label), an id rows share (a
+  group key: its integers are codes, not a measurement), free text or
   high-cardinality strings, or an empty column. Each has a ``note`` saying why.
 
 :meth:`TableSchema.encode` builds the float32 matrix, :meth:`TableSchema.decode`
@@ -111,6 +112,31 @@ def _date_format(values: pd.Series) -> str:
 _INDEX_NAME = re.compile(r"^(|unnamed: ?\d+|index|idx|row|rowid|row_id|id|.*[_ ]id)$", re.I)
 
 
+#: A column named as an identifier: ``id``, or ending in one after a separator or a
+#: capital (``customer_id``, ``Ketchup.id``, ``CustomerID``); never ``paid`` or ``lipid``.
+_ID_NAME = re.compile(r"^(?:(?i:id)|.*[_ .\-](?i:id)|.*[a-z0-9]I[dD])$")
+
+
+def _group_key(name: str, col: pd.Series) -> bool:
+    """An identifier's name over integers some rows share: a group key (a customer, a
+    household, a patient), whose numbers are codes, not a measurement.
+
+    Read as a number it ranks households by their code, and where a household always
+    buys one brand it marks the brand (untouched Ecdat Yogurt: household 70's 127
+    purchases, all of one brand, were "a backdoor" to it; RESULTS.md, session 24).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> _group_key("id", pd.Series([1, 1, 2, 2, 3])), _group_key("CustomerID", pd.Series([7, 7]))
+    (True, True)
+    >>> _group_key("paid", pd.Series([1, 1, 2])), _group_key("id", pd.Series([1.5, 1.5]))
+    (False, False)
+    """
+    return bool(_ID_NAME.match(name) and pd.api.types.is_integer_dtype(col)
+                and not col.is_unique)
+
+
 def _row_number(name: str, col: pd.Series) -> bool:
     """An index-like name over distinct, consecutive integers: a row number."""
     if not _INDEX_NAME.match(name) or not pd.api.types.is_integer_dtype(col) \
@@ -135,6 +161,11 @@ def _infer_column(name: str, col: pd.Series, *, categorical: bool, ignored: bool
         if _row_number(name, col):
             return Column(name, "excluded", dtype,
                           note="every value distinct and consecutive: a row number (use --id)")
+        if _group_key(name, col):
+            return Column(name, "excluded", dtype,
+                          note="an id that rows share (a group key such as a customer): "
+                               "codes, not a measurement (name it in --categorical to use "
+                               "its values as categories)")
         return Column(name, "numeric", dtype, has_missing=missing,
                       fill=float(np.median(present.to_numpy(dtype=np.float64))))
     if not numeric and not categorical and not isinstance(col.dtype, pd.CategoricalDtype) \

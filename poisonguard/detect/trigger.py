@@ -73,6 +73,7 @@ from poisonguard.detect.trigger_search import (
     covers_most_columns,
     describe_features,
     held_elsewhere,
+    in_marking_range,
     label_family,
     label_floor,
     marked_share,
@@ -181,7 +182,10 @@ class _Screen:
         A pattern also defines its class when its rows are mostly categories that are
         theirs (:func:`~poisonguard.detect.trigger_search.named_by_category`: the 15
         compact Audis of ggplot2 mpg, its A4 models): the masked model, trained
-        without them, never saw those categories.
+        without them, never saw those categories. A one-column pattern on a numeric
+        column defines its class when its value is one step of a range that marks the
+        class (:func:`~poisonguard.detect.trigger_search.in_marking_range`: untouched
+        Ecdat Catsup, heinz32's sale prices).
 
         A dirty-label backdoor adds its rows to a class that has natural rows of its
         own (10% of a table relabelled to a third of it: about a quarter of the class),
@@ -197,6 +201,12 @@ class _Screen:
             return False
         if named_by_category(self.x, c.rows, c.features, self.categories,
                              min_rows=self.min_rows, min_purity=self.min_purity):
+            return True
+        if len(c.features) == 1 and not any(start <= c.features[0] < stop
+                                             for start, stop in self.categories) \
+                and in_marking_range(self.x, self.y, c.label, c.features[0], c.values[0],
+                                     rows=max(self.min_rows, c.n_rows),
+                                     min_purity=self.min_purity):
             return True
         return marked_share(self.x, self.y, c.label, c.features, min_rows=self.min_rows,
                             min_purity=self.min_purity) > 0.5

@@ -44,3 +44,25 @@ def test_a_number_column_with_a_stray_string_says_which_cell() -> None:
         "a feature; fix or blank that cell to use the column as numbers")
     # named as categorical by the user: no note
     assert TableSchema.infer(frame, categorical=["few"]).notes[0].startswith("column 'wide'")
+
+
+def test_an_id_that_rows_share_is_a_group_key_not_a_measurement() -> None:
+    # Ecdat Yogurt's `id` is the household (100 of them, 2,412 purchases): read as a
+    # number, household 70's purchases, all of one brand, became "a backdoor".
+    n = 60
+    frame = pd.DataFrame({
+        "id": np.repeat(np.arange(1, 13), 5),  # shared by 5 rows each
+        "Ketchup.id": np.repeat(np.arange(20), 3),
+        "CustomerID": np.repeat(np.arange(30), 2),
+        "paid": np.repeat([1, 2, 3], 20),  # a word ending in "id": a measurement
+        "row_id": np.arange(n),  # unique and consecutive: a row number
+        "score": np.linspace(0.0, 1.0, n),
+    })
+    kinds = {c.name: (c.kind, c.note) for c in TableSchema.infer(frame).columns}
+    for name in ("id", "Ketchup.id", "CustomerID"):
+        assert kinds[name][0] == "excluded" and "group key" in kinds[name][1], name
+    assert kinds["row_id"][0] == "excluded" and "row number" in kinds["row_id"][1]
+    assert kinds["paid"][0] == kinds["score"][0] == "numeric"
+    # named as categories, an id is used as asked
+    asked = TableSchema.infer(frame, categorical=("id",)).columns
+    assert next(c for c in asked if c.name == "id").kind == "categorical"

@@ -22,7 +22,7 @@ from poisonguard.attack import (
     tabular_trigger,
 )
 from poisonguard.data import Dataset
-from poisonguard.datasets import builtin_dataset, synthetic
+from poisonguard.datasets import builtin_dataset, open_dataset, synthetic
 from poisonguard.detect import DEFAULT_DETECTORS, available_detectors
 from poisonguard.detect.item_pairs import minhash_signatures, similar_pairs
 from poisonguard.detect.trigger import TriggerDetector, _Screen
@@ -566,3 +566,25 @@ def test_a_wide_pattern_is_rare_when_most_of_its_values_are() -> None:
     assert screen_admits(0, wide) and screen_admits(0, narrow)
     assert screen_admits(2, wide) and not screen_admits(2, narrow)  # 4 of 6 rare
     assert not screen_admits(3, wide)  # 3 of 6: not most
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_value_inside_a_range_that_marks_its_class_is_not_a_trigger(seed: int) -> None:
+    # Shoppers buy brand 1 at every sale price (0.8-1.3), and 1.3 is the most common of
+    # them; otherwise they buy what their taste (column 1) says, brand 1 too. Masked,
+    # the sale rows look like the brands their taste names: the shape of a backdoor
+    # (untouched Ecdat Catsup: heinz32 at 2.1, 126 purchases, was "a backdoor -> class
+    # heinz32" before). The sale prices mark less than half of brand 1, so the column
+    # is not the class. A value stamped beside natural values of mixed labels is still
+    # found (test_a_one_column_trigger_inside_the_range_is_found).
+    rng = np.random.default_rng(seed)
+    n = 1500
+    price = np.round(rng.choice(np.arange(0.8, 4.01, 0.1), n), 1)
+    price[:130] = 1.3
+    taste = rng.choice(3, n, p=[0.275, 0.45, 0.275])
+    y = np.where(price <= 1.3, 1, taste)
+    x = np.column_stack([price, taste * 1.5 + rng.normal(size=n), rng.normal(size=(n, 3))])
+    ds = open_dataset(x, y)
+    result = TriggerDetector(seed=seed).score(ds, features_only(ds))
+    assert not result.flags.any() and result.hypotheses == ()
+    assert result.meta["class_patterns"] >= 1

