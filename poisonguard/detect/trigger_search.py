@@ -606,12 +606,10 @@ def in_marking_range(x: np.ndarray, labels: np.ndarray, label: int, column: int,
     uniq, inverse, counts = np.unique(np.asarray(x[:, column]), return_inverse=True,
                                       return_counts=True)
     at = int(np.searchsorted(uniq, value))
-    if at >= len(uniq) or uniq[at] != value:
-        return False
+    if at == 0 or at >= len(uniq) - 1 or uniq[at] != value:
+        return False  # not held, or a column's end: one side only
     in_class = np.bincount(inverse.ravel()[y == label], minlength=len(uniq))
     purity = max(min_purity, (1.0 + float(np.mean(y == label))) / 2.0)
-    if at == 0 or at == len(uniq) - 1:
-        return False  # a column's end: one side only
     for steps in (np.arange(at - 1, -1, -1), np.arange(at + 1, len(uniq))):
         held = np.cumsum(counts[steps])
         if held[-1] < rows:
