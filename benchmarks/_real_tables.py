@@ -26,7 +26,8 @@ two whose out-of-fold model is no better than always naming the largest class, E
 OFP (``hlth``, self-rated health) and KMsurv std (``marital``); and two tables of
 shoppers' choices (session 24), Ecdat Catsup (``choice``: every low price of a brand
 marks its buyers) and Yogurt (``choice``: a household id, and most rows exact copies of
-others in a few discrete columns).
+others in a few discrete columns); and HSAUR schizophrenia (``gender``: one column, age
+in years: most rows exact copies of five or more others).
 """
 
 from __future__ import annotations
@@ -113,4 +114,5 @@ NATURAL: dict[str, tuple[Callable[[], pd.DataFrame], str]] = {
     "std": (lambda: rdataset("KMsurv", "std"), "marital"),
     "catsup": (lambda: rdataset("Ecdat", "Catsup"), "choice"),
     "yogurt": (lambda: rdataset("Ecdat", "Yogurt"), "choice"),
+    "schizophrenia": (lambda: rdataset("HSAUR", "schizophrenia"), "gender"),
 }

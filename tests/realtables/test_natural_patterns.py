@@ -127,3 +127,13 @@ def test_yogurt_household_id_and_exact_copies(seed: int) -> None:
     assert found.summary["suspected_attacks"] == []
     assert not _result(results, "outlier").flags.any()
     assert found.summary["flagged"] <= 0.02 * len(ds)  # out-of-fold accuracy 56-63%
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_schizophrenia_ages_with_copies_have_no_outliers(seed: int) -> None:
+    # One column (age at onset, whole years) for 251 patients: every age is held by
+    # several rows, so most rows have five exact copies and a zero neighbour distance.
+    # Centred on them, the scale was zero and 9 ordinary ages were "far" on seed 2.
+    ds, found, results = _scan("schizophrenia", seed)
+    assert not _result(results, "outlier").flags.any()
+    assert found.summary["flagged"] <= 0.02 * len(ds) and found.summary["suspected_attacks"] == []
