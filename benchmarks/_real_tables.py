@@ -27,7 +27,10 @@ OFP (``hlth``, self-rated health) and KMsurv std (``marital``); and two tables o
 shoppers' choices (session 24), Ecdat Catsup (``choice``: every low price of a brand
 marks its buyers) and Yogurt (``choice``: a household id, and most rows exact copies of
 others in a few discrete columns); and HSAUR schizophrenia (``gender``: one column, age
-in years: most rows exact copies of five or more others).
+in years: most rows exact copies of five or more others); and (session 25) MASS
+shuttle (``use``: a decision table, every combination of six conditions once, whose
+rule has an exception region where both classes meet) and gap fsnps (``site4.a2``: the
+second allele at a site, which the first one decides for every G/G genotype).
 """
 
 from __future__ import annotations
@@ -115,4 +118,6 @@ NATURAL: dict[str, tuple[Callable[[], pd.DataFrame], str]] = {
     "catsup": (lambda: rdataset("Ecdat", "Catsup"), "choice"),
     "yogurt": (lambda: rdataset("Ecdat", "Yogurt"), "choice"),
     "schizophrenia": (lambda: rdataset("HSAUR", "schizophrenia"), "gender"),
+    "shuttle": (lambda: rdataset("MASS", "shuttle"), "use"),
+    "fsnps": (lambda: rdataset("gap", "fsnps"), "site4.a2"),
 }

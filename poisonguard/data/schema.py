@@ -112,9 +112,11 @@ def _date_format(values: pd.Series) -> str:
 _INDEX_NAME = re.compile(r"^(|unnamed: ?\d+|index|idx|row|rowid|row_id|id|.*[_ ]id)$", re.I)
 
 
-#: A column named as an identifier: ``id``, or ending in one after a separator or a
-#: capital (``customer_id``, ``Ketchup.id``, ``CustomerID``); never ``paid`` or ``lipid``.
-_ID_NAME = re.compile(r"^(?:(?i:id)|.*[_ .\-](?i:id)|.*[a-z0-9]I[dD])$")
+#: A column named as an identifier: ``id`` or a household's (``hid``, ``hhid``), alone
+#: or after a separator, or ``ID`` after a lower-case letter (``customer_id``,
+#: ``Ketchup.hid``, ``CustomerID``); never ``paid``, ``lipid`` or anes96's ``PID`` (party
+#: identification, a 0-6 scale).
+_ID_NAME = re.compile(r"^(?:.*[_ .\-])?(?i:(?:hh|h)?id)$|^.*[a-z0-9]I[dD]$")
 
 
 def _group_key(name: str, col: pd.Series) -> bool:

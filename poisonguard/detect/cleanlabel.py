@@ -20,7 +20,12 @@ these tests when it is large and pure; this is why the detector is stricter than
 class (:func:`~poisonguard.detect.trigger_search.marked_share`) owes its purity to a
 column that is the class, not to a stamp (untouched Ecdat Fishing: rows of one fishing
 site share its four catch rates, and the catch of the chosen mode makes them pure;
-``meta['class_columns']`` counts such patterns; RESULTS.md, session 23).
+``meta['class_columns']`` counts such patterns; RESULTS.md, session 23). So does a
+pattern whose rows hold a category that is theirs
+(:func:`~poisonguard.detect.trigger_search.named_by_category`: untouched gap fsnps,
+where the 34 rows whose first allele at site 4 is G are every G/G genotype, and the
+second allele is the label), since a stamped category is one its column already had,
+on rows of their own.
 
 What kind of backdoor a confirmed pattern is, is then tested, not assumed: with the
 pattern masked, a model trained on the other rows classifies the subset
@@ -59,6 +64,7 @@ from poisonguard.detect.trigger_search import (
     describe_features,
     marked_share,
     mine_triggers,
+    named_by_category,
 )
 from poisonguard.params import Interval
 from poisonguard.represent.base import Representation
@@ -120,6 +126,8 @@ class CleanLabelDetector(Detector):
         tested: list[tuple[TriggerCandidate, np.ndarray, MaskTest, float]] = []
         merged = 0
         class_columns = 0
+        categories = tuple((c.start, c.stop) for c in (
+            dataset.schema.used if dataset.schema is not None else ()) if c.kind == "categorical")
         for cand in candidates:
             strength = -np.log10(max(cand.label_p * n_tests, 1e-300))
             # log10 evidence mapped so that the level alpha lands on 0.5.
@@ -128,9 +136,11 @@ class CleanLabelDetector(Detector):
             passed = (strength >= level and cand.purity >= self.min_purity
                       and cand.jaccard >= self.min_jaccard
                       and cand.outside <= self.max_outside and len(members) >= self.min_rows)
-            if passed and dataset.images is None and any(
+            if passed and dataset.images is None and (any(
                     marked_share(x, y, cand.label, (j,), min_rows=self.min_rows,
-                                 min_purity=self.min_purity) > 0.5 for j in cand.features):
+                                 min_purity=self.min_purity) > 0.5 for j in cand.features)
+                    or named_by_category(x, members, cand.features, categories,
+                                         min_rows=self.min_rows, min_purity=self.min_purity)):
                 passed = False  # its purity is a column that is the class (docstring)
                 class_columns += 1
             if not passed:

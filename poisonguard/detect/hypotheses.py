@@ -22,6 +22,12 @@ reports them as suspected attacks, two rules apply:
   for more than half of its rows; a cluster the held-out model calls another class
   (untouched seattle-weather: 7 dry summer days of 2015 labelled drizzle, 0 of 7
   predicted drizzle) is a natural sub-type or mislabelled rows, not a backdoor.
+- **A trigger marks its class.** On a table, a subpopulation claim whose rows are every
+  row of their class holding the cells they all share is withdrawn when other classes
+  hold those cells too, so that they do not mark the class (:data:`REGION_PURITY`):
+  it is a region of the table where the classes meet (untouched MASS shuttle, a
+  decision table: 17 `auto` and 7 `noauto` rows in its exception region, "backdoor ->
+  class auto" on every seed), not a trigger, which marks the rows it was stamped on.
 - **Attack types are exclusive.** A "clean-label backdoor?" on class X is withdrawn
   when a dirty-label backdoor on X is reported from half or more of the same rows.
 - **One attack, one line.** Two detectors reporting a backdoor on the same class from
@@ -51,14 +57,19 @@ from scipy.stats import binom
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import DetectorResult
-from poisonguard.detect.trigger_search import rows_matching
+from poisonguard.detect.trigger_search import marking_purity, rows_matching
 
-__all__ = ["HYPOTHESIS_ALPHA", "MAX_HOLDER_FEATURES", "Claim", "Hypotheses", "demote",
-           "vet_hypotheses"]
+__all__ = ["HYPOTHESIS_ALPHA", "MAX_HOLDER_FEATURES", "REGION_PURITY", "Claim", "Hypotheses",
+           "demote", "vet_hypotheses"]
 
 #: A confirmed trigger of at most this many fixed features names every holder of its
 #: class (a blend's shared blank pixels do not identify rows).
 MAX_HOLDER_FEATURES = 16
+
+#: The share of a region's rows a claimed class needs for the values that define the
+#: region to mark the class (at least; halfway from the class's base rate to all of
+#: them too): the ``trigger`` detector's ``min_purity``.
+REGION_PURITY = 0.8
 
 #: Family-wise error rate of the scan's backdoor claims.
 HYPOTHESIS_ALPHA = 0.01
@@ -134,7 +145,8 @@ def vet_hypotheses(results: Sequence[DetectorResult], dataset: Dataset, *,
         for n_h, h in enumerate(r.hypotheses):
             code = _class_code(h, dataset)
             rows = r.flags & (labels == code) if code is not None else r.flags
-            unlearnt = _unlearnt(h, rows, code, proba, dataset)
+            unlearnt = _unlearnt(h, rows, code, proba, dataset) \
+                or _meeting_region(rows, code, dataset)
             if r.detector in _SUBPOPULATION and unlearnt:
                 withdrawn.append({"hypothesis": h, "detector": r.detector, "why": unlearnt})
                 unfounded[r.detector] = unfounded.get(r.detector, np.zeros_like(rows)) | rows
@@ -208,6 +220,38 @@ def _unlearnt(hypothesis: str, rows: np.ndarray, code: int | None, proba: np.nda
     return (f"the out-of-fold model predicts {dataset.classes[code]} for only {learnt} of "
             f"{n} rows: no shortcut learnt from the other rows, so a natural sub-type or "
             "mislabelled rows, not a backdoor")
+
+
+def _meeting_region(rows: np.ndarray, code: int | None, dataset: Dataset) -> str:
+    """Why a subpopulation claim on the table rows ``rows`` is a region where classes
+    meet ('' if it is not, or if the rows do not define a region).
+
+    The region is the cells every claimed row holds. When the claimed rows are every
+    row of their class in it, and other classes hold it too, so that it does not mark
+    the class at :data:`REGION_PURITY` (and halfway from the class's base rate to all
+    of its rows), the claim is a region of the table, not a trigger: a stamped trigger
+    marks the rows it was put on, which no natural row holds alongside them.
+    """
+    x = dataset.features
+    if x is None or code is None or int(rows.sum()) < 2:
+        return ""
+    y = np.asarray(dataset.labels)
+    first = np.asarray(x[int(np.flatnonzero(rows)[0])])
+    shared = np.flatnonzero(np.all(np.asarray(x[rows]) == first, axis=0))
+    if not len(shared):
+        return ""
+    holders = np.all(np.asarray(x[:, shared]) == first[shared], axis=1)
+    mine = holders & (y == code)
+    if int(mine.sum()) != int(rows.sum()):
+        return ""
+    if int(mine.sum()) >= marking_purity(y == code, REGION_PURITY) * int(holders.sum()):
+        return ""
+    names = dataset.feature_names
+    cells = [f"{names[j]}={first[j]:g}" for j in shared if first[j] != 0][:4]
+    return (f"its {int(rows.sum())} rows are every row of class {dataset.classes[code]} "
+            f"holding the values they share ({', '.join(cells) or 'zeros'}), which "
+            f"{int(holders.sum() - mine.sum())} rows of other classes hold too: a region "
+            "where the classes meet, not a trigger")
 
 
 def _merged(kept: Sequence[tuple[str, str, np.ndarray]], dataset: Dataset) -> tuple[str, ...]:

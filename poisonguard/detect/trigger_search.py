@@ -34,6 +34,7 @@ __all__ = [
     "label_family",
     "label_floor",
     "marked_share",
+    "marking_purity",
     "mine_triggers",
     "named_by_category",
     "needed_matches",
@@ -536,7 +537,7 @@ def held_elsewhere(x: np.ndarray, labels: np.ndarray, cand: TriggerCandidate) ->
     return counts
 
 
-def _marking_purity(in_class: np.ndarray, min_purity: float) -> float:
+def marking_purity(in_class: np.ndarray, min_purity: float) -> float:
     """The share of a value's holders a class needs for the value to mark it: at least
     ``min_purity``, and halfway from the class's base rate (``in_class``: its rows) to
     all of them (a value held by 80% of a class that is 75% of the rows marks nothing).
@@ -544,7 +545,7 @@ def _marking_purity(in_class: np.ndarray, min_purity: float) -> float:
     Examples
     --------
     >>> import numpy as np
-    >>> _marking_purity(np.array([True] * 3 + [False]), 0.8)
+    >>> marking_purity(np.array([True] * 3 + [False]), 0.8)
     0.875
     """
     return max(min_purity, (1.0 + float(np.mean(in_class))) / 2.0)
@@ -581,7 +582,7 @@ def marked_share(x: np.ndarray, labels: np.ndarray, label: int, columns: Sequenc
     block = np.asarray(x[:, list(columns)])
     _, inverse, counts = np.unique(block, axis=0, return_inverse=True, return_counts=True)
     in_class = np.bincount(inverse.ravel()[mine], minlength=len(counts))
-    purity = _marking_purity(mine, min_purity)
+    purity = marking_purity(mine, min_purity)
     marks = (counts >= min_rows) & (in_class >= purity * counts)
     return float(in_class[marks].sum() / mine.sum())
 
@@ -624,7 +625,7 @@ def in_marking_range(x: np.ndarray, labels: np.ndarray, label: int, column: int,
     if at == 0 or at >= len(uniq) - 1 or uniq[at] != value:
         return False  # not held, or a column's end: one side only
     in_class = np.bincount(inverse.ravel()[y == label], minlength=len(uniq))
-    purity = _marking_purity(y == label, min_purity)
+    purity = marking_purity(y == label, min_purity)
     for steps in (np.arange(at - 1, -1, -1), np.arange(at + 1, len(uniq))):
         held = np.cumsum(counts[steps])
         if held[-1] < rows:

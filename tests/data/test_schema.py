@@ -53,16 +53,20 @@ def test_an_id_that_rows_share_is_a_group_key_not_a_measurement() -> None:
     frame = pd.DataFrame({
         "id": np.repeat(np.arange(1, 13), 5),  # shared by 5 rows each
         "Ketchup.id": np.repeat(np.arange(20), 3),
+        "Ketchup.hid": np.repeat(np.arange(15), 4),  # the household (session 25)
+        "hhid": np.repeat(np.arange(10), 6),
         "CustomerID": np.repeat(np.arange(30), 2),
         "paid": np.repeat([1, 2, 3], 20),  # a word ending in "id": a measurement
+        "lipid": np.repeat([4, 5, 6], 20),
+        "PID": np.repeat(np.arange(7), 9)[:n],  # anes96: party identification, 0-6
         "row_id": np.arange(n),  # unique and consecutive: a row number
         "score": np.linspace(0.0, 1.0, n),
     })
     kinds = {c.name: (c.kind, c.note) for c in TableSchema.infer(frame).columns}
-    for name in ("id", "Ketchup.id", "CustomerID"):
+    for name in ("id", "Ketchup.id", "Ketchup.hid", "hhid", "CustomerID"):
         assert kinds[name][0] == "excluded" and "group key" in kinds[name][1], name
     assert kinds["row_id"][0] == "excluded" and "row number" in kinds["row_id"][1]
-    assert kinds["paid"][0] == kinds["score"][0] == "numeric"
+    assert kinds["paid"][0] == kinds["lipid"][0] == kinds["PID"][0] == kinds["score"][0] == "numeric"
     # named as categories, an id is used as asked
     asked = TableSchema.infer(frame, categorical=("id",)).columns
     assert next(c for c in asked if c.name == "id").kind == "categorical"

@@ -172,6 +172,37 @@ def test_a_cluster_the_held_out_model_calls_another_class_is_no_backdoor() -> No
     assert vet_hypotheses([label, spectre], ds, proba=proba).kept == spectre.hypotheses
 
 
+def test_a_region_where_the_classes_meet_is_no_backdoor() -> None:
+    """A subpopulation claim on every row of its class holding the values they share is
+    withdrawn when other classes hold those values too, so that they do not mark the
+    class (untouched MASS shuttle: a decision table's exception region, 17 of 24)."""
+    n = 200
+    labels = np.repeat([0, 1], n // 2)
+    x = np.c_[np.arange(n) % 5, np.arange(n) % 7, np.arange(n)].astype(np.float32)
+    cluster = np.arange(120, 130)  # ten rows of class b
+    doubted = np.full(n, 0.05)
+    doubted[cluster] = 0.4  # labels doubted: passes the relabelled-rows test alone
+
+    def vetted(also: np.ndarray, claimed: np.ndarray = cluster) -> tuple[tuple[str, ...], str]:
+        cells = x.copy()
+        cells[np.r_[cluster, also], :2] = 9  # the region: columns 0 and 1 at 9
+        ds = Dataset(labels=labels, classes=("a", "b"), features=cells, source="t")
+        label = _result("label", n, np.array([], dtype=int), (), ds, scores=doubted)
+        spectre = _result("spectre", n, claimed, ("backdoor -> class b: 10 rows form ...",),
+                          ds)
+        found = vet_hypotheses([label, spectre], ds)
+        return found.kept, (found.withdrawn[0]["why"] if found.withdrawn else "")
+
+    kept, why = vetted(np.arange(10, 15))  # 5 rows of class a hold it too: 10 of 15
+    assert kept == () and "a region where the classes meet" in why
+    assert "5 rows of other classes" in why
+    kept, _ = vetted(np.arange(10, 12))  # 10 of 12 (83%) mark class b: a trigger's purity
+    assert kept == ("backdoor -> class b: 10 rows form ...",)
+    kept, _ = vetted(np.r_[np.arange(10, 15), np.arange(130, 140)],
+                     cluster)  # ten more rows of b hold it: the claim is not the region
+    assert kept == ("backdoor -> class b: 10 rows form ...",)
+
+
 def test_two_detectors_on_one_backdoor_give_one_line_naming_both() -> None:
     n = 100
     ds = Dataset(labels=np.repeat([0, 1], n // 2), classes=("a", "b"),

@@ -8,7 +8,9 @@ group; Ecdat Fishing flagged 53-61% of its rows as backdoors and clean-label bac
 of every mode; ggplot2 mpg announced backdoors to minivan, 2seater, compact and
 subcompact; MASS biopsy a clean-label backdoor of malignant tumours. Session 24: Ecdat
 Catsup a backdoor to the brand its sale prices sell, Yogurt one to the brand a household
-always buys (its id read as a number) and, without the id, 114 outliers.
+always buys (its id read as a number) and, without the id, 114 outliers. Session 25:
+MASS shuttle a backdoor to `auto` (its decision table's exception region), gap fsnps a
+clean-label backdoor of the G/G genotypes.
 """
 
 from __future__ import annotations
@@ -137,3 +139,30 @@ def test_schizophrenia_ages_with_copies_have_no_outliers(seed: int) -> None:
     ds, found, results = _scan("schizophrenia", seed)
     assert not _result(results, "outlier").flags.any()
     assert found.summary["flagged"] <= 0.02 * len(ds) and found.summary["suspected_attacks"] == []
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shuttle_exception_region_is_not_a_backdoor(seed: int) -> None:
+    # A decision table: the 256 combinations of six conditions, each once. Where the
+    # view is good and the stability is `stab`, errors MM and SS are `auto` 17 times and
+    # `noauto` 7 times (magnitudes but Out); spectre separates the 17 (D=50) and they were
+    # "backdoor -> class auto" with 17 rows flagged on every seed. The values they share
+    # do not mark `auto` (17 of 24 holders), so the claim is withdrawn.
+    ds, found, _ = _scan("shuttle", seed)
+    assert found.summary["suspected_attacks"] == []
+    withdrawn = [w["why"] for w in found.summary["withdrawn_hypotheses"]
+                 if w["hypothesis"].startswith("backdoor -> class auto")]
+    assert withdrawn and "a region where the classes meet" in withdrawn[0]
+    assert found.summary["flagged"] <= 0.01 * len(ds)  # out-of-fold accuracy 96%
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fsnps_homozygous_genotypes_are_not_a_clean_label_trigger(seed: int) -> None:
+    # The label is the second allele at site 4; the 34 rows whose first allele there is
+    # G are every G/G genotype, so `site4.a1 = G` is a category that is theirs. Before:
+    # "clean-label backdoor? class G: 34 rows share fixed values in 3 columns" (seed 1,
+    # 53 rows flagged). Not asserted: the label flags (19-31 rows at 90% accuracy, in the
+    # G / A pair the model licenses; RESULTS.md, session 24; open).
+    _, found, results = _scan("fsnps", seed)
+    assert found.summary["suspected_attacks"] == []
+    assert not _result(results, "cleanlabel").flags.any()
