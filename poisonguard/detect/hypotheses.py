@@ -1,7 +1,7 @@
 """Attack hypotheses of a scan: tested claims, one attack type per class.
 
 Detectors state dataset-level hypotheses ("backdoor -> class X: ..."). Before a scan
-reports them as suspected attacks, two rules apply:
+reports them as suspected attacks, these rules apply:
 
 - **A subpopulation is a backdoor only if its labels look changed.** The
   representation-space detectors (``spectral``, ``spectre``, ``activation``) find a
@@ -145,10 +145,11 @@ def vet_hypotheses(results: Sequence[DetectorResult], dataset: Dataset, *,
         for n_h, h in enumerate(r.hypotheses):
             code = _class_code(h, dataset)
             rows = r.flags & (labels == code) if code is not None else r.flags
-            unlearnt = _unlearnt(h, rows, code, proba, dataset) \
-                or _meeting_region(rows, code, dataset)
-            if r.detector in _SUBPOPULATION and unlearnt:
-                withdrawn.append({"hypothesis": h, "detector": r.detector, "why": unlearnt})
+            unfounded_why = (_unlearnt(h, rows, code, proba, dataset)
+                             or _meeting_region(rows, code, dataset)) \
+                if r.detector in _SUBPOPULATION else ""
+            if unfounded_why:
+                withdrawn.append({"hypothesis": h, "detector": r.detector, "why": unfounded_why})
                 unfounded[r.detector] = unfounded.get(r.detector, np.zeros_like(rows)) | rows
                 continue
             if r.detector in _SUBPOPULATION and disagrees is not None and rows.any():
@@ -250,8 +251,9 @@ def _meeting_region(rows: np.ndarray, code: int | None, dataset: Dataset) -> str
     cells = [f"{names[j]}={first[j]:g}" for j in shared if first[j] != 0][:4]
     return (f"its {int(rows.sum())} rows are every row of class {dataset.classes[code]} "
             f"holding the values they share ({', '.join(cells) or 'zeros'}), which "
-            f"{int(holders.sum() - mine.sum())} rows of other classes hold too: a region "
-            "where the classes meet, not a trigger")
+            f"{int(holders.sum() - mine.sum())} rows of other classes hold too ("
+            f"{int(mine.sum())} of {int(holders.sum())} in the class): a region where the "
+            "classes meet, not a trigger")
 
 
 def _merged(kept: Sequence[tuple[str, str, np.ndarray]], dataset: Dataset) -> tuple[str, ...]:
