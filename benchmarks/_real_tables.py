@@ -30,7 +30,9 @@ others in a few discrete columns); and HSAUR schizophrenia (``gender``: one colu
 in years: most rows exact copies of five or more others); and (session 25) MASS
 shuttle (``use``: a decision table, every combination of six conditions once, whose
 rule has an exception region where both classes meet) and gap fsnps (``site4.a2``: the
-second allele at a site, which the first one decides for every G/G genotype).
+second allele at a site, which the first one decides for every G/G genotype); and
+HistData PearsonLee (``chl``: Pearson and Lee's heights of parents and children, in four
+parent-child pairings of a quarter of the rows each).
 """
 
 from __future__ import annotations
@@ -120,4 +122,5 @@ NATURAL: dict[str, tuple[Callable[[], pd.DataFrame], str]] = {
     "schizophrenia": (lambda: rdataset("HSAUR", "schizophrenia"), "gender"),
     "shuttle": (lambda: rdataset("MASS", "shuttle"), "use"),
     "fsnps": (lambda: rdataset("gap", "fsnps"), "site4.a2"),
+    "pearsonlee": (lambda: rdataset("HistData", "PearsonLee"), "chl"),
 }

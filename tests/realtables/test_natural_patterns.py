@@ -10,7 +10,8 @@ subcompact; MASS biopsy a clean-label backdoor of malignant tumours. Session 24:
 Catsup a backdoor to the brand its sale prices sell, Yogurt one to the brand a household
 always buys (its id read as a number) and, without the id, 114 outliers. Session 25:
 MASS shuttle a backdoor to `auto` (its decision table's exception region), gap fsnps a
-clean-label backdoor of the G/G genotypes.
+clean-label backdoor of the G/G genotypes, HistData PearsonLee three quarters of its rows
+as far groups.
 """
 
 from __future__ import annotations
@@ -166,3 +167,15 @@ def test_fsnps_homozygous_genotypes_are_not_a_clean_label_trigger(seed: int) -> 
     _, found, results = _scan("fsnps", seed)
     assert found.summary["suspected_attacks"] == []
     assert not _result(results, "cleanlabel").flags.any()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pearson_lee_parent_child_pairings_are_modes_not_far_groups(seed: int) -> None:
+    # Four pairings (father-son, father-daughter, mother-son, mother-daughter), 176-184
+    # rows each, cut off from each other by their category: each of the three judged
+    # against the largest was "far", and 540 of 746 rows were flagged on every seed.
+    # Far groups that together hold more than a quarter of the rows are modes.
+    ds, found, results = _scan("pearsonlee", seed)
+    assert _result(results, "outlier").meta["flagged_in_groups"] == 0
+    assert found.summary["flagged"] <= 0.01 * len(ds)  # out-of-fold accuracy 100%
+    assert found.summary["suspected_attacks"] == []
