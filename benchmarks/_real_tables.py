@@ -32,7 +32,8 @@ shuttle (``use``: a decision table, every combination of six conditions once, wh
 rule has an exception region where both classes meet) and gap fsnps (``site4.a2``: the
 second allele at a site, which the first one decides for every G/G genotype); and
 HistData PearsonLee (``chl``: Pearson and Lee's heights of parents and children, in four
-parent-child pairings of a quarter of the rows each).
+parent-child pairings of a quarter of the rows each) and COUNT titanic (``survived``: class,
+age and sex, three categorical columns).
 """
 
 from __future__ import annotations
@@ -123,4 +124,5 @@ NATURAL: dict[str, tuple[Callable[[], pd.DataFrame], str]] = {
     "shuttle": (lambda: rdataset("MASS", "shuttle"), "use"),
     "fsnps": (lambda: rdataset("gap", "fsnps"), "site4.a2"),
     "pearsonlee": (lambda: rdataset("HistData", "PearsonLee"), "chl"),
+    "titanic": (lambda: rdataset("COUNT", "titanic"), "survived"),
 }

@@ -60,11 +60,14 @@ from poisonguard.detect.trigger_mask import MaskTest, backdoor_kind, mask_test, 
 from poisonguard.detect.trigger_search import (
     MINING_CONSTRAINTS,
     TriggerCandidate,
+    category_blocks,
     covers_most_columns,
     describe_features,
     marked_share,
     mine_triggers,
     named_by_category,
+    table_columns,
+    whole_categories,
 )
 from poisonguard.params import Interval
 from poisonguard.represent.base import Representation
@@ -126,8 +129,7 @@ class CleanLabelDetector(Detector):
         tested: list[tuple[TriggerCandidate, np.ndarray, MaskTest, float]] = []
         merged = 0
         class_columns = 0
-        categories = tuple((c.start, c.stop) for c in (
-            dataset.schema.used if dataset.schema is not None else ()) if c.kind == "categorical")
+        categories = category_blocks(dataset)
         for cand in candidates:
             strength = -np.log10(max(cand.label_p * n_tests, 1e-300))
             # log10 evidence mapped so that the level alpha lands on 0.5.
@@ -217,11 +219,17 @@ class CleanLabelDetector(Detector):
                 projection: tuple[np.ndarray, np.ndarray] | None) -> MaskTest:
         """Do the members look like their class once the pattern is masked?
 
-        Wide patterns (a blend) are masked cell by cell, where each row holds them."""
+        Wide patterns (a blend) are masked cell by cell, where each row holds them; on a
+        typed table a category is masked with its whole column, which counts once
+        (:func:`~poisonguard.detect.trigger_search.whole_categories`)."""
+        blocks = category_blocks(dataset)
+        masked = whole_categories(features, blocks)
         cells = None
-        if covers_most_columns(len(features), x.shape[1], image=dataset.images is not None):
+        if covers_most_columns(*table_columns(features, blocks, x.shape[1]),
+                               image=dataset.images is not None):
+            masked = tuple(features)
             cols = np.asarray(features, dtype=np.intp)
             cells = x[np.ix_(members, cols)] == np.asarray(values, dtype=np.float64)
         return mask_test(representation.features, dataset.labels, dataset.n_classes,
-                         candidate=members, label=label, masked=features, cells=cells,
+                         candidate=members, label=label, masked=masked, cells=cells,
                          projection=projection, seed=self.seed)

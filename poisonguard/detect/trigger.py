@@ -70,6 +70,7 @@ from poisonguard.detect.trigger_mask import (
 from poisonguard.detect.trigger_search import (
     MINING_CONSTRAINTS,
     TriggerCandidate,
+    category_blocks,
     covers_most_columns,
     describe_features,
     held_elsewhere,
@@ -79,7 +80,10 @@ from poisonguard.detect.trigger_search import (
     marked_share,
     mine_triggers,
     named_by_category,
+    share_with_copies,
     single_value_families,
+    table_columns,
+    whole_categories,
 )
 from poisonguard.detect.trigger_windows import WindowCandidate, mine_windows, window_cells
 from poisonguard.params import Interval, SequenceOf
@@ -185,7 +189,13 @@ class _Screen:
         without them, never saw those categories. A one-column pattern on a numeric
         column defines its class when its value is one step of a range that marks the
         class (:func:`~poisonguard.detect.trigger_search.in_marking_range`: untouched
-        Ecdat Catsup, heinz32's sale prices).
+        Ecdat Catsup, heinz32's sale prices). A pattern on every column of a table
+        (a categorical column counted once) whose other rows are mostly copies of
+        each other too (:func:`~poisonguard.detect.trigger_search.share_with_copies`)
+        is a cell of it, not a trigger: nothing outside it tells where its rows came
+        from (untouched COUNT titanic, three columns: the 154 adult men of 2nd class
+        who died, 14 survived). Rows pushed to every bound of a table of measurements
+        (wine clean-label) are copies where no other rows are, and stay.
 
         A dirty-label backdoor adds its rows to a class that has natural rows of its
         own (10% of a table relabelled to a third of it: about a quarter of the class),
@@ -199,6 +209,9 @@ class _Screen:
         """
         if self.image or isinstance(c, WindowCandidate):
             return False
+        width, columns = table_columns(c.features, self.categories, self.x.shape[1])
+        if width == columns and share_with_copies(self.x, c.rows) > 0.5:
+            return True
         if named_by_category(self.x, c.rows, c.features, self.categories,
                              min_rows=self.min_rows, min_purity=self.min_purity):
             return True
@@ -292,8 +305,7 @@ class TriggerDetector(Detector):
                 max_rows=self.max_rows, predicted=called, seed=self.seed)
         base = np.bincount(y, minlength=n_classes) / max(n, 1)
         family = label_family(items, base, n_pairs * n_classes + n_window_tests, self.alpha)
-        categories = tuple((c.start, c.stop) for c in (
-            dataset.schema.used if dataset.schema is not None else ()) if c.kind == "categorical")
+        categories = category_blocks(dataset)
         screen = _Screen(x=x, y=y, base=base, family=family, alpha=self.alpha,
                          min_rows=self.min_rows, min_purity=self.min_purity,
                          image=image_shape is not None, categories=categories)
@@ -341,7 +353,8 @@ class TriggerDetector(Detector):
                 # a single value's second masking test (module docstring, 3.)
                 cross = crossfit_test(representation.features, y, n_classes,
                                       candidate=cand.rows, label=cand.label,
-                                      masked=cand.features, seed=self.seed)
+                                      masked=whole_categories(cand.features, categories),
+                                      seed=self.seed)
                 if self._confirms(cross, cross.rank_p, n_mask):
                     test, p_mask, confirmed, crossfit = cross, cross.rank_p, True, True
             if not confirmed:
@@ -476,17 +489,23 @@ class TriggerDetector(Detector):
         learned it. A natural pattern (a thick stroke of a "1") then leaves its rows
         looking like their class; a trigger's rows look like where they came from.
         Masking most columns instead leaves the model nothing to read: clean rows of
-        the class move as far as the candidate's, and the test cannot decide.
+        the class move as far as the candidate's, and the test cannot decide. On a
+        typed table a category is masked with its whole column, and a categorical
+        column counts once (:func:`~poisonguard.detect.trigger_search.whole_categories`:
+        untouched COUNT titanic, three columns, had "2nd class, adult, man" masked cell
+        by cell, and the model read the other cells).
         """
         holders = cand.holders if isinstance(cand, WindowCandidate) else cand.rows
+        blocks = category_blocks(dataset)
         if isinstance(cand, WindowCandidate) or covers_most_columns(
-                len(cand.features), x.shape[1], image=dataset.images is not None):
+                *table_columns(cand.features, blocks, x.shape[1]),
+                image=dataset.images is not None):
             return mask_test(representation.features, y, dataset.n_classes,
                              candidate=holders, label=cand.label, masked=(),
                              projection=projection, seed=self.seed)
         return mask_test(representation.features, y, dataset.n_classes, candidate=cand.rows,
-                         label=cand.label, masked=cand.features, projection=projection,
-                         seed=self.seed)
+                         label=cand.label, masked=whole_categories(cand.features, blocks),
+                         projection=projection, seed=self.seed)
 
     def _seen(self, cand: WindowCandidate, dataset: Dataset, representation: Representation,
               projection: tuple[np.ndarray, np.ndarray] | None) -> MaskTest:

@@ -11,7 +11,7 @@ Catsup a backdoor to the brand its sale prices sell, Yogurt one to the brand a h
 always buys (its id read as a number) and, without the id, 114 outliers. Session 25:
 MASS shuttle a backdoor to `auto` (its decision table's exception region), gap fsnps a
 clean-label backdoor of the G/G genotypes, HistData PearsonLee three quarters of its rows
-as far groups.
+as far groups, COUNT titanic a backdoor to `no` (the adult men of 2nd class).
 """
 
 from __future__ import annotations
@@ -179,3 +179,16 @@ def test_pearson_lee_parent_child_pairings_are_modes_not_far_groups(seed: int) -
     assert _result(results, "outlier").meta["flagged_in_groups"] == 0
     assert found.summary["flagged"] <= 0.01 * len(ds)  # out-of-fold accuracy 100%
     assert found.summary["suspected_attacks"] == []
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_titanic_cell_of_its_three_columns_is_not_a_trigger(seed: int) -> None:
+    # Class, age and sex: 154 adult men of 2nd class died, 14 survived. Masked cell by
+    # cell, "2nd class" read as "neither 1st nor 3rd", and trained without them the
+    # model called them survivors like the rest of 2nd class: "backdoor -> class no:
+    # 154 rows share fixed values in 3 columns" on seeds 1 and 2 (154-176 flagged). A
+    # pattern on every column of a table is a cell of it, not a trigger.
+    ds, found, results = _scan("titanic", seed)
+    assert found.summary["suspected_attacks"] == []
+    assert not _result(results, "trigger").flags.any()
+    assert found.summary["flagged"] <= 0.02 * len(ds)  # out-of-fold accuracy 79%
