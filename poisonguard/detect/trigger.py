@@ -548,16 +548,21 @@ class TriggerDetector(Detector):
         9 of 9 rows pushed off class 0 through it): undetermined, as where the pattern
         holds every column of its rows.
         """
-        if isinstance(cand, WindowCandidate) or dataset.images is not None \
-                or not covers_most_columns(len(cand.features), x.shape[1], image=False):
+        if isinstance(cand, WindowCandidate) or dataset.images is not None:
+            return "dirty-label", None
+        blocks = category_blocks(dataset)
+        width, columns = table_columns(cand.features, blocks, x.shape[1])
+        if not covers_most_columns(width, columns, image=False):
             return "dirty-label", None
         cols = np.asarray(cand.features, dtype=np.intp)
-        cells = x[np.ix_(test.rows, cols)] == np.asarray(cand.values, dtype=np.float64)
-        if cells.all() and len(cols) == x.shape[1]:
+        held = x[np.ix_(test.rows, cols)] == np.asarray(cand.values, dtype=np.float64)
+        if held.all() and width == columns:
             return "undetermined", ("the pattern holds every column of its rows: no other "
                                     "feature tells where they came from")
+        masked = whole_categories(cand.features, blocks)
+        cells = _cells_of(masked, cand.features, held, blocks)
         kind_test = mask_test(representation.features, dataset.labels, dataset.n_classes,
-                              candidate=test.rows, label=cand.label, masked=cand.features,
+                              candidate=test.rows, label=cand.label, masked=masked,
                               cells=cells, projection=projection, seed=self.seed)
         kind = backdoor_kind(kind_test, min_other=self.min_other, alpha=self.alpha,
                              tests=n_tests)
@@ -645,3 +650,27 @@ def _hypothesis(kind: str, cls: object, shape: str, why: str | None, *, n_rows: 
         return (f"clean-label backdoor? class {cls}: {held}; {why}: "
                 "their labels agree with their other features")
     return f"backdoor -> class {cls}: {held}; relabelled or not: undetermined ({why})"
+
+
+def _cells_of(masked: tuple[int, ...], features: tuple[int, ...], held: np.ndarray,
+              blocks: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Per row, which of the ``masked`` columns to neutralise: a pattern cell where the
+    row holds it (``held``, one column per feature), and every cell of a categorical
+    column where the row holds the pattern's category in it.
+
+    Examples
+    --------
+    >>> held = np.array([[True, True], [True, False]])  # feature 2: category of 1-2
+    >>> _cells_of((0, 1, 2), (0, 2), held, ((1, 3),)).astype(int).tolist()
+    [[1, 1, 1], [1, 0, 0]]
+    """
+    where = {f: k for k, f in enumerate(features)}
+    cells = np.zeros((len(held), len(masked)), dtype=bool)
+    for k, f in enumerate(masked):
+        if f in where:
+            cells[:, k] = held[:, where[f]]
+            continue
+        start, stop = next(b for b in blocks if b[0] <= f < b[1])
+        inside = [where[g] for g in features if start <= g < stop]
+        cells[:, k] = held[:, inside].any(axis=1)
+    return cells
