@@ -66,8 +66,6 @@ from poisonguard.detect.trigger_search import (
     marked_share,
     mine_triggers,
     named_by_category,
-    table_columns,
-    whole_categories,
 )
 from poisonguard.params import Interval
 from poisonguard.represent.base import Representation
@@ -219,17 +217,11 @@ class CleanLabelDetector(Detector):
                 projection: tuple[np.ndarray, np.ndarray] | None) -> MaskTest:
         """Do the members look like their class once the pattern is masked?
 
-        Wide patterns (a blend) are masked cell by cell, where each row holds them; on a
-        typed table a category is masked with its whole column, which counts once
-        (:func:`~poisonguard.detect.trigger_search.whole_categories`)."""
-        blocks = category_blocks(dataset)
-        masked = whole_categories(features, blocks)
+        Wide patterns (a blend) are masked cell by cell, where each row holds them."""
         cells = None
-        if covers_most_columns(*table_columns(features, blocks, x.shape[1]),
-                               image=dataset.images is not None):
-            masked = tuple(features)
+        if covers_most_columns(len(features), x.shape[1], image=dataset.images is not None):
             cols = np.asarray(features, dtype=np.intp)
             cells = x[np.ix_(members, cols)] == np.asarray(values, dtype=np.float64)
         return mask_test(representation.features, dataset.labels, dataset.n_classes,
-                         candidate=members, label=label, masked=masked, cells=cells,
+                         candidate=members, label=label, masked=features, cells=cells,
                          projection=projection, seed=self.seed)

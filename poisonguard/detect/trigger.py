@@ -83,7 +83,6 @@ from poisonguard.detect.trigger_search import (
     share_with_copies,
     single_value_families,
     table_columns,
-    whole_categories,
 )
 from poisonguard.detect.trigger_windows import WindowCandidate, mine_windows, window_cells
 from poisonguard.params import Interval, SequenceOf
@@ -190,12 +189,14 @@ class _Screen:
         column defines its class when its value is one step of a range that marks the
         class (:func:`~poisonguard.detect.trigger_search.in_marking_range`: untouched
         Ecdat Catsup, heinz32's sale prices). A pattern on every column of a table
-        (a categorical column counted once) whose other rows are mostly copies of
-        each other too (:func:`~poisonguard.detect.trigger_search.share_with_copies`)
-        is a cell of it, not a trigger: nothing outside it tells where its rows came
-        from (untouched COUNT titanic, three columns: the 154 adult men of 2nd class
-        who died, 14 survived). Rows pushed to every bound of a table of measurements
-        (wine clean-label) are copies where no other rows are, and stay.
+        (a categorical column counted once,
+        :func:`~poisonguard.detect.trigger_search.table_columns`) whose other rows are
+        mostly copies of each other too
+        (:func:`~poisonguard.detect.trigger_search.share_with_copies`) is a cell of it,
+        not a trigger: nothing outside it tells where its rows came from (untouched
+        COUNT titanic, three columns: the 154 adult men of 2nd class who died, 14
+        survived). Rows pushed to every bound of a table of measurements (wine
+        clean-label) are copies where no other rows are, and stay.
 
         A dirty-label backdoor adds its rows to a class that has natural rows of its
         own (10% of a table relabelled to a third of it: about a quarter of the class),
@@ -353,8 +354,7 @@ class TriggerDetector(Detector):
                 # a single value's second masking test (module docstring, 3.)
                 cross = crossfit_test(representation.features, y, n_classes,
                                       candidate=cand.rows, label=cand.label,
-                                      masked=whole_categories(cand.features, categories),
-                                      seed=self.seed)
+                                      masked=cand.features, seed=self.seed)
                 if self._confirms(cross, cross.rank_p, n_mask):
                     test, p_mask, confirmed, crossfit = cross, cross.rank_p, True, True
             if not confirmed:
@@ -489,23 +489,17 @@ class TriggerDetector(Detector):
         learned it. A natural pattern (a thick stroke of a "1") then leaves its rows
         looking like their class; a trigger's rows look like where they came from.
         Masking most columns instead leaves the model nothing to read: clean rows of
-        the class move as far as the candidate's, and the test cannot decide. On a
-        typed table a category is masked with its whole column, and a categorical
-        column counts once (:func:`~poisonguard.detect.trigger_search.whole_categories`:
-        untouched COUNT titanic, three columns, had "2nd class, adult, man" masked cell
-        by cell, and the model read the other cells).
+        the class move as far as the candidate's, and the test cannot decide.
         """
         holders = cand.holders if isinstance(cand, WindowCandidate) else cand.rows
-        blocks = category_blocks(dataset)
         if isinstance(cand, WindowCandidate) or covers_most_columns(
-                *table_columns(cand.features, blocks, x.shape[1]),
-                image=dataset.images is not None):
+                len(cand.features), x.shape[1], image=dataset.images is not None):
             return mask_test(representation.features, y, dataset.n_classes,
                              candidate=holders, label=cand.label, masked=(),
                              projection=projection, seed=self.seed)
         return mask_test(representation.features, y, dataset.n_classes, candidate=cand.rows,
-                         label=cand.label, masked=whole_categories(cand.features, blocks),
-                         projection=projection, seed=self.seed)
+                         label=cand.label, masked=cand.features, projection=projection,
+                         seed=self.seed)
 
     def _seen(self, cand: WindowCandidate, dataset: Dataset, representation: Representation,
               projection: tuple[np.ndarray, np.ndarray] | None) -> MaskTest:
@@ -548,21 +542,16 @@ class TriggerDetector(Detector):
         9 of 9 rows pushed off class 0 through it): undetermined, as where the pattern
         holds every column of its rows.
         """
-        if isinstance(cand, WindowCandidate) or dataset.images is not None:
-            return "dirty-label", None
-        blocks = category_blocks(dataset)
-        width, columns = table_columns(cand.features, blocks, x.shape[1])
-        if not covers_most_columns(width, columns, image=False):
+        if isinstance(cand, WindowCandidate) or dataset.images is not None \
+                or not covers_most_columns(len(cand.features), x.shape[1], image=False):
             return "dirty-label", None
         cols = np.asarray(cand.features, dtype=np.intp)
-        held = x[np.ix_(test.rows, cols)] == np.asarray(cand.values, dtype=np.float64)
-        if held.all() and width == columns:
+        cells = x[np.ix_(test.rows, cols)] == np.asarray(cand.values, dtype=np.float64)
+        if cells.all() and len(cols) == x.shape[1]:
             return "undetermined", ("the pattern holds every column of its rows: no other "
                                     "feature tells where they came from")
-        masked = whole_categories(cand.features, blocks)
-        cells = _cells_of(masked, cand.features, held, blocks)
         kind_test = mask_test(representation.features, dataset.labels, dataset.n_classes,
-                              candidate=test.rows, label=cand.label, masked=masked,
+                              candidate=test.rows, label=cand.label, masked=cand.features,
                               cells=cells, projection=projection, seed=self.seed)
         kind = backdoor_kind(kind_test, min_other=self.min_other, alpha=self.alpha,
                              tests=n_tests)
@@ -650,27 +639,3 @@ def _hypothesis(kind: str, cls: object, shape: str, why: str | None, *, n_rows: 
         return (f"clean-label backdoor? class {cls}: {held}; {why}: "
                 "their labels agree with their other features")
     return f"backdoor -> class {cls}: {held}; relabelled or not: undetermined ({why})"
-
-
-def _cells_of(masked: tuple[int, ...], features: tuple[int, ...], held: np.ndarray,
-              blocks: tuple[tuple[int, int], ...]) -> np.ndarray:
-    """Per row, which of the ``masked`` columns to neutralise: a pattern cell where the
-    row holds it (``held``, one column per feature), and every cell of a categorical
-    column where the row holds the pattern's category in it.
-
-    Examples
-    --------
-    >>> held = np.array([[True, True], [True, False]])  # feature 2: category of 1-2
-    >>> _cells_of((0, 1, 2), (0, 2), held, ((1, 3),)).astype(int).tolist()
-    [[1, 1, 1], [1, 0, 0]]
-    """
-    where = {f: k for k, f in enumerate(features)}
-    cells = np.zeros((len(held), len(masked)), dtype=bool)
-    for k, f in enumerate(masked):
-        if f in where:
-            cells[:, k] = held[:, where[f]]
-            continue
-        start, stop = next(b for b in blocks if b[0] <= f < b[1])
-        inside = [where[g] for g in features if start <= g < stop]
-        cells[:, k] = held[:, inside].any(axis=1)
-    return cells

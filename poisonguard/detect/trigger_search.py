@@ -46,7 +46,6 @@ __all__ = [
     "share_with_copies",
     "single_values",
     "table_columns",
-    "whole_categories",
 ]
 
 #: Rows (or, for per-column work, columns) read at a time: the search reads the data
@@ -502,26 +501,6 @@ def category_blocks(dataset: Dataset) -> tuple[tuple[int, int], ...]:
     schema = dataset.schema
     return tuple((c.start, c.stop) for c in (schema.used if schema is not None else ())
                  if c.kind == "categorical")
-
-
-def whole_categories(features: Sequence[int],
-                     blocks: Sequence[tuple[int, int]]) -> tuple[int, ...]:
-    """``features`` with each one-hot cell widened to its categorical column's block.
-
-    Masking one cell of a one-hot column leaves the others, which still say what the
-    row's category was (neutralised, ``class = 2nd`` reads as "neither 1st nor 3rd").
-    A pattern of categories is masked by masking their columns.
-
-    Examples
-    --------
-    >>> whole_categories((0, 3), ((2, 5),))
-    (0, 2, 3, 4)
-    """
-    out = set(int(f) for f in features)
-    for start, stop in blocks:
-        if any(start <= f < stop for f in out):
-            out.update(range(start, stop))
-    return tuple(sorted(out))
 
 
 def table_columns(features: Sequence[int], blocks: Sequence[tuple[int, int]],
