@@ -42,8 +42,8 @@ __all__ = [
     "needed_matches",
     "piled_ends",
     "rows_matching",
-    "single_value_families",
     "share_with_copies",
+    "single_value_families",
     "single_values",
     "table_columns",
 ]
