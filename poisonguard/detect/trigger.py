@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
@@ -55,6 +56,7 @@ from scipy.stats import binom
 
 from poisonguard.data import Dataset
 from poisonguard.detect.base import Detector, DetectorResult, register_detector
+from poisonguard.detect.copies import exact_duplicate_groups
 from poisonguard.detect.overlap import tarone_family
 from poisonguard.detect.thresholds import FLAG_SCORE
 from poisonguard.detect.trigger_categories import category_combinations
@@ -138,6 +140,12 @@ class _Screen:
     #: each categorical column's one-hot range (a table's schema)
     categories: tuple[tuple[int, int], ...] = ()
 
+    @cached_property
+    def copies(self) -> np.ndarray:
+        """A group id per row, rows with identical values sharing it (read once, only
+        for a pattern on every column)."""
+        return exact_duplicate_groups(self.x)
+
     def admits(self, c: _Candidate) -> bool:
         """Whether ``c`` passes every filter (the costly rarity count only when needed)."""
         return self.sized(c) and (self.label_test(c) or self.beyond_label_test(c))
@@ -211,7 +219,7 @@ class _Screen:
         if self.image or isinstance(c, WindowCandidate):
             return False
         width, columns = table_columns(c.features, self.categories, self.x.shape[1])
-        if width == columns and share_with_copies(self.x, c.rows) > 0.5:
+        if width == columns and share_with_copies(self.copies, c.rows) > 0.5:
             return True
         if named_by_category(self.x, c.rows, c.features, self.categories,
                              min_rows=self.min_rows, min_purity=self.min_purity):

@@ -518,8 +518,9 @@ def table_columns(features: Sequence[int], blocks: Sequence[tuple[int, int]],
     return len(used), n_features - len(in_block) + len(blocks)
 
 
-def share_with_copies(x: np.ndarray, rows: np.ndarray) -> float:
-    """The share of the rows outside ``rows`` that have an exact copy in ``x``.
+def share_with_copies(group: np.ndarray, rows: np.ndarray) -> float:
+    """The share of the rows outside ``rows`` that have an exact copy (``group``: a
+    group id per row, :func:`~poisonguard.detect.copies.exact_duplicate_groups`).
 
     Near 1 in a table of a few categorical columns, where every row is a cell that
     many rows hold (COUNT titanic: 24 cells for 1,316 people); near 0 where any column
@@ -528,19 +529,18 @@ def share_with_copies(x: np.ndarray, rows: np.ndarray) -> float:
     Examples
     --------
     >>> import numpy as np
-    >>> x = np.array([[0, 1], [0, 1], [1, 1], [1, 1], [2, 3]], dtype=np.float32)
-    >>> share_with_copies(x, np.array([4]))
+    >>> group = np.array([0, 0, 1, 1, 2])  # rows 0-1 alike, 2-3 alike, 4 alone
+    >>> share_with_copies(group, np.array([4]))
     1.0
-    >>> share_with_copies(x, np.array([0, 1]))
+    >>> share_with_copies(group, np.array([0, 1]))
     0.6666666666666666
     """
-    _, inverse, counts = np.unique(np.asarray(x), axis=0, return_inverse=True,
-                                   return_counts=True)
-    outside = np.ones(len(x), dtype=bool)
+    group = np.asarray(group)
+    outside = np.ones(len(group), dtype=bool)
     outside[np.asarray(rows)] = False
     if not outside.any():
         return 0.0
-    return float((counts[inverse.ravel()][outside] >= 2).mean())
+    return float((np.bincount(group)[group][outside] >= 2).mean())
 
 
 def covers_most_columns(n_features: int, n_columns: int, *, image: bool) -> bool:

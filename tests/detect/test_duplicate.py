@@ -51,9 +51,10 @@ def test_exact_copies_with_another_label_are_found() -> None:
 
 
 def test_hash_collisions_never_merge_different_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    import poisonguard.detect.copies as copies
     import poisonguard.detect.duplicate as dup
 
-    monkeypatch.setattr(dup, "_row_hashes", lambda flat: np.zeros(len(flat), dtype=np.uint64))
+    monkeypatch.setattr(copies, "_row_hashes", lambda flat: np.zeros(len(flat), dtype=np.uint64))
     x = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [5.0, 6.0], [3.0, 4.0]])
     g = dup.exact_duplicate_groups(x)
     assert g[0] == g[2] and g[1] == g[4]
