@@ -33,7 +33,9 @@ rule has an exception region where both classes meet) and gap fsnps (``site4.a2`
 second allele at a site, which the first one decides for every G/G genotype); and
 HistData PearsonLee (``chl``: Pearson and Lee's heights of parents and children, in four
 parent-child pairings of a quarter of the rows each) and COUNT titanic (``survived``: class,
-age and sex, three categorical columns).
+age and sex, three categorical columns); and (session 26) Ecdat Cracker (``choice``: the
+store brand's price, whose values say in turn "store brand" and "not", so that a linear
+model cannot tell the class without it or with it).
 """
 
 from __future__ import annotations
@@ -125,4 +127,5 @@ NATURAL: dict[str, tuple[Callable[[], pd.DataFrame], str]] = {
     "fsnps": (lambda: rdataset("gap", "fsnps"), "site4.a2"),
     "pearsonlee": (lambda: rdataset("HistData", "PearsonLee"), "chl"),
     "titanic": (lambda: rdataset("COUNT", "titanic"), "survived"),
+    "cracker": (lambda: rdataset("Ecdat", "Cracker"), "choice"),
 }

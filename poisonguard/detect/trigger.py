@@ -28,7 +28,11 @@ columns) on rows of other classes and relabels them to a target class. The detec
    errs on much of the class anyway. One it does not confirm gets a second test,
    cross-fitted (:func:`~poisonguard.detect.trigger_mask.crossfit_test`: trees
    trained on the other folds, every row of the class scored), and each single value
-   counts twice in the masking tests' Bonferroni family. Patterns that move
+   counts twice in the masking tests' Bonferroni family. Where the linear model
+   calls ``min_other`` or more of the class's own held-out rows other classes, its
+   test cannot speak for the class (natural rows "look like other classes" too) and
+   the cross-fitted test replaces it, for any table pattern: one test each, so the
+   family is unchanged. Patterns that move
    (window candidates, :func:`~poisonguard.detect.trigger_windows.mine_windows`) or
    cover most columns (a blend) are not masked: the model is trained without every
    row holding them, so it cannot have learned them. Such a model has not seen a
@@ -350,15 +354,25 @@ class TriggerDetector(Detector):
             test = self._mask(cand, x, y, dataset, representation, projection)
             # a single value is judged by how far its rows moved (module docstring, 3.)
             p_mask = test.rank_p if id(cand) in alone else test.p_value
-            confirmed = self._confirms(test, p_mask, n_mask)
             crossfit = False  # whether the cross-fitted test confirmed it
+            if image_shape is None and isinstance(cand, TriggerCandidate) \
+                    and self._blind(test):  # the trees' test instead (docstring, 3.)
+                wide = covers_most_columns(len(cand.features), x.shape[1], image=False)
+                test = crossfit_test(representation.features, y, n_classes,
+                                     candidate=cand.rows, label=cand.label,
+                                     masked=() if wide else cand.features, seed=self.seed)
+                p_mask = test.rank_p
+                crossfit = confirmed = self._confirms(test, p_mask, n_mask)
+            else:
+                confirmed = self._confirms(test, p_mask, n_mask)
             # a new window pattern's control (module docstring, 3.); a further view of
             # a confirmed trigger joins it under _natural_view's rule instead
             seen: MaskTest | None = None
             if confirmed and same is None and isinstance(cand, WindowCandidate):
                 seen = self._seen(cand, dataset, representation, projection)
                 confirmed = self._confirms(seen, seen.p_value, n_mask)
-            if not confirmed and id(cand) in alone and isinstance(cand, TriggerCandidate):
+            if not confirmed and not crossfit and id(cand) in alone \
+                    and isinstance(cand, TriggerCandidate):
                 # a single value's second masking test (module docstring, 3.)
                 cross = crossfit_test(representation.features, y, n_classes,
                                       candidate=cand.rows, label=cand.label,
@@ -398,7 +412,8 @@ class TriggerDetector(Detector):
                                  "tests": tests,
                                  "p_label_corrected": min(1.0, cand.label_p * tests),
                                  "label_test": bool(cand.label_p * tests < self.alpha),
-                                 "p_mask": p_mask, "crossfit": crossfit, "kind": kind,
+                                 "p_mask": p_mask, "base_error": test.base_error,
+                                 "crossfit": crossfit, "kind": kind,
                                  **({} if not isinstance(cand, WindowCandidate) else {
                                      "p_concentration": cand.concentration_p,
                                      "p_contradicted": cand.contradicted_p,
@@ -435,6 +450,16 @@ class TriggerDetector(Detector):
                   "mask_tests": n_mask,
                   "single_value_tests": lone_families, "single_values_tested": len(lone)},
         )
+
+    def _blind(self, test: MaskTest) -> bool:
+        """Whether a linear masking test cannot speak for its pattern's class: its
+        model calls at least ``min_other`` of the class's own held-out rows other
+        classes (``MaskTest.base_error``), so "most of the rows look like other
+        classes" holds of natural rows too. A price column whose values say in turn
+        "private label" and "not" (untouched Ecdat Cracker: private's own rows masked
+        are 88-94% "other classes", a linear model misses the class even unmasked)
+        gives a linear model nothing to rank by; trees follow the other columns."""
+        return test.base_error >= self.min_other
 
     def _confirms(self, test: MaskTest, p_mask: float, n_mask: int) -> bool:
         """Whether a masking test confirms its pattern: ``p_mask`` significant in the

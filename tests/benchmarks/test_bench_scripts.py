@@ -7,7 +7,9 @@ import json
 import runpy
 import sys
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 
 from benchmarks import _references, bench_scan_quality, bench_scan_speed
@@ -95,3 +97,27 @@ def test_every_benchmark_script_imports_and_answers_help(
         runpy.run_path(str(script), run_name="__main__")
     assert stop.value.code in (0, None)
     assert "usage:" in capsys.readouterr().out
+
+
+def test_sweep_label_is_the_last_string_column_of_two_to_eight_classes() -> None:
+    from benchmarks.sweep_untouched import label_column
+
+    table = pd.DataFrame({"name": [f"r{i}" for i in range(40)], "x": range(40),
+                          "kind": ["a", "b"] * 20})
+    assert label_column(table) == "kind"
+    table["kind"] = ["a"] * 35 + ["b"] * 5  # a class of fewer than 10 rows
+    assert label_column(table) is None
+    assert label_column(table[["x"]]) is None
+
+
+def test_sweep_verdict_applies_issue_12s_bound() -> None:
+    from benchmarks.sweep_untouched import verdict
+
+    def findings(flagged: int, accuracy: float, attacks: list[str]) -> dict[str, Any]:
+        return {"summary": {"rows": 1000, "flagged": flagged, "suspected_attacks": attacks},
+                "detector_results": {"label": {"meta": {"out_of_fold_accuracy": accuracy}}}}
+
+    assert not verdict(findings(10, 0.95, []))["beyond"]  # 1% at 95% accuracy
+    assert verdict(findings(11, 0.95, []))["beyond"]
+    assert not verdict(findings(20, 0.7, []))["beyond"]  # 2% at 70% accuracy
+    assert verdict(findings(0, 0.7, ["backdoor -> class a"]))["beyond"]

@@ -11,7 +11,8 @@ Catsup a backdoor to the brand its sale prices sell, Yogurt one to the brand a h
 always buys (its id read as a number) and, without the id, 114 outliers. Session 25:
 MASS shuttle a backdoor to `auto` (its decision table's exception region), gap fsnps a
 clean-label backdoor of the G/G genotypes, HistData PearsonLee three quarters of its rows
-as far groups, COUNT titanic a backdoor to `no` (the adult men of 2nd class).
+as far groups, COUNT titanic a backdoor to `no` (the adult men of 2nd class). Session 26:
+Ecdat Cracker a backdoor to the store brand (its price of 55).
 """
 
 from __future__ import annotations
@@ -192,3 +193,20 @@ def test_titanic_cell_of_its_three_columns_is_not_a_trigger(seed: int) -> None:
     assert found.summary["suspected_attacks"] == []
     assert not _result(results, "trigger").flags.any()
     assert found.summary["flagged"] <= 0.02 * len(ds)  # out-of-fold accuracy 79%
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cracker_store_brand_price_is_not_a_trigger(seed: int) -> None:
+    # Every purchase at a store-brand price of 55 (293) was of the store brand, as at 95,
+    # 99 and 105; at 52, 53, 60, 61, 63, 64, 71, 78 none was. With the price masked, the
+    # linear masking model calls 88-94% of the store brand's own rows other brands (even
+    # unmasked it misses most of them): "with it masked, 286 of 293 look like other
+    # classes" said nothing, yet the rank test passed and "backdoor -> class private"
+    # was announced on every seed (328-370 flagged). Trees, which see the class through
+    # the other columns, find the 293 rows as much the store brand's as any. Not
+    # asserted: the scan's other flags, 35 / 75 / 69 rows (1.1-2.3%, accuracy 70-71%):
+    # label, knn and duplicate flags on purchases that face the same prices and choose
+    # differently, as in Catsup (RESULTS.md, session 26; open).
+    _, found, results = _scan("cracker", seed)
+    assert found.summary["suspected_attacks"] == []
+    assert not _result(results, "trigger").flags.any()
