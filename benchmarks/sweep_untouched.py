@@ -41,18 +41,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._real_tables import rdataset  # noqa: E402
 
-#: Tables sessions 23-25 swept (package/name), eligible by :func:`eligible`'s rule.
+#: Tables sessions 23-25 swept (package/name), eligible by :func:`eligible`'s rule (some
+#: were swept with another label column then).
 SWEPT_BEFORE = frozenset((
     "COUNT/titanic", "Ecdat/Benefits", "Ecdat/Caschool", "Ecdat/Catsup", "Ecdat/Cracker",
     "Ecdat/Diamond", "Ecdat/Earnings", "Ecdat/Fair", "Ecdat/Fishing", "Ecdat/FriendFoe",
-    "Ecdat/Garch", "Ecdat/Hdma", "Ecdat/Hedonic", "Ecdat/Housing", "Ecdat/Ketchup",
+    "Ecdat/Garch", "Ecdat/Hdma", "Ecdat/Heating", "Ecdat/Hedonic", "Ecdat/Housing",
+    "Ecdat/Ketchup",
     "Ecdat/Males", "Ecdat/Mathlevel", "Ecdat/Mode", "Ecdat/Mroz", "Ecdat/NaturalPark",
     "Ecdat/OFP", "Ecdat/Participation", "Ecdat/PatentsHGH", "Ecdat/SumHes", "Ecdat/Tobacco",
-    "Ecdat/Train", "Ecdat/Treatment", "Ecdat/Wages", "Ecdat/Wages1", "Ecdat/Yogurt",
+    "Ecdat/Schooling", "Ecdat/Train", "Ecdat/Treatment", "Ecdat/Wages", "Ecdat/Wages1",
+    "Ecdat/Yogurt",
     "HSAUR/respiratory", "HSAUR/schizophrenia", "HSAUR/schooldays", "HSAUR/skulls",
     "HistData/PearsonLee", "KMsurv/std", "MASS/OME", "MASS/Pima.tr", "MASS/Pima.tr2",
-    "MASS/Sitka", "MASS/Sitka89", "MASS/biopsy", "MASS/coop", "MASS/crabs", "MASS/epil",
-    "MASS/minn38", "MASS/shuttle", "Zelig/free1", "Zelig/free2", "Zelig/voteincome",
+    "MASS/Sitka", "MASS/Sitka89", "MASS/bacteria", "MASS/biopsy", "MASS/coop", "MASS/crabs",
+    "MASS/epil", "MASS/minn38", "MASS/shuttle", "MASS/survey", "Zelig/free1", "Zelig/free2",
+    "Zelig/voteincome",
     "car/Chile", "car/Cowles", "car/Davis", "car/Ornstein", "car/Salaries", "car/Womenlf",
     "datasets/infert", "datasets/iris", "gap/fsnps", "geepack/respiratory",
     "geepack/sitka89", "lme4/cake", "plm/Crime", "plm/Hedonic", "plm/Males", "plm/SumHes",
@@ -130,7 +134,7 @@ def scan_one(package: str, name: str, label: str, seed: int, work: Path) -> dict
         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
         check=False)
     row: dict[str, Any] = {"table": f"{package}/{name}", "label": label, "seed": seed,
-                           "exit": done.returncode,
+                           "exit": done.returncode, "folder": str(work),
                            "seconds": round(time.perf_counter() - started, 1)}
     if done.returncode == 0:
         row.update(verdict(json.loads((out / "findings.json").read_text())))
@@ -153,7 +157,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     for key, runs in sorted(by_table.items()):
         runs.sort(key=lambda r: r["seed"])
         if any(r["exit"] != 0 for r in runs):
-            lines.append(f"| {key} | | | refused: {runs[0].get('refused', '')} | |")
+            said = str(runs[0].get("refused", "")).replace(f"{runs[0]['folder']}/", "")
+            lines.append(f"| {key} | | | refused: {said} | |")
             continue
         flags = " / ".join(f"**{r['flagged']}**" if r["beyond"] else str(r["flagged"])
                            for r in runs)
