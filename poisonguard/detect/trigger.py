@@ -355,12 +355,15 @@ class TriggerDetector(Detector):
             # a single value is judged by how far its rows moved (module docstring, 3.)
             p_mask = test.rank_p if id(cand) in alone else test.p_value
             crossfit = False  # whether the cross-fitted test confirmed it
-            if image_shape is None and isinstance(cand, TriggerCandidate) \
-                    and self._blind(test):  # the trees' test instead (docstring, 3.)
-                wide = covers_most_columns(len(cand.features), x.shape[1], image=False)
+            # the trees' test instead where the linear one is blind (module docstring, 3.)
+            blind = cand if (image_shape is None and isinstance(cand, TriggerCandidate)
+                             and self._blind(test)) else None
+            trees = blind is not None
+            if blind is not None:
+                wide = covers_most_columns(len(blind.features), x.shape[1], image=False)
                 test = crossfit_test(representation.features, y, n_classes,
-                                     candidate=cand.rows, label=cand.label,
-                                     masked=() if wide else cand.features, seed=self.seed)
+                                     candidate=blind.rows, label=blind.label,
+                                     masked=() if wide else blind.features, seed=self.seed)
                 p_mask = test.rank_p
                 crossfit = confirmed = self._confirms(test, p_mask, n_mask)
             else:
@@ -371,7 +374,7 @@ class TriggerDetector(Detector):
             if confirmed and same is None and isinstance(cand, WindowCandidate):
                 seen = self._seen(cand, dataset, representation, projection)
                 confirmed = self._confirms(seen, seen.p_value, n_mask)
-            if not confirmed and not crossfit and id(cand) in alone \
+            if not confirmed and not trees and id(cand) in alone \
                     and isinstance(cand, TriggerCandidate):
                 # a single value's second masking test (module docstring, 3.)
                 cross = crossfit_test(representation.features, y, n_classes,
