@@ -137,7 +137,8 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
     largest = float(confusion.sum(axis=1).max()) / n
     blind = uninformed(labels, np.asarray(proba))
     note = (f"out-of-fold accuracy {accuracy:.1%}: "
-            + (f"no better than always naming the largest class ({largest:.1%}): the "
+            + (f"no better than always naming the largest class ({largest:.1%}) beyond "
+               "chance: the "
                "model has learned nothing the class sizes do not say, so no label a sure "
                "model contradicts is flagged for it" if blind else
                "label evidence is strong" if strong else

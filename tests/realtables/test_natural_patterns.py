@@ -12,7 +12,8 @@ always buys (its id read as a number) and, without the id, 114 outliers. Session
 MASS shuttle a backdoor to `auto` (its decision table's exception region), gap fsnps a
 clean-label backdoor of the G/G genotypes, HistData PearsonLee three quarters of its rows
 as far groups, COUNT titanic a backdoor to `no` (the adult men of 2nd class). Session 26:
-Ecdat Cracker a backdoor to the store brand (its price of 55).
+Ecdat Cracker a backdoor to the store brand (its price of 55); Zelig turnout 7.5% of its
+rows flagged by a model a hair above the largest class.
 """
 
 from __future__ import annotations
@@ -95,13 +96,15 @@ def test_a_pollsters_fieldwork_weekdays_are_not_a_trigger(seed: int) -> None:
     assert found.summary["flagged"] <= 0.01 * len(ds)  # out-of-fold accuracy 97%
 
 
-@pytest.mark.parametrize("name", ["ofp", "std"])
+@pytest.mark.parametrize("name", ["ofp", "std", "turnout"])
 def test_a_model_no_better_than_the_largest_class_flags_nothing(name: str) -> None:
     # Ecdat OFP: 77.6% accurate where "other" health is 79.6% of the rows; KMsurv std:
     # 88.4% where "S" is 90.0%. Sure of noise, the model licensed 347-362 / 43-50 flags.
+    # Zelig turnout: 85.5% where "white" is 85.4% (binomial p 0.47): not better beyond
+    # chance, yet a strict "<=" called it informed and it licensed 148-152 flags (7.5%).
     ds, found, _ = _scan(name, 0)
     r = found.summary["reliability"]
-    assert r["evidence"] == "none" and r["out_of_fold_accuracy"] <= r["largest_class_share"]
+    assert r["evidence"] == "none"
     assert "no better than always naming the largest class" in r["note"]
     assert found.summary["flagged"] <= 0.02 * len(ds) and found.summary["suspected_attacks"] == []
 
