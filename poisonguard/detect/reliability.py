@@ -105,11 +105,15 @@ def reliability(labels: np.ndarray, proba: np.ndarray, classes: Sequence[str],
     Examples
     --------
     >>> import numpy as np
-    >>> labels = np.array([0, 0, 0, 1, 1, 1])
-    >>> proba = np.array([[.9, .1], [.8, .2], [.3, .7], [.2, .8], [.1, .9], [.6, .4]])
+    >>> labels = np.repeat([0, 0, 0, 1, 1, 1], 10)
+    >>> proba = np.repeat([[.9, .1], [.8, .2], [.3, .7], [.2, .8], [.1, .9], [.6, .4]], 10,
+    ...                   axis=0)
     >>> r = reliability(labels, proba, ("a", "b"), [], max_fpr=0.005)
     >>> r["out_of_fold_accuracy"], r["evidence"]
     (0.6667, 'weak')
+    >>> r = reliability(labels[::10], proba[::10], ("a", "b"), [], max_fpr=0.005)
+    >>> r["evidence"]  # 4 of 6 where always "a" gets 3: chance (p 0.34)
+    'none'
     """
     labels = np.asarray(labels)
     k = len(classes)
