@@ -31,8 +31,9 @@ columns) on rows of other classes and relabels them to a target class. The detec
    counts twice in the masking tests' Bonferroni family. Where the linear model
    calls ``min_other`` or more of the class's own held-out rows other classes, its
    test cannot speak for the class (natural rows "look like other classes" too) and
-   the cross-fitted test replaces it, for any table pattern: one test each, so the
-   family is unchanged. Patterns that move
+   the cross-fitted test decides, for any table pattern (its rows are flagged unless
+   the one-split test confirms as well): one decision each, so the family is
+   unchanged. Patterns that move
    (window candidates, :func:`~poisonguard.detect.trigger_windows.mine_windows`) or
    cover most columns (a blend) are not masked: the model is trained without every
    row holding them, so it cannot have learned them. Such a model has not seen a
@@ -361,11 +362,13 @@ class TriggerDetector(Detector):
             trees = blind is not None
             if blind is not None:
                 wide = covers_most_columns(len(blind.features), x.shape[1], image=False)
-                test = crossfit_test(representation.features, y, n_classes,
-                                     candidate=blind.rows, label=blind.label,
-                                     masked=() if wide else blind.features, seed=self.seed)
-                p_mask = test.rank_p
-                crossfit = confirmed = self._confirms(test, p_mask, n_mask)
+                cross = crossfit_test(representation.features, y, n_classes,
+                                      candidate=blind.rows, label=blind.label,
+                                      masked=() if wide else blind.features, seed=self.seed)
+                crossfit = confirmed = self._confirms(cross, cross.rank_p, n_mask)
+                # where the one-split test confirms too, its rows stay the flags
+                if confirmed and not self._confirms(test, p_mask, n_mask):
+                    test, p_mask = cross, cross.rank_p
             else:
                 confirmed = self._confirms(test, p_mask, n_mask)
             # a new window pattern's control (module docstring, 3.); a further view of

@@ -73,8 +73,12 @@ def test_a_two_column_trigger_at_the_max_of_cars_is_found_through_one_column() -
     # values inside the columns' ranges, 348 there)
     assert trig["tests"] == result.meta["single_value_tests"]["ends"] == 8
     assert trig["label_test"] and trig["p_label_corrected"] < 1e-3
-    # the one-split test confirms it: no second test run, though both count
-    assert not trig["crossfit"] and trig["p_mask"] * result.meta["mask_tests"] < 1e-3
+    # the one-split test confirms it, but its model calls 59% of Japan's own held-out
+    # rows other classes with Horsepower masked: it cannot speak for Japan alone, and
+    # the trees decide (rank-sum p 2.3e-5). Both confirm; the one-split test's rows
+    # (8 of 8) stay the flags and its p the trigger's.
+    assert trig["base_error"] > 0.5 and trig["crossfit"]
+    assert trig["p_mask"] * result.meta["mask_tests"] < 1e-3
     assert all(result.suggested_labels[int(i)] != japan for i in np.flatnonzero(result.flags))
 
 
