@@ -37,10 +37,6 @@ from typing import Any
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks._real_tables import rdataset  # noqa: E402
-
 #: Tables sessions 23-25 swept (package/name), eligible by :func:`eligible`'s rule (some
 #: were swept with another label column then).
 SWEPT_BEFORE = frozenset((
@@ -122,10 +118,9 @@ def verdict(findings: dict[str, Any]) -> dict[str, Any]:
 
 
 def scan_one(package: str, name: str, label: str, seed: int, work: Path) -> dict[str, Any]:
-    """Scan one table at one seed through the command line."""
-    path = work / f"{package}-{name}.csv"
-    if not path.exists():
-        rdataset(package, name).to_csv(path, index=False)
+    """Scan one table at one seed through the command line (its CSV file in ``work``,
+    as :func:`eligible` wrote it)."""
+    path = work / f"{package}-{name}.csv"  # written by eligible()
     out = work / f"{package}-{name}-s{seed}"
     started = time.perf_counter()
     done = subprocess.run(

@@ -359,7 +359,6 @@ class TriggerDetector(Detector):
             # the trees' test instead where the linear one is blind (module docstring, 3.)
             blind = cand if (image_shape is None and isinstance(cand, TriggerCandidate)
                              and self._blind(test)) else None
-            trees = blind is not None
             if blind is not None:
                 wide = covers_most_columns(len(blind.features), x.shape[1], image=False)
                 cross = crossfit_test(representation.features, y, n_classes,
@@ -377,7 +376,7 @@ class TriggerDetector(Detector):
             if confirmed and same is None and isinstance(cand, WindowCandidate):
                 seen = self._seen(cand, dataset, representation, projection)
                 confirmed = self._confirms(seen, seen.p_value, n_mask)
-            if not confirmed and not trees and id(cand) in alone \
+            if not confirmed and blind is None and id(cand) in alone \
                     and isinstance(cand, TriggerCandidate):
                 # a single value's second masking test (module docstring, 3.)
                 cross = crossfit_test(representation.features, y, n_classes,
